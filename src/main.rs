@@ -1,0 +1,20 @@
+//! The `smppd` binary: parses the command line and hands off to the library.
+//! `anyhow` lives here, at the edge; the library uses typed errors.
+
+use clap::{Parser, Subcommand};
+
+/// smppd — SMPP 3.4 gateway and dispatch daemon.
+#[derive(Debug, Parser)]
+#[command(name = "smppd", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match cli.command {}
+}
