@@ -20,3 +20,7 @@
 //! without sockets. See `ARCHITECTURE.md` for the invariants every module keeps.
 
 #![forbid(unsafe_code)]
+
+pub mod address;
+pub mod config;
+pub mod route;

@@ -1,6 +1,8 @@
 //! The `smppd` binary: parses the command line and hands off to the library.
 //! `anyhow` lives here, at the edge; the library uses typed errors.
 
+mod cli;
+
 use clap::{Parser, Subcommand};
 
 /// smppd — SMPP 3.4 gateway and dispatch daemon.
@@ -12,9 +14,14 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Validate a configuration file without starting anything.
+    CheckConfig(cli::check_config::Args),
+}
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::CheckConfig(args) => cli::check_config::run(args),
+    }
 }

@@ -1,0 +1,294 @@
+//! The configuration file: TOML parsed once into validated types.
+//!
+//! Owns: the schema of `conf/smppd.toml` (every key documented in `conf/`), parsing with unknown
+//! keys refused, and validation (ranges, references between sections, security rules) with every
+//! error naming the key and the line. Must never be consulted as raw TOML elsewhere: the rest of
+//! the daemon receives a [`Config`] and trusts it. Must never print a password or token
+//! ([`Secret`] redacts itself).
+
+mod raw;
+
+pub use raw::parse_duration;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A configuration error: where it is and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}:{line}:{column}: {key}: {message}")]
+pub struct ConfigError {
+    /// The file name (or `<string>`).
+    pub origin: String,
+    /// 1-based line of the offending key or value (0 when the problem has no place, e.g. an
+    /// unreadable file).
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// Dotted key path such as `smsc[1].window` (`[1]` is the second `[[smsc]]` section).
+    pub key: String,
+    pub message: String,
+}
+
+/// A secret string (password, token): compared and used, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+    /// The secret itself, for the one place that must send it (the bind PDU, the auth check).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The whole, validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub listen: Listen,
+    pub store: Store,
+    pub log: Log,
+    pub optout: OptOut,
+    pub smscs: Vec<Smsc>,
+    pub routes: Vec<Route>,
+}
+
+/// Where the submit protocol and the metrics endpoint listen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listen {
+    pub submit: ListenAddr,
+    pub metrics: Option<SocketAddr>,
+    pub token: Option<Secret>,
+    /// Concurrent submit-protocol connections; more wait in the kernel backlog.
+    pub max_connections: usize,
+}
+
+/// A TCP address or a Unix socket path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenAddr::Tcp(a) => a.fmt(f),
+            ListenAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// `synchronous` mode of the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Survives a process crash (WAL, synchronous=NORMAL).
+    Normal,
+    /// Survives power loss (fsync at every commit).
+    Full,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Store {
+    pub path: PathBuf,
+    pub sync: SyncMode,
+    /// Keep message text after every part was acknowledged.
+    pub retain_text: bool,
+    /// How long finished messages are kept.
+    pub keep_messages: Duration,
+    /// How long delivery-report and MO log rows are kept.
+    pub keep_reports: Duration,
+    /// A submitted message with no receipt after this long becomes `no_receipt`.
+    pub receipt_wait: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Log {
+    pub format: LogFormat,
+    /// A `tracing` filter: `info`, or `info,smppd::session=debug`.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptOut {
+    /// MO keywords that put the sender on the opt-out list (upper-case, spaces removed).
+    pub stop: Vec<String>,
+    /// MO keywords that take the sender off it.
+    pub start: Vec<String>,
+}
+
+/// How binds to an SMSC are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindMode {
+    Transceiver,
+    /// A transmitter and a receiver, two TCP connections per bind.
+    TxRx,
+}
+
+/// How long messages are split for an SMSC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SplitMethod {
+    Udh8,
+    Udh16,
+    Sar,
+    Payload,
+}
+
+/// How an SMSC's receipt ids relate to its submit_sm_resp ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiptIdRule {
+    Same,
+    HexToDec,
+    DecToHex,
+}
+
+/// National language shift tables an SMSC is allowed to receive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShiftTable {
+    Turkish,
+    Spanish,
+    Portuguese,
+}
+
+/// TLS settings for a bind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tls {
+    /// PEM file with the CA certificates to trust; system roots when absent.
+    pub ca: Option<PathBuf>,
+    /// Client certificate chain and key (PEM), both or neither.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// The name to verify and send as SNI; the host part of `address` when absent.
+    pub server_name: String,
+    /// Skip certificate verification. For test SMSCs only; logged loudly at every bind.
+    pub insecure: bool,
+}
+
+/// One operator SMSC.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Smsc {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub tls: Option<Tls>,
+    pub system_id: String,
+    pub password: Secret,
+    pub system_type: String,
+    pub bind: BindMode,
+    pub binds: u16,
+    pub window: u32,
+    /// The contractual submit rate across all binds, parts per second; `None` is unlimited.
+    pub tps: Option<u32>,
+    pub enquire_link: Duration,
+    pub response_timeout: Duration,
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+    pub split: SplitMethod,
+    pub receipt_id: ReceiptIdRule,
+    pub shift_tables: Vec<ShiftTable>,
+    /// Send GSM 7-bit packed (8 septets in 7 octets) instead of one septet per octet.
+    pub gsm_packed: bool,
+    /// Maximum parts per message through this SMSC (1..=255).
+    pub max_parts: u8,
+    /// command_status values after which a permanently rejected part is tried on the next SMSC
+    /// of its route instead of failing.
+    pub failover_statuses: Vec<u32>,
+    /// Whether a receipt with `stat:ACCEPTD` is final (SMPP 3.4) or intermediate (some providers).
+    pub acceptd_final: bool,
+}
+
+/// Which messages a route takes and where it sends them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    pub name: String,
+    /// E.164 prefixes (with `+`); empty matches every destination.
+    pub prefix: Vec<String>,
+    /// Exact senders; empty matches every sender.
+    pub sender: Vec<String>,
+    /// A tag rule: `key` (the key is present) or `key=value`.
+    pub tag: Option<TagRule>,
+    /// SMSC names in failover order (validated to exist).
+    pub smsc: Vec<String>,
+    /// Parts per second; `None` is unlimited (the SMSC's own rate still applies).
+    pub tps: Option<u32>,
+    /// Extra parts a bucket may send at once after being idle (default: tps/10, at least 1).
+    pub burst: u32,
+    pub reroute_undelivered: bool,
+    /// Replace typographic look-alikes with GSM characters by default on this route.
+    pub smart: bool,
+}
+
+/// A route's tag rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagRule {
+    pub key: String,
+    pub value: Option<String>,
+}
+
+impl Route {
+    /// A route with no match rules catches every message.
+    pub fn is_catch_all(&self) -> bool {
+        self.prefix.is_empty() && self.sender.is_empty() && self.tag.is_none()
+    }
+}
+
+impl Config {
+    /// Reads and validates a file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            origin: origin.clone(),
+            line: 0,
+            column: 0,
+            key: "-".into(),
+            message: format!("cannot read the file: {e}"),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse(&text, &origin, base)
+    }
+
+    /// Parses and validates TOML text. `base` resolves relative file paths that must exist
+    /// (TLS files) — the store path stays relative to the working directory, like a shell user
+    /// expects.
+    pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Config, ConfigError> {
+        raw::parse(text, origin, base)
+    }
+
+    pub fn smsc(&self, name: &str) -> Option<&Smsc> {
+        self.smscs.iter().find(|s| s.name == name)
+    }
+}
+
+impl Smsc {
+    /// The settings that require a re-bind when they change (everything about the connection;
+    /// rates, routes and failover lists apply without one).
+    pub fn connection_settings_differ(&self, other: &Smsc) -> bool {
+        self.host != other.host
+            || self.port != other.port
+            || self.tls != other.tls
+            || self.system_id != other.system_id
+            || self.password != other.password
+            || self.system_type != other.system_type
+            || self.bind != other.bind
+            || self.binds != other.binds
+            || self.window != other.window
+            || self.enquire_link != other.enquire_link
+            || self.response_timeout != other.response_timeout
+            || self.reconnect_min != other.reconnect_min
+            || self.reconnect_max != other.reconnect_max
+    }
+}

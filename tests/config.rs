@@ -1,0 +1,282 @@
+//! The configuration file through its public interfaces: `Config::parse`/`load` and
+//! `smppd check-config`. Every error must name the key and the line.
+
+use std::path::Path;
+use std::process::Command;
+
+use smppd::config::{BindMode, Config, ConfigError, ListenAddr, SplitMethod};
+
+const BASE: &str = r#"[listen]
+submit = "127.0.0.1:2776"
+
+[[smsc]]
+name = "op-a"
+address = "127.0.0.1:2775"
+system_id = "smppd"
+password = "secret"
+
+[[route]]
+name = "default"
+smsc = ["op-a"]
+"#;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, "t.toml", Path::new("."))
+}
+
+fn err(text: &str) -> ConfigError {
+    match parse(text) {
+        Ok(_) => panic!("expected an error for:\n{text}"),
+        Err(e) => e,
+    }
+}
+
+/// The 1-based line on which `needle` first appears in `text`.
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| l.contains(needle))
+        .map(|i| i + 1)
+        .unwrap_or_else(|| panic!("{needle:?} not in text"))
+}
+
+#[test]
+fn every_shipped_config_parses() {
+    let mut n = 0;
+    for entry in
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/conf")).expect("conf/ exists")
+    {
+        let path = entry.expect("dir entry").path();
+        if path.extension().and_then(|e| e.to_str()) == Some("toml") {
+            if let Err(e) = Config::load(&path) {
+                panic!("{} does not parse: {e}", path.display());
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 1, "no shipped configs found");
+}
+
+#[test]
+fn defaults_are_applied() {
+    let cfg = parse(BASE).expect("valid");
+    let s = &cfg.smscs[0];
+    assert_eq!(s.bind, BindMode::Transceiver);
+    assert_eq!((s.binds, s.window, s.tps), (1, 10, None));
+    assert_eq!(s.split, SplitMethod::Udh8);
+    assert_eq!(s.max_parts, 10);
+    assert_eq!(
+        cfg.listen.submit,
+        ListenAddr::Tcp("127.0.0.1:2776".parse().expect("addr"))
+    );
+    assert!(cfg.optout.stop.contains(&"AVSLUTA".to_string()));
+}
+
+#[test]
+fn unknown_keys_are_refused_with_their_line() {
+    let text = BASE.replace("password = \"secret\"", "password = \"secret\"\nwindw = 5");
+    let e = err(&text);
+    assert_eq!(e.line, line_of(&text, "windw"), "{e}");
+    assert!(
+        e.message.contains("unknown field") && e.message.contains("windw"),
+        "{e}"
+    );
+    assert!(e.to_string().starts_with("t.toml:"), "{e}");
+
+    let text = format!("{BASE}\n[metrics]\nport = 1\n");
+    let e = err(&text);
+    assert_eq!(e.line, line_of(&text, "[metrics]"), "{e}");
+}
+
+#[test]
+fn bad_values_name_key_and_line() {
+    let cases: &[(&str, &str, &str, &str)] = &[
+        // (replace, with, expected key, expected words in message)
+        (
+            "password = \"secret\"",
+            "password = \"secret\"\nwindow = 0",
+            "smsc[0].window",
+            "between 1 and 10000",
+        ),
+        (
+            "password = \"secret\"",
+            "password = \"secret\"\nenquire_link = \"soon\"",
+            "smsc[0].enquire_link",
+            "not a duration",
+        ),
+        (
+            "password = \"secret\"",
+            "password = \"secret\"\nsplit = \"udh7\"",
+            "smsc[0].split",
+            "udh8, udh16, sar, payload",
+        ),
+        (
+            "password = \"secret\"",
+            "password = \"secret\"\nshift_tables = [\"tr\", \"de\"]",
+            "smsc[0].shift_tables",
+            "tr, es, pt",
+        ),
+        (
+            "password = \"secret\"",
+            "password = \"secret\"\nbind = \"rx\"",
+            "smsc[0].bind",
+            "transceiver, tx_rx",
+        ),
+        (
+            "password = \"secret\"",
+            "password = \"secret\"\nfailover_statuses = [\"ESME_NOPE\"]",
+            "smsc[0].failover_statuses",
+            "known name",
+        ),
+        (
+            "address = \"127.0.0.1:2775\"",
+            "address = \"localhost\"",
+            "smsc[0].address",
+            "host:port",
+        ),
+        (
+            "smsc = [\"op-a\"]",
+            "smsc = [\"op-z\"]",
+            "route[0].smsc",
+            "no [[smsc]] is named \"op-z\"",
+        ),
+        (
+            "submit = \"127.0.0.1:2776\"",
+            "submit = \"0.0.0.0:2776\"",
+            "listen.submit",
+            "set listen.token",
+        ),
+        (
+            "submit = \"127.0.0.1:2776\"",
+            "submit = \"here\"",
+            "listen.submit",
+            "not an IP:port",
+        ),
+    ];
+    for (from, to, key, words) in cases {
+        let text = BASE.replace(from, to);
+        assert_ne!(text, BASE, "replacement {from:?} did not apply");
+        let e = err(&text);
+        assert_eq!(&e.key, key, "{e}");
+        assert!(e.message.contains(words), "{e} (wanted {words:?})");
+        let changed = to.lines().last().expect("a line");
+        assert_eq!(e.line, line_of(&text, changed), "{e}");
+    }
+}
+
+#[test]
+fn missing_and_dangling_references() {
+    let e = err(&BASE.replace("system_id = \"smppd\"\n", ""));
+    assert_eq!(e.key, "smsc[0].system_id");
+    assert!(e.message.contains("missing"), "{e}");
+
+    let text = format!(
+        "{BASE}\n[[smsc]]\nname = \"op-a\"\naddress = \"h:1\"\nsystem_id = \"x\"\npassword = \"y\"\n"
+    );
+    let e = err(&text);
+    assert!(e.message.contains("duplicate SMSC name"), "{e}");
+
+    let text =
+        format!("{BASE}\n[[route]]\nname = \"late\"\nprefix = [\"+46\"]\nsmsc = [\"op-a\"]\n");
+    let e = err(&text);
+    assert_eq!(e.key, "route[1]");
+    assert!(e.message.contains("can never match"), "{e}");
+    assert_eq!(e.line, line_of(&text, "name = \"late\""));
+}
+
+#[test]
+fn a_token_allows_a_public_listener() {
+    let text = BASE.replace(
+        "submit = \"127.0.0.1:2776\"",
+        "submit = \"0.0.0.0:2776\"\ntoken = \"0123456789abcdef0123\"",
+    );
+    let cfg = parse(&text).expect("valid with token");
+    assert!(cfg.listen.token.is_some());
+}
+
+#[test]
+fn secrets_never_appear_in_errors_or_debug_output() {
+    let text = BASE.replace("password = \"secret\"", "password = \"sup3rs3cr3tpw\"");
+    let e = err(&text);
+    assert_eq!(e.key, "smsc[0].password");
+    assert!(!e.to_string().contains("sup3rs3cr3tpw"), "{e}");
+
+    let text = BASE.replace(
+        "submit = \"127.0.0.1:2776\"",
+        "submit = \"127.0.0.1:2776\"\ntoken = \"tok-9f8e7d6c5b4a3210\"",
+    );
+    let cfg = parse(&text).expect("valid");
+    let dbg = format!("{cfg:?}");
+    assert!(
+        !dbg.contains("secret") && !dbg.contains("tok-9f8e7d6c5b4a3210"),
+        "{dbg}"
+    );
+}
+
+#[test]
+fn tls_settings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("ca.pem"), "x").expect("write");
+    let text = BASE.replace(
+        "password = \"secret\"",
+        "password = \"secret\"\ntls = { ca = \"ca.pem\" }",
+    );
+    let cfg = Config::parse(&text, "t.toml", dir.path()).expect("valid");
+    let tls = cfg.smscs[0].tls.as_ref().expect("tls on");
+    assert_eq!(tls.server_name, "127.0.0.1");
+    assert!(!tls.insecure);
+
+    let text = BASE.replace(
+        "password = \"secret\"",
+        "password = \"secret\"\ntls = { ca = \"missing.pem\" }",
+    );
+    let e = Config::parse(&text, "t.toml", dir.path()).expect_err("missing file");
+    assert_eq!(e.key, "smsc[0].tls.ca");
+
+    let text = BASE.replace(
+        "password = \"secret\"",
+        "password = \"secret\"\ntls = { cert = \"ca.pem\" }",
+    );
+    let e = Config::parse(&text, "t.toml", dir.path()).expect_err("cert without key");
+    assert!(e.message.contains("together"), "{e}");
+}
+
+#[test]
+fn check_config_cli() {
+    let bin = env!("CARGO_BIN_EXE_smppd");
+    let ok = Command::new(bin)
+        .args([
+            "check-config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/conf/smppd.toml"),
+        ])
+        .output()
+        .expect("run smppd");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("ok (2 SMSCs, 2 routes"));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        BASE.replace(
+            "password = \"secret\"",
+            "password = \"secret\"\nwindow = -1",
+        ),
+    )
+    .expect("write");
+    let out = Command::new(bin)
+        .arg("check-config")
+        .arg(&bad)
+        .output()
+        .expect("run smppd");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad.toml:9:10: smsc[0].window: must be between 1 and 10000 (got -1)"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
