@@ -22,5 +22,6 @@
 #![forbid(unsafe_code)]
 
 pub mod address;
+pub mod api;
 pub mod config;
 pub mod route;

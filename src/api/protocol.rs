@@ -1,0 +1,620 @@
+//! The submit protocol's lines: one JSON object per line in, one per line out.
+//!
+//! Owns: parsing a request line into a validated [`Request`] (or an [`ApiError`] with the code
+//! the client receives), and rendering responses and errors. Pure: no I/O, never panics on any
+//! input (a fuzz target feeds it arbitrary bytes). The request's `ref` is echoed byte for byte,
+//! whatever JSON value the client chose, even when the rest of the request is invalid.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::address::{AddressError, Msisdn, Sender};
+
+/// The longest accepted line, newline excluded.
+pub const MAX_LINE: usize = 64 * 1024;
+/// Limits on client-supplied fields, so that one request cannot make the store or the logs huge.
+pub const MAX_TAGS: usize = 32;
+pub const MAX_TAG_KEY: usize = 64;
+pub const MAX_TAG_VALUE: usize = 256;
+pub const MAX_IDEMPOTENCY_KEY: usize = 128;
+pub const MAX_VALIDITY: Duration = Duration::from_secs(30 * 86400);
+pub const MIN_VALIDITY: Duration = Duration::from_secs(60);
+
+/// The error codes a client can receive. Stable strings: clients branch on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    InvalidDestination,
+    InvalidSender,
+    Unencodable,
+    TooLong,
+    NoRoute,
+    OptedOut,
+    Unauthorized,
+    Overloaded,
+    ShuttingDown,
+    NotFound,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::InvalidDestination => "invalid_destination",
+            ErrorCode::InvalidSender => "invalid_sender",
+            ErrorCode::Unencodable => "unencodable",
+            ErrorCode::TooLong => "too_long",
+            ErrorCode::NoRoute => "no_route",
+            ErrorCode::OptedOut => "opted_out",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Overloaded => "overloaded",
+            ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::NotFound => "not_found",
+        }
+    }
+
+    /// Every code, for metrics descriptions and documentation tests.
+    pub const ALL: [ErrorCode; 11] = [
+        ErrorCode::BadRequest,
+        ErrorCode::InvalidDestination,
+        ErrorCode::InvalidSender,
+        ErrorCode::Unencodable,
+        ErrorCode::TooLong,
+        ErrorCode::NoRoute,
+        ErrorCode::OptedOut,
+        ErrorCode::Unauthorized,
+        ErrorCode::Overloaded,
+        ErrorCode::ShuttingDown,
+        ErrorCode::NotFound,
+    ];
+}
+
+/// An error answered to the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {message}", code.as_str())]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+    fn bad(message: impl Into<String>) -> ApiError {
+        ApiError::new(ErrorCode::BadRequest, message)
+    }
+}
+
+/// Which encoding the client wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EncodingRequest {
+    #[default]
+    Auto,
+    Gsm7,
+    Latin1,
+    Ucs2,
+}
+
+/// Message class: marketing messages are refused for opted-out numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Class {
+    #[default]
+    Transactional,
+    Marketing,
+}
+
+impl Class {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::Transactional => "transactional",
+            Class::Marketing => "marketing",
+        }
+    }
+}
+
+/// A validated submit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Submit {
+    pub to: Msisdn,
+    pub from: Sender,
+    pub text: String,
+    pub route: Option<String>,
+    pub encoding: EncodingRequest,
+    /// `None`: the route's default.
+    pub smart: Option<bool>,
+    pub dlr: bool,
+    pub validity: Option<Duration>,
+    /// 0 (lowest) to 3 (highest).
+    pub priority: u8,
+    pub key: Option<String>,
+    pub class: Class,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A validated request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    Submit(Box<Submit>),
+    Query { id: String },
+    Subscribe { after: u64 },
+    Status,
+    Ping,
+    Auth { token: String },
+    Reload,
+}
+
+impl Request {
+    /// The operation's name, for logs and metrics.
+    pub fn op(&self) -> &'static str {
+        match self {
+            Request::Submit(_) => "submit",
+            Request::Query { .. } => "query",
+            Request::Subscribe { .. } => "subscribe",
+            Request::Status => "status",
+            Request::Ping => "ping",
+            Request::Auth { .. } => "auth",
+            Request::Reload => "reload",
+        }
+    }
+}
+
+/// A parsed line: the client's `ref` (verbatim JSON, if one could be read) and the request or
+/// the error to answer.
+#[derive(Debug)]
+pub struct Parsed {
+    pub reference: Option<Box<RawValue>>,
+    pub request: Result<Request, ApiError>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Wire<'a> {
+    op: Option<&'a str>,
+    #[serde(rename = "ref")]
+    reference: Option<Box<RawValue>>,
+    to: Option<String>,
+    from: Option<String>,
+    text: Option<String>,
+    route: Option<String>,
+    encoding: Option<EncodingRequest>,
+    smart: Option<bool>,
+    dlr: Option<bool>,
+    validity: Option<String>,
+    priority: Option<i64>,
+    key: Option<String>,
+    class: Option<Class>,
+    tags: Option<BTreeMap<String, String>>,
+    id: Option<String>,
+    after: Option<u64>,
+    token: Option<String>,
+}
+
+/// Only the `ref`, for echoing it when the full request does not deserialize.
+#[derive(Deserialize)]
+struct RefOnly {
+    #[serde(rename = "ref")]
+    reference: Option<Box<RawValue>>,
+}
+
+/// Parses one line (without its newline). Never panics.
+pub fn parse_line(line: &[u8]) -> Parsed {
+    if line.len() > MAX_LINE {
+        return Parsed {
+            reference: None,
+            request: Err(ApiError::bad(format!(
+                "line is {} bytes; at most {MAX_LINE} are accepted",
+                line.len()
+            ))),
+        };
+    }
+    let text = match std::str::from_utf8(line) {
+        Ok(t) => t,
+        Err(e) => {
+            return Parsed {
+                reference: None,
+                request: Err(ApiError::bad(format!(
+                    "line is not valid UTF-8 (at byte {})",
+                    e.valid_up_to()
+                ))),
+            };
+        }
+    };
+    match serde_json::from_str::<Wire<'_>>(text) {
+        Ok(mut wire) => {
+            let reference = wire.reference.take();
+            Parsed {
+                reference,
+                request: validate(wire),
+            }
+        }
+        Err(e) => {
+            let reference = serde_json::from_str::<RefOnly>(text)
+                .ok()
+                .and_then(|r| r.reference);
+            Parsed {
+                reference,
+                request: Err(ApiError::bad(describe_json_error(&e))),
+            }
+        }
+    }
+}
+
+fn describe_json_error(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof => {
+            format!("malformed JSON at column {}: {e}", e.column())
+        }
+        // serde's wording already names the field ("unknown field `x`", "invalid type: …").
+        Category::Data => {
+            let msg = e.to_string();
+            // Drop serde_json's " at line 1 column N" suffix: there is only one line.
+            match msg.rfind(" at line ") {
+                Some(i) => msg[..i].to_owned(),
+                None => msg,
+            }
+        }
+        Category::Io => format!("could not read the request: {e}"),
+    }
+}
+
+fn validate(w: Wire<'_>) -> Result<Request, ApiError> {
+    let op = w.op.ok_or_else(|| ApiError::bad("missing field `op`"))?;
+    // Fields that belong to other operations are refused so that typos and mix-ups surface.
+    let stray = |allowed: &[&str]| -> Result<(), ApiError> {
+        let present: [(&str, bool); 16] = [
+            ("to", w.to.is_some()),
+            ("from", w.from.is_some()),
+            ("text", w.text.is_some()),
+            ("route", w.route.is_some()),
+            ("encoding", w.encoding.is_some()),
+            ("smart", w.smart.is_some()),
+            ("dlr", w.dlr.is_some()),
+            ("validity", w.validity.is_some()),
+            ("priority", w.priority.is_some()),
+            ("key", w.key.is_some()),
+            ("class", w.class.is_some()),
+            ("tags", w.tags.is_some()),
+            ("id", w.id.is_some()),
+            ("after", w.after.is_some()),
+            ("token", w.token.is_some()),
+            ("op", true),
+        ];
+        match present
+            .iter()
+            .find(|(name, is)| *is && *name != "op" && !allowed.contains(name))
+        {
+            Some((name, _)) => Err(ApiError::bad(format!(
+                "field `{name}` does not belong to op `{op}`"
+            ))),
+            None => Ok(()),
+        }
+    };
+    match op {
+        "submit" => {
+            stray(&[
+                "to", "from", "text", "route", "encoding", "smart", "dlr", "validity", "priority",
+                "key", "class", "tags",
+            ])?;
+            validate_submit(w).map(|s| Request::Submit(Box::new(s)))
+        }
+        "query" => {
+            stray(&["id"])?;
+            let id = w.id.ok_or_else(|| ApiError::bad("missing field `id`"))?;
+            if id.is_empty() || id.len() > 64 {
+                return Err(ApiError::bad("`id` must be 1-64 characters"));
+            }
+            Ok(Request::Query { id })
+        }
+        "subscribe" => {
+            stray(&["after"])?;
+            Ok(Request::Subscribe {
+                after: w.after.unwrap_or(0),
+            })
+        }
+        "status" => stray(&[]).map(|()| Request::Status),
+        "ping" => stray(&[]).map(|()| Request::Ping),
+        "reload" => stray(&[]).map(|()| Request::Reload),
+        "auth" => {
+            stray(&["token"])?;
+            let token = w
+                .token
+                .ok_or_else(|| ApiError::bad("missing field `token`"))?;
+            Ok(Request::Auth { token })
+        }
+        other => Err(ApiError::bad(format!(
+            "unknown op {other:?}; expected submit, query, subscribe, status, ping, auth or reload"
+        ))),
+    }
+}
+
+fn validate_submit(w: Wire<'_>) -> Result<Submit, ApiError> {
+    let to = w.to.ok_or_else(|| ApiError::bad("missing field `to`"))?;
+    let to = Msisdn::parse(&to).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidDestination,
+            format!("destination {}: {e}", quote_limited(&to)),
+        )
+    })?;
+    let from = w
+        .from
+        .ok_or_else(|| ApiError::bad("missing field `from`"))?;
+    let from = Sender::parse(&from).map_err(|e: AddressError| {
+        ApiError::new(
+            ErrorCode::InvalidSender,
+            format!("sender {}: {e}", quote_limited(&from)),
+        )
+    })?;
+    let text = w
+        .text
+        .ok_or_else(|| ApiError::bad("missing field `text`"))?;
+    if text.is_empty() {
+        return Err(ApiError::bad("`text` is empty"));
+    }
+    let validity = match w.validity {
+        None => None,
+        Some(v) => {
+            let d = crate::config::parse_duration(&v).map_err(ApiError::bad)?;
+            if !(MIN_VALIDITY..=MAX_VALIDITY).contains(&d) {
+                return Err(ApiError::bad(format!(
+                    "`validity` must be between 1m and 30d (got {v:?})"
+                )));
+            }
+            Some(d)
+        }
+    };
+    let priority = match w.priority {
+        None => 0,
+        Some(p @ 0..=3) => p as u8,
+        Some(p) => {
+            return Err(ApiError::bad(format!("`priority` must be 0-3 (got {p})")));
+        }
+    };
+    if let Some(k) = &w.key
+        && (k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY)
+    {
+        return Err(ApiError::bad(format!(
+            "`key` must be 1-{MAX_IDEMPOTENCY_KEY} bytes"
+        )));
+    }
+    let tags = w.tags.unwrap_or_default();
+    if tags.len() > MAX_TAGS {
+        return Err(ApiError::bad(format!(
+            "`tags` has {} entries; at most {MAX_TAGS}",
+            tags.len()
+        )));
+    }
+    if let Some((k, _)) = tags
+        .iter()
+        .find(|(k, v)| k.is_empty() || k.len() > MAX_TAG_KEY || v.len() > MAX_TAG_VALUE)
+    {
+        return Err(ApiError::bad(format!(
+            "tag {}: keys must be 1-{MAX_TAG_KEY} bytes and values at most {MAX_TAG_VALUE}",
+            quote_limited(k)
+        )));
+    }
+    if let Some(r) = &w.route
+        && (r.is_empty() || r.len() > 64)
+    {
+        return Err(ApiError::bad("`route` must be 1-64 characters"));
+    }
+    Ok(Submit {
+        to,
+        from,
+        text,
+        route: w.route,
+        encoding: w.encoding.unwrap_or_default(),
+        smart: w.smart,
+        dlr: w.dlr.unwrap_or(true),
+        validity,
+        priority,
+        key: w.key,
+        class: w.class.unwrap_or_default(),
+        tags,
+    })
+}
+
+/// A client value quoted for an error message, cut so that an absurd value does not make an
+/// absurd response.
+fn quote_limited(s: &str) -> String {
+    const MAX: usize = 40;
+    if s.chars().count() <= MAX {
+        format!("{s:?}")
+    } else {
+        let cut: String = s.chars().take(MAX).collect();
+        format!("{cut:?}…")
+    }
+}
+
+/// Renders responses. Each call returns one line including its `\n`.
+pub struct Reply;
+
+impl Reply {
+    /// `{"ref":…,"ok":false,"error":{"code":…,"message":…}}`
+    pub fn error(reference: Option<&RawValue>, err: &ApiError) -> String {
+        let mut s = Self::start(reference);
+        s.push_str("\"ok\":false,\"error\":{\"code\":\"");
+        s.push_str(err.code.as_str());
+        s.push_str("\",\"message\":");
+        push_json_str(&mut s, &err.message);
+        s.push_str("}}\n");
+        s
+    }
+
+    /// `{"ref":…,"ok":true}` followed by the fields of `body` (a JSON object, possibly empty).
+    pub fn ok<T: Serialize>(reference: Option<&RawValue>, body: &T) -> String {
+        let mut s = Self::start(reference);
+        s.push_str("\"ok\":true");
+        match serde_json::to_string(body) {
+            Ok(obj) if obj.len() > 2 && obj.starts_with('{') => {
+                s.push(',');
+                s.push_str(&obj[1..]);
+            }
+            _ => s.push('}'),
+        }
+        s.push('\n');
+        s
+    }
+
+    fn start(reference: Option<&RawValue>) -> String {
+        let mut s = String::with_capacity(128);
+        s.push_str("{\"ref\":");
+        match reference {
+            Some(r) => s.push_str(r.get()),
+            None => s.push_str("null"),
+        }
+        s.push(',');
+        s
+    }
+}
+
+fn push_json_str(out: &mut String, v: &str) {
+    match serde_json::to_string(v) {
+        Ok(q) => out.push_str(&q),
+        // Serializing a &str cannot fail; keep the line valid JSON regardless.
+        Err(_) => {
+            let _ = write!(out, "\"\"");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(line: &str) -> Result<Request, ApiError> {
+        parse_line(line.as_bytes()).request
+    }
+
+    #[test]
+    fn parses_a_full_submit() {
+        let p = parse_line(br#"{"op":"submit","ref":{"a":[1,2]},"to":"+46 70-123 45 67","from":"ACME","text":"Hej","route":"nordics","encoding":"gsm7","smart":true,"dlr":false,"validity":"48h","priority":3,"key":"k1","class":"marketing","tags":{"kind":"otp"}}"#);
+        assert_eq!(
+            p.reference.as_ref().map(|r| r.get()),
+            Some(r#"{"a":[1,2]}"#)
+        );
+        let Ok(Request::Submit(s)) = p.request else {
+            panic!("not a submit: {:?}", p.request)
+        };
+        assert_eq!(s.to.to_string(), "+46701234567");
+        assert_eq!(s.from, Sender::Alphanumeric("ACME".into()));
+        assert_eq!(s.encoding, EncodingRequest::Gsm7);
+        assert_eq!((s.smart, s.dlr, s.priority), (Some(true), false, 3));
+        assert_eq!(s.validity, Some(Duration::from_secs(48 * 3600)));
+        assert_eq!(s.class, Class::Marketing);
+        assert_eq!(s.tags.get("kind").map(String::as_str), Some("otp"));
+    }
+
+    #[test]
+    fn codes_for_bad_input() {
+        let code = |l: &str| req(l).map(|_| ()).map_err(|e| e.code);
+        assert_eq!(
+            code(r#"{"op":"submit","to":"12","from":"A","text":"x"}"#),
+            Err(ErrorCode::InvalidDestination)
+        );
+        assert_eq!(
+            code(r#"{"op":"submit","to":"+46701234567","from":"ACME Corporation Ltd","text":"x"}"#),
+            Err(ErrorCode::InvalidSender)
+        );
+        assert_eq!(
+            code(r#"{"op":"submit","to":"+46701234567","from":"A"}"#),
+            Err(ErrorCode::BadRequest)
+        );
+        assert_eq!(
+            code(r#"{"op":"submit","to":"+46701234567","from":"A","text":"x","priority":7}"#),
+            Err(ErrorCode::BadRequest)
+        );
+        assert_eq!(
+            code(r#"{"op":"submit","to":"+46701234567","from":"A","text":"x","validity":"2y"}"#),
+            Err(ErrorCode::BadRequest)
+        );
+        assert_eq!(
+            code(
+                r#"{"op":"submit","to":"+46701234567","from":"A","text":"x","encoding":"ebcdic"}"#
+            ),
+            Err(ErrorCode::BadRequest)
+        );
+        assert_eq!(
+            code(r#"{"op":"submit","to":"+46701234567","from":"A","text":"x","after":3}"#),
+            Err(ErrorCode::BadRequest)
+        );
+        assert_eq!(code(r#"{"op":"nope"}"#), Err(ErrorCode::BadRequest));
+        assert_eq!(
+            code(r#"{"op":"ping","colour":1}"#),
+            Err(ErrorCode::BadRequest)
+        );
+        assert_eq!(code("not json"), Err(ErrorCode::BadRequest));
+        assert_eq!(code("[1,2]"), Err(ErrorCode::BadRequest));
+        assert_eq!(code(r#"{"op":"query"}"#), Err(ErrorCode::BadRequest));
+        assert_eq!(code(r#"{"op":"ping"}"#), Ok(()));
+    }
+
+    #[test]
+    fn ref_is_echoed_even_when_the_request_is_invalid() {
+        let p = parse_line(br#"{"ref":"r-17","op":"submit","priority":"high"}"#);
+        assert_eq!(p.reference.as_ref().map(|r| r.get()), Some(r#""r-17""#));
+        let e = p.request.expect_err("wrong type");
+        assert!(e.message.contains("invalid type"), "{e}");
+        let line = Reply::error(p.reference.as_deref(), &e);
+        let v: serde_json::Value = serde_json::from_str(&line).expect("valid JSON");
+        assert_eq!(v["ref"], "r-17");
+        assert_eq!(v["error"]["code"], "bad_request");
+        assert!(line.ends_with("}\n"));
+    }
+
+    #[test]
+    fn invalid_utf8_and_long_lines() {
+        let e = parse_line(b"{\"op\":\"ping\",\"x\":\"\xff\"}")
+            .request
+            .expect_err("utf-8");
+        assert!(e.message.contains("UTF-8"), "{e}");
+        let long = vec![b' '; MAX_LINE + 1];
+        let e = parse_line(&long).request.expect_err("long");
+        assert!(e.message.contains("at most"), "{e}");
+    }
+
+    #[test]
+    fn ok_reply_merges_the_body() {
+        #[derive(Serialize)]
+        struct B {
+            id: &'static str,
+            parts: u32,
+        }
+        let r = RawValue::from_string("7".into()).expect("raw");
+        let line = Reply::ok(Some(&r), &B { id: "x", parts: 2 });
+        assert_eq!(line, "{\"ref\":7,\"ok\":true,\"id\":\"x\",\"parts\":2}\n");
+        #[derive(Serialize)]
+        struct E {}
+        assert_eq!(Reply::ok(None, &E {}), "{\"ref\":null,\"ok\":true}\n");
+    }
+
+    #[test]
+    fn absurd_values_are_bounded() {
+        let big = "x".repeat(1000);
+        let line = format!(r#"{{"op":"submit","to":"+46701234567","from":"{big}","text":"x"}}"#);
+        let e = req(&line).expect_err("long sender");
+        assert!(e.message.len() < 200, "{}", e.message);
+        let tags: Vec<String> = (0..40).map(|i| format!("\"k{i}\":\"v\"")).collect();
+        let line = format!(
+            r#"{{"op":"submit","to":"+46701234567","from":"A","text":"x","tags":{{{}}}}}"#,
+            tags.join(",")
+        );
+        assert!(
+            req(&line)
+                .expect_err("too many tags")
+                .message
+                .contains("at most 32")
+        );
+    }
+}
