@@ -15,6 +15,11 @@
 //! | module | owns | never does |
 //! |---|---|---|
 //! | [`pdu`] | SMPP 3.4 PDUs as typed values; bytes ⇄ PDU; the stream codec | I/O, sockets, clocks |
+//! | [`address`] | E.164 destinations ([`address::Msisdn`]) and senders with their TON/NPI | accept an address it cannot send |
+//! | [`config`] | the TOML file → validated [`config::Config`]; errors name key and line | print a secret |
+//! | [`route`] | which route a message takes (first match, or the requested one) | look at SMSC health or do I/O |
+//! | [`api`] | the submit protocol: request parsing/validation, replies | say `ok` before the store said durable |
+//! | [`metrics`] | metric names (documented constants) and descriptions | label by number or message id |
 //!
 //! Pure modules (`pdu`, `text`, `receipt`, `route` decisions) have no tokio in them and are tested
 //! without sockets. See `ARCHITECTURE.md` for the invariants every module keeps.
@@ -24,4 +29,5 @@
 pub mod address;
 pub mod api;
 pub mod config;
+pub mod metrics;
 pub mod route;

@@ -1,0 +1,227 @@
+//! Metric names, their descriptions and labels: the contract with dashboards and alerts.
+//!
+//! Owns: every metric name as a documented constant (so a rename is a visible change), the
+//! one-time `describe` call, and the label keys. Must never label by phone number, message id or
+//! any other unbounded value: labels are route, smsc, bind, status, stat, code, from, to.
+
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+
+/// Label keys.
+pub mod label {
+    pub const ROUTE: &str = "route";
+    pub const SMSC: &str = "smsc";
+    pub const BIND: &str = "bind";
+    /// An SMPP command_status name, e.g. `ESME_ROK`, `ESME_RTHROTTLED`.
+    pub const STATUS: &str = "status";
+    /// A receipt's stat, e.g. `DELIVRD`, `UNDELIV`.
+    pub const STAT: &str = "stat";
+    /// A submit-protocol error code, e.g. `invalid_destination`.
+    pub const CODE: &str = "code";
+    pub const FROM: &str = "from";
+    pub const TO: &str = "to";
+    pub const STATE: &str = "state";
+}
+
+/// Messages accepted (durably stored) through the submit protocol. Labels: route.
+pub const MESSAGES_ACCEPTED: &str = "smppd_messages_accepted_total";
+/// Submits refused. Labels: code.
+pub const MESSAGES_REJECTED: &str = "smppd_messages_rejected_total";
+/// Messages reaching a final state. Labels: route, state.
+pub const MESSAGES_FINAL: &str = "smppd_messages_final_total";
+/// Parts answered by an SMSC. Labels: route, smsc, status.
+pub const PARTS_SUBMITTED: &str = "smppd_parts_submitted_total";
+/// Parts whose submit_sm_resp did not come within the response timeout. Labels: smsc.
+pub const PARTS_TIMED_OUT: &str = "smppd_parts_timed_out_total";
+/// Receipts received. Labels: route, smsc, stat.
+pub const RECEIPTS: &str = "smppd_receipts_total";
+/// Receipts that matched no sent part (kept in the log). Labels: smsc.
+pub const RECEIPTS_UNMATCHED: &str = "smppd_receipts_unmatched_total";
+/// A part moved from one SMSC to the next of its route. Labels: route, from, to.
+pub const FAILOVERS: &str = "smppd_failovers_total";
+/// Parts resent through the next SMSC after an UNDELIV/REJECTD receipt. Labels: route, from, to.
+pub const REROUTES: &str = "smppd_reroutes_total";
+/// ESME_RTHROTTLED / ESME_RMSGQFUL answers. Labels: smsc, status.
+pub const THROTTLED: &str = "smppd_throttled_total";
+/// 1 while a bind is bound, else 0. Labels: smsc, bind.
+pub const BIND_UP: &str = "smppd_bind_up";
+/// Requests in flight on a bind. Labels: smsc, bind.
+pub const BIND_IN_FLIGHT: &str = "smppd_bind_in_flight";
+/// Parts waiting to be sent. Labels: route.
+pub const QUEUE_DEPTH: &str = "smppd_queue_depth";
+/// Age of the oldest waiting part. Labels: route.
+pub const QUEUE_OLDEST_SECONDS: &str = "smppd_queue_oldest_seconds";
+/// From accept to the submit_sm_resp of the last part. Labels: route.
+pub const ACCEPT_TO_SUBMIT_SECONDS: &str = "smppd_accept_to_submit_seconds";
+/// From submit_sm_resp to the final receipt. Labels: route, smsc.
+pub const SUBMIT_TO_RECEIPT_SECONDS: &str = "smppd_submit_to_receipt_seconds";
+/// Duration of one store group commit.
+pub const STORE_COMMIT_SECONDS: &str = "smppd_store_commit_seconds";
+/// Writes per store group commit.
+pub const STORE_BATCH_SIZE: &str = "smppd_store_batch_size";
+/// Mobile-originated messages received. Labels: smsc.
+pub const MO_RECEIVED: &str = "smppd_mo_received_total";
+/// Opt-out list changes from MO keywords or the CLI. Labels: state (`added`, `removed`).
+pub const OPTOUTS: &str = "smppd_optouts_total";
+/// Requests refused for a missing or wrong token.
+pub const UNAUTHORIZED: &str = "smppd_unauthorized_total";
+/// Open submit-protocol connections.
+pub const API_CONNECTIONS: &str = "smppd_api_connections";
+
+/// Registers every metric's description and unit with the installed recorder. Call once after
+/// installing the exporter.
+pub fn describe() {
+    describe_counter!(
+        MESSAGES_ACCEPTED,
+        Unit::Count,
+        "Messages durably accepted through the submit protocol, by route."
+    );
+    describe_counter!(
+        MESSAGES_REJECTED,
+        Unit::Count,
+        "Submits refused, by error code."
+    );
+    describe_counter!(
+        MESSAGES_FINAL,
+        Unit::Count,
+        "Messages reaching a final state, by route and state."
+    );
+    describe_counter!(
+        PARTS_SUBMITTED,
+        Unit::Count,
+        "Parts answered by an SMSC, by route, smsc and command_status."
+    );
+    describe_counter!(
+        PARTS_TIMED_OUT,
+        Unit::Count,
+        "Parts with no submit_sm_resp within the response timeout (handed back for retry)."
+    );
+    describe_counter!(
+        RECEIPTS,
+        Unit::Count,
+        "Delivery receipts received, by route, smsc and stat."
+    );
+    describe_counter!(
+        RECEIPTS_UNMATCHED,
+        Unit::Count,
+        "Receipts that matched no sent part (kept in the delivery-report log)."
+    );
+    describe_counter!(
+        FAILOVERS,
+        Unit::Count,
+        "Parts moved to the next SMSC of their route, by route, from and to."
+    );
+    describe_counter!(
+        REROUTES,
+        Unit::Count,
+        "Parts resent through the next SMSC after an UNDELIV/REJECTD receipt."
+    );
+    describe_counter!(
+        THROTTLED,
+        Unit::Count,
+        "ESME_RTHROTTLED / ESME_RMSGQFUL answers, by smsc and status."
+    );
+    describe_gauge!(
+        BIND_UP,
+        Unit::Count,
+        "1 while the bind is bound, 0 otherwise."
+    );
+    describe_gauge!(
+        BIND_IN_FLIGHT,
+        Unit::Count,
+        "Requests in flight on the bind."
+    );
+    describe_gauge!(
+        QUEUE_DEPTH,
+        Unit::Count,
+        "Parts waiting to be sent, by route."
+    );
+    describe_gauge!(
+        QUEUE_OLDEST_SECONDS,
+        Unit::Seconds,
+        "Age of the oldest waiting part, by route."
+    );
+    describe_histogram!(
+        ACCEPT_TO_SUBMIT_SECONDS,
+        Unit::Seconds,
+        "From durable accept to the last part's submit_sm_resp."
+    );
+    describe_histogram!(
+        SUBMIT_TO_RECEIPT_SECONDS,
+        Unit::Seconds,
+        "From submit_sm_resp to the final delivery receipt."
+    );
+    describe_histogram!(
+        STORE_COMMIT_SECONDS,
+        Unit::Seconds,
+        "Duration of one store group commit."
+    );
+    describe_histogram!(
+        STORE_BATCH_SIZE,
+        Unit::Count,
+        "Writes in one store group commit."
+    );
+    describe_counter!(
+        MO_RECEIVED,
+        Unit::Count,
+        "Mobile-originated messages received, by smsc."
+    );
+    describe_counter!(
+        OPTOUTS,
+        Unit::Count,
+        "Opt-out list changes, by state (added, removed)."
+    );
+    describe_counter!(
+        UNAUTHORIZED,
+        Unit::Count,
+        "Submit-protocol requests refused for a missing or wrong token."
+    );
+    describe_gauge!(
+        API_CONNECTIONS,
+        Unit::Count,
+        "Open submit-protocol connections."
+    );
+}
+
+/// Every metric name, for tests that check the exporter's output and the dashboard.
+pub const ALL: &[&str] = &[
+    MESSAGES_ACCEPTED,
+    MESSAGES_REJECTED,
+    MESSAGES_FINAL,
+    PARTS_SUBMITTED,
+    PARTS_TIMED_OUT,
+    RECEIPTS,
+    RECEIPTS_UNMATCHED,
+    FAILOVERS,
+    REROUTES,
+    THROTTLED,
+    BIND_UP,
+    BIND_IN_FLIGHT,
+    QUEUE_DEPTH,
+    QUEUE_OLDEST_SECONDS,
+    ACCEPT_TO_SUBMIT_SECONDS,
+    SUBMIT_TO_RECEIPT_SECONDS,
+    STORE_COMMIT_SECONDS,
+    STORE_BATCH_SIZE,
+    MO_RECEIVED,
+    OPTOUTS,
+    UNAUTHORIZED,
+    API_CONNECTIONS,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_prometheus_conventional_and_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for name in ALL {
+            assert!(name.starts_with("smppd_"), "{name}");
+            assert!(
+                name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{name}"
+            );
+            assert!(seen.insert(*name), "duplicate {name}");
+        }
+    }
+}
