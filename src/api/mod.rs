@@ -5,3 +5,4 @@
 //! message durable.
 
 pub mod protocol;
+pub mod server;

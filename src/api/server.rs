@@ -1,0 +1,464 @@
+//! The submit-protocol server: listeners, connections, pipelining, authentication, back-pressure.
+//!
+//! Owns: accepting connections (TCP or Unix socket, at most `max_connections` at once), reading
+//! lines (at most [`MAX_LINE`] bytes; a longer line is answered `bad_request` and skipped, the
+//! connection stays usable), running up to [`PIPELINE`] requests of one connection concurrently
+//! (responses may come out of order; each echoes its `ref`), writing responses, and dropping
+//! clients that stop reading. What a request *does* is the [`Handler`]'s business.
+//!
+//! Must never buffer without bound: a connection holds at most `PIPELINE` requests in progress
+//! and `PIPELINE` unwritten responses; when the client does not read, reading stops too, and a
+//! client that leaves a response unwritten for the write timeout is disconnected.
+
+use std::future::Future;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use futures_util::StreamExt;
+use serde_json::value::RawValue;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::codec::{Decoder, FramedRead};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::protocol::{ApiError, ErrorCode, MAX_LINE, Reply, Request, parse_line};
+use crate::config::{ListenAddr, Secret};
+
+/// Requests of one connection in progress at once.
+pub const PIPELINE: usize = 256;
+/// Default for [`Settings::write_timeout`].
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a handled request produces.
+pub enum Outcome {
+    /// One response line (with its `\n`).
+    Line(String),
+    /// A response line, then every line from the receiver until it closes (event streams).
+    Stream(String, mpsc::Receiver<String>),
+}
+
+/// Facts about the connection a request came on.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// `ip:port`, or `unix` for a Unix-socket client.
+    pub addr: String,
+}
+
+/// The behaviour behind the protocol (the daemon, or a test double).
+pub trait Handler: Send + Sync + 'static {
+    /// Handles a validated request. `reference` is the client's `ref`, to be echoed.
+    fn handle(
+        &self,
+        request: Request,
+        reference: Option<Box<RawValue>>,
+        peer: &Peer,
+    ) -> impl Future<Output = Outcome> + Send;
+
+    /// Called for each request refused before reaching [`Handler::handle`] (bad lines,
+    /// unauthorized), for metrics.
+    fn refused(&self, _code: ErrorCode) {}
+}
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: ListenAddr,
+    pub token: Option<Secret>,
+    pub max_connections: usize,
+    /// A client that does not take a response within this time is disconnected.
+    pub write_timeout: Duration,
+}
+
+/// A bound listener, ready to serve.
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener, PathBuf),
+}
+
+impl Listener {
+    /// Binds the configured address. A stale Unix socket file (left by a crashed daemon) is
+    /// replaced only if nothing answers on it.
+    pub async fn bind(addr: &ListenAddr) -> io::Result<Listener> {
+        match addr {
+            ListenAddr::Tcp(a) => Ok(Listener::Tcp(TcpListener::bind(a).await?)),
+            ListenAddr::Unix(path) => {
+                if path.exists() {
+                    if tokio::net::UnixStream::connect(path).await.is_ok() {
+                        return Err(io::Error::new(
+                            io::ErrorKind::AddrInUse,
+                            format!("{} is in use by a running process", path.display()),
+                        ));
+                    }
+                    std::fs::remove_file(path)?;
+                }
+                Ok(Listener::Unix(UnixListener::bind(path)?, path.clone()))
+            }
+        }
+    }
+
+    /// The bound address as `ListenAddr` (with the real port when 0 was asked for).
+    pub fn local_addr(&self) -> io::Result<ListenAddr> {
+        match self {
+            Listener::Tcp(l) => l.local_addr().map(ListenAddr::Tcp),
+            Listener::Unix(_, p) => Ok(ListenAddr::Unix(p.clone())),
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Listener::Unix(_, path) = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Serves until `stop_accepting` is cancelled; open connections go on (the handler answers
+/// `shutting_down` to new work while the daemon drains) until `close` is cancelled, when they
+/// stop reading, finish the requests in progress, and close. Returns when all have closed.
+pub async fn serve<H: Handler>(
+    listener: Listener,
+    settings: Settings,
+    handler: Arc<H>,
+    stop_accepting: CancellationToken,
+    close: CancellationToken,
+) {
+    let shutdown = stop_accepting;
+    let limit = Arc::new(Semaphore::new(settings.max_connections.max(1)));
+    let tracker = TaskTracker::new();
+    let token = settings.token.map(Arc::new);
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            p = limit.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            a = accept(&listener) => a,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let handler = handler.clone();
+                let token = token.clone();
+                let close = close.clone();
+                let write_timeout = settings.write_timeout;
+                tracker.spawn(async move {
+                    let _permit = permit;
+                    let (r, w) = stream;
+                    connection(r, w, peer, handler, token, close, write_timeout).await;
+                });
+            }
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning on the accept loop.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    tracker.close();
+    tracker.wait().await;
+}
+
+type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
+type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
+
+async fn accept(listener: &Listener) -> io::Result<((BoxRead, BoxWrite), Peer)> {
+    match listener {
+        Listener::Tcp(l) => {
+            let (s, addr) = l.accept().await?;
+            let _ = s.set_nodelay(true);
+            let (r, w) = s.into_split();
+            Ok((
+                (Box::new(r), Box::new(w)),
+                Peer {
+                    addr: addr.to_string(),
+                },
+            ))
+        }
+        Listener::Unix(l, _) => {
+            let (s, _) = l.accept().await?;
+            let (r, w) = s.into_split();
+            Ok((
+                (Box::new(r), Box::new(w)),
+                Peer {
+                    addr: "unix".to_owned(),
+                },
+            ))
+        }
+    }
+}
+
+/// One line from the client, or the length of a line that was too long (already skipped).
+enum Line {
+    Ok(BytesMut),
+    TooLong(usize),
+}
+
+/// Splits the byte stream at `\n` without requiring UTF-8 (invalid UTF-8 is a per-line error,
+/// not a broken connection) and skips over-long lines without buffering them.
+#[derive(Default)]
+struct LineCodec {
+    /// Bytes of an over-long line skipped so far; `Some` while discarding.
+    discarding: Option<usize>,
+    /// Where to resume scanning for `\n` in the buffer.
+    scanned: usize,
+}
+
+impl Decoder for LineCodec {
+    type Item = Line;
+    type Error = io::Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> io::Result<Option<Line>> {
+        let found = src[self.scanned..].iter().position(|b| *b == b'\n');
+        match (found, self.discarding) {
+            (Some(i), None) => {
+                let end = self.scanned + i;
+                self.scanned = 0;
+                let mut line = src.split_to(end + 1);
+                line.truncate(end);
+                if line.last() == Some(&b'\r') {
+                    line.truncate(end - 1);
+                }
+                if line.len() > MAX_LINE {
+                    Ok(Some(Line::TooLong(line.len())))
+                } else {
+                    Ok(Some(Line::Ok(line)))
+                }
+            }
+            (Some(i), Some(skipped)) => {
+                let end = self.scanned + i;
+                src.advance(end + 1);
+                self.scanned = 0;
+                self.discarding = None;
+                Ok(Some(Line::TooLong(skipped + end)))
+            }
+            (None, None) => {
+                if src.len() > MAX_LINE + 1 {
+                    self.discarding = Some(src.len());
+                    src.clear();
+                    self.scanned = 0;
+                } else {
+                    self.scanned = src.len();
+                }
+                Ok(None)
+            }
+            (None, Some(skipped)) => {
+                self.discarding = Some(skipped + src.len());
+                src.clear();
+                self.scanned = 0;
+                Ok(None)
+            }
+        }
+    }
+}
+
+async fn connection<H: Handler>(
+    reader: BoxRead,
+    mut writer: BoxWrite,
+    peer: Peer,
+    handler: Arc<H>,
+    token: Option<Arc<Secret>>,
+    close: CancellationToken,
+    write_timeout: Duration,
+) {
+    let (tx, mut rx) = mpsc::channel::<String>(PIPELINE);
+    let inflight = Arc::new(Semaphore::new(PIPELINE));
+    let authenticated = Arc::new(AtomicBool::new(token.is_none()));
+    let closed = CancellationToken::new();
+
+    // Writer: sends response lines; disconnects a client that does not read.
+    let writer_closed = closed.clone();
+    let writer_task = tokio::spawn(async move {
+        while let Some(line) = rx.recv().await {
+            let write = async {
+                writer.write_all(line.as_bytes()).await?;
+                // Coalesce: flush only when no other response is ready.
+                while let Ok(more) = rx.try_recv() {
+                    writer.write_all(more.as_bytes()).await?;
+                }
+                writer.flush().await
+            };
+            match tokio::time::timeout(write_timeout, write).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => break,
+            }
+        }
+        writer_closed.cancel();
+        let _ = writer.shutdown().await;
+    });
+
+    let mut lines = FramedRead::with_capacity(reader, LineCodec::default(), 8 * 1024);
+    loop {
+        let permit = tokio::select! {
+            _ = closed.cancelled() => break,
+            _ = close.cancelled() => break,
+            p = inflight.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let next = tokio::select! {
+            _ = closed.cancelled() => break,
+            _ = close.cancelled() => break,
+            n = lines.next() => n,
+        };
+        let line = match next {
+            None | Some(Err(_)) => break,
+            Some(Ok(Line::TooLong(n))) => {
+                let e = ApiError::new(
+                    ErrorCode::BadRequest,
+                    format!("line is {n} bytes; at most {MAX_LINE} are accepted"),
+                );
+                handler.refused(e.code);
+                if tx.send(Reply::error(None, &e)).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+            Some(Ok(Line::Ok(l))) => l,
+        };
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue; // blank lines are keep-alives for line tools
+        }
+        let parsed = parse_line(&line);
+        let request = match parsed.request {
+            Err(e) => {
+                handler.refused(e.code);
+                if tx
+                    .send(Reply::error(parsed.reference.as_deref(), &e))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+                continue;
+            }
+            Ok(r) => r,
+        };
+        if let Request::Auth { token: given } = &request {
+            let reply = match &token {
+                Some(t) if constant_time_eq(t.expose().as_bytes(), given.as_bytes()) => {
+                    authenticated.store(true, Ordering::Release);
+                    Reply::ok(parsed.reference.as_deref(), &serde_json::json!({}))
+                }
+                Some(_) => {
+                    handler.refused(ErrorCode::Unauthorized);
+                    Reply::error(
+                        parsed.reference.as_deref(),
+                        &ApiError::new(ErrorCode::Unauthorized, "wrong token"),
+                    )
+                }
+                None => Reply::ok(parsed.reference.as_deref(), &serde_json::json!({})),
+            };
+            if tx.send(reply).await.is_err() {
+                break;
+            }
+            continue;
+        }
+        if !authenticated.load(Ordering::Acquire) {
+            handler.refused(ErrorCode::Unauthorized);
+            let e = ApiError::new(
+                ErrorCode::Unauthorized,
+                "send {\"op\":\"auth\",\"token\":\"…\"} first",
+            );
+            if tx
+                .send(Reply::error(parsed.reference.as_deref(), &e))
+                .await
+                .is_err()
+            {
+                break;
+            }
+            continue;
+        }
+        let handler = handler.clone();
+        let tx = tx.clone();
+        let peer = peer.clone();
+        let closed = closed.clone();
+        let close = close.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            match handler.handle(request, parsed.reference, &peer).await {
+                Outcome::Line(l) => {
+                    let _ = tx.send(l).await;
+                }
+                Outcome::Stream(first, mut events) => {
+                    if tx.send(first).await.is_err() {
+                        return;
+                    }
+                    // The stream holds its pipeline slot for as long as it runs.
+                    loop {
+                        tokio::select! {
+                            _ = closed.cancelled() => break,
+                            _ = close.cancelled() => break,
+                            ev = events.recv() => match ev {
+                                Some(line) => if tx.send(line).await.is_err() { break },
+                                None => break,
+                            },
+                        }
+                    }
+                }
+            }
+        });
+    }
+    // Let in-progress requests finish and their responses be written, then close.
+    drop(tx);
+    let _ = inflight.acquire_many(PIPELINE as u32).await;
+    closed.cancel();
+    let _ = writer_task.await;
+}
+
+/// Compares secrets in time independent of where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(input: &[u8]) -> Vec<Result<Vec<u8>, usize>> {
+        let mut codec = LineCodec::default();
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        // Feed in small chunks to exercise partial reads.
+        for chunk in input.chunks(7) {
+            buf.extend_from_slice(chunk);
+            while let Ok(Some(l)) = codec.decode(&mut buf) {
+                out.push(match l {
+                    Line::Ok(b) => Ok(b.to_vec()),
+                    Line::TooLong(n) => Err(n),
+                });
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn splits_lines_and_skips_long_ones() {
+        let mut input = b"a\r\nbb\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', MAX_LINE + 10));
+        input.extend_from_slice(b"\nc\n");
+        let got = decode_all(&input);
+        assert_eq!(got.len(), 4);
+        assert_eq!(got[0], Ok(b"a".to_vec()));
+        assert_eq!(got[1], Ok(b"bb".to_vec()));
+        assert_eq!(got[2], Err(MAX_LINE + 10));
+        assert_eq!(got[3], Ok(b"c".to_vec()));
+    }
+
+    #[test]
+    fn constant_time_compare() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}
