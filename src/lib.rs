@@ -20,3 +20,5 @@
 //! without sockets. See `ARCHITECTURE.md` for the invariants every module keeps.
 
 #![forbid(unsafe_code)]
+
+pub mod pdu;
