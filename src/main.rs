@@ -1,6 +1,8 @@
 //! The `smppd` binary: parses the command line and hands off to the library.
 //! `anyhow` lives here, at the edge; the library uses typed errors.
 
+mod cli;
+
 use clap::{Parser, Subcommand};
 
 /// smppd — SMPP 3.4 gateway and dispatch daemon.
@@ -12,9 +14,15 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Decode or encode one SMPP PDU (hex ⇄ JSON).
+    #[command(subcommand)]
+    Pdu(cli::pdu::PduCommand),
+}
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Pdu(cmd) => cli::pdu::run(cmd),
+    }
 }

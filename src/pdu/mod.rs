@@ -16,7 +16,7 @@
 mod body;
 pub mod codec;
 mod error;
-
+pub mod json;
 mod tlv;
 mod types;
 mod wire;

@@ -8,6 +8,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::error::PduError;
+use super::json::{Json, hex_from_json, text_from_json, text_json, uint_from_json};
 use super::types::{COctetString, MessageId, MessageState, OctetString};
 use super::wire::{Reader, tlv_triple};
 
@@ -24,6 +25,9 @@ pub(crate) trait TlvValue: Sized {
     fn decode(value: &[u8], frame: &Bytes, tlv: &'static str) -> Result<Self, PduError>;
     fn wire_len(&self) -> usize;
     fn put(&self, dst: &mut BytesMut);
+    /// The JSON rendering (numbers for integers, strings for C-octet strings, hex otherwise).
+    fn to_json(&self) -> Json;
+    fn from_json(j: &Json) -> Result<Self, String>;
 }
 
 fn exact(
@@ -54,6 +58,12 @@ impl TlvValue for u8 {
     fn put(&self, dst: &mut BytesMut) {
         dst.put_u8(*self);
     }
+    fn to_json(&self) -> Json {
+        Json::Num((*self).into())
+    }
+    fn from_json(j: &Json) -> Result<Self, String> {
+        uint_from_json(j, u64::from(u8::MAX)).map(|v| v as u8)
+    }
 }
 
 impl TlvValue for u16 {
@@ -66,6 +76,12 @@ impl TlvValue for u16 {
     }
     fn put(&self, dst: &mut BytesMut) {
         dst.put_u16(*self);
+    }
+    fn to_json(&self) -> Json {
+        Json::Num((*self).into())
+    }
+    fn from_json(j: &Json) -> Result<Self, String> {
+        uint_from_json(j, u64::from(u16::MAX)).map(|v| v as u16)
     }
 }
 
@@ -80,6 +96,12 @@ impl TlvValue for u32 {
     fn put(&self, dst: &mut BytesMut) {
         dst.put_u32(*self);
     }
+    fn to_json(&self) -> Json {
+        Json::Num((*self).into())
+    }
+    fn from_json(j: &Json) -> Result<Self, String> {
+        uint_from_json(j, u64::from(u32::MAX)).map(|v| v as u32)
+    }
 }
 
 impl TlvValue for MessageState {
@@ -91,6 +113,12 @@ impl TlvValue for MessageState {
     }
     fn put(&self, dst: &mut BytesMut) {
         dst.put_u8(self.0);
+    }
+    fn to_json(&self) -> Json {
+        Json::Num(self.0.into())
+    }
+    fn from_json(j: &Json) -> Result<Self, String> {
+        u8::from_json(j).map(MessageState)
     }
 }
 
@@ -108,6 +136,20 @@ impl TlvValue for NetworkErrorCode {
     fn put(&self, dst: &mut BytesMut) {
         dst.put_u8(self.network_type);
         dst.put_u16(self.error_code);
+    }
+    /// Hex of the 3 octets (`"030000"`), as the reference vectors render it.
+    fn to_json(&self) -> Json {
+        let [a, b] = self.error_code.to_be_bytes();
+        Json::Str(hex::encode([self.network_type, a, b]))
+    }
+    fn from_json(j: &Json) -> Result<Self, String> {
+        match hex_from_json(j)?.as_ref() {
+            [t, a, b] => Ok(Self {
+                network_type: *t,
+                error_code: u16::from_be_bytes([*a, *b]),
+            }),
+            _ => Err("expected 3 octets of hex".to_owned()),
+        }
     }
 }
 
@@ -130,6 +172,16 @@ impl TlvValue for Option<u8> {
     fn put(&self, dst: &mut BytesMut) {
         if let Some(v) = self {
             dst.put_u8(*v);
+        }
+    }
+    /// `null` for the zero-length flag, else the number.
+    fn to_json(&self) -> Json {
+        self.map_or(Json::Null, |v| Json::Num(v.into()))
+    }
+    fn from_json(j: &Json) -> Result<Self, String> {
+        match j {
+            Json::Null => Ok(None),
+            _ => u8::from_json(j).map(Some),
         }
     }
 }
@@ -161,6 +213,12 @@ impl<const MAX: usize> TlvValue for COctetString<MAX> {
         dst.put_slice(self.as_bytes());
         dst.put_u8(0);
     }
+    fn to_json(&self) -> Json {
+        text_json(self.as_bytes())
+    }
+    fn from_json(j: &Json) -> Result<Self, String> {
+        COctetString::new(text_from_json(j)?).map_err(|e| e.to_string())
+    }
 }
 
 impl<const MIN: usize, const MAX: usize> TlvValue for OctetString<MIN, MAX> {
@@ -179,6 +237,12 @@ impl<const MIN: usize, const MAX: usize> TlvValue for OctetString<MIN, MAX> {
     }
     fn put(&self, dst: &mut BytesMut) {
         dst.put_slice(self.as_bytes());
+    }
+    fn to_json(&self) -> Json {
+        Json::Str(hex::encode(self.as_bytes()))
+    }
+    fn from_json(j: &Json) -> Result<Self, String> {
+        OctetString::new(hex_from_json(j)?).map_err(|e| e.to_string())
     }
 }
 
@@ -242,6 +306,22 @@ macro_rules! tlv_table {
                 match self {
                     $(Self::$variant(v) => TlvValue::wire_len(v),)*
                     Self::Other { value, .. } => value.len(),
+                }
+            }
+
+            /// The value as JSON (see [`TlvValue::to_json`]); `Other` values as hex.
+            pub fn json_value(&self) -> Json {
+                match self {
+                    $(Self::$variant(v) => TlvValue::to_json(v),)*
+                    Self::Other { value, .. } => Json::Str(hex::encode(value)),
+                }
+            }
+
+            /// Builds the TLV `tag` from its JSON value.
+            pub fn from_json_value(tag: u16, j: &Json) -> Result<Self, String> {
+                match tag {
+                    $($tag => Ok(Self::$variant(<$ty as TlvValue>::from_json(j)?)),)*
+                    _ => Ok(Self::Other { tag, value: hex_from_json(j)? }),
                 }
             }
 

@@ -1,0 +1,4 @@
+//! Subcommands of the `smppd` binary. Each lives in its own file; this is the only place (with
+//! `main.rs`) where `anyhow` is used. Never put library logic here.
+
+pub mod pdu;
