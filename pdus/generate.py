@@ -101,9 +101,10 @@ def encode(command, status, seq, fields, tlvs):
     return struct.pack(">IIII", 16 + len(body), IDS[command], status, seq) + body
 
 
-def expected_json(command, status, seq, fields, tlvs, has_tlvs, omit_body=False):
+def expected_json(command, status, seq, fields, tlvs, omit_body=False):
     j = {"command": command, "command_status": status, "sequence_number": seq}
     if omit_body:
+        j["tlvs"] = {}
         return j
     for name, kind, value in fields:
         if kind == "hexsm":
@@ -115,16 +116,11 @@ def expected_json(command, status, seq, fields, tlvs, has_tlvs, omit_body=False)
             j[name] = value
         else:
             j[name] = value
-    if has_tlvs:
-        j["tlvs"] = {name: value for name, value in tlvs}
+    # Every PDU has `tlvs` (empty when its body carries none).
+    j["tlvs"] = {name: value for name, value in tlvs}
     return j
 
 
-SM_TLV_COMMANDS = {
-    "submit_sm", "deliver_sm", "submit_sm_resp", "deliver_sm_resp", "data_sm_resp", "data_sm",
-    "bind_receiver_resp", "bind_transmitter_resp", "bind_transceiver_resp", "submit_multi",
-    "submit_multi_resp", "alert_notification",
-}
 
 cases = {}
 
@@ -135,7 +131,7 @@ def add(name, command, fields=(), tlvs=(), status=0, seq=1, note=None, omit_body
     case = {
         "source": "pdus/generate.py (hand-written from SMPP-FACTS)",
         "hex": wire.hex(),
-        "json": expected_json(command, status, seq, fields, tlvs, command in SM_TLV_COMMANDS, omit_body),
+        "json": expected_json(command, status, seq, fields, tlvs, omit_body),
     }
     if note:
         case["note"] = note
@@ -172,8 +168,7 @@ def from_vectors():
                     j["short_message"] = f[k]
                 else:
                     j[k] = f[k]
-            if v["command"] in SM_TLV_COMMANDS and (body_keys or f["tlvs"]):
-                j["tlvs"] = {t["name"]: t["value"] for t in f["tlvs"]}
+        j["tlvs"] = {t["name"]: t["value"] for t in f["tlvs"]}
         case = {"source": "vectors.jsonl: " + v["name"] + " (" + v["generator"] + ")", "hex": v["hex"], "json": j}
         if deviation:
             case["known_deviation"] = v["known_deviation"]
