@@ -31,3 +31,4 @@ pub mod api;
 pub mod config;
 pub mod metrics;
 pub mod route;
+pub mod pdu;

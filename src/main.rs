@@ -17,11 +17,15 @@ struct Cli {
 enum Command {
     /// Validate a configuration file without starting anything.
     CheckConfig(cli::check_config::Args),
+    /// Decode or encode one SMPP PDU (hex ⇄ JSON).
+    #[command(subcommand)]
+    Pdu(cli::pdu::PduCommand),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig(args) => cli::check_config::run(args),
+        Command::Pdu(cmd) => cli::pdu::run(cmd),
     }
 }

@@ -1,3 +1,5 @@
-//! Subcommand implementations of the `smppd` binary (the only place `anyhow` is used).
+//! Subcommands of the `smppd` binary. Each lives in its own file; this is the only place (with
+//! `main.rs`) where `anyhow` is used. Never put library logic here.
 
 pub mod check_config;
+pub mod pdu;
