@@ -15,8 +15,11 @@
 //! | module | owns | never does |
 //! |---|---|---|
 //! | [`pdu`] | SMPP 3.4 PDUs as typed values; bytes ⇄ PDU; the stream codec | I/O, sockets, clocks |
+//! | [`text`] | GSM 03.38 (+ national shift tables), Latin-1, UCS-2; encoding choice; splitting (UDH 8/16, SAR, payload); decoding; MO reassembly | I/O, tokio, clocks (time is a parameter) |
 //!
 //! Pure modules (`pdu`, `text`, `receipt`, `route` decisions) have no tokio in them and are tested
 //! without sockets. See `ARCHITECTURE.md` for the invariants every module keeps.
 
 #![forbid(unsafe_code)]
+
+pub mod text;

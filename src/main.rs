@@ -3,6 +3,8 @@
 
 use clap::{Parser, Subcommand};
 
+mod cli;
+
 /// smppd — SMPP 3.4 gateway and dispatch daemon.
 #[derive(Debug, Parser)]
 #[command(name = "smppd", version, about)]
@@ -12,9 +14,21 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Message text tools: `smppd text inspect` shows the encoding and parts of a text.
+    Text(cli::text::TextArgs),
+}
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    let result = match cli.command {
+        Command::Text(args) => cli::text::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
