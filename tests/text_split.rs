@@ -49,7 +49,7 @@ fn expected_plain(n: usize, single: usize, cap: usize) -> Vec<usize> {
         return vec![n];
     }
     let mut v = vec![cap; n / cap];
-    if n % cap != 0 {
+    if !n.is_multiple_of(cap) {
         v.push(n % cap);
     }
     v
