@@ -20,6 +20,7 @@
 //! | [`route`] | which route a message takes (first match, or the requested one) | look at SMSC health or do I/O |
 //! | [`api`] | the submit protocol: request parsing/validation, replies | say `ok` before the store said durable |
 //! | [`metrics`] | metric names (documented constants) and descriptions | label by number or message id |
+//! | [`text`] | GSM 03.38 (+ national shift tables), Latin-1, UCS-2; encoding choice; splitting (UDH 8/16, SAR, payload); decoding; MO reassembly | I/O, tokio, clocks (time is a parameter) |
 //!
 //! Pure modules (`pdu`, `text`, `receipt`, `route` decisions) have no tokio in them and are tested
 //! without sockets. See `ARCHITECTURE.md` for the invariants every module keeps.
@@ -32,3 +33,4 @@ pub mod config;
 pub mod metrics;
 pub mod route;
 pub mod pdu;
+pub mod text;

@@ -20,12 +20,22 @@ enum Command {
     /// Decode or encode one SMPP PDU (hex ⇄ JSON).
     #[command(subcommand)]
     Pdu(cli::pdu::PduCommand),
+    /// Message text tools: `smppd text inspect` shows the encoding and parts of a text.
+    Text(cli::text::TextArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::CheckConfig(args) => cli::check_config::run(args),
-        Command::Pdu(cmd) => cli::pdu::run(cmd),
+    let result = match cli.command {
+        Command::CheckConfig(args) => return cli::check_config::run(args),
+        Command::Pdu(cmd) => return cli::pdu::run(cmd),
+        Command::Text(args) => cli::text::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }

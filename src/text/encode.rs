@@ -1,0 +1,814 @@
+//! Encoding choice and splitting for mobile-terminated messages.
+//!
+//! Owns: which encoding a text gets ([`plan`]), the bytes of every part ([`encode`],
+//! [`encode_binary`]) and the per-destination reference counter ([`ReferenceAllocator`]). Never
+//! picks a reference itself (the caller passes it in, so the output is a pure function of its
+//! inputs), never stores anything, and never allocates more than the output needs: one buffer
+//! for all parts plus one small vector of part boundaries.
+//!
+//! Capacity per part follows SMPP-FACTS §8.4: GSM septets = ⌊(140 − UDH)·8/7⌋, octets =
+//! 140 − UDH, UCS-2 code units = ⌊(140 − UDH)/2⌋, where UDH counts the concatenation element
+//! (also for SAR, whose UDH the SMSC adds) and 3 octets per national-language shift element.
+//! Parts never end inside a GSM escape pair or a UTF-16 surrogate pair, and an extended grapheme
+//! cluster stays in one part whenever it fits in one part.
+
+use unicode_segmentation::UnicodeSegmentation;
+
+use super::gsm::{ESC, Gsm7Tables, Septets, fill_bits, pack_in_place};
+use super::smart;
+use super::udh::{IEI_CONCAT8, IEI_CONCAT16, IEI_LOCKING_SHIFT, IEI_SINGLE_SHIFT};
+use super::{Encoding, EncodingRequest, LanguageSet, SplitMethod, TextError};
+
+/// Default maximum number of parts per message.
+pub const DEFAULT_MAX_PARTS: u8 = 10;
+/// TP-User-Data size of one SMS, in octets.
+const TPDU_OCTETS: usize = 140;
+/// Largest `message_payload` TLV value.
+const PAYLOAD_OCTETS: usize = 65535;
+
+/// What the SMSC and the request allow for one message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EncodeOptions {
+    /// National languages whose shift tables the SMSC accepts (from its config).
+    pub languages: LanguageSet,
+    /// Auto or a forced encoding (from the request).
+    pub encoding: EncodingRequest,
+    /// Replace typographic look-alikes when that keeps the text in GSM-7 (route or request).
+    pub smart: bool,
+    /// How a long text is carried (per SMSC).
+    pub split: SplitMethod,
+    /// Reject texts needing more parts than this (1..=255; default 10).
+    pub max_parts: u8,
+    /// Send GSM 7-bit packed (8 septets in 7 octets) instead of one septet per octet (per SMSC).
+    pub packed: bool,
+}
+
+impl Default for EncodeOptions {
+    fn default() -> Self {
+        EncodeOptions {
+            languages: LanguageSet::EMPTY,
+            encoding: EncodingRequest::Auto,
+            smart: false,
+            split: SplitMethod::Udh8,
+            max_parts: DEFAULT_MAX_PARTS,
+            packed: false,
+        }
+    }
+}
+
+/// The outcome of the encoding choice: what the message will cost and how it is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// The chosen encoding (with national tables for GSM-7).
+    pub encoding: Encoding,
+    /// The `data_coding` byte for every part.
+    pub data_coding: u8,
+    /// Unicode scalar values in the input text.
+    pub chars: usize,
+    /// Payload size without UDH: GSM septets (escapes count 2), Latin-1/binary octets, or UTF-16
+    /// code units.
+    pub units: usize,
+    /// Characters replaced by smart encoding.
+    pub replaced: usize,
+    /// Number of parts (PDUs); 1 for `message_payload`.
+    pub parts: usize,
+    /// The split method in effect.
+    pub split: SplitMethod,
+    /// True when every part starts with a UDH: set `esm_class` bit 0x40 (UDHI).
+    pub udhi: bool,
+    /// True when GSM payloads are packed.
+    pub packed: bool,
+}
+
+/// The SAR TLV values of one part (`sar_msg_ref_num`, `sar_total_segments`,
+/// `sar_segment_seqnum`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Sar {
+    /// `sar_msg_ref_num`: the reference passed to [`encode`].
+    pub msg_ref_num: u16,
+    /// `sar_total_segments`.
+    pub total_segments: u8,
+    /// `sar_segment_seqnum` (1-based).
+    pub segment_seqnum: u8,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SegMeta {
+    start: usize,
+    udh_len: usize,
+    end: usize,
+    units: usize,
+}
+
+/// An encoded message: the plan and the bytes of every part, in one buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Encoded {
+    plan: Plan,
+    reference: u16,
+    buf: Vec<u8>,
+    segs: Vec<SegMeta>,
+}
+
+/// One part as it goes into a PDU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment<'a> {
+    bytes: &'a [u8],
+    udh_len: usize,
+    /// Septets (GSM, before packing), octets (Latin-1, binary) or UTF-16 code units (UCS-2).
+    pub units: usize,
+    /// SAR TLV values (only with [`SplitMethod::Sar`] and more than one part).
+    pub sar: Option<Sar>,
+}
+
+impl<'a> Segment<'a> {
+    /// The UDH (UDHL included), empty when there is none.
+    pub fn udh(&self) -> &'a [u8] {
+        &self.bytes[..self.udh_len]
+    }
+
+    /// The payload after the UDH.
+    pub fn payload(&self) -> &'a [u8] {
+        &self.bytes[self.udh_len..]
+    }
+
+    /// UDH followed by payload: the `short_message` (or `message_payload`) value.
+    pub fn short_message(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// Octets this part occupies in the SMS TP-User-Data on the air interface (UDH plus packed
+    /// septets with fill bits, or UDH plus octets). Always ≤ 140 for a part of a split message.
+    pub fn air_octets(&self, encoding: Encoding) -> usize {
+        match encoding {
+            Encoding::Gsm7(_) => {
+                let bits = self.udh_len * 8 + fill_bits(self.udh_len) as usize + self.units * 7;
+                bits.div_ceil(8)
+            }
+            Encoding::Ucs2 => self.udh_len + self.units * 2,
+            Encoding::Latin1 | Encoding::Binary => self.udh_len + self.units,
+        }
+    }
+}
+
+impl Encoded {
+    /// The encoding choice and counts.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The reference this message was encoded with.
+    pub fn reference(&self) -> u16 {
+        self.reference
+    }
+
+    /// The parts, in order.
+    pub fn segments(&self) -> impl ExactSizeIterator<Item = Segment<'_>> + '_ {
+        (0..self.segs.len()).map(move |i| self.segment_at(i))
+    }
+
+    /// Part `index` (0-based), if it exists.
+    pub fn segment(&self, index: usize) -> Option<Segment<'_>> {
+        (index < self.segs.len()).then(|| self.segment_at(index))
+    }
+
+    fn segment_at(&self, i: usize) -> Segment<'_> {
+        let m = self.segs[i];
+        let sar = (self.plan.split == SplitMethod::Sar && self.segs.len() > 1).then(|| Sar {
+            msg_ref_num: self.reference,
+            // Both fit: the part count is capped at max_parts ≤ 255.
+            total_segments: self.segs.len() as u8,
+            segment_seqnum: (i + 1) as u8,
+        });
+        Segment {
+            bytes: &self.buf[m.start..m.end],
+            udh_len: m.udh_len,
+            units: m.units,
+            sar,
+        }
+    }
+}
+
+/// Per-character writer for one encoding.
+#[derive(Clone, Copy, Debug)]
+enum Coder {
+    Gsm(Gsm7Tables),
+    Latin1,
+    Ucs2,
+}
+
+impl Coder {
+    #[inline]
+    fn cost(self, c: char) -> Option<usize> {
+        match self {
+            Coder::Gsm(t) => t.encode_char(c).map(Septets::len),
+            Coder::Latin1 => (u32::from(c) <= 0xFF).then_some(1),
+            Coder::Ucs2 => Some(c.len_utf16()),
+        }
+    }
+
+    /// Appends `c`; false (nothing written) when it cannot be encoded.
+    #[inline]
+    fn write(self, c: char, out: &mut Vec<u8>) -> bool {
+        match self {
+            Coder::Gsm(t) => match t.encode_char(c) {
+                Some(Septets::One(s)) => out.push(s),
+                Some(Septets::Escaped(s)) => out.extend_from_slice(&[ESC, s]),
+                None => return false,
+            },
+            Coder::Latin1 => match u8::try_from(u32::from(c)) {
+                Ok(b) => out.push(b),
+                Err(_) => return false,
+            },
+            Coder::Ucs2 => {
+                let mut units = [0u16; 2];
+                for u in c.encode_utf16(&mut units) {
+                    out.extend_from_slice(&u.to_be_bytes());
+                }
+            }
+        }
+        true
+    }
+
+    fn encoding(self) -> Encoding {
+        match self {
+            Coder::Gsm(t) => Encoding::Gsm7(t),
+            Coder::Latin1 => Encoding::Latin1,
+            Coder::Ucs2 => Encoding::Ucs2,
+        }
+    }
+
+    fn shift_ies(self) -> usize {
+        match self {
+            Coder::Gsm(t) => t.shift_ies(),
+            _ => 0,
+        }
+    }
+
+    /// Units that fit in `octets` of TP-User-Data (or of `message_payload`).
+    fn capacity(self, octets: usize, packed: bool, on_air: bool) -> usize {
+        match self {
+            // Septets are packed on the air whatever SMPP carries, so SMS parts are sized by
+            // the packed form; an unpacked message_payload carries one septet per octet.
+            Coder::Gsm(_) if on_air || packed => octets * 8 / 7,
+            Coder::Gsm(_) | Coder::Latin1 => octets,
+            Coder::Ucs2 => octets / 2,
+        }
+    }
+
+    /// Octets `units` take in an SMPP field.
+    fn field_octets(self, units: usize, packed: bool) -> usize {
+        match self {
+            Coder::Gsm(_) if packed => (units * 7).div_ceil(8),
+            Coder::Gsm(_) | Coder::Latin1 => units,
+            Coder::Ucs2 => units * 2,
+        }
+    }
+}
+
+/// Units `c` costs, and whether smart encoding replaced it.
+#[inline]
+fn char_cost(coder: Coder, smart: bool, c: char) -> Option<(usize, bool)> {
+    if let Some(n) = coder.cost(c) {
+        return Some((n, false));
+    }
+    if !smart {
+        return None;
+    }
+    let r = smart::replacement(c)?;
+    let mut n = 0;
+    for rc in r.chars() {
+        n += coder.cost(rc)?;
+    }
+    Some((n, true))
+}
+
+#[inline]
+fn write_char(coder: Coder, smart: bool, c: char, out: &mut Vec<u8>) {
+    if !coder.write(c, out)
+        && smart
+        && let Some(r) = smart::replacement(c)
+    {
+        for rc in r.chars() {
+            coder.write(rc, out);
+        }
+    }
+}
+
+/// UDH octets for `ie_octets` of elements (UDHL added when there is any element).
+fn udh_len(ie_octets: usize) -> usize {
+    if ie_octets == 0 { 0 } else { ie_octets + 1 }
+}
+
+/// Octets of the concatenation element a multi-part message counts against its capacity.
+fn concat_ie_octets(split: SplitMethod) -> usize {
+    match split {
+        // SAR: the SMSC adds an 8-bit-reference element itself.
+        SplitMethod::Udh8 | SplitMethod::Sar => 5,
+        SplitMethod::Udh16 => 6,
+        SplitMethod::Payload => 0,
+    }
+}
+
+/// One evaluated encoding candidate.
+#[derive(Clone, Copy, Debug)]
+struct Candidate {
+    coder: Coder,
+    smart: bool,
+    units: usize,
+    replaced: usize,
+    parts: usize,
+}
+
+/// Counts units and replacements; `Err((char, position))` at the first unencodable character.
+fn measure(text: &str, coder: Coder, smart: bool) -> Result<(usize, usize), (char, usize)> {
+    let mut units = 0;
+    let mut replaced = 0;
+    for (pos, c) in text.chars().enumerate() {
+        match char_cost(coder, smart, c) {
+            Some((n, r)) => {
+                units += n;
+                replaced += usize::from(r);
+            }
+            None => return Err((c, pos)),
+        }
+    }
+    Ok((units, replaced))
+}
+
+/// Lays `text` out in parts of at most `cap` units; records where each part after the first
+/// starts (byte offsets) in `bounds` while fewer than `keep` are recorded.
+struct Layout<'b> {
+    coder: Coder,
+    smart: bool,
+    cap: usize,
+    used: usize,
+    parts: usize,
+    bounds: Option<&'b mut Vec<usize>>,
+    keep: usize,
+}
+
+impl Layout<'_> {
+    fn cut(&mut self, offset: usize) {
+        self.parts += 1;
+        if let Some(b) = self.bounds.as_deref_mut()
+            && b.len() < self.keep
+        {
+            b.push(offset);
+        }
+    }
+
+    #[inline]
+    fn cost(&self, c: char) -> usize {
+        char_cost(self.coder, self.smart, c).map_or(0, |(n, _)| n)
+    }
+
+    #[inline]
+    fn cluster(&mut self, offset: usize, cluster: &str) {
+        let w: usize = cluster.chars().map(|c| self.cost(c)).sum();
+        if self.used + w <= self.cap {
+            self.used += w;
+        } else if w <= self.cap {
+            self.cut(offset);
+            self.used = w;
+        } else {
+            // A cluster larger than a whole part: split it between characters (never inside
+            // one, so escape and surrogate pairs still stay together).
+            for (i, c) in cluster.char_indices() {
+                let k = self.cost(c);
+                if self.used + k > self.cap && self.used > 0 {
+                    self.cut(offset + i);
+                    self.used = 0;
+                }
+                self.used += k;
+            }
+        }
+    }
+
+    fn run(mut self, text: &str) -> usize {
+        if text.is_ascii() {
+            // ASCII graphemes are single bytes except CR LF, which stays together.
+            let b = text.as_bytes();
+            let mut i = 0;
+            while i < b.len() {
+                let len = if b[i] == b'\r' && b.get(i + 1) == Some(&b'\n') {
+                    2
+                } else {
+                    1
+                };
+                self.cluster(i, &text[i..i + len]);
+                i += len;
+            }
+        } else {
+            for (i, g) in text.grapheme_indices(true) {
+                self.cluster(i, g);
+            }
+        }
+        self.parts
+    }
+}
+
+/// Part geometry for a coder under the options.
+struct Geometry {
+    /// UDH octets of a single (unsplit) message.
+    single_udh: usize,
+    /// Units that fit in a single message.
+    single_cap: usize,
+    /// UDH octets counted against each part of a split message.
+    multi_udh_counted: usize,
+    /// Units per part of a split message.
+    multi_cap: usize,
+}
+
+fn geometry(coder: Coder, opts: &EncodeOptions) -> Geometry {
+    let shift = 3 * coder.shift_ies();
+    let single_udh = udh_len(shift);
+    let multi_udh_counted = udh_len(concat_ie_octets(opts.split) + shift);
+    let (single_cap, multi_cap) = if opts.split == SplitMethod::Payload {
+        let cap = coder.capacity(PAYLOAD_OCTETS - single_udh, opts.packed, false);
+        (cap, cap)
+    } else {
+        (
+            coder.capacity(TPDU_OCTETS - single_udh, opts.packed, true),
+            coder.capacity(TPDU_OCTETS - multi_udh_counted, opts.packed, true),
+        )
+    };
+    Geometry {
+        single_udh,
+        single_cap,
+        multi_udh_counted,
+        multi_cap,
+    }
+}
+
+fn evaluate(
+    text: &str,
+    coder: Coder,
+    smart: bool,
+    opts: &EncodeOptions,
+) -> Result<Candidate, (char, usize)> {
+    let (units, replaced) = measure(text, coder, smart)?;
+    let g = geometry(coder, opts);
+    let parts = if units <= g.single_cap || opts.split == SplitMethod::Payload {
+        1
+    } else {
+        Layout {
+            coder,
+            smart,
+            cap: g.multi_cap,
+            used: 0,
+            parts: 1,
+            bounds: None,
+            keep: 0,
+        }
+        .run(text)
+    };
+    Ok(Candidate {
+        coder,
+        smart,
+        units,
+        replaced,
+        parts,
+    })
+}
+
+/// The best GSM-7 candidate: fewest parts, then fewest shift elements, then fewest septets.
+/// On failure, the unencodable character that stopped the most capable table pair.
+fn best_gsm(text: &str, opts: &EncodeOptions, smart: bool) -> Result<Candidate, (char, usize)> {
+    let default = evaluate(text, Coder::Gsm(Gsm7Tables::DEFAULT), smart, opts);
+    let chars_if_plain = || text.chars().count();
+    match &default {
+        // No national table can beat one septet per character without replacements.
+        Ok(c) if opts.languages.is_empty() || (c.replaced == 0 && c.units == chars_if_plain()) => {
+            return default;
+        }
+        Err(_) if opts.languages.is_empty() => return default,
+        _ => {}
+    }
+    let mut best = default;
+    let lockings = std::iter::once(None).chain(
+        opts.languages
+            .iter()
+            .filter(|l| l.has_locking_shift())
+            .map(Some),
+    );
+    for locking in lockings {
+        let singles = std::iter::once(None).chain(opts.languages.iter().map(Some));
+        for single in singles {
+            let Some(tables) = Gsm7Tables::new(locking, single) else {
+                continue;
+            };
+            if tables.is_default() {
+                continue;
+            }
+            let cand = evaluate(text, Coder::Gsm(tables), smart, opts);
+            best = match (best, cand) {
+                (Ok(b), Ok(c)) => {
+                    let key = |x: &Candidate| (x.parts, x.coder.shift_ies(), x.units, x.replaced);
+                    Ok(if key(&c) < key(&b) { c } else { b })
+                }
+                (Ok(b), Err(_)) => Ok(b),
+                (Err(_), Ok(c)) => Ok(c),
+                (Err(eb), Err(ec)) => Err(if ec.1 > eb.1 { ec } else { eb }),
+            };
+        }
+    }
+    best
+}
+
+fn choose(text: &str, opts: &EncodeOptions) -> Result<Candidate, TextError> {
+    let unencodable = |(ch, position): (char, usize)| TextError::Unencodable {
+        ch,
+        position,
+        encoding: opts.encoding,
+    };
+    let cand = match opts.encoding {
+        EncodingRequest::Auto | EncodingRequest::Gsm7 => {
+            let mut gsm = best_gsm(text, opts, false);
+            if gsm.is_err() && opts.smart {
+                gsm = best_gsm(text, opts, true);
+            }
+            match gsm {
+                Ok(c) => c,
+                Err(e) if opts.encoding == EncodingRequest::Gsm7 => return Err(unencodable(e)),
+                Err(_) => evaluate(text, Coder::Ucs2, false, opts).map_err(unencodable)?,
+            }
+        }
+        EncodingRequest::Latin1 => {
+            evaluate(text, Coder::Latin1, false, opts).map_err(unencodable)?
+        }
+        EncodingRequest::Ucs2 => evaluate(text, Coder::Ucs2, false, opts).map_err(unencodable)?,
+    };
+    check_size(cand.coder, cand.units, cand.parts, opts)?;
+    Ok(cand)
+}
+
+fn check_size(
+    coder: Coder,
+    units: usize,
+    parts: usize,
+    opts: &EncodeOptions,
+) -> Result<(), TextError> {
+    if opts.max_parts == 0 {
+        return Err(TextError::ZeroMaxParts);
+    }
+    if opts.split == SplitMethod::Payload {
+        let g = geometry(coder, opts);
+        if units > g.single_cap {
+            return Err(TextError::PayloadTooLong {
+                octets: g.single_udh + coder.field_octets(units, opts.packed),
+            });
+        }
+    } else if parts > usize::from(opts.max_parts) {
+        return Err(TextError::TooLong {
+            needed: parts,
+            max: opts.max_parts,
+        });
+    }
+    Ok(())
+}
+
+fn plan_of(text: &str, cand: &Candidate, opts: &EncodeOptions) -> Plan {
+    let g = geometry(cand.coder, opts);
+    let udh = if cand.parts > 1 && matches!(opts.split, SplitMethod::Udh8 | SplitMethod::Udh16) {
+        g.multi_udh_counted
+    } else {
+        g.single_udh
+    };
+    let encoding = cand.coder.encoding();
+    Plan {
+        encoding,
+        data_coding: encoding.data_coding(),
+        chars: text.chars().count(),
+        units: cand.units,
+        replaced: cand.replaced,
+        parts: cand.parts,
+        split: opts.split,
+        udhi: udh > 0,
+        packed: opts.packed && matches!(encoding, Encoding::Gsm7(_)),
+    }
+}
+
+/// Chooses the encoding for `text` and counts parts, without building any bytes.
+///
+/// Auto picks the cheapest exact encoding (fewest parts) in the order GSM-7 → GSM-7 with a
+/// national table from `opts.languages` → (with `smart`) GSM-7 after replacing look-alikes →
+/// UCS-2. A forced encoding that cannot represent the text gives
+/// [`TextError::Unencodable`]; more than `max_parts` parts give [`TextError::TooLong`].
+pub fn plan(text: &str, opts: &EncodeOptions) -> Result<Plan, TextError> {
+    let cand = choose(text, opts)?;
+    Ok(plan_of(text, &cand, opts))
+}
+
+/// Writes the UDH for one part.
+fn write_udh(
+    buf: &mut Vec<u8>,
+    udh: usize,
+    concat: Option<(SplitMethod, u16, u8, u8)>,
+    tables: Option<Gsm7Tables>,
+) {
+    if udh == 0 {
+        return;
+    }
+    buf.push((udh - 1) as u8);
+    match concat {
+        Some((SplitMethod::Udh8, reference, total, seq)) => {
+            buf.extend_from_slice(&[IEI_CONCAT8, 3, reference as u8, total, seq]);
+        }
+        Some((SplitMethod::Udh16, reference, total, seq)) => {
+            let [hi, lo] = reference.to_be_bytes();
+            buf.extend_from_slice(&[IEI_CONCAT16, 4, hi, lo, total, seq]);
+        }
+        _ => {}
+    }
+    if let Some(t) = tables {
+        if let Some(l) = t.single() {
+            buf.extend_from_slice(&[IEI_SINGLE_SHIFT, 1, l.id()]);
+        }
+        if let Some(l) = t.locking() {
+            buf.extend_from_slice(&[IEI_LOCKING_SHIFT, 1, l.id()]);
+        }
+    }
+}
+
+/// Encodes and splits `text` (see [`plan`] for the choice). `reference` goes into the
+/// concatenation element (low 8 bits for [`SplitMethod::Udh8`]) or `sar_msg_ref_num`; take it
+/// from a [`ReferenceAllocator`].
+pub fn encode(text: &str, opts: &EncodeOptions, reference: u16) -> Result<Encoded, TextError> {
+    let cand = choose(text, opts)?;
+    let plan = plan_of(text, &cand, opts);
+    let coder = cand.coder;
+    let g = geometry(coder, opts);
+    let multi = cand.parts > 1;
+    let concat_in_udh = multi && matches!(opts.split, SplitMethod::Udh8 | SplitMethod::Udh16);
+    let udh = if concat_in_udh {
+        g.multi_udh_counted
+    } else {
+        g.single_udh
+    };
+    let tables = match coder {
+        Coder::Gsm(t) if !t.is_default() => Some(t),
+        _ => None,
+    };
+
+    let mut bounds = Vec::new();
+    if multi {
+        bounds.reserve_exact(cand.parts + 1);
+        Layout {
+            coder,
+            smart: cand.smart,
+            cap: g.multi_cap,
+            used: 0,
+            parts: 1,
+            bounds: Some(&mut bounds),
+            keep: cand.parts,
+        }
+        .run(text);
+    }
+    bounds.push(text.len());
+
+    let payload_octets = match coder {
+        Coder::Ucs2 => cand.units * 2,
+        _ => cand.units,
+    };
+    let mut buf = Vec::with_capacity(payload_octets + cand.parts * udh);
+    let mut segs = Vec::with_capacity(cand.parts);
+    let total = cand.parts as u8;
+    let mut from = 0;
+    for (i, &to) in bounds.iter().enumerate() {
+        let start = buf.len();
+        let concat = concat_in_udh.then_some((opts.split, reference, total, (i + 1) as u8));
+        write_udh(&mut buf, udh, concat, tables);
+        let payload_start = buf.len();
+        for c in text[from..to].chars() {
+            write_char(coder, cand.smart, c, &mut buf);
+        }
+        let written = buf.len() - payload_start;
+        let units = match coder {
+            Coder::Ucs2 => written / 2,
+            _ => written,
+        };
+        if plan.packed {
+            pack_in_place(&mut buf, payload_start, fill_bits(udh));
+        }
+        segs.push(SegMeta {
+            start,
+            udh_len: udh,
+            end: buf.len(),
+            units,
+        });
+        from = to;
+    }
+    Ok(Encoded {
+        plan,
+        reference,
+        buf,
+        segs,
+    })
+}
+
+/// Splits 8-bit binary data (data_coding 0x04) into parts: 140 octets single, 134 (udh8, sar) or
+/// 133 (udh16) per part, or one `message_payload`. `opts.encoding`, `languages`, `smart` and
+/// `packed` do not apply.
+pub fn encode_binary(
+    data: &[u8],
+    opts: &EncodeOptions,
+    reference: u16,
+) -> Result<Encoded, TextError> {
+    if opts.max_parts == 0 {
+        return Err(TextError::ZeroMaxParts);
+    }
+    let (parts, cap, udh) = match opts.split {
+        SplitMethod::Payload => {
+            if data.len() > PAYLOAD_OCTETS {
+                return Err(TextError::PayloadTooLong { octets: data.len() });
+            }
+            (1, data.len(), 0)
+        }
+        _ if data.len() <= TPDU_OCTETS => (1, TPDU_OCTETS, 0),
+        split => {
+            let udh = udh_len(concat_ie_octets(split));
+            let cap = TPDU_OCTETS - udh;
+            let parts = data.len().div_ceil(cap);
+            if parts > usize::from(opts.max_parts) {
+                return Err(TextError::TooLong {
+                    needed: parts,
+                    max: opts.max_parts,
+                });
+            }
+            let udh = if split == SplitMethod::Sar { 0 } else { udh };
+            (parts, cap, udh)
+        }
+    };
+    let mut buf = Vec::with_capacity(data.len() + parts * udh);
+    let mut segs = Vec::with_capacity(parts);
+    for i in 0..parts {
+        let chunk = &data[(i * cap).min(data.len())..((i + 1) * cap).min(data.len())];
+        let start = buf.len();
+        let concat = (udh > 0).then_some((opts.split, reference, parts as u8, (i + 1) as u8));
+        write_udh(&mut buf, udh, concat, None);
+        buf.extend_from_slice(chunk);
+        segs.push(SegMeta {
+            start,
+            udh_len: udh,
+            end: buf.len(),
+            units: chunk.len(),
+        });
+    }
+    Ok(Encoded {
+        plan: Plan {
+            encoding: Encoding::Binary,
+            data_coding: Encoding::Binary.data_coding(),
+            chars: data.len(),
+            units: data.len(),
+            replaced: 0,
+            parts,
+            split: opts.split,
+            udhi: udh > 0,
+            packed: false,
+        },
+        reference,
+        buf,
+        segs,
+    })
+}
+
+/// Hands out concatenation references that rotate per destination, in fixed memory.
+///
+/// Destinations are hashed (FNV-1a, deterministic) into a fixed number of counters; consecutive
+/// messages to one destination get consecutive references (so 256 messages in a row to one
+/// number never reuse an 8-bit reference), and destinations sharing a slot still get distinct
+/// values from the shared counter. Memory is `2 × slots` bytes whatever the traffic.
+#[derive(Clone, Debug)]
+pub struct ReferenceAllocator {
+    slots: Box<[u16]>,
+}
+
+impl ReferenceAllocator {
+    /// An allocator with `slots` counters (at least 1).
+    pub fn new(slots: usize) -> Self {
+        ReferenceAllocator {
+            slots: vec![0; slots.max(1)].into_boxed_slice(),
+        }
+    }
+
+    /// The next reference for `destination`.
+    pub fn next(&mut self, destination: &str) -> u16 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for &b in destination.as_bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        let i = (h % self.slots.len() as u64) as usize;
+        let n = self.slots[i];
+        self.slots[i] = n.wrapping_add(1);
+        // Offset by the hash so different destinations do not all start at 0.
+        n.wrapping_add((h >> 48) as u16)
+    }
+}
+
+impl Default for ReferenceAllocator {
+    /// 4096 slots (8 KiB).
+    fn default() -> Self {
+        ReferenceAllocator::new(4096)
+    }
+}
