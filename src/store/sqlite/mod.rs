@@ -161,6 +161,11 @@ pub(crate) fn apply_settings(conn: &Connection, s: &Settings) -> rusqlite::Resul
         SyncMode::Full => "FULL",
     };
     conn.pragma_update(None, "synchronous", sync)?;
+    apply_size_cap(conn, s)
+}
+
+/// The size cap (`max_page_count`); allowed inside a transaction.
+pub(crate) fn apply_size_cap(conn: &Connection, s: &Settings) -> rusqlite::Result<()> {
     let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
     let max_pages = match s.max_size_bytes {
         Some(b) => (b / page_size.max(512) as u64).max(1) as i64,

@@ -26,6 +26,8 @@ pub(crate) struct Writer {
     /// Rolling sweep position of `expire`, and the oldest non-final message seen this sweep.
     expire_cursor: i64,
     expire_pass_min: Option<i64>,
+    /// Settings to apply once the current transaction is committed.
+    pending_settings: Option<Settings>,
 }
 
 fn outcome_code(o: Outcome) -> i64 {
@@ -84,6 +86,7 @@ impl Writer {
             committed_seq: None,
             expire_cursor: 0,
             expire_pass_min: None,
+            pending_settings: None,
         })
     }
 
@@ -105,6 +108,11 @@ impl Writer {
     }
 
     pub(crate) fn committed(&mut self) {
+        if let Some(s) = self.pending_settings.take()
+            && let Err(e) = super::apply_settings(&self.conn, &s)
+        {
+            tracing::error!(error = %e, "store settings could not be applied");
+        }
         if let Some(s) = self.batch_seq.take() {
             self.committed_seq = Some(self.committed_seq.map_or(s, |c| c.max(s)));
         }
@@ -112,6 +120,7 @@ impl Writer {
 
     pub(crate) fn rolled_back(&mut self) {
         self.batch_seq = None;
+        self.pending_settings = None;
     }
 
     pub(crate) fn take_committed_seq(&mut self) -> Option<i64> {
@@ -763,7 +772,8 @@ impl Writer {
         // A rolling sweep: continue after the last row; at the end, restart from the oldest
         // message that was still open, so open messages never block the sweep.
         if rows.len() < limit {
-            self.expire_cursor = self.expire_pass_min.take().unwrap_or(cutoff);
+            let after_last = rows.last().map_or(self.expire_cursor, |r| r.0 + 1);
+            self.expire_cursor = self.expire_pass_min.take().unwrap_or(after_last);
         } else if let Some(last) = rows.last() {
             self.expire_cursor = last.0 + 1;
         }
@@ -874,7 +884,10 @@ impl Writer {
     }
 
     pub(crate) fn reload(&mut self, s: &Settings) -> Result<(), JobError> {
-        super::apply_settings(&self.conn, s)?;
+        super::apply_size_cap(&self.conn, s)?;
+        // `synchronous` cannot change inside a transaction: applied right after the commit,
+        // before the caller hears back.
+        self.pending_settings = Some(*s);
         self.settings = *s;
         Ok(())
     }
