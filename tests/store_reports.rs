@@ -140,6 +140,13 @@ fn reports_reads_while_the_writer_runs() {
 
     // The writer was never blocked: it still commits.
     store.accept(msg("+46701234567", 1)).wait().expect("accept");
+
+    // And with the daemon stopped, the file alone is enough.
+    store.close();
+    drop(store);
+    let (ok, out, err) = reports(&db, &["--json"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 3);
 }
 
 #[test]

@@ -183,51 +183,83 @@ impl Writer {
         id: MessageId,
         now: i64,
     ) -> Result<(MessageState, MessageState), JobError> {
-        let (old, dlr, has_text): (i64, bool, bool) = {
-            let mut st = self
-                .conn
-                .prepare_cached("SELECT state, dlr, text IS NOT NULL FROM message WHERE id = ?1")?;
-            st.query_row([id.as_i64()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .optional()?
-                .ok_or_else(|| {
-                    JobError::Domain(StoreError::NotFound {
-                        what: "message",
-                        id: id.to_string(),
-                    })
-                })?
+        self.recompute_with(id, now, None)
+    }
+
+    /// [`Self::recompute`], with the new state of a part that just changed (and whether it was
+    /// acknowledged): for a single-part message (the common case) that is all there is to know,
+    /// so the parts are not read again.
+    fn recompute_with(
+        &mut self,
+        id: MessageId,
+        now: i64,
+        only_part: Option<(PartState, bool)>,
+    ) -> Result<(MessageState, MessageState), JobError> {
+        let (old, dlr, has_text, parts, submitted, done): (i64, bool, bool, i64, bool, bool) = {
+            let mut st = self.conn.prepare_cached(
+                "SELECT state, dlr, text IS NOT NULL, parts, submitted_at IS NOT NULL,
+                    done_at IS NOT NULL
+                 FROM message WHERE id = ?1",
+            )?;
+            st.query_row([id.as_i64()], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
+            .optional()?
+            .ok_or_else(|| {
+                JobError::Domain(StoreError::NotFound {
+                    what: "message",
+                    id: id.to_string(),
+                })
+            })?
         };
         let old = MessageState::from_code(old).unwrap_or(MessageState::Queued);
         let mut states = Vec::with_capacity(4);
         let mut any_acked = false;
-        {
-            let mut st = self.conn.prepare_cached(
-                "SELECT state, acked_at IS NOT NULL FROM part WHERE message_id = ?1",
-            )?;
-            let mut rows = st.query([id.as_i64()])?;
-            while let Some(r) = rows.next()? {
-                states.push(part_state(r.get(0)?)?);
-                any_acked |= r.get::<_, bool>(1)?;
+        match only_part {
+            Some((state, acked)) if parts == 1 => {
+                states.push(state);
+                any_acked = acked;
+            }
+            _ => {
+                let mut st = self.conn.prepare_cached(
+                    "SELECT state, acked_at IS NOT NULL FROM part WHERE message_id = ?1",
+                )?;
+                let mut rows = st.query([id.as_i64()])?;
+                while let Some(r) = rows.next()? {
+                    states.push(part_state(r.get(0)?)?);
+                    any_acked |= r.get::<_, bool>(1)?;
+                }
             }
         }
         let new = aggregate(dlr, &states);
-        let done = new.is_final() || (!dlr && new == MessageState::Submitted);
+        let is_done = new.is_final() || (!dlr && new == MessageState::Submitted);
         let nothing_pending = !states.iter().any(|s| s.is_pending());
         let drop_text = has_text && !self.settings.retain_text && nothing_pending;
-        let mut st = self.conn.prepare_cached(
-            "UPDATE message SET state = ?2,
-                submitted_at = CASE WHEN ?3 THEN coalesce(submitted_at, ?6) ELSE submitted_at END,
-                done_at = CASE WHEN ?4 THEN coalesce(done_at, ?6) ELSE NULL END,
-                text = CASE WHEN ?5 THEN NULL ELSE text END
-             WHERE id = ?1",
-        )?;
-        st.execute(params![
-            id.as_i64(),
-            new.code(),
-            any_acked,
-            done,
-            drop_text,
-            now
-        ])?;
+        let unchanged = new == old && (submitted || !any_acked) && is_done == done && !drop_text;
+        if !unchanged {
+            let mut st = self.conn.prepare_cached(
+                "UPDATE message SET state = ?2,
+                    submitted_at = CASE WHEN ?3 THEN coalesce(submitted_at, ?6) ELSE submitted_at END,
+                    done_at = CASE WHEN ?4 THEN coalesce(done_at, ?6) ELSE NULL END,
+                    text = CASE WHEN ?5 THEN NULL ELSE text END
+                 WHERE id = ?1",
+            )?;
+            st.execute(params![
+                id.as_i64(),
+                new.code(),
+                any_acked,
+                is_done,
+                drop_text,
+                now
+            ])?;
+        }
         Ok((old, new))
     }
 
@@ -461,6 +493,7 @@ impl Writer {
             let outcome = outcome.and_then(outcome_from_code);
             applied.push(self.apply_receipt(
                 a.part,
+                None,
                 log_id,
                 &stat,
                 err.as_deref(),
@@ -472,7 +505,10 @@ impl Writer {
         }
         let state = match applied.last() {
             Some(last) => last.state,
-            None => self.recompute(a.part.message, a.now_ms)?.1,
+            None => {
+                self.recompute_with(a.part.message, a.now_ms, Some((PartState::Submitted, true)))?
+                    .1
+            }
         };
         Ok(AckResult {
             state,
@@ -484,6 +520,7 @@ impl Writer {
     fn apply_receipt(
         &mut self,
         part: PartRef,
+        cur: Option<PartState>,
         log_id: i64,
         stat: &str,
         err: Option<&str>,
@@ -492,7 +529,10 @@ impl Writer {
         smsc_id: &str,
         now: i64,
     ) -> Result<ReceiptApplied, JobError> {
-        let cur = self.part_row(part)?;
+        let cur = match cur {
+            Some(c) => c,
+            None => self.part_row(part)?,
+        };
         let next = match (cur, outcome) {
             // A final receipt settles a submitted part, and corrects an earlier receipt or a
             // no_receipt timeout (the latest word from the SMSC wins).
@@ -514,7 +554,9 @@ impl Writer {
                 next.is_final() && next != cur,
                 now
             ])?;
-        let (_, state) = self.recompute(part.message, now)?;
+        // A receipt matched by SMSC id means the part was acknowledged.
+        let (_, state) =
+            self.recompute_with(part.message, now, Some((next, !next.is_pending())))?;
         let body = json!({
             "id": part.message.to_string(),
             "part": part.n,
@@ -541,26 +583,32 @@ impl Writer {
         let keys = receipt::receipt_keys(r.rule, &r.receipt);
         let fp = fingerprint(r);
         let mut matched: Option<PartRef> = None;
+        let mut matched_state: Option<i64> = None;
         {
             let mut st = self.conn.prepare_cached(
-                "SELECT message_id, n FROM part WHERE smsc_key = ?1 AND smsc = ?2
+                "SELECT message_id, n, state FROM part WHERE smsc_key = ?1 AND smsc = ?2
                  ORDER BY message_id DESC LIMIT 1",
             )?;
             for key in &keys {
                 let found = st
                     .query_row(params![key, r.smsc], |row| {
-                        Ok(PartRef {
-                            message: MessageId::from_i64(row.get(0)?),
-                            n: row.get(1)?,
-                        })
+                        Ok((
+                            PartRef {
+                                message: MessageId::from_i64(row.get(0)?),
+                                n: row.get(1)?,
+                            },
+                            row.get::<_, i64>(2)?,
+                        ))
                     })
                     .optional()?;
-                if found.is_some() {
-                    matched = found;
+                if let Some((p, state)) = found {
+                    matched = Some(p);
+                    matched_state = Some(state);
                     break;
                 }
             }
         }
+        let matched_state = matched_state.map(part_state).transpose()?;
         let primary_key = keys.first().cloned().unwrap_or_default();
         let earlier: Option<i64> = match matched {
             Some(p) => self
@@ -611,6 +659,7 @@ impl Writer {
         match matched {
             Some(part) => Ok(ReceiptRecorded::Matched(self.apply_receipt(
                 part,
+                matched_state,
                 log_id,
                 stat,
                 rc.err.as_deref(),
