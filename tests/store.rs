@@ -818,3 +818,28 @@ fn invalid_input_is_refused_without_harm() {
         .expect_err("closed");
     assert!(matches!(err, StoreError::Closed));
 }
+
+#[test]
+fn aggregation_table() {
+    use MessageState as M;
+    use PartState::*;
+    use smppd::store::aggregate;
+    let cases: [(bool, &[PartState], MessageState); 12] = [
+        (true, &[Queued], M::Queued),
+        (true, &[Submitted, Sending], M::Queued),
+        (true, &[Submitted, Waiting], M::Queued),
+        (true, &[Submitted, Submitted], M::Submitted),
+        (true, &[Delivered, Submitted], M::Submitted),
+        (true, &[Failed, Submitted], M::Submitted),
+        (true, &[Delivered, Delivered], M::Delivered),
+        (true, &[Delivered, NoReceipt], M::NoReceipt),
+        (true, &[Expired, Undeliverable, Delivered], M::Undeliverable),
+        (true, &[Rejected, Failed], M::Failed),
+        (false, &[Submitted, Submitted], M::Submitted),
+        (false, &[Submitted, Failed], M::Failed),
+    ];
+    for (dlr, parts, want) in cases {
+        assert_eq!(aggregate(dlr, parts), want, "dlr={dlr} {parts:?}");
+    }
+    assert_eq!(aggregate(true, &[]), M::Queued);
+}

@@ -429,7 +429,7 @@ impl Writer {
             }
         }
         if !expired.is_empty() {
-            out.retain(|p| !p.valid_until_ms.is_some_and(|v| v < now));
+            out.retain(|p| p.valid_until_ms.is_none_or(|v| v >= now));
             expired.dedup();
             for id in expired {
                 let change = self.recompute(id, now)?;
