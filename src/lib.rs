@@ -21,6 +21,8 @@
 //! | [`api`] | the submit protocol: request parsing/validation, replies | say `ok` before the store said durable |
 //! | [`metrics`] | metric names (documented constants) and descriptions | label by number or message id |
 //! | [`text`] | GSM 03.38 (+ national shift tables), Latin-1, UCS-2; encoding choice; splitting (UDH 8/16, SAR, payload); decoding; MO reassembly | I/O, tokio, clocks (time is a parameter) |
+//! | [`receipt`] | delivery-receipt text/TLV parsing, stat → outcome, SMSC message-id normalization | touch the store or the network |
+//! | [`store`] | durable queue, parts, delivery-report log, MO, opt-out, events (SQLite, WAL, group commit) | say "durable" before the commit |
 //!
 //! Pure modules (`pdu`, `text`, `receipt`, `route` decisions) have no tokio in them and are tested
 //! without sockets. See `ARCHITECTURE.md` for the invariants every module keeps.
@@ -34,3 +36,5 @@ pub mod metrics;
 pub mod route;
 pub mod pdu;
 pub mod text;
+pub mod receipt;
+pub mod store;

@@ -22,6 +22,8 @@ enum Command {
     Pdu(cli::pdu::PduCommand),
     /// Message text tools: `smppd text inspect` shows the encoding and parts of a text.
     Text(cli::text::TextArgs),
+    /// Print messages with their parts and receipts from the store (safe while the daemon runs).
+    Reports(cli::reports::ReportsArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -30,11 +32,12 @@ fn main() -> std::process::ExitCode {
         Command::CheckConfig(args) => return cli::check_config::run(args),
         Command::Pdu(cmd) => return cli::pdu::run(cmd),
         Command::Text(args) => cli::text::run(args),
+        Command::Reports(args) => cli::reports::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("smppd: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }

@@ -3,4 +3,5 @@
 
 pub mod check_config;
 pub mod pdu;
+pub mod reports;
 pub mod text;

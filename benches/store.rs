@@ -1,0 +1,246 @@
+//! Store benchmarks.
+//!
+//! 1. `lifecycle`: message lifecycles per second, every step durable: accept, claim, acknowledge
+//!    (submit_sm_resp), receipt, in pipelined batches as the daemon issues them. Goal ≥ 50k/s.
+//! 2. Steady load (printed before criterion runs): accepts at a steady 20,000/s while the same
+//!    process claims, acknowledges and records receipts for them, for 10 s; prints the durable
+//!    accept latency p50/p99/p99.9/max. Goal p99 ≤ 5 ms.
+//!
+//! Run: `cargo bench --bench store` (`sync = "normal"`; set `SMPPD_BENCH_SYNC=full` for full).
+//! `SMPPD_BENCH_STEADY_SECS` changes the steady run's length (0 skips it).
+
+use criterion::{Criterion, Throughput};
+use smppd::receipt::{AcceptedIs, IdRule, ReceiptTlvs, final_outcome, parse_receipt};
+use smppd::store::{
+    Ack, IncomingReceipt, NewMessage, NewPart, Settings, SqliteOptions, Store, SyncMode,
+};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn open(dir: &std::path::Path) -> Store {
+    let mut o = SqliteOptions::new(dir.join("bench.db"));
+    let sync = match std::env::var("SMPPD_BENCH_SYNC").as_deref() {
+        Ok("full") => SyncMode::Full,
+        _ => SyncMode::Normal,
+    };
+    o.settings = Settings {
+        sync,
+        ..Settings::default()
+    };
+    Store::open_sqlite(o).expect("open store").0
+}
+
+fn message(i: u64) -> NewMessage {
+    NewMessage {
+        key: Some(format!("bench-{i}")),
+        to: format!("+4670{:07}", i % 10_000_000),
+        from: "ACME".into(),
+        route: "default".into(),
+        encoding: "gsm7".into(),
+        split: "udh8".into(),
+        options: "{}".into(),
+        dlr: true,
+        text: "Your code is 123456".into(),
+        parts: vec![NewPart {
+            data_coding: 0,
+            esm_class: 0,
+            segment: b"Your code is 123456".to_vec(),
+            sar_ref: None,
+        }],
+        now_ms: now_ms(),
+        ..NewMessage::default()
+    }
+}
+
+fn receipt_for(smsc_id: &str) -> IncomingReceipt {
+    let text = format!(
+        "id:{smsc_id} sub:001 dlvrd:001 submit date:2601010000 done date:2601010001 stat:DELIVRD err:000 text:Your code is 123456"
+    );
+    let r = parse_receipt(text.as_bytes(), &ReceiptTlvs::default()).expect("parse");
+    IncomingReceipt {
+        smsc: "op-a".into(),
+        rule: IdRule::Same,
+        outcome: final_outcome(r.stat, AcceptedIs::Final),
+        receipt: r,
+        raw: text.into_bytes(),
+        tlv_state: None,
+        tlv_network_error: None,
+        now_ms: now_ms(),
+    }
+}
+
+/// Claims up to `limit` parts and takes each through acknowledgement and receipt (durable).
+/// Returns how many.
+async fn drive(store: &Store, limit: usize) -> usize {
+    let parts = store
+        .claim("default", limit, now_ms())
+        .await
+        .expect("claim");
+    let acks: Vec<_> = parts
+        .iter()
+        .map(|p| {
+            store.acked(Ack {
+                part: p.part,
+                smsc: "op-a".into(),
+                smsc_id: format!("{:X}", p.part.message.0),
+                rule: IdRule::Same,
+                now_ms: now_ms(),
+            })
+        })
+        .collect();
+    for a in acks {
+        a.await.expect("ack");
+    }
+    let receipts: Vec<_> = parts
+        .iter()
+        .map(|p| store.record_receipt(receipt_for(&format!("{:X}", p.part.message.0))))
+        .collect();
+    for r in receipts {
+        r.await.expect("receipt");
+    }
+    parts.len()
+}
+
+fn lifecycles(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let mut next = 0u64;
+    const BATCH: u64 = 4096;
+    let mut g = c.benchmark_group("store");
+    g.throughput(Throughput::Elements(BATCH));
+    g.sample_size(20);
+    g.measurement_time(Duration::from_secs(15));
+    g.bench_function("lifecycle", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                rt.block_on(async {
+                    let accepts: Vec<_> = (0..BATCH)
+                        .map(|_| {
+                            next += 1;
+                            store.accept(message(next))
+                        })
+                        .collect();
+                    for a in accepts {
+                        a.await.expect("accept");
+                    }
+                    let mut done = 0;
+                    while done < BATCH as usize {
+                        done += drive(&store, 2048).await;
+                    }
+                });
+            }
+            start.elapsed()
+        })
+    });
+    g.finish();
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Accepts at a steady `rate`/s for `secs` while the lifecycle runs behind them; prints the
+/// durable-accept latency distribution.
+fn steady_load(rate: u64, secs: u64) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity((rate * secs) as usize)));
+    let started = Instant::now();
+    let (accepted, completed) = rt.block_on(async {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let worker = {
+            let store = store.clone();
+            let stop = Arc::clone(&stop);
+            tokio::spawn(async move {
+                let mut total = 0;
+                loop {
+                    let n = drive(&store, 1024).await;
+                    total += n;
+                    if n == 0 {
+                        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            return total;
+                        }
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                }
+            })
+        };
+        // Issue in 1 ms slots against the wall clock, so a slow slot is caught up, not skipped.
+        let mut issued = 0u64;
+        let mut tasks = Vec::with_capacity((rate * secs) as usize);
+        let mut tick = tokio::time::interval(Duration::from_millis(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        while started.elapsed() < Duration::from_secs(secs) {
+            tick.tick().await;
+            let due = (started.elapsed().as_secs_f64() * rate as f64) as u64;
+            while issued < due {
+                issued += 1;
+                let t0 = Instant::now();
+                let p = store.accept(message(issued));
+                let lat = Arc::clone(&latencies);
+                tasks.push(tokio::spawn(async move {
+                    p.await.expect("accept");
+                    let d = t0.elapsed();
+                    lat.lock().expect("latencies").push(d);
+                }));
+            }
+        }
+        for t in tasks {
+            t.await.expect("task");
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        (issued, worker.await.expect("worker"))
+    });
+    let elapsed = started.elapsed();
+    let mut l = latencies.lock().expect("latencies").clone();
+    l.sort();
+    println!(
+        "steady load: {accepted} accepts at {rate}/s target ({:.0}/s achieved) over {:.1} s, {completed} full lifecycles",
+        accepted as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "durable accept latency: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+        percentile(&l, 0.50).as_secs_f64() * 1e3,
+        percentile(&l, 0.99).as_secs_f64() * 1e3,
+        percentile(&l, 0.999).as_secs_f64() * 1e3,
+        l.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+    );
+}
+
+fn main() {
+    let secs: u64 = std::env::var("SMPPD_BENCH_STEADY_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    // `cargo test --benches` runs benches in test mode: keep that quick.
+    let test_mode = std::env::args().any(|a| a == "--test");
+    if secs > 0 && !test_mode {
+        steady_load(20_000, secs);
+    }
+    let mut c = Criterion::default().configure_from_args();
+    lifecycles(&mut c);
+    c.final_summary();
+}

@@ -1,0 +1,232 @@
+//! `smppd reports`: what happened to messages, from the store, while the daemon runs.
+//!
+//! Opens its own read-only connection (a WAL reader: it sees the last committed state and never
+//! blocks the daemon's writer) and prints messages with their parts and receipts, newest first,
+//! as a table or as JSON lines. It never writes to the store.
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use smppd::store::{MessageFilter, MessageId, MessageState, MessageView, Reader, ReceiptView};
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Arguments of `smppd reports`.
+#[derive(Debug, Args)]
+pub struct ReportsArgs {
+    /// One message by its gateway id (16 hex digits).
+    #[arg(long)]
+    id: Option<String>,
+    /// Messages to this destination (E.164, e.g. +46701234567).
+    #[arg(long)]
+    to: Option<String>,
+    /// Messages in this state: queued, submitted, delivered, undeliverable, expired, rejected,
+    /// failed, no_receipt.
+    #[arg(long)]
+    state: Option<String>,
+    /// Messages accepted within this long, e.g. 90s, 30m, 2h, 7d.
+    #[arg(long)]
+    since: Option<String>,
+    /// At most this many messages.
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+    /// Print receipts that matched no message instead of messages.
+    #[arg(long)]
+    unmatched: bool,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// The store file.
+    #[arg(long, default_value = "var/smppd.db")]
+    db: PathBuf,
+}
+
+/// Parses `90s`, `30m`, `2h`, `7d` into milliseconds.
+fn parse_age(s: &str) -> Result<i64> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit())
+        .with_context(|| format!("--since {s:?}: add a unit (s, m, h or d), e.g. 2h"))?;
+    let (num, unit) = s.split_at(split);
+    let n: i64 = num
+        .parse()
+        .with_context(|| format!("--since {s:?}: expected a number then a unit, e.g. 2h"))?;
+    let unit_ms = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => bail!("--since {s:?}: unknown unit {unit:?} (use s, m, h or d)"),
+    };
+    n.checked_mul(unit_ms)
+        .with_context(|| format!("--since {s:?}: too large"))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// `YYYY-MM-DD hh:mm:ss` (UTC) from epoch milliseconds.
+fn utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
+    v.as_ref()
+        .map_or_else(|| "-".to_string(), |v| v.to_string())
+}
+
+fn receipt_line(r: &ReceiptView) -> String {
+    format!(
+        "receipt #{} {} smsc={} id={} stat={} err={} done={}{}",
+        r.log_id,
+        utc(r.at),
+        r.smsc,
+        r.smsc_id,
+        r.stat,
+        opt(&r.err),
+        opt(&r.done_date),
+        r.part.map(|p| format!(" part={p}")).unwrap_or_default()
+    )
+}
+
+fn print_table(out: &mut impl Write, messages: &[MessageView]) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:<16}  {:<19}  {:<16}  {:<11}  {:<12}  {:<13}  {:>5}",
+        "ID", "ACCEPTED (UTC)", "TO", "FROM", "ROUTE", "STATE", "PARTS"
+    )?;
+    for m in messages {
+        writeln!(
+            out,
+            "{:<16}  {:<19}  {:<16}  {:<11}  {:<12}  {:<13}  {:>5}",
+            m.id,
+            utc(m.accepted_at),
+            m.to,
+            m.from,
+            m.route,
+            m.state.as_str(),
+            m.parts.len()
+        )?;
+        for p in &m.parts {
+            writeln!(
+                out,
+                "    part {} {} smsc={} id={} attempts={} status={} stat={} err={}{}",
+                p.n,
+                p.state.as_str(),
+                opt(&p.smsc),
+                opt(&p.smsc_id),
+                p.attempts,
+                p.last_status.map_or("-".into(), |s| format!("0x{s:08x}")),
+                opt(&p.stat),
+                opt(&p.error),
+                if p.maybe_duplicate {
+                    " maybe-duplicate"
+                } else {
+                    ""
+                }
+            )?;
+        }
+        for r in &m.receipts {
+            writeln!(out, "    {}", receipt_line(r))?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs `smppd reports`.
+pub fn run(args: ReportsArgs) -> Result<()> {
+    let mut reader = Reader::open(&args.db)
+        .with_context(|| format!("reading the store at {}", args.db.display()))?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if args.unmatched {
+        let receipts = reader.unmatched_receipts(args.limit)?;
+        for r in &receipts {
+            if args.json {
+                writeln!(out, "{}", serde_json::to_string(r)?)?;
+            } else {
+                writeln!(out, "{} raw={:?}", receipt_line(r), r.raw)?;
+            }
+        }
+        out.flush()?;
+        return Ok(());
+    }
+    let id = args
+        .id
+        .as_deref()
+        .map(|s| s.parse::<MessageId>())
+        .transpose()
+        .context("--id")?;
+    let state = match args.state.as_deref() {
+        Some(s) => Some(MessageState::from_name(s).with_context(|| {
+            format!(
+                "--state {s:?}: expected one of queued, submitted, delivered, undeliverable, \
+                 expired, rejected, failed, no_receipt"
+            )
+        })?),
+        None => None,
+    };
+    let since_ms = args
+        .since
+        .as_deref()
+        .map(parse_age)
+        .transpose()?
+        .map(|age| now_ms().saturating_sub(age));
+    let filter = MessageFilter {
+        id,
+        to: args.to.clone(),
+        state,
+        since_ms,
+        limit: args.limit,
+    };
+    let messages = reader.messages(&filter)?;
+    if args.json {
+        for m in &messages {
+            writeln!(out, "{}", serde_json::to_string(m)?)?;
+        }
+    } else {
+        print_table(&mut out, &messages)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_and_dates() {
+        assert_eq!(parse_age("2h").ok(), Some(7_200_000));
+        assert_eq!(parse_age("90s").ok(), Some(90_000));
+        assert_eq!(parse_age("7d").ok(), Some(604_800_000));
+        assert!(parse_age("2").is_err());
+        assert!(parse_age("h").is_err());
+        assert!(parse_age("2y").is_err());
+        assert!(parse_age("99999999999999999d").is_err());
+        assert_eq!(utc(0), "1970-01-01 00:00:00");
+        assert_eq!(utc(1_767_225_600_000), "2026-01-01 00:00:00");
+        assert_eq!(utc(951_782_400_000 + 3_661_000), "2000-02-29 01:01:01");
+    }
+}

@@ -1,0 +1,155 @@
+//! The durable store: messages and their parts (the queue), the delivery-report log, receipt
+//! correlation, mobile-originated messages, the opt-out list and the event sequence.
+//!
+//! Callers hold a [`Store`], a cheap handle over a [`StoreBackend`]. Today the backend is SQLite
+//! ([`sqlite`]): WAL mode, one writer thread doing group commit, a few reader connections. A
+//! PostgreSQL backend can be added by implementing [`StoreBackend`]; callers do not change.
+//!
+//! Every write is one command that the backend batches; the returned [`Pending`] resolves only
+//! after the transaction holding the write has committed (`sync = "normal"` survives a process
+//! crash, `"full"` a power loss). This module must never report a write as done before that
+//! commit, and never keep an unbounded queue: when the write queue is full, the write fails at
+//! once with [`StoreError::Busy`] (the API turns that into `overloaded`).
+
+mod error;
+mod id;
+pub mod sqlite;
+mod types;
+
+pub use error::StoreError;
+pub use id::MessageId;
+pub use sqlite::{Reader, SqliteOptions};
+pub use types::*;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::sync::{oneshot, watch};
+
+/// The result of a store operation, resolved when it is durable (writes) or answered (reads).
+/// Await it in async code, or call [`Pending::wait`] from a plain thread.
+#[must_use = "a write is only durable when its Pending resolves Ok"]
+pub struct Pending<T> {
+    rx: oneshot::Receiver<Result<T, StoreError>>,
+}
+
+impl<T> Pending<T> {
+    /// A pending result and the sender that resolves it (for backends).
+    pub fn channel() -> (oneshot::Sender<Result<T, StoreError>>, Pending<T>) {
+        let (tx, rx) = oneshot::channel();
+        (tx, Pending { rx })
+    }
+
+    /// An already-resolved result (e.g. a write refused before it was queued).
+    pub fn ready(result: Result<T, StoreError>) -> Pending<T> {
+        let (tx, p) = Pending::channel();
+        // The receiver is alive (we hold it), so this cannot fail.
+        let _ = tx.send(result);
+        p
+    }
+
+    /// Blocks the current thread until the result is in. Do not call from an async task.
+    pub fn wait(self) -> Result<T, StoreError> {
+        self.rx.blocking_recv().unwrap_or(Err(StoreError::Closed))
+    }
+}
+
+impl<T> Future for Pending<T> {
+    type Output = Result<T, StoreError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.rx)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(StoreError::Closed)))
+    }
+}
+
+/// What a store backend provides. Writes are queued and batched; reads run on reader
+/// connections that never block the writer. All methods return at once.
+pub trait StoreBackend: Send + Sync + 'static {
+    /// Stores a new message and its parts (queued). With an idempotency key seen before, stores
+    /// nothing and returns the first message's id with `duplicate = true`.
+    fn accept(&self, msg: NewMessage) -> Pending<Accepted>;
+    /// Takes up to `limit` ready parts of `route` in priority then age order and marks them
+    /// in flight (their attempt counter goes up). Parts whose validity has passed are expired
+    /// instead of returned. Claim only what is about to be sent: after a crash, every claimed
+    /// part is re-queued and marked as a possible duplicate.
+    fn claim(&self, route: &str, limit: usize, now_ms: i64) -> Pending<Vec<QueuedPart>>;
+    /// An SMSC acknowledged a part (`submit_sm_resp` status 0). Receipts that arrived before this
+    /// response are matched now.
+    fn acked(&self, ack: Ack) -> Pending<AckResult>;
+    /// A part was not acknowledged: retry later, re-queue now, or give up (permanent failure).
+    fn failed(&self, failure: Failure) -> Pending<MessageState>;
+    /// Records a delivery receipt: a log row, the part's and message's state, a `dlr` event, in
+    /// one transaction. Acknowledge the SMSC's deliver_sm only after this resolves Ok.
+    fn record_receipt(&self, receipt: IncomingReceipt) -> Pending<ReceiptRecorded>;
+    /// Records a mobile-originated message (and an opt-out change) with an `mo` event.
+    fn record_mo(&self, mo: IncomingMo) -> Pending<MoRecorded>;
+    /// Expires what waited too long: parts still queued past their validity, and parts
+    /// acknowledged more than `receipt_wait_ms` ago without a final receipt (`no_receipt`).
+    /// Works through at most `limit` messages per call so it never stalls other writes.
+    fn expire(&self, now_ms: i64, receipt_wait_ms: i64, limit: usize) -> Pending<Expired>;
+    /// Replaces the parts of a message none of whose parts was acknowledged yet (failover to an
+    /// SMSC with other split settings).
+    fn resplit(&self, id: MessageId, split: String, parts: Vec<NewPart>) -> Pending<()>;
+    /// Deletes up to `batch` rows per table older than the retention ages. Returns how many rows
+    /// went; call again while it returns `batch` or more.
+    fn prune(&self, retention: Retention, now_ms: i64, batch: usize) -> Pending<usize>;
+    /// Applies reloadable settings (live config reload).
+    fn reload(&self, settings: Settings) -> Pending<()>;
+
+    /// One message with its parts and receipts.
+    fn message(&self, id: MessageId) -> Pending<Option<MessageView>>;
+    /// Events with `seq > after`, oldest first, at most `limit`.
+    fn events_after(&self, after: i64, limit: usize) -> Pending<Vec<Event>>;
+    /// Ready and waiting parts per route.
+    fn queue_depth(&self) -> Pending<Vec<(String, u64)>>;
+    /// Whether a number is on the opt-out list.
+    fn is_opted_out(&self, number: &str) -> Pending<bool>;
+    /// Counters for status and metrics.
+    fn stats(&self) -> Pending<StoreStats>;
+    /// The highest committed event sequence number; changes after every commit that adds events.
+    fn last_seq(&self) -> watch::Receiver<i64>;
+    /// Stops accepting writes, finishes the queued ones and joins the writer.
+    fn close(&self);
+}
+
+/// The handle callers use: clone it freely.
+#[derive(Clone)]
+pub struct Store {
+    backend: Arc<dyn StoreBackend>,
+}
+
+impl Store {
+    /// Wraps a backend.
+    pub fn new(backend: Arc<dyn StoreBackend>) -> Store {
+        Store { backend }
+    }
+
+    /// Opens (creating it with mode 0600 if needed) an SQLite store, migrates its schema and
+    /// recovers what was in flight at the last stop.
+    pub fn open_sqlite(options: SqliteOptions) -> Result<(Store, Recovery), StoreError> {
+        let (backend, recovery) = sqlite::SqliteStore::open(options)?;
+        Ok((Store::new(Arc::new(backend)), recovery))
+    }
+
+    /// The backend, for calls not wrapped here.
+    pub fn backend(&self) -> &dyn StoreBackend {
+        &*self.backend
+    }
+}
+
+impl std::ops::Deref for Store {
+    type Target = dyn StoreBackend;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.backend
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,496 @@
+//! The SQLite backend: one file in WAL mode, one writer thread doing group commit, a small pool
+//! of reader threads with read-only connections (WAL readers never block the writer).
+//!
+//! Group commit: the writer takes the first queued write, then everything else already queued (up
+//! to `max_batch`), runs them all in one transaction and commits; only then does it resolve each
+//! caller's [`Pending`]. There is no artificial wait: under load, writes pile up while a batch
+//! runs and the next batch is bigger, so a write waits at most about one batch's execution time.
+//! If a write hits a database error that is not a storage condition (a bug), the batch is rolled
+//! back and replayed one write per transaction so only the faulty write fails. Storage conditions
+//! (disk full, read-only, I/O) fail the whole batch with [`StoreError::Unavailable`]; the next
+//! batch tries again, so the store recovers by itself when space returns.
+
+mod read;
+mod schema;
+mod write;
+
+pub use read::Reader;
+
+use super::error::classify;
+use super::{
+    Accepted, Ack, AckResult, Event, Expired, Failure, IncomingMo, IncomingReceipt, MessageId,
+    MessageState, MessageView, MoRecorded, NewMessage, NewPart, Pending, QueuedPart,
+    ReceiptRecorded, Recovery, Retention, Settings, StoreBackend, StoreError, StoreStats, SyncMode,
+};
+use rusqlite::Connection;
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use tokio::sync::{oneshot, watch};
+
+/// How to open an SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// The database file (created with mode 0600 if missing).
+    pub path: PathBuf,
+    /// Reloadable settings.
+    pub settings: Settings,
+    /// Most writes per transaction.
+    pub max_batch: usize,
+    /// Most writes queued before new writes are refused with [`StoreError::Busy`].
+    pub queue_capacity: usize,
+    /// Reader threads (each with its own connection).
+    pub readers: usize,
+    /// Page cache of the writer connection, in KiB.
+    pub cache_kib: u32,
+}
+
+impl SqliteOptions {
+    /// Defaults for a file.
+    pub fn new(path: impl Into<PathBuf>) -> SqliteOptions {
+        SqliteOptions {
+            path: path.into(),
+            settings: Settings::default(),
+            max_batch: 2048,
+            queue_capacity: 32_768,
+            readers: 2,
+            cache_kib: 16 * 1024,
+        }
+    }
+}
+
+/// A write command: runs inside the batch's transaction, keeps its result, and sends it after
+/// the commit (or sends the batch's failure).
+trait Job: Send {
+    fn run(&mut self, w: &mut write::Writer) -> Result<(), rusqlite::Error>;
+    fn finish(self: Box<Self>, failure: Option<StoreError>);
+}
+
+/// A domain error (bad request: the batch goes on) or a database error (the batch is rolled back).
+pub(crate) enum JobError {
+    Domain(StoreError),
+    Db(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for JobError {
+    fn from(e: rusqlite::Error) -> JobError {
+        JobError::Db(e)
+    }
+}
+
+struct JobImpl<I, O, F> {
+    input: I,
+    f: F,
+    out: Option<Result<O, StoreError>>,
+    tx: oneshot::Sender<Result<O, StoreError>>,
+}
+
+impl<I, O, F> Job for JobImpl<I, O, F>
+where
+    I: Send,
+    O: Send,
+    F: FnMut(&mut write::Writer, &I) -> Result<O, JobError> + Send,
+{
+    fn run(&mut self, w: &mut write::Writer) -> Result<(), rusqlite::Error> {
+        match (self.f)(w, &self.input) {
+            Ok(o) => self.out = Some(Ok(o)),
+            Err(JobError::Domain(e)) => self.out = Some(Err(e)),
+            Err(JobError::Db(e)) => {
+                self.out = None;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>, failure: Option<StoreError>) {
+        let result = match failure {
+            Some(e) => Err(e),
+            None => self
+                .out
+                .unwrap_or_else(|| Err(StoreError::Internal("write was not run".into()))),
+        };
+        // The caller may have given up waiting; that is its business.
+        let _ = self.tx.send(result);
+    }
+}
+
+type ReadJob = Box<dyn FnOnce(&mut Reader) + Send>;
+
+/// The SQLite store (see the module docs).
+pub struct SqliteStore {
+    writes: Mutex<Option<SyncSender<Box<dyn Job>>>>,
+    reads: Mutex<Option<SyncSender<ReadJob>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    seq: watch::Receiver<i64>,
+    capacity: usize,
+}
+
+fn open_error(path: &Path, detail: impl ToString) -> StoreError {
+    StoreError::Open {
+        path: path.to_path_buf(),
+        detail: detail.to_string(),
+    }
+}
+
+/// Creates the file with mode 0600 before SQLite opens it, so the store is never readable by
+/// others, not even for a moment. SQLite gives the -wal and -shm files the same mode.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    if path.exists() {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| open_error(path, e))?;
+    }
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+        .map_err(|e| open_error(path, e))
+}
+
+pub(crate) fn apply_settings(conn: &Connection, s: &Settings) -> rusqlite::Result<()> {
+    let sync = match s.sync {
+        SyncMode::Normal => "NORMAL",
+        SyncMode::Full => "FULL",
+    };
+    conn.pragma_update(None, "synchronous", sync)?;
+    apply_size_cap(conn, s)
+}
+
+/// The size cap (`max_page_count`); allowed inside a transaction.
+pub(crate) fn apply_size_cap(conn: &Connection, s: &Settings) -> rusqlite::Result<()> {
+    let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+    let max_pages = match s.max_size_bytes {
+        Some(b) => (b / page_size.max(512) as u64).max(1) as i64,
+        None => 1_073_741_823,
+    };
+    conn.pragma_update(None, "max_page_count", max_pages)?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<u32, StoreError> {
+    let found: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(|e| open_error(path, e))?;
+    let supported = schema::current_version();
+    if found > supported {
+        return Err(StoreError::SchemaTooNew {
+            path: path.to_path_buf(),
+            found,
+            supported,
+        });
+    }
+    let mut applied = 0;
+    for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction().map_err(|e| classify(&e))?;
+        tx.execute_batch(sql)
+            .map_err(|e| open_error(path, format!("migration {}: {e}", i + 1)))?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)
+            .map_err(|e| classify(&e))?;
+        tx.commit().map_err(|e| classify(&e))?;
+        applied += 1;
+    }
+    Ok(applied)
+}
+
+impl SqliteStore {
+    /// Opens the store: creates the file (0600), sets WAL, migrates, recovers in-flight parts,
+    /// then starts the writer and reader threads.
+    pub fn open(opts: SqliteOptions) -> Result<(SqliteStore, Recovery), StoreError> {
+        let path = opts.path.clone();
+        create_private(&path)?;
+        let mut conn = Connection::open(&path).map_err(|e| open_error(&path, e))?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .map_err(|e| open_error(&path, e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(open_error(
+                &path,
+                format!("cannot switch to WAL (journal_mode is {mode})"),
+            ));
+        }
+        conn.pragma_update(None, "cache_size", -i64::from(opts.cache_kib))
+            .map_err(|e| open_error(&path, e))?;
+        conn.pragma_update(None, "temp_store", "MEMORY")
+            .map_err(|e| open_error(&path, e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(|e| open_error(&path, e))?;
+        apply_settings(&conn, &opts.settings).map_err(|e| open_error(&path, e))?;
+        let migrations_applied = migrate(&mut conn, &path)?;
+        conn.set_prepared_statement_cache_capacity(64);
+
+        let mut writer = write::Writer::new(conn, opts.settings).map_err(|e| classify(&e))?;
+        let mut recovery = writer.recover().map_err(|e| classify(&e))?;
+        recovery.migrations_applied = migrations_applied;
+
+        let (seq_tx, seq_rx) = watch::channel(writer.last_seq().map_err(|e| classify(&e))?);
+        let (wtx, wrx) = mpsc::sync_channel::<Box<dyn Job>>(opts.queue_capacity.max(1));
+        let max_batch = opts.max_batch.max(1);
+        let mut threads = Vec::new();
+        threads.push(
+            std::thread::Builder::new()
+                .name("store-writer".into())
+                .spawn(move || writer_loop(writer, wrx, max_batch, seq_tx))
+                .map_err(|e| open_error(&path, e))?,
+        );
+
+        let (rtx, rrx) = mpsc::sync_channel::<ReadJob>(opts.queue_capacity.max(1));
+        let rrx = Arc::new(Mutex::new(rrx));
+        for i in 0..opts.readers.max(1) {
+            let mut reader = Reader::open(&path)?;
+            let rrx = Arc::clone(&rrx);
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("store-reader-{i}"))
+                    .spawn(move || reader_loop(&mut reader, &rrx))
+                    .map_err(|e| open_error(&path, e))?,
+            );
+        }
+        Ok((
+            SqliteStore {
+                writes: Mutex::new(Some(wtx)),
+                reads: Mutex::new(Some(rtx)),
+                threads: Mutex::new(threads),
+                seq: seq_rx,
+                capacity: opts.queue_capacity.max(1),
+            },
+            recovery,
+        ))
+    }
+
+    fn submit<I, O, F>(&self, input: I, f: F) -> Pending<O>
+    where
+        I: Send + 'static,
+        O: Send + 'static,
+        F: FnMut(&mut write::Writer, &I) -> Result<O, JobError> + Send + 'static,
+    {
+        let (tx, pending) = Pending::channel();
+        let job: Box<dyn Job> = Box::new(JobImpl {
+            input,
+            f,
+            out: None,
+            tx,
+        });
+        let guard = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(sender) = guard.as_ref() else {
+            job.finish(Some(StoreError::Closed));
+            return pending;
+        };
+        match sender.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(job)) => job.finish(Some(StoreError::Busy {
+                capacity: self.capacity,
+            })),
+            Err(TrySendError::Disconnected(job)) => job.finish(Some(StoreError::Closed)),
+        }
+        pending
+    }
+
+    fn read<O, F>(&self, f: F) -> Pending<O>
+    where
+        O: Send + 'static,
+        F: FnOnce(&mut Reader) -> Result<O, StoreError> + Send + 'static,
+    {
+        let (tx, pending) = Pending::channel();
+        let job: ReadJob = Box::new(move |r: &mut Reader| {
+            let _ = tx.send(f(r));
+        });
+        let guard = self.reads.lock().unwrap_or_else(|p| p.into_inner());
+        let result = match guard.as_ref() {
+            Some(sender) => match sender.try_send(job) {
+                Ok(()) => return pending,
+                Err(TrySendError::Full(_)) => StoreError::Busy {
+                    capacity: self.capacity,
+                },
+                Err(TrySendError::Disconnected(_)) => StoreError::Closed,
+            },
+            None => StoreError::Closed,
+        };
+        Pending::ready(Err(result))
+    }
+}
+
+fn reader_loop(reader: &mut Reader, jobs: &Mutex<Receiver<ReadJob>>) {
+    loop {
+        let job = {
+            let rx = jobs.lock().unwrap_or_else(|p| p.into_inner());
+            rx.recv()
+        };
+        match job {
+            Ok(job) => job(reader),
+            Err(_) => return,
+        }
+    }
+}
+
+fn writer_loop(
+    mut w: write::Writer,
+    rx: Receiver<Box<dyn Job>>,
+    max_batch: usize,
+    seq: watch::Sender<i64>,
+) {
+    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch);
+    while let Ok(first) = rx.recv() {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        run_batch(&mut w, &mut batch);
+        if let Some(s) = w.take_committed_seq() {
+            seq.send_replace(s);
+        }
+    }
+    // Every sender is gone: checkpoint so the file is self-contained at rest.
+    w.checkpoint();
+}
+
+fn run_batch(w: &mut write::Writer, batch: &mut Vec<Box<dyn Job>>) {
+    match try_batch(w, batch) {
+        Ok(()) => {
+            w.committed();
+            for job in batch.drain(..) {
+                job.finish(None);
+            }
+        }
+        Err(e) => {
+            w.rolled_back();
+            let err = classify(&e);
+            if err.is_overload() {
+                tracing::warn!(error = %err, writes = batch.len(), "store batch failed");
+                for job in batch.drain(..) {
+                    job.finish(Some(classify(&e)));
+                }
+                return;
+            }
+            // A bug in one write must not fail the others: replay each on its own.
+            tracing::error!(error = %err, "store batch failed; replaying writes one by one");
+            for mut job in batch.drain(..) {
+                match try_batch(w, std::slice::from_mut(&mut job)) {
+                    Ok(()) => {
+                        w.committed();
+                        job.finish(None);
+                    }
+                    Err(e) => {
+                        w.rolled_back();
+                        job.finish(Some(classify(&e)));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn try_batch(w: &mut write::Writer, jobs: &mut [Box<dyn Job>]) -> Result<(), rusqlite::Error> {
+    w.begin()?;
+    for job in jobs.iter_mut() {
+        if let Err(e) = job.run(w) {
+            w.rollback();
+            return Err(e);
+        }
+    }
+    if let Err(e) = w.commit() {
+        w.rollback();
+        return Err(e);
+    }
+    Ok(())
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl StoreBackend for SqliteStore {
+    fn accept(&self, msg: NewMessage) -> Pending<Accepted> {
+        self.submit(msg, |w, m| w.accept(m))
+    }
+
+    fn claim(&self, route: &str, limit: usize, now_ms: i64) -> Pending<Vec<QueuedPart>> {
+        self.submit((route.to_string(), limit, now_ms), |w, (r, l, n)| {
+            w.claim(r, *l, *n)
+        })
+    }
+
+    fn acked(&self, ack: Ack) -> Pending<AckResult> {
+        self.submit(ack, |w, a| w.acked(a))
+    }
+
+    fn failed(&self, failure: Failure) -> Pending<MessageState> {
+        self.submit(failure, |w, f| w.failed(f))
+    }
+
+    fn record_receipt(&self, receipt: IncomingReceipt) -> Pending<ReceiptRecorded> {
+        self.submit(receipt, |w, r| w.record_receipt(r))
+    }
+
+    fn record_mo(&self, mo: IncomingMo) -> Pending<MoRecorded> {
+        self.submit(mo, |w, m| w.record_mo(m))
+    }
+
+    fn expire(&self, now_ms: i64, receipt_wait_ms: i64, limit: usize) -> Pending<Expired> {
+        self.submit((now_ms, receipt_wait_ms, limit), |w, (n, r, l)| {
+            w.expire(*n, *r, *l)
+        })
+    }
+
+    fn resplit(&self, id: MessageId, split: String, parts: Vec<NewPart>) -> Pending<()> {
+        self.submit((id, split, parts), |w, (i, s, p)| w.resplit(*i, s, p))
+    }
+
+    fn prune(&self, retention: Retention, now_ms: i64, batch: usize) -> Pending<usize> {
+        self.submit((retention, now_ms, batch), |w, (r, n, b)| {
+            w.prune(r, *n, *b)
+        })
+    }
+
+    fn reload(&self, settings: Settings) -> Pending<()> {
+        self.submit(settings, |w, s| w.reload(s))
+    }
+
+    fn message(&self, id: MessageId) -> Pending<Option<MessageView>> {
+        self.read(move |r| r.message(id))
+    }
+
+    fn events_after(&self, after: i64, limit: usize) -> Pending<Vec<Event>> {
+        self.read(move |r| r.events_after(after, limit))
+    }
+
+    fn queue_depth(&self) -> Pending<Vec<(String, u64)>> {
+        self.read(|r| r.queue_depth())
+    }
+
+    fn is_opted_out(&self, number: &str) -> Pending<bool> {
+        let number = number.to_string();
+        self.read(move |r| r.is_opted_out(&number))
+    }
+
+    fn stats(&self) -> Pending<StoreStats> {
+        self.read(|r| r.stats())
+    }
+
+    fn last_seq(&self) -> watch::Receiver<i64> {
+        self.seq.clone()
+    }
+
+    fn close(&self) {
+        drop(self.writes.lock().unwrap_or_else(|p| p.into_inner()).take());
+        drop(self.reads.lock().unwrap_or_else(|p| p.into_inner()).take());
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in threads {
+            if t.join().is_err() {
+                tracing::error!("a store thread panicked");
+            }
+        }
+    }
+}

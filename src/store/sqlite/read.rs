@@ -1,0 +1,313 @@
+//! Read-only connections: queries for the daemon (on the reader threads) and for the `reports`
+//! command (which opens its own [`Reader`] while the daemon runs). WAL readers see the last
+//! committed state and never block the writer. A reader never writes and never migrates.
+
+use super::schema;
+use crate::store::error::classify;
+use crate::store::{
+    Event, MessageClass, MessageFilter, MessageId, MessageState, MessageView, PartState, PartView,
+    ReceiptView, StoreError, StoreStats,
+};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+use std::path::Path;
+
+/// A read-only connection to a store file.
+pub struct Reader {
+    conn: Connection,
+}
+
+fn db(e: rusqlite::Error) -> StoreError {
+    classify(&e)
+}
+
+const MESSAGE_COLUMNS: &str = "id, idem_key, dest, sender, route, class, priority, encoding, split,
+    dlr, state, text, tags, accepted_at, submitted_at, done_at, valid_until";
+
+fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageView> {
+    Ok(MessageView {
+        id: MessageId::from_i64(r.get(0)?),
+        key: r.get(1)?,
+        to: r.get(2)?,
+        from: r.get(3)?,
+        route: r.get(4)?,
+        class: MessageClass::from_code(r.get(5)?),
+        priority: r.get(6)?,
+        encoding: r.get(7)?,
+        split: r.get(8)?,
+        dlr: r.get(9)?,
+        state: MessageState::from_code(r.get(10)?).unwrap_or(MessageState::Queued),
+        text: r.get(11)?,
+        tags: r.get(12)?,
+        accepted_at: r.get(13)?,
+        submitted_at: r.get(14)?,
+        done_at: r.get(15)?,
+        valid_until: r.get(16)?,
+        parts: Vec::new(),
+        receipts: Vec::new(),
+    })
+}
+
+impl Reader {
+    /// Opens a store file read-only. Refuses files that are not smppd stores or that a newer
+    /// smppd wrote.
+    pub fn open(path: &Path) -> Result<Reader, StoreError> {
+        let open_err = |detail: String| StoreError::Open {
+            path: path.to_path_buf(),
+            detail,
+        };
+        if !path.exists() {
+            return Err(open_err("no such file".into()));
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| open_err(e.to_string()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(|e| open_err(e.to_string()))?;
+        conn.set_prepared_statement_cache_capacity(32);
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| open_err(e.to_string()))?;
+        if version > schema::current_version() {
+            return Err(StoreError::SchemaTooNew {
+                path: path.to_path_buf(),
+                found: version,
+                supported: schema::current_version(),
+            });
+        }
+        if version == 0 {
+            return Err(open_err("not an smppd store (schema version 0)".into()));
+        }
+        Ok(Reader { conn })
+    }
+
+    fn load_details(&self, m: &mut MessageView) -> Result<(), StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT n, state, smsc, smsc_id, attempts, last_status, stat, err, maybe_dup,
+                    acked_at, done_at
+                 FROM part WHERE message_id = ?1 ORDER BY n",
+            )
+            .map_err(db)?;
+        m.parts = st
+            .query_map([m.id.as_i64()], |r| {
+                Ok(PartView {
+                    n: r.get(0)?,
+                    state: PartState::from_code(r.get(1)?).unwrap_or(PartState::Queued),
+                    smsc: r.get(2)?,
+                    smsc_id: r.get(3)?,
+                    attempts: r.get(4)?,
+                    last_status: r.get(5)?,
+                    stat: r.get(6)?,
+                    error: r.get(7)?,
+                    maybe_duplicate: r.get(8)?,
+                    acked_at: r.get(9)?,
+                    done_at: r.get(10)?,
+                })
+            })
+            .map_err(db)?
+            .collect::<Result<_, _>>()
+            .map_err(db)?;
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT id, at, smsc, smsc_id, message_id, part_n, stat, err, submit_date,
+                    done_date, raw, tlv_state, tlv_err
+                 FROM dlr_log WHERE message_id = ?1 ORDER BY id",
+            )
+            .map_err(db)?;
+        m.receipts = st
+            .query_map([m.id.as_i64()], |r| {
+                Ok(ReceiptView {
+                    log_id: r.get(0)?,
+                    at: r.get(1)?,
+                    smsc: r.get(2)?,
+                    smsc_id: r.get(3)?,
+                    message: r.get::<_, Option<i64>>(4)?.map(MessageId::from_i64),
+                    part: r.get(5)?,
+                    stat: r.get(6)?,
+                    err: r.get(7)?,
+                    submit_date: r.get(8)?,
+                    done_date: r.get(9)?,
+                    raw: String::from_utf8_lossy(&r.get::<_, Vec<u8>>(10)?).into_owned(),
+                    tlv_state: r.get(11)?,
+                    tlv_network_error: r.get(12)?,
+                })
+            })
+            .map_err(db)?
+            .collect::<Result<_, _>>()
+            .map_err(db)?;
+        Ok(())
+    }
+
+    /// One message with its parts and receipts.
+    pub fn message(&mut self, id: MessageId) -> Result<Option<MessageView>, StoreError> {
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM message WHERE id = ?1");
+        let found = self
+            .conn
+            .prepare_cached(&sql)
+            .map_err(db)?
+            .query_row([id.as_i64()], message_row)
+            .optional()
+            .map_err(db)?;
+        match found {
+            Some(mut m) => {
+                self.load_details(&mut m)?;
+                Ok(Some(m))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Messages matching a filter, newest first, with their parts and receipts.
+    pub fn messages(&mut self, f: &MessageFilter) -> Result<Vec<MessageView>, StoreError> {
+        if let Some(id) = f.id {
+            let found = self.message(id)?.filter(|m| {
+                f.to.as_ref().is_none_or(|to| *to == m.to)
+                    && f.state.is_none_or(|s| s == m.state)
+                    && f.since_ms.is_none_or(|s| m.accepted_at >= s)
+            });
+            return Ok(found.into_iter().collect());
+        }
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM message
+             WHERE id >= ?1 AND (?2 IS NULL OR dest = ?2) AND (?3 IS NULL OR state = ?3)
+             ORDER BY id DESC LIMIT ?4"
+        );
+        let since = MessageId::first_at(f.since_ms.unwrap_or(0)).as_i64();
+        let mut out: Vec<MessageView> = {
+            let mut st = self.conn.prepare_cached(&sql).map_err(db)?;
+            st.query_map(
+                params![
+                    since,
+                    f.to,
+                    f.state.map(MessageState::code),
+                    f.limit.max(1) as i64
+                ],
+                message_row,
+            )
+            .map_err(db)?
+            .collect::<Result<_, _>>()
+            .map_err(db)?
+        };
+        for m in &mut out {
+            self.load_details(m)?;
+        }
+        Ok(out)
+    }
+
+    /// Receipts that matched no part (newest first).
+    pub fn unmatched_receipts(&mut self, limit: usize) -> Result<Vec<ReceiptView>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT id, at, smsc, smsc_id, stat, err, submit_date, done_date, raw, tlv_state,
+                    tlv_err
+                 FROM dlr_log WHERE message_id IS NULL ORDER BY id DESC LIMIT ?1",
+            )
+            .map_err(db)?;
+        st.query_map([limit as i64], |r| {
+            Ok(ReceiptView {
+                log_id: r.get(0)?,
+                at: r.get(1)?,
+                smsc: r.get(2)?,
+                smsc_id: r.get(3)?,
+                message: None,
+                part: None,
+                stat: r.get(4)?,
+                err: r.get(5)?,
+                submit_date: r.get(6)?,
+                done_date: r.get(7)?,
+                raw: String::from_utf8_lossy(&r.get::<_, Vec<u8>>(8)?).into_owned(),
+                tlv_state: r.get(9)?,
+                tlv_network_error: r.get(10)?,
+            })
+        })
+        .map_err(db)?
+        .collect::<Result<_, _>>()
+        .map_err(db)
+    }
+
+    /// Events after `after`, oldest first.
+    pub fn events_after(&mut self, after: i64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, kind, at, body FROM event WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )
+            .map_err(db)?;
+        st.query_map(params![after, limit as i64], |r| {
+            let body: String = r.get(3)?;
+            Ok(Event {
+                seq: r.get(0)?,
+                kind: r.get(1)?,
+                at: r.get(2)?,
+                body: serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+            })
+        })
+        .map_err(db)?
+        .collect::<Result<_, _>>()
+        .map_err(db)
+    }
+
+    /// Ready and waiting parts per route.
+    pub fn queue_depth(&mut self) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT route, count(*) FROM part WHERE state = 0 GROUP BY route
+                 UNION ALL
+                 SELECT route, count(*) FROM part WHERE state = 2 GROUP BY route",
+            )
+            .map_err(db)?;
+        let rows: Vec<(String, u64)> = st
+            .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
+            .map_err(db)?
+            .collect::<Result<_, _>>()
+            .map_err(db)?;
+        let mut merged: Vec<(String, u64)> = Vec::new();
+        for (route, n) in rows {
+            match merged.iter_mut().find(|(r, _)| *r == route) {
+                Some(e) => e.1 += n,
+                None => merged.push((route, n)),
+            }
+        }
+        merged.sort();
+        Ok(merged)
+    }
+
+    /// Whether a number is on the opt-out list.
+    pub fn is_opted_out(&mut self, number: &str) -> Result<bool, StoreError> {
+        self.conn
+            .prepare_cached("SELECT 1 FROM optout WHERE number = ?1")
+            .map_err(db)?
+            .query_row([number], |_| Ok(()))
+            .optional()
+            .map(|o| o.is_some())
+            .map_err(db)
+    }
+
+    /// Counters.
+    pub fn stats(&mut self) -> Result<StoreStats, StoreError> {
+        let one = |c: &Connection, sql: &str| -> Result<i64, StoreError> {
+            c.prepare_cached(sql)
+                .map_err(db)?
+                .query_row([], |r| r.get(0))
+                .map_err(db)
+        };
+        Ok(StoreStats {
+            unmatched_receipts: one(
+                &self.conn,
+                "SELECT count(*) FROM dlr_log WHERE message_id IS NULL",
+            )? as u64,
+            queued_parts: one(
+                &self.conn,
+                "SELECT (SELECT count(*) FROM part WHERE state = 0) + (SELECT count(*) FROM part WHERE state = 2)",
+            )? as u64,
+            in_flight_parts: one(&self.conn, "SELECT count(*) FROM part WHERE state = 1")? as u64,
+            last_seq: one(&self.conn, "SELECT coalesce(max(seq), 0) FROM event")?,
+        })
+    }
+}

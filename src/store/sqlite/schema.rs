@@ -1,0 +1,114 @@
+//! The schema, as an ordered list of migrations. `PRAGMA user_version` holds how many have been
+//! applied; a file with a higher version than this build knows is refused.
+//!
+//! Kept close to portable SQL (integer keys, partial indexes, no SQLite-only column types) so a
+//! PostgreSQL backend can reuse it with small changes (`BLOB` → `BYTEA`, `WITHOUT ROWID` dropped).
+
+/// Migrations, applied in order. Never edit one that has shipped; append.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: initial schema.
+    r#"
+    CREATE TABLE message (
+        id           INTEGER PRIMARY KEY,  -- gateway id: ms << 20 | counter
+        idem_key     TEXT,
+        dest         TEXT NOT NULL,
+        sender       TEXT NOT NULL,
+        route        TEXT NOT NULL,
+        class        INTEGER NOT NULL,
+        priority     INTEGER NOT NULL,
+        valid_until  INTEGER,
+        encoding     TEXT NOT NULL,
+        split        TEXT NOT NULL,
+        options      TEXT NOT NULL,
+        dlr          INTEGER NOT NULL,
+        tags         TEXT,
+        text         TEXT,
+        parts        INTEGER NOT NULL,
+        state        INTEGER NOT NULL,
+        accepted_at  INTEGER NOT NULL,
+        submitted_at INTEGER,
+        done_at      INTEGER
+    );
+    CREATE UNIQUE INDEX message_idem_key ON message(idem_key) WHERE idem_key IS NOT NULL;
+
+    CREATE TABLE part (
+        message_id  INTEGER NOT NULL,
+        n           INTEGER NOT NULL,
+        route       TEXT NOT NULL,
+        priority    INTEGER NOT NULL,
+        state       INTEGER NOT NULL,
+        ready_at    INTEGER NOT NULL DEFAULT 0,
+        data_coding INTEGER NOT NULL,
+        esm_class   INTEGER NOT NULL,
+        sar_ref     INTEGER,
+        segment     BLOB NOT NULL,
+        smsc        TEXT,
+        smsc_id     TEXT,
+        smsc_key    TEXT,
+        attempts    INTEGER NOT NULL DEFAULT 0,
+        maybe_dup   INTEGER NOT NULL DEFAULT 0,
+        last_status INTEGER,
+        stat        TEXT,
+        err         TEXT,
+        acked_at    INTEGER,
+        done_at     INTEGER,
+        PRIMARY KEY (message_id, n)
+    ) WITHOUT ROWID;
+    -- The queue: only ready parts are in it, in the order they are taken.
+    CREATE INDEX part_queue ON part(route, priority DESC, message_id, n) WHERE state = 0;
+    CREATE INDEX part_waiting ON part(ready_at) WHERE state = 2;
+    CREATE INDEX part_smsc_key ON part(smsc_key) WHERE smsc_key IS NOT NULL;
+
+    -- The delivery-report log: every receipt, matched or not, in arrival order.
+    CREATE TABLE dlr_log (
+        id          INTEGER PRIMARY KEY,
+        at          INTEGER NOT NULL,
+        smsc        TEXT NOT NULL,
+        smsc_id     TEXT NOT NULL,
+        smsc_key    TEXT NOT NULL,
+        fp          INTEGER NOT NULL,
+        raw         BLOB NOT NULL,
+        tlv_state   INTEGER,
+        tlv_err     TEXT,
+        stat        TEXT NOT NULL,
+        err         TEXT,
+        submit_date TEXT,
+        done_date   TEXT,
+        outcome     INTEGER,
+        message_id  INTEGER,
+        part_n      INTEGER
+    );
+    CREATE INDEX dlr_unmatched ON dlr_log(smsc_key) WHERE message_id IS NULL;
+    CREATE INDEX dlr_by_message ON dlr_log(message_id, part_n, fp) WHERE message_id IS NOT NULL;
+
+    CREATE TABLE mo (
+        id      INTEGER PRIMARY KEY,
+        at      INTEGER NOT NULL,
+        smsc    TEXT NOT NULL,
+        source  TEXT NOT NULL,
+        dest    TEXT NOT NULL,
+        text    TEXT NOT NULL,
+        parts   INTEGER NOT NULL
+    );
+
+    CREATE TABLE optout (
+        number  TEXT PRIMARY KEY,
+        keyword TEXT NOT NULL,
+        at      INTEGER NOT NULL,
+        smsc    TEXT NOT NULL
+    );
+
+    CREATE TABLE event (
+        seq        INTEGER PRIMARY KEY,
+        at         INTEGER NOT NULL,
+        kind       TEXT NOT NULL,
+        message_id INTEGER,
+        body       TEXT NOT NULL
+    );
+    "#,
+];
+
+/// The schema version this build writes.
+pub(crate) fn current_version() -> i64 {
+    MIGRATIONS.len() as i64
+}

@@ -1,0 +1,943 @@
+//! The writer connection and every write command. Runs on the writer thread only, inside the
+//! batch transaction opened by `run_batch`; commands never commit themselves. Commands validate
+//! their input before writing anything, so a domain error (unknown part, bad input) leaves no
+//! partial write behind in the shared transaction.
+
+use super::JobError;
+use crate::receipt::{self, Outcome};
+use crate::store::id::IdGen;
+use crate::store::{
+    Accepted, Ack, AckResult, Disposition, Expired, Failure, IncomingMo, IncomingReceipt,
+    MessageId, MessageState, MoRecorded, NewMessage, NewPart, OptOutChange, PartRef, PartState,
+    QueuedPart, ReceiptApplied, ReceiptRecorded, Recovery, Retention, Settings, StoreError,
+    aggregate,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::json;
+
+pub(crate) struct Writer {
+    conn: Connection,
+    ids: IdGen,
+    settings: Settings,
+    /// Highest event seq written in the current transaction.
+    batch_seq: Option<i64>,
+    /// Highest event seq committed and not yet published.
+    committed_seq: Option<i64>,
+    /// Rolling sweep position of `expire`, and the oldest non-final message seen this sweep.
+    expire_cursor: i64,
+    expire_pass_min: Option<i64>,
+    /// Settings to apply once the current transaction is committed.
+    pending_settings: Option<Settings>,
+}
+
+fn outcome_code(o: Outcome) -> i64 {
+    PartState::from_outcome(o).code()
+}
+
+fn outcome_from_code(c: i64) -> Option<Outcome> {
+    match PartState::from_code(c)? {
+        PartState::Delivered => Some(Outcome::Delivered),
+        PartState::Expired => Some(Outcome::Expired),
+        PartState::Undeliverable => Some(Outcome::Undeliverable),
+        PartState::Rejected => Some(Outcome::Rejected),
+        _ => None,
+    }
+}
+
+fn part_state(c: i64) -> Result<PartState, JobError> {
+    PartState::from_code(c)
+        .ok_or_else(|| JobError::Domain(StoreError::Internal(format!("bad part state {c}"))))
+}
+
+fn not_found(p: PartRef) -> JobError {
+    JobError::Domain(StoreError::NotFound {
+        what: "part",
+        id: format!("{}/{}", p.message, p.n),
+    })
+}
+
+/// FNV-1a over everything that makes a receipt this receipt, to recognise a re-sent one.
+fn fingerprint(r: &IncomingReceipt) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    };
+    eat(r.smsc.as_bytes());
+    eat(&r.raw);
+    eat(r.receipt.tlv_id.as_deref().unwrap_or("").as_bytes());
+    eat(&[r.tlv_state.unwrap_or(0xff)]);
+    eat(&r.tlv_network_error.unwrap_or([0xff; 3]));
+    h as i64
+}
+
+impl Writer {
+    pub(crate) fn new(conn: Connection, settings: Settings) -> rusqlite::Result<Writer> {
+        let last: Option<i64> = conn.query_row("SELECT max(id) FROM message", [], |r| r.get(0))?;
+        Ok(Writer {
+            conn,
+            ids: IdGen::starting_after(last.unwrap_or(0) as u64),
+            settings,
+            batch_seq: None,
+            committed_seq: None,
+            expire_cursor: 0,
+            expire_pass_min: None,
+            pending_settings: None,
+        })
+    }
+
+    pub(crate) fn begin(&mut self) -> rusqlite::Result<()> {
+        self.batch_seq = None;
+        self.conn.execute_batch("BEGIN IMMEDIATE")
+    }
+
+    pub(crate) fn commit(&mut self) -> rusqlite::Result<()> {
+        self.conn.execute_batch("COMMIT")
+    }
+
+    pub(crate) fn rollback(&mut self) {
+        if !self.conn.is_autocommit() {
+            // After SQLITE_FULL or an I/O error SQLite may already have rolled back; a failing
+            // ROLLBACK here changes nothing.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+
+    pub(crate) fn committed(&mut self) {
+        if let Some(s) = self.pending_settings.take()
+            && let Err(e) = super::apply_settings(&self.conn, &s)
+        {
+            tracing::error!(error = %e, "store settings could not be applied");
+        }
+        if let Some(s) = self.batch_seq.take() {
+            self.committed_seq = Some(self.committed_seq.map_or(s, |c| c.max(s)));
+        }
+    }
+
+    pub(crate) fn rolled_back(&mut self) {
+        self.batch_seq = None;
+        self.pending_settings = None;
+    }
+
+    pub(crate) fn take_committed_seq(&mut self) -> Option<i64> {
+        self.committed_seq.take()
+    }
+
+    pub(crate) fn checkpoint(&mut self) {
+        if let Err(e) = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+            tracing::warn!(error = %e, "store checkpoint at close failed");
+        }
+    }
+
+    pub(crate) fn last_seq(&self) -> rusqlite::Result<i64> {
+        self.conn
+            .query_row("SELECT coalesce(max(seq), 0) FROM event", [], |r| r.get(0))
+    }
+
+    /// Re-queues what was in flight when the store was last closed (or the process died).
+    pub(crate) fn recover(&mut self) -> rusqlite::Result<Recovery> {
+        let requeued = self.conn.execute(
+            "UPDATE part SET state = 0, maybe_dup = 1 WHERE state = 1",
+            [],
+        )?;
+        let queued: i64 = self.conn.query_row(
+            "SELECT (SELECT count(*) FROM part WHERE state = 0) + (SELECT count(*) FROM part WHERE state = 2)",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(Recovery {
+            requeued_in_flight: requeued as u64,
+            queued: queued as u64,
+            migrations_applied: 0,
+        })
+    }
+
+    fn event(
+        &mut self,
+        kind: &str,
+        message: Option<MessageId>,
+        body: &serde_json::Value,
+        now: i64,
+    ) -> Result<i64, JobError> {
+        let mut st = self.conn.prepare_cached(
+            "INSERT INTO event (at, kind, message_id, body) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        st.execute(params![
+            now,
+            kind,
+            message.map(MessageId::as_i64),
+            body.to_string()
+        ])?;
+        let seq = self.conn.last_insert_rowid();
+        self.batch_seq = Some(self.batch_seq.map_or(seq, |s| s.max(seq)));
+        Ok(seq)
+    }
+
+    /// Recomputes a message's state from its parts and stores it. Returns (before, after).
+    fn recompute(
+        &mut self,
+        id: MessageId,
+        now: i64,
+    ) -> Result<(MessageState, MessageState), JobError> {
+        self.recompute_with(id, now, None)
+    }
+
+    /// [`Self::recompute`], with the new state of a part that just changed (and whether it was
+    /// acknowledged): for a single-part message (the common case) that is all there is to know,
+    /// so the parts are not read again.
+    fn recompute_with(
+        &mut self,
+        id: MessageId,
+        now: i64,
+        only_part: Option<(PartState, bool)>,
+    ) -> Result<(MessageState, MessageState), JobError> {
+        let (old, dlr, has_text, parts, submitted, done): (i64, bool, bool, i64, bool, bool) = {
+            let mut st = self.conn.prepare_cached(
+                "SELECT state, dlr, text IS NOT NULL, parts, submitted_at IS NOT NULL,
+                    done_at IS NOT NULL
+                 FROM message WHERE id = ?1",
+            )?;
+            st.query_row([id.as_i64()], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
+            .optional()?
+            .ok_or_else(|| {
+                JobError::Domain(StoreError::NotFound {
+                    what: "message",
+                    id: id.to_string(),
+                })
+            })?
+        };
+        let old = MessageState::from_code(old).unwrap_or(MessageState::Queued);
+        let mut states = Vec::with_capacity(4);
+        let mut any_acked = false;
+        match only_part {
+            Some((state, acked)) if parts == 1 => {
+                states.push(state);
+                any_acked = acked;
+            }
+            _ => {
+                let mut st = self.conn.prepare_cached(
+                    "SELECT state, acked_at IS NOT NULL FROM part WHERE message_id = ?1",
+                )?;
+                let mut rows = st.query([id.as_i64()])?;
+                while let Some(r) = rows.next()? {
+                    states.push(part_state(r.get(0)?)?);
+                    any_acked |= r.get::<_, bool>(1)?;
+                }
+            }
+        }
+        let new = aggregate(dlr, &states);
+        let is_done = new.is_final() || (!dlr && new == MessageState::Submitted);
+        let nothing_pending = !states.iter().any(|s| s.is_pending());
+        let drop_text = has_text && !self.settings.retain_text && nothing_pending;
+        let unchanged = new == old && (submitted || !any_acked) && is_done == done && !drop_text;
+        if !unchanged {
+            let mut st = self.conn.prepare_cached(
+                "UPDATE message SET state = ?2,
+                    submitted_at = CASE WHEN ?3 THEN coalesce(submitted_at, ?6) ELSE submitted_at END,
+                    done_at = CASE WHEN ?4 THEN coalesce(done_at, ?6) ELSE NULL END,
+                    text = CASE WHEN ?5 THEN NULL ELSE text END
+                 WHERE id = ?1",
+            )?;
+            st.execute(params![
+                id.as_i64(),
+                new.code(),
+                any_acked,
+                is_done,
+                drop_text,
+                now
+            ])?;
+        }
+        Ok((old, new))
+    }
+
+    /// Emits a `state` event when a message reached a final state without a receipt.
+    fn state_event(
+        &mut self,
+        id: MessageId,
+        (old, new): (MessageState, MessageState),
+        now: i64,
+    ) -> Result<(), JobError> {
+        if new.is_final() && !old.is_final() {
+            let body = json!({"id": id.to_string(), "state": new.as_str()});
+            self.event("state", Some(id), &body, now)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn accept(&mut self, m: &NewMessage) -> Result<Accepted, JobError> {
+        if m.parts.is_empty() || m.parts.len() > 255 {
+            return Err(JobError::Domain(StoreError::Invalid {
+                field: "parts",
+                problem: format!("a message has 1 to 255 parts, not {}", m.parts.len()),
+            }));
+        }
+        if let Some(key) = &m.key {
+            let mut st = self.conn.prepare_cached(
+                "SELECT id, parts, route, encoding FROM message WHERE idem_key = ?1",
+            )?;
+            let first = st
+                .query_row([key], |r| {
+                    Ok(Accepted {
+                        id: MessageId::from_i64(r.get(0)?),
+                        parts: r.get(1)?,
+                        route: r.get(2)?,
+                        encoding: r.get(3)?,
+                        duplicate: true,
+                    })
+                })
+                .optional()?;
+            if let Some(first) = first {
+                return Ok(first);
+            }
+        }
+        let id = self.ids.next(m.now_ms);
+        let parts = m.parts.len() as u8;
+        {
+            let mut st = self.conn.prepare_cached(
+                "INSERT INTO message (id, idem_key, dest, sender, route, class, priority,
+                    valid_until, encoding, split, options, dlr, tags, text, parts, state, accepted_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 0, ?16)",
+            )?;
+            st.execute(params![
+                id.as_i64(),
+                m.key,
+                m.to,
+                m.from,
+                m.route,
+                m.class.code(),
+                m.priority,
+                m.valid_until_ms,
+                m.encoding,
+                m.split,
+                m.options,
+                m.dlr,
+                m.tags,
+                m.text,
+                parts,
+                m.now_ms
+            ])?;
+        }
+        self.insert_parts(id, &m.route, m.priority, &m.parts)?;
+        Ok(Accepted {
+            id,
+            parts,
+            route: m.route.clone(),
+            encoding: m.encoding.clone(),
+            duplicate: false,
+        })
+    }
+
+    fn insert_parts(
+        &mut self,
+        id: MessageId,
+        route: &str,
+        priority: u8,
+        parts: &[NewPart],
+    ) -> Result<(), JobError> {
+        let mut st = self.conn.prepare_cached(
+            "INSERT INTO part (message_id, n, route, priority, state, data_coding, esm_class,
+                sar_ref, segment)
+             VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, ?8)",
+        )?;
+        for (i, p) in parts.iter().enumerate() {
+            st.execute(params![
+                id.as_i64(),
+                (i + 1) as i64,
+                route,
+                priority,
+                p.data_coding,
+                p.esm_class,
+                p.sar_ref,
+                p.segment
+            ])?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn claim(
+        &mut self,
+        route: &str,
+        limit: usize,
+        now: i64,
+    ) -> Result<Vec<QueuedPart>, JobError> {
+        self.conn
+            .prepare_cached("UPDATE part SET state = 0 WHERE state = 2 AND ready_at <= ?1")?
+            .execute([now])?;
+        let mut out = Vec::with_capacity(limit.min(4096));
+        {
+            let mut st = self.conn.prepare_cached(
+                "SELECT p.message_id, p.n, m.parts, m.dest, m.sender, p.priority, m.dlr,
+                        m.valid_until, m.split, p.data_coding, p.esm_class, p.segment, p.sar_ref,
+                        p.attempts, p.maybe_dup, p.smsc
+                 FROM part p JOIN message m ON m.id = p.message_id
+                 WHERE p.route = ?1 AND p.state = 0
+                 ORDER BY p.priority DESC, p.message_id, p.n
+                 LIMIT ?2",
+            )?;
+            let mut rows = st.query(params![route, limit as i64])?;
+            while let Some(r) = rows.next()? {
+                out.push(QueuedPart {
+                    part: PartRef {
+                        message: MessageId::from_i64(r.get(0)?),
+                        n: r.get(1)?,
+                    },
+                    total: r.get(2)?,
+                    to: r.get(3)?,
+                    from: r.get(4)?,
+                    priority: r.get(5)?,
+                    dlr: r.get(6)?,
+                    valid_until_ms: r.get(7)?,
+                    split: r.get(8)?,
+                    data_coding: r.get(9)?,
+                    esm_class: r.get(10)?,
+                    segment: r.get(11)?,
+                    sar_ref: r.get(12)?,
+                    attempts: r.get::<_, u32>(13)?.saturating_add(1),
+                    maybe_sent: r.get(14)?,
+                    last_smsc: r.get(15)?,
+                });
+            }
+        }
+        let mut expired = Vec::new();
+        {
+            let mut send = self.conn.prepare_cached(
+                "UPDATE part SET state = 1, attempts = attempts + 1 WHERE message_id = ?1 AND n = ?2",
+            )?;
+            let mut expire = self.conn.prepare_cached(
+                "UPDATE part SET state = 6, done_at = ?3 WHERE message_id = ?1 AND n = ?2",
+            )?;
+            for p in &out {
+                if p.valid_until_ms.is_some_and(|v| v < now) {
+                    expire.execute(params![p.part.message.as_i64(), p.part.n, now])?;
+                    expired.push(p.part.message);
+                } else {
+                    send.execute(params![p.part.message.as_i64(), p.part.n])?;
+                }
+            }
+        }
+        if !expired.is_empty() {
+            out.retain(|p| p.valid_until_ms.is_none_or(|v| v >= now));
+            expired.dedup();
+            for id in expired {
+                let change = self.recompute(id, now)?;
+                self.state_event(id, change, now)?;
+            }
+        }
+        Ok(out)
+    }
+
+    fn part_row(&mut self, p: PartRef) -> Result<PartState, JobError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT state FROM part WHERE message_id = ?1 AND n = ?2")?;
+        let code: Option<i64> = st
+            .query_row(params![p.message.as_i64(), p.n], |r| r.get(0))
+            .optional()?;
+        part_state(code.ok_or_else(|| not_found(p))?)
+    }
+
+    pub(crate) fn acked(&mut self, a: &Ack) -> Result<AckResult, JobError> {
+        let state = self.part_row(a.part)?;
+        if !state.is_pending() {
+            // A late or repeated response: the part moved on already.
+            let (_, now_state) = self.recompute(a.part.message, a.now_ms)?;
+            return Ok(AckResult {
+                state: now_state,
+                held_receipts: Vec::new(),
+            });
+        }
+        let key = receipt::submit_key(a.rule, &a.smsc_id);
+        self.conn
+            .prepare_cached(
+                "UPDATE part SET state = 3, smsc = ?3, smsc_id = ?4, smsc_key = ?5, last_status = 0,
+                    acked_at = ?6
+                 WHERE message_id = ?1 AND n = ?2",
+            )?
+            .execute(params![
+                a.part.message.as_i64(),
+                a.part.n,
+                a.smsc,
+                a.smsc_id,
+                key,
+                a.now_ms
+            ])?;
+        // Receipts that arrived before this response.
+        let held: Vec<(i64, String, Option<String>, Option<i64>)> = {
+            let mut st = self.conn.prepare_cached(
+                "SELECT id, stat, err, outcome FROM dlr_log
+                 WHERE smsc_key = ?1 AND message_id IS NULL AND smsc = ?2 ORDER BY id",
+            )?;
+            st.query_map(params![key, a.smsc], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?
+            .collect::<Result<_, _>>()?
+        };
+        let mut applied = Vec::with_capacity(held.len());
+        for (log_id, stat, err, outcome) in held {
+            self.conn
+                .prepare_cached("UPDATE dlr_log SET message_id = ?2, part_n = ?3 WHERE id = ?1")?
+                .execute(params![log_id, a.part.message.as_i64(), a.part.n])?;
+            let outcome = outcome.and_then(outcome_from_code);
+            applied.push(self.apply_receipt(
+                a.part,
+                None,
+                log_id,
+                &stat,
+                err.as_deref(),
+                outcome,
+                &a.smsc,
+                &a.smsc_id,
+                a.now_ms,
+            )?);
+        }
+        let state = match applied.last() {
+            Some(last) => last.state,
+            None => {
+                self.recompute_with(a.part.message, a.now_ms, Some((PartState::Submitted, true)))?
+                    .1
+            }
+        };
+        Ok(AckResult {
+            state,
+            held_receipts: applied,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apply_receipt(
+        &mut self,
+        part: PartRef,
+        cur: Option<PartState>,
+        log_id: i64,
+        stat: &str,
+        err: Option<&str>,
+        outcome: Option<Outcome>,
+        smsc: &str,
+        smsc_id: &str,
+        now: i64,
+    ) -> Result<ReceiptApplied, JobError> {
+        let cur = match cur {
+            Some(c) => c,
+            None => self.part_row(part)?,
+        };
+        let next = match (cur, outcome) {
+            // A final receipt settles a submitted part, and corrects an earlier receipt or a
+            // no_receipt timeout (the latest word from the SMSC wins).
+            (s, Some(o)) if !s.is_pending() && s != PartState::Failed => PartState::from_outcome(o),
+            (s, _) => s,
+        };
+        self.conn
+            .prepare_cached(
+                "UPDATE part SET state = ?3, stat = ?4, err = ?5,
+                    done_at = CASE WHEN ?6 THEN ?7 ELSE done_at END
+                 WHERE message_id = ?1 AND n = ?2",
+            )?
+            .execute(params![
+                part.message.as_i64(),
+                part.n,
+                next.code(),
+                stat,
+                err,
+                next.is_final() && next != cur,
+                now
+            ])?;
+        // A receipt matched by SMSC id means the part was acknowledged.
+        let (_, state) =
+            self.recompute_with(part.message, now, Some((next, !next.is_pending())))?;
+        let body = json!({
+            "id": part.message.to_string(),
+            "part": part.n,
+            "state": state.as_str(),
+            "part_state": next.as_str(),
+            "stat": stat,
+            "err": err,
+            "smsc": smsc,
+            "smsc_id": smsc_id,
+        });
+        let seq = self.event("dlr", Some(part.message), &body, now)?;
+        Ok(ReceiptApplied {
+            log_id,
+            part,
+            state,
+            seq,
+        })
+    }
+
+    pub(crate) fn record_receipt(
+        &mut self,
+        r: &IncomingReceipt,
+    ) -> Result<ReceiptRecorded, JobError> {
+        let keys = receipt::receipt_keys(r.rule, &r.receipt);
+        let fp = fingerprint(r);
+        let mut matched: Option<PartRef> = None;
+        let mut matched_state: Option<i64> = None;
+        {
+            let mut st = self.conn.prepare_cached(
+                "SELECT message_id, n, state FROM part WHERE smsc_key = ?1 AND smsc = ?2
+                 ORDER BY message_id DESC LIMIT 1",
+            )?;
+            for key in &keys {
+                let found = st
+                    .query_row(params![key, r.smsc], |row| {
+                        Ok((
+                            PartRef {
+                                message: MessageId::from_i64(row.get(0)?),
+                                n: row.get(1)?,
+                            },
+                            row.get::<_, i64>(2)?,
+                        ))
+                    })
+                    .optional()?;
+                if let Some((p, state)) = found {
+                    matched = Some(p);
+                    matched_state = Some(state);
+                    break;
+                }
+            }
+        }
+        let matched_state = matched_state.map(part_state).transpose()?;
+        let primary_key = keys.first().cloned().unwrap_or_default();
+        let earlier: Option<i64> = match matched {
+            Some(p) => self
+                .conn
+                .prepare_cached(
+                    "SELECT id FROM dlr_log WHERE message_id = ?1 AND part_n = ?2 AND fp = ?3 LIMIT 1",
+                )?
+                .query_row(params![p.message.as_i64(), p.n, fp], |row| row.get(0))
+                .optional()?,
+            None => self
+                .conn
+                .prepare_cached(
+                    "SELECT id FROM dlr_log WHERE smsc_key = ?1 AND message_id IS NULL AND fp = ?2 LIMIT 1",
+                )?
+                .query_row(params![primary_key, fp], |row| row.get(0))
+                .optional()?,
+        };
+        if let Some(log_id) = earlier {
+            return Ok(ReceiptRecorded::Duplicate { log_id });
+        }
+        let rc = &r.receipt;
+        let stat = rc.stat_text.as_deref().unwrap_or(rc.stat.as_str());
+        let log_id = {
+            let mut st = self.conn.prepare_cached(
+                "INSERT INTO dlr_log (at, smsc, smsc_id, smsc_key, fp, raw, tlv_state, tlv_err,
+                    stat, err, submit_date, done_date, outcome, message_id, part_n)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            )?;
+            st.execute(params![
+                r.now_ms,
+                r.smsc,
+                rc.id,
+                primary_key,
+                fp,
+                r.raw,
+                r.tlv_state,
+                r.tlv_network_error.map(hex::encode),
+                stat,
+                rc.err,
+                rc.submit_date.map(|d| d.to_string()),
+                rc.done_date.map(|d| d.to_string()),
+                r.outcome.map(outcome_code),
+                matched.map(|p| p.message.as_i64()),
+                matched.map(|p| p.n)
+            ])?;
+            self.conn.last_insert_rowid()
+        };
+        match matched {
+            Some(part) => Ok(ReceiptRecorded::Matched(self.apply_receipt(
+                part,
+                matched_state,
+                log_id,
+                stat,
+                rc.err.as_deref(),
+                r.outcome,
+                &r.smsc,
+                &rc.id,
+                r.now_ms,
+            )?)),
+            None => Ok(ReceiptRecorded::Held { log_id }),
+        }
+    }
+
+    pub(crate) fn failed(&mut self, f: &Failure) -> Result<MessageState, JobError> {
+        let cur = self.part_row(f.part)?;
+        if cur.is_final() {
+            return Ok(self.recompute(f.part.message, f.now_ms)?.1);
+        }
+        let id = f.part.message.as_i64();
+        match f.disposition {
+            Disposition::RetryAt { at_ms } => {
+                let state = if at_ms <= f.now_ms {
+                    PartState::Queued
+                } else {
+                    PartState::Waiting
+                };
+                self.conn
+                    .prepare_cached(
+                        "UPDATE part SET state = ?3, ready_at = ?4, last_status = ?5,
+                            smsc = coalesce(?6, smsc)
+                         WHERE message_id = ?1 AND n = ?2",
+                    )?
+                    .execute(params![id, f.part.n, state.code(), at_ms, f.status, f.smsc])?;
+            }
+            Disposition::Requeue { maybe_sent } => {
+                self.conn
+                    .prepare_cached(
+                        "UPDATE part SET state = 0, maybe_dup = maybe_dup | ?3,
+                            attempts = CASE WHEN ?3 THEN attempts ELSE max(attempts - 1, 0) END,
+                            acked_at = NULL, smsc = coalesce(?4, smsc)
+                         WHERE message_id = ?1 AND n = ?2",
+                    )?
+                    .execute(params![id, f.part.n, maybe_sent, f.smsc])?;
+            }
+            Disposition::Permanent => {
+                self.conn
+                    .prepare_cached(
+                        "UPDATE part SET state = 8, last_status = ?3, done_at = ?4,
+                            smsc = coalesce(?5, smsc)
+                         WHERE message_id = ?1 AND n = ?2",
+                    )?
+                    .execute(params![id, f.part.n, f.status, f.now_ms, f.smsc])?;
+            }
+        }
+        let change = self.recompute(f.part.message, f.now_ms)?;
+        self.state_event(f.part.message, change, f.now_ms)?;
+        Ok(change.1)
+    }
+
+    pub(crate) fn record_mo(&mut self, m: &IncomingMo) -> Result<MoRecorded, JobError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO mo (at, smsc, source, dest, text, parts) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![m.now_ms, m.smsc, m.from, m.to, m.text, m.parts])?;
+        let id = self.conn.last_insert_rowid();
+        let optout = match &m.optout {
+            Some(OptOutChange::Add { keyword }) => {
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO optout (number, keyword, at, smsc) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (number) DO UPDATE SET keyword = excluded.keyword,
+                            at = excluded.at, smsc = excluded.smsc",
+                    )?
+                    .execute(params![m.from, keyword, m.now_ms, m.smsc])?;
+                Some("added")
+            }
+            Some(OptOutChange::Remove) => {
+                self.conn
+                    .prepare_cached("DELETE FROM optout WHERE number = ?1")?
+                    .execute([&m.from])?;
+                Some("removed")
+            }
+            None => None,
+        };
+        let body = json!({
+            "mo_id": id, "from": m.from, "to": m.to, "text": m.text, "smsc": m.smsc,
+            "parts": m.parts, "optout": optout,
+        });
+        let seq = self.event("mo", None, &body, m.now_ms)?;
+        Ok(MoRecorded { id, seq })
+    }
+
+    pub(crate) fn expire(
+        &mut self,
+        now: i64,
+        receipt_wait: i64,
+        limit: usize,
+    ) -> Result<Expired, JobError> {
+        let cutoff = MessageId::first_at(now.saturating_sub(receipt_wait.max(0))).as_i64();
+        let rows: Vec<(i64, i64, Option<i64>, bool)> = {
+            let mut st = self.conn.prepare_cached(
+                "SELECT id, state, valid_until, dlr FROM message
+                 WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT ?3",
+            )?;
+            st.query_map(params![self.expire_cursor, cutoff, limit as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?
+            .collect::<Result<_, _>>()?
+        };
+        let mut out = Expired {
+            scanned: rows.len() as u64,
+            ..Expired::default()
+        };
+        for &(raw_id, state, valid_until, dlr) in &rows {
+            let id = MessageId::from_i64(raw_id);
+            let state = MessageState::from_code(state).unwrap_or(MessageState::Queued);
+            if state.is_final() || (!dlr && state == MessageState::Submitted) {
+                continue;
+            }
+            let mut touched = false;
+            if valid_until.is_some_and(|v| v < now) {
+                touched |= self
+                    .conn
+                    .prepare_cached(
+                        "UPDATE part SET state = 6, done_at = ?2
+                         WHERE message_id = ?1 AND state IN (0, 2)",
+                    )?
+                    .execute(params![raw_id, now])?
+                    > 0;
+            }
+            if dlr {
+                touched |= self
+                    .conn
+                    .prepare_cached(
+                        "UPDATE part SET state = 9, done_at = ?2
+                         WHERE message_id = ?1 AND state = 3 AND acked_at <= ?3",
+                    )?
+                    .execute(params![raw_id, now, now - receipt_wait])?
+                    > 0;
+            }
+            let after = if touched {
+                let change = self.recompute(id, now)?;
+                self.state_event(id, change, now)?;
+                match change.1 {
+                    MessageState::Expired if change.0 != MessageState::Expired => out.expired += 1,
+                    MessageState::NoReceipt if change.0 != MessageState::NoReceipt => {
+                        out.no_receipt += 1
+                    }
+                    _ => {}
+                }
+                change.1
+            } else {
+                state
+            };
+            if !after.is_final() {
+                self.expire_pass_min = Some(self.expire_pass_min.map_or(raw_id, |m| m.min(raw_id)));
+            }
+        }
+        // A rolling sweep: continue after the last row; at the end, restart from the oldest
+        // message that was still open, so open messages never block the sweep.
+        if rows.len() < limit {
+            let after_last = rows.last().map_or(self.expire_cursor, |r| r.0 + 1);
+            self.expire_cursor = self.expire_pass_min.take().unwrap_or(after_last);
+        } else if let Some(last) = rows.last() {
+            self.expire_cursor = last.0 + 1;
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn resplit(
+        &mut self,
+        id: MessageId,
+        split: &str,
+        parts: &[NewPart],
+    ) -> Result<(), JobError> {
+        if parts.is_empty() || parts.len() > 255 {
+            return Err(JobError::Domain(StoreError::Invalid {
+                field: "parts",
+                problem: format!("a message has 1 to 255 parts, not {}", parts.len()),
+            }));
+        }
+        let (route, priority): (String, u8) = self
+            .conn
+            .prepare_cached("SELECT route, priority FROM message WHERE id = ?1")?
+            .query_row([id.as_i64()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .ok_or_else(|| {
+                JobError::Domain(StoreError::NotFound {
+                    what: "message",
+                    id: id.to_string(),
+                })
+            })?;
+        let blocking: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT count(*) FROM part WHERE message_id = ?1
+                 AND (acked_at IS NOT NULL OR state NOT IN (0, 2))",
+            )?
+            .query_row([id.as_i64()], |r| r.get(0))?;
+        if blocking > 0 {
+            return Err(JobError::Domain(StoreError::Conflict(format!(
+                "message {id} has {blocking} part(s) in flight or acknowledged; it cannot be re-split"
+            ))));
+        }
+        let maybe_dup: bool = self
+            .conn
+            .prepare_cached("SELECT coalesce(max(maybe_dup), 0) FROM part WHERE message_id = ?1")?
+            .query_row([id.as_i64()], |r| r.get(0))?;
+        self.conn
+            .prepare_cached("DELETE FROM part WHERE message_id = ?1")?
+            .execute([id.as_i64()])?;
+        self.insert_parts(id, &route, priority, parts)?;
+        if maybe_dup {
+            self.conn
+                .prepare_cached("UPDATE part SET maybe_dup = 1 WHERE message_id = ?1")?
+                .execute([id.as_i64()])?;
+        }
+        self.conn
+            .prepare_cached("UPDATE message SET split = ?2, parts = ?3 WHERE id = ?1")?
+            .execute(params![id.as_i64(), split, parts.len() as i64])?;
+        Ok(())
+    }
+
+    pub(crate) fn prune(
+        &mut self,
+        r: &Retention,
+        now: i64,
+        batch: usize,
+    ) -> Result<usize, JobError> {
+        let batch = batch.max(1) as i64;
+        let mut total = 0;
+        if let Some(age) = r.messages_ms {
+            let cut = now.saturating_sub(age);
+            let ids: Vec<i64> = {
+                let mut st = self.conn.prepare_cached(
+                    "SELECT id FROM message WHERE id < ?1 AND done_at IS NOT NULL AND done_at < ?2
+                     ORDER BY id LIMIT ?3",
+                )?;
+                st.query_map(
+                    params![MessageId::first_at(cut).as_i64(), cut, batch],
+                    |row| row.get(0),
+                )?
+                .collect::<Result<_, _>>()?
+            };
+            for id in ids {
+                self.conn
+                    .prepare_cached("DELETE FROM part WHERE message_id = ?1")?
+                    .execute([id])?;
+                total += self
+                    .conn
+                    .prepare_cached("DELETE FROM message WHERE id = ?1")?
+                    .execute([id])?;
+            }
+        }
+        if let Some(age) = r.log_ms {
+            let cut = now.saturating_sub(age);
+            for sql in [
+                "DELETE FROM dlr_log WHERE id IN (SELECT id FROM dlr_log WHERE at < ?1 ORDER BY id LIMIT ?2)",
+                "DELETE FROM mo WHERE id IN (SELECT id FROM mo WHERE at < ?1 ORDER BY id LIMIT ?2)",
+                // The newest event always stays, so sequence numbers never restart.
+                "DELETE FROM event WHERE seq IN (SELECT seq FROM event WHERE at < ?1
+                    AND seq < (SELECT max(seq) FROM event) ORDER BY seq LIMIT ?2)",
+            ] {
+                total += self
+                    .conn
+                    .prepare_cached(sql)?
+                    .execute(params![cut, batch])?;
+            }
+        }
+        Ok(total)
+    }
+
+    pub(crate) fn reload(&mut self, s: &Settings) -> Result<(), JobError> {
+        super::apply_size_cap(&self.conn, s)?;
+        // `synchronous` cannot change inside a transaction: applied right after the commit,
+        // before the caller hears back.
+        self.pending_settings = Some(*s);
+        self.settings = *s;
+        Ok(())
+    }
+}

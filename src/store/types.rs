@@ -1,0 +1,661 @@
+//! The values that cross the store boundary: what callers write, and what they read back.
+
+use super::MessageId;
+use crate::receipt::{IdRule, Outcome, Receipt};
+use serde::Serialize;
+
+/// Message class (config: `class`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageClass {
+    /// OTPs, notifications (default).
+    #[default]
+    Transactional,
+    /// Campaigns; subject to opt-out.
+    Marketing,
+}
+
+impl MessageClass {
+    pub(crate) fn code(self) -> i64 {
+        match self {
+            MessageClass::Transactional => 0,
+            MessageClass::Marketing => 1,
+        }
+    }
+    pub(crate) fn from_code(c: i64) -> MessageClass {
+        if c == 1 {
+            MessageClass::Marketing
+        } else {
+            MessageClass::Transactional
+        }
+    }
+}
+
+/// One rendered segment of a message, ready for a `submit_sm`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPart {
+    /// `data_coding` for this segment.
+    pub data_coding: u8,
+    /// `esm_class` (0x40 when the segment starts with a UDH).
+    pub esm_class: u8,
+    /// `short_message` bytes, UDH included.
+    pub segment: Vec<u8>,
+    /// `sar_msg_ref_num` when the split uses SAR TLVs.
+    pub sar_ref: Option<u16>,
+}
+
+/// A message to accept.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NewMessage {
+    /// Client idempotency key; a second accept with the same key returns the first id.
+    pub key: Option<String>,
+    /// Destination, E.164.
+    pub to: String,
+    /// Sender.
+    pub from: String,
+    /// Route name.
+    pub route: String,
+    /// Class.
+    pub class: MessageClass,
+    /// 0–3, higher first.
+    pub priority: u8,
+    /// Validity deadline (ms since epoch); never sent after it.
+    pub valid_until_ms: Option<i64>,
+    /// Encoding chosen (`gsm7`, `latin1`, `ucs2`, …).
+    pub encoding: String,
+    /// How the segments were split (`udh8`, `udh16`, `sar`, `payload`).
+    pub split: String,
+    /// Opaque encoding options the text layer needs to re-split (JSON).
+    pub options: String,
+    /// Whether a delivery receipt is requested.
+    pub dlr: bool,
+    /// Client tags (JSON object), if any.
+    pub tags: Option<String>,
+    /// The message text (kept for re-splitting; dropped after acknowledgement when
+    /// `retain_text = false`).
+    pub text: String,
+    /// The rendered segments, 1–255.
+    pub parts: Vec<NewPart>,
+    /// Acceptance time (ms since epoch).
+    pub now_ms: i64,
+}
+
+/// The answer to [`super::StoreBackend::accept`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The message id (the first message's id on a duplicate key).
+    pub id: MessageId,
+    /// Number of parts.
+    pub parts: u8,
+    /// The route stored (the first message's on a duplicate).
+    pub route: String,
+    /// The encoding stored (the first message's on a duplicate).
+    pub encoding: String,
+    /// True when the idempotency key was seen before and nothing new was stored.
+    pub duplicate: bool,
+}
+
+/// Identifies a part: message id and 1-based part number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct PartRef {
+    /// Message.
+    pub message: MessageId,
+    /// 1-based part number.
+    pub n: u8,
+}
+
+/// A part taken from the queue, with what `submit_sm` needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedPart {
+    /// Which part.
+    pub part: PartRef,
+    /// Number of parts of its message.
+    pub total: u8,
+    /// Destination.
+    pub to: String,
+    /// Sender.
+    pub from: String,
+    /// Priority 0–3.
+    pub priority: u8,
+    /// Receipt requested.
+    pub dlr: bool,
+    /// Validity deadline.
+    pub valid_until_ms: Option<i64>,
+    /// Split the segment was rendered with.
+    pub split: String,
+    /// `data_coding`.
+    pub data_coding: u8,
+    /// `esm_class`.
+    pub esm_class: u8,
+    /// `short_message` bytes.
+    pub segment: Vec<u8>,
+    /// `sar_msg_ref_num`, if SAR.
+    pub sar_ref: Option<u16>,
+    /// Attempts including this one.
+    pub attempts: u32,
+    /// This part may have reached an SMSC before (it was in flight at a crash or a timeout).
+    pub maybe_sent: bool,
+    /// SMSC of the previous attempt, if any.
+    pub last_smsc: Option<String>,
+}
+
+/// An SMSC acknowledged a part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack {
+    /// Which part.
+    pub part: PartRef,
+    /// SMSC name.
+    pub smsc: String,
+    /// `message_id` from `submit_sm_resp`, as given.
+    pub smsc_id: String,
+    /// The SMSC's id rule (for matching receipts).
+    pub rule: IdRule,
+    /// When (ms since epoch).
+    pub now_ms: i64,
+}
+
+/// A receipt applied to a part (at `record_receipt`, or at `acked` when it had been held).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptApplied {
+    /// The delivery-report log row.
+    pub log_id: i64,
+    /// The part.
+    pub part: PartRef,
+    /// The message's state afterwards.
+    pub state: MessageState,
+    /// The event sequence number of the `dlr` event.
+    pub seq: i64,
+}
+
+/// The answer to [`super::StoreBackend::acked`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckResult {
+    /// The message's state afterwards.
+    pub state: MessageState,
+    /// Receipts that had arrived before the response and were matched now.
+    pub held_receipts: Vec<ReceiptApplied>,
+}
+
+/// What to do with a part that was not acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Temporary error: queue again, not before `at_ms`.
+    RetryAt {
+        /// Earliest next attempt (ms since epoch).
+        at_ms: i64,
+    },
+    /// Hand back without an SMSC answer (timeout, disconnect, shutdown). `maybe_sent` when the
+    /// PDU was written, so a resend may be a duplicate.
+    Requeue {
+        /// The submit_sm may have reached the SMSC.
+        maybe_sent: bool,
+    },
+    /// Permanent failure: the part (and so the message) is `failed`.
+    Permanent,
+}
+
+/// A part was not acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// Which part.
+    pub part: PartRef,
+    /// SMSC tried, if any.
+    pub smsc: Option<String>,
+    /// `command_status`, if the SMSC answered.
+    pub status: Option<u32>,
+    /// What happens next.
+    pub disposition: Disposition,
+    /// When.
+    pub now_ms: i64,
+}
+
+/// A delivery receipt to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingReceipt {
+    /// SMSC name.
+    pub smsc: String,
+    /// The SMSC's id rule.
+    pub rule: IdRule,
+    /// The parsed receipt.
+    pub receipt: Receipt,
+    /// The final outcome for the part, or `None` for an intermediate receipt
+    /// (see [`crate::receipt::final_outcome`]).
+    pub outcome: Option<Outcome>,
+    /// The raw receipt text bytes (`short_message` or `message_payload`).
+    pub raw: Vec<u8>,
+    /// The TLV `message_state`, as received.
+    pub tlv_state: Option<u8>,
+    /// The TLV `network_error_code`, as received.
+    pub tlv_network_error: Option<[u8; 3]>,
+    /// When (ms since epoch).
+    pub now_ms: i64,
+}
+
+/// The answer to [`super::StoreBackend::record_receipt`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReceiptRecorded {
+    /// Logged and matched to a part.
+    Matched(ReceiptApplied),
+    /// Logged, no part known yet: held and matched when the `submit_sm_resp` lands, or kept
+    /// unmatched (and counted) for ever.
+    Held {
+        /// The log row.
+        log_id: i64,
+    },
+    /// The same receipt was recorded before (the SMSC re-sent it); nothing written.
+    Duplicate {
+        /// The earlier log row.
+        log_id: i64,
+    },
+}
+
+/// An opt-out list change carried by an MO.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OptOutChange {
+    /// Add the sender (keyword that did it).
+    Add {
+        /// e.g. `STOP`.
+        keyword: String,
+    },
+    /// Remove the sender.
+    Remove,
+}
+
+/// A mobile-originated message to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingMo {
+    /// SMSC name.
+    pub smsc: String,
+    /// Sender (the handset).
+    pub from: String,
+    /// Recipient (our number or short code).
+    pub to: String,
+    /// Decoded text.
+    pub text: String,
+    /// Number of parts it was reassembled from.
+    pub parts: u8,
+    /// Opt-out change, if the text was a keyword.
+    pub optout: Option<OptOutChange>,
+    /// When.
+    pub now_ms: i64,
+}
+
+/// The answer to [`super::StoreBackend::record_mo`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MoRecorded {
+    /// MO row id.
+    pub id: i64,
+    /// `mo` event sequence number.
+    pub seq: i64,
+}
+
+/// The answer to [`super::StoreBackend::expire`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Expired {
+    /// Messages that became `expired` (validity passed before sending).
+    pub expired: u64,
+    /// Messages that became `no_receipt`.
+    pub no_receipt: u64,
+    /// Messages looked at.
+    pub scanned: u64,
+}
+
+/// Retention ages (ms). `None` keeps for ever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Retention {
+    /// Finished messages (and their parts) older than this, counted from their final state.
+    pub messages_ms: Option<i64>,
+    /// Delivery-report log rows, MO rows and events older than this.
+    pub log_ms: Option<i64>,
+}
+
+/// `sync` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncMode {
+    /// Survives a process crash (WAL, fsync at checkpoints).
+    #[default]
+    Normal,
+    /// Also survives power loss (fsync at every commit).
+    Full,
+}
+
+impl SyncMode {
+    /// The config spelling.
+    pub fn from_name(s: &str) -> Option<SyncMode> {
+        match s {
+            "normal" => Some(SyncMode::Normal),
+            "full" => Some(SyncMode::Full),
+            _ => None,
+        }
+    }
+}
+
+/// Settings that can change while running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// `normal` or `full`.
+    pub sync: SyncMode,
+    /// Keep message text after every part is acknowledged.
+    pub retain_text: bool,
+    /// Cap on the store file size (bytes); writes past it fail as `disk_full`.
+    pub max_size_bytes: Option<u64>,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            sync: SyncMode::Normal,
+            retain_text: true,
+            max_size_bytes: None,
+        }
+    }
+}
+
+/// What recovery found at open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Recovery {
+    /// Parts that were in flight at the last stop, re-queued and marked as possible duplicates.
+    pub requeued_in_flight: u64,
+    /// Parts ready in the queue after recovery.
+    pub queued: u64,
+    /// Schema migrations applied at this open.
+    pub migrations_applied: u32,
+}
+
+/// Counters for status and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct StoreStats {
+    /// Receipts in the log that match no part.
+    pub unmatched_receipts: u64,
+    /// Parts queued or waiting for a retry.
+    pub queued_parts: u64,
+    /// Parts in flight (claimed, not answered).
+    pub in_flight_parts: u64,
+    /// Last event sequence number.
+    pub last_seq: i64,
+}
+
+macro_rules! codes {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident = $c:expr, $s:expr;)* }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($(#[$vm])* $v = $c,)* }
+        impl $name {
+            /// The stored code.
+            pub fn code(self) -> i64 { self as i64 }
+            /// From the stored code.
+            pub fn from_code(c: i64) -> Option<$name> {
+                match c { $($c => Some($name::$v),)* _ => None }
+            }
+            /// The name used in the API, the CLI and events.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$v => $s,)* }
+            }
+            /// From the name.
+            pub fn from_name(s: &str) -> Option<$name> {
+                match s { $($s => Some($name::$v),)* _ => None }
+            }
+        }
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+
+codes! {
+    /// A message's state, aggregated from its parts.
+    MessageState {
+        /// Some part not yet acknowledged by an SMSC.
+        Queued = 0, "queued";
+        /// Every part acknowledged; waiting for receipts (final when no receipt was requested).
+        Submitted = 1, "submitted";
+        /// Every part delivered.
+        Delivered = 2, "delivered";
+        /// Some part undeliverable.
+        Undeliverable = 3, "undeliverable";
+        /// Some part expired (validity).
+        Expired = 4, "expired";
+        /// Some part rejected.
+        Rejected = 5, "rejected";
+        /// An SMSC refused a part permanently.
+        Failed = 6, "failed";
+        /// No receipt within the configured wait.
+        NoReceipt = 7, "no_receipt";
+    }
+}
+
+codes! {
+    /// A part's state.
+    PartState {
+        /// Ready to send.
+        Queued = 0, "queued";
+        /// Claimed, in flight.
+        Sending = 1, "sending";
+        /// Waiting for a retry time.
+        Waiting = 2, "waiting";
+        /// Acknowledged by an SMSC, waiting for a receipt.
+        Submitted = 3, "submitted";
+        /// Receipt: delivered.
+        Delivered = 4, "delivered";
+        /// Receipt: undeliverable.
+        Undeliverable = 5, "undeliverable";
+        /// Expired (receipt EXPIRED, or validity passed before sending).
+        Expired = 6, "expired";
+        /// Receipt: rejected.
+        Rejected = 7, "rejected";
+        /// SMSC refused permanently.
+        Failed = 8, "failed";
+        /// No receipt within the wait.
+        NoReceipt = 9, "no_receipt";
+    }
+}
+
+impl MessageState {
+    /// True for the states a message never leaves (bar a late receipt correcting `no_receipt`).
+    pub fn is_final(self) -> bool {
+        !matches!(self, MessageState::Queued | MessageState::Submitted)
+    }
+}
+
+impl PartState {
+    /// Not yet acknowledged and still to be sent.
+    pub fn is_pending(self) -> bool {
+        matches!(
+            self,
+            PartState::Queued | PartState::Sending | PartState::Waiting
+        )
+    }
+
+    /// A final part state.
+    pub fn is_final(self) -> bool {
+        !self.is_pending() && self != PartState::Submitted
+    }
+
+    pub(crate) fn from_outcome(o: Outcome) -> PartState {
+        match o {
+            Outcome::Delivered => PartState::Delivered,
+            Outcome::Expired => PartState::Expired,
+            Outcome::Undeliverable => PartState::Undeliverable,
+            Outcome::Rejected => PartState::Rejected,
+        }
+    }
+
+    /// How bad a final part state is; the message takes its worst part's state.
+    fn severity(self) -> u8 {
+        match self {
+            PartState::Failed => 6,
+            PartState::Rejected => 5,
+            PartState::Undeliverable => 4,
+            PartState::Expired => 3,
+            PartState::NoReceipt => 2,
+            _ => 0,
+        }
+    }
+
+    fn message_state(self) -> MessageState {
+        match self {
+            PartState::Failed => MessageState::Failed,
+            PartState::Rejected => MessageState::Rejected,
+            PartState::Undeliverable => MessageState::Undeliverable,
+            PartState::Expired => MessageState::Expired,
+            PartState::NoReceipt => MessageState::NoReceipt,
+            PartState::Delivered => MessageState::Delivered,
+            PartState::Queued | PartState::Sending | PartState::Waiting => MessageState::Queued,
+            PartState::Submitted => MessageState::Submitted,
+        }
+    }
+}
+
+/// A message's state from its parts' states: one state however many parts it has.
+///
+/// Queued while any part is still to be sent; then submitted until every part is final (with no
+/// receipt requested, submitted is final); then the worst part's outcome (failed, rejected,
+/// undeliverable, expired, no_receipt), or delivered when every part was delivered.
+pub fn aggregate(dlr: bool, parts: &[PartState]) -> MessageState {
+    if parts.is_empty() || parts.iter().any(|p| p.is_pending()) {
+        return MessageState::Queued;
+    }
+    let worst = parts.iter().copied().max_by_key(|p| p.severity());
+    let all_final = parts.iter().all(|p| p.is_final());
+    match worst {
+        Some(w) if w.severity() > 0 && (all_final || !dlr) => w.message_state(),
+        _ if all_final => MessageState::Delivered,
+        _ => MessageState::Submitted,
+    }
+}
+
+/// One part, as read back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartView {
+    /// 1-based number.
+    pub n: u8,
+    /// State.
+    pub state: PartState,
+    /// SMSC of the last attempt.
+    pub smsc: Option<String>,
+    /// The SMSC's message id, as returned.
+    pub smsc_id: Option<String>,
+    /// Attempts.
+    pub attempts: u32,
+    /// Last command_status (0 when acknowledged).
+    pub last_status: Option<u32>,
+    /// Last receipt stat.
+    pub stat: Option<String>,
+    /// Last receipt err.
+    pub error: Option<String>,
+    /// May have been sent twice.
+    pub maybe_duplicate: bool,
+    /// When acknowledged (ms).
+    pub acked_at: Option<i64>,
+    /// When final (ms).
+    pub done_at: Option<i64>,
+}
+
+/// One delivery-report log row, as read back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReceiptView {
+    /// Log row id (the log's order).
+    pub log_id: i64,
+    /// When received (ms).
+    pub at: i64,
+    /// SMSC.
+    pub smsc: String,
+    /// The id the receipt carried.
+    pub smsc_id: String,
+    /// The matched message, if any.
+    pub message: Option<MessageId>,
+    /// The matched part, if any.
+    pub part: Option<u8>,
+    /// Parsed stat.
+    pub stat: String,
+    /// Parsed err.
+    pub err: Option<String>,
+    /// Parsed submit date.
+    pub submit_date: Option<String>,
+    /// Parsed done date.
+    pub done_date: Option<String>,
+    /// Raw receipt text (lossy UTF-8).
+    pub raw: String,
+    /// TLV message_state, if present.
+    pub tlv_state: Option<u8>,
+    /// TLV network_error_code (hex), if present.
+    pub tlv_network_error: Option<String>,
+}
+
+/// One message with its parts and receipts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MessageView {
+    /// Gateway id.
+    pub id: MessageId,
+    /// Idempotency key.
+    pub key: Option<String>,
+    /// Destination.
+    pub to: String,
+    /// Sender.
+    pub from: String,
+    /// Route.
+    pub route: String,
+    /// Class.
+    pub class: MessageClass,
+    /// Priority.
+    pub priority: u8,
+    /// Encoding.
+    pub encoding: String,
+    /// Split.
+    pub split: String,
+    /// Receipt requested.
+    pub dlr: bool,
+    /// State.
+    pub state: MessageState,
+    /// Text, unless dropped.
+    pub text: Option<String>,
+    /// Tags JSON.
+    pub tags: Option<String>,
+    /// Accepted (ms).
+    pub accepted_at: i64,
+    /// First part acknowledged (ms).
+    pub submitted_at: Option<i64>,
+    /// Final (ms).
+    pub done_at: Option<i64>,
+    /// Validity deadline (ms).
+    pub valid_until: Option<i64>,
+    /// Parts.
+    pub parts: Vec<PartView>,
+    /// Receipts matched to this message, in log order.
+    pub receipts: Vec<ReceiptView>,
+}
+
+/// An event in the sequence subscribers follow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Event {
+    /// Sequence number (strictly increasing; resume with `after = seq`).
+    pub seq: i64,
+    /// `dlr`, `mo` or `state` (a final state reached without a receipt: expired, failed, no_receipt).
+    pub kind: String,
+    /// When (ms).
+    pub at: i64,
+    /// The event's fields as a JSON object.
+    pub body: serde_json::Value,
+}
+
+/// Filter for listing messages (the `reports` command).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MessageFilter {
+    /// Exact id.
+    pub id: Option<MessageId>,
+    /// Destination.
+    pub to: Option<String>,
+    /// State.
+    pub state: Option<MessageState>,
+    /// Accepted at or after (ms).
+    pub since_ms: Option<i64>,
+    /// At most this many messages (newest first).
+    pub limit: usize,
+}

@@ -1,0 +1,479 @@
+//! Receipt parsing and id normalization through the public API: the appendix-B form, every
+//! real-world deviation of SMPP-FACTS §7.3, TLV preference, and a never-panics property.
+
+use proptest::prelude::*;
+use smppd::receipt::{
+    AcceptedIs, IdRule, NetworkError, Outcome, ReceiptDate, ReceiptError, ReceiptTlvs, Stat,
+    canonical_id, final_outcome, parse_receipt, receipt_keys, submit_key,
+};
+
+fn text(s: &str) -> smppd::receipt::Receipt {
+    parse_receipt(s.as_bytes(), &ReceiptTlvs::default()).expect("receipt parses")
+}
+
+fn date(y: u16, mo: u8, d: u8, h: u8, mi: u8, s: u8) -> Option<ReceiptDate> {
+    Some(ReceiptDate {
+        year: y,
+        month: mo,
+        day: d,
+        hour: h,
+        minute: mi,
+        second: s,
+    })
+}
+
+#[test]
+fn appendix_b_form() {
+    // The text of the deliver_sm_receipt_delivered_with_tlvs vector (smpplib).
+    let r = text(
+        "id:0a1b2c3d4e sub:001 dlvrd:001 submit date:2501021530 done date:2501021531 stat:DELIVRD err:000 text:Hello world",
+    );
+    assert_eq!(r.id, "0a1b2c3d4e");
+    assert_eq!(r.text_id.as_deref(), Some("0a1b2c3d4e"));
+    assert_eq!(r.tlv_id, None);
+    assert_eq!(r.sub, Some(1));
+    assert_eq!(r.dlvrd, Some(1));
+    assert_eq!(r.submit_date, date(2025, 1, 2, 15, 30, 0));
+    assert_eq!(r.done_date, date(2025, 1, 2, 15, 31, 0));
+    assert_eq!(r.stat, Stat::Delivered);
+    assert_eq!(r.err.as_deref(), Some("000"));
+    assert_eq!(r.err_code, Some(0));
+    assert_eq!(r.text.as_deref(), Some("Hello world"));
+}
+
+#[test]
+fn tlvs_win_over_text() {
+    let tlvs = ReceiptTlvs {
+        receipted_message_id: Some("38601fa"),
+        message_state: Some(5),
+        network_error_code: Some([3, 0x00, 0x22]),
+    };
+    let r = parse_receipt(
+        b"id:0059113978 sub:001 dlvrd:000 submit date:1005232039 done date:1005242339 stat:DELIVRD err:000 text:",
+        &tlvs,
+    )
+    .expect("parses");
+    assert_eq!(r.id, "38601fa");
+    assert_eq!(r.text_id.as_deref(), Some("0059113978"));
+    assert_eq!(r.stat, Stat::Undeliverable);
+    assert_eq!(
+        r.network_error,
+        Some(NetworkError {
+            network_type: 3,
+            code: 0x22
+        })
+    );
+    assert_eq!(r.err_code, Some(0x22));
+    assert_eq!(r.err.as_deref(), Some("000"));
+    assert_eq!(r.text, None);
+    // An undefined message_state value falls back to the text.
+    let tlvs = ReceiptTlvs {
+        message_state: Some(42),
+        ..ReceiptTlvs::default()
+    };
+    let r = parse_receipt(b"id:1 stat:EXPIRED", &tlvs).expect("parses");
+    assert_eq!(r.stat, Stat::Expired);
+}
+
+#[test]
+fn real_world_deviations() {
+    // (input, id, sub, dlvrd, submit date, done date, stat, err, err_code, text)
+    type Row<'a> = (
+        &'a str,
+        &'a str,
+        Option<u32>,
+        Option<u32>,
+        Option<ReceiptDate>,
+        Option<ReceiptDate>,
+        Stat,
+        Option<&'a str>,
+        Option<u32>,
+        Option<&'a str>,
+    );
+    let cases: Vec<Row> = vec![
+        // Field names in any case; the spec's own `Text:`.
+        (
+            "ID:abc SUB:001 DLVRD:001 SUBMIT DATE:2501021530 DONE DATE:2501021531 STAT:DELIVRD ERR:000 TEXT:Hi",
+            "abc",
+            Some(1),
+            Some(1),
+            date(2025, 1, 2, 15, 30, 0),
+            date(2025, 1, 2, 15, 31, 0),
+            Stat::Delivered,
+            Some("000"),
+            Some(0),
+            Some("Hi"),
+        ),
+        (
+            "id:abc sub:001 dlvrd:001 submit date:2501021530 done date:2501021531 stat:DELIVRD err:000 Text:Hi there",
+            "abc",
+            Some(1),
+            Some(1),
+            date(2025, 1, 2, 15, 30, 0),
+            date(2025, 1, 2, 15, 31, 0),
+            Stat::Delivered,
+            Some("000"),
+            Some(0),
+            Some("Hi there"),
+        ),
+        // text: missing, or empty.
+        (
+            "id:7 sub:001 dlvrd:000 submit date:2501021530 done date:2501021531 stat:UNDELIV err:001",
+            "7",
+            Some(1),
+            Some(0),
+            date(2025, 1, 2, 15, 30, 0),
+            date(2025, 1, 2, 15, 31, 0),
+            Stat::Undeliverable,
+            Some("001"),
+            Some(1),
+            None,
+        ),
+        (
+            "id:7 sub:001 dlvrd:000 submit date:2501021530 done date:2501021531 stat:UNDELIV err:001 text:",
+            "7",
+            Some(1),
+            Some(0),
+            date(2025, 1, 2, 15, 30, 0),
+            date(2025, 1, 2, 15, 31, 0),
+            Stat::Undeliverable,
+            Some("001"),
+            Some(1),
+            None,
+        ),
+        // 12-digit (seconds) and 14-digit dates.
+        (
+            "id:8 sub:001 dlvrd:001 submit date:250102153012 done date:20250102153145 stat:DELIVRD err:000 text:x",
+            "8",
+            Some(1),
+            Some(1),
+            date(2025, 1, 2, 15, 30, 12),
+            date(2025, 1, 2, 15, 31, 45),
+            Stat::Delivered,
+            Some("000"),
+            Some(0),
+            Some("x"),
+        ),
+        // All-zero dates.
+        (
+            "id:9 sub:001 dlvrd:000 submit date:000000000000 done date:0000000000 stat:EXPIRED err:000 text:",
+            "9",
+            Some(1),
+            Some(0),
+            None,
+            None,
+            Stat::Expired,
+            Some("000"),
+            Some(0),
+            None,
+        ),
+        // submitdate:/donedate: without a space (OpenMarket).
+        (
+            "id:10 sub:1 dlvrd:1 submitdate:2501021530 donedate:2501021531 stat:DELIVRD err:0",
+            "10",
+            Some(1),
+            Some(1),
+            date(2025, 1, 2, 15, 30, 0),
+            date(2025, 1, 2, 15, 31, 0),
+            Stat::Delivered,
+            Some("0"),
+            Some(0),
+            None,
+        ),
+        // sub/dlvrd missing; err not numeric.
+        (
+            "id:11 submit date:2501021530 done date:2501021531 stat:REJECTD err:21b text:abc",
+            "11",
+            None,
+            None,
+            date(2025, 1, 2, 15, 30, 0),
+            date(2025, 1, 2, 15, 31, 0),
+            Stat::Rejected,
+            Some("21b"),
+            None,
+            Some("abc"),
+        ),
+        // Non-numeric sub/dlvrd.
+        (
+            "id:12 sub:xx dlvrd:?? submit date:2501021530 done date:2501021531 stat:DELIVRD err:000",
+            "12",
+            None,
+            None,
+            date(2025, 1, 2, 15, 30, 0),
+            date(2025, 1, 2, 15, 31, 0),
+            Stat::Delivered,
+            Some("000"),
+            Some(0),
+            None,
+        ),
+        // UUID and long ids, leading zeros.
+        (
+            "id:74e02ee1-4e2f-4b8a-9a1c-2f0e5d7c9b11 sub:001 dlvrd:001 submit date:2501021530 done date:2501021531 stat:DELIVRD err:000 text:",
+            "74e02ee1-4e2f-4b8a-9a1c-2f0e5d7c9b11",
+            Some(1),
+            Some(1),
+            date(2025, 1, 2, 15, 30, 0),
+            date(2025, 1, 2, 15, 31, 0),
+            Stat::Delivered,
+            Some("000"),
+            Some(0),
+            None,
+        ),
+        (
+            "id:12345678901234567890 sub:001 dlvrd:001 submit date:2501021530 done date:2501021531 stat:DELIVRD err:000",
+            "12345678901234567890",
+            Some(1),
+            Some(1),
+            date(2025, 1, 2, 15, 30, 0),
+            date(2025, 1, 2, 15, 31, 0),
+            Stat::Delivered,
+            Some("000"),
+            Some(0),
+            None,
+        ),
+        (
+            "id:0059113978 sub:001 dlvrd:001 submit date:1005232039 done date:1005242339 stat:DELIVRD err:000 text:",
+            "0059113978",
+            Some(1),
+            Some(1),
+            date(2010, 5, 23, 20, 39, 0),
+            date(2010, 5, 24, 23, 39, 0),
+            Stat::Delivered,
+            Some("000"),
+            Some(0),
+            None,
+        ),
+        // Lowercase stat and invented stat.
+        (
+            "id:13 sub:001 dlvrd:000 submit date:2501021530 done date:2501021531 stat:expired err:000",
+            "13",
+            Some(1),
+            Some(0),
+            date(2025, 1, 2, 15, 30, 0),
+            date(2025, 1, 2, 15, 31, 0),
+            Stat::Expired,
+            Some("000"),
+            Some(0),
+            None,
+        ),
+        (
+            "id:14 sub:001 dlvrd:000 submit date:2501021530 done date:2501021531 stat:SUBMITTED err:000",
+            "14",
+            Some(1),
+            Some(0),
+            date(2025, 1, 2, 15, 30, 0),
+            date(2025, 1, 2, 15, 31, 0),
+            Stat::Unknown,
+            Some("000"),
+            Some(0),
+            None,
+        ),
+        // Labels inside the text are the message's words, not fields.
+        (
+            "id:15 stat:DELIVRD err:000 text:your id:999 stat:REJECTD",
+            "15",
+            None,
+            None,
+            None,
+            None,
+            Stat::Delivered,
+            Some("000"),
+            Some(0),
+            Some("your id:999 stat:REJECTD"),
+        ),
+        // Malformed dates are dropped, not misread.
+        (
+            "id:16 submit date:2513021530 done date:25010215 stat:DELIVRD",
+            "16",
+            None,
+            None,
+            None,
+            None,
+            Stat::Delivered,
+            None,
+            None,
+            None,
+        ),
+    ];
+    for (input, id, sub, dlvrd, sd, dd, stat, err, err_code, body) in cases {
+        let r = text(input);
+        assert_eq!(r.id, id, "{input}");
+        assert_eq!(r.sub, sub, "{input}");
+        assert_eq!(r.dlvrd, dlvrd, "{input}");
+        assert_eq!(r.submit_date, sd, "{input}");
+        assert_eq!(r.done_date, dd, "{input}");
+        assert_eq!(r.stat, stat, "{input}");
+        assert_eq!(r.err.as_deref(), err, "{input}");
+        assert_eq!(r.err_code, err_code, "{input}");
+        assert_eq!(r.text.as_deref(), body, "{input}");
+    }
+    assert_eq!(
+        text("id:14 stat:SUBMITTED").stat_text.as_deref(),
+        Some("SUBMITTED")
+    );
+    assert_eq!(text("id:14 stat:DELIVRD").stat_text, None);
+}
+
+#[test]
+fn no_id_is_an_error() {
+    assert_eq!(
+        parse_receipt(b"stat:DELIVRD err:000", &ReceiptTlvs::default()),
+        Err(ReceiptError::NoId)
+    );
+    assert_eq!(
+        parse_receipt(b"", &ReceiptTlvs::default()),
+        Err(ReceiptError::NoId)
+    );
+    // But a TLV id alone is enough, and the stat comes from the TLV.
+    let tlvs = ReceiptTlvs {
+        receipted_message_id: Some("abc"),
+        message_state: Some(2),
+        network_error_code: None,
+    };
+    let r = parse_receipt(b"\xff\xfe garbage", &tlvs).expect("parses");
+    assert_eq!((r.id.as_str(), r.stat), ("abc", Stat::Delivered));
+}
+
+#[test]
+fn stat_outcomes() {
+    use AcceptedIs::*;
+    assert_eq!(final_outcome(Stat::Enroute, Final), None);
+    assert_eq!(final_outcome(Stat::Enroute, Intermediate), None);
+    assert_eq!(
+        final_outcome(Stat::Accepted, Final),
+        Some(Outcome::Delivered)
+    );
+    assert_eq!(final_outcome(Stat::Accepted, Intermediate), None);
+    assert_eq!(
+        final_outcome(Stat::Delivered, Final),
+        Some(Outcome::Delivered)
+    );
+    assert_eq!(final_outcome(Stat::Expired, Final), Some(Outcome::Expired));
+    assert_eq!(
+        final_outcome(Stat::Deleted, Final),
+        Some(Outcome::Undeliverable)
+    );
+    assert_eq!(
+        final_outcome(Stat::Undeliverable, Final),
+        Some(Outcome::Undeliverable)
+    );
+    assert_eq!(
+        final_outcome(Stat::Unknown, Final),
+        Some(Outcome::Undeliverable)
+    );
+    assert_eq!(
+        final_outcome(Stat::Rejected, Final),
+        Some(Outcome::Rejected)
+    );
+    for v in 1..=8u8 {
+        let s = Stat::from_message_state(v).expect("defined");
+        assert_eq!(Stat::from_text(s.as_str()), s);
+    }
+    assert_eq!(Stat::from_message_state(0), None);
+    assert_eq!(Stat::from_message_state(9), None);
+}
+
+#[test]
+fn id_normalization() {
+    assert_eq!(canonical_id("0059113978"), "59113978");
+    assert_eq!(canonical_id(" 0A1B2C "), "a1b2c");
+    assert_eq!(canonical_id("0000"), "0");
+    assert_eq!(canonical_id(""), "");
+    assert_eq!(submit_key(IdRule::Same, "ABC-def"), "abc-def");
+
+    // The cloudhopper PDU: text id 0059113978 (decimal) for the hex id 38601fa.
+    let text_only = |s: &str| text(&format!("id:{s} stat:DELIVRD"));
+    let key = submit_key(IdRule::HexToDec, "038601FA");
+    assert_eq!(
+        receipt_keys(IdRule::HexToDec, &text_only("0059113978")),
+        vec![key]
+    );
+    // The other way: submit_sm_resp decimal, receipt text hex.
+    let key = submit_key(IdRule::DecToHex, "0059113978");
+    assert_eq!(
+        receipt_keys(IdRule::DecToHex, &text_only("38601FA")),
+        vec![key]
+    );
+    // Same: case and leading zeros only.
+    let key = submit_key(IdRule::Same, "00ABC123");
+    assert_eq!(receipt_keys(IdRule::Same, &text_only("abc123")), vec![key]);
+    // A TLV id comes first; the converted text id second.
+    let tlvs = ReceiptTlvs {
+        receipted_message_id: Some("38601fa"),
+        ..ReceiptTlvs::default()
+    };
+    let r = parse_receipt(b"id:0059113978 stat:DELIVRD", &tlvs).expect("parses");
+    assert_eq!(
+        receipt_keys(IdRule::HexToDec, &r),
+        vec!["38601fa".to_string()]
+    );
+    assert_eq!(
+        receipt_keys(IdRule::Same, &r),
+        vec!["38601fa".to_string(), "59113978".to_string()]
+    );
+    // Ids that do not convert (UUIDs, too long) are kept as they are.
+    let uuid = "74e02ee1-4e2f-4b8a-9a1c-2f0e5d7c9b11";
+    assert_eq!(
+        receipt_keys(IdRule::HexToDec, &text_only(uuid)),
+        vec![uuid.to_string()]
+    );
+    let long = "123456789012345678901234567890123456789012345";
+    assert_eq!(
+        receipt_keys(IdRule::HexToDec, &text_only(long)),
+        vec![long.to_string()]
+    );
+    assert_eq!(IdRule::from_name("hex_to_dec"), Some(IdRule::HexToDec));
+    assert_eq!(
+        IdRule::from_name("dec_to_hex").map(IdRule::name),
+        Some("dec_to_hex")
+    );
+    assert_eq!(IdRule::from_name("hex"), None);
+}
+
+proptest! {
+    #[test]
+    fn never_panics_on_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..600),
+                             tlv_id in proptest::option::of(".{0,80}"),
+                             state in proptest::option::of(any::<u8>()),
+                             nec in proptest::option::of(any::<[u8; 3]>())) {
+        let tlvs = ReceiptTlvs {
+            receipted_message_id: tlv_id.as_deref(),
+            message_state: state,
+            network_error_code: nec,
+        };
+        if let Ok(r) = parse_receipt(&bytes, &tlvs) {
+            prop_assert!(r.id.chars().count() <= smppd::receipt::MAX_ID_LEN);
+            for rule in [IdRule::Same, IdRule::HexToDec, IdRule::DecToHex] {
+                let keys = receipt_keys(rule, &r);
+                prop_assert!(!keys.is_empty() && keys.len() <= 2);
+            }
+        }
+    }
+
+    #[test]
+    fn never_panics_on_receipt_like_text(
+        id in "[0-9a-fA-F-]{0,64}",
+        sub in "[0-9a-z]{0,5}",
+        date in "[0-9]{0,16}",
+        stat in "[A-Za-z]{0,10}",
+        err in "[0-9a-z]{0,5}",
+        body in ".{0,40}",
+        sep in prop::sample::select(vec![" ", "", "  ", "\t"]),
+    ) {
+        let s = format!("id:{id}{sep}sub:{sub} dlvrd:{sub} submit date:{date} done date:{date} stat:{stat} err:{err} text:{body}");
+        let r = parse_receipt(s.as_bytes(), &ReceiptTlvs::default());
+        if !id.is_empty() && !sep.is_empty() {
+            let r = r.expect("an id is present");
+            prop_assert_eq!(r.text_id.as_deref(), Some(id.as_str()));
+        }
+    }
+
+    #[test]
+    fn rules_round_trip(v in any::<u64>(), zeros in 0usize..4) {
+        let hex = format!("{}{v:X}", "0".repeat(zeros));
+        let dec = format!("{}{v}", "0".repeat(zeros));
+        let rx = |s: &str| parse_receipt(format!("id:{s} stat:DELIVRD").as_bytes(), &ReceiptTlvs::default()).expect("parses");
+        prop_assert_eq!(receipt_keys(IdRule::HexToDec, &rx(&dec)), vec![submit_key(IdRule::HexToDec, &hex)]);
+        prop_assert_eq!(receipt_keys(IdRule::DecToHex, &rx(&hex)), vec![submit_key(IdRule::DecToHex, &dec)]);
+    }
+}

@@ -1,0 +1,845 @@
+//! The store through its public API: lifecycle, idempotency, correlation (receipt before
+//! response, hex/decimal/leading-zero ids), multipart aggregation, queue order and paging,
+//! recovery, validity and receipt timeouts, MO/opt-out/events, retention, disk full.
+
+use smppd::receipt::{AcceptedIs, IdRule, ReceiptTlvs, final_outcome, parse_receipt};
+use smppd::store::{
+    Ack, Disposition, Failure, IncomingMo, IncomingReceipt, MessageId, MessageState, NewMessage,
+    NewPart, OptOutChange, PartRef, PartState, ReceiptRecorded, Retention, Settings, SqliteOptions,
+    Store, StoreError,
+};
+use std::path::Path;
+
+const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+
+fn open(path: &Path) -> Store {
+    open_with(path, Settings::default()).0
+}
+
+fn open_with(path: &Path, settings: Settings) -> (Store, smppd::store::Recovery) {
+    let mut o = SqliteOptions::new(path);
+    o.settings = settings;
+    Store::open_sqlite(o).expect("store opens")
+}
+
+fn msg(to: &str, parts: usize) -> NewMessage {
+    NewMessage {
+        to: to.into(),
+        from: "ACME".into(),
+        route: "default".into(),
+        encoding: "gsm7".into(),
+        split: "udh8".into(),
+        options: "{}".into(),
+        dlr: true,
+        text: "hello".into(),
+        parts: (0..parts)
+            .map(|i| NewPart {
+                data_coding: 0,
+                esm_class: if parts > 1 { 0x40 } else { 0 },
+                segment: format!("segment {i}").into_bytes(),
+                sar_ref: None,
+            })
+            .collect(),
+        now_ms: T0,
+        ..NewMessage::default()
+    }
+}
+
+fn ack(store: &Store, part: PartRef, smsc: &str, id: &str, rule: IdRule) -> MessageState {
+    store
+        .acked(Ack {
+            part,
+            smsc: smsc.into(),
+            smsc_id: id.into(),
+            rule,
+            now_ms: T0 + 10,
+        })
+        .wait()
+        .expect("ack durable")
+        .state
+}
+
+fn receipt(smsc: &str, rule: IdRule, text: &str, tlvs: ReceiptTlvs<'_>) -> IncomingReceipt {
+    let r = parse_receipt(text.as_bytes(), &tlvs).expect("receipt parses");
+    IncomingReceipt {
+        smsc: smsc.into(),
+        rule,
+        outcome: final_outcome(r.stat, AcceptedIs::Final),
+        receipt: r,
+        raw: text.as_bytes().to_vec(),
+        tlv_state: tlvs.message_state,
+        tlv_network_error: tlvs.network_error_code,
+        now_ms: T0 + 20,
+    }
+}
+
+fn dlr_text(id: &str, stat: &str) -> String {
+    format!(
+        "id:{id} sub:001 dlvrd:001 submit date:2601010000 done date:2601010001 stat:{stat} err:000 text:hello"
+    )
+}
+
+fn claim_all(store: &Store, route: &str) -> Vec<smppd::store::QueuedPart> {
+    store.claim(route, 1000, T0 + 5).wait().expect("claim")
+}
+
+#[test]
+fn lifecycle_and_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.db");
+    let store = open(&path);
+    let a = store.accept(msg("+46700000001", 1)).wait().expect("accept");
+    assert!(!a.duplicate);
+    assert_eq!(a.parts, 1);
+    assert_eq!(a.id.millis(), T0);
+    assert_eq!(a.id.to_string().len(), 16);
+    let parts = claim_all(&store, "default");
+    assert_eq!(parts.len(), 1);
+    assert_eq!(
+        parts[0].part,
+        PartRef {
+            message: a.id,
+            n: 1
+        }
+    );
+    assert_eq!((parts[0].attempts, parts[0].maybe_sent), (1, false));
+    assert_eq!(parts[0].segment, b"segment 0");
+    assert_eq!(
+        ack(&store, parts[0].part, "op-a", "AbC1", IdRule::Same),
+        MessageState::Submitted
+    );
+    let r = store
+        .record_receipt(receipt(
+            "op-a",
+            IdRule::Same,
+            &dlr_text("abc1", "DELIVRD"),
+            ReceiptTlvs::default(),
+        ))
+        .wait()
+        .expect("receipt");
+    let ReceiptRecorded::Matched(applied) = r else {
+        panic!("receipt not matched: {r:?}")
+    };
+    assert_eq!(applied.state, MessageState::Delivered);
+    let events = store.events_after(0, 10).wait().expect("events");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].seq, applied.seq);
+    assert_eq!(events[0].kind, "dlr");
+    assert_eq!(events[0].body["state"], "delivered");
+    assert_eq!(events[0].body["id"], a.id.to_string());
+    store.close();
+    drop(store);
+
+    // Mode 0600 on the file.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let (store, rec) = open_with(&path, Settings::default());
+    assert_eq!(rec.requeued_in_flight, 0);
+    assert_eq!(rec.migrations_applied, 0);
+    let m = store.message(a.id).wait().expect("read").expect("found");
+    assert_eq!(m.state, MessageState::Delivered);
+    assert_eq!(m.parts[0].state, PartState::Delivered);
+    assert_eq!(m.parts[0].smsc_id.as_deref(), Some("AbC1"));
+    assert_eq!(m.receipts.len(), 1);
+    assert_eq!(m.receipts[0].stat, "DELIVRD");
+    assert_eq!(
+        m.receipts[0].done_date.as_deref(),
+        Some("2026-01-01T00:01:00")
+    );
+    assert!(m.submitted_at.is_some() && m.done_at.is_some());
+    assert_eq!(store.last_seq().borrow().to_owned(), applied.seq);
+}
+
+#[tokio::test]
+async fn async_callers_await_durability() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir.path().join("s.db"));
+    let mut pending = Vec::new();
+    for i in 0..500 {
+        pending.push(store.accept(msg(&format!("+4670{i:07}"), 1)));
+    }
+    let mut ids = Vec::new();
+    for p in pending {
+        ids.push(p.await.expect("durable").id);
+    }
+    let mut sorted = ids.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(
+        sorted, ids,
+        "ids are unique and increase in acceptance order"
+    );
+    let depth = store.queue_depth().await.expect("depth");
+    assert_eq!(depth, vec![("default".to_string(), 500)]);
+}
+
+#[test]
+fn duplicate_keys_give_the_first_id() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir.path().join("s.db"));
+    let mut m = msg("+46700000001", 2);
+    m.key = Some("order-17".into());
+    let first = store.accept(m.clone()).wait().expect("accept");
+    // Same key in one batch and later: always the first id, nothing new stored.
+    let p1 = store.accept(m.clone());
+    let mut other = msg("+46700000002", 1);
+    other.key = Some("order-17".into());
+    let p2 = store.accept(other);
+    for p in [p1, p2] {
+        let d = p.wait().expect("accept");
+        assert!(d.duplicate);
+        assert_eq!((d.id, d.parts), (first.id, 2));
+    }
+    let mut k2 = msg("+46700000003", 1);
+    k2.key = Some("order-18".into());
+    assert!(!store.accept(k2).wait().expect("accept").duplicate);
+    assert_eq!(claim_all(&store, "default").len(), 3);
+}
+
+#[test]
+fn receipt_before_response_is_held_then_matched() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir.path().join("s.db"));
+    let a = store.accept(msg("+46700000001", 1)).wait().expect("accept");
+    let parts = claim_all(&store, "default");
+    let held = store
+        .record_receipt(receipt(
+            "op-a",
+            IdRule::Same,
+            &dlr_text("77", "DELIVRD"),
+            ReceiptTlvs::default(),
+        ))
+        .wait()
+        .expect("receipt");
+    assert!(matches!(held, ReceiptRecorded::Held { .. }), "{held:?}");
+    assert_eq!(store.stats().wait().expect("stats").unmatched_receipts, 1);
+    let res = store
+        .acked(Ack {
+            part: parts[0].part,
+            smsc: "op-a".into(),
+            smsc_id: "77".into(),
+            rule: IdRule::Same,
+            now_ms: T0 + 30,
+        })
+        .wait()
+        .expect("ack");
+    assert_eq!(res.state, MessageState::Delivered);
+    assert_eq!(res.held_receipts.len(), 1);
+    assert_eq!(res.held_receipts[0].part, parts[0].part);
+    assert_eq!(store.stats().wait().expect("stats").unmatched_receipts, 0);
+    let m = store.message(a.id).wait().expect("read").expect("found");
+    assert_eq!(m.receipts.len(), 1);
+    assert_eq!(m.state, MessageState::Delivered);
+}
+
+#[test]
+fn hex_decimal_and_leading_zero_ids_match() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir.path().join("s.db"));
+    // (rule, id in submit_sm_resp, receipt text id, receipted_message_id TLV)
+    let cases: [(IdRule, &str, &str, Option<&str>); 6] = [
+        (IdRule::HexToDec, "038601FA", "0059113978", None),
+        (IdRule::HexToDec, "38601fa", "0059113978", Some("38601fa")),
+        (IdRule::DecToHex, "0059113978", "38601FA", None),
+        (IdRule::Same, "00ABC123", "abc123", None),
+        (IdRule::Same, "12345", "0000012345", None),
+        (
+            IdRule::Same,
+            "74E02EE1-4E2F-4B8A-9A1C-2F0E5D7C9B11",
+            "74e02ee1-4e2f-4b8a-9a1c-2f0e5d7c9b11",
+            None,
+        ),
+    ];
+    for (i, (rule, resp_id, text_id, tlv)) in cases.into_iter().enumerate() {
+        let smsc = format!("op-{i}");
+        store.accept(msg("+46700000001", 1)).wait().expect("accept");
+        let parts = claim_all(&store, "default");
+        assert_eq!(parts.len(), 1);
+        ack(&store, parts[0].part, &smsc, resp_id, rule);
+        let tlvs = ReceiptTlvs {
+            receipted_message_id: tlv,
+            ..ReceiptTlvs::default()
+        };
+        let r = store
+            .record_receipt(receipt(&smsc, rule, &dlr_text(text_id, "DELIVRD"), tlvs))
+            .wait()
+            .expect("receipt");
+        match r {
+            ReceiptRecorded::Matched(a) => {
+                assert_eq!(a.part, parts[0].part, "case {i}");
+                assert_eq!(a.state, MessageState::Delivered, "case {i}");
+            }
+            other => panic!("case {i} ({rule:?} {resp_id} vs {text_id}): {other:?}"),
+        }
+    }
+    // The same id from another SMSC does not match.
+    store.accept(msg("+46700000001", 1)).wait().expect("accept");
+    let parts = claim_all(&store, "default");
+    ack(&store, parts[0].part, "op-x", "999", IdRule::Same);
+    let r = store
+        .record_receipt(receipt(
+            "op-y",
+            IdRule::Same,
+            &dlr_text("999", "DELIVRD"),
+            ReceiptTlvs::default(),
+        ))
+        .wait()
+        .expect("receipt");
+    assert!(matches!(r, ReceiptRecorded::Held { .. }));
+}
+
+#[test]
+fn multipart_message_gets_one_final_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir.path().join("s.db"));
+    let a = store.accept(msg("+46700000001", 3)).wait().expect("accept");
+    let parts = claim_all(&store, "default");
+    assert_eq!(parts.len(), 3);
+    assert!(parts.iter().all(|p| p.total == 3));
+    assert_eq!(
+        ack(&store, parts[0].part, "op-a", "p1", IdRule::Same),
+        MessageState::Queued
+    );
+    assert_eq!(
+        ack(&store, parts[1].part, "op-a", "p2", IdRule::Same),
+        MessageState::Queued
+    );
+    assert_eq!(
+        ack(&store, parts[2].part, "op-a", "p3", IdRule::Same),
+        MessageState::Submitted
+    );
+    let mut states = Vec::new();
+    for (id, stat) in [
+        ("p1", "DELIVRD"),
+        ("p2", "ENROUTE"),
+        ("p2", "UNDELIV"),
+        ("p3", "DELIVRD"),
+    ] {
+        let r = store
+            .record_receipt(receipt(
+                "op-a",
+                IdRule::Same,
+                &dlr_text(id, stat),
+                ReceiptTlvs::default(),
+            ))
+            .wait()
+            .expect("receipt");
+        let ReceiptRecorded::Matched(applied) = r else {
+            panic!("{r:?}")
+        };
+        states.push(applied.state);
+    }
+    use MessageState::*;
+    assert_eq!(states, vec![Submitted, Submitted, Submitted, Undeliverable]);
+    let m = store.message(a.id).wait().expect("read").expect("found");
+    assert_eq!(m.state, Undeliverable);
+    assert_eq!(m.receipts.len(), 4);
+    let events = store.events_after(0, 100).wait().expect("events");
+    let finals: Vec<_> = events
+        .iter()
+        .filter(|e| e.body["state"] != "submitted")
+        .collect();
+    assert_eq!(finals.len(), 1, "one final state: {events:?}");
+}
+
+#[test]
+fn duplicate_and_unknown_receipts_are_logged_once_and_counted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir.path().join("s.db"));
+    store.accept(msg("+46700000001", 1)).wait().expect("accept");
+    let parts = claim_all(&store, "default");
+    ack(&store, parts[0].part, "op-a", "42", IdRule::Same);
+    let text = dlr_text("42", "DELIVRD");
+    let first = store
+        .record_receipt(receipt("op-a", IdRule::Same, &text, ReceiptTlvs::default()))
+        .wait()
+        .expect("receipt");
+    let again = store
+        .record_receipt(receipt("op-a", IdRule::Same, &text, ReceiptTlvs::default()))
+        .wait()
+        .expect("receipt");
+    let ReceiptRecorded::Matched(a) = first else {
+        panic!("{first:?}")
+    };
+    assert_eq!(again, ReceiptRecorded::Duplicate { log_id: a.log_id });
+    // Unknown ids: kept, counted, and a re-sent unknown receipt is not logged twice.
+    let unknown = dlr_text("nope", "DELIVRD");
+    for _ in 0..2 {
+        store
+            .record_receipt(receipt(
+                "op-a",
+                IdRule::Same,
+                &unknown,
+                ReceiptTlvs::default(),
+            ))
+            .wait()
+            .expect("receipt");
+    }
+    store
+        .record_receipt(receipt(
+            "op-a",
+            IdRule::Same,
+            &dlr_text("nope2", "UNDELIV"),
+            ReceiptTlvs::default(),
+        ))
+        .wait()
+        .expect("receipt");
+    assert_eq!(store.stats().wait().expect("stats").unmatched_receipts, 2);
+    assert_eq!(store.events_after(0, 100).wait().expect("events").len(), 1);
+}
+
+#[test]
+fn queue_is_priority_then_age_and_paged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir.path().join("s.db"));
+    let mut ids = Vec::new();
+    for (i, prio) in [0u8, 2, 0, 3, 2].into_iter().enumerate() {
+        let mut m = msg(&format!("+4670000000{i}"), 1);
+        m.priority = prio;
+        m.now_ms = T0 + i as i64;
+        ids.push(store.accept(m).wait().expect("accept").id);
+    }
+    let mut other = msg("+4670000009", 1);
+    other.route = "nordics".into();
+    store.accept(other).wait().expect("accept");
+    let mut order = Vec::new();
+    loop {
+        let page = store.claim("default", 2, T0 + 100).wait().expect("claim");
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 2);
+        order.extend(page.iter().map(|p| p.part.message));
+    }
+    assert_eq!(order, vec![ids[3], ids[1], ids[4], ids[0], ids[2]]);
+    assert_eq!(claim_all(&store, "nordics").len(), 1);
+}
+
+#[test]
+fn recovery_requeues_in_flight_parts_marked_as_possible_duplicates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.db");
+    let store = open(&path);
+    for i in 0..3 {
+        store
+            .accept(msg(&format!("+4670000000{i}"), 1))
+            .wait()
+            .expect("accept");
+    }
+    let parts = store.claim("default", 2, T0).wait().expect("claim");
+    ack(&store, parts[0].part, "op-a", "1", IdRule::Same);
+    drop(store); // parts[1] was in flight
+    let (store, rec) = open_with(&path, Settings::default());
+    assert_eq!(rec.requeued_in_flight, 1);
+    assert_eq!(rec.queued, 2);
+    let again = claim_all(&store, "default");
+    assert_eq!(again.len(), 2);
+    assert_eq!(again[0].part, parts[1].part);
+    assert!(again[0].maybe_sent);
+    assert_eq!(again[0].attempts, 2);
+    assert!(!again[1].maybe_sent);
+    let m = store
+        .message(parts[1].part.message)
+        .wait()
+        .expect("read")
+        .expect("found");
+    assert!(m.parts[0].maybe_duplicate);
+}
+
+#[test]
+fn failures_retries_and_requeues() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir.path().join("s.db"));
+    let a = store.accept(msg("+46700000001", 1)).wait().expect("accept");
+    let b = store.accept(msg("+46700000002", 1)).wait().expect("accept");
+    let parts = claim_all(&store, "default");
+    let fail = |part, disposition, status| Failure {
+        part,
+        smsc: Some("op-a".into()),
+        status,
+        disposition,
+        now_ms: T0 + 10,
+    };
+    let st = store
+        .failed(fail(
+            parts[0].part,
+            Disposition::RetryAt { at_ms: T0 + 1000 },
+            Some(0x58),
+        ))
+        .wait()
+        .expect("failed");
+    assert_eq!(st, MessageState::Queued);
+    let st = store
+        .failed(fail(parts[1].part, Disposition::Permanent, Some(0x0b)))
+        .wait()
+        .expect("failed");
+    assert_eq!(st, MessageState::Failed);
+    // Not ready before its retry time; ready after.
+    assert!(
+        store
+            .claim("default", 10, T0 + 999)
+            .wait()
+            .expect("claim")
+            .is_empty()
+    );
+    let retry = store.claim("default", 10, T0 + 1000).wait().expect("claim");
+    assert_eq!(retry.len(), 1);
+    assert_eq!(retry[0].part.message, a.id);
+    assert_eq!(retry[0].attempts, 2);
+    // A hand-back of an unsent part does not count as an attempt.
+    store
+        .failed(fail(
+            retry[0].part,
+            Disposition::Requeue { maybe_sent: false },
+            None,
+        ))
+        .wait()
+        .expect("requeue");
+    let again = store.claim("default", 10, T0 + 1000).wait().expect("claim");
+    assert_eq!((again[0].attempts, again[0].maybe_sent), (2, false));
+    let events = store.events_after(0, 10).wait().expect("events");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, "state");
+    assert_eq!(events[0].body["id"], b.id.to_string());
+    assert_eq!(events[0].body["state"], "failed");
+    // Unknown parts are an error, not a panic.
+    let missing = PartRef {
+        message: MessageId(1),
+        n: 1,
+    };
+    let err = store
+        .failed(fail(missing, Disposition::Permanent, None))
+        .wait()
+        .expect_err("unknown part");
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
+    assert!(!err.is_overload());
+}
+
+#[test]
+fn validity_and_receipt_timeouts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir.path().join("s.db"));
+    let mut late = msg("+46700000001", 1);
+    late.valid_until_ms = Some(T0 + 50);
+    let late = store.accept(late).wait().expect("accept");
+    let waits = store.accept(msg("+46700000002", 1)).wait().expect("accept");
+    // Past its validity at claim time: expired, never handed out.
+    let parts = store.claim("default", 10, T0 + 100).wait().expect("claim");
+    assert_eq!(parts.len(), 1);
+    assert_eq!(parts[0].part.message, waits.id);
+    let m = store.message(late.id).wait().expect("read").expect("found");
+    assert_eq!(m.state, MessageState::Expired);
+    ack(&store, parts[0].part, "op-a", "5", IdRule::Same);
+    // No receipt within the wait → no_receipt.
+    let e = store
+        .expire(T0 + 60_000, 30_000, 100)
+        .wait()
+        .expect("expire");
+    assert_eq!((e.no_receipt, e.expired), (1, 0));
+    let m = store
+        .message(waits.id)
+        .wait()
+        .expect("read")
+        .expect("found");
+    assert_eq!(m.state, MessageState::NoReceipt);
+    // A late receipt still corrects it, and is logged.
+    let r = store
+        .record_receipt(receipt(
+            "op-a",
+            IdRule::Same,
+            &dlr_text("5", "DELIVRD"),
+            ReceiptTlvs::default(),
+        ))
+        .wait()
+        .expect("receipt");
+    let ReceiptRecorded::Matched(a) = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(a.state, MessageState::Delivered);
+    // Queued parts past validity are expired by the sweep too.
+    let mut q = msg("+46700000003", 2);
+    q.valid_until_ms = Some(T0 + 1_000);
+    q.now_ms = T0 + 500;
+    let q = store.accept(q).wait().expect("accept");
+    let e = store
+        .expire(T0 + 100_000, 30_000, 100)
+        .wait()
+        .expect("expire");
+    assert_eq!(e.expired, 1);
+    let m = store.message(q.id).wait().expect("read").expect("found");
+    assert_eq!(m.state, MessageState::Expired);
+    assert!(m.parts.iter().all(|p| p.state == PartState::Expired));
+}
+
+#[test]
+fn text_is_dropped_after_acknowledgement_without_retain_text() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = Settings {
+        retain_text: false,
+        ..Settings::default()
+    };
+    let (store, _) = open_with(&dir.path().join("s.db"), settings);
+    let a = store.accept(msg("+46700000001", 2)).wait().expect("accept");
+    let parts = claim_all(&store, "default");
+    ack(&store, parts[0].part, "op-a", "1", IdRule::Same);
+    let m = store.message(a.id).wait().expect("read").expect("found");
+    assert_eq!(
+        m.text.as_deref(),
+        Some("hello"),
+        "kept until every part is acked"
+    );
+    ack(&store, parts[1].part, "op-a", "2", IdRule::Same);
+    let m = store.message(a.id).wait().expect("read").expect("found");
+    assert_eq!(m.text, None);
+    // Live reload back to retaining text.
+    store.reload(Settings::default()).wait().expect("reload");
+    let b = store.accept(msg("+46700000002", 1)).wait().expect("accept");
+    let parts = claim_all(&store, "default");
+    ack(&store, parts[0].part, "op-a", "3", IdRule::Same);
+    let m = store.message(b.id).wait().expect("read").expect("found");
+    assert_eq!(m.text.as_deref(), Some("hello"));
+}
+
+#[test]
+fn resplit_replaces_unsent_parts_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir.path().join("s.db"));
+    let a = store.accept(msg("+46700000001", 3)).wait().expect("accept");
+    let sar = |i: u8| NewPart {
+        data_coding: 0,
+        esm_class: 0,
+        segment: vec![i; 10],
+        sar_ref: Some(7),
+    };
+    store
+        .resplit(a.id, "sar".into(), vec![sar(1), sar(2)])
+        .wait()
+        .expect("resplit");
+    let parts = claim_all(&store, "default");
+    assert_eq!(parts.len(), 2);
+    assert_eq!(
+        (parts[0].split.as_str(), parts[0].sar_ref),
+        ("sar", Some(7))
+    );
+    assert_eq!(parts[1].total, 2);
+    let err = store
+        .resplit(a.id, "udh8".into(), vec![sar(1)])
+        .wait()
+        .expect_err("in flight");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+}
+
+#[test]
+fn mo_optout_and_resumable_events() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.db");
+    let store = open(&path);
+    let mo = |text: &str, optout| IncomingMo {
+        smsc: "op-a".into(),
+        from: "+46701111111".into(),
+        to: "72000".into(),
+        text: text.into(),
+        parts: 1,
+        optout,
+        now_ms: T0,
+    };
+    let a = store.record_mo(mo("hello", None)).wait().expect("mo");
+    let b = store
+        .record_mo(mo(
+            "STOP",
+            Some(OptOutChange::Add {
+                keyword: "STOP".into(),
+            }),
+        ))
+        .wait()
+        .expect("mo");
+    assert!(b.seq > a.seq);
+    assert!(store.is_opted_out("+46701111111").wait().expect("read"));
+    assert!(!store.is_opted_out("+46702222222").wait().expect("read"));
+    drop(store);
+    // A subscriber resumes after the last seq it saw, across a restart.
+    let store = open(&path);
+    let rest = store.events_after(a.seq, 10).wait().expect("events");
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].seq, b.seq);
+    assert_eq!(rest[0].kind, "mo");
+    assert_eq!(rest[0].body["text"], "STOP");
+    assert_eq!(rest[0].body["optout"], "added");
+    store
+        .record_mo(mo("START", Some(OptOutChange::Remove)))
+        .wait()
+        .expect("mo");
+    assert!(!store.is_opted_out("+46701111111").wait().expect("read"));
+}
+
+#[test]
+fn retention_prunes_in_batches_and_keeps_the_sequence() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir.path().join("s.db"));
+    for i in 0..5 {
+        store
+            .accept(msg(&format!("+4670000000{i}"), 2))
+            .wait()
+            .expect("accept");
+    }
+    let parts = claim_all(&store, "default");
+    for p in &parts {
+        store
+            .failed(Failure {
+                part: p.part,
+                smsc: None,
+                status: Some(0x0b),
+                disposition: Disposition::Permanent,
+                now_ms: T0 + 100,
+            })
+            .wait()
+            .expect("failed");
+    }
+    let open_one = store.accept(msg("+46700000009", 1)).wait().expect("accept");
+    let last_seq = *store.last_seq().borrow();
+    assert!(last_seq > 0);
+    let retention = Retention {
+        messages_ms: Some(1_000),
+        log_ms: Some(1_000),
+    };
+    let now = T0 + 10_000;
+    let mut rounds = 0;
+    while store.prune(retention, now, 2).wait().expect("prune") > 0 {
+        rounds += 1;
+        assert!(rounds < 20);
+    }
+    assert!(rounds >= 3, "small batches: {rounds} rounds");
+    for p in &parts {
+        assert!(
+            store
+                .message(p.part.message)
+                .wait()
+                .expect("read")
+                .is_none()
+        );
+    }
+    assert!(store.message(open_one.id).wait().expect("read").is_some());
+    let events = store.events_after(0, 10).wait().expect("events");
+    assert_eq!(events.len(), 1, "the newest event stays");
+    assert_eq!(events[0].seq, last_seq);
+}
+
+#[test]
+fn disk_full_is_overload_and_recovers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.db");
+    let small = Settings {
+        max_size_bytes: Some(256 * 1024),
+        ..Settings::default()
+    };
+    let (store, _) = open_with(&path, small);
+    let mut acked = Vec::new();
+    let mut big = msg("+46700000001", 1);
+    big.text = "x".repeat(4000);
+    let err = loop {
+        match store.accept(big.clone()).wait() {
+            Ok(a) => acked.push(a.id),
+            Err(e) => break e,
+        }
+        assert!(acked.len() < 1000, "the size cap never hit");
+    };
+    assert!(err.is_overload(), "{err}");
+    assert!(
+        matches!(
+            err,
+            StoreError::Unavailable {
+                kind: "disk_full",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Still full: still refused, still running.
+    assert!(store.accept(big.clone()).wait().is_err());
+    // Space returns (live reload): writes succeed again.
+    store.reload(Settings::default()).wait().expect("reload");
+    let after = store
+        .accept(big.clone())
+        .wait()
+        .expect("accept after recovery");
+    drop(store);
+    let store = open(&path);
+    for id in acked.iter().chain([&after.id]) {
+        assert!(
+            store.message(*id).wait().expect("read").is_some(),
+            "lost {id}"
+        );
+    }
+}
+
+#[test]
+fn newer_schema_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.db");
+    drop(open(&path));
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    conn.pragma_update(None, "user_version", 99).expect("set");
+    drop(conn);
+    let err = Store::open_sqlite(SqliteOptions::new(&path)).expect_err("refused");
+    assert!(
+        matches!(err, StoreError::SchemaTooNew { found: 99, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("schema version 99"), "{err}");
+    let err = smppd::store::Reader::open(&path).err().expect("refused");
+    assert!(matches!(err, StoreError::SchemaTooNew { .. }), "{err}");
+}
+
+#[test]
+fn invalid_input_is_refused_without_harm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir.path().join("s.db"));
+    let err = store
+        .accept(msg("+46700000001", 0))
+        .wait()
+        .expect_err("no parts");
+    assert!(
+        matches!(err, StoreError::Invalid { field: "parts", .. }),
+        "{err}"
+    );
+    let err = store
+        .accept(msg("+46700000001", 256))
+        .wait()
+        .expect_err("too many");
+    assert!(matches!(err, StoreError::Invalid { .. }), "{err}");
+    // The same batch's other writes are unaffected.
+    assert!(store.accept(msg("+46700000001", 1)).wait().is_ok());
+    store.close();
+    let err = store
+        .accept(msg("+46700000001", 1))
+        .wait()
+        .expect_err("closed");
+    assert!(matches!(err, StoreError::Closed));
+}
+
+#[test]
+fn aggregation_table() {
+    use MessageState as M;
+    use PartState::*;
+    use smppd::store::aggregate;
+    let cases: [(bool, &[PartState], MessageState); 12] = [
+        (true, &[Queued], M::Queued),
+        (true, &[Submitted, Sending], M::Queued),
+        (true, &[Submitted, Waiting], M::Queued),
+        (true, &[Submitted, Submitted], M::Submitted),
+        (true, &[Delivered, Submitted], M::Submitted),
+        (true, &[Failed, Submitted], M::Submitted),
+        (true, &[Delivered, Delivered], M::Delivered),
+        (true, &[Delivered, NoReceipt], M::NoReceipt),
+        (true, &[Expired, Undeliverable, Delivered], M::Undeliverable),
+        (true, &[Rejected, Failed], M::Failed),
+        (false, &[Submitted, Submitted], M::Submitted),
+        (false, &[Submitted, Failed], M::Failed),
+    ];
+    for (dlr, parts, want) in cases {
+        assert_eq!(aggregate(dlr, parts), want, "dlr={dlr} {parts:?}");
+    }
+    assert_eq!(aggregate(true, &[]), M::Queued);
+}
