@@ -15,6 +15,8 @@
 //! | module | owns | never does |
 //! |---|---|---|
 //! | [`pdu`] | SMPP 3.4 PDUs as typed values; bytes ⇄ PDU; the stream codec | I/O, sockets, clocks |
+//! | [`session`] | one task per bind: connect (TCP/TLS), bind, window, keep-alive, throttling, reconnect, graceful unbind | decide routing, retry on its own, drop a message |
+//! | [`sim`] | the SMSC simulator (`smppd sim`), in-process or as a CLI, with receipts, MO and fault injection | share state with the daemon other than the SMPP wire |
 //!
 //! Pure modules (`pdu`, `text`, `receipt`, `route` decisions) have no tokio in them and are tested
 //! without sockets. See `ARCHITECTURE.md` for the invariants every module keeps.
@@ -22,3 +24,5 @@
 #![forbid(unsafe_code)]
 
 pub mod pdu;
+pub mod session;
+pub mod sim;

@@ -18,11 +18,14 @@ enum Command {
     /// Decode or encode one SMPP PDU (hex ⇄ JSON).
     #[command(subcommand)]
     Pdu(cli::pdu::PduCommand),
+    /// Run the SMSC simulator (for tests, demos and benchmarks).
+    Sim(Box<cli::sim::SimArgs>),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Pdu(cmd) => cli::pdu::run(cmd),
+        Command::Sim(args) => cli::sim::run(*args),
     }
 }

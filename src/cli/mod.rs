@@ -2,3 +2,4 @@
 //! `main.rs`) where `anyhow` is used. Never put library logic here.
 
 pub mod pdu;
+pub mod sim;
