@@ -258,6 +258,10 @@ impl BindTask {
         let cfg = self.config.clone();
         let id = self.shared.id.clone();
         let mut batch: Vec<Job> = Vec::with_capacity(cfg.window);
+        // PDUs that arrived together with the bind response are already buffered.
+        if let Some(exit) = self.drain_frames(conn, s).await {
+            return exit;
+        }
         loop {
             let now = Instant::now();
             // Stop requested: drain, then unbind once nothing is outstanding or the deadline
@@ -324,20 +328,8 @@ impl BindTask {
                 }
                 Step::Read(Ok(_)) => {
                     s.last_rx = Instant::now();
-                    loop {
-                        let frame = match conn.codec.decode(&mut conn.rbuf) {
-                            Ok(Some(frame)) => frame,
-                            Ok(None) => break,
-                            Err(e) => {
-                                return Exit::Down(DownReason::Io(format!("framing lost: {e}")));
-                            }
-                        };
-                        if let Some(exit) = self.on_frame(frame, conn, s).await {
-                            return exit;
-                        }
-                    }
-                    if conn.rbuf.capacity() - conn.rbuf.len() < 1024 {
-                        conn.rbuf.reserve(READ_CHUNK);
+                    if let Some(exit) = self.drain_frames(conn, s).await {
+                        return exit;
                     }
                 }
                 Step::Read(Err(e)) => return Exit::Down(DownReason::Io(e.to_string())),
@@ -435,6 +427,24 @@ impl BindTask {
                 }
             }
         }
+    }
+
+    /// Handles every whole frame in the read buffer.
+    async fn drain_frames(&mut self, conn: &mut Conn, s: &mut Serve) -> Option<Exit> {
+        loop {
+            let frame = match conn.codec.decode(&mut conn.rbuf) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(e) => return Some(Exit::Down(DownReason::Io(format!("framing lost: {e}")))),
+            };
+            if let Some(exit) = self.on_frame(frame, conn, s).await {
+                return Some(exit);
+            }
+        }
+        if conn.rbuf.capacity() - conn.rbuf.len() < 1024 {
+            conn.rbuf.reserve(READ_CHUNK);
+        }
+        None
     }
 
     /// Handles one frame; returns `Some` when the connection must end.
