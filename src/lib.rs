@@ -23,6 +23,8 @@
 //! | [`text`] | GSM 03.38 (+ national shift tables), Latin-1, UCS-2; encoding choice; splitting (UDH 8/16, SAR, payload); decoding; MO reassembly | I/O, tokio, clocks (time is a parameter) |
 //! | [`receipt`] | delivery-receipt text/TLV parsing, stat → outcome, SMSC message-id normalization | touch the store or the network |
 //! | [`store`] | durable queue, parts, delivery-report log, MO, opt-out, events (SQLite, WAL, group commit) | say "durable" before the commit |
+//! | [`session`] | one task per bind: connect (TCP/TLS), bind, window, keep-alive, throttling, reconnect, graceful unbind | decide routing, retry on its own, drop a message |
+//! | [`sim`] | the SMSC simulator (`smppd sim`), in-process or as a CLI, with receipts, MO and fault injection | share state with the daemon other than the SMPP wire |
 //!
 //! Pure modules (`pdu`, `text`, `receipt`, `route` decisions) have no tokio in them and are tested
 //! without sockets. See `ARCHITECTURE.md` for the invariants every module keeps.
@@ -38,3 +40,5 @@ pub mod pdu;
 pub mod text;
 pub mod receipt;
 pub mod store;
+pub mod session;
+pub mod sim;

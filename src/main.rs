@@ -24,6 +24,8 @@ enum Command {
     Text(cli::text::TextArgs),
     /// Print messages with their parts and receipts from the store (safe while the daemon runs).
     Reports(cli::reports::ReportsArgs),
+    /// Run the SMSC simulator (for tests, demos and benchmarks).
+    Sim(Box<cli::sim::SimArgs>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -31,6 +33,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::CheckConfig(args) => return cli::check_config::run(args),
         Command::Pdu(cmd) => return cli::pdu::run(cmd),
+        Command::Sim(args) => return cli::sim::run(*args),
         Command::Text(args) => cli::text::run(args),
         Command::Reports(args) => cli::reports::run(args),
     };

@@ -5,3 +5,4 @@ pub mod check_config;
 pub mod pdu;
 pub mod reports;
 pub mod text;
+pub mod sim;

@@ -1,0 +1,832 @@
+//! The task of one bind: the connect → bind → serve → back off loop, and the serve loop itself
+//! (window, keep-alive, throttling pause, inbound answers, graceful unbind). Owns the socket of its
+//! bind; never keeps a job past the connection it was sent on (it goes back as an event).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+use tokio::time::{Instant, sleep_until};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_util::codec::Decoder;
+use tracing::{debug, info, warn};
+
+use super::backoff::Backoff;
+use super::io::{self, Io};
+use super::status::StatusClass;
+use super::window::Window;
+use super::{
+    BindShared, BindState, DownReason, Event, InboundPdu, InboundReply, Job, JobBody, RetryReason,
+    Role, SessionConfig, SharedJobs,
+};
+use crate::pdu::codec::{Frame, PduCodec};
+use crate::pdu::{Bind, Body, CommandStatus, Pdu, PduError};
+
+/// Read buffer size: room for a few hundred responses per read.
+const READ_CHUNK: usize = 64 * 1024;
+/// How long a graceful unbind waits for unbind_resp at most.
+const UNBIND_WAIT: Duration = Duration::from_secs(2);
+
+pub(super) struct BindTask {
+    pub config: Arc<SessionConfig>,
+    pub tls: Option<(TlsConnector, ServerName<'static>)>,
+    pub shared: Arc<BindShared>,
+    pub jobs: Option<SharedJobs>,
+    pub events: mpsc::Sender<Event>,
+    pub stop: watch::Receiver<Option<Instant>>,
+}
+
+/// How a connection ended.
+enum Exit {
+    /// Down for `reason`; reconnect after a backoff.
+    Down(DownReason),
+    /// Stopped on request; do not reconnect.
+    Stopped,
+}
+
+/// A job in the window, with what the bind needs to answer for it.
+struct InFlight {
+    job: Job,
+}
+
+impl BindTask {
+    pub(super) async fn run(mut self) {
+        let cfg = self.config.clone();
+        let mut reconnect = Backoff::new(cfg.reconnect_min, cfg.reconnect_max);
+        loop {
+            if self.stopping().is_some() {
+                break;
+            }
+            self.set_state(BindState::Connecting).await;
+            let bound_at = Instant::now();
+            let exit = match self.connect_and_bind().await {
+                Ok(conn) => {
+                    self.shared.binds.fetch_add(1, Ordering::Relaxed);
+                    self.set_state(BindState::Bound).await;
+                    self.serve(conn).await
+                }
+                Err(exit) => {
+                    self.shared.bind_failures.fetch_add(1, Ordering::Relaxed);
+                    exit
+                }
+            };
+            let reason = match exit {
+                Exit::Stopped => break,
+                Exit::Down(reason) => reason,
+            };
+            // A bind that stayed up for a while was healthy: start the backoff from the bottom.
+            // A bind that drops at once (flapping SMSC) keeps growing the backoff.
+            if bound_at.elapsed() >= cfg.reconnect_max.max(Duration::from_secs(10)) {
+                reconnect.reset();
+            }
+            let retry_in = reconnect.next_delay();
+            self.set_state(BindState::Down { reason, retry_in }).await;
+            let wake = Instant::now() + retry_in;
+            tokio::select! {
+                _ = sleep_until(wake) => {}
+                _ = self.stop.changed() => {}
+            }
+        }
+        self.set_state(BindState::Stopped).await;
+    }
+
+    /// The drain deadline once a stop was requested. A dropped handle counts as a stop "now", so
+    /// an abandoned bind winds down instead of spinning on a closed channel.
+    fn stopping(&self) -> Option<Instant> {
+        if self.stop.has_changed().is_err() {
+            return Some(Instant::now());
+        }
+        *self.stop.borrow()
+    }
+
+    async fn set_state(&self, state: BindState) {
+        let id = &self.shared.id;
+        match &state {
+            BindState::Down { reason, retry_in } => warn!(
+                smsc = %id.smsc, bind = id.index, role = %id.role,
+                reason = %reason, retry_in_ms = retry_in.as_millis() as u64,
+                "bind down"
+            ),
+            BindState::Throttled { pause } => info!(
+                smsc = %id.smsc, bind = id.index, role = %id.role,
+                pause_ms = pause.as_millis() as u64, "bind throttled"
+            ),
+            other => info!(
+                smsc = %id.smsc, bind = id.index, role = %id.role, state = ?other, "bind state"
+            ),
+        }
+        if let Ok(mut s) = self.shared.state.lock() {
+            *s = state.clone();
+        }
+        let _ = self
+            .events
+            .send(Event::BindState {
+                bind: id.clone(),
+                state,
+            })
+            .await;
+    }
+
+    async fn connect_and_bind(&mut self) -> Result<Conn, Exit> {
+        let cfg = self.config.clone();
+        if let Some(t) = &cfg.tls
+            && t.insecure_skip_verify
+        {
+            warn!(
+                smsc = %cfg.name, bind = self.shared.id.index,
+                "TLS CERTIFICATE VERIFICATION IS DISABLED (insecure_skip_verify): test SMSCs only"
+            );
+        }
+        let connect = io::connect(&cfg.address, self.tls.as_ref(), cfg.connect_timeout);
+        let stream = tokio::select! {
+            r = connect => r.map_err(|e| Exit::Down(DownReason::Connect(e)))?,
+            _ = self.stop.changed() => return Err(Exit::Stopped),
+        };
+        let (reader, writer) = tokio::io::split(stream);
+        let mut conn = Conn {
+            reader,
+            writer,
+            rbuf: BytesMut::with_capacity(READ_CHUNK),
+            wbuf: BytesMut::with_capacity(READ_CHUNK),
+            codec: PduCodec::default(),
+        };
+        let bind = Bind {
+            system_id: cstr(&cfg.system_id, "system_id")?,
+            password: crate::pdu::Password::new(cfg.password.expose().as_bytes().to_vec())
+                .map_err(|e| Exit::Down(DownReason::Connect(format!("password: {e}"))))?,
+            system_type: cstr(&cfg.system_type, "system_type")?,
+            interface_version: 0x34,
+            ..Bind::default()
+        };
+        let body = match self.shared.id.role {
+            Role::Transceiver => Body::BindTransceiver(bind),
+            Role::Transmitter => Body::BindTransmitter(bind),
+            Role::Receiver => Body::BindReceiver(bind),
+        };
+        const BIND_SEQ: u32 = 1;
+        conn.send(Pdu::new(BIND_SEQ, body))?;
+        conn.flush().await?;
+        let deadline = Instant::now() + cfg.response_timeout;
+        loop {
+            let frame = tokio::select! {
+                f = conn.next_frame() => f?,
+                _ = sleep_until(deadline) => return Err(Exit::Down(DownReason::BindTimeout)),
+                _ = self.stop.changed() => return Err(Exit::Stopped),
+            };
+            let pdu = match frame {
+                Frame::Pdu(pdu) => pdu,
+                Frame::Invalid {
+                    command_id: _,
+                    sequence_number,
+                    error,
+                } => {
+                    if sequence_number == BIND_SEQ {
+                        return Err(Exit::Down(DownReason::Io(format!(
+                            "malformed bind response: {error}"
+                        ))));
+                    }
+                    conn.send(Pdu::generic_nack(error.command_status(), sequence_number))?;
+                    conn.flush().await?;
+                    continue;
+                }
+            };
+            match &pdu.body {
+                Body::BindTransceiverResp(_)
+                | Body::BindTransmitterResp(_)
+                | Body::BindReceiverResp(_)
+                | Body::GenericNack
+                    if pdu.sequence_number == BIND_SEQ =>
+                {
+                    if pdu.command_status == CommandStatus::ESME_ROK
+                        && !matches!(pdu.body, Body::GenericNack)
+                    {
+                        return Ok(conn);
+                    }
+                    let status = if pdu.command_status == CommandStatus::ESME_ROK {
+                        CommandStatus::ESME_RBINDFAIL
+                    } else {
+                        pdu.command_status
+                    };
+                    return Err(Exit::Down(DownReason::BindRejected(status)));
+                }
+                Body::EnquireLink => {
+                    conn.send(Pdu::new(pdu.sequence_number, Body::EnquireLinkResp))?;
+                    conn.flush().await?;
+                }
+                _ => {
+                    debug!(smsc = %cfg.name, bind = self.shared.id.index, pdu = ?pdu.body,
+                        "ignoring a PDU before the bind response");
+                }
+            }
+        }
+    }
+
+    /// The bound loop. Returns how the connection ended; hands back whatever is in flight.
+    async fn serve(&mut self, mut conn: Conn) -> Exit {
+        let mut s = Serve::new(&self.config);
+        let exit = self.serve_loop(&mut conn, &mut s).await;
+        let reason = match &exit {
+            Exit::Stopped => RetryReason::Shutdown,
+            Exit::Down(_) => RetryReason::ConnectionLost,
+        };
+        for (_, inflight) in s.window.drain() {
+            self.emit(Event::Retry {
+                job: inflight.job,
+                reason,
+                bind: Some(self.shared.id.clone()),
+            })
+            .await;
+        }
+        self.shared.in_flight.store(0, Ordering::Relaxed);
+        // Unanswered inbound PDUs: the SMSC redelivers them on the next bind.
+        s.inbound.abort_all();
+        exit
+    }
+
+    async fn emit(&self, event: Event) {
+        // The receiver is gone only when the daemon is shutting down without draining; the job
+        // then stays in the store and is recovered at the next start.
+        let _ = self.events.send(event).await;
+    }
+
+    async fn serve_loop(&mut self, conn: &mut Conn, s: &mut Serve) -> Exit {
+        let cfg = self.config.clone();
+        let id = self.shared.id.clone();
+        let mut batch: Vec<Job> = Vec::with_capacity(cfg.window);
+        // PDUs that arrived together with the bind response are already buffered.
+        if let Some(exit) = self.drain_frames(conn, s).await {
+            return exit;
+        }
+        loop {
+            let now = Instant::now();
+            // Stop requested: drain, then unbind once nothing is outstanding or the deadline
+            // passed.
+            if let Some(deadline) = self.stopping() {
+                if !s.stopping {
+                    s.stopping = true;
+                    self.set_state(BindState::Stopping).await;
+                }
+                let drained = s.window.is_empty() && s.inbound.is_empty();
+                if s.unbind_deadline.is_none() && (drained || now >= deadline) {
+                    let seq = s.window.next_sequence();
+                    s.unbind_seq = Some(seq);
+                    s.unbind_deadline = Some(now + UNBIND_WAIT.min(cfg.response_timeout));
+                    if let Err(e) = conn.send(Pdu::new(seq, Body::Unbind)) {
+                        return e;
+                    }
+                }
+            }
+            if let Some(end) = s.paused_until
+                && now >= end
+            {
+                s.paused_until = None;
+                self.set_state(BindState::Bound).await;
+            }
+            if let Err(e) = conn.flush().await {
+                return e;
+            }
+
+            let take_jobs = !s.stopping
+                && s.paused_until.is_none()
+                && s.window.available() > 0
+                && self.jobs.is_some();
+            let read_ok = s.inbound.len() < cfg.max_inbound;
+            let wake = s.next_wake(now, self.stopping());
+            let jobs = self.jobs.clone();
+            let room = s.window.available();
+
+            enum Step {
+                Read(std::io::Result<usize>),
+                Answer(Result<(u32, bool, CommandStatus), tokio::task::JoinError>),
+                Jobs,
+                JobsClosed,
+                Timer,
+                StopChanged,
+            }
+            let step = tokio::select! {
+                biased;
+                r = conn.reader.read_buf(&mut conn.rbuf), if read_ok => Step::Read(r),
+                Some(a) = s.inbound.join_next(), if !s.inbound.is_empty() => Step::Answer(a),
+                n = take(jobs.as_ref(), room, &mut batch), if take_jobs => {
+                    if n == 0 { Step::JobsClosed } else { Step::Jobs }
+                }
+                _ = sleep_until(wake) => Step::Timer,
+                _ = self.stop.changed(), if !s.stopping => Step::StopChanged,
+            };
+            match step {
+                Step::Read(Ok(0)) => {
+                    return if s.unbind_seq.is_some() {
+                        Exit::Stopped
+                    } else {
+                        Exit::Down(DownReason::Closed)
+                    };
+                }
+                Step::Read(Ok(_)) => {
+                    s.last_rx = Instant::now();
+                    if let Some(exit) = self.drain_frames(conn, s).await {
+                        return exit;
+                    }
+                }
+                Step::Read(Err(e)) => return Exit::Down(DownReason::Io(e.to_string())),
+                Step::Answer(Ok((seq, data_sm, status))) => {
+                    let body = if data_sm {
+                        Body::DataSmResp(Default::default())
+                    } else {
+                        Body::DeliverSmResp(Default::default())
+                    };
+                    if let Err(e) = conn.send(Pdu::response(status, seq, body)) {
+                        return e;
+                    }
+                }
+                Step::Answer(Err(e)) => {
+                    // An answer task cannot panic; if it was cancelled the SMSC redelivers.
+                    debug!(smsc = %id.smsc, bind = id.index, error = %e, "inbound answer lost");
+                }
+                Step::Jobs => {
+                    let now = Instant::now();
+                    for job in batch.drain(..) {
+                        let seq = s.window.next_sequence();
+                        let (job, encoded) = encode_job(conn, seq, job);
+                        if let Err(e) = encoded {
+                            // A body the codec refuses can never be sent: fail it with the
+                            // status an SMSC would have answered, rather than retry forever.
+                            warn!(smsc = %id.smsc, bind = id.index, key = job.key, error = %e,
+                                "job cannot be encoded; failing it");
+                            self.emit(Event::Failed {
+                                key: job.key,
+                                status: e.command_status(),
+                                bind: id.clone(),
+                            })
+                            .await;
+                            continue;
+                        }
+                        if let Err(InFlight { job }) = s.window.insert(seq, InFlight { job }, now) {
+                            // Unreachable by construction (we took at most `room` jobs), but a
+                            // job is never dropped.
+                            self.emit(Event::Retry {
+                                job,
+                                reason: RetryReason::Temporary(CommandStatus::ESME_RTHROTTLED),
+                                bind: Some(id.clone()),
+                            })
+                            .await;
+                        }
+                    }
+                    self.shared
+                        .in_flight
+                        .store(s.window.len(), Ordering::Relaxed);
+                }
+                Step::JobsClosed => {
+                    // The handle is gone: nothing more will come; behave as a stop.
+                    self.jobs = None;
+                }
+                Step::StopChanged => {}
+                Step::Timer => {
+                    let now = Instant::now();
+                    for (_, inflight) in s.window.expire(now) {
+                        self.shared
+                            .response_timeouts
+                            .fetch_add(1, Ordering::Relaxed);
+                        warn!(smsc = %id.smsc, bind = id.index, key = inflight.job.key,
+                            "no response within response_timeout; handing the job back");
+                        self.emit(Event::Retry {
+                            job: inflight.job,
+                            reason: RetryReason::ResponseTimeout,
+                            bind: Some(id.clone()),
+                        })
+                        .await;
+                    }
+                    self.shared
+                        .in_flight
+                        .store(s.window.len(), Ordering::Relaxed);
+                    if let Some(d) = s.enquire_deadline
+                        && now >= d
+                    {
+                        return Exit::Down(DownReason::KeepAliveTimeout);
+                    }
+                    if let Some(d) = s.unbind_deadline
+                        && now >= d
+                    {
+                        return Exit::Stopped;
+                    }
+                    if s.enquire_deadline.is_none()
+                        && s.unbind_seq.is_none()
+                        && now >= s.last_rx + cfg.enquire_link
+                    {
+                        let seq = s.window.next_sequence();
+                        s.enquire_seq = seq;
+                        s.enquire_deadline = Some(now + cfg.response_timeout);
+                        if let Err(e) = conn.send(Pdu::new(seq, Body::EnquireLink)) {
+                            return e;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles every whole frame in the read buffer.
+    async fn drain_frames(&mut self, conn: &mut Conn, s: &mut Serve) -> Option<Exit> {
+        loop {
+            let frame = match conn.codec.decode(&mut conn.rbuf) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(e) => return Some(Exit::Down(DownReason::Io(format!("framing lost: {e}")))),
+            };
+            if let Some(exit) = self.on_frame(frame, conn, s).await {
+                return Some(exit);
+            }
+        }
+        if conn.rbuf.capacity() - conn.rbuf.len() < 1024 {
+            conn.rbuf.reserve(READ_CHUNK);
+        }
+        None
+    }
+
+    /// Handles one frame; returns `Some` when the connection must end.
+    async fn on_frame(&mut self, frame: Frame, conn: &mut Conn, s: &mut Serve) -> Option<Exit> {
+        let id = self.shared.id.clone();
+        let pdu = match frame {
+            Frame::Pdu(pdu) => pdu,
+            Frame::Invalid {
+                command_id,
+                sequence_number,
+                error,
+            } => {
+                warn!(smsc = %id.smsc, bind = id.index, command_id = %command_id, error = %error,
+                    "malformed PDU from the SMSC; answering generic_nack");
+                // A response we cannot read still answers its request: hand the job back rather
+                // than wait for the timeout (its outcome is unknown).
+                if command_id.is_response() {
+                    if let Some(inflight) = s.window.take(sequence_number) {
+                        self.emit(Event::Retry {
+                            job: inflight.job,
+                            reason: RetryReason::Temporary(error.command_status()),
+                            bind: Some(id.clone()),
+                        })
+                        .await;
+                    }
+                    return None;
+                }
+                return conn
+                    .send(Pdu::generic_nack(error.command_status(), sequence_number))
+                    .err();
+            }
+        };
+        let seq = pdu.sequence_number;
+        let status = pdu.command_status;
+        match pdu.body {
+            Body::SubmitSmResp(resp) => {
+                let message_id = resp.message_id.as_str().unwrap_or_default().to_owned();
+                self.on_response(seq, status, message_id, s).await
+            }
+            Body::DataSmResp(resp) => {
+                let message_id = resp.message_id.as_str().unwrap_or_default().to_owned();
+                self.on_response(seq, status, message_id, s).await
+            }
+            Body::GenericNack => {
+                if !s.window.is_empty() {
+                    let code = if status == CommandStatus::ESME_ROK {
+                        CommandStatus::ESME_RSYSERR
+                    } else {
+                        status
+                    };
+                    return self.on_response(seq, code, String::new(), s).await;
+                }
+                None
+            }
+            Body::EnquireLinkResp => {
+                if seq == s.enquire_seq {
+                    s.enquire_deadline = None;
+                }
+                None
+            }
+            Body::EnquireLink => conn.send(Pdu::new(seq, Body::EnquireLinkResp)).err(),
+            Body::Unbind => {
+                info!(smsc = %id.smsc, bind = id.index, "SMSC sent unbind; answering and reconnecting");
+                if let Err(e) = conn.send(Pdu::new(seq, Body::UnbindResp)) {
+                    return Some(e);
+                }
+                let _ = conn.flush().await;
+                Some(if s.stopping {
+                    Exit::Stopped
+                } else {
+                    Exit::Down(DownReason::UnboundBySmsc)
+                })
+            }
+            Body::UnbindResp => {
+                if Some(seq) == s.unbind_seq {
+                    Some(Exit::Stopped)
+                } else {
+                    None
+                }
+            }
+            Body::DeliverSm(d) => {
+                self.on_inbound(seq, InboundPdu::DeliverSm(d), conn, s)
+                    .await
+            }
+            Body::DataSm(d) => self.on_inbound(seq, InboundPdu::DataSm(d), conn, s).await,
+            other => {
+                let command_id = other.command_id();
+                if command_id.is_response() {
+                    debug!(smsc = %id.smsc, bind = id.index, command_id = %command_id, seq,
+                        "unexpected response ignored");
+                    None
+                } else {
+                    conn.send(Pdu::generic_nack(CommandStatus::ESME_RINVCMDID, seq))
+                        .err()
+                }
+            }
+        }
+    }
+
+    async fn on_response(
+        &mut self,
+        seq: u32,
+        status: CommandStatus,
+        message_id: String,
+        s: &mut Serve,
+    ) -> Option<Exit> {
+        let id = &self.shared.id;
+        let Some(inflight) = s.window.take(seq) else {
+            debug!(smsc = %id.smsc, bind = id.index, seq, "response for no outstanding request (late after a timeout?)");
+            return None;
+        };
+        self.shared
+            .in_flight
+            .store(s.window.len(), Ordering::Relaxed);
+        let key = inflight.job.key;
+        match StatusClass::of(status) {
+            StatusClass::Ok => {
+                if s.throttle.failures() > 0 {
+                    s.throttle.reset();
+                }
+                self.emit(Event::Submitted {
+                    key,
+                    message_id,
+                    bind: id.clone(),
+                })
+                .await;
+                None
+            }
+            StatusClass::Throttled => {
+                self.shared.throttled.fetch_add(1, Ordering::Relaxed);
+                self.emit(Event::Retry {
+                    job: inflight.job,
+                    reason: RetryReason::Throttled(status),
+                    bind: Some(id.clone()),
+                })
+                .await;
+                // One pause per burst: responses to the rest of the window also say "throttled"
+                // and must not grow the pause each.
+                if s.paused_until.is_none() {
+                    let pause = s.throttle.next_delay();
+                    s.paused_until = Some(Instant::now() + pause);
+                    self.set_state(BindState::Throttled { pause }).await;
+                }
+                None
+            }
+            StatusClass::Temporary => {
+                self.emit(Event::Retry {
+                    job: inflight.job,
+                    reason: RetryReason::Temporary(status),
+                    bind: Some(id.clone()),
+                })
+                .await;
+                None
+            }
+            StatusClass::Rebind => {
+                self.emit(Event::Retry {
+                    job: inflight.job,
+                    reason: RetryReason::Temporary(status),
+                    bind: Some(id.clone()),
+                })
+                .await;
+                Some(Exit::Down(DownReason::BindStateLost))
+            }
+            StatusClass::Permanent => {
+                self.emit(Event::Failed {
+                    key,
+                    status,
+                    bind: id.clone(),
+                })
+                .await;
+                None
+            }
+        }
+    }
+
+    async fn on_inbound(
+        &mut self,
+        seq: u32,
+        pdu: InboundPdu,
+        conn: &mut Conn,
+        s: &mut Serve,
+    ) -> Option<Exit> {
+        let data_sm = matches!(pdu, InboundPdu::DataSm(_));
+        if !self.shared.id.role.receives() {
+            let body = if data_sm {
+                Body::DataSmResp(Default::default())
+            } else {
+                Body::DeliverSmResp(Default::default())
+            };
+            return conn
+                .send(Pdu::response(CommandStatus::ESME_RINVBNDSTS, seq, body))
+                .err();
+        }
+        let (tx, rx) = oneshot::channel();
+        self.emit(Event::Inbound {
+            pdu,
+            reply: InboundReply(tx),
+            bind: self.shared.id.clone(),
+        })
+        .await;
+        let timeout = self.config.inbound_timeout;
+        s.inbound.spawn(async move {
+            let status = match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(status)) => status,
+                // Dropped or too slow: make the SMSC redeliver rather than lose it.
+                Ok(Err(_)) | Err(_) => CommandStatus::ESME_RX_T_APPN,
+            };
+            (seq, data_sm, status)
+        });
+        None
+    }
+}
+
+/// Encodes a job's request without copying its body: the body moves into the PDU and back.
+fn encode_job(conn: &mut Conn, seq: u32, job: Job) -> (Job, Result<(), PduError>) {
+    let Job { key, body } = job;
+    match body {
+        JobBody::SubmitSm(sm) => {
+            let pdu = Pdu::new(seq, Body::SubmitSm(sm));
+            let result = conn.encode(&pdu);
+            let Body::SubmitSm(sm) = pdu.body else {
+                unreachable!("the body was built as a submit_sm just above")
+            };
+            (
+                Job {
+                    key,
+                    body: JobBody::SubmitSm(sm),
+                },
+                result,
+            )
+        }
+        JobBody::DataSm(dm) => {
+            let pdu = Pdu::new(seq, Body::DataSm(dm));
+            let result = conn.encode(&pdu);
+            let Body::DataSm(dm) = pdu.body else {
+                unreachable!("the body was built as a data_sm just above")
+            };
+            (
+                Job {
+                    key,
+                    body: JobBody::DataSm(dm),
+                },
+                result,
+            )
+        }
+    }
+}
+
+/// Takes up to `room` jobs into `batch`: waits for the first, then takes what is ready. Returns
+/// how many (0 = the channel is closed). Cancel-safe: the only awaits are the lock and `recv`.
+async fn take(jobs: Option<&SharedJobs>, room: usize, batch: &mut Vec<Job>) -> usize {
+    let Some(jobs) = jobs else {
+        return std::future::pending().await;
+    };
+    let mut rx = jobs.lock().await;
+    let Some(first) = rx.recv().await else {
+        return 0;
+    };
+    batch.push(first);
+    while batch.len() < room {
+        match rx.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+    batch.len()
+}
+
+fn cstr<const N: usize>(value: &str, field: &str) -> Result<crate::pdu::COctetString<N>, Exit> {
+    crate::pdu::COctetString::new(value.as_bytes().to_vec())
+        .map_err(|e| Exit::Down(DownReason::Connect(format!("{field}: {e}"))))
+}
+
+/// State of one bound connection.
+struct Serve {
+    window: Window<InFlight>,
+    throttle: Backoff,
+    paused_until: Option<Instant>,
+    last_rx: Instant,
+    enquire_seq: u32,
+    enquire_deadline: Option<Instant>,
+    inbound: JoinSet<(u32, bool, CommandStatus)>,
+    stopping: bool,
+    unbind_seq: Option<u32>,
+    unbind_deadline: Option<Instant>,
+    enquire_link: Duration,
+}
+
+impl Serve {
+    fn new(cfg: &SessionConfig) -> Self {
+        Self {
+            enquire_link: cfg.enquire_link,
+            window: Window::new(cfg.window, cfg.response_timeout),
+            throttle: Backoff::new(cfg.throttle_min, cfg.throttle_max).without_jitter(),
+            paused_until: None,
+            last_rx: Instant::now(),
+            enquire_seq: 0,
+            enquire_deadline: None,
+            inbound: JoinSet::new(),
+            stopping: false,
+            unbind_seq: None,
+            unbind_deadline: None,
+        }
+    }
+
+    /// The earliest timer: a response deadline, the keep-alive, the end of a pause, or the stop
+    /// deadline.
+    fn next_wake(&self, now: Instant, stop: Option<Instant>) -> Instant {
+        let far = now + Duration::from_secs(3600);
+        let mut wake = far;
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                wake = wake.min(t);
+            }
+        };
+        consider(self.window.next_deadline());
+        consider(self.enquire_deadline);
+        consider(self.paused_until);
+        consider(self.unbind_deadline);
+        if self.enquire_deadline.is_none() {
+            // last_rx + idle is when the next enquire_link is due.
+            consider(Some(self.last_rx + self.enquire_idle()));
+        }
+        if self.unbind_deadline.is_none() {
+            consider(stop);
+        }
+        wake
+    }
+
+    fn enquire_idle(&self) -> Duration {
+        self.enquire_link
+    }
+}
+
+/// One connection: split stream, buffers and the codec.
+struct Conn {
+    reader: ReadHalf<Box<dyn Io>>,
+    writer: WriteHalf<Box<dyn Io>>,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    codec: PduCodec,
+}
+
+impl Conn {
+    /// Encodes `pdu` into the write buffer (sent by the next [`Conn::flush`]); on failure the
+    /// buffer is left as it was.
+    fn encode(&mut self, pdu: &Pdu) -> Result<(), PduError> {
+        pdu.encode(&mut self.wbuf)
+    }
+
+    /// Encodes a PDU of the session's own making; failing to encode one is a bug that ends the
+    /// connection rather than a panic.
+    fn send(&mut self, pdu: Pdu) -> Result<(), Exit> {
+        self.encode(&pdu)
+            .map_err(|e| Exit::Down(DownReason::Io(format!("encode: {e}"))))
+    }
+
+    async fn flush(&mut self) -> Result<(), Exit> {
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
+        self.writer
+            .write_all(&self.wbuf)
+            .await
+            .map_err(|e| Exit::Down(DownReason::Io(e.to_string())))?;
+        self.wbuf.clear();
+        Ok(())
+    }
+
+    /// Reads until one frame is available (used before the bind completes).
+    async fn next_frame(&mut self) -> Result<Frame, Exit> {
+        loop {
+            match self.codec.decode(&mut self.rbuf) {
+                Ok(Some(frame)) => return Ok(frame),
+                Ok(None) => {}
+                Err(e) => return Err(Exit::Down(DownReason::Io(format!("framing lost: {e}")))),
+            }
+            match self.reader.read_buf(&mut self.rbuf).await {
+                Ok(0) => return Err(Exit::Down(DownReason::Closed)),
+                Ok(_) => {}
+                Err(e) => return Err(Exit::Down(DownReason::Io(e.to_string()))),
+            }
+        }
+    }
+}

@@ -1,0 +1,655 @@
+//! One ESME connection of the simulator: bind, submits, responses (possibly delayed), enquire_link,
+//! unbind, deliveries (receipts and MO) with their responses, and the per-connection faults.
+//! Reads in batches and answers each batch with one write, so a window of submits costs one
+//! syscall each way. Never blocks on another connection.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, sleep_until};
+use tokio_util::codec::Decoder;
+use tracing::{debug, info};
+
+use super::receipts;
+use super::state::{ConnEntry, Delivery, Live, Outbound, Shared, SubmitRecord};
+use crate::pdu::codec::{Frame, PduCodec};
+use crate::pdu::{
+    Bind, BindResp, Body, CommandStatus, DataSm, Pdu, SubmitSm, SubmitSmResp, Tlv, Tlvs,
+};
+
+/// Outbound queue per connection (receipts, MO, faults waiting to be written).
+const OUTBOUND_QUEUE: usize = 1024;
+const MAX_SEQ: u32 = 0x7FFF_FFFF;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Transmitter,
+    Receiver,
+    Transceiver,
+}
+
+struct Bound {
+    system_id: Arc<str>,
+    role: Role,
+}
+
+/// What a submit needs to produce its receipt.
+pub(crate) struct SubmitInfo<'a> {
+    pub source: (u8, u8, &'a [u8]),
+    pub dest: (u8, u8, &'a [u8]),
+    pub payload: &'a [u8],
+    pub wants_receipt: u8,
+}
+
+struct Conn {
+    id: u64,
+    shared: Arc<Shared>,
+    live: Live,
+    generation: u64,
+    bound: Option<Bound>,
+    wbuf: BytesMut,
+    /// Submits received and not yet answered on the wire.
+    unanswered: u64,
+    /// Responses encoded into `wbuf` and not yet written.
+    answered_unwritten: u64,
+    submits_here: u64,
+    delayed: VecDeque<(Instant, Pdu, bool)>,
+    deliveries: HashMap<u32, (Delivery, Instant)>,
+    last_seq: u32,
+    records: Vec<SubmitRecord>,
+    out_tx: mpsc::Sender<Outbound>,
+    close_after_write: bool,
+}
+
+enum Flow {
+    Continue,
+    /// Close at once, discarding unwritten output (a fault).
+    Drop,
+    /// Write what is pending, then close.
+    Close,
+}
+
+pub(crate) async fn serve<S>(
+    stream: S,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    shared.c.connections.fetch_add(1, Ordering::Relaxed);
+    let (out_tx, mut out_rx) = mpsc::channel(OUTBOUND_QUEUE);
+    let mut conn = Conn {
+        id: shared.next_connection(),
+        live: shared.live(),
+        generation: shared.generation(),
+        shared: shared.clone(),
+        bound: None,
+        wbuf: BytesMut::with_capacity(64 * 1024),
+        unanswered: 0,
+        answered_unwritten: 0,
+        submits_here: 0,
+        delayed: VecDeque::new(),
+        deliveries: HashMap::new(),
+        last_seq: 0,
+        records: Vec::new(),
+        out_tx,
+        close_after_write: false,
+    };
+    debug!(%peer, conn = conn.id, "simulator connection");
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let mut rbuf = BytesMut::with_capacity(64 * 1024);
+    let mut codec = PduCodec::default();
+    let deliver_window = shared.config.deliver_window.max(1);
+    loop {
+        let wake = conn.next_wake();
+        let can_deliver = conn.deliveries.len() < deliver_window;
+        let flow = tokio::select! {
+            biased;
+            r = reader.read_buf(&mut rbuf) => match r {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    conn.refresh();
+                    let mut flow = Flow::Continue;
+                    loop {
+                        match codec.decode(&mut rbuf) {
+                            Ok(Some(frame)) => {
+                                flow = conn.on_frame(frame).await;
+                                if !matches!(flow, Flow::Continue) {
+                                    break;
+                                }
+                            }
+                            Ok(None) => break,
+                            Err(e) => {
+                                // Framing lost: a last generic_nack, then close (SMPP-FACTS §9).
+                                let _ = Pdu::generic_nack(e.command_status(), 0)
+                                    .encode(&mut conn.wbuf);
+                                flow = Flow::Close;
+                                break;
+                            }
+                        }
+                    }
+                    if rbuf.capacity() - rbuf.len() < 4096 {
+                        rbuf.reserve(64 * 1024);
+                    }
+                    flow
+                }
+            },
+            o = out_rx.recv(), if can_deliver => match o {
+                Some(o) => conn.on_outbound(o),
+                None => Flow::Continue,
+            },
+            _ = sleep_until(wake) => conn.on_timer().await,
+            _ = shutdown.changed() => Flow::Drop,
+        };
+        match flow {
+            Flow::Drop => {
+                conn.abandon();
+                break;
+            }
+            Flow::Close | Flow::Continue => {
+                if !conn.wbuf.is_empty() {
+                    if writer.write_all(&conn.wbuf).await.is_err() {
+                        conn.abandon();
+                        break;
+                    }
+                    conn.wbuf.clear();
+                }
+                conn.written();
+                if matches!(flow, Flow::Close) || conn.close_after_write {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = writer.shutdown().await;
+    conn.finish().await;
+}
+
+impl Conn {
+    /// Re-reads faults and receipt settings when they changed.
+    fn refresh(&mut self) {
+        let g = self.shared.generation();
+        if g != self.generation {
+            self.generation = g;
+            self.live = self.shared.live();
+        }
+    }
+
+    fn next_wake(&self) -> Instant {
+        let mut wake = Instant::now() + Duration::from_secs(3600);
+        if let Some((t, _, _)) = self.delayed.front() {
+            wake = wake.min(*t);
+        }
+        if let Some(t) = self.deliveries.values().map(|(_, t)| *t).min() {
+            wake = wake.min(t);
+        }
+        wake
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        loop {
+            self.last_seq = if self.last_seq >= MAX_SEQ {
+                1
+            } else {
+                self.last_seq + 1
+            };
+            if !self.deliveries.contains_key(&self.last_seq) {
+                return self.last_seq;
+            }
+        }
+    }
+
+    /// Everything in `wbuf` reached the socket.
+    fn written(&mut self) {
+        self.unanswered -= self.answered_unwritten.min(self.unanswered);
+        self.answered_unwritten = 0;
+        self.shared.record(&mut self.records);
+    }
+
+    /// The connection dies with output unwritten: responses in `wbuf` were never sent.
+    fn abandon(&mut self) {
+        self.shared
+            .c
+            .unanswered
+            .fetch_add(self.unanswered, Ordering::Relaxed);
+        for r in &mut self.records {
+            r.status = None;
+            r.message_id.clear();
+        }
+        self.shared.record(&mut self.records);
+        self.wbuf.clear();
+    }
+
+    async fn finish(mut self) {
+        self.shared.unregister(self.id);
+        if self.bound.take().is_some() {
+            self.shared.c.bound_now.fetch_sub(1, Ordering::Relaxed);
+        }
+        // Deliveries not acknowledged go back to the scheduler: the ESME gets them again on its
+        // next bind, as from a real SMSC.
+        for (_, (d, _)) in self.deliveries.drain() {
+            self.shared
+                .c
+                .deliveries_retried
+                .fetch_add(1, Ordering::Relaxed);
+            let _ = self.shared.receipts_tx.send(d).await;
+        }
+        // Delayed responses never sent.
+        let pending_delayed = self.delayed.iter().filter(|(_, _, submit)| *submit).count();
+        self.shared
+            .c
+            .unanswered
+            .fetch_add(pending_delayed as u64, Ordering::Relaxed);
+    }
+
+    fn respond(&mut self, pdu: &Pdu) {
+        // Responses are built by the simulator from valid parts; an encode failure would be a bug
+        // in the simulator, and then the ESME sees a timeout, which is what a test would flag.
+        if let Err(e) = pdu.encode(&mut self.wbuf) {
+            debug!(error = %e, "simulator could not encode a response");
+        }
+    }
+
+    async fn on_frame(&mut self, frame: Frame) -> Flow {
+        let pdu = match frame {
+            Frame::Pdu(p) => p,
+            Frame::Invalid {
+                command_id,
+                sequence_number,
+                error,
+            } => {
+                debug!(conn = self.id, %command_id, %error, "simulator got a malformed PDU");
+                if !command_id.is_response() && !self.live.faults.silent {
+                    self.respond(&Pdu::generic_nack(error.command_status(), sequence_number));
+                }
+                return Flow::Continue;
+            }
+        };
+        let seq = pdu.sequence_number;
+        match pdu.body {
+            Body::BindTransceiver(b) => self.on_bind(seq, b, Role::Transceiver),
+            Body::BindTransmitter(b) => self.on_bind(seq, b, Role::Transmitter),
+            Body::BindReceiver(b) => self.on_bind(seq, b, Role::Receiver),
+            Body::SubmitSm(sm) => self.on_submit(seq, Submit::Sm(sm)).await,
+            Body::DataSm(dm) => self.on_submit(seq, Submit::Data(dm)).await,
+            Body::EnquireLink => {
+                self.shared.c.enquire_links.fetch_add(1, Ordering::Relaxed);
+                if !self.live.faults.silent && !self.live.faults.ignore_enquire_link {
+                    self.respond(&Pdu::new(seq, Body::EnquireLinkResp));
+                }
+                Flow::Continue
+            }
+            Body::Unbind => {
+                self.shared.c.unbinds.fetch_add(1, Ordering::Relaxed);
+                self.respond(&Pdu::new(seq, Body::UnbindResp));
+                Flow::Close
+            }
+            Body::DeliverSmResp(_) | Body::DataSmResp(_) | Body::GenericNack => {
+                if matches!(pdu.body, Body::GenericNack) {
+                    self.shared
+                        .c
+                        .generic_nacks_received
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                self.on_delivery_resp(seq, pdu.command_status).await;
+                Flow::Continue
+            }
+            Body::EnquireLinkResp | Body::UnbindResp => Flow::Continue,
+            other => {
+                if !other.command_id().is_response() && !self.live.faults.silent {
+                    self.respond(&Pdu::generic_nack(CommandStatus::ESME_RINVCMDID, seq));
+                }
+                Flow::Continue
+            }
+        }
+    }
+
+    fn on_bind(&mut self, seq: u32, bind: Bind, role: Role) -> Flow {
+        if self.live.faults.silent {
+            return Flow::Continue;
+        }
+        let resp_body = |system_id: &str| BindResp {
+            system_id: crate::pdu::COctetString::try_from(system_id).unwrap_or_default(),
+            tlvs: Tlvs::new().with(Tlv::ScInterfaceVersion(0x34)),
+        };
+        let wrap = |status, body| {
+            Pdu::response(
+                status,
+                seq,
+                match role {
+                    Role::Transceiver => Body::BindTransceiverResp(body),
+                    Role::Transmitter => Body::BindTransmitterResp(body),
+                    Role::Receiver => Body::BindReceiverResp(body),
+                },
+            )
+        };
+        let system_id = bind.system_id.as_str().unwrap_or("").to_owned();
+        let password = bind.password.0.as_str().unwrap_or("").to_owned();
+        let status = if self.bound.is_some() {
+            CommandStatus::ESME_RALYBND
+        } else if let Some(status) = self.live.faults.reject_binds {
+            status
+        } else if self.shared.config.accounts.is_empty() {
+            CommandStatus::ESME_ROK
+        } else {
+            match self
+                .shared
+                .config
+                .accounts
+                .iter()
+                .find(|a| a.system_id == system_id)
+            {
+                None => CommandStatus::ESME_RINVSYSID,
+                Some(a) if a.password != password => CommandStatus::ESME_RINVPASWD,
+                Some(_) => CommandStatus::ESME_ROK,
+            }
+        };
+        if !status.is_ok() {
+            self.shared.c.binds_rejected.fetch_add(1, Ordering::Relaxed);
+            info!(conn = self.id, system_id, %status, "simulator rejected a bind");
+            self.respond(&wrap(status, BindResp::default()));
+            return Flow::Continue;
+        }
+        let system_id: Arc<str> = Arc::from(system_id.as_str());
+        self.shared.c.binds.fetch_add(1, Ordering::Relaxed);
+        self.shared.c.bound_now.fetch_add(1, Ordering::Relaxed);
+        self.shared.register(ConnEntry {
+            id: self.id,
+            system_id: system_id.clone(),
+            receiver: role != Role::Transmitter,
+            tx: self.out_tx.clone(),
+        });
+        debug!(conn = self.id, system_id = %system_id, "simulator bound");
+        self.bound = Some(Bound { system_id, role });
+        self.respond(&wrap(CommandStatus::ESME_ROK, resp_body("smppd-sim")));
+        Flow::Continue
+    }
+
+    async fn on_submit(&mut self, seq: u32, submit: Submit) -> Flow {
+        let is_data = matches!(submit, Submit::Data(_));
+        let resp = |status: CommandStatus, id: &str| {
+            let body = SubmitSmResp {
+                message_id: crate::pdu::COctetString::try_from(id).unwrap_or_default(),
+                tlvs: Tlvs::new(),
+            };
+            Pdu::response(
+                status,
+                seq,
+                if is_data {
+                    Body::DataSmResp(body)
+                } else {
+                    Body::SubmitSmResp(body)
+                },
+            )
+        };
+        let (system_id, role) = match &self.bound {
+            Some(b) => (b.system_id.clone(), b.role),
+            None => {
+                self.respond(&resp(CommandStatus::ESME_RINVBNDSTS, ""));
+                return Flow::Continue;
+            }
+        };
+        if role == Role::Receiver {
+            self.respond(&resp(CommandStatus::ESME_RINVBNDSTS, ""));
+            return Flow::Continue;
+        }
+        let ordinal = self.shared.count_submit();
+        self.submits_here += 1;
+        self.unanswered += 1;
+        self.shared.observe_window(self.unanswered);
+        let faults = &self.live.faults;
+        let record = self.shared.config.record_submits.then(|| SubmitRecord {
+            system_id: system_id.to_string(),
+            connection: self.id,
+            sequence_number: seq,
+            destination_addr: submit.dest().2.escape_ascii().to_string(),
+            source_addr: submit.source().2.escape_ascii().to_string(),
+            esm_class: submit.esm_class(),
+            payload: submit.payload_bytes(),
+            status: None,
+            message_id: String::new(),
+        });
+        if faults.drop_after > 0 && self.submits_here >= faults.drop_after {
+            info!(
+                conn = self.id,
+                after = self.submits_here,
+                "simulator drops the connection (fault)"
+            );
+            self.shared
+                .c
+                .dropped_connections
+                .fetch_add(1, Ordering::Relaxed);
+            self.records.extend(record);
+            return Flow::Drop;
+        }
+        if faults.silent {
+            self.shared.c.unanswered.fetch_add(1, Ordering::Relaxed);
+            self.unanswered -= 1;
+            self.records.extend(record);
+            return Flow::Continue;
+        }
+        let status = if faults.throttle_every > 0 && ordinal.is_multiple_of(faults.throttle_every)
+            || faults.throttle_above_tps > 0 && self.shared.over_rate(faults.throttle_above_tps)
+        {
+            self.shared.c.throttled.fetch_add(1, Ordering::Relaxed);
+            CommandStatus::ESME_RTHROTTLED
+        } else if faults.fail_fraction > 0.0 && rand::random_bool(faults.fail_fraction.min(1.0)) {
+            faults.fail_status.unwrap_or(CommandStatus::ESME_RSYSERR)
+        } else {
+            CommandStatus::ESME_ROK
+        };
+        self.shared.count_status(status, 1);
+        let message_id = if status.is_ok() {
+            self.shared.new_message_id()
+        } else {
+            String::new()
+        };
+        let delay = faults.response_delay;
+        if let Some(mut r) = record {
+            r.status = Some(status);
+            r.message_id = message_id.clone();
+            self.records.push(r);
+        }
+        let pdu = resp(status, &message_id);
+        if status.is_ok() {
+            let info = SubmitInfo {
+                source: submit.source(),
+                dest: submit.dest(),
+                payload: submit.payload(),
+                wants_receipt: submit.registered_delivery(),
+            };
+            if let Some(receipt) = receipts::receipt_for(
+                &self.live.receipts,
+                self.shared.config.id_format,
+                &system_id,
+                &message_id,
+                &info,
+            ) {
+                self.shared
+                    .c
+                    .receipts_created
+                    .fetch_add(1, Ordering::Relaxed);
+                let copies = if self.live.receipts.duplicate { 2 } else { 1 };
+                for _ in 0..copies {
+                    if self.live.receipts.before_response && role == Role::Transceiver {
+                        self.send_delivery(receipt.clone());
+                    } else {
+                        // The scheduler holds it for the delay and picks a receiver bind.
+                        let _ = self.shared.receipts_tx.send(receipt.clone()).await;
+                    }
+                }
+            }
+        }
+        if delay.is_zero() {
+            self.respond(&pdu);
+            self.answered_unwritten += 1;
+        } else {
+            self.delayed.push_back((Instant::now() + delay, pdu, true));
+        }
+        Flow::Continue
+    }
+
+    /// Writes a deliver_sm and tracks it until its response.
+    fn send_delivery(&mut self, d: Delivery) {
+        let seq = self.next_seq();
+        let pdu = Pdu::new(seq, Body::DeliverSm((*d.body).clone()));
+        if pdu.encode(&mut self.wbuf).is_err() {
+            debug!("simulator could not encode a deliver_sm; dropped");
+            self.shared
+                .c
+                .deliveries_dropped
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if d.receipt {
+            self.shared.c.receipts_sent.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.shared.c.mo_sent.fetch_add(1, Ordering::Relaxed);
+        }
+        let deadline = Instant::now() + self.shared.config.deliver_timeout;
+        self.deliveries.insert(seq, (d, deadline));
+    }
+
+    async fn on_delivery_resp(&mut self, seq: u32, status: CommandStatus) {
+        let Some((d, _)) = self.deliveries.remove(&seq) else {
+            return;
+        };
+        if status.is_ok() {
+            self.shared
+                .c
+                .deliveries_acked
+                .fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.shared
+                .c
+                .deliveries_retried
+                .fetch_add(1, Ordering::Relaxed);
+            let _ = self.shared.receipts_tx.send(d).await;
+        }
+    }
+
+    fn on_outbound(&mut self, o: Outbound) -> Flow {
+        match o {
+            Outbound::Deliver(d) => {
+                self.send_delivery(d);
+                Flow::Continue
+            }
+            Outbound::Raw(bytes) => {
+                self.wbuf.extend_from_slice(&bytes);
+                Flow::Continue
+            }
+            Outbound::Close => {
+                self.shared
+                    .c
+                    .dropped_connections
+                    .fetch_add(1, Ordering::Relaxed);
+                Flow::Drop
+            }
+        }
+    }
+
+    async fn on_timer(&mut self) -> Flow {
+        let now = Instant::now();
+        while let Some((t, _, _)) = self.delayed.front() {
+            if *t > now {
+                break;
+            }
+            if let Some((_, pdu, submit)) = self.delayed.pop_front() {
+                self.respond(&pdu);
+                if submit {
+                    self.answered_unwritten += 1;
+                }
+            }
+        }
+        let expired: Vec<u32> = self
+            .deliveries
+            .iter()
+            .filter(|(_, (_, t))| *t <= now)
+            .map(|(s, _)| *s)
+            .collect();
+        for seq in expired {
+            if let Some((d, _)) = self.deliveries.remove(&seq) {
+                self.shared
+                    .c
+                    .deliveries_retried
+                    .fetch_add(1, Ordering::Relaxed);
+                let _ = self.shared.receipts_tx.send(d).await;
+            }
+        }
+        Flow::Continue
+    }
+}
+
+enum Submit {
+    Sm(SubmitSm),
+    Data(DataSm),
+}
+
+impl Submit {
+    fn source(&self) -> (u8, u8, &[u8]) {
+        match self {
+            Submit::Sm(s) => (
+                s.source_addr.ton.0,
+                s.source_addr.npi.0,
+                s.source_addr.addr.as_bytes(),
+            ),
+            Submit::Data(d) => (
+                d.source_addr.ton.0,
+                d.source_addr.npi.0,
+                d.source_addr.addr.as_bytes(),
+            ),
+        }
+    }
+    fn dest(&self) -> (u8, u8, &[u8]) {
+        match self {
+            Submit::Sm(s) => (
+                s.dest_addr.ton.0,
+                s.dest_addr.npi.0,
+                s.dest_addr.addr.as_bytes(),
+            ),
+            Submit::Data(d) => (
+                d.dest_addr.ton.0,
+                d.dest_addr.npi.0,
+                d.dest_addr.addr.as_bytes(),
+            ),
+        }
+    }
+    fn esm_class(&self) -> u8 {
+        match self {
+            Submit::Sm(s) => s.esm_class.0,
+            Submit::Data(d) => d.esm_class.0,
+        }
+    }
+    fn registered_delivery(&self) -> u8 {
+        match self {
+            Submit::Sm(s) => s.registered_delivery.0,
+            Submit::Data(d) => d.registered_delivery.0,
+        }
+    }
+    fn payload(&self) -> &[u8] {
+        match self {
+            Submit::Sm(s) => s.payload(),
+            Submit::Data(d) => d.tlvs.message_payload().map_or(&[][..], |b| &b[..]),
+        }
+    }
+    fn payload_bytes(&self) -> bytes::Bytes {
+        match self {
+            Submit::Sm(s) => {
+                if s.short_message.is_empty()
+                    && let Some(p) = s.tlvs.message_payload()
+                {
+                    return p.clone();
+                }
+                s.short_message.bytes().clone()
+            }
+            Submit::Data(d) => d.tlvs.message_payload().cloned().unwrap_or_default(),
+        }
+    }
+}

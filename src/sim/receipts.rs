@@ -1,0 +1,401 @@
+//! What the simulator sends on its own: delivery receipts (SMPP 3.4 appendix-B text plus the
+//! receipted_message_id and message_state TLVs), mobile-originated messages (split with a UDH when
+//! long or asked to), malformed PDUs for fault tests, and the scheduler that holds deliveries for
+//! their delay and hands each to a receiver bind of its login. The backlog is bounded
+//! (`max_backlog`); what does not fit is counted and dropped.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, sleep_until};
+
+use super::conn::SubmitInfo;
+use super::state::{Delivery, Shared};
+use super::{IdFormat, Malformed, ReceiptConfig, ReceiptIds};
+use crate::pdu::{
+    Address, DataCoding, DeliverSm, EsmClass, MessageState, Npi, OctetString, Tlv, Tlvs, Ton,
+};
+
+/// How long an undeliverable delivery (no receiver bound, or its queue full) waits before the
+/// next try.
+const RETRY_LATER: Duration = Duration::from_millis(100);
+
+/// A mobile-originated message to inject.
+#[derive(Debug, Clone)]
+pub struct MoMessage {
+    /// Which login receives it (`None`: any receiver bind).
+    pub system_id: Option<String>,
+    /// The handset number (source_addr).
+    pub from: String,
+    /// The short code or number it was sent to (destination_addr).
+    pub to: String,
+    /// The text. GSM-safe ASCII goes as data_coding 0, anything else as UCS-2.
+    pub text: String,
+    /// Split into a concatenated message (UDH 8-bit reference) even when it would fit in one.
+    pub concatenated: bool,
+}
+
+/// The current UTC time as `YYMMDDhhmm` (the receipt date format), without a date library.
+pub fn utc_timestamp(at: SystemTime) -> String {
+    let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{:02}{:02}{:02}{:02}{:02}",
+        y.rem_euclid(100),
+        m,
+        d,
+        rem / 3600,
+        (rem % 3600) / 60
+    )
+}
+
+/// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// The id in the other base (hex ↔ decimal); unchanged when it does not parse.
+fn other_base(id: &str, format: IdFormat) -> String {
+    match format {
+        IdFormat::Hex => {
+            u64::from_str_radix(id, 16).map_or_else(|_| id.to_owned(), |n| n.to_string())
+        }
+        IdFormat::Decimal => id
+            .parse::<u64>()
+            .map_or_else(|_| id.to_owned(), |n| format!("{n:x}")),
+    }
+}
+
+fn pick_state(cfg: &ReceiptConfig) -> (MessageState, &'static str, &'static str) {
+    let m = cfg.mix;
+    let total = u64::from(m.delivered)
+        + u64::from(m.undeliverable)
+        + u64::from(m.expired)
+        + u64::from(m.rejected);
+    if total == 0 {
+        return (MessageState::DELIVERED, "DELIVRD", "000");
+    }
+    let mut r = rand::random_range(0..total);
+    for (w, out) in [
+        (m.delivered, (MessageState::DELIVERED, "DELIVRD", "000")),
+        (
+            m.undeliverable,
+            (MessageState::UNDELIVERABLE, "UNDELIV", "001"),
+        ),
+        (m.expired, (MessageState::EXPIRED, "EXPIRED", "002")),
+        (m.rejected, (MessageState::REJECTED, "REJECTD", "003")),
+    ] {
+        let w = u64::from(w);
+        if r < w {
+            return out;
+        }
+        r -= w;
+    }
+    (MessageState::DELIVERED, "DELIVRD", "000")
+}
+
+fn sme_address(ton: u8, npi: u8, addr: &[u8]) -> Address<21> {
+    let value = crate::pdu::COctetString::new(Bytes::copy_from_slice(addr)).unwrap_or_default();
+    Address {
+        ton: Ton(ton),
+        npi: Npi(npi),
+        addr: value,
+    }
+}
+
+/// The receipt for an accepted submit, if it asked for one (registered_delivery 1, or 2 and the
+/// chosen state is a failure).
+pub(crate) fn receipt_for(
+    cfg: &ReceiptConfig,
+    format: IdFormat,
+    system_id: &Arc<str>,
+    message_id: &str,
+    submit: &SubmitInfo<'_>,
+) -> Option<Delivery> {
+    let wanted = submit.wants_receipt & 0x03;
+    if !cfg.enabled || !matches!(wanted, 1 | 2) {
+        return None;
+    }
+    let (state, stat, err) = pick_state(cfg);
+    if wanted == 2 && state == MessageState::DELIVERED {
+        return None;
+    }
+    let (text_id, tlv_id) = match cfg.ids {
+        ReceiptIds::Same => (message_id.to_owned(), message_id.to_owned()),
+        ReceiptIds::Other => {
+            let o = other_base(message_id, format);
+            (o.clone(), o)
+        }
+        ReceiptIds::OtherInText => (other_base(message_id, format), message_id.to_owned()),
+    };
+    let now = utc_timestamp(SystemTime::now());
+    let head: String = String::from_utf8_lossy(&submit.payload[..submit.payload.len().min(20)])
+        .chars()
+        .map(|c| if c.is_control() { '.' } else { c })
+        .collect();
+    let dlvrd = if state == MessageState::DELIVERED {
+        "001"
+    } else {
+        "000"
+    };
+    let text = format!(
+        "id:{text_id} sub:001 dlvrd:{dlvrd} submit date:{now} done date:{now} stat:{stat} err:{err} text:{head}"
+    );
+    let short_message = OctetString::new(Bytes::from(text.into_bytes()))
+        .or_else(|_| OctetString::new(Bytes::new()))
+        .ok()?;
+    let receipted = crate::pdu::COctetString::try_from(tlv_id.as_str()).ok()?;
+    let body = DeliverSm {
+        // A receipt comes from the handset the message went to, towards its sender.
+        source_addr: sme_address(submit.dest.0, submit.dest.1, submit.dest.2),
+        dest_addr: sme_address(submit.source.0, submit.source.1, submit.source.2),
+        esm_class: EsmClass::DELIVERY_RECEIPT,
+        short_message,
+        tlvs: Tlvs::new()
+            .with(Tlv::ReceiptedMessageId(receipted))
+            .with(Tlv::MessageState(state)),
+        ..DeliverSm::default()
+    };
+    Some(Delivery {
+        system_id: Some(system_id.clone()),
+        body: Box::new(body),
+        receipt: true,
+    })
+}
+
+/// A receipt for an id the simulator never issued (fault: "receipts for unknown ids").
+pub(crate) fn inject_unknown_receipt(shared: &Shared, system_id: Option<&str>, message_id: &str) {
+    let cfg = ReceiptConfig::default();
+    let sid: Arc<str> = Arc::from(system_id.unwrap_or(""));
+    let info = SubmitInfo {
+        source: (1, 1, b"46700000000"),
+        dest: (1, 1, b"46700000001"),
+        payload: b"unknown",
+        wants_receipt: 1,
+    };
+    if let Some(mut d) = receipt_for(&cfg, shared.config.id_format, &sid, message_id, &info) {
+        if system_id.is_none() {
+            d.system_id = None;
+        }
+        shared.c.receipts_created.fetch_add(1, Ordering::Relaxed);
+        let _ = shared.receipts_tx.try_send(d);
+    }
+}
+
+/// Whether the text can go as unpacked GSM 7-bit with the same octets as ASCII.
+fn gsm_safe(text: &str) -> bool {
+    text.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b" !\"#%&'()*+,-./:;<=>?\n\r".contains(&b))
+}
+
+/// Queues the deliver_sm parts of an MO message.
+pub(crate) fn inject_mo(shared: &Shared, msg: MoMessage) {
+    let (coding, units): (DataCoding, Vec<Vec<u8>>) = if gsm_safe(&msg.text) {
+        (
+            DataCoding::DEFAULT,
+            msg.text.bytes().map(|b| vec![b]).collect(),
+        )
+    } else {
+        (
+            DataCoding::UCS2,
+            msg.text
+                .encode_utf16()
+                .map(|u| u.to_be_bytes().to_vec())
+                .collect(),
+        )
+    };
+    let (single, per_part) = if coding == DataCoding::UCS2 {
+        (70, 67)
+    } else {
+        (160, 153)
+    };
+    let parts: Vec<Vec<u8>> = if units.len() <= single && !msg.concatenated {
+        vec![units.concat()]
+    } else {
+        let per_part = if msg.concatenated && units.len() <= per_part {
+            // Forced concatenation of a short text: split it in two halves.
+            units.len().div_ceil(2).max(1)
+        } else {
+            per_part
+        };
+        let mut parts = Vec::new();
+        let mut current: Vec<u8> = Vec::new();
+        let mut count = 0;
+        for u in &units {
+            // Never split a UTF-16 surrogate pair across parts.
+            let high_surrogate = u.len() == 2 && (0xD8..=0xDB).contains(&u[0]);
+            if count >= per_part || (high_surrogate && count + 1 >= per_part && count > 0) {
+                parts.push(std::mem::take(&mut current));
+                count = 0;
+            }
+            current.extend_from_slice(u);
+            count += 1;
+        }
+        if !current.is_empty() || parts.is_empty() {
+            parts.push(current);
+        }
+        parts
+    };
+    let total = parts.len().min(255) as u8;
+    let reference: u8 = rand::random();
+    for (i, part) in parts.into_iter().take(255).enumerate() {
+        let (esm, data) = if total > 1 {
+            let mut b = BytesMut::with_capacity(part.len() + 6);
+            b.put_slice(&[0x05, 0x00, 0x03, reference, total, i as u8 + 1]);
+            b.put_slice(&part);
+            (EsmClass::DEFAULT.with_udhi(true), b.freeze())
+        } else {
+            (EsmClass::DEFAULT, Bytes::from(part))
+        };
+        let Ok(short_message) = OctetString::new(data) else {
+            continue;
+        };
+        let body = DeliverSm {
+            source_addr: sme_address(1, 1, msg.from.trim_start_matches('+').as_bytes()),
+            dest_addr: sme_address(0, 1, msg.to.trim_start_matches('+').as_bytes()),
+            esm_class: esm,
+            data_coding: coding,
+            short_message,
+            ..DeliverSm::default()
+        };
+        let _ = shared.receipts_tx.try_send(Delivery {
+            system_id: msg.system_id.as_deref().map(Arc::from),
+            body: Box::new(body),
+            receipt: false,
+        });
+    }
+}
+
+/// Bytes of a malformed PDU.
+pub(crate) fn malformed(kind: Malformed) -> Bytes {
+    let mut b = BytesMut::new();
+    match kind {
+        Malformed::Body => {
+            // deliver_sm whose body is 3 octets of 0xFF: no NUL where service_type must end.
+            b.put_u32(19);
+            b.put_u32(0x0000_0005);
+            b.put_u32(0);
+            b.put_u32(0x7FFF_FF00);
+            b.put_slice(&[0xFF, 0xFF, 0xFF]);
+        }
+        Malformed::UnknownCommand => {
+            b.put_u32(16);
+            b.put_u32(0x0000_0099);
+            b.put_u32(0);
+            b.put_u32(0x7FFF_FF01);
+        }
+        Malformed::OversizeLength => {
+            b.put_u32(0x7FFF_FFF0);
+            b.put_u32(0x0000_0005);
+            b.put_u32(0);
+            b.put_u32(0x7FFF_FF02);
+        }
+    }
+    b.freeze()
+}
+
+/// Holds deliveries until due and hands each to a receiver bind of its login.
+pub(crate) async fn scheduler(
+    shared: Arc<Shared>,
+    mut rx: mpsc::Receiver<Delivery>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    // Min-heap on (due, arrival order) so equal due times keep their order.
+    let mut heap: BinaryHeap<Reverse<(Instant, u64)>> = BinaryHeap::new();
+    let mut items: std::collections::HashMap<u64, Delivery> = std::collections::HashMap::new();
+    let mut order: u64 = 0;
+    let max = shared.config.max_backlog.max(1);
+    loop {
+        let wake = heap.peek().map_or_else(
+            || Instant::now() + Duration::from_secs(3600),
+            |Reverse((t, _))| *t,
+        );
+        tokio::select! {
+            d = rx.recv() => {
+                let Some(d) = d else { return };
+                if items.len() >= max {
+                    shared.c.deliveries_dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                let delay = if d.receipt { shared.live().receipts.delay } else { Duration::ZERO };
+                order += 1;
+                heap.push(Reverse((Instant::now() + delay, order)));
+                items.insert(order, d);
+            }
+            _ = sleep_until(wake) => {
+                let now = Instant::now();
+                let mut later = Vec::new();
+                while let Some(Reverse((t, n))) = heap.peek().copied() {
+                    if t > now {
+                        break;
+                    }
+                    heap.pop();
+                    if let Some(d) = items.remove(&n)
+                        && let Err(d) = shared.offer(d)
+                    {
+                        later.push((n, d));
+                    }
+                }
+                for (n, d) in later {
+                    heap.push(Reverse((now + RETRY_LATER, n)));
+                    items.insert(n, d);
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+        shared
+            .c
+            .deliveries_backlog
+            .store(items.len() as u64, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamp_is_utc_yymmddhhmm() {
+        // 2026-11-29 16:30:00 UTC
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_969_800);
+        assert_eq!(utc_timestamp(t), "2611291630");
+        assert_eq!(utc_timestamp(UNIX_EPOCH), "7001010000");
+        // 2000-02-29 leap day
+        assert_eq!(
+            utc_timestamp(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "0002290000"
+        );
+    }
+
+    #[test]
+    fn other_base_converts_both_ways() {
+        assert_eq!(other_base("38601fa", IdFormat::Hex), "59113978");
+        assert_eq!(other_base("59113978", IdFormat::Decimal), "38601fa");
+        assert_eq!(other_base("not-hex", IdFormat::Hex), "not-hex");
+    }
+
+    #[test]
+    fn malformed_frames_have_the_promised_shape() {
+        assert_eq!(malformed(Malformed::Body).len(), 19);
+        assert_eq!(
+            &malformed(Malformed::OversizeLength)[..4],
+            &[0x7F, 0xFF, 0xFF, 0xF0]
+        );
+    }
+}
