@@ -231,8 +231,8 @@ fn tls_settings() {
     );
     let cfg = Config::parse(&text, "t.toml", dir.path()).expect("valid");
     let tls = cfg.smscs[0].tls.as_ref().expect("tls on");
-    assert_eq!(tls.server_name, "127.0.0.1");
-    assert!(!tls.insecure);
+    assert_eq!(tls.server_name.as_deref(), Some("127.0.0.1"));
+    assert!(!tls.insecure_skip_verify);
 
     let text = BASE.replace(
         "password = \"secret\"",

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::address::{AddressError, Msisdn, Sender};
+pub use crate::text::EncodingRequest;
 
 /// The longest accepted line, newline excluded.
 pub const MAX_LINE: usize = 64 * 1024;
@@ -92,17 +93,6 @@ impl ApiError {
     fn bad(message: impl Into<String>) -> ApiError {
         ApiError::new(ErrorCode::BadRequest, message)
     }
-}
-
-/// Which encoding the client wants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EncodingRequest {
-    #[default]
-    Auto,
-    Gsm7,
-    Latin1,
-    Ucs2,
 }
 
 /// Message class: marketing messages are refused for opted-out numbers.

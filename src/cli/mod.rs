@@ -4,5 +4,5 @@
 pub mod check_config;
 pub mod pdu;
 pub mod reports;
-pub mod text;
 pub mod sim;
+pub mod text;

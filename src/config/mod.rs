@@ -11,6 +11,10 @@ mod raw;
 pub use raw::parse_duration;
 
 use std::fmt;
+
+pub use crate::receipt::IdRule as ReceiptIdRule;
+pub use crate::session::{BindMode, Secret, TlsConfig as Tls};
+pub use crate::text::{NationalLanguage, SplitMethod};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -29,26 +33,6 @@ pub struct ConfigError {
     /// Dotted key path such as `smsc[1].window` (`[1]` is the second `[[smsc]]` section).
     pub key: String,
     pub message: String,
-}
-
-/// A secret string (password, token): compared and used, never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Secret {
-        Secret(s.into())
-    }
-    /// The secret itself, for the one place that must send it (the bind PDU, the auth check).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
 }
 
 /// The whole, validated configuration.
@@ -132,52 +116,6 @@ pub struct OptOut {
     pub start: Vec<String>,
 }
 
-/// How binds to an SMSC are made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BindMode {
-    Transceiver,
-    /// A transmitter and a receiver, two TCP connections per bind.
-    TxRx,
-}
-
-/// How long messages are split for an SMSC.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SplitMethod {
-    Udh8,
-    Udh16,
-    Sar,
-    Payload,
-}
-
-/// How an SMSC's receipt ids relate to its submit_sm_resp ids.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReceiptIdRule {
-    Same,
-    HexToDec,
-    DecToHex,
-}
-
-/// National language shift tables an SMSC is allowed to receive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ShiftTable {
-    Turkish,
-    Spanish,
-    Portuguese,
-}
-
-/// TLS settings for a bind.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Tls {
-    /// PEM file with the CA certificates to trust; system roots when absent.
-    pub ca: Option<PathBuf>,
-    /// Client certificate chain and key (PEM), both or neither.
-    pub client_cert: Option<(PathBuf, PathBuf)>,
-    /// The name to verify and send as SNI; the host part of `address` when absent.
-    pub server_name: String,
-    /// Skip certificate verification. For test SMSCs only; logged loudly at every bind.
-    pub insecure: bool,
-}
-
 /// One operator SMSC.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Smsc {
@@ -199,7 +137,7 @@ pub struct Smsc {
     pub reconnect_max: Duration,
     pub split: SplitMethod,
     pub receipt_id: ReceiptIdRule,
-    pub shift_tables: Vec<ShiftTable>,
+    pub shift_tables: Vec<NationalLanguage>,
     /// Send GSM 7-bit packed (8 septets in 7 octets) instead of one septet per octet.
     pub gsm_packed: bool,
     /// Maximum parts per message through this SMSC (1..=255).
@@ -274,6 +212,24 @@ impl Config {
 }
 
 impl Smsc {
+    /// The session layer's settings for this SMSC's binds.
+    pub fn session_config(&self) -> crate::session::SessionConfig {
+        let mut c =
+            crate::session::SessionConfig::new(&self.name, format!("{}:{}", self.host, self.port));
+        c.tls = self.tls.clone();
+        c.system_id = self.system_id.clone();
+        c.password = self.password.clone();
+        c.system_type = self.system_type.clone();
+        c.mode = self.bind;
+        c.binds = usize::from(self.binds);
+        c.window = self.window as usize;
+        c.enquire_link = self.enquire_link;
+        c.response_timeout = self.response_timeout;
+        c.reconnect_min = self.reconnect_min;
+        c.reconnect_max = self.reconnect_max;
+        c
+    }
+
     /// The settings that require a re-bind when they change (everything about the connection;
     /// rates, routes and failover lists apply without one).
     pub fn connection_settings_differ(&self, other: &Smsc) -> bool {

@@ -734,11 +734,11 @@ fn smsc(cx: &Ctx<'_>, i: usize, s: &S<RawSmsc>) -> Result<Smsc, ConfigError> {
             &Some(t.clone()),
             &k("shift_tables"),
             &[
-                ("tr", ShiftTable::Turkish),
-                ("es", ShiftTable::Spanish),
-                ("pt", ShiftTable::Portuguese),
+                ("tr", NationalLanguage::Turkish),
+                ("es", NationalLanguage::Spanish),
+                ("pt", NationalLanguage::Portuguese),
             ],
-            ShiftTable::Turkish,
+            NationalLanguage::Turkish,
         )?;
         if !shift_tables.contains(&lang) {
             shift_tables.push(lang);
@@ -806,10 +806,8 @@ fn tls(
     host: &str,
 ) -> Result<Option<Tls>, ConfigError> {
     let default = Tls {
-        ca: None,
-        client_cert: None,
-        server_name: host.to_owned(),
-        insecure: false,
+        server_name: Some(host.to_owned()),
+        ..Tls::default()
     };
     let table = match v.get_ref() {
         toml::Value::Boolean(false) => return Ok(None),
@@ -841,31 +839,31 @@ fn tls(
             ));
         }
     }
-    let ca = string("ca")?
+    let ca_file = string("ca")?
         .map(|p| cx.file(&p, &format!("{key}.ca")))
         .transpose()?;
-    let cert = string("cert")?
+    let client_cert = string("cert")?
         .map(|p| cx.file(&p, &format!("{key}.cert")))
         .transpose()?;
-    let pkey = string("key")?
+    let client_key = string("key")?
         .map(|p| cx.file(&p, &format!("{key}.key")))
         .transpose()?;
-    let client_cert = match (cert, pkey) {
-        (Some(c), Some(k)) => Some((c, k)),
-        (None, None) => None,
-        _ => return Err(cx.err(span, key, "cert and key must be given together")),
-    };
-    let server_name = string("server_name")?.map_or_else(|| host.to_owned(), |s| s.into_inner());
-    let insecure = match table.get("insecure") {
+    if client_cert.is_some() != client_key.is_some() {
+        return Err(cx.err(span, key, "cert and key must be given together"));
+    }
+    let server_name =
+        Some(string("server_name")?.map_or_else(|| host.to_owned(), |s| s.into_inner()));
+    let insecure_skip_verify = match table.get("insecure") {
         None => false,
         Some(toml::Value::Boolean(b)) => *b,
         Some(_) => return Err(cx.err(span, format!("{key}.insecure"), "must be true or false")),
     };
     Ok(Some(Tls {
-        ca,
+        ca_file,
         client_cert,
+        client_key,
         server_name,
-        insecure,
+        insecure_skip_verify,
     }))
 }
 

@@ -56,7 +56,7 @@ pub enum BindMode {
 }
 
 /// TLS towards the SMSC (rustls with the ring provider).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsConfig {
     /// PEM file with the CA certificates to trust; `None` uses the system's roots
     /// (rustls-native-certs).
