@@ -34,6 +34,8 @@
 pub mod address;
 pub mod api;
 pub mod config;
+pub mod daemon;
+pub mod dispatch;
 pub mod metrics;
 pub mod pdu;
 pub mod receipt;

@@ -15,6 +15,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the daemon (foreground; SIGTERM or SIGINT stops it gracefully).
+    Run(cli::run::RunArgs),
     /// Validate a configuration file without starting anything.
     CheckConfig(cli::check_config::Args),
     /// Decode or encode one SMPP PDU (hex ⇄ JSON).
@@ -35,6 +37,7 @@ fn main() -> std::process::ExitCode {
         Command::Pdu(cmd) => return cli::pdu::run(cmd),
         Command::Sim(args) => return cli::sim::run(*args),
         Command::Text(args) => cli::text::run(args),
+        Command::Run(args) => cli::run::run(args),
         Command::Reports(args) => cli::reports::run(args),
     };
     match result {

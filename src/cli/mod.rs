@@ -4,5 +4,6 @@
 pub mod check_config;
 pub mod pdu;
 pub mod reports;
+pub mod run;
 pub mod sim;
 pub mod text;

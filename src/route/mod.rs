@@ -49,27 +49,35 @@ impl Router {
     /// operator the route was not set up for; sender and tag rules are what the request
     /// overrides).
     pub fn select(&self, facts: Facts<'_>, requested: Option<&str>) -> Result<&Route, RouteError> {
-        if let Some(name) = requested {
-            let route = self
-                .routes
-                .iter()
-                .find(|r| r.name == name)
-                .ok_or_else(|| RouteError::Unknown(name.to_owned()))?;
-            if !prefix_matches(route, facts.to) {
-                return Err(RouteError::RequestedDoesNotMatch {
-                    route: name.to_owned(),
-                    to: facts.to.to_string(),
-                });
-            }
-            return Ok(route);
-        }
-        self.routes
-            .iter()
-            .find(|r| matches(r, facts))
-            .ok_or_else(|| RouteError::NoMatch {
-                to: facts.to.to_string(),
-            })
+        select(&self.routes, facts, requested)
     }
+}
+
+/// [`Router::select`] over routes in configuration order.
+pub fn select<'r>(
+    routes: &'r [Route],
+    facts: Facts<'_>,
+    requested: Option<&str>,
+) -> Result<&'r Route, RouteError> {
+    if let Some(name) = requested {
+        let route = routes
+            .iter()
+            .find(|r| r.name == name)
+            .ok_or_else(|| RouteError::Unknown(name.to_owned()))?;
+        if !prefix_matches(route, facts.to) {
+            return Err(RouteError::RequestedDoesNotMatch {
+                route: name.to_owned(),
+                to: facts.to.to_string(),
+            });
+        }
+        return Ok(route);
+    }
+    routes
+        .iter()
+        .find(|r| matches(r, facts))
+        .ok_or_else(|| RouteError::NoMatch {
+            to: facts.to.to_string(),
+        })
 }
 
 fn prefix_matches(route: &Route, to: &Msisdn) -> bool {

@@ -17,7 +17,7 @@ pub mod sqlite;
 mod types;
 
 pub use error::StoreError;
-pub use id::MessageId;
+pub use id::{BadMessageId, MessageId};
 pub use sqlite::{Reader, SqliteOptions};
 pub use types::*;
 

@@ -1,0 +1,49 @@
+//! `smppd run`: the daemon in the foreground, stopped gracefully by SIGTERM or SIGINT.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use smppd::config::{Config, LogFormat};
+use tokio::signal::unix::{SignalKind, signal};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The configuration file.
+    #[arg(long, short, default_value = "conf/smppd.toml")]
+    pub config: PathBuf,
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    let config = Config::load(&args.config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let filter = EnvFilter::try_new(&config.log.level)
+        .with_context(|| format!("log.level {:?}", config.log.level))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+        let running = smppd::daemon::start(config).await?;
+        // A line for scripts and people: where to submit.
+        println!("smppd: accepting submits on {}", running.submit);
+        let stop = running.stop_token();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            stop.cancel();
+        });
+        running.wait().await;
+        anyhow::Ok(())
+    })
+}

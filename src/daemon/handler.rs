@@ -1,0 +1,367 @@
+//! The submit protocol's behaviour: what each request does.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+use tokio::sync::{mpsc, watch};
+
+use crate::api::protocol::{ApiError, Class, ErrorCode, Reply, Request, Submit};
+use crate::api::server::{Handler, Outcome, Peer};
+use crate::config::Config;
+use crate::dispatch::{Dispatch, now_ms};
+use crate::metrics as m;
+use crate::route::{self, Facts, RouteError};
+use crate::store::{MessageClass, MessageId, NewMessage, NewPart, Store, StoreError};
+use crate::text::{self, EncodeOptions, LanguageSet, ReferenceAllocator};
+
+/// Events sent per read when a subscriber catches up.
+const EVENT_PAGE: usize = 512;
+
+/// The daemon's [`Handler`].
+pub struct DaemonHandler {
+    store: Store,
+    dispatch: Arc<Dispatch>,
+    config: watch::Receiver<Arc<Config>>,
+    shutting_down: Arc<AtomicBool>,
+    references: Mutex<ReferenceAllocator>,
+}
+
+impl DaemonHandler {
+    pub fn new(
+        store: Store,
+        dispatch: Arc<Dispatch>,
+        config: watch::Receiver<Arc<Config>>,
+        shutting_down: Arc<AtomicBool>,
+    ) -> DaemonHandler {
+        DaemonHandler {
+            store,
+            dispatch,
+            config,
+            shutting_down,
+            references: Mutex::new(ReferenceAllocator::default()),
+        }
+    }
+
+    async fn submit(&self, s: Submit) -> Result<SubmitOk, ApiError> {
+        if self.shutting_down.load(Ordering::Acquire) {
+            return Err(ApiError::new(
+                ErrorCode::ShuttingDown,
+                "smppd is stopping; retry against the restarted daemon",
+            ));
+        }
+        let cfg = self.config.borrow().clone();
+        let facts = Facts {
+            to: &s.to,
+            from: &s.from,
+            tags: &s.tags,
+        };
+        let route = route::select(&cfg.routes, facts, s.route.as_deref()).map_err(|e| match e {
+            RouteError::Unknown(_) => ApiError::new(ErrorCode::BadRequest, e.to_string()),
+            _ => ApiError::new(ErrorCode::NoRoute, e.to_string()),
+        })?;
+        // The first SMSC's settings decide the encoding and split; dispatch re-splits when a
+        // message fails over to an SMSC that splits differently.
+        let smsc = route
+            .smsc
+            .first()
+            .and_then(|n| cfg.smsc(n))
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::NoRoute,
+                    format!("route {} has no SMSC", route.name),
+                )
+            })?;
+        let mut languages = LanguageSet::EMPTY;
+        for l in &smsc.shift_tables {
+            languages.insert(*l);
+        }
+        let opts = EncodeOptions {
+            languages,
+            encoding: s.encoding,
+            smart: s.smart.unwrap_or(route.smart),
+            split: smsc.split,
+            max_parts: smsc.max_parts,
+            packed: smsc.gsm_packed,
+        };
+        let reference = self
+            .references
+            .lock()
+            .map(|mut r| r.next(s.to.digits()))
+            .unwrap_or(0);
+        let encoded = text::encode(&s.text, &opts, reference).map_err(|e| {
+            let code = match e.code() {
+                "unencodable" => ErrorCode::Unencodable,
+                "too_long" => ErrorCode::TooLong,
+                _ => ErrorCode::BadRequest,
+            };
+            ApiError::new(code, e.to_string())
+        })?;
+        if s.class == Class::Marketing {
+            let opted = self
+                .store
+                .backend()
+                .is_opted_out(&s.to.to_string())
+                .await
+                .map_err(store_error)?;
+            if opted {
+                return Err(ApiError::new(
+                    ErrorCode::OptedOut,
+                    format!("{} has opted out of marketing messages", s.to),
+                ));
+            }
+        }
+        let plan = *encoded.plan();
+        let esm_class = if plan.udhi { 0x40 } else { 0 };
+        let parts: Vec<NewPart> = encoded
+            .segments()
+            .map(|seg| NewPart {
+                data_coding: plan.data_coding,
+                esm_class,
+                segment: seg.short_message().to_vec(),
+                sar_ref: seg.sar.map(|x| x.msg_ref_num),
+            })
+            .collect();
+        let now = now_ms();
+        let msg = NewMessage {
+            key: s.key.clone(),
+            to: s.to.to_string(),
+            from: s.from.to_string(),
+            route: route.name.clone(),
+            class: match s.class {
+                Class::Transactional => MessageClass::Transactional,
+                Class::Marketing => MessageClass::Marketing,
+            },
+            priority: s.priority,
+            valid_until_ms: s.validity.map(|v| now + v.as_millis() as i64),
+            encoding: plan.encoding.to_string(),
+            split: plan.split.name().to_owned(),
+            options: serde_json::json!({
+                "encoding": s.encoding.name(),
+                "smart": opts.smart,
+            })
+            .to_string(),
+            dlr: s.dlr,
+            tags: if s.tags.is_empty() {
+                None
+            } else {
+                serde_json::to_string(&s.tags).ok()
+            },
+            text: s.text,
+            parts,
+            now_ms: now,
+        };
+        let accepted = self
+            .store
+            .backend()
+            .accept(msg)
+            .await
+            .map_err(store_error)?;
+        metrics::counter!(m::MESSAGES_ACCEPTED, m::label::ROUTE => accepted.route.clone())
+            .increment(1);
+        self.dispatch.wake(&accepted.route);
+        Ok(SubmitOk {
+            id: accepted.id.to_string(),
+            parts: accepted.parts,
+            encoding: accepted.encoding,
+            route: accepted.route,
+            duplicate: accepted.duplicate.then_some(true),
+        })
+    }
+
+    async fn query(&self, id: &str) -> Result<serde_json::Value, ApiError> {
+        let id: MessageId = id.parse().map_err(|e: crate::store::BadMessageId| {
+            ApiError::new(ErrorCode::BadRequest, e.to_string())
+        })?;
+        let view = self
+            .store
+            .backend()
+            .message(id)
+            .await
+            .map_err(store_error)?;
+        let Some(v) = view else {
+            return Err(ApiError::new(
+                ErrorCode::NotFound,
+                format!("no message {id}"),
+            ));
+        };
+        let parts: Vec<serde_json::Value> = v
+            .parts
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "n": p.n,
+                    "smsc": p.smsc,
+                    "smsc_id": p.smsc_id,
+                    "state": p.state.as_str(),
+                    "status": p.last_status.map(|s| crate::pdu::CommandStatus(s).to_string()),
+                    "stat": p.stat,
+                    "error": p.error,
+                    "attempts": p.attempts,
+                })
+            })
+            .collect();
+        Ok(serde_json::json!({
+            "message": {
+                "id": v.id.to_string(),
+                "to": v.to,
+                "from": v.from,
+                "route": v.route,
+                "state": v.state.as_str(),
+                "encoding": v.encoding,
+                "parts": parts,
+                "accepted_at": v.accepted_at,
+                "submitted_at": v.submitted_at,
+                "done_at": v.done_at,
+            }
+        }))
+    }
+
+    fn subscribe(&self, after: u64) -> mpsc::Receiver<String> {
+        let (tx, rx) = mpsc::channel(EVENT_PAGE);
+        let store = self.store.clone();
+        let mut last = store.backend().last_seq();
+        tokio::spawn(async move {
+            let mut after = after as i64;
+            loop {
+                let events = match store.backend().events_after(after, EVENT_PAGE).await {
+                    Ok(e) => e,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "subscriber: cannot read events");
+                        return;
+                    }
+                };
+                let full = events.len() == EVENT_PAGE;
+                for ev in events {
+                    after = ev.seq;
+                    let mut line = serde_json::Map::new();
+                    line.insert("event".into(), ev.kind.into());
+                    line.insert("seq".into(), ev.seq.into());
+                    line.insert("at".into(), ev.at.into());
+                    if let serde_json::Value::Object(body) = ev.body {
+                        for (k, v) in body {
+                            line.entry(k).or_insert(v);
+                        }
+                    }
+                    let mut s = serde_json::Value::Object(line).to_string();
+                    s.push('\n');
+                    if tx.send(s).await.is_err() {
+                        return; // the client left
+                    }
+                }
+                if !full {
+                    // Wait for a commit that adds events (or the client leaving).
+                    tokio::select! {
+                        _ = tx.closed() => return,
+                        changed = last.changed() => if changed.is_err() { return },
+                    }
+                }
+            }
+        });
+        rx
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let smscs: Vec<serde_json::Value> = self
+            .dispatch
+            .smscs()
+            .map(|l| {
+                let binds: Vec<serde_json::Value> = l
+                    .status()
+                    .into_iter()
+                    .map(|b| {
+                        serde_json::json!({
+                            "bind": b.bind.to_string(),
+                            "state": format!("{:?}", b.state),
+                            "in_flight": b.in_flight,
+                            "response_timeouts": b.response_timeouts,
+                            "throttled": b.throttled,
+                            "binds": b.binds,
+                            "bind_failures": b.bind_failures,
+                        })
+                    })
+                    .collect();
+                serde_json::json!({ "name": &*l.name, "binds": binds })
+            })
+            .collect();
+        serde_json::json!({ "smscs": smscs, "in_flight": self.dispatch.in_flight() })
+    }
+}
+
+#[derive(Serialize)]
+struct SubmitOk {
+    id: String,
+    parts: u8,
+    encoding: String,
+    route: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duplicate: Option<bool>,
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    // Whatever the store's trouble (disk full, read-only, queue full), the client must retry
+    // later: nothing was accepted.
+    tracing::warn!(error = %e, "store refused a request");
+    ApiError::new(ErrorCode::Overloaded, format!("store unavailable: {e}"))
+}
+
+impl Handler for DaemonHandler {
+    async fn handle(
+        &self,
+        request: Request,
+        reference: Option<Box<RawValue>>,
+        _peer: &Peer,
+    ) -> Outcome {
+        let r = reference.as_deref();
+        let line = match request {
+            Request::Submit(s) => match self.submit(*s).await {
+                Ok(ok) => Reply::ok(r, &ok),
+                Err(e) => {
+                    metrics::counter!(m::MESSAGES_REJECTED, m::label::CODE => e.code.as_str())
+                        .increment(1);
+                    Reply::error(r, &e)
+                }
+            },
+            Request::Query { id } => match self.query(&id).await {
+                Ok(v) => Reply::ok(r, &v),
+                Err(e) => Reply::error(r, &e),
+            },
+            Request::Subscribe { after } => {
+                let rx = self.subscribe(after);
+                return Outcome::Stream(Reply::ok(r, &serde_json::json!({})), rx);
+            }
+            Request::Status => {
+                let mut status = self.status();
+                if let Ok(depth) = self.store.backend().queue_depth().await
+                    && let serde_json::Value::Object(o) = &mut status
+                {
+                    let routes: Vec<serde_json::Value> = depth
+                        .into_iter()
+                        .map(|(route, queued)| serde_json::json!({"name": route, "queued": queued}))
+                        .collect();
+                    o.insert("routes".into(), routes.into());
+                }
+                Reply::ok(r, &status)
+            }
+            Request::Ping => Reply::ok(r, &serde_json::json!({})),
+            // Answered by the server itself; reaching here means no token is configured.
+            Request::Auth { .. } => Reply::ok(r, &serde_json::json!({})),
+            Request::Reload => Reply::error(
+                r,
+                &ApiError::new(
+                    ErrorCode::BadRequest,
+                    "reload is not supported by this build yet",
+                ),
+            ),
+        };
+        Outcome::Line(line)
+    }
+
+    fn refused(&self, code: ErrorCode) {
+        metrics::counter!(m::MESSAGES_REJECTED, m::label::CODE => code.as_str()).increment(1);
+        if code == ErrorCode::Unauthorized {
+            metrics::counter!(m::UNAUTHORIZED).increment(1);
+        }
+    }
+}

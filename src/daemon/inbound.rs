@@ -1,0 +1,253 @@
+//! Inbound deliver_sm / data_sm: delivery receipts and mobile-originated messages.
+//!
+//! Each PDU is recorded durably (the receipt log row with the part's and message's state and
+//! an event; or the MO with any opt-out change and an event) before the session is told to answer
+//! ESME_ROK; if the store cannot take it, the answer is ESME_RX_T_APPN and the SMSC redelivers
+//! later. Never acknowledge first.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, watch};
+
+use crate::config::Config;
+use crate::dispatch::now_ms;
+use crate::metrics as m;
+use crate::pdu::{CommandStatus, SubmitSm, Tlvs};
+use crate::receipt::{AcceptedIs, ReceiptTlvs, final_outcome, parse_receipt};
+use crate::session::{Event, InboundPdu, InboundReply};
+use crate::store::{IncomingMo, IncomingReceipt, OptOutChange, Store};
+use crate::text::{
+    Body, DecodeOptions, Fragment, PushStatus, Reassembler, ReassemblyConfig, UserData,
+};
+
+/// The parts of a deliver_sm or data_sm that matter here.
+struct Inbound {
+    esm_class: crate::pdu::EsmClass,
+    data_coding: u8,
+    source: String,
+    destination: String,
+    payload: bytes::Bytes,
+    tlvs: Tlvs,
+}
+
+fn inbound_of(pdu: InboundPdu) -> Inbound {
+    match pdu {
+        InboundPdu::DeliverSm(sm) => from_sm(sm),
+        InboundPdu::DataSm(d) => Inbound {
+            esm_class: d.esm_class,
+            data_coding: d.data_coding.0,
+            source: String::from_utf8_lossy(d.source_addr.addr.as_bytes()).into_owned(),
+            destination: String::from_utf8_lossy(d.dest_addr.addr.as_bytes()).into_owned(),
+            payload: d.tlvs.message_payload().cloned().unwrap_or_default(),
+            tlvs: d.tlvs,
+        },
+    }
+}
+
+fn from_sm(sm: SubmitSm) -> Inbound {
+    let payload = if sm.short_message.is_empty() {
+        sm.tlvs.message_payload().cloned().unwrap_or_default()
+    } else {
+        sm.short_message.bytes().clone()
+    };
+    Inbound {
+        esm_class: sm.esm_class,
+        data_coding: sm.data_coding.0,
+        source: String::from_utf8_lossy(sm.source_addr.addr.as_bytes()).into_owned(),
+        destination: String::from_utf8_lossy(sm.dest_addr.addr.as_bytes()).into_owned(),
+        payload,
+        tlvs: sm.tlvs,
+    }
+}
+
+/// Handles inbound PDUs until the channel closes. Each is processed in its own task so that
+/// one slow commit does not hold the others (the store batches them into one commit anyway).
+pub async fn run(
+    store: Store,
+    config: watch::Receiver<Arc<Config>>,
+    mut rx: mpsc::Receiver<Event>,
+) {
+    let reassembler = Arc::new(Mutex::new(Reassembler::new(ReassemblyConfig::default())));
+    let mut tasks = tokio::task::JoinSet::new();
+    while let Some(ev) = rx.recv().await {
+        let Event::Inbound { pdu, reply, bind } = ev else {
+            continue;
+        };
+        let store = store.clone();
+        let cfg = config.borrow().clone();
+        let reassembler = reassembler.clone();
+        tasks.spawn(async move {
+            let smsc = bind.smsc.to_string();
+            let msg = inbound_of(pdu);
+            if msg.esm_class.is_receipt() || msg.esm_class.is_intermediate_notification() {
+                receipt(&store, &cfg, &smsc, msg, reply).await;
+            } else {
+                mo(&store, &cfg, &smsc, msg, reply, &reassembler).await;
+            }
+        });
+        // Reap finished tasks so the set stays small.
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn receipt(store: &Store, cfg: &Config, smsc: &str, msg: Inbound, reply: InboundReply) {
+    let smsc_cfg = cfg.smsc(smsc);
+    let rule = smsc_cfg.map(|s| s.receipt_id).unwrap_or_default();
+    let accepted = if smsc_cfg.is_none_or(|s| s.acceptd_final) {
+        AcceptedIs::Final
+    } else {
+        AcceptedIs::Intermediate
+    };
+    let tlv_id = msg
+        .tlvs
+        .receipted_message_id()
+        .and_then(|id| id.as_str().map(str::to_owned));
+    let tlv_state = msg.tlvs.message_state().map(|s| s.0);
+    let tlv_network_error = msg.tlvs.network_error_code().map(|n| {
+        let c = n.error_code.to_be_bytes();
+        [n.network_type, c[0], c[1]]
+    });
+    let tlvs = ReceiptTlvs {
+        receipted_message_id: tlv_id.as_deref(),
+        message_state: tlv_state,
+        network_error_code: tlv_network_error,
+    };
+    let parsed = match parse_receipt(&msg.payload, &tlvs) {
+        Ok(r) => r,
+        Err(e) => {
+            // No id at all: nothing to correlate. A permanent "no" stops the SMSC resending
+            // something that will never parse; it is logged for on-call.
+            tracing::warn!(%smsc, error = %e, raw = %String::from_utf8_lossy(&msg.payload), "unparseable receipt refused");
+            reply.answer(CommandStatus::ESME_RX_P_APPN);
+            return;
+        }
+    };
+    let outcome = if msg.esm_class.is_intermediate_notification() {
+        None
+    } else {
+        final_outcome(parsed.stat, accepted)
+    };
+    let stat = parsed.stat.as_str();
+    let incoming = IncomingReceipt {
+        smsc: smsc.to_owned(),
+        rule,
+        receipt: parsed,
+        outcome,
+        raw: msg.payload.to_vec(),
+        tlv_state,
+        tlv_network_error,
+        now_ms: now_ms(),
+    };
+    match store.backend().record_receipt(incoming).await {
+        Ok(recorded) => {
+            if matches!(recorded, crate::store::ReceiptRecorded::Held { .. }) {
+                metrics::counter!(m::RECEIPTS_UNMATCHED, m::label::SMSC => smsc.to_owned())
+                    .increment(1);
+            }
+            metrics::counter!(m::RECEIPTS, m::label::SMSC => smsc.to_owned(), m::label::STAT => stat).increment(1);
+            reply.ok();
+        }
+        Err(e) => {
+            tracing::warn!(%smsc, error = %e, "receipt not recorded; asking the SMSC to redeliver");
+            reply.answer(CommandStatus::ESME_RX_T_APPN);
+        }
+    }
+}
+
+async fn mo(
+    store: &Store,
+    cfg: &Config,
+    smsc: &str,
+    msg: Inbound,
+    reply: InboundReply,
+    reassembler: &Mutex<Reassembler>,
+) {
+    let packed = cfg.smsc(smsc).is_some_and(|s| s.gsm_packed);
+    let opts = DecodeOptions {
+        packed,
+        ia5_as_gsm: true,
+    };
+    let ud = UserData::parse(msg.data_coding, msg.esm_class.udhi(), &msg.payload, &opts);
+    let sar = msg.tlvs.sar().map(|(r, t, s)| crate::text::Sar {
+        msg_ref_num: r,
+        total_segments: t,
+        segment_seqnum: s,
+    });
+    let (text, parts) = match Fragment::from_user_data(&msg.source, &msg.destination, &ud, sar) {
+        None => (body_text(ud.decode().body), 1u8),
+        Some(frag) => {
+            let pushed = match reassembler.lock() {
+                Ok(mut r) => r.push(now_ms().max(0) as u64, frag),
+                Err(_) => {
+                    reply.answer(CommandStatus::ESME_RX_T_APPN);
+                    return;
+                }
+            };
+            for lost in &pushed.incomplete {
+                tracing::warn!(%smsc, from = %lost.source, parts = lost.parts.len(), total = lost.total, reason = ?lost.reason, "incomplete concatenated MO given up");
+            }
+            match pushed.status {
+                PushStatus::Complete(a) => (body_text(a.decode().body), a.total),
+                // A part of a set still being collected: held in memory until the set is whole.
+                other => {
+                    tracing::debug!(%smsc, status = ?other, "MO part held for reassembly");
+                    reply.ok();
+                    return;
+                }
+            }
+        }
+    };
+    let keyword: String = text
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .flat_map(char::to_uppercase)
+        .collect();
+    let optout = if cfg.optout.stop.contains(&keyword) {
+        Some(OptOutChange::Add { keyword })
+    } else if cfg.optout.start.contains(&keyword) {
+        Some(OptOutChange::Remove)
+    } else {
+        None
+    };
+    let from = crate::address::Msisdn::parse(&format!("+{}", msg.source))
+        .map(|m| m.to_string())
+        .unwrap_or(msg.source);
+    let change = optout.clone();
+    match store
+        .backend()
+        .record_mo(IncomingMo {
+            smsc: smsc.to_owned(),
+            from,
+            to: msg.destination,
+            text,
+            parts,
+            optout,
+            now_ms: now_ms(),
+        })
+        .await
+    {
+        Ok(_) => {
+            metrics::counter!(m::MO_RECEIVED, m::label::SMSC => smsc.to_owned()).increment(1);
+            if let Some(c) = change {
+                let state = match c {
+                    OptOutChange::Add { .. } => "added",
+                    OptOutChange::Remove => "removed",
+                };
+                metrics::counter!(m::OPTOUTS, m::label::STATE => state).increment(1);
+            }
+            reply.ok();
+        }
+        Err(e) => {
+            tracing::warn!(%smsc, error = %e, "MO not recorded; asking the SMSC to redeliver");
+            reply.answer(CommandStatus::ESME_RX_T_APPN);
+        }
+    }
+}
+
+fn body_text(b: Body) -> String {
+    match b {
+        Body::Text(t) => t,
+        Body::Binary(b) => hex::encode(b),
+    }
+}

@@ -1,0 +1,242 @@
+//! The daemon (`smppd run`): wires config, store, sessions, dispatch and the submit protocol,
+//! and runs until told to stop.
+//!
+//! Owns: start-up order (store and recovery first, then sessions, dispatch, and only then the
+//! listener, so nothing is accepted that cannot be stored), the submit-protocol [`Handler`]
+//! (route → encode → store → reply), inbound receipts and MO (parse, record durably, only then
+//! answer the SMSC), periodic expiry and pruning, and the graceful stop (stop accepting, drain
+//! windows, unbind, flush the store). Must never reply `ok` before the store said durable, and
+//! never answer a deliver_sm with ESME_ROK before its receipt or MO is durable.
+
+mod handler;
+mod inbound;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::api::server::{self, Listener, Settings};
+use crate::config::{Config, ListenAddr};
+use crate::dispatch::{Dispatch, SmscLink, now_ms};
+use crate::session::SmscHandle;
+use crate::store::{Retention, SqliteOptions, Store, StoreError};
+
+pub use handler::DaemonHandler;
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("store {path}: {source}")]
+    Store { path: PathBuf, source: StoreError },
+    #[error("store directory {path}: {source}")]
+    StoreDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Session(#[from] crate::session::StartError),
+    #[error("listen {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// How long a graceful stop waits for in-flight responses before unbinding.
+pub const DRAIN: Duration = Duration::from_secs(10);
+
+/// A running daemon.
+pub struct Running {
+    /// Where the submit protocol listens (the real port when 0 was configured).
+    pub submit: ListenAddr,
+    stop: CancellationToken,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Asks the daemon to stop gracefully and waits until it has.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        let _ = self.done.await;
+    }
+
+    /// A token that stops the daemon when cancelled (signal handlers hold it).
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    /// Waits until the daemon has stopped.
+    pub async fn wait(self) {
+        let _ = self.done.await;
+    }
+}
+
+/// Starts everything; returns once the listener is bound.
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    let mut options = SqliteOptions::new(&config.store.path);
+    options.settings.sync = match config.store.sync {
+        crate::config::SyncMode::Normal => crate::store::SyncMode::Normal,
+        crate::config::SyncMode::Full => crate::store::SyncMode::Full,
+    };
+    options.settings.retain_text = config.store.retain_text;
+    if let Some(dir) = config.store.path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|source| StartError::StoreDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    let (store, recovery) = Store::open_sqlite(options).map_err(|source| StartError::Store {
+        path: config.store.path.clone(),
+        source,
+    })?;
+    tracing::info!(
+        path = %config.store.path.display(),
+        queued = recovery.queued,
+        requeued_in_flight = recovery.requeued_in_flight,
+        migrations = recovery.migrations_applied,
+        "store open"
+    );
+
+    let (events_tx, events_rx) = mpsc::channel(8192);
+    let mut links = Vec::with_capacity(config.smscs.len());
+    for smsc in &config.smscs {
+        let capacity = (smsc.window as usize * usize::from(smsc.binds)).max(16);
+        let handle = SmscHandle::start(smsc.session_config(), capacity, events_tx.clone())?;
+        links.push(SmscLink::new(handle, smsc.tps));
+    }
+    drop(events_tx);
+
+    let listener = Listener::bind(&config.listen.submit)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: config.listen.submit.to_string(),
+            source,
+        })?;
+    let submit = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: config.listen.submit.to_string(),
+        source,
+    })?;
+
+    let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
+    let dispatch = Dispatch::new(store.clone(), config_rx.clone(), links);
+    let routes_stop = CancellationToken::new();
+    let route_tasks = dispatch.spawn_routes(routes_stop.clone());
+
+    let (inbound_tx, inbound_rx) = mpsc::channel(4096);
+    let consumer = tokio::spawn(dispatch.clone().consume_events(events_rx, inbound_tx));
+    let inbound_task = tokio::spawn(inbound::run(store.clone(), config_rx.clone(), inbound_rx));
+
+    let shutting_down = Arc::new(AtomicBool::new(false));
+    let handler = Arc::new(DaemonHandler::new(
+        store.clone(),
+        dispatch.clone(),
+        config_rx.clone(),
+        shutting_down.clone(),
+    ));
+    let stop_accepting = CancellationToken::new();
+    let close = CancellationToken::new();
+    let server_task = tokio::spawn(server::serve(
+        listener,
+        Settings {
+            listen: config.listen.submit.clone(),
+            token: config.listen.token.clone(),
+            max_connections: config.listen.max_connections,
+            write_timeout: server::WRITE_TIMEOUT,
+        },
+        handler,
+        stop_accepting.clone(),
+        close.clone(),
+    ));
+    tracing::info!(submit = %submit, smscs = config.smscs.len(), routes = config.routes.len(), "smppd running");
+
+    let housekeeping_stop = CancellationToken::new();
+    let housekeeping = tokio::spawn(housekeeping(
+        store.clone(),
+        config_rx,
+        housekeeping_stop.clone(),
+    ));
+
+    let stop = CancellationToken::new();
+    let stop_wait = stop.clone();
+    let done = tokio::spawn(async move {
+        stop_wait.cancelled().await;
+        tracing::info!("stopping: no new submits; draining in-flight windows");
+        shutting_down.store(true, Ordering::Release);
+        stop_accepting.cancel();
+        // Routes stop claiming; what they hold unsent goes back to the queue.
+        routes_stop.cancel();
+        for t in route_tasks {
+            let _ = t.await;
+        }
+        // Sessions drain their windows, unbind, and hand back what was not answered.
+        let mut stops = Vec::new();
+        for link in dispatch.smscs() {
+            if let Some(h) = link.take_handle() {
+                stops.push(tokio::spawn(h.stop(DRAIN)));
+            }
+        }
+        for s in stops {
+            let _ = s.await;
+        }
+        // Every event sender is gone now: the consumer records the last results and ends.
+        let _ = consumer.await;
+        let _ = inbound_task.await;
+        close.cancel();
+        let _ = server_task.await;
+        housekeeping_stop.cancel();
+        let _ = housekeeping.await;
+        drop(config_tx);
+        store.backend().close();
+        tracing::info!("stopped");
+    });
+    Ok(Running { submit, stop, done })
+}
+
+/// Expires what waited too long (every second) and prunes old rows (every minute), in small
+/// batches so the writer never stalls.
+async fn housekeeping(store: Store, config: watch::Receiver<Arc<Config>>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut n: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        n += 1;
+        let cfg = config.borrow().clone();
+        let wait_ms = cfg.store.receipt_wait.as_millis() as i64;
+        match store.backend().expire(now_ms(), wait_ms, 1000).await {
+            Ok(e) if e.expired + e.no_receipt > 0 => {
+                tracing::info!(
+                    expired = e.expired,
+                    no_receipt = e.no_receipt,
+                    "messages expired"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "expiry failed"),
+        }
+        if n.is_multiple_of(60) {
+            let retention = Retention {
+                messages_ms: Some(cfg.store.keep_messages.as_millis() as i64),
+                log_ms: Some(cfg.store.keep_reports.as_millis() as i64),
+            };
+            loop {
+                match store.backend().prune(retention, now_ms(), 1000).await {
+                    Ok(n) if n >= 1000 => tokio::task::yield_now().await,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "pruning failed");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}

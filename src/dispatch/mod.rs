@@ -1,0 +1,603 @@
+//! Dispatch: from the durable queue to the SMSCs, and session results back into the store.
+//!
+//! Owns: one task per route that claims ready parts from the store (priority, then age), paces
+//! them through the route's and the chosen SMSC's token buckets (`governor`, GCRA: smooth, not
+//! once-a-second bursts), picks the SMSC (the first of the route's failover list that has a bound
+//! transmitter and has not refused this part), and hands the `submit_sm` to that SMSC's sessions;
+//! and the consumer of session events, which records acknowledgements, retries and failures, and
+//! fails a part over to the route's next SMSC when the refusing status is one another SMSC may
+//! accept. Parts of one multipart message stay on one SMSC while it is usable.
+//!
+//! Must never hold more than a bounded number of parts in memory (claims are small batches,
+//! in-flight parts are bounded by the SMSC windows and job channels), and never drop a part: every
+//! claimed part either reaches an SMSC and is acknowledged, or goes back to the store.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::address::{Msisdn, Sender};
+use crate::config::{Config, Route};
+use crate::metrics as m;
+use crate::pdu::{
+    Address, DataCoding, EsmClass, Npi, OctetString, RegisteredDelivery, SubmitSm, Tlv, Ton,
+};
+use crate::session::{Event, Job, JobBody, RetryReason, SmscHandle};
+use crate::store::{Ack, Disposition, Failure, MessageId, PartRef, QueuedPart, Store};
+
+/// Parts claimed from the store at once per route (fewer when the route is rate-limited).
+const CLAIM_BATCH: usize = 256;
+/// How long an idle route waits before looking at the store again (retries become due, parts
+/// accepted by another path); new accepts wake it at once.
+const IDLE_POLL: Duration = Duration::from_millis(100);
+/// First retry delay after a temporary SMSC error; doubles per attempt up to [`RETRY_MAX`].
+const RETRY_MIN: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(300);
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// One SMSC as dispatch sees it.
+pub struct SmscLink {
+    pub name: Arc<str>,
+    /// The sessions; taken out (set to `None`) when they are stopped.
+    handle: Mutex<Option<SmscHandle>>,
+    jobs: mpsc::Sender<Job>,
+    bucket: Option<DefaultDirectRateLimiter>,
+}
+
+impl SmscLink {
+    /// Wraps started sessions with the SMSC's token bucket (its contractual `tps`).
+    pub fn new(handle: SmscHandle, tps: Option<u32>) -> SmscLink {
+        SmscLink {
+            name: Arc::from(handle.name()),
+            jobs: handle.jobs(),
+            handle: Mutex::new(Some(handle)),
+            bucket: tps.and_then(|t| limiter(t, (t / 10).max(1))),
+        }
+    }
+
+    /// Whether a transmitting bind is up.
+    pub fn can_transmit(&self) -> bool {
+        self.handle
+            .lock()
+            .ok()
+            .and_then(|h| h.as_ref().map(SmscHandle::can_transmit))
+            .unwrap_or(false)
+    }
+
+    /// A snapshot of every bind (empty once stopped).
+    pub fn status(&self) -> Vec<crate::session::BindStatus> {
+        self.handle
+            .lock()
+            .ok()
+            .and_then(|h| h.as_ref().map(SmscHandle::status))
+            .unwrap_or_default()
+    }
+
+    /// Takes the sessions out for a graceful stop.
+    pub fn take_handle(&self) -> Option<SmscHandle> {
+        self.handle.lock().ok()?.take()
+    }
+}
+
+/// A part handed to a session, waiting for its outcome.
+#[derive(Debug, Clone)]
+struct InFlight {
+    part: PartRef,
+    total: u8,
+    route: Arc<str>,
+    smsc: Arc<str>,
+    sent: std::time::Instant,
+}
+
+/// State shared by the route tasks, the event consumer and the API.
+pub struct Dispatch {
+    store: Store,
+    config: watch::Receiver<Arc<Config>>,
+    smscs: HashMap<String, Arc<SmscLink>>,
+    routes: Mutex<HashMap<String, Arc<RouteState>>>,
+    in_flight: Mutex<HashMap<u64, InFlight>>,
+    /// SMSCs that refused a part with a failover status, so the next attempt goes elsewhere.
+    refused: Mutex<HashMap<PartRef, Vec<Arc<str>>>>,
+    /// The SMSC each multipart message's parts go to.
+    affinity: Mutex<HashMap<MessageId, Arc<str>>>,
+    next_key: AtomicU64,
+}
+
+/// Per-route pacing and wake-up.
+pub struct RouteState {
+    pub name: Arc<str>,
+    bucket: Option<DefaultDirectRateLimiter>,
+    wake: Notify,
+}
+
+fn limiter(tps: u32, burst: u32) -> Option<DefaultDirectRateLimiter> {
+    let rate = NonZeroU32::new(tps)?;
+    let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
+    Some(RateLimiter::direct(
+        Quota::per_second(rate).allow_burst(burst),
+    ))
+}
+
+impl Dispatch {
+    /// Builds the dispatch state for the given SMSC links (already started).
+    pub fn new(
+        store: Store,
+        config: watch::Receiver<Arc<Config>>,
+        smscs: Vec<SmscLink>,
+    ) -> Arc<Dispatch> {
+        let cfg = config.borrow().clone();
+        let routes = cfg
+            .routes
+            .iter()
+            .map(|r| (r.name.clone(), Arc::new(RouteState::new(r))))
+            .collect();
+        Arc::new(Dispatch {
+            store,
+            config,
+            smscs: smscs
+                .into_iter()
+                .map(|s| (s.name.to_string(), Arc::new(s)))
+                .collect(),
+            routes: Mutex::new(routes),
+            in_flight: Mutex::new(HashMap::new()),
+            refused: Mutex::new(HashMap::new()),
+            affinity: Mutex::new(HashMap::new()),
+            next_key: AtomicU64::new(1),
+        })
+    }
+
+    /// The SMSC links, for status output.
+    pub fn smscs(&self) -> impl Iterator<Item = &Arc<SmscLink>> {
+        self.smscs.values()
+    }
+
+    /// Parts handed to sessions and not yet answered.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Wakes a route's task: a message was just accepted for it.
+    pub fn wake(&self, route: &str) {
+        if let Some(r) = self.route_state(route) {
+            r.wake.notify_one();
+        }
+    }
+
+    fn route_state(&self, route: &str) -> Option<Arc<RouteState>> {
+        self.routes.lock().ok()?.get(route).cloned()
+    }
+
+    /// Starts one task per configured route. Each runs until `stop` is cancelled.
+    pub fn spawn_routes(
+        self: &Arc<Self>,
+        stop: CancellationToken,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let names: Vec<String> = self
+            .routes
+            .lock()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        names
+            .into_iter()
+            .map(|name| {
+                let me = self.clone();
+                let stop = stop.clone();
+                tokio::spawn(async move { me.route_task(name, stop).await })
+            })
+            .collect()
+    }
+
+    async fn route_task(self: Arc<Self>, name: String, stop: CancellationToken) {
+        let Some(state) = self.route_state(&name) else {
+            return;
+        };
+        loop {
+            if stop.is_cancelled() {
+                return;
+            }
+            let cfg = self.config.borrow().clone();
+            let Some(route) = cfg.routes.iter().find(|r| r.name == name).cloned() else {
+                return; // removed by a reload
+            };
+            if !route.smsc.iter().any(|s| self.can_transmit(s)) {
+                self.idle(&state, &stop).await;
+                continue;
+            }
+            let batch = route
+                .tps
+                .map_or(CLAIM_BATCH, |t| (t as usize / 10).clamp(1, CLAIM_BATCH));
+            let parts = match self.store.backend().claim(&name, batch, now_ms()).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(route = %name, error = %e, "cannot claim parts from the store");
+                    self.idle(&state, &stop).await;
+                    continue;
+                }
+            };
+            if parts.is_empty() {
+                self.idle(&state, &stop).await;
+                continue;
+            }
+            for (i, part) in parts.iter().enumerate() {
+                if stop.is_cancelled() {
+                    // Not sent: back to the queue, untouched by any SMSC.
+                    self.requeue_unsent(&parts[i..]);
+                    return;
+                }
+                self.send(&state, &route, part).await;
+            }
+        }
+    }
+
+    async fn idle(&self, state: &RouteState, stop: &CancellationToken) {
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            _ = state.wake.notified() => {}
+            _ = tokio::time::sleep(IDLE_POLL) => {}
+        }
+    }
+
+    fn can_transmit(&self, smsc: &str) -> bool {
+        self.smscs.get(smsc).is_some_and(|l| l.can_transmit())
+    }
+
+    fn requeue_unsent(&self, parts: &[QueuedPart]) {
+        let now = now_ms();
+        for p in parts {
+            drop(self.store.backend().failed(Failure {
+                part: p.part,
+                smsc: None,
+                status: None,
+                disposition: Disposition::Requeue { maybe_sent: false },
+                now_ms: now,
+            }));
+        }
+    }
+
+    /// Picks the SMSC for a part: the message's SMSC for later parts of a multipart message
+    /// while it can transmit, otherwise the first of the route's list that can transmit and has
+    /// not refused this part.
+    fn choose(&self, route: &Route, part: &QueuedPart) -> Option<Arc<SmscLink>> {
+        let refused = self
+            .refused
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&part.part).cloned())
+            .unwrap_or_default();
+        if part.total > 1
+            && let Some(s) = self
+                .affinity
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&part.part.message).cloned())
+            && !refused.contains(&s)
+            && let Some(link) = self.smscs.get(&*s)
+            && link.can_transmit()
+        {
+            return Some(link.clone());
+        }
+        route
+            .smsc
+            .iter()
+            .filter(|s| !refused.iter().any(|r| &**r == s.as_str()))
+            .filter_map(|s| self.smscs.get(s))
+            .find(|l| l.can_transmit())
+            .cloned()
+    }
+
+    async fn send(&self, state: &RouteState, route: &Route, part: &QueuedPart) {
+        let Some(link) = self.choose(route, part) else {
+            // Nothing can take it now (binds down, or every SMSC refused it). If every SMSC of
+            // the route refused this part, it has failed for good.
+            let refused_all = self.refused.lock().ok().is_some_and(|m| {
+                m.get(&part.part).is_some_and(|r| {
+                    route
+                        .smsc
+                        .iter()
+                        .all(|s| r.iter().any(|x| &**x == s.as_str()))
+                })
+            });
+            let disposition = if refused_all {
+                Disposition::Permanent
+            } else {
+                Disposition::Requeue { maybe_sent: false }
+            };
+            drop(self.store.backend().failed(Failure {
+                part: part.part,
+                smsc: None,
+                status: None,
+                disposition,
+                now_ms: now_ms(),
+            }));
+            return;
+        };
+        if let Some(b) = &state.bucket {
+            b.until_ready().await;
+        }
+        if let Some(b) = &link.bucket {
+            b.until_ready().await;
+        }
+        let body = match submit_sm(part) {
+            Ok(b) => b,
+            Err(problem) => {
+                // A stored part that cannot be put on the wire is a bug or a corrupted row; it
+                // fails with the reason rather than blocking the queue.
+                tracing::error!(message = %part.part.message, part = part.part.n, %problem, "cannot build submit_sm");
+                drop(self.store.backend().failed(Failure {
+                    part: part.part,
+                    smsc: Some(link.name.to_string()),
+                    status: None,
+                    disposition: Disposition::Permanent,
+                    now_ms: now_ms(),
+                }));
+                return;
+            }
+        };
+        let key = self.next_key.fetch_add(1, Ordering::Relaxed);
+        if part.total > 1
+            && let Ok(mut a) = self.affinity.lock()
+        {
+            a.insert(part.part.message, link.name.clone());
+        }
+        if let Ok(mut f) = self.in_flight.lock() {
+            f.insert(
+                key,
+                InFlight {
+                    part: part.part,
+                    total: part.total,
+                    route: state.name.clone(),
+                    smsc: link.name.clone(),
+                    sent: std::time::Instant::now(),
+                },
+            );
+        }
+        let job = Job {
+            key,
+            body: JobBody::SubmitSm(body),
+        };
+        if let Err(e) = link.jobs.send(job).await {
+            // The SMSC's sessions are gone (stopping): back to the queue.
+            self.in_flight.lock().ok().map(|mut f| f.remove(&e.0.key));
+            drop(self.store.backend().failed(Failure {
+                part: part.part,
+                smsc: None,
+                status: None,
+                disposition: Disposition::Requeue { maybe_sent: false },
+                now_ms: now_ms(),
+            }));
+        }
+    }
+
+    /// Consumes session events until the channel closes. Inbound PDUs go to `inbound`.
+    pub async fn consume_events(
+        self: Arc<Self>,
+        mut events: mpsc::Receiver<Event>,
+        inbound: mpsc::Sender<Event>,
+    ) {
+        while let Some(ev) = events.recv().await {
+            match ev {
+                Event::Submitted {
+                    key,
+                    message_id,
+                    bind,
+                } => {
+                    let Some(f) = self.take(key) else { continue };
+                    let rule = self
+                        .config
+                        .borrow()
+                        .smsc(&bind.smsc)
+                        .map(|s| s.receipt_id)
+                        .unwrap_or_default();
+                    metrics::counter!(m::PARTS_SUBMITTED, m::label::ROUTE => f.route.to_string(), m::label::SMSC => f.smsc.to_string(), m::label::STATUS => "ESME_ROK").increment(1);
+                    metrics::histogram!(m::ACCEPT_TO_SUBMIT_SECONDS, m::label::ROUTE => f.route.to_string())
+                        .record(((now_ms() - f.part.message.millis()).max(0) as f64) / 1000.0);
+                    if f.part.n == f.total
+                        && let Ok(mut a) = self.affinity.lock()
+                    {
+                        a.remove(&f.part.message);
+                    }
+                    if let Ok(mut r) = self.refused.lock() {
+                        r.remove(&f.part);
+                    }
+                    drop(self.store.backend().acked(Ack {
+                        part: f.part,
+                        smsc: f.smsc.to_string(),
+                        smsc_id: message_id,
+                        rule,
+                        now_ms: now_ms(),
+                    }));
+                }
+                Event::Failed { key, status, .. } => {
+                    let Some(f) = self.take(key) else { continue };
+                    let name = status.to_string();
+                    metrics::counter!(m::PARTS_SUBMITTED, m::label::ROUTE => f.route.to_string(), m::label::SMSC => f.smsc.to_string(), m::label::STATUS => name.clone()).increment(1);
+                    let cfg = self.config.borrow().clone();
+                    let fails_over = cfg
+                        .smsc(&f.smsc)
+                        .is_some_and(|s| s.failover_statuses.contains(&status.0));
+                    let next = cfg
+                        .routes
+                        .iter()
+                        .find(|r| *r.name == *f.route)
+                        .and_then(|r| {
+                            let refused = self
+                                .refused
+                                .lock()
+                                .ok()?
+                                .get(&f.part)
+                                .cloned()
+                                .unwrap_or_default();
+                            r.smsc
+                                .iter()
+                                .find(|s| {
+                                    s.as_str() != &*f.smsc
+                                        && !refused.iter().any(|x| &**x == s.as_str())
+                                })
+                                .cloned()
+                        });
+                    let disposition = match (&next, fails_over) {
+                        (Some(to), true) => {
+                            tracing::warn!(message = %f.part.message, part = f.part.n, from = %f.smsc, %to, status = %name, "failover: part refused, trying the next SMSC");
+                            metrics::counter!(m::FAILOVERS, m::label::ROUTE => f.route.to_string(), m::label::FROM => f.smsc.to_string(), m::label::TO => to.clone()).increment(1);
+                            if let Ok(mut r) = self.refused.lock() {
+                                r.entry(f.part).or_default().push(f.smsc.clone());
+                            }
+                            if let Ok(mut a) = self.affinity.lock() {
+                                a.remove(&f.part.message);
+                            }
+                            Disposition::Requeue { maybe_sent: false }
+                        }
+                        _ => Disposition::Permanent,
+                    };
+                    if matches!(disposition, Disposition::Permanent)
+                        && let Ok(mut r) = self.refused.lock()
+                    {
+                        r.remove(&f.part);
+                    }
+                    drop(self.store.backend().failed(Failure {
+                        part: f.part,
+                        smsc: Some(f.smsc.to_string()),
+                        status: Some(status.0),
+                        disposition,
+                        now_ms: now_ms(),
+                    }));
+                    self.wake(&f.route);
+                }
+                Event::Retry { job, reason, .. } => {
+                    let Some(f) = self.take(job.key) else {
+                        continue;
+                    };
+                    if reason == RetryReason::ResponseTimeout {
+                        metrics::counter!(m::PARTS_TIMED_OUT, m::label::SMSC => f.smsc.to_string())
+                            .increment(1);
+                    }
+                    let disposition = match reason {
+                        RetryReason::Throttled(s) => {
+                            metrics::counter!(m::THROTTLED, m::label::SMSC => f.smsc.to_string(), m::label::STATUS => s.to_string()).increment(1);
+                            Disposition::Requeue { maybe_sent: false }
+                        }
+                        RetryReason::Temporary(_) => {
+                            let delay = retry_delay(f.part, &f);
+                            Disposition::RetryAt {
+                                at_ms: now_ms() + delay.as_millis() as i64,
+                            }
+                        }
+                        r => Disposition::Requeue {
+                            maybe_sent: r.outcome_unknown(),
+                        },
+                    };
+                    let status = match reason {
+                        RetryReason::Throttled(s) | RetryReason::Temporary(s) => Some(s.0),
+                        _ => None,
+                    };
+                    drop(self.store.backend().failed(Failure {
+                        part: f.part,
+                        smsc: Some(f.smsc.to_string()),
+                        status,
+                        disposition,
+                        now_ms: now_ms(),
+                    }));
+                    self.wake(&f.route);
+                }
+                ev @ Event::Inbound { .. } => {
+                    if inbound.send(ev).await.is_err() {
+                        // The inbound handler is gone (shutting down): dropping the reply makes
+                        // the session answer ESME_RX_T_APPN, so the SMSC redelivers later.
+                    }
+                }
+                Event::BindState { bind, state } => {
+                    let up = matches!(state, crate::session::BindState::Bound);
+                    metrics::gauge!(m::BIND_UP, m::label::SMSC => bind.smsc.to_string(), m::label::BIND => bind.to_string())
+                        .set(if up { 1.0 } else { 0.0 });
+                    tracing::debug!(smsc = %bind.smsc, bind = %bind, state = ?state, "bind state");
+                    if up {
+                        // A bind came up: routes waiting for a transmitter can go.
+                        let names: Vec<Arc<RouteState>> = self
+                            .routes
+                            .lock()
+                            .map(|m| m.values().cloned().collect())
+                            .unwrap_or_default();
+                        for r in names {
+                            r.wake.notify_one();
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn take(&self, key: u64) -> Option<InFlight> {
+        self.in_flight.lock().ok()?.remove(&key)
+    }
+}
+
+impl RouteState {
+    fn new(route: &Route) -> RouteState {
+        RouteState {
+            name: Arc::from(route.name.as_str()),
+            bucket: route.tps.and_then(|t| limiter(t, route.burst)),
+            wake: Notify::new(),
+        }
+    }
+}
+
+fn retry_delay(_part: PartRef, f: &InFlight) -> Duration {
+    // Temporary errors retry after a second, doubling with the time the part has been around;
+    // the store keeps the attempt count, the age is a good enough proxy here.
+    let age = f.sent.elapsed().as_secs().max(1);
+    (RETRY_MIN * age.min(u64::from(u32::MAX)) as u32).min(RETRY_MAX)
+}
+
+/// Builds the `submit_sm` for a stored part.
+pub fn submit_sm(part: &QueuedPart) -> Result<SubmitSm, String> {
+    let sender = Sender::parse(&part.from).map_err(|e| format!("sender {:?}: {e}", part.from))?;
+    let (ton, npi) = sender.ton_npi();
+    let source =
+        Address::new(Ton(ton), Npi(npi), sender.addr()).map_err(|e| format!("source_addr: {e}"))?;
+    let to = Msisdn::parse(&part.to).map_err(|e| format!("destination {:?}: {e}", part.to))?;
+    let dest = Address::new(Ton::INTERNATIONAL, Npi::ISDN, to.digits())
+        .map_err(|e| format!("destination_addr: {e}"))?;
+    let mut sm = SubmitSm {
+        source_addr: source,
+        dest_addr: dest,
+        esm_class: EsmClass(part.esm_class),
+        priority_flag: part.priority.min(3),
+        registered_delivery: if part.dlr {
+            RegisteredDelivery::RECEIPT
+        } else {
+            RegisteredDelivery(0)
+        },
+        data_coding: DataCoding(part.data_coding),
+        ..SubmitSm::default()
+    };
+    let bytes = Bytes::copy_from_slice(&part.segment);
+    if part.split == "payload" || bytes.len() > 254 {
+        sm.tlvs.push(Tlv::MessagePayload(
+            OctetString::new(bytes).map_err(|e| format!("message_payload: {e}"))?,
+        ));
+    } else {
+        sm.short_message = OctetString::new(bytes).map_err(|e| format!("short_message: {e}"))?;
+    }
+    if let Some(r) = part.sar_ref
+        && part.total > 1
+    {
+        sm.tlvs.push(Tlv::SarMsgRefNum(r));
+        sm.tlvs.push(Tlv::SarTotalSegments(part.total));
+        sm.tlvs.push(Tlv::SarSegmentSeqnum(part.part.n));
+    }
+    Ok(sm)
+}

@@ -1,0 +1,394 @@
+//! `smppd run` as a process, with two simulated SMSCs, driven through the submit protocol.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use smppd::sim::{MoMessage, SimConfig, SimHandle, Simulator};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as TokioBufReader};
+use tokio::net::TcpStream;
+
+struct Daemon {
+    child: Child,
+    submit: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Starts `smppd run` with a config naming the two simulators; returns once it listens.
+    fn start(a: &SimHandle, b: &SimHandle, extra: &str) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conf = format!(
+            r#"[listen]
+submit = "127.0.0.1:0"
+[store]
+path = "{db}"
+[log]
+level = "warn"
+[[smsc]]
+name = "op-a"
+address = "{a}"
+system_id = "smppd"
+password = "secret"
+window = 20
+reconnect_min = "200ms"
+reconnect_max = "1s"
+[[smsc]]
+name = "op-b"
+address = "{b}"
+system_id = "smppd"
+password = "secret"
+split = "sar"
+reconnect_min = "200ms"
+reconnect_max = "1s"
+{extra}
+[[route]]
+name = "nordics"
+prefix = ["+46", "+47"]
+smsc = ["op-a", "op-b"]
+[[route]]
+name = "default"
+smsc = ["op-b"]
+"#,
+            db = dir.path().join("smppd.db").display(),
+            a = a.addr(),
+            b = b.addr(),
+        );
+        let path = dir.path().join("smppd.toml");
+        std::fs::write(&path, conf).expect("write config");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_smppd"))
+            .arg("run")
+            .arg("--config")
+            .arg(&path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn smppd run");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the listening line");
+        let submit = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Daemon {
+            child,
+            submit,
+            _dir: dir,
+        }
+    }
+
+    async fn client(&self) -> Client {
+        let s = TcpStream::connect(&self.submit).await.expect("connect");
+        let (r, w) = s.into_split();
+        Client {
+            r: TokioBufReader::new(r),
+            w,
+            next: 0,
+        }
+    }
+
+    /// SIGTERM, and the exit status.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("smppd did not stop within 20 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Client {
+    r: TokioBufReader<tokio::net::tcp::OwnedReadHalf>,
+    w: tokio::net::tcp::OwnedWriteHalf,
+    next: u64,
+}
+
+impl Client {
+    async fn line(&mut self) -> Value {
+        let mut line = String::new();
+        let n = tokio::time::timeout(Duration::from_secs(10), self.r.read_line(&mut line))
+            .await
+            .expect("a line in time")
+            .expect("read");
+        assert!(n > 0, "connection closed");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"))
+    }
+
+    async fn call(&mut self, mut req: Value) -> Value {
+        self.next += 1;
+        req["ref"] = json!(self.next);
+        let mut line = req.to_string();
+        line.push('\n');
+        self.w.write_all(line.as_bytes()).await.expect("write");
+        let v = self.line().await;
+        assert_eq!(v["ref"], json!(self.next), "{v}");
+        v
+    }
+
+    async fn submit(&mut self, to: &str, text: &str) -> Value {
+        self.call(json!({"op":"submit","to":to,"from":"ACME","text":text}))
+            .await
+    }
+
+    /// Polls `query` until the message reaches a final state.
+    async fn final_state(&mut self, id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let v = self.call(json!({"op":"query","id":id})).await;
+            assert_eq!(v["ok"], true, "{v}");
+            let state = v["message"]["state"].as_str().unwrap_or("").to_owned();
+            if !["queued", "submitted"].contains(&state.as_str()) {
+                return v["message"].clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "message {id} stuck in {state}: {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+async fn sims() -> (SimHandle, SimHandle) {
+    let mut a = SimConfig::new("127.0.0.1:0");
+    a.record_submits = true;
+    let mut b = SimConfig::new("127.0.0.1:0");
+    b.record_submits = true;
+    b.id_format = smppd::sim::IdFormat::Decimal;
+    (
+        Simulator::start(a).await.expect("sim a"),
+        Simulator::start(b).await.expect("sim b"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_and_multipart_messages_are_delivered_through_their_routes() {
+    let (a, b) = sims().await;
+    let d = Daemon::start(&a, &b, "");
+    let mut c = d.client().await;
+
+    let one = c.submit("+46 70-123 45 67", "Hej världen").await;
+    assert_eq!(
+        (
+            one["ok"].clone(),
+            one["parts"].clone(),
+            one["encoding"].clone(),
+            one["route"].clone()
+        ),
+        (json!(true), json!(1), json!("gsm7"), json!("nordics")),
+        "{one}"
+    );
+    // 161 GSM septets: two parts; via op-a (UDH).
+    let long = c.submit("+4712345678", &"a".repeat(161)).await;
+    assert_eq!(
+        (long["parts"].clone(), long["encoding"].clone()),
+        (json!(2), json!("gsm7")),
+        "{long}"
+    );
+    // Emoji: UCS-2, and the default route (op-b, SAR).
+    let emoji = c
+        .submit("+33612345678", &format!("{} 🎉", "x".repeat(70)))
+        .await;
+    assert_eq!(
+        (
+            emoji["parts"].clone(),
+            emoji["encoding"].clone(),
+            emoji["route"].clone()
+        ),
+        (json!(2), json!("ucs2"), json!("default")),
+        "{emoji}"
+    );
+
+    for (reply, smsc) in [(&one, "op-a"), (&long, "op-a"), (&emoji, "op-b")] {
+        let id = reply["id"].as_str().expect("id");
+        let m = c.final_state(id).await;
+        assert_eq!(m["state"], "delivered", "{m}");
+        let parts = m["parts"].as_array().expect("parts");
+        assert_eq!(parts.len() as u64, reply["parts"].as_u64().expect("n"));
+        for p in parts {
+            assert_eq!(p["smsc"], smsc, "{m}");
+            assert_eq!(p["stat"], "DELIVRD", "{m}");
+        }
+    }
+    // What the SMSCs saw: op-a got 3 submit_sm (1 + 2 with UDH), op-b 2 with SAR TLVs.
+    let sa = a.submits();
+    let sb = b.submits();
+    assert_eq!(sa.len(), 3, "{sa:?}");
+    assert_eq!(sb.len(), 2, "{sb:?}");
+    assert_eq!(d.terminate().code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_requests_get_their_codes_and_duplicates_their_first_id() {
+    let (a, b) = sims().await;
+    let d = Daemon::start(&a, &b, "");
+    let mut c = d.client().await;
+    let code = |v: &Value| v["error"]["code"].as_str().unwrap_or("").to_owned();
+    assert_eq!(
+        code(&c.submit("0701234567", "x").await),
+        "invalid_destination"
+    );
+    assert_eq!(
+        code(
+            &c.call(
+                json!({"op":"submit","to":"+46701234567","from":"ACME Corporation AB","text":"x"})
+            )
+            .await
+        ),
+        "invalid_sender"
+    );
+    assert_eq!(code(&c.call(json!({"op":"submit","to":"+46701234567","from":"ACME","text":"x","encoding":"gsm7"})).await), "");
+    let e = c.call(json!({"op":"submit","to":"+46701234567","from":"ACME","text":"€ and 😀","encoding":"gsm7"})).await;
+    assert_eq!(code(&e), "unencodable", "{e}");
+    assert_eq!(
+        code(&c.submit("+46701234567", &"x".repeat(153 * 10 + 1)).await),
+        "too_long"
+    );
+    assert_eq!(
+        code(
+            &c.call(
+                json!({"op":"submit","to":"+46701234567","from":"ACME","text":"x","route":"nope"})
+            )
+            .await
+        ),
+        "bad_request"
+    );
+    assert_eq!(
+        code(&c.call(json!({"op":"query","id":"00000000000000ff"})).await),
+        "not_found"
+    );
+    // A malformed line: bad_request, and the connection stays usable.
+    c.w.write_all(b"{not json\n").await.expect("write");
+    assert_eq!(code(&c.line().await), "bad_request");
+
+    let first = c
+        .call(
+            json!({"op":"submit","to":"+46701234567","from":"ACME","text":"once","key":"order-17"}),
+        )
+        .await;
+    let again = c
+        .call(
+            json!({"op":"submit","to":"+46701234567","from":"ACME","text":"once","key":"order-17"}),
+        )
+        .await;
+    assert_eq!(first["id"], again["id"]);
+    assert_eq!(again["duplicate"], true);
+    let id = first["id"].as_str().expect("id");
+    assert_eq!(c.final_state(id).await["state"], "delivered");
+    // Only one of them reached an SMSC (plus the forced-gsm7 message above).
+    assert_eq!(
+        a.submits()
+            .iter()
+            .filter(|s| s.payload.as_ref() == b"once")
+            .count(),
+        1
+    );
+    drop(d);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_when_the_first_smsc_is_down_and_nothing_is_lost() {
+    let (a, b) = sims().await;
+    // op-a rejects every bind: the nordics route must use op-b.
+    a.update_faults(|f| f.reject_binds = Some(smppd::pdu::CommandStatus::ESME_RBINDFAIL));
+    let d = Daemon::start(&a, &b, "");
+    let mut c = d.client().await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let r = c.submit("+46701234567", &format!("msg {i}")).await;
+        assert_eq!(r["ok"], true, "{r}");
+        ids.push(r["id"].as_str().expect("id").to_owned());
+    }
+    for id in &ids {
+        let m = c.final_state(id).await;
+        assert_eq!(
+            (m["state"].clone(), m["parts"][0]["smsc"].clone()),
+            (json!("delivered"), json!("op-b")),
+            "{m}"
+        );
+    }
+    assert_eq!(a.submits().len(), 0);
+    assert_eq!(b.submits().len(), 20);
+    drop(d);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_get_receipts_and_mo_and_resume_without_gaps() {
+    let (a, b) = sims().await;
+    let d = Daemon::start(&a, &b, "");
+    let mut c = d.client().await;
+    let mut sub = d.client().await;
+    let ok = sub.call(json!({"op":"subscribe","after":0})).await;
+    assert_eq!(ok["ok"], true);
+    let first = c.submit("+46701234567", "one").await;
+    let ev = sub.line().await;
+    assert_eq!(
+        (ev["event"].clone(), ev["state"].clone()),
+        (json!("dlr"), json!("delivered")),
+        "{ev}"
+    );
+    assert_eq!(ev["id"], first["id"], "{ev}");
+    let seq = ev["seq"].as_i64().expect("seq");
+    drop(sub);
+
+    // While nobody listens: two more receipts and an MO.
+    c.submit("+46701234568", "two").await;
+    c.submit("+46701234569", "three").await;
+    a.inject_mo(MoMessage {
+        system_id: None,
+        from: "46709999999".into(),
+        to: "72000".into(),
+        text: "Hello back".into(),
+        concatenated: false,
+    });
+    let mut sub = d.client().await;
+    sub.call(json!({"op":"subscribe","after":seq})).await;
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        got.push(sub.line().await);
+    }
+    let seqs: Vec<i64> = got
+        .iter()
+        .map(|e| e["seq"].as_i64().expect("seq"))
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]) && seqs[0] > seq,
+        "{got:?}"
+    );
+    let kinds: Vec<&str> = got
+        .iter()
+        .map(|e| e["event"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "dlr").count(), 2, "{got:?}");
+    let mo = got
+        .iter()
+        .find(|e| e["event"] == "mo")
+        .expect("an mo event");
+    assert_eq!(
+        (mo["text"].clone(), mo["from"].clone()),
+        (json!("Hello back"), json!("+46709999999")),
+        "{mo}"
+    );
+    drop(d);
+}
