@@ -151,6 +151,29 @@ impl Client {
             .await
     }
 
+    /// Waits until every bind of the named SMSCs is bound (status op).
+    async fn wait_bound(&mut self, smscs: &[&str]) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let v = self.call(json!({"op":"status"})).await;
+            let up = smscs.iter().all(|name| {
+                v["smscs"].as_array().is_some_and(|list| {
+                    list.iter().any(|s| {
+                        s["name"] == *name
+                            && s["binds"].as_array().is_some_and(|b| {
+                                !b.is_empty() && b.iter().all(|b| b["state"] == "Bound")
+                            })
+                    })
+                })
+            });
+            if up {
+                return;
+            }
+            assert!(Instant::now() < deadline, "binds not up: {v}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Polls `query` until the message reaches a final state.
     async fn final_state(&mut self, id: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -187,6 +210,7 @@ async fn single_and_multipart_messages_are_delivered_through_their_routes() {
     let (a, b) = sims().await;
     let d = Daemon::start(&a, &b, "");
     let mut c = d.client().await;
+    c.wait_bound(&["op-a", "op-b"]).await;
 
     let one = c.submit("+46 70-123 45 67", "Hej världen").await;
     assert_eq!(
@@ -244,6 +268,7 @@ async fn invalid_requests_get_their_codes_and_duplicates_their_first_id() {
     let (a, b) = sims().await;
     let d = Daemon::start(&a, &b, "");
     let mut c = d.client().await;
+    c.wait_bound(&["op-a", "op-b"]).await;
     let code = |v: &Value| v["error"]["code"].as_str().unwrap_or("").to_owned();
     assert_eq!(
         code(&c.submit("0701234567", "x").await),
@@ -338,6 +363,7 @@ async fn subscribers_get_receipts_and_mo_and_resume_without_gaps() {
     let (a, b) = sims().await;
     let d = Daemon::start(&a, &b, "");
     let mut c = d.client().await;
+    c.wait_bound(&["op-a", "op-b"]).await;
     let mut sub = d.client().await;
     let ok = sub.call(json!({"op":"subscribe","after":0})).await;
     assert_eq!(ok["ok"], true);
@@ -422,6 +448,7 @@ async fn a_routes_tps_is_respected_at_the_smsc() {
         "[[route]]\nname = \"paced\"\nprefix = [\"+49\"]\nsmsc = [\"op-a\"]\ntps = 100\nburst = 10\n",
     );
     let mut c = d.client().await;
+    c.wait_bound(&["op-a"]).await;
     submit_many(&mut c, "+4915112345678", 1500).await;
     // Count what the simulator received over 10 s once sending has begun.
     let start = Instant::now();
@@ -448,6 +475,7 @@ async fn a_throttling_smsc_slows_the_bind_and_every_message_gets_through() {
     a.update_faults(|f| f.throttle_every = 4);
     let d = Daemon::start(&a, &b, "");
     let mut c = d.client().await;
+    c.wait_bound(&["op-a", "op-b"]).await;
     let ids = submit_many(&mut c, "+46701234567", 60).await;
     for id in &ids {
         let m = c.final_state(id).await;
