@@ -18,10 +18,15 @@ struct Daemon {
 impl Daemon {
     /// Starts `smppd run` with a config naming the two simulators; returns once it listens.
     fn start(a: &SimHandle, b: &SimHandle, extra: &str) -> Daemon {
+        Daemon::start_with(a, b, "", extra)
+    }
+
+    fn start_with(a: &SimHandle, b: &SimHandle, listen: &str, extra: &str) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let conf = format!(
             r#"[listen]
 submit = "127.0.0.1:0"
+{listen}
 [store]
 path = "{db}"
 [log]
@@ -490,5 +495,111 @@ async fn a_throttling_smsc_slows_the_bind_and_every_message_gets_through() {
         .filter(|s| s.status == Some(smppd::pdu::CommandStatus::ESME_ROK))
         .count();
     assert_eq!(ok, 60);
+    drop(d);
+}
+
+/// A free loopback port (bound then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// One HTTP GET on loopback; returns (status line, body).
+async fn http_get(port: u16, path: &str) -> (String, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect metrics");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut out = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut s, &mut out)
+        .await
+        .expect("read");
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    (
+        head.lines().next().unwrap_or("").to_owned(),
+        body.to_owned(),
+    )
+}
+
+/// The value of the first sample of `name` whose labels contain all of `labels`.
+fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| {
+            l.starts_with(name)
+                && (l.as_bytes().get(name.len()) == Some(&b'{')
+                    || l.as_bytes().get(name.len()) == Some(&b' '))
+                && labels.iter().all(|x| l.contains(x))
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_healthz_after_traffic() {
+    let (a, b) = sims().await;
+    let port = free_port();
+    let d = Daemon::start_with(&a, &b, &format!("metrics = \"127.0.0.1:{port}\""), "");
+    let mut c = d.client().await;
+    c.wait_bound(&["op-a", "op-b"]).await;
+    let ids = submit_many(&mut c, "+46701234567", 5).await;
+    for id in &ids {
+        assert_eq!(c.final_state(id).await["state"], "delivered");
+    }
+    assert_eq!(
+        c.submit("12", "x").await["error"]["code"],
+        "invalid_destination"
+    );
+    // Gauges refresh once a second.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (status, body) = http_get(port, "/metrics").await;
+    assert!(status.contains("200"), "{status}");
+    let accepted = sample(
+        &body,
+        "smppd_messages_accepted_total",
+        &["route=\"nordics\""],
+    );
+    assert_eq!(accepted, Some(5.0), "{body}");
+    let submitted = sample(
+        &body,
+        "smppd_parts_submitted_total",
+        &["smsc=\"op-a\"", "status=\"ESME_ROK\""],
+    );
+    assert_eq!(submitted, Some(5.0), "{body}");
+    assert_eq!(
+        sample(&body, "smppd_receipts_total", &["stat=\"DELIVRD\""]),
+        Some(5.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(
+            &body,
+            "smppd_messages_rejected_total",
+            &["code=\"invalid_destination\""]
+        ),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(&body, "smppd_bind_up", &["smsc=\"op-a\""]),
+        Some(1.0),
+        "{body}"
+    );
+    assert!(
+        body.contains("# HELP smppd_parts_submitted_total"),
+        "{body}"
+    );
+    assert!(!body.contains("secret"), "a password leaked into metrics");
+    let (status, body) = http_get(port, "/healthz").await;
+    assert!(
+        status.contains("200") && body.starts_with("ok: 2/2 binds up"),
+        "{status} {body}"
+    );
+    let (status, _) = http_get(port, "/nope").await;
+    assert!(status.contains("404"), "{status}");
     drop(d);
 }

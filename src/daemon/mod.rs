@@ -39,6 +39,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Session(#[from] crate::session::StartError),
+    #[error("metrics exporter: {0}")]
+    Metrics(String),
     #[error("listen {addr}: {source}")]
     Listen {
         addr: String,
@@ -77,6 +79,21 @@ impl Running {
 
 /// Starts everything; returns once the listener is bound.
 pub async fn start(config: Config) -> Result<Running, StartError> {
+    // Metrics first, so that nothing recorded during start-up (binds coming up) is lost.
+    let metrics_listener = match config.listen.metrics {
+        None => None,
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Listen {
+                    addr: addr.to_string(),
+                    source,
+                })?;
+            let handle =
+                crate::metrics::install().map_err(|e| StartError::Metrics(e.to_string()))?;
+            Some((listener, handle))
+        }
+    };
     let mut options = SqliteOptions::new(&config.store.path);
     options.settings.sync = match config.store.sync {
         crate::config::SyncMode::Normal => crate::store::SyncMode::Normal,
@@ -156,6 +173,42 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     tracing::info!(submit = %submit, smscs = config.smscs.len(), routes = config.routes.len(), "smppd running");
 
     let housekeeping_stop = CancellationToken::new();
+    if let Some((listener, handle)) = metrics_listener {
+        let health_store = store.clone();
+        let health_dispatch = dispatch.clone();
+        tokio::spawn(crate::metrics::http::serve(
+            listener,
+            move || handle.render(),
+            move || {
+                let store = health_store.clone();
+                let dispatch = health_dispatch.clone();
+                async move {
+                    let stats = store
+                        .backend()
+                        .stats()
+                        .await
+                        .map_err(|e| format!("store: {e}"))?;
+                    let (mut up, mut all) = (0, 0);
+                    for l in dispatch.smscs() {
+                        for b in l.status() {
+                            all += 1;
+                            up += usize::from(matches!(b.state, crate::session::BindState::Bound));
+                        }
+                    }
+                    Ok(format!(
+                        "ok: {up}/{all} binds up, {} parts queued",
+                        stats.queued_parts
+                    ))
+                }
+            },
+            housekeeping_stop.clone(),
+        ));
+    }
+    tokio::spawn(gauges(
+        store.clone(),
+        dispatch.clone(),
+        housekeeping_stop.clone(),
+    ));
     let housekeeping = tokio::spawn(housekeeping(
         store.clone(),
         config_rx,
@@ -196,6 +249,29 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         tracing::info!("stopped");
     });
     Ok(Running { submit, stop, done })
+}
+
+/// Refreshes the gauges (queue depth per route, in-flight per bind) once a second.
+async fn gauges(store: Store, dispatch: Arc<Dispatch>, stop: CancellationToken) {
+    use crate::metrics as m;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Ok(depth) = store.backend().queue_depth().await {
+            for (route, n) in depth {
+                metrics::gauge!(m::QUEUE_DEPTH, m::label::ROUTE => route).set(n as f64);
+            }
+        }
+        for link in dispatch.smscs() {
+            for b in link.status() {
+                metrics::gauge!(m::BIND_IN_FLIGHT, m::label::SMSC => link.name.to_string(), m::label::BIND => b.bind.to_string())
+                    .set(b.in_flight as f64);
+            }
+        }
+    }
 }
 
 /// Expires what waited too long (every second) and prunes old rows (every minute), in small

@@ -4,7 +4,33 @@
 //! one-time `describe` call, and the label keys. Must never label by phone number, message id or
 //! any other unbounded value: labels are route, smsc, bind, status, stat, code, from, to.
 
+pub mod http;
+
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Histogram buckets (seconds) for latencies, from a millisecond to an hour: wide enough for
+/// store commits and for receipts that take minutes.
+const SECONDS_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0, 300.0, 900.0, 3600.0,
+];
+
+/// Installs the Prometheus recorder as the process's metrics recorder and describes every
+/// metric. Returns the handle that renders the text format. Call once per process.
+pub fn install() -> Result<PrometheusHandle, metrics_exporter_prometheus::BuildError> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)?
+        .set_buckets_for_metric(
+            Matcher::Full(STORE_BATCH_SIZE.into()),
+            &[
+                1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0,
+            ],
+        )?
+        .install_recorder()?;
+    describe();
+    Ok(handle)
+}
 
 /// Label keys.
 pub mod label {
