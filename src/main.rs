@@ -17,6 +17,10 @@ struct Cli {
 enum Command {
     /// Run the daemon (foreground; SIGTERM or SIGINT stops it gracefully).
     Run(cli::run::RunArgs),
+    /// Send one message through a running daemon (`--wait` for its final state).
+    Send(cli::send::SendArgs),
+    /// Show a running daemon's binds and queues.
+    Status(cli::send::StatusArgs),
     /// Validate a configuration file without starting anything.
     CheckConfig(cli::check_config::Args),
     /// Decode or encode one SMPP PDU (hex ⇄ JSON).
@@ -38,6 +42,8 @@ fn main() -> std::process::ExitCode {
         Command::Sim(args) => return cli::sim::run(*args),
         Command::Text(args) => cli::text::run(args),
         Command::Run(args) => cli::run::run(args),
+        Command::Send(args) => cli::send::send(args),
+        Command::Status(args) => cli::send::status(args),
         Command::Reports(args) => cli::reports::run(args),
     };
     match result {

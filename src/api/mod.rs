@@ -4,5 +4,6 @@
 //! response rendering, pure). Must never answer `ok` to a submit before the store reported the
 //! message durable.
 
+pub mod client;
 pub mod protocol;
 pub mod server;

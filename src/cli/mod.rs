@@ -5,5 +5,6 @@ pub mod check_config;
 pub mod pdu;
 pub mod reports;
 pub mod run;
+pub mod send;
 pub mod sim;
 pub mod text;

@@ -44,6 +44,25 @@ pub struct Config {
     pub optout: OptOut,
     pub smscs: Vec<Smsc>,
     pub routes: Vec<Route>,
+    /// SMSC simulators started in-process (demos, quick start, tests); empty in production.
+    pub simulators: Vec<Simulator>,
+}
+
+/// An embedded SMSC simulator (`[[simulator]]`): the `smppd sim` code, started by the daemon
+/// before its binds, on a loopback address.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Simulator {
+    pub name: String,
+    pub listen: SocketAddr,
+    /// Accepted login; `None` accepts any.
+    pub system_id: Option<String>,
+    pub password: Option<Secret>,
+    /// Delay between a submit and its receipt.
+    pub receipt_delay: Duration,
+    /// Receipt states with weights, e.g. `DELIVRD=95,UNDELIV=5`.
+    pub receipt_mix: String,
+    /// `hex` or `decimal` message ids.
+    pub decimal_ids: bool,
 }
 
 /// Where the submit protocol and the metrics endpoint listen.

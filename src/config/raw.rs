@@ -25,6 +25,20 @@ pub(super) struct Raw {
     smsc: Vec<S<RawSmsc>>,
     #[serde(default)]
     route: Vec<S<RawRoute>>,
+    #[serde(default)]
+    simulator: Vec<S<RawSimulator>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSimulator {
+    name: Option<S<String>>,
+    listen: Option<S<String>>,
+    system_id: Option<S<String>>,
+    password: Option<S<String>>,
+    receipt_delay: Option<S<String>>,
+    receipt_mix: Option<S<String>>,
+    id_format: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -491,7 +505,73 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config, Con
         return Err(cx.err(0..0, "route", "no [[route]] sections: add at least one (a route without match rules catches every message)"));
     }
 
+    let mut simulators: Vec<Simulator> = Vec::with_capacity(raw.simulator.len());
+    for (i, sim) in raw.simulator.iter().enumerate() {
+        let k = |f: &str| format!("simulator[{i}].{f}");
+        let r = sim.get_ref();
+        let name = required(&cx, &r.name, sim.span(), &k("name"))?;
+        if !valid_name(name.get_ref()) || simulators.iter().any(|o| &o.name == name.get_ref()) {
+            return Err(cx.err(
+                name.span(),
+                k("name"),
+                "names are unique, 1-64 letters, digits, '-', '_' or '.'",
+            ));
+        }
+        let listen = required(&cx, &r.listen, sim.span(), &k("listen"))?;
+        let addr: SocketAddr = listen.get_ref().parse().map_err(|_| {
+            cx.err(
+                listen.span(),
+                k("listen"),
+                format!("{:?} is not an IP:port address", listen.get_ref()),
+            )
+        })?;
+        if !addr.ip().is_loopback() {
+            return Err(cx.err(
+                listen.span(),
+                k("listen"),
+                "simulators listen on loopback only",
+            ));
+        }
+        if r.system_id.is_some() != r.password.is_some() {
+            return Err(cx.err(
+                sim.span(),
+                k("system_id"),
+                "system_id and password go together",
+            ));
+        }
+        let mix = r
+            .receipt_mix
+            .as_ref()
+            .map_or_else(|| "DELIVRD=1".to_owned(), |m| m.get_ref().clone());
+        if crate::sim::control::parse_mix(&mix).is_none() {
+            let span = r.receipt_mix.as_ref().map_or(sim.span(), |m| m.span());
+            return Err(cx.err(span, k("receipt_mix"), format!("{mix:?} is not like \"DELIVRD=95,UNDELIV=5\" (DELIVRD, UNDELIV, EXPIRED, REJECTD)")));
+        }
+        simulators.push(Simulator {
+            name: name.get_ref().clone(),
+            listen: addr,
+            system_id: r.system_id.as_ref().map(|s| s.get_ref().clone()),
+            password: r
+                .password
+                .as_ref()
+                .map(|s| Secret::new(s.get_ref().clone())),
+            receipt_delay: cx.duration(
+                &r.receipt_delay,
+                &k("receipt_delay"),
+                Duration::from_millis(100),
+            )?,
+            receipt_mix: mix,
+            decimal_ids: cx.choice(
+                &r.id_format,
+                &k("id_format"),
+                &[("hex", false), ("decimal", true)],
+                false,
+            )?,
+        });
+    }
+
     Ok(Config {
+        simulators,
         listen: Listen {
             submit,
             metrics,

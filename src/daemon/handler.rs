@@ -333,13 +333,20 @@ impl Handler for DaemonHandler {
             }
             Request::Status => {
                 let mut status = self.status();
-                if let Ok(depth) = self.store.backend().queue_depth().await
-                    && let serde_json::Value::Object(o) = &mut status
-                {
-                    let routes: Vec<serde_json::Value> = depth
-                        .into_iter()
-                        .map(|(route, queued)| serde_json::json!({"name": route, "queued": queued}))
-                        .collect();
+                let depth = self.store.backend().queue_depth().await.unwrap_or_default();
+                let cfg = self.config.borrow().clone();
+                let routes: Vec<serde_json::Value> = cfg
+                    .routes
+                    .iter()
+                    .map(|route| {
+                        let queued = depth
+                            .iter()
+                            .find(|(n, _)| *n == route.name)
+                            .map_or(0, |(_, q)| *q);
+                        serde_json::json!({"name": route.name, "queued": queued, "tps": route.tps})
+                    })
+                    .collect();
+                if let serde_json::Value::Object(o) = &mut status {
                     o.insert("routes".into(), routes.into());
                 }
                 Reply::ok(r, &status)

@@ -39,6 +39,11 @@ pub enum StartError {
     },
     #[error(transparent)]
     Session(#[from] crate::session::StartError),
+    #[error("simulator {name}: {source}")]
+    Simulator {
+        name: String,
+        source: crate::sim::SimError,
+    },
     #[error("metrics exporter: {0}")]
     Metrics(String),
     #[error("listen {addr}: {source}")]
@@ -119,6 +124,31 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         migrations = recovery.migrations_applied,
         "store open"
     );
+
+    // Embedded simulators come up before the binds that use them.
+    let mut simulators = Vec::with_capacity(config.simulators.len());
+    for sim in &config.simulators {
+        let mut sc = crate::sim::SimConfig::new(sim.listen.to_string());
+        if let (Some(id), Some(pw)) = (&sim.system_id, &sim.password) {
+            sc = sc.account(id, pw.expose());
+        }
+        sc.receipts.delay = sim.receipt_delay;
+        if let Some(mix) = crate::sim::control::parse_mix(&sim.receipt_mix) {
+            sc.receipts.mix = mix;
+        }
+        if sim.decimal_ids {
+            sc.id_format = crate::sim::IdFormat::Decimal;
+        }
+        let handle =
+            crate::sim::Simulator::start(sc)
+                .await
+                .map_err(|source| StartError::Simulator {
+                    name: sim.name.clone(),
+                    source,
+                })?;
+        tracing::info!(simulator = %sim.name, listen = %handle.addr(), "embedded SMSC simulator started");
+        simulators.push(handle);
+    }
 
     let (events_tx, events_rx) = mpsc::channel(8192);
     let mut links = Vec::with_capacity(config.smscs.len());
@@ -246,6 +276,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         let _ = housekeeping.await;
         drop(config_tx);
         store.backend().close();
+        for sim in simulators {
+            sim.shutdown().await;
+        }
         tracing::info!("stopped");
     });
     Ok(Running { submit, stop, done })

@@ -1,0 +1,191 @@
+//! `smppd send` and `smppd status`: clients of a running daemon over the submit protocol.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+use smppd::api::client::Client;
+use smppd::config::{Config, ListenAddr};
+
+/// Where the daemon is.
+#[derive(Debug, clap::Args)]
+pub struct Target {
+    /// The daemon's configuration (for its submit address and token).
+    #[arg(long, short, default_value = "conf/smppd.toml")]
+    pub config: PathBuf,
+    /// The submit address (`host:port` or `unix:/path`), instead of reading it from --config.
+    #[arg(long)]
+    pub addr: Option<String>,
+}
+
+impl Target {
+    async fn connect(&self) -> anyhow::Result<Client> {
+        let (addr, token) = match &self.addr {
+            Some(a) => {
+                let addr = match a.strip_prefix("unix:") {
+                    Some(p) => ListenAddr::Unix(p.into()),
+                    None => ListenAddr::Tcp(a.parse().with_context(|| format!("--addr {a:?}"))?),
+                };
+                (addr, std::env::var("SMPPD_TOKEN").ok())
+            }
+            None => {
+                let cfg = Config::load(&self.config).map_err(|e| anyhow::anyhow!("{e}"))?;
+                let token = cfg.listen.token.as_ref().map(|t| t.expose().to_owned());
+                (cfg.listen.submit, token)
+            }
+        };
+        Ok(Client::connect(&addr, token.as_deref()).await?)
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SendArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Destination, E.164 (`+46701234567`).
+    #[arg(long)]
+    pub to: String,
+    /// The message text.
+    #[arg(long)]
+    pub text: String,
+    /// Sender: a number, a short code, or up to 11 characters.
+    #[arg(long, default_value = "smppd")]
+    pub from: String,
+    /// Wait for the final state and print it.
+    #[arg(long)]
+    pub wait: bool,
+    /// Give up waiting after this many seconds.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+pub fn send(args: SendArgs) -> anyhow::Result<()> {
+    runtime()?.block_on(async move {
+        let mut c = args.target.connect().await?;
+        let v = c
+            .call(json!({"op":"submit","to":args.to,"from":args.from,"text":args.text}))
+            .await?;
+        if v["ok"] != true {
+            bail!(
+                "refused: {} ({})",
+                v["error"]["code"].as_str().unwrap_or("?"),
+                v["error"]["message"].as_str().unwrap_or("")
+            );
+        }
+        let id = v["id"].as_str().unwrap_or("").to_owned();
+        println!(
+            "accepted {id}: {} part{}, {}, route {}{}",
+            v["parts"],
+            if v["parts"] == 1 { "" } else { "s" },
+            v["encoding"].as_str().unwrap_or("?"),
+            v["route"].as_str().unwrap_or("?"),
+            if v["duplicate"] == true {
+                " (duplicate key)"
+            } else {
+                ""
+            }
+        );
+        if !args.wait {
+            return Ok(());
+        }
+        let start = Instant::now();
+        loop {
+            let q = c.call(json!({"op":"query","id":id})).await?;
+            let m = &q["message"];
+            let state = m["state"].as_str().unwrap_or("");
+            if !["queued", "submitted"].contains(&state) {
+                println!("{id}: {state} after {:.2} s", start.elapsed().as_secs_f64());
+                for p in m["parts"].as_array().into_iter().flatten() {
+                    println!(
+                        "  part {}: {} via {} (smsc id {}{})",
+                        p["n"],
+                        p["state"].as_str().unwrap_or("?"),
+                        p["smsc"].as_str().unwrap_or("-"),
+                        p["smsc_id"].as_str().unwrap_or("-"),
+                        p["stat"]
+                            .as_str()
+                            .map(|s| format!(", stat {s}"))
+                            .unwrap_or_default()
+                    );
+                }
+                return if state == "delivered" {
+                    Ok(())
+                } else {
+                    bail!("{id} ended {state}")
+                };
+            }
+            if start.elapsed() > Duration::from_secs(args.timeout) {
+                bail!("{id} still {state} after {} s", args.timeout);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Print the raw status object as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn status(args: StatusArgs) -> anyhow::Result<()> {
+    runtime()?.block_on(async move {
+        let mut c = args.target.connect().await?;
+        let v = c.call(json!({"op":"status"})).await?;
+        if v["ok"] != true {
+            bail!("status refused: {}", v["error"]);
+        }
+        if args.json {
+            println!("{v}");
+            return Ok(());
+        }
+        print!("{}", render_status(&v));
+        Ok(())
+    })
+}
+
+fn render_status(v: &Value) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "{:<12} {:<16} {:<12} {:>9} {:>9} {:>9}\n",
+        "SMSC", "BIND", "STATE", "IN-FLIGHT", "TIMEOUTS", "THROTTLED"
+    ));
+    for s in v["smscs"].as_array().into_iter().flatten() {
+        for b in s["binds"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "{:<12} {:<16} {:<12} {:>9} {:>9} {:>9}\n",
+                s["name"].as_str().unwrap_or("?"),
+                b["bind"].as_str().unwrap_or("?"),
+                b["state"]
+                    .as_str()
+                    .unwrap_or("?")
+                    .split([' ', '{'])
+                    .next()
+                    .unwrap_or("?"),
+                b["in_flight"].to_string(),
+                b["response_timeouts"].to_string(),
+                b["throttled"].to_string(),
+            ));
+        }
+    }
+    out.push_str(&format!("\n{:<12} {:>9}\n", "ROUTE", "QUEUED"));
+    for r in v["routes"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "{:<12} {:>9}\n",
+            r["name"].as_str().unwrap_or("?"),
+            r["queued"].to_string()
+        ));
+    }
+    out
+}
