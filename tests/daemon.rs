@@ -603,3 +603,54 @@ async fn metrics_and_healthz_after_traffic() {
     assert!(status.contains("404"), "{status}");
     drop(d);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_when_an_smsc_goes_down_mid_run_loses_nothing() {
+    let (a, b) = sims().await;
+    let d = Daemon::start(&a, &b, "");
+    let mut c = d.client().await;
+    c.wait_bound(&["op-a", "op-b"]).await;
+    let mut batch = String::new();
+    for i in 0..300 {
+        batch.push_str(&json!({"op":"submit","ref":i,"to":"+46701234567","from":"ACME","text":format!("m{i}")}).to_string());
+        batch.push('\n');
+    }
+    c.w.write_all(batch.as_bytes()).await.expect("write");
+    let mut ids = Vec::new();
+    for n in 0..300 {
+        if n == 100 {
+            // op-a goes away mid-run and refuses to come back.
+            a.update_faults(|f| f.reject_binds = Some(smppd::pdu::CommandStatus::ESME_RBINDFAIL));
+            a.drop_connections();
+        }
+        let v = c.line().await;
+        assert_eq!(v["ok"], true, "{v}");
+        ids.push(v["id"].as_str().expect("id").to_owned());
+    }
+    // Every message is acknowledged by an SMSC. (Receipts for what op-a took before it went
+    // away stay at op-a: those messages remain `submitted` until receipt_wait passes.)
+    let mut via_b = 0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for id in &ids {
+        loop {
+            let v = c.call(json!({"op":"query","id":id})).await;
+            let m = &v["message"];
+            if ["submitted", "delivered"].contains(&m["state"].as_str().unwrap_or("")) {
+                via_b += usize::from(m["parts"][0]["smsc"] == "op-b");
+                break;
+            }
+            assert!(Instant::now() < deadline, "{id} not acknowledged: {v}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert!(via_b > 0, "nothing failed over");
+    // Every message reached an SMSC; duplicates only for what was in flight at the drop.
+    let mut seen = std::collections::HashSet::new();
+    for s in a.submits().iter().chain(b.submits().iter()) {
+        if s.status == Some(smppd::pdu::CommandStatus::ESME_ROK) {
+            seen.insert(s.payload.clone());
+        }
+    }
+    assert_eq!(seen.len(), 300);
+    drop(d);
+}

@@ -282,7 +282,11 @@ impl DaemonHandler {
                         })
                     })
                     .collect();
-                serde_json::json!({ "name": &*l.name, "binds": binds })
+                serde_json::json!({
+                    "name": &*l.name,
+                    "circuit": if l.circuit_open() { "open" } else { "closed" },
+                    "binds": binds,
+                })
             })
             .collect();
         serde_json::json!({ "smscs": smscs, "in_flight": self.dispatch.in_flight() })

@@ -298,6 +298,7 @@ async fn gauges(store: Store, dispatch: Arc<Dispatch>, stop: CancellationToken) 
                 metrics::gauge!(m::QUEUE_DEPTH, m::label::ROUTE => route).set(n as f64);
             }
         }
+        dispatch.reclaim_stranded();
         for link in dispatch.smscs() {
             for b in link.status() {
                 metrics::gauge!(m::BIND_IN_FLIGHT, m::label::SMSC => link.name.to_string(), m::label::BIND => b.bind.to_string())

@@ -12,11 +12,15 @@
 //! in-flight parts are bounded by the SMSC windows and job channels), and never drop a part: every
 //! claimed part either reaches an SMSC and is acknowledged, or goes back to the store.
 
+pub mod breaker;
+
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use breaker::Breaker;
 
 use bytes::Bytes;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -56,7 +60,14 @@ pub struct SmscLink {
     handle: Mutex<Option<SmscHandle>>,
     jobs: mpsc::Sender<Job>,
     bucket: Option<DefaultDirectRateLimiter>,
+    breaker: Mutex<Breaker>,
 }
+
+/// Failures in a row that open an SMSC's circuit.
+const BREAKER_THRESHOLD: u32 = 5;
+/// How long an open circuit waits before a probe; doubles while probes fail.
+const BREAKER_COOLDOWN: Duration = Duration::from_secs(2);
+const BREAKER_MAX_COOLDOWN: Duration = Duration::from_secs(60);
 
 impl SmscLink {
     /// Wraps started sessions with the SMSC's token bucket (its contractual `tps`).
@@ -66,7 +77,45 @@ impl SmscLink {
             jobs: handle.jobs(),
             handle: Mutex::new(Some(handle)),
             bucket: tps.and_then(|t| limiter(t, (t / 10).max(1))),
+            breaker: Mutex::new(Breaker::new(
+                BREAKER_THRESHOLD,
+                BREAKER_COOLDOWN,
+                BREAKER_MAX_COOLDOWN,
+            )),
         }
+    }
+
+    /// Whether this SMSC can take a part now: a transmitter is bound and the circuit lets it.
+    fn usable(&self, now: Instant) -> bool {
+        self.can_transmit() && self.breaker.lock().is_ok_and(|b| b.is_usable(now))
+    }
+
+    /// Takes the circuit's permission for one part (the half-open probe slot, if so).
+    fn admit(&self, now: Instant) -> bool {
+        self.breaker.lock().is_ok_and(|mut b| b.allow(now))
+    }
+
+    fn record_success(&self) {
+        if self.breaker.lock().is_ok_and(|mut b| b.success()) {
+            tracing::info!(smsc = %self.name, "circuit closed: the SMSC accepts again");
+        }
+    }
+
+    fn record_failure(&self, why: &str) {
+        if self
+            .breaker
+            .lock()
+            .is_ok_and(|mut b| b.failure(Instant::now()))
+        {
+            tracing::warn!(smsc = %self.name, reason = why, "circuit open: sending to the route's next SMSC until a probe succeeds");
+        }
+    }
+
+    /// Whether the circuit is open (for status output).
+    pub fn circuit_open(&self) -> bool {
+        self.breaker
+            .lock()
+            .is_ok_and(|b| !matches!(b.state(), breaker::State::Closed))
     }
 
     /// Whether a transmitting bind is up.
@@ -84,6 +133,19 @@ impl SmscLink {
             .lock()
             .ok()
             .and_then(|h| h.as_ref().map(SmscHandle::status))
+            .unwrap_or_default()
+    }
+
+    /// Jobs waiting in the channel while no transmitter is bound (see
+    /// [`SmscHandle::reclaim_queued`]).
+    fn reclaim_queued(&self) -> Vec<Job> {
+        if self.can_transmit() {
+            return Vec::new();
+        }
+        self.handle
+            .lock()
+            .ok()
+            .and_then(|h| h.as_ref().map(SmscHandle::reclaim_queued))
             .unwrap_or_default()
     }
 
@@ -252,7 +314,8 @@ impl Dispatch {
     }
 
     fn can_transmit(&self, smsc: &str) -> bool {
-        self.smscs.get(smsc).is_some_and(|l| l.can_transmit())
+        let now = Instant::now();
+        self.smscs.get(smsc).is_some_and(|l| l.usable(now))
     }
 
     fn requeue_unsent(&self, parts: &[QueuedPart]) {
@@ -272,6 +335,7 @@ impl Dispatch {
     /// while it can transmit, otherwise the first of the route's list that can transmit and has
     /// not refused this part.
     fn choose(&self, route: &Route, part: &QueuedPart) -> Option<Arc<SmscLink>> {
+        let now = Instant::now();
         let refused = self
             .refused
             .lock()
@@ -286,7 +350,8 @@ impl Dispatch {
                 .and_then(|m| m.get(&part.part.message).cloned())
             && !refused.contains(&s)
             && let Some(link) = self.smscs.get(&*s)
-            && link.can_transmit()
+            && link.usable(now)
+            && link.admit(now)
         {
             return Some(link.clone());
         }
@@ -295,7 +360,7 @@ impl Dispatch {
             .iter()
             .filter(|s| !refused.iter().any(|r| &**r == s.as_str()))
             .filter_map(|s| self.smscs.get(s))
-            .find(|l| l.can_transmit())
+            .find(|l| l.usable(now) && l.admit(now))
             .cloned()
     }
 
@@ -396,6 +461,9 @@ impl Dispatch {
                     bind,
                 } => {
                     let Some(f) = self.take(key) else { continue };
+                    if let Some(l) = self.smscs.get(&*f.smsc) {
+                        l.record_success();
+                    }
                     let rule = self
                         .config
                         .borrow()
@@ -481,6 +549,16 @@ impl Dispatch {
                     let Some(f) = self.take(job.key) else {
                         continue;
                     };
+                    if let Some(l) = self.smscs.get(&*f.smsc)
+                        && matches!(
+                            reason,
+                            RetryReason::Throttled(_)
+                                | RetryReason::Temporary(_)
+                                | RetryReason::ResponseTimeout
+                        )
+                    {
+                        l.record_failure(&reason.to_string());
+                    }
                     if reason == RetryReason::ResponseTimeout {
                         metrics::counter!(m::PARTS_TIMED_OUT, m::label::SMSC => f.smsc.to_string())
                             .increment(1);
@@ -524,6 +602,9 @@ impl Dispatch {
                     metrics::gauge!(m::BIND_UP, m::label::SMSC => bind.smsc.to_string(), m::label::BIND => bind.to_string())
                         .set(if up { 1.0 } else { 0.0 });
                     tracing::debug!(smsc = %bind.smsc, bind = %bind, state = ?state, "bind state");
+                    if !up {
+                        self.reclaim_stranded();
+                    }
                     if up {
                         // A bind came up: routes waiting for a transmitter can go.
                         let names: Vec<Arc<RouteState>> = self
@@ -535,6 +616,32 @@ impl Dispatch {
                             r.wake.notify_one();
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// Parts waiting in the job channel of an SMSC that has no bound transmitter go back to the
+    /// queue, so that the route's other SMSCs can take them. Called when a bind goes down and
+    /// once a second.
+    pub fn reclaim_stranded(&self) {
+        for link in self.smscs.values() {
+            let jobs = link.reclaim_queued();
+            if jobs.is_empty() {
+                continue;
+            }
+            tracing::info!(smsc = %link.name, parts = jobs.len(), "no bound transmitter: parts handed back to the queue");
+            let now = now_ms();
+            for job in jobs {
+                if let Some(f) = self.take(job.key) {
+                    drop(self.store.backend().failed(Failure {
+                        part: f.part,
+                        smsc: None,
+                        status: None,
+                        disposition: Disposition::Requeue { maybe_sent: false },
+                        now_ms: now,
+                    }));
+                    self.wake(&f.route);
                 }
             }
         }

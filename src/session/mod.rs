@@ -525,6 +525,21 @@ impl SmscHandle {
         })
     }
 
+    /// Hands back the jobs waiting in the channel that no bind has taken yet, so the caller can
+    /// send them elsewhere while no transmitter is bound. Takes nothing while a bind is taking
+    /// jobs (it holds the channel); a job is either handed back here or taken by a bind, never
+    /// both.
+    pub fn reclaim_queued(&self) -> Vec<Job> {
+        let Ok(mut rx) = self.jobs_rx.try_lock() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        while let Ok(job) = rx.try_recv() {
+            out.push(job);
+        }
+        out
+    }
+
     /// Stops gracefully: no new jobs; in-flight responses and inbound answers are awaited until
     /// `drain` has passed; then unbind and close. Everything not answered, and every job still in
     /// the channel, comes back as `Retry { reason: Shutdown }`. Returns when every bind has stopped
