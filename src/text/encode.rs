@@ -12,7 +12,7 @@
 //! Parts never end inside a GSM escape pair or a UTF-16 surrogate pair, and an extended grapheme
 //! cluster stays in one part whenever it fits in one part.
 
-use unicode_segmentation::UnicodeSegmentation;
+use unicode_segmentation::GraphemeCursor;
 
 use super::gsm::{ESC, Gsm7Tables, Septets, fill_bits, pack_in_place};
 use super::smart;
@@ -92,12 +92,50 @@ pub struct Sar {
     pub segment_seqnum: u8,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct SegMeta {
     start: usize,
     udh_len: usize,
     end: usize,
     units: usize,
+}
+
+/// Part boundaries: the first inline, so a single-part message needs no second allocation.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Segs {
+    first: SegMeta,
+    rest: Vec<SegMeta>,
+    any: bool,
+}
+
+impl Segs {
+    fn with_capacity(parts: usize) -> Self {
+        Segs {
+            rest: Vec::with_capacity(parts.saturating_sub(1)),
+            ..Segs::default()
+        }
+    }
+
+    fn push(&mut self, m: SegMeta) {
+        if self.any {
+            self.rest.push(m);
+        } else {
+            self.first = m;
+            self.any = true;
+        }
+    }
+
+    /// At least 1: an empty text is one empty part.
+    fn len(&self) -> usize {
+        1 + self.rest.len()
+    }
+
+    fn get(&self, i: usize) -> SegMeta {
+        match i.checked_sub(1) {
+            None => self.first,
+            Some(j) => self.rest[j],
+        }
+    }
 }
 
 /// An encoded message: the plan and the bytes of every part, in one buffer.
@@ -106,7 +144,7 @@ pub struct Encoded {
     plan: Plan,
     reference: u16,
     buf: Vec<u8>,
-    segs: Vec<SegMeta>,
+    segs: Segs,
 }
 
 /// One part as it goes into a PDU.
@@ -172,7 +210,7 @@ impl Encoded {
     }
 
     fn segment_at(&self, i: usize) -> Segment<'_> {
-        let m = self.segs[i];
+        let m = self.segs.get(i);
         let sar = (self.plan.split == SplitMethod::Sar && self.segs.len() > 1).then(|| Sar {
             msg_ref_num: self.reference,
             // Both fit: the part count is capped at max_parts ≤ 255.
@@ -316,35 +354,46 @@ struct Candidate {
     smart: bool,
     units: usize,
     replaced: usize,
+    chars: usize,
     parts: usize,
 }
 
-/// Counts units and replacements; `Err((char, position))` at the first unencodable character.
-fn measure(text: &str, coder: Coder, smart: bool) -> Result<(usize, usize), (char, usize)> {
+/// Counts units, replacements and characters; `Err((char, position))` at the first
+/// unencodable character.
+fn measure(text: &str, coder: Coder, smart: bool) -> Result<(usize, usize, usize), (char, usize)> {
     let mut units = 0;
     let mut replaced = 0;
-    for (pos, c) in text.chars().enumerate() {
+    let mut chars = 0;
+    for c in text.chars() {
         match char_cost(coder, smart, c) {
             Some((n, r)) => {
                 units += n;
                 replaced += usize::from(r);
             }
-            None => return Err((c, pos)),
+            None => return Err((c, chars)),
         }
+        chars += 1;
     }
-    Ok((units, replaced))
+    Ok((units, replaced, chars))
 }
 
 /// Lays `text` out in parts of at most `cap` units; records where each part after the first
 /// starts (byte offsets) in `bounds` while fewer than `keep` are recorded.
+///
+/// Characters are packed greedily (a character is atomic, so escape and surrogate pairs never
+/// split). Grapheme segmentation only runs at the few places where a part fills up: if the cut
+/// falls inside an extended grapheme cluster that fits in one part, the part ends before the
+/// cluster instead. That keeps the common path a plain per-character loop.
 struct Layout<'b> {
     coder: Coder,
     smart: bool,
     cap: usize,
-    used: usize,
     parts: usize,
     bounds: Option<&'b mut Vec<usize>>,
     keep: usize,
+    /// End of the last cluster found to be larger than a part: cuts before it need no
+    /// segmentation (keeps pathological texts, e.g. thousands of combining marks, linear).
+    oversized_until: usize,
 }
 
 impl Layout<'_> {
@@ -362,46 +411,55 @@ impl Layout<'_> {
         char_cost(self.coder, self.smart, c).map_or(0, |(n, _)| n)
     }
 
-    #[inline]
-    fn cluster(&mut self, offset: usize, cluster: &str) {
-        let w: usize = cluster.chars().map(|c| self.cost(c)).sum();
-        if self.used + w <= self.cap {
-            self.used += w;
-        } else if w <= self.cap {
-            self.cut(offset);
-            self.used = w;
-        } else {
-            // A cluster larger than a whole part: split it between characters (never inside
-            // one, so escape and surrogate pairs still stay together).
-            for (i, c) in cluster.char_indices() {
-                let k = self.cost(c);
-                if self.used + k > self.cap && self.used > 0 {
-                    self.cut(offset + i);
-                    self.used = 0;
-                }
-                self.used += k;
-            }
+    fn cost_str(&self, s: &str) -> usize {
+        s.chars().map(|c| self.cost(c)).sum()
+    }
+
+    /// Where to end a part that starts at `part_start` and cannot take the character at `full`.
+    fn cut_point(&mut self, text: &str, part_start: usize, full: usize) -> usize {
+        if full < self.oversized_until {
+            return full;
         }
+        let mut cursor = GraphemeCursor::new(full, text.len(), true);
+        // The whole text is one chunk starting at 0, so the cursor never asks for context.
+        if cursor.is_boundary(text, 0).unwrap_or(true) {
+            return full;
+        }
+        let Ok(Some(cluster_start)) = cursor.prev_boundary(text, 0) else {
+            return full;
+        };
+        let mut cursor = GraphemeCursor::new(full, text.len(), true);
+        let cluster_end = match cursor.next_boundary(text, 0) {
+            Ok(Some(end)) => end,
+            _ => text.len(),
+        };
+        // A cluster that began with this part and still does not fit, or that costs more than
+        // a part, is larger than a part: it is split between characters.
+        if cluster_start <= part_start
+            || self.cost_str(&text[cluster_start..cluster_end]) > self.cap
+        {
+            self.oversized_until = cluster_end;
+            return full;
+        }
+        cluster_start
     }
 
     fn run(mut self, text: &str) -> usize {
-        if text.is_ascii() {
-            // ASCII graphemes are single bytes except CR LF, which stays together.
-            let b = text.as_bytes();
-            let mut i = 0;
-            while i < b.len() {
-                let len = if b[i] == b'\r' && b.get(i + 1) == Some(&b'\n') {
-                    2
-                } else {
-                    1
-                };
-                self.cluster(i, &text[i..i + len]);
-                i += len;
+        let mut part_start = 0;
+        let mut used = 0;
+        let mut pos = 0;
+        while let Some(c) = text[pos..].chars().next() {
+            let k = self.cost(c);
+            if used + k <= self.cap {
+                used += k;
+                pos += c.len_utf8();
+                continue;
             }
-        } else {
-            for (i, g) in text.grapheme_indices(true) {
-                self.cluster(i, g);
-            }
+            let cut = self.cut_point(text, part_start, pos);
+            self.cut(cut);
+            part_start = cut;
+            // Re-examine `c` against the new part, which already holds text[cut..pos].
+            used = self.cost_str(&text[cut..pos]);
         }
         self.parts
     }
@@ -446,19 +504,23 @@ fn evaluate(
     smart: bool,
     opts: &EncodeOptions,
 ) -> Result<Candidate, (char, usize)> {
-    let (units, replaced) = measure(text, coder, smart)?;
+    let (units, replaced, chars) = measure(text, coder, smart)?;
     let g = geometry(coder, opts);
     let parts = if units <= g.single_cap || opts.split == SplitMethod::Payload {
         1
+    } else if units.div_ceil(g.multi_cap) > usize::from(u8::MAX) {
+        // Certainly over any allowed maximum: report the lower bound instead of laying out
+        // an arbitrarily long text.
+        units.div_ceil(g.multi_cap)
     } else {
         Layout {
             coder,
             smart,
             cap: g.multi_cap,
-            used: 0,
             parts: 1,
             bounds: None,
             keep: 0,
+            oversized_until: 0,
         }
         .run(text)
     };
@@ -467,6 +529,7 @@ fn evaluate(
         smart,
         units,
         replaced,
+        chars,
         parts,
     })
 }
@@ -475,10 +538,9 @@ fn evaluate(
 /// On failure, the unencodable character that stopped the most capable table pair.
 fn best_gsm(text: &str, opts: &EncodeOptions, smart: bool) -> Result<Candidate, (char, usize)> {
     let default = evaluate(text, Coder::Gsm(Gsm7Tables::DEFAULT), smart, opts);
-    let chars_if_plain = || text.chars().count();
     match &default {
         // No national table can beat one septet per character without replacements.
-        Ok(c) if opts.languages.is_empty() || (c.replaced == 0 && c.units == chars_if_plain()) => {
+        Ok(c) if opts.languages.is_empty() || (c.replaced == 0 && c.units == c.chars) => {
             return default;
         }
         Err(_) if opts.languages.is_empty() => return default,
@@ -567,7 +629,7 @@ fn check_size(
     Ok(())
 }
 
-fn plan_of(text: &str, cand: &Candidate, opts: &EncodeOptions) -> Plan {
+fn plan_of(cand: &Candidate, opts: &EncodeOptions) -> Plan {
     let g = geometry(cand.coder, opts);
     let udh = if cand.parts > 1 && matches!(opts.split, SplitMethod::Udh8 | SplitMethod::Udh16) {
         g.multi_udh_counted
@@ -578,7 +640,7 @@ fn plan_of(text: &str, cand: &Candidate, opts: &EncodeOptions) -> Plan {
     Plan {
         encoding,
         data_coding: encoding.data_coding(),
-        chars: text.chars().count(),
+        chars: cand.chars,
         units: cand.units,
         replaced: cand.replaced,
         parts: cand.parts,
@@ -596,7 +658,7 @@ fn plan_of(text: &str, cand: &Candidate, opts: &EncodeOptions) -> Plan {
 /// [`TextError::Unencodable`]; more than `max_parts` parts give [`TextError::TooLong`].
 pub fn plan(text: &str, opts: &EncodeOptions) -> Result<Plan, TextError> {
     let cand = choose(text, opts)?;
-    Ok(plan_of(text, &cand, opts))
+    Ok(plan_of(&cand, opts))
 }
 
 /// Writes the UDH for one part.
@@ -634,8 +696,11 @@ fn write_udh(
 /// concatenation element (low 8 bits for [`SplitMethod::Udh8`]) or `sar_msg_ref_num`; take it
 /// from a [`ReferenceAllocator`].
 pub fn encode(text: &str, opts: &EncodeOptions, reference: u16) -> Result<Encoded, TextError> {
+    if let Some(e) = encode_single_default_gsm(text, opts, reference) {
+        return Ok(e);
+    }
     let cand = choose(text, opts)?;
-    let plan = plan_of(text, &cand, opts);
+    let plan = plan_of(&cand, opts);
     let coder = cand.coder;
     let g = geometry(coder, opts);
     let multi = cand.parts > 1;
@@ -650,6 +715,8 @@ pub fn encode(text: &str, opts: &EncodeOptions, reference: u16) -> Result<Encode
         _ => None,
     };
 
+    // Part ends as byte offsets; a single part needs no allocation.
+    let whole = [text.len()];
     let mut bounds = Vec::new();
     if multi {
         bounds.reserve_exact(cand.parts + 1);
@@ -657,24 +724,25 @@ pub fn encode(text: &str, opts: &EncodeOptions, reference: u16) -> Result<Encode
             coder,
             smart: cand.smart,
             cap: g.multi_cap,
-            used: 0,
             parts: 1,
             bounds: Some(&mut bounds),
             keep: cand.parts,
+            oversized_until: 0,
         }
         .run(text);
+        bounds.push(text.len());
     }
-    bounds.push(text.len());
+    let ends: &[usize] = if multi { &bounds } else { &whole };
 
     let payload_octets = match coder {
         Coder::Ucs2 => cand.units * 2,
         _ => cand.units,
     };
     let mut buf = Vec::with_capacity(payload_octets + cand.parts * udh);
-    let mut segs = Vec::with_capacity(cand.parts);
+    let mut segs = Segs::with_capacity(cand.parts);
     let total = cand.parts as u8;
     let mut from = 0;
-    for (i, &to) in bounds.iter().enumerate() {
+    for (i, &to) in ends.iter().enumerate() {
         let start = buf.len();
         let concat = concat_in_udh.then_some((opts.split, reference, total, (i + 1) as u8));
         write_udh(&mut buf, udh, concat, tables);
@@ -703,6 +771,69 @@ pub fn encode(text: &str, opts: &EncodeOptions, reference: u16) -> Result<Encode
         reference,
         buf,
         segs,
+    })
+}
+
+/// Single GSM septet limit without UDH.
+const SINGLE_SEPTETS: usize = 160;
+
+/// The hot path: a text that fits one message in the default GSM alphabet is encoded in one
+/// pass with one allocation. Gives up (`None`, the general path decides) at the first character
+/// outside the default tables, at an escape when national tables might do better, or when the
+/// text is longer than one message. Produces exactly what the general path would.
+fn encode_single_default_gsm(text: &str, opts: &EncodeOptions, reference: u16) -> Option<Encoded> {
+    // A character is at most 3 UTF-8 octets per septet (€: 3 octets, 2 septets), so a longer
+    // text cannot fit.
+    if opts.max_parts == 0
+        || !matches!(opts.encoding, EncodingRequest::Auto | EncodingRequest::Gsm7)
+        || text.len() > 3 * SINGLE_SEPTETS
+    {
+        return None;
+    }
+    let tables = Gsm7Tables::DEFAULT;
+    // Septets never outnumber UTF-8 octets, so this never reallocates.
+    let mut buf = Vec::with_capacity(text.len());
+    let mut chars = 0;
+    for c in text.chars() {
+        match tables.encode_char(c)? {
+            Septets::One(s) => buf.push(s),
+            Septets::Escaped(_) if !opts.languages.is_empty() => return None,
+            Septets::Escaped(s) => buf.extend_from_slice(&[ESC, s]),
+        }
+        chars += 1;
+    }
+    let units = buf.len();
+    if units > SINGLE_SEPTETS {
+        return None;
+    }
+    if opts.packed {
+        pack_in_place(&mut buf, 0, 0);
+    }
+    let encoding = Encoding::Gsm7(tables);
+    Some(Encoded {
+        plan: Plan {
+            encoding,
+            data_coding: encoding.data_coding(),
+            chars,
+            units,
+            replaced: 0,
+            parts: 1,
+            split: opts.split,
+            udhi: false,
+            packed: opts.packed,
+        },
+        reference,
+        segs: Segs {
+            first: SegMeta {
+                start: 0,
+                udh_len: 0,
+                end: buf.len(),
+                units,
+            },
+            rest: Vec::new(),
+            any: true,
+        },
+        buf,
     })
 }
 
@@ -740,7 +871,7 @@ pub fn encode_binary(
         }
     };
     let mut buf = Vec::with_capacity(data.len() + parts * udh);
-    let mut segs = Vec::with_capacity(parts);
+    let mut segs = Segs::with_capacity(parts);
     for i in 0..parts {
         let chunk = &data[(i * cap).min(data.len())..((i + 1) * cap).min(data.len())];
         let start = buf.len();
