@@ -235,7 +235,7 @@ enum Coder {
 }
 
 impl Coder {
-    #[inline]
+    #[inline(always)]
     fn cost(self, c: char) -> Option<usize> {
         match self {
             Coder::Gsm(t) => t.encode_char(c).map(Septets::len),
@@ -245,7 +245,7 @@ impl Coder {
     }
 
     /// Appends `c`; false (nothing written) when it cannot be encoded.
-    #[inline]
+    #[inline(always)]
     fn write(self, c: char, out: &mut Vec<u8>) -> bool {
         match self {
             Coder::Gsm(t) => match t.encode_char(c) {
@@ -304,7 +304,7 @@ impl Coder {
 }
 
 /// Units `c` costs, and whether smart encoding replaced it.
-#[inline]
+#[inline(always)]
 fn char_cost(coder: Coder, smart: bool, c: char) -> Option<(usize, bool)> {
     if let Some(n) = coder.cost(c) {
         return Some((n, false));
