@@ -74,10 +74,18 @@ pub struct Plan {
     pub parts: usize,
     /// The split method in effect.
     pub split: SplitMethod,
-    /// True when every part starts with a UDH: set `esm_class` bit 0x40 (UDHI).
+    /// True when every part starts with a UDH: set `esm_class` bit 0x40 (UDHI); see
+    /// [`Plan::esm_class_udhi`].
     pub udhi: bool,
     /// True when GSM payloads are packed.
     pub packed: bool,
+}
+
+impl Plan {
+    /// The bits to OR into `esm_class`: 0x40 (UDHI) when the parts carry a UDH, else 0.
+    pub fn esm_class_udhi(&self) -> u8 {
+        if self.udhi { 0x40 } else { 0 }
+    }
 }
 
 /// The SAR TLV values of one part (`sar_msg_ref_num`, `sar_total_segments`,
@@ -96,6 +104,8 @@ pub struct Sar {
 struct SegMeta {
     start: usize,
     udh_len: usize,
+    /// UDH octets on the air: `udh_len`, plus the concatenation element the SMSC adds for SAR.
+    air_udh: usize,
     end: usize,
     units: usize,
 }
@@ -152,6 +162,7 @@ pub struct Encoded {
 pub struct Segment<'a> {
     bytes: &'a [u8],
     udh_len: usize,
+    air_udh: usize,
     /// Septets (GSM, before packing), octets (Latin-1, binary) or UTF-16 code units (UCS-2).
     pub units: usize,
     /// SAR TLV values (only with [`SplitMethod::Sar`] and more than one part).
@@ -174,16 +185,15 @@ impl<'a> Segment<'a> {
         self.bytes
     }
 
-    /// Octets this part occupies in the SMS TP-User-Data on the air interface (UDH plus packed
-    /// septets with fill bits, or UDH plus octets). Always ≤ 140 for a part of a split message.
+    /// Octets this part occupies in the SMS TP-User-Data on the air interface: its UDH (with
+    /// the concatenation element an SMSC adds for SAR) plus packed septets after fill bits, or
+    /// plus octets. Always ≤ 140 for a part of a split message.
     pub fn air_octets(&self, encoding: Encoding) -> usize {
+        let udh = self.air_udh;
         match encoding {
-            Encoding::Gsm7(_) => {
-                let bits = self.udh_len * 8 + fill_bits(self.udh_len) as usize + self.units * 7;
-                bits.div_ceil(8)
-            }
-            Encoding::Ucs2 => self.udh_len + self.units * 2,
-            Encoding::Latin1 | Encoding::Binary => self.udh_len + self.units,
+            Encoding::Gsm7(_) => (udh * 8 + fill_bits(udh) as usize + self.units * 7).div_ceil(8),
+            Encoding::Ucs2 => udh + self.units * 2,
+            Encoding::Latin1 | Encoding::Binary => udh + self.units,
         }
     }
 }
@@ -220,6 +230,7 @@ impl Encoded {
         Segment {
             bytes: &self.buf[m.start..m.end],
             udh_len: m.udh_len,
+            air_udh: m.air_udh,
             units: m.units,
             sar,
         }
@@ -738,6 +749,11 @@ pub fn encode(text: &str, opts: &EncodeOptions, reference: u16) -> Result<Encode
         Coder::Ucs2 => cand.units * 2,
         _ => cand.units,
     };
+    let air_udh = if multi && opts.split == SplitMethod::Sar {
+        g.multi_udh_counted
+    } else {
+        udh
+    };
     let mut buf = Vec::with_capacity(payload_octets + cand.parts * udh);
     let mut segs = Segs::with_capacity(cand.parts);
     let total = cand.parts as u8;
@@ -761,6 +777,7 @@ pub fn encode(text: &str, opts: &EncodeOptions, reference: u16) -> Result<Encode
         segs.push(SegMeta {
             start,
             udh_len: udh,
+            air_udh,
             end: buf.len(),
             units,
         });
@@ -827,6 +844,7 @@ fn encode_single_default_gsm(text: &str, opts: &EncodeOptions, reference: u16) -
             first: SegMeta {
                 start: 0,
                 udh_len: 0,
+                air_udh: 0,
                 end: buf.len(),
                 units,
             },
@@ -866,9 +884,15 @@ pub fn encode_binary(
                     max: opts.max_parts,
                 });
             }
-            let udh = if split == SplitMethod::Sar { 0 } else { udh };
             (parts, cap, udh)
         }
+    };
+    // SAR: the SMSC adds the concatenation element; it is counted, not written.
+    let air_udh = udh;
+    let udh = if opts.split == SplitMethod::Sar {
+        0
+    } else {
+        udh
     };
     let mut buf = Vec::with_capacity(data.len() + parts * udh);
     let mut segs = Segs::with_capacity(parts);
@@ -881,6 +905,7 @@ pub fn encode_binary(
         segs.push(SegMeta {
             start,
             udh_len: udh,
+            air_udh,
             end: buf.len(),
             units: chunk.len(),
         });

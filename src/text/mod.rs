@@ -393,7 +393,8 @@ pub enum TextError {
     /// The text needs more parts than allowed.
     #[error("text needs {needed} parts, more than the maximum of {max}")]
     TooLong {
-        /// Parts the text would need with this encoding and split method.
+        /// Parts the text would need with this encoding and split method (above 255 a lower
+        /// bound: such texts are not laid out in full).
         needed: usize,
         /// The configured maximum.
         max: u8,
