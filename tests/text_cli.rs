@@ -59,6 +59,10 @@ fn json_national_shift_smart_and_forced_encodings() {
     assert_eq!(v["encoding"], "latin1");
     assert_eq!(v["segments"][0]["payload"], "636166e9");
 
+    let v = json(&["-5 °C"]);
+    assert_eq!(v["encoding"], "ucs2");
+    assert_eq!(v["characters"], 5);
+
     let v = json(&["--encoding", "ucs2", "hi"]);
     assert_eq!(v["encoding"], "ucs2");
     assert_eq!(v["segments"][0]["payload"], "00680069");
