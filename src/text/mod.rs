@@ -42,6 +42,7 @@ mod decode;
 mod encode;
 pub mod gsm;
 mod reassembly;
+mod reference;
 pub mod smart;
 mod tables;
 mod udh;
@@ -54,14 +55,14 @@ use serde::{Deserialize, Serialize};
 pub use charset::{decode_latin1_into, decode_ucs2_into};
 pub use decode::{Body, Charset, DecodeOptions, Decoded, UserData, charset_for};
 pub use encode::{
-    DEFAULT_MAX_PARTS, EncodeOptions, Encoded, Plan, ReferenceAllocator, Sar, Segment, encode,
-    encode_binary, plan,
+    DEFAULT_MAX_PARTS, EncodeOptions, Encoded, Plan, Sar, Segment, encode, encode_binary, plan,
 };
 pub use gsm::{Gsm7Tables, Septets};
 pub use reassembly::{
     Assembled, Fragment, Incomplete, IncompleteReason, PushResult, PushStatus, Reassembler,
     ReassemblyConfig,
 };
+pub use reference::ReferenceAllocator;
 pub use udh::{Concat, Ports, Udh, UdhError, parse_udh};
 
 /// A national language with 3GPP TS 23.038 Annex A shift tables that smppd carries. Config and
