@@ -36,6 +36,29 @@
 //! go through a [`Reassembler`] (keyed by source, destination and reference; bounded; expiry by
 //! the caller's clock) and are decoded once complete. Decoding never fails: unmappable codes
 //! become U+FFFD and are counted as warnings.
+//!
+//! ```
+//! use smppd::text::{Body, DecodeOptions, Fragment, PushStatus, Reassembler, ReassemblyConfig,
+//!                   UserData};
+//!
+//! let mut pending = Reassembler::new(ReassemblyConfig::default());
+//! let now_ms = 0; // the caller's monotonic clock
+//! // Two deliver_sm short_messages with UDHI set (esm_class 0x40), data_coding 0.
+//! let parts: [&[u8]; 2] = [&[5, 0, 3, 7, 2, 2, 0x69], &[5, 0, 3, 7, 2, 1, 0x48]];
+//! for short_message in parts {
+//!     let ud = UserData::parse(0x00, true, short_message, &DecodeOptions::default());
+//!     match Fragment::from_user_data("+46700000001", "12345", &ud, None) {
+//!         Some(frag) => {
+//!             let res = pending.push(now_ms, frag);
+//!             // res.incomplete: sets given up meanwhile (expired, evicted): report them.
+//!             if let PushStatus::Complete(msg) = res.status {
+//!                 assert_eq!(msg.decode().body, Body::Text("Hi".into()));
+//!             }
+//!         }
+//!         None => { /* not concatenated: ud.decode() */ }
+//!     }
+//! }
+//! ```
 
 mod charset;
 mod decode;
