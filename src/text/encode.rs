@@ -366,6 +366,8 @@ struct Candidate {
     replaced: usize,
     chars: usize,
     parts: usize,
+    /// The part boundaries of this candidate are in the caller's bounds vector.
+    laid_out: bool,
 }
 
 /// Counts units, replacements and characters; `Err((char, position))` at the first
@@ -457,19 +459,17 @@ impl Layout<'_> {
     fn run(mut self, text: &str) -> usize {
         let mut part_start = 0;
         let mut used = 0;
-        let mut pos = 0;
-        while let Some(c) = text[pos..].chars().next() {
+        for (pos, c) in text.char_indices() {
             let k = self.cost(c);
-            if used + k <= self.cap {
-                used += k;
-                pos += c.len_utf8();
-                continue;
+            if used + k > self.cap {
+                let cut = self.cut_point(text, part_start, pos);
+                self.cut(cut);
+                part_start = cut;
+                // The new part holds text[cut..pos]: nothing, or the start of a cluster that
+                // fits in one part and contains `c`, so `c` fits too.
+                used = self.cost_str(&text[cut..pos]);
             }
-            let cut = self.cut_point(text, part_start, pos);
-            self.cut(cut);
-            part_start = cut;
-            // Re-examine `c` against the new part, which already holds text[cut..pos].
-            used = self.cost_str(&text[cut..pos]);
+            used += k;
         }
         self.parts
     }
@@ -508,28 +508,41 @@ fn geometry(coder: Coder, opts: &EncodeOptions) -> Geometry {
     }
 }
 
+/// Maximum part boundaries ever recorded (the part limit is at most 255).
+const MAX_BOUNDS: usize = u8::MAX as usize;
+
+/// Measures `text` with `coder` and counts its parts. When `bounds` is given and the text needs
+/// splitting, the part boundaries are left in it (`laid_out`), so [`encode`] need not lay the
+/// text out a second time.
 fn evaluate(
     text: &str,
     coder: Coder,
     smart: bool,
     opts: &EncodeOptions,
+    bounds: Option<&mut Vec<usize>>,
 ) -> Result<Candidate, (char, usize)> {
     let (units, replaced, chars) = measure(text, coder, smart)?;
     let g = geometry(coder, opts);
+    let mut laid_out = false;
     let parts = if units <= g.single_cap || opts.split == SplitMethod::Payload {
         1
-    } else if units.div_ceil(g.multi_cap) > usize::from(u8::MAX) {
+    } else if units.div_ceil(g.multi_cap) > MAX_BOUNDS {
         // Certainly over any allowed maximum: report the lower bound instead of laying out
         // an arbitrarily long text.
         units.div_ceil(g.multi_cap)
     } else {
+        laid_out = bounds.is_some();
+        let bounds = bounds.map(|b| {
+            b.clear();
+            b
+        });
         Layout {
             coder,
             smart,
             cap: g.multi_cap,
             parts: 1,
-            bounds: None,
-            keep: 0,
+            bounds,
+            keep: MAX_BOUNDS,
             oversized_until: 0,
         }
         .run(text)
@@ -541,13 +554,21 @@ fn evaluate(
         replaced,
         chars,
         parts,
+        laid_out,
     })
 }
 
 /// The best GSM-7 candidate: fewest parts, then fewest shift elements, then fewest septets.
 /// On failure, the unencodable character that stopped the most capable table pair.
-fn best_gsm(text: &str, opts: &EncodeOptions, smart: bool) -> Result<Candidate, (char, usize)> {
-    let default = evaluate(text, Coder::Gsm(Gsm7Tables::DEFAULT), smart, opts);
+fn best_gsm(
+    text: &str,
+    opts: &EncodeOptions,
+    smart: bool,
+    bounds: Option<&mut Vec<usize>>,
+) -> Result<Candidate, (char, usize)> {
+    // Only the default tables get the bounds vector: they win in the common case. A national
+    // winner is laid out again by `encode`.
+    let default = evaluate(text, Coder::Gsm(Gsm7Tables::DEFAULT), smart, opts, bounds);
     match &default {
         // No national table can beat one septet per character without replacements.
         Ok(c) if opts.languages.is_empty() || (c.replaced == 0 && c.units == c.chars) => {
@@ -572,7 +593,7 @@ fn best_gsm(text: &str, opts: &EncodeOptions, smart: bool) -> Result<Candidate, 
             if tables.is_default() {
                 continue;
             }
-            let cand = evaluate(text, Coder::Gsm(tables), smart, opts);
+            let cand = evaluate(text, Coder::Gsm(tables), smart, opts, None);
             best = match (best, cand) {
                 (Ok(b), Ok(c)) => {
                     let key = |x: &Candidate| (x.parts, x.coder.shift_ies(), x.units, x.replaced);
@@ -587,7 +608,11 @@ fn best_gsm(text: &str, opts: &EncodeOptions, smart: bool) -> Result<Candidate, 
     best
 }
 
-fn choose(text: &str, opts: &EncodeOptions) -> Result<Candidate, TextError> {
+fn choose(
+    text: &str,
+    opts: &EncodeOptions,
+    mut bounds: Option<&mut Vec<usize>>,
+) -> Result<Candidate, TextError> {
     let unencodable = |(ch, position): (char, usize)| TextError::Unencodable {
         ch,
         position,
@@ -595,20 +620,22 @@ fn choose(text: &str, opts: &EncodeOptions) -> Result<Candidate, TextError> {
     };
     let cand = match opts.encoding {
         EncodingRequest::Auto | EncodingRequest::Gsm7 => {
-            let mut gsm = best_gsm(text, opts, false);
+            let mut gsm = best_gsm(text, opts, false, bounds.as_deref_mut());
             if gsm.is_err() && opts.smart {
-                gsm = best_gsm(text, opts, true);
+                gsm = best_gsm(text, opts, true, bounds.as_deref_mut());
             }
             match gsm {
                 Ok(c) => c,
                 Err(e) if opts.encoding == EncodingRequest::Gsm7 => return Err(unencodable(e)),
-                Err(_) => evaluate(text, Coder::Ucs2, false, opts).map_err(unencodable)?,
+                Err(_) => evaluate(text, Coder::Ucs2, false, opts, bounds).map_err(unencodable)?,
             }
         }
         EncodingRequest::Latin1 => {
-            evaluate(text, Coder::Latin1, false, opts).map_err(unencodable)?
+            evaluate(text, Coder::Latin1, false, opts, bounds).map_err(unencodable)?
         }
-        EncodingRequest::Ucs2 => evaluate(text, Coder::Ucs2, false, opts).map_err(unencodable)?,
+        EncodingRequest::Ucs2 => {
+            evaluate(text, Coder::Ucs2, false, opts, bounds).map_err(unencodable)?
+        }
     };
     check_size(cand.coder, cand.units, cand.parts, opts)?;
     Ok(cand)
@@ -667,7 +694,7 @@ fn plan_of(cand: &Candidate, opts: &EncodeOptions) -> Plan {
 /// UCS-2. A forced encoding that cannot represent the text gives
 /// [`TextError::Unencodable`]; more than `max_parts` parts give [`TextError::TooLong`].
 pub fn plan(text: &str, opts: &EncodeOptions) -> Result<Plan, TextError> {
-    let cand = choose(text, opts)?;
+    let cand = choose(text, opts, None)?;
     Ok(plan_of(&cand, opts))
 }
 
@@ -709,7 +736,10 @@ pub fn encode(text: &str, opts: &EncodeOptions, reference: u16) -> Result<Encode
     if let Some(e) = encode_single_default_gsm(text, opts, reference) {
         return Ok(e);
     }
-    let cand = choose(text, opts)?;
+    // Part ends as byte offsets; a single part needs no allocation.
+    let whole = [text.len()];
+    let mut bounds = Vec::new();
+    let cand = choose(text, opts, Some(&mut bounds))?;
     let plan = plan_of(&cand, opts);
     let coder = cand.coder;
     let g = geometry(coder, opts);
@@ -725,11 +755,8 @@ pub fn encode(text: &str, opts: &EncodeOptions, reference: u16) -> Result<Encode
         _ => None,
     };
 
-    // Part ends as byte offsets; a single part needs no allocation.
-    let whole = [text.len()];
-    let mut bounds = Vec::new();
-    if multi {
-        bounds.reserve_exact(cand.parts + 1);
+    if multi && !cand.laid_out {
+        bounds.clear();
         Layout {
             coder,
             smart: cand.smart,
@@ -740,6 +767,8 @@ pub fn encode(text: &str, opts: &EncodeOptions, reference: u16) -> Result<Encode
             oversized_until: 0,
         }
         .run(text);
+    }
+    if multi {
         bounds.push(text.len());
     }
     let ends: &[usize] = if multi { &bounds } else { &whole };
@@ -817,11 +846,11 @@ fn encode_single_default_gsm(text: &str, opts: &EncodeOptions, reference: u16) -
             Septets::Escaped(s) => buf.extend_from_slice(&[ESC, s]),
         }
         chars += 1;
+        if buf.len() > SINGLE_SEPTETS {
+            return None;
+        }
     }
     let units = buf.len();
-    if units > SINGLE_SEPTETS {
-        return None;
-    }
     if opts.packed {
         pack_in_place(&mut buf, 0, 0);
     }
