@@ -532,10 +532,10 @@ fn evaluate(
         units.div_ceil(g.multi_cap)
     } else {
         laid_out = bounds.is_some();
-        let bounds = bounds.map(|b| {
+        let mut bounds = bounds;
+        if let Some(b) = bounds.as_deref_mut() {
             b.clear();
-            b
-        });
+        }
         Layout {
             coder,
             smart,
