@@ -13,7 +13,7 @@
 
 use unicode_segmentation::GraphemeCursor;
 
-use super::gsm::{ESC, Gsm7Tables, Septets, fill_bits, pack_in_place};
+use super::gsm::{ESC, Gsm7Tables, Resolved, Septets, fill_bits, pack_in_place};
 use super::smart;
 use super::udh::{IEI_CONCAT8, IEI_CONCAT16, IEI_LOCKING_SHIFT, IEI_SINGLE_SHIFT};
 use super::{Encoding, EncodingRequest, LanguageSet, SplitMethod, TextError};
@@ -239,16 +239,21 @@ impl Encoded {
 /// Per-character writer for one encoding.
 #[derive(Clone, Copy, Debug)]
 enum Coder {
-    Gsm(Gsm7Tables),
+    /// The tables, and the same resolved once for the per-character loops.
+    Gsm(Gsm7Tables, Resolved),
     Latin1,
     Ucs2,
 }
 
 impl Coder {
+    fn gsm(tables: Gsm7Tables) -> Coder {
+        Coder::Gsm(tables, tables.resolve())
+    }
+
     #[inline(always)]
     fn cost(self, c: char) -> Option<usize> {
         match self {
-            Coder::Gsm(t) => t.encode_char(c).map(Septets::len),
+            Coder::Gsm(_, r) => r.encode_char(c).map(Septets::len),
             Coder::Latin1 => (u32::from(c) <= 0xFF).then_some(1),
             Coder::Ucs2 => Some(c.len_utf16()),
         }
@@ -258,7 +263,7 @@ impl Coder {
     #[inline(always)]
     fn write(self, c: char, out: &mut Vec<u8>) -> bool {
         match self {
-            Coder::Gsm(t) => match t.encode_char(c) {
+            Coder::Gsm(_, r) => match r.encode_char(c) {
                 Some(Septets::One(s)) => out.push(s),
                 Some(Septets::Escaped(s)) => out.extend_from_slice(&[ESC, s]),
                 None => return false,
@@ -279,7 +284,7 @@ impl Coder {
 
     fn encoding(self) -> Encoding {
         match self {
-            Coder::Gsm(t) => Encoding::Gsm7(t),
+            Coder::Gsm(t, _) => Encoding::Gsm7(t),
             Coder::Latin1 => Encoding::Latin1,
             Coder::Ucs2 => Encoding::Ucs2,
         }
@@ -287,7 +292,7 @@ impl Coder {
 
     fn shift_ies(self) -> usize {
         match self {
-            Coder::Gsm(t) => t.shift_ies(),
+            Coder::Gsm(t, _) => t.shift_ies(),
             _ => 0,
         }
     }
@@ -297,8 +302,8 @@ impl Coder {
         match self {
             // Septets are packed on the air whatever SMPP carries, so SMS parts are sized by
             // the packed form; an unpacked message_payload carries one septet per octet.
-            Coder::Gsm(_) if on_air || packed => octets * 8 / 7,
-            Coder::Gsm(_) | Coder::Latin1 => octets,
+            Coder::Gsm(..) if on_air || packed => octets * 8 / 7,
+            Coder::Gsm(..) | Coder::Latin1 => octets,
             Coder::Ucs2 => octets / 2,
         }
     }
@@ -306,8 +311,8 @@ impl Coder {
     /// Octets `units` take in an SMPP field.
     fn field_octets(self, units: usize, packed: bool) -> usize {
         match self {
-            Coder::Gsm(_) if packed => (units * 7).div_ceil(8),
-            Coder::Gsm(_) | Coder::Latin1 => units,
+            Coder::Gsm(..) if packed => (units * 7).div_ceil(8),
+            Coder::Gsm(..) | Coder::Latin1 => units,
             Coder::Ucs2 => units * 2,
         }
     }
@@ -568,7 +573,7 @@ fn best_gsm(
 ) -> Result<Candidate, (char, usize)> {
     // Only the default tables get the bounds vector: they win in the common case. A national
     // winner is laid out again by `encode`.
-    let default = evaluate(text, Coder::Gsm(Gsm7Tables::DEFAULT), smart, opts, bounds);
+    let default = evaluate(text, Coder::gsm(Gsm7Tables::DEFAULT), smart, opts, bounds);
     match &default {
         // No national table can beat one septet per character without replacements.
         Ok(c) if opts.languages.is_empty() || (c.replaced == 0 && c.units == c.chars) => {
@@ -593,7 +598,7 @@ fn best_gsm(
             if tables.is_default() {
                 continue;
             }
-            let cand = evaluate(text, Coder::Gsm(tables), smart, opts, None);
+            let cand = evaluate(text, Coder::gsm(tables), smart, opts, None);
             best = match (best, cand) {
                 (Ok(b), Ok(c)) => {
                     let key = |x: &Candidate| (x.parts, x.coder.shift_ies(), x.units, x.replaced);
@@ -751,7 +756,7 @@ pub fn encode(text: &str, opts: &EncodeOptions, reference: u16) -> Result<Encode
         g.single_udh
     };
     let tables = match coder {
-        Coder::Gsm(t) if !t.is_default() => Some(t),
+        Coder::Gsm(t, _) if !t.is_default() => Some(t),
         _ => None,
     };
 
@@ -836,11 +841,12 @@ fn encode_single_default_gsm(text: &str, opts: &EncodeOptions, reference: u16) -
         return None;
     }
     let tables = Gsm7Tables::DEFAULT;
+    let resolved = tables.resolve();
     // Septets never outnumber UTF-8 octets, so this never reallocates.
     let mut buf = Vec::with_capacity(text.len());
     let mut chars = 0;
     for c in text.chars() {
-        match tables.encode_char(c)? {
+        match resolved.encode_char(c)? {
             Septets::One(s) => buf.push(s),
             Septets::Escaped(_) if !opts.languages.is_empty() => return None,
             Septets::Escaped(s) => buf.extend_from_slice(&[ESC, s]),

@@ -94,6 +94,7 @@ impl High {
 }
 
 /// One table: decode array, reverse array for U+0000–U+00FF, and the entries above.
+#[derive(Debug)]
 struct Table {
     decode: &'static [char; 128],
     low: [u8; 256],
@@ -260,24 +261,16 @@ impl Gsm7Tables {
     /// The septet(s) for `c`, or `None` when these tables cannot represent it.
     #[inline]
     pub fn encode_char(self, c: char) -> Option<Septets> {
-        let cp = c as u32;
-        let lock = self.lock_table();
-        let shift = self.shift_table();
-        if cp < 256 {
-            let code = lock.low[cp as usize];
-            if code != NONE {
-                return Some(Septets::One(code));
-            }
-            let code = shift.low[cp as usize];
-            return (code != NONE).then_some(Septets::Escaped(code));
+        self.resolve().encode_char(c)
+    }
+
+    /// The tables themselves, looked up once so a per-character loop does not repeat it.
+    #[inline]
+    pub(crate) fn resolve(self) -> Resolved {
+        Resolved {
+            lock: self.lock_table(),
+            shift: self.shift_table(),
         }
-        if cp > MAX_TABLE_CHAR {
-            return None;
-        }
-        if let Some(code) = lock.high.find(cp) {
-            return Some(Septets::One(code));
-        }
-        shift.high.find(cp).map(Septets::Escaped)
     }
 
     /// The character a base (locking-shift) septet stands for; `None` for ESC and codes ≥ 0x80.
@@ -329,6 +322,36 @@ impl Gsm7Tables {
             }
         }
         warnings
+    }
+}
+
+/// A [`Gsm7Tables`] pair resolved to its tables.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Resolved {
+    lock: &'static Table,
+    shift: &'static Table,
+}
+
+impl Resolved {
+    /// See [`Gsm7Tables::encode_char`].
+    #[inline(always)]
+    pub(crate) fn encode_char(self, c: char) -> Option<Septets> {
+        let cp = c as u32;
+        if cp < 256 {
+            let code = self.lock.low[cp as usize];
+            if code != NONE {
+                return Some(Septets::One(code));
+            }
+            let code = self.shift.low[cp as usize];
+            return (code != NONE).then_some(Septets::Escaped(code));
+        }
+        if cp > MAX_TABLE_CHAR {
+            return None;
+        }
+        if let Some(code) = self.lock.high.find(cp) {
+            return Some(Septets::One(code));
+        }
+        self.shift.high.find(cp).map(Septets::Escaped)
     }
 }
 
