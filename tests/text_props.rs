@@ -242,4 +242,44 @@ proptest! {
             prop_assert!(t.chars().count() <= bytes.len() * 2 + 1);
         }
     }
+
+    #[test]
+    fn reassembler_stays_within_its_bounds(
+        pushes in prop::collection::vec(
+            (0u8..4, 0u16..6, 0u8..5, 0u8..6, 0usize..400, 0u64..500),
+            1..200,
+        ),
+    ) {
+        let cfg = ReassemblyConfig { timeout_ms: 2_000, max_sets: 5, max_bytes: 3_000 };
+        let mut r = Reassembler::new(cfg);
+        let sources = ["a", "b", "c", "d"];
+        let payload = vec![0x41u8; 400];
+        let mut now = 0;
+        for (src, reference, total, seq, len, dt) in pushes {
+            now += dt;
+            let frag = Fragment {
+                source: sources[usize::from(src)],
+                destination: "x",
+                reference,
+                total,
+                seq,
+                charset: text::Charset::Gsm7,
+                tables: Gsm7Tables::DEFAULT,
+                payload: &payload[..len],
+            };
+            let res = r.push(now, frag);
+            if let PushStatus::Complete(a) = &res.status {
+                prop_assert!(a.payload.iter().all(|&b| b == 0x41));
+            }
+            for inc in &res.incomplete {
+                prop_assert!(inc.parts.len() < usize::from(inc.total));
+            }
+            prop_assert!(r.pending_sets() <= 5);
+            prop_assert!(r.pending_bytes() <= 3_000);
+        }
+        let left = r.expire(u64::MAX);
+        prop_assert_eq!(r.pending_sets(), 0);
+        prop_assert_eq!(r.pending_bytes(), 0);
+        prop_assert!(left.len() <= 5);
+    }
 }

@@ -70,6 +70,7 @@ fn gsm_plain_boundaries_udh8_and_udh16() {
             );
             assert_eq!(e.plan().parts, units(&e).len());
             assert_eq!(e.plan().udhi, n > 160);
+            assert_eq!(e.plan().esm_class_udhi(), if n > 160 { 0x40 } else { 0 });
             assert_eq!(decode(&e), text);
         }
     }
@@ -231,6 +232,9 @@ fn sar_and_payload_methods() {
         })
         .collect();
     assert_eq!(sars, vec![(0x0102, 2, 1, 153), (0x0102, 2, 2, 8)]);
+    // On the air the SMSC's 6-octet UDH fills part 1 to exactly 140 octets.
+    assert_eq!(e.segment(0).unwrap().air_octets(e.plan().encoding), 140);
+    assert_eq!(e.plan().esm_class_udhi(), 0);
     // A single SAR message carries no SAR TLVs.
     let e = text::encode("short", &opts(SplitMethod::Sar), 7).unwrap();
     assert_eq!(e.segment(0).unwrap().sar, None);
@@ -543,6 +547,15 @@ fn binary_split() {
     assert_eq!((e.plan().parts, e.plan().udhi), (1, false));
     let e = text::encode_binary(&data[..141], &opts(SplitMethod::Udh16), 9).unwrap();
     assert_eq!(units(&e), vec![133, 8]);
+    let e = text::encode_binary(&data, &opts(SplitMethod::Sar), 9).unwrap();
+    assert_eq!(units(&e), vec![134, 134, 32]);
+    assert!(!e.plan().udhi);
+    for s in e.segments() {
+        assert!(s.udh().is_empty());
+        assert!(s.air_octets(Encoding::Binary) <= 140);
+    }
+    assert_eq!(e.segment(0).unwrap().air_octets(Encoding::Binary), 140);
+    assert_eq!(e.segment(2).unwrap().sar.map(|s| s.segment_seqnum), Some(3));
     let err = text::encode_binary(&[0; 1341], &opts(SplitMethod::Udh8), 0).unwrap_err();
     assert_eq!(
         err,

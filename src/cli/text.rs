@@ -49,7 +49,8 @@ struct InspectArgs {
     /// Concatenation reference to show in the UDH / SAR values.
     #[arg(long, default_value_t = 0, value_name = "REF")]
     reference: u16,
-    /// The message text.
+    /// The message text (may start with '-').
+    #[arg(allow_hyphen_values = true)]
     text: String,
 }
 

@@ -1,10 +1,9 @@
 //! Encoding choice and splitting for mobile-terminated messages.
 //!
-//! Owns: which encoding a text gets ([`plan`]), the bytes of every part ([`encode`],
-//! [`encode_binary`]) and the per-destination reference counter ([`ReferenceAllocator`]). Never
-//! picks a reference itself (the caller passes it in, so the output is a pure function of its
-//! inputs), never stores anything, and never allocates more than the output needs: one buffer
-//! for all parts plus one small vector of part boundaries.
+//! Owns: which encoding a text gets ([`plan`]) and the bytes of every part ([`encode`],
+//! [`encode_binary`]). Never picks a reference itself (the caller passes it in, so the output
+//! is a pure function of its inputs), never stores anything, and never allocates more than the
+//! output needs: one buffer for all parts plus, for split messages, the part boundaries.
 //!
 //! Capacity per part follows SMPP-FACTS §8.4: GSM septets = ⌊(140 − UDH)·8/7⌋, octets =
 //! 140 − UDH, UCS-2 code units = ⌊(140 − UDH)/2⌋, where UDH counts the concatenation element
@@ -12,9 +11,9 @@
 //! Parts never end inside a GSM escape pair or a UTF-16 surrogate pair, and an extended grapheme
 //! cluster stays in one part whenever it fits in one part.
 
-use unicode_segmentation::UnicodeSegmentation;
+use unicode_segmentation::GraphemeCursor;
 
-use super::gsm::{ESC, Gsm7Tables, Septets, fill_bits, pack_in_place};
+use super::gsm::{ESC, Gsm7Tables, Resolved, Septets, fill_bits, pack_in_place};
 use super::smart;
 use super::udh::{IEI_CONCAT8, IEI_CONCAT16, IEI_LOCKING_SHIFT, IEI_SINGLE_SHIFT};
 use super::{Encoding, EncodingRequest, LanguageSet, SplitMethod, TextError};
@@ -74,10 +73,18 @@ pub struct Plan {
     pub parts: usize,
     /// The split method in effect.
     pub split: SplitMethod,
-    /// True when every part starts with a UDH: set `esm_class` bit 0x40 (UDHI).
+    /// True when every part starts with a UDH: set `esm_class` bit 0x40 (UDHI); see
+    /// [`Plan::esm_class_udhi`].
     pub udhi: bool,
     /// True when GSM payloads are packed.
     pub packed: bool,
+}
+
+impl Plan {
+    /// The bits to OR into `esm_class`: 0x40 (UDHI) when the parts carry a UDH, else 0.
+    pub fn esm_class_udhi(&self) -> u8 {
+        if self.udhi { 0x40 } else { 0 }
+    }
 }
 
 /// The SAR TLV values of one part (`sar_msg_ref_num`, `sar_total_segments`,
@@ -92,12 +99,52 @@ pub struct Sar {
     pub segment_seqnum: u8,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct SegMeta {
     start: usize,
     udh_len: usize,
+    /// UDH octets on the air: `udh_len`, plus the concatenation element the SMSC adds for SAR.
+    air_udh: usize,
     end: usize,
     units: usize,
+}
+
+/// Part boundaries: the first inline, so a single-part message needs no second allocation.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Segs {
+    first: SegMeta,
+    rest: Vec<SegMeta>,
+    any: bool,
+}
+
+impl Segs {
+    fn with_capacity(parts: usize) -> Self {
+        Segs {
+            rest: Vec::with_capacity(parts.saturating_sub(1)),
+            ..Segs::default()
+        }
+    }
+
+    fn push(&mut self, m: SegMeta) {
+        if self.any {
+            self.rest.push(m);
+        } else {
+            self.first = m;
+            self.any = true;
+        }
+    }
+
+    /// At least 1: an empty text is one empty part.
+    fn len(&self) -> usize {
+        1 + self.rest.len()
+    }
+
+    fn get(&self, i: usize) -> SegMeta {
+        match i.checked_sub(1) {
+            None => self.first,
+            Some(j) => self.rest[j],
+        }
+    }
 }
 
 /// An encoded message: the plan and the bytes of every part, in one buffer.
@@ -106,7 +153,7 @@ pub struct Encoded {
     plan: Plan,
     reference: u16,
     buf: Vec<u8>,
-    segs: Vec<SegMeta>,
+    segs: Segs,
 }
 
 /// One part as it goes into a PDU.
@@ -114,6 +161,7 @@ pub struct Encoded {
 pub struct Segment<'a> {
     bytes: &'a [u8],
     udh_len: usize,
+    air_udh: usize,
     /// Septets (GSM, before packing), octets (Latin-1, binary) or UTF-16 code units (UCS-2).
     pub units: usize,
     /// SAR TLV values (only with [`SplitMethod::Sar`] and more than one part).
@@ -136,16 +184,15 @@ impl<'a> Segment<'a> {
         self.bytes
     }
 
-    /// Octets this part occupies in the SMS TP-User-Data on the air interface (UDH plus packed
-    /// septets with fill bits, or UDH plus octets). Always ≤ 140 for a part of a split message.
+    /// Octets this part occupies in the SMS TP-User-Data on the air interface: its UDH (with
+    /// the concatenation element an SMSC adds for SAR) plus packed septets after fill bits, or
+    /// plus octets. Always ≤ 140 for a part of a split message.
     pub fn air_octets(&self, encoding: Encoding) -> usize {
+        let udh = self.air_udh;
         match encoding {
-            Encoding::Gsm7(_) => {
-                let bits = self.udh_len * 8 + fill_bits(self.udh_len) as usize + self.units * 7;
-                bits.div_ceil(8)
-            }
-            Encoding::Ucs2 => self.udh_len + self.units * 2,
-            Encoding::Latin1 | Encoding::Binary => self.udh_len + self.units,
+            Encoding::Gsm7(_) => (udh * 8 + fill_bits(udh) as usize + self.units * 7).div_ceil(8),
+            Encoding::Ucs2 => udh + self.units * 2,
+            Encoding::Latin1 | Encoding::Binary => udh + self.units,
         }
     }
 }
@@ -172,7 +219,7 @@ impl Encoded {
     }
 
     fn segment_at(&self, i: usize) -> Segment<'_> {
-        let m = self.segs[i];
+        let m = self.segs.get(i);
         let sar = (self.plan.split == SplitMethod::Sar && self.segs.len() > 1).then(|| Sar {
             msg_ref_num: self.reference,
             // Both fit: the part count is capped at max_parts ≤ 255.
@@ -182,6 +229,7 @@ impl Encoded {
         Segment {
             bytes: &self.buf[m.start..m.end],
             udh_len: m.udh_len,
+            air_udh: m.air_udh,
             units: m.units,
             sar,
         }
@@ -191,26 +239,31 @@ impl Encoded {
 /// Per-character writer for one encoding.
 #[derive(Clone, Copy, Debug)]
 enum Coder {
-    Gsm(Gsm7Tables),
+    /// The tables, and the same resolved once for the per-character loops.
+    Gsm(Gsm7Tables, Resolved),
     Latin1,
     Ucs2,
 }
 
 impl Coder {
-    #[inline]
+    fn gsm(tables: Gsm7Tables) -> Coder {
+        Coder::Gsm(tables, tables.resolve())
+    }
+
+    #[inline(always)]
     fn cost(self, c: char) -> Option<usize> {
         match self {
-            Coder::Gsm(t) => t.encode_char(c).map(Septets::len),
+            Coder::Gsm(_, r) => r.encode_char(c).map(Septets::len),
             Coder::Latin1 => (u32::from(c) <= 0xFF).then_some(1),
             Coder::Ucs2 => Some(c.len_utf16()),
         }
     }
 
     /// Appends `c`; false (nothing written) when it cannot be encoded.
-    #[inline]
+    #[inline(always)]
     fn write(self, c: char, out: &mut Vec<u8>) -> bool {
         match self {
-            Coder::Gsm(t) => match t.encode_char(c) {
+            Coder::Gsm(_, r) => match r.encode_char(c) {
                 Some(Septets::One(s)) => out.push(s),
                 Some(Septets::Escaped(s)) => out.extend_from_slice(&[ESC, s]),
                 None => return false,
@@ -231,7 +284,7 @@ impl Coder {
 
     fn encoding(self) -> Encoding {
         match self {
-            Coder::Gsm(t) => Encoding::Gsm7(t),
+            Coder::Gsm(t, _) => Encoding::Gsm7(t),
             Coder::Latin1 => Encoding::Latin1,
             Coder::Ucs2 => Encoding::Ucs2,
         }
@@ -239,7 +292,7 @@ impl Coder {
 
     fn shift_ies(self) -> usize {
         match self {
-            Coder::Gsm(t) => t.shift_ies(),
+            Coder::Gsm(t, _) => t.shift_ies(),
             _ => 0,
         }
     }
@@ -249,8 +302,8 @@ impl Coder {
         match self {
             // Septets are packed on the air whatever SMPP carries, so SMS parts are sized by
             // the packed form; an unpacked message_payload carries one septet per octet.
-            Coder::Gsm(_) if on_air || packed => octets * 8 / 7,
-            Coder::Gsm(_) | Coder::Latin1 => octets,
+            Coder::Gsm(..) if on_air || packed => octets * 8 / 7,
+            Coder::Gsm(..) | Coder::Latin1 => octets,
             Coder::Ucs2 => octets / 2,
         }
     }
@@ -258,15 +311,15 @@ impl Coder {
     /// Octets `units` take in an SMPP field.
     fn field_octets(self, units: usize, packed: bool) -> usize {
         match self {
-            Coder::Gsm(_) if packed => (units * 7).div_ceil(8),
-            Coder::Gsm(_) | Coder::Latin1 => units,
+            Coder::Gsm(..) if packed => (units * 7).div_ceil(8),
+            Coder::Gsm(..) | Coder::Latin1 => units,
             Coder::Ucs2 => units * 2,
         }
     }
 }
 
 /// Units `c` costs, and whether smart encoding replaced it.
-#[inline]
+#[inline(always)]
 fn char_cost(coder: Coder, smart: bool, c: char) -> Option<(usize, bool)> {
     if let Some(n) = coder.cost(c) {
         return Some((n, false));
@@ -316,35 +369,48 @@ struct Candidate {
     smart: bool,
     units: usize,
     replaced: usize,
+    chars: usize,
     parts: usize,
+    /// The part boundaries of this candidate are in the caller's bounds vector.
+    laid_out: bool,
 }
 
-/// Counts units and replacements; `Err((char, position))` at the first unencodable character.
-fn measure(text: &str, coder: Coder, smart: bool) -> Result<(usize, usize), (char, usize)> {
+/// Counts units, replacements and characters; `Err((char, position))` at the first
+/// unencodable character.
+fn measure(text: &str, coder: Coder, smart: bool) -> Result<(usize, usize, usize), (char, usize)> {
     let mut units = 0;
     let mut replaced = 0;
-    for (pos, c) in text.chars().enumerate() {
+    let mut chars = 0;
+    for c in text.chars() {
         match char_cost(coder, smart, c) {
             Some((n, r)) => {
                 units += n;
                 replaced += usize::from(r);
             }
-            None => return Err((c, pos)),
+            None => return Err((c, chars)),
         }
+        chars += 1;
     }
-    Ok((units, replaced))
+    Ok((units, replaced, chars))
 }
 
 /// Lays `text` out in parts of at most `cap` units; records where each part after the first
 /// starts (byte offsets) in `bounds` while fewer than `keep` are recorded.
+///
+/// Characters are packed greedily (a character is atomic, so escape and surrogate pairs never
+/// split). Grapheme segmentation only runs at the few places where a part fills up: if the cut
+/// falls inside an extended grapheme cluster that fits in one part, the part ends before the
+/// cluster instead. That keeps the common path a plain per-character loop.
 struct Layout<'b> {
     coder: Coder,
     smart: bool,
     cap: usize,
-    used: usize,
     parts: usize,
     bounds: Option<&'b mut Vec<usize>>,
     keep: usize,
+    /// End of the last cluster found to be larger than a part: cuts before it need no
+    /// segmentation (keeps pathological texts, e.g. thousands of combining marks, linear).
+    oversized_until: usize,
 }
 
 impl Layout<'_> {
@@ -362,46 +428,53 @@ impl Layout<'_> {
         char_cost(self.coder, self.smart, c).map_or(0, |(n, _)| n)
     }
 
-    #[inline]
-    fn cluster(&mut self, offset: usize, cluster: &str) {
-        let w: usize = cluster.chars().map(|c| self.cost(c)).sum();
-        if self.used + w <= self.cap {
-            self.used += w;
-        } else if w <= self.cap {
-            self.cut(offset);
-            self.used = w;
-        } else {
-            // A cluster larger than a whole part: split it between characters (never inside
-            // one, so escape and surrogate pairs still stay together).
-            for (i, c) in cluster.char_indices() {
-                let k = self.cost(c);
-                if self.used + k > self.cap && self.used > 0 {
-                    self.cut(offset + i);
-                    self.used = 0;
-                }
-                self.used += k;
-            }
+    fn cost_str(&self, s: &str) -> usize {
+        s.chars().map(|c| self.cost(c)).sum()
+    }
+
+    /// Where to end a part that starts at `part_start` and cannot take the character at `full`.
+    fn cut_point(&mut self, text: &str, part_start: usize, full: usize) -> usize {
+        if full < self.oversized_until {
+            return full;
         }
+        let mut cursor = GraphemeCursor::new(full, text.len(), true);
+        // The whole text is one chunk starting at 0, so the cursor never asks for context.
+        if cursor.is_boundary(text, 0).unwrap_or(true) {
+            return full;
+        }
+        let Ok(Some(cluster_start)) = cursor.prev_boundary(text, 0) else {
+            return full;
+        };
+        let mut cursor = GraphemeCursor::new(full, text.len(), true);
+        let cluster_end = match cursor.next_boundary(text, 0) {
+            Ok(Some(end)) => end,
+            _ => text.len(),
+        };
+        // A cluster that began with this part and still does not fit, or that costs more than
+        // a part, is larger than a part: it is split between characters.
+        if cluster_start <= part_start
+            || self.cost_str(&text[cluster_start..cluster_end]) > self.cap
+        {
+            self.oversized_until = cluster_end;
+            return full;
+        }
+        cluster_start
     }
 
     fn run(mut self, text: &str) -> usize {
-        if text.is_ascii() {
-            // ASCII graphemes are single bytes except CR LF, which stays together.
-            let b = text.as_bytes();
-            let mut i = 0;
-            while i < b.len() {
-                let len = if b[i] == b'\r' && b.get(i + 1) == Some(&b'\n') {
-                    2
-                } else {
-                    1
-                };
-                self.cluster(i, &text[i..i + len]);
-                i += len;
+        let mut part_start = 0;
+        let mut used = 0;
+        for (pos, c) in text.char_indices() {
+            let k = self.cost(c);
+            if used + k > self.cap {
+                let cut = self.cut_point(text, part_start, pos);
+                self.cut(cut);
+                part_start = cut;
+                // The new part holds text[cut..pos]: nothing, or the start of a cluster that
+                // fits in one part and contains `c`, so `c` fits too.
+                used = self.cost_str(&text[cut..pos]);
             }
-        } else {
-            for (i, g) in text.grapheme_indices(true) {
-                self.cluster(i, g);
-            }
+            used += k;
         }
         self.parts
     }
@@ -440,25 +513,42 @@ fn geometry(coder: Coder, opts: &EncodeOptions) -> Geometry {
     }
 }
 
+/// Maximum part boundaries ever recorded (the part limit is at most 255).
+const MAX_BOUNDS: usize = u8::MAX as usize;
+
+/// Measures `text` with `coder` and counts its parts. When `bounds` is given and the text needs
+/// splitting, the part boundaries are left in it (`laid_out`), so [`encode`] need not lay the
+/// text out a second time.
 fn evaluate(
     text: &str,
     coder: Coder,
     smart: bool,
     opts: &EncodeOptions,
+    bounds: Option<&mut Vec<usize>>,
 ) -> Result<Candidate, (char, usize)> {
-    let (units, replaced) = measure(text, coder, smart)?;
+    let (units, replaced, chars) = measure(text, coder, smart)?;
     let g = geometry(coder, opts);
+    let mut laid_out = false;
     let parts = if units <= g.single_cap || opts.split == SplitMethod::Payload {
         1
+    } else if units.div_ceil(g.multi_cap) > MAX_BOUNDS {
+        // Certainly over any allowed maximum: report the lower bound instead of laying out
+        // an arbitrarily long text.
+        units.div_ceil(g.multi_cap)
     } else {
+        laid_out = bounds.is_some();
+        let mut bounds = bounds;
+        if let Some(b) = bounds.as_deref_mut() {
+            b.clear();
+        }
         Layout {
             coder,
             smart,
             cap: g.multi_cap,
-            used: 0,
             parts: 1,
-            bounds: None,
-            keep: 0,
+            bounds,
+            keep: MAX_BOUNDS,
+            oversized_until: 0,
         }
         .run(text)
     };
@@ -467,18 +557,26 @@ fn evaluate(
         smart,
         units,
         replaced,
+        chars,
         parts,
+        laid_out,
     })
 }
 
 /// The best GSM-7 candidate: fewest parts, then fewest shift elements, then fewest septets.
 /// On failure, the unencodable character that stopped the most capable table pair.
-fn best_gsm(text: &str, opts: &EncodeOptions, smart: bool) -> Result<Candidate, (char, usize)> {
-    let default = evaluate(text, Coder::Gsm(Gsm7Tables::DEFAULT), smart, opts);
-    let chars_if_plain = || text.chars().count();
+fn best_gsm(
+    text: &str,
+    opts: &EncodeOptions,
+    smart: bool,
+    bounds: Option<&mut Vec<usize>>,
+) -> Result<Candidate, (char, usize)> {
+    // Only the default tables get the bounds vector: they win in the common case. A national
+    // winner is laid out again by `encode`.
+    let default = evaluate(text, Coder::gsm(Gsm7Tables::DEFAULT), smart, opts, bounds);
     match &default {
         // No national table can beat one septet per character without replacements.
-        Ok(c) if opts.languages.is_empty() || (c.replaced == 0 && c.units == chars_if_plain()) => {
+        Ok(c) if opts.languages.is_empty() || (c.replaced == 0 && c.units == c.chars) => {
             return default;
         }
         Err(_) if opts.languages.is_empty() => return default,
@@ -500,7 +598,7 @@ fn best_gsm(text: &str, opts: &EncodeOptions, smart: bool) -> Result<Candidate, 
             if tables.is_default() {
                 continue;
             }
-            let cand = evaluate(text, Coder::Gsm(tables), smart, opts);
+            let cand = evaluate(text, Coder::gsm(tables), smart, opts, None);
             best = match (best, cand) {
                 (Ok(b), Ok(c)) => {
                     let key = |x: &Candidate| (x.parts, x.coder.shift_ies(), x.units, x.replaced);
@@ -515,7 +613,11 @@ fn best_gsm(text: &str, opts: &EncodeOptions, smart: bool) -> Result<Candidate, 
     best
 }
 
-fn choose(text: &str, opts: &EncodeOptions) -> Result<Candidate, TextError> {
+fn choose(
+    text: &str,
+    opts: &EncodeOptions,
+    mut bounds: Option<&mut Vec<usize>>,
+) -> Result<Candidate, TextError> {
     let unencodable = |(ch, position): (char, usize)| TextError::Unencodable {
         ch,
         position,
@@ -523,20 +625,22 @@ fn choose(text: &str, opts: &EncodeOptions) -> Result<Candidate, TextError> {
     };
     let cand = match opts.encoding {
         EncodingRequest::Auto | EncodingRequest::Gsm7 => {
-            let mut gsm = best_gsm(text, opts, false);
+            let mut gsm = best_gsm(text, opts, false, bounds.as_deref_mut());
             if gsm.is_err() && opts.smart {
-                gsm = best_gsm(text, opts, true);
+                gsm = best_gsm(text, opts, true, bounds.as_deref_mut());
             }
             match gsm {
                 Ok(c) => c,
                 Err(e) if opts.encoding == EncodingRequest::Gsm7 => return Err(unencodable(e)),
-                Err(_) => evaluate(text, Coder::Ucs2, false, opts).map_err(unencodable)?,
+                Err(_) => evaluate(text, Coder::Ucs2, false, opts, bounds).map_err(unencodable)?,
             }
         }
         EncodingRequest::Latin1 => {
-            evaluate(text, Coder::Latin1, false, opts).map_err(unencodable)?
+            evaluate(text, Coder::Latin1, false, opts, bounds).map_err(unencodable)?
         }
-        EncodingRequest::Ucs2 => evaluate(text, Coder::Ucs2, false, opts).map_err(unencodable)?,
+        EncodingRequest::Ucs2 => {
+            evaluate(text, Coder::Ucs2, false, opts, bounds).map_err(unencodable)?
+        }
     };
     check_size(cand.coder, cand.units, cand.parts, opts)?;
     Ok(cand)
@@ -567,7 +671,7 @@ fn check_size(
     Ok(())
 }
 
-fn plan_of(text: &str, cand: &Candidate, opts: &EncodeOptions) -> Plan {
+fn plan_of(cand: &Candidate, opts: &EncodeOptions) -> Plan {
     let g = geometry(cand.coder, opts);
     let udh = if cand.parts > 1 && matches!(opts.split, SplitMethod::Udh8 | SplitMethod::Udh16) {
         g.multi_udh_counted
@@ -578,7 +682,7 @@ fn plan_of(text: &str, cand: &Candidate, opts: &EncodeOptions) -> Plan {
     Plan {
         encoding,
         data_coding: encoding.data_coding(),
-        chars: text.chars().count(),
+        chars: cand.chars,
         units: cand.units,
         replaced: cand.replaced,
         parts: cand.parts,
@@ -595,8 +699,8 @@ fn plan_of(text: &str, cand: &Candidate, opts: &EncodeOptions) -> Plan {
 /// UCS-2. A forced encoding that cannot represent the text gives
 /// [`TextError::Unencodable`]; more than `max_parts` parts give [`TextError::TooLong`].
 pub fn plan(text: &str, opts: &EncodeOptions) -> Result<Plan, TextError> {
-    let cand = choose(text, opts)?;
-    Ok(plan_of(text, &cand, opts))
+    let cand = choose(text, opts, None)?;
+    Ok(plan_of(&cand, opts))
 }
 
 /// Writes the UDH for one part.
@@ -634,8 +738,14 @@ fn write_udh(
 /// concatenation element (low 8 bits for [`SplitMethod::Udh8`]) or `sar_msg_ref_num`; take it
 /// from a [`ReferenceAllocator`].
 pub fn encode(text: &str, opts: &EncodeOptions, reference: u16) -> Result<Encoded, TextError> {
-    let cand = choose(text, opts)?;
-    let plan = plan_of(text, &cand, opts);
+    if let Some(e) = encode_single_default_gsm(text, opts, reference) {
+        return Ok(e);
+    }
+    // Part ends as byte offsets; a single part needs no allocation.
+    let whole = [text.len()];
+    let mut bounds = Vec::new();
+    let cand = choose(text, opts, Some(&mut bounds))?;
+    let plan = plan_of(&cand, opts);
     let coder = cand.coder;
     let g = geometry(coder, opts);
     let multi = cand.parts > 1;
@@ -646,35 +756,42 @@ pub fn encode(text: &str, opts: &EncodeOptions, reference: u16) -> Result<Encode
         g.single_udh
     };
     let tables = match coder {
-        Coder::Gsm(t) if !t.is_default() => Some(t),
+        Coder::Gsm(t, _) if !t.is_default() => Some(t),
         _ => None,
     };
 
-    let mut bounds = Vec::new();
-    if multi {
-        bounds.reserve_exact(cand.parts + 1);
+    if multi && !cand.laid_out {
+        bounds.clear();
         Layout {
             coder,
             smart: cand.smart,
             cap: g.multi_cap,
-            used: 0,
             parts: 1,
             bounds: Some(&mut bounds),
             keep: cand.parts,
+            oversized_until: 0,
         }
         .run(text);
     }
-    bounds.push(text.len());
+    if multi {
+        bounds.push(text.len());
+    }
+    let ends: &[usize] = if multi { &bounds } else { &whole };
 
     let payload_octets = match coder {
         Coder::Ucs2 => cand.units * 2,
         _ => cand.units,
     };
+    let air_udh = if multi && opts.split == SplitMethod::Sar {
+        g.multi_udh_counted
+    } else {
+        udh
+    };
     let mut buf = Vec::with_capacity(payload_octets + cand.parts * udh);
-    let mut segs = Vec::with_capacity(cand.parts);
+    let mut segs = Segs::with_capacity(cand.parts);
     let total = cand.parts as u8;
     let mut from = 0;
-    for (i, &to) in bounds.iter().enumerate() {
+    for (i, &to) in ends.iter().enumerate() {
         let start = buf.len();
         let concat = concat_in_udh.then_some((opts.split, reference, total, (i + 1) as u8));
         write_udh(&mut buf, udh, concat, tables);
@@ -693,6 +810,7 @@ pub fn encode(text: &str, opts: &EncodeOptions, reference: u16) -> Result<Encode
         segs.push(SegMeta {
             start,
             udh_len: udh,
+            air_udh,
             end: buf.len(),
             units,
         });
@@ -703,6 +821,71 @@ pub fn encode(text: &str, opts: &EncodeOptions, reference: u16) -> Result<Encode
         reference,
         buf,
         segs,
+    })
+}
+
+/// Single GSM septet limit without UDH.
+const SINGLE_SEPTETS: usize = 160;
+
+/// The hot path: a text that fits one message in the default GSM alphabet is encoded in one
+/// pass with one allocation. Gives up (`None`, the general path decides) at the first character
+/// outside the default tables, at an escape when national tables might do better, or when the
+/// text is longer than one message. Produces exactly what the general path would.
+fn encode_single_default_gsm(text: &str, opts: &EncodeOptions, reference: u16) -> Option<Encoded> {
+    // A character is at most 3 UTF-8 octets per septet (€: 3 octets, 2 septets), so a longer
+    // text cannot fit.
+    if opts.max_parts == 0
+        || !matches!(opts.encoding, EncodingRequest::Auto | EncodingRequest::Gsm7)
+        || text.len() > 3 * SINGLE_SEPTETS
+    {
+        return None;
+    }
+    let tables = Gsm7Tables::DEFAULT;
+    let resolved = tables.resolve();
+    // Septets never outnumber UTF-8 octets, so this never reallocates.
+    let mut buf = Vec::with_capacity(text.len());
+    let mut chars = 0;
+    for c in text.chars() {
+        match resolved.encode_char(c)? {
+            Septets::One(s) => buf.push(s),
+            Septets::Escaped(_) if !opts.languages.is_empty() => return None,
+            Septets::Escaped(s) => buf.extend_from_slice(&[ESC, s]),
+        }
+        chars += 1;
+        if buf.len() > SINGLE_SEPTETS {
+            return None;
+        }
+    }
+    let units = buf.len();
+    if opts.packed {
+        pack_in_place(&mut buf, 0, 0);
+    }
+    let encoding = Encoding::Gsm7(tables);
+    Some(Encoded {
+        plan: Plan {
+            encoding,
+            data_coding: encoding.data_coding(),
+            chars,
+            units,
+            replaced: 0,
+            parts: 1,
+            split: opts.split,
+            udhi: false,
+            packed: opts.packed,
+        },
+        reference,
+        segs: Segs {
+            first: SegMeta {
+                start: 0,
+                udh_len: 0,
+                air_udh: 0,
+                end: buf.len(),
+                units,
+            },
+            rest: Vec::new(),
+            any: true,
+        },
+        buf,
     })
 }
 
@@ -735,12 +918,18 @@ pub fn encode_binary(
                     max: opts.max_parts,
                 });
             }
-            let udh = if split == SplitMethod::Sar { 0 } else { udh };
             (parts, cap, udh)
         }
     };
+    // SAR: the SMSC adds the concatenation element; it is counted, not written.
+    let air_udh = udh;
+    let udh = if opts.split == SplitMethod::Sar {
+        0
+    } else {
+        udh
+    };
     let mut buf = Vec::with_capacity(data.len() + parts * udh);
-    let mut segs = Vec::with_capacity(parts);
+    let mut segs = Segs::with_capacity(parts);
     for i in 0..parts {
         let chunk = &data[(i * cap).min(data.len())..((i + 1) * cap).min(data.len())];
         let start = buf.len();
@@ -750,6 +939,7 @@ pub fn encode_binary(
         segs.push(SegMeta {
             start,
             udh_len: udh,
+            air_udh,
             end: buf.len(),
             units: chunk.len(),
         });
@@ -770,45 +960,4 @@ pub fn encode_binary(
         buf,
         segs,
     })
-}
-
-/// Hands out concatenation references that rotate per destination, in fixed memory.
-///
-/// Destinations are hashed (FNV-1a, deterministic) into a fixed number of counters; consecutive
-/// messages to one destination get consecutive references (so 256 messages in a row to one
-/// number never reuse an 8-bit reference), and destinations sharing a slot still get distinct
-/// values from the shared counter. Memory is `2 × slots` bytes whatever the traffic.
-#[derive(Clone, Debug)]
-pub struct ReferenceAllocator {
-    slots: Box<[u16]>,
-}
-
-impl ReferenceAllocator {
-    /// An allocator with `slots` counters (at least 1).
-    pub fn new(slots: usize) -> Self {
-        ReferenceAllocator {
-            slots: vec![0; slots.max(1)].into_boxed_slice(),
-        }
-    }
-
-    /// The next reference for `destination`.
-    pub fn next(&mut self, destination: &str) -> u16 {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for &b in destination.as_bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        let i = (h % self.slots.len() as u64) as usize;
-        let n = self.slots[i];
-        self.slots[i] = n.wrapping_add(1);
-        // Offset by the hash so different destinations do not all start at 0.
-        n.wrapping_add((h >> 48) as u16)
-    }
-}
-
-impl Default for ReferenceAllocator {
-    /// 4096 slots (8 KiB).
-    fn default() -> Self {
-        ReferenceAllocator::new(4096)
-    }
 }

@@ -47,13 +47,95 @@ const fn reverse_shift(table: &[char; 128]) -> [u8; 256] {
     rev
 }
 
-static REV_LOCK_DEFAULT: [u8; 256] = reverse_locking(&LOCK_DEFAULT);
-static REV_LOCK_TURKISH: [u8; 256] = reverse_locking(&LOCK_TURKISH);
-static REV_LOCK_PORTUGUESE: [u8; 256] = reverse_locking(&LOCK_PORTUGUESE);
-static REV_SHIFT_DEFAULT: [u8; 256] = reverse_shift(&SHIFT_DEFAULT);
-static REV_SHIFT_TURKISH: [u8; 256] = reverse_shift(&SHIFT_TURKISH);
-static REV_SHIFT_SPANISH: [u8; 256] = reverse_shift(&SHIFT_SPANISH);
-static REV_SHIFT_PORTUGUESE: [u8; 256] = reverse_shift(&SHIFT_PORTUGUESE);
+/// The entries of a table at or above U+0100 (Greek capitals, €, ∞, Turkish letters, …), kept
+/// apart so looking one up scans a handful of entries instead of 128.
+#[derive(Debug)]
+struct High {
+    chars: [u32; HIGH_MAX],
+    codes: [u8; HIGH_MAX],
+    len: usize,
+}
+
+/// Enough for every table carried (the largest, the Turkish locking shift, has 17).
+const HIGH_MAX: usize = 24;
+
+const fn high_entries(table: &[char; 128], locking: bool) -> High {
+    let mut high = High {
+        chars: [0; HIGH_MAX],
+        codes: [0; HIGH_MAX],
+        len: 0,
+    };
+    let mut i = 0;
+    while i < 128 {
+        let c = table[i] as u32;
+        if c >= 256 && !(locking && i == ESC as usize) {
+            // Fails the build if a table ever outgrows HIGH_MAX.
+            high.chars[high.len] = c;
+            high.codes[high.len] = i as u8;
+            high.len += 1;
+        }
+        i += 1;
+    }
+    high
+}
+
+impl High {
+    #[inline]
+    fn find(&self, c: u32) -> Option<u8> {
+        let mut i = 0;
+        while i < self.len {
+            if self.chars[i] == c {
+                return Some(self.codes[i]);
+            }
+            i += 1;
+        }
+        None
+    }
+}
+
+/// One table: decode array, reverse array for U+0000–U+00FF, and the entries above.
+#[derive(Debug)]
+struct Table {
+    decode: &'static [char; 128],
+    low: [u8; 256],
+    high: High,
+}
+
+static T_LOCK_DEFAULT: Table = Table {
+    decode: &LOCK_DEFAULT,
+    low: reverse_locking(&LOCK_DEFAULT),
+    high: high_entries(&LOCK_DEFAULT, true),
+};
+static T_LOCK_TURKISH: Table = Table {
+    decode: &LOCK_TURKISH,
+    low: reverse_locking(&LOCK_TURKISH),
+    high: high_entries(&LOCK_TURKISH, true),
+};
+static T_LOCK_PORTUGUESE: Table = Table {
+    decode: &LOCK_PORTUGUESE,
+    low: reverse_locking(&LOCK_PORTUGUESE),
+    high: high_entries(&LOCK_PORTUGUESE, true),
+};
+static T_SHIFT_DEFAULT: Table = Table {
+    decode: &SHIFT_DEFAULT,
+    low: reverse_shift(&SHIFT_DEFAULT),
+    high: high_entries(&SHIFT_DEFAULT, false),
+};
+static T_SHIFT_TURKISH: Table = Table {
+    decode: &SHIFT_TURKISH,
+    low: reverse_shift(&SHIFT_TURKISH),
+    high: high_entries(&SHIFT_TURKISH, false),
+};
+static T_SHIFT_SPANISH: Table = Table {
+    decode: &SHIFT_SPANISH,
+    low: reverse_shift(&SHIFT_SPANISH),
+    high: high_entries(&SHIFT_SPANISH, false),
+};
+static T_SHIFT_PORTUGUESE: Table = Table {
+    decode: &SHIFT_PORTUGUESE,
+    low: reverse_shift(&SHIFT_PORTUGUESE),
+    high: high_entries(&SHIFT_PORTUGUESE, false),
+};
 
 /// Highest code point in any table we carry (U+221E ∞, Portuguese locking shift). Anything above
 /// is rejected without a table scan (emoji, CJK, Cyrillic above it, …).
@@ -159,48 +241,36 @@ impl Gsm7Tables {
         usize::from(self.locking.is_some()) + usize::from(self.single.is_some())
     }
 
-    fn lock_table(self) -> (&'static [char; 128], &'static [u8; 256]) {
+    fn lock_table(self) -> &'static Table {
         match self.locking {
-            None | Some(NationalLanguage::Spanish) => (&LOCK_DEFAULT, &REV_LOCK_DEFAULT),
-            Some(NationalLanguage::Turkish) => (&LOCK_TURKISH, &REV_LOCK_TURKISH),
-            Some(NationalLanguage::Portuguese) => (&LOCK_PORTUGUESE, &REV_LOCK_PORTUGUESE),
+            None | Some(NationalLanguage::Spanish) => &T_LOCK_DEFAULT,
+            Some(NationalLanguage::Turkish) => &T_LOCK_TURKISH,
+            Some(NationalLanguage::Portuguese) => &T_LOCK_PORTUGUESE,
         }
     }
 
-    fn shift_table(self) -> (&'static [char; 128], &'static [u8; 256]) {
+    fn shift_table(self) -> &'static Table {
         match self.single {
-            None => (&SHIFT_DEFAULT, &REV_SHIFT_DEFAULT),
-            Some(NationalLanguage::Turkish) => (&SHIFT_TURKISH, &REV_SHIFT_TURKISH),
-            Some(NationalLanguage::Spanish) => (&SHIFT_SPANISH, &REV_SHIFT_SPANISH),
-            Some(NationalLanguage::Portuguese) => (&SHIFT_PORTUGUESE, &REV_SHIFT_PORTUGUESE),
+            None => &T_SHIFT_DEFAULT,
+            Some(NationalLanguage::Turkish) => &T_SHIFT_TURKISH,
+            Some(NationalLanguage::Spanish) => &T_SHIFT_SPANISH,
+            Some(NationalLanguage::Portuguese) => &T_SHIFT_PORTUGUESE,
         }
     }
 
     /// The septet(s) for `c`, or `None` when these tables cannot represent it.
     #[inline]
     pub fn encode_char(self, c: char) -> Option<Septets> {
-        let cp = c as u32;
-        let (lock, lock_rev) = self.lock_table();
-        let (shift, shift_rev) = self.shift_table();
-        if cp < 256 {
-            let code = lock_rev[cp as usize];
-            if code != NONE {
-                return Some(Septets::One(code));
-            }
-            let code = shift_rev[cp as usize];
-            return (code != NONE).then_some(Septets::Escaped(code));
+        self.resolve().encode_char(c)
+    }
+
+    /// The tables themselves, looked up once so a per-character loop does not repeat it.
+    #[inline]
+    pub(crate) fn resolve(self) -> Resolved {
+        Resolved {
+            lock: self.lock_table(),
+            shift: self.shift_table(),
         }
-        if cp > MAX_TABLE_CHAR {
-            return None;
-        }
-        // Rare characters (Greek capitals, €, ∞, Turkish letters): a scan of 128 entries.
-        if let Some(i) = lock.iter().position(|&t| t == c) {
-            return Some(Septets::One(i as u8));
-        }
-        shift
-            .iter()
-            .position(|&t| t == c)
-            .map(|i| Septets::Escaped(i as u8))
     }
 
     /// The character a base (locking-shift) septet stands for; `None` for ESC and codes ≥ 0x80.
@@ -208,7 +278,7 @@ impl Gsm7Tables {
         if septet == ESC || septet >= 0x80 {
             return None;
         }
-        Some(self.lock_table().0[usize::from(septet)])
+        Some(self.lock_table().decode[usize::from(septet)])
     }
 
     /// The character `ESC septet` stands for, applying the GSM 03.38 display rules: an unlisted
@@ -221,7 +291,7 @@ impl Gsm7Tables {
         if septet == ESC {
             return Some(' ');
         }
-        let c = self.shift_table().0[usize::from(septet)];
+        let c = self.shift_table().decode[usize::from(septet)];
         if c != '\0' {
             Some(c)
         } else {
@@ -252,6 +322,36 @@ impl Gsm7Tables {
             }
         }
         warnings
+    }
+}
+
+/// A [`Gsm7Tables`] pair resolved to its tables.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Resolved {
+    lock: &'static Table,
+    shift: &'static Table,
+}
+
+impl Resolved {
+    /// See [`Gsm7Tables::encode_char`].
+    #[inline(always)]
+    pub(crate) fn encode_char(self, c: char) -> Option<Septets> {
+        let cp = c as u32;
+        if cp < 256 {
+            let code = self.lock.low[cp as usize];
+            if code != NONE {
+                return Some(Septets::One(code));
+            }
+            let code = self.shift.low[cp as usize];
+            return (code != NONE).then_some(Septets::Escaped(code));
+        }
+        if cp > MAX_TABLE_CHAR {
+            return None;
+        }
+        if let Some(code) = self.lock.high.find(cp) {
+            return Some(Septets::One(code));
+        }
+        self.shift.high.find(cp).map(Septets::Escaped)
     }
 }
 

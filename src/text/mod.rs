@@ -36,12 +36,36 @@
 //! go through a [`Reassembler`] (keyed by source, destination and reference; bounded; expiry by
 //! the caller's clock) and are decoded once complete. Decoding never fails: unmappable codes
 //! become U+FFFD and are counted as warnings.
+//!
+//! ```
+//! use smppd::text::{Body, DecodeOptions, Fragment, PushStatus, Reassembler, ReassemblyConfig,
+//!                   UserData};
+//!
+//! let mut pending = Reassembler::new(ReassemblyConfig::default());
+//! let now_ms = 0; // the caller's monotonic clock
+//! // Two deliver_sm short_messages with UDHI set (esm_class 0x40), data_coding 0.
+//! let parts: [&[u8]; 2] = [&[5, 0, 3, 7, 2, 2, 0x69], &[5, 0, 3, 7, 2, 1, 0x48]];
+//! for short_message in parts {
+//!     let ud = UserData::parse(0x00, true, short_message, &DecodeOptions::default());
+//!     match Fragment::from_user_data("+46700000001", "12345", &ud, None) {
+//!         Some(frag) => {
+//!             let res = pending.push(now_ms, frag);
+//!             // res.incomplete: sets given up meanwhile (expired, evicted): report them.
+//!             if let PushStatus::Complete(msg) = res.status {
+//!                 assert_eq!(msg.decode().body, Body::Text("Hi".into()));
+//!             }
+//!         }
+//!         None => { /* not concatenated: ud.decode() */ }
+//!     }
+//! }
+//! ```
 
 mod charset;
 mod decode;
 mod encode;
 pub mod gsm;
 mod reassembly;
+mod reference;
 pub mod smart;
 mod tables;
 mod udh;
@@ -54,14 +78,14 @@ use serde::{Deserialize, Serialize};
 pub use charset::{decode_latin1_into, decode_ucs2_into};
 pub use decode::{Body, Charset, DecodeOptions, Decoded, UserData, charset_for};
 pub use encode::{
-    DEFAULT_MAX_PARTS, EncodeOptions, Encoded, Plan, ReferenceAllocator, Sar, Segment, encode,
-    encode_binary, plan,
+    DEFAULT_MAX_PARTS, EncodeOptions, Encoded, Plan, Sar, Segment, encode, encode_binary, plan,
 };
 pub use gsm::{Gsm7Tables, Septets};
 pub use reassembly::{
     Assembled, Fragment, Incomplete, IncompleteReason, PushResult, PushStatus, Reassembler,
     ReassemblyConfig,
 };
+pub use reference::ReferenceAllocator;
 pub use udh::{Concat, Ports, Udh, UdhError, parse_udh};
 
 /// A national language with 3GPP TS 23.038 Annex A shift tables that smppd carries. Config and
@@ -393,7 +417,8 @@ pub enum TextError {
     /// The text needs more parts than allowed.
     #[error("text needs {needed} parts, more than the maximum of {max}")]
     TooLong {
-        /// Parts the text would need with this encoding and split method.
+        /// Parts the text would need with this encoding and split method (above 255 a lower
+        /// bound: such texts are not laid out in full).
         needed: usize,
         /// The configured maximum.
         max: u8,
