@@ -148,6 +148,80 @@ fn lifecycles(c: &mut Criterion) {
     g.finish();
 }
 
+/// CPU seconds (user + system) used so far by this process's thread named `name`.
+fn thread_cpu_secs(name: &str) -> f64 {
+    let ticks = 100.0; // USER_HZ on Linux
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    let mut total = 0.0;
+    for t in tasks.flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+        // Fields after the parenthesised command: state is field 3; utime 14, stime 15.
+        let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
+        let f: Vec<&str> = after.split_whitespace().collect();
+        let ut: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        let st: f64 = f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        total += (ut + st) / ticks;
+    }
+    total
+}
+
+/// Process CPU seconds (user + system).
+fn process_cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ut: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let st: f64 = f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    (ut + st) / 100.0
+}
+
+/// As many lifecycles as fast as possible (pipelined in batches of 4096): prints the rate and
+/// the CPU time per lifecycle, of the writer thread and of the whole process. The writer is one
+/// thread, so 1 / (writer CPU per lifecycle) is the ceiling on an idle machine.
+fn burst(n: u64) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let w0 = thread_cpu_secs("store-writer");
+    let p0 = process_cpu_secs();
+    let started = Instant::now();
+    rt.block_on(async {
+        let mut next = 0u64;
+        while next < n {
+            let accepts: Vec<_> = (0..4096)
+                .map(|_| {
+                    next += 1;
+                    store.accept(message(next))
+                })
+                .collect();
+            for a in accepts {
+                a.await.expect("accept");
+            }
+            while drive(&store, 2048).await > 0 {}
+        }
+    });
+    let secs = started.elapsed().as_secs_f64();
+    let w = thread_cpu_secs("store-writer") - w0;
+    let p = process_cpu_secs() - p0;
+    println!(
+        "burst: {n} lifecycles in {secs:.2} s = {:.0}/s; CPU per lifecycle: writer {:.1} µs, process {:.1} µs (writer ceiling {:.0}/s)",
+        n as f64 / secs,
+        w / n as f64 * 1e6,
+        p / n as f64 * 1e6,
+        n as f64 / w.max(1e-9)
+    );
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -238,6 +312,7 @@ fn main() {
     // `cargo test --benches` runs benches in test mode: keep that quick.
     let test_mode = std::env::args().any(|a| a == "--test");
     if secs > 0 && !test_mode {
+        burst(200_000);
         steady_load(20_000, secs);
     }
     let mut c = Criterion::default().configure_from_args();

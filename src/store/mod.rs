@@ -49,7 +49,8 @@ impl<T> Pending<T> {
         p
     }
 
-    /// Blocks the current thread until the result is in. Do not call from an async task.
+    /// Blocks the current thread until the result is in. For plain threads (tests, tools);
+    /// inside an async runtime, `.await` instead (this panics there, as blocking would stall it).
     pub fn wait(self) -> Result<T, StoreError> {
         self.rx.blocking_recv().unwrap_or(Err(StoreError::Closed))
     }

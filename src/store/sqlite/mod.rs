@@ -124,6 +124,7 @@ type ReadJob = Box<dyn FnOnce(&mut Reader) + Send>;
 pub struct SqliteStore {
     writes: Mutex<Option<SyncSender<Box<dyn Job>>>>,
     reads: Mutex<Option<SyncSender<ReadJob>>>,
+    stop_checkpoints: Mutex<Option<mpsc::Sender<()>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     seq: watch::Receiver<i64>,
     capacity: usize,
@@ -220,11 +221,17 @@ impl SqliteStore {
             .map_err(|e| open_error(&path, e))?;
         conn.pragma_update(None, "temp_store", "MEMORY")
             .map_err(|e| open_error(&path, e))?;
+        // After a checkpoint, shrink the WAL file back so a burst does not leave it huge.
+        conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
+            .map_err(|e| open_error(&path, e))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(|e| open_error(&path, e))?;
         apply_settings(&conn, &opts.settings).map_err(|e| open_error(&path, e))?;
         let migrations_applied = migrate(&mut conn, &path)?;
         conn.set_prepared_statement_cache_capacity(64);
+        // Checkpoints run on their own thread (below), not inside the writer's commits.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(|e| open_error(&path, e))?;
 
         let mut writer = write::Writer::new(conn, opts.settings).map_err(|e| classify(&e))?;
         let mut recovery = writer.recover().map_err(|e| classify(&e))?;
@@ -238,6 +245,18 @@ impl SqliteStore {
             std::thread::Builder::new()
                 .name("store-writer".into())
                 .spawn(move || writer_loop(writer, wrx, max_batch, seq_tx))
+                .map_err(|e| open_error(&path, e))?,
+        );
+
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let mut ckpt = Connection::open(&path).map_err(|e| open_error(&path, e))?;
+        ckpt.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(|e| open_error(&path, e))?;
+        apply_settings(&ckpt, &opts.settings).map_err(|e| open_error(&path, e))?;
+        threads.push(
+            std::thread::Builder::new()
+                .name("store-checkpoint".into())
+                .spawn(move || checkpoint_loop(&mut ckpt, &stop_rx))
                 .map_err(|e| open_error(&path, e))?,
         );
 
@@ -257,6 +276,7 @@ impl SqliteStore {
             SqliteStore {
                 writes: Mutex::new(Some(wtx)),
                 reads: Mutex::new(Some(rtx)),
+                stop_checkpoints: Mutex::new(Some(stop_tx)),
                 threads: Mutex::new(threads),
                 seq: seq_rx,
                 capacity: opts.queue_capacity.max(1),
@@ -352,6 +372,33 @@ fn writer_loop(
     }
     // Every sender is gone: checkpoint so the file is self-contained at rest.
     w.checkpoint();
+}
+
+/// Copies committed WAL frames into the database file every 50 ms, off the writer thread (a
+/// passive checkpoint never blocks the writer). If the WAL still grows past ~200 MiB (the
+/// writer outruns passive checkpoints because readers hold old snapshots), a RESTART checkpoint
+/// waits for a moment of quiet so the file cannot grow without bound.
+fn checkpoint_loop(conn: &mut Connection, stop: &Receiver<()>) {
+    const RESTART_FRAMES: i64 = 50_000;
+    loop {
+        match stop.recv_timeout(std::time::Duration::from_millis(50)) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            // Stopped (the sender is dropped at close); the writer does the final checkpoint.
+            _ => return,
+        }
+        let passive = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        });
+        match passive {
+            Ok((log, _)) if log > RESTART_FRAMES => {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "store WAL restart checkpoint failed");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "store WAL checkpoint failed"),
+        }
+    }
 }
 
 fn run_batch(w: &mut write::Writer, batch: &mut Vec<Box<dyn Job>>) {
@@ -486,6 +533,12 @@ impl StoreBackend for SqliteStore {
     fn close(&self) {
         drop(self.writes.lock().unwrap_or_else(|p| p.into_inner()).take());
         drop(self.reads.lock().unwrap_or_else(|p| p.into_inner()).take());
+        drop(
+            self.stop_checkpoints
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
         for t in threads {
             if t.join().is_err() {
