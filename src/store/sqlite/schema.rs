@@ -36,6 +36,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         n           INTEGER NOT NULL,
         route       TEXT NOT NULL,
         priority    INTEGER NOT NULL,
+        parts       INTEGER NOT NULL,  -- the message's part count and dlr flag, copied here so
+        dlr         INTEGER NOT NULL,  -- the hot path settles single-part messages without a read
         state       INTEGER NOT NULL,
         ready_at    INTEGER NOT NULL DEFAULT 0,
         data_coding INTEGER NOT NULL,
@@ -50,6 +52,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         last_status INTEGER,
         stat        TEXT,
         err         TEXT,
+        receipts    TEXT,              -- 'log_id:fingerprint,…' of the receipts matched to it
         acked_at    INTEGER,
         done_at     INTEGER,
         PRIMARY KEY (message_id, n)
@@ -79,7 +82,6 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         part_n      INTEGER
     );
     CREATE INDEX dlr_unmatched ON dlr_log(smsc_key) WHERE message_id IS NULL;
-    CREATE INDEX dlr_by_message ON dlr_log(message_id, part_n, fp) WHERE message_id IS NOT NULL;
 
     CREATE TABLE mo (
         id      INTEGER PRIMARY KEY,

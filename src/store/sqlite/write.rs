@@ -75,6 +75,22 @@ fn fingerprint(r: &IncomingReceipt) -> i64 {
     h as i64
 }
 
+/// What the hot path knows about a part without reading its message.
+#[derive(Clone, Copy)]
+struct PartInfo {
+    state: PartState,
+    parts: i64,
+    dlr: bool,
+}
+
+/// Finds a fingerprint in a part's `receipts` list (`log_id:fp,…`); returns the log id.
+fn find_receipt(list: Option<&str>, fp: i64) -> Option<i64> {
+    list?.split(',').find_map(|entry| {
+        let (id, f) = entry.split_once(':')?;
+        (f.parse::<i64>().ok()? == fp).then(|| id.parse().ok())?
+    })
+}
+
 impl Writer {
     pub(crate) fn new(conn: Connection, settings: Settings) -> rusqlite::Result<Writer> {
         let last: Option<i64> = conn.query_row("SELECT max(id) FROM message", [], |r| r.get(0))?;
@@ -265,6 +281,33 @@ impl Writer {
         Ok((old, new))
     }
 
+    /// Stores the state of a single-part message from its only part, without reading it first
+    /// (the hot path: acknowledgement and receipt).
+    fn settle(
+        &mut self,
+        id: MessageId,
+        part: PartInfo,
+        acked: bool,
+        now: i64,
+    ) -> Result<MessageState, JobError> {
+        if part.parts != 1 {
+            return Ok(self.recompute(id, now)?.1);
+        }
+        let new = aggregate(part.dlr, &[part.state]);
+        let is_done = new.is_final() || (!part.dlr && new == MessageState::Submitted);
+        let drop_text = !self.settings.retain_text && !part.state.is_pending();
+        self.conn
+            .prepare_cached(
+                "UPDATE message SET state = ?2,
+                    submitted_at = CASE WHEN ?3 THEN coalesce(submitted_at, ?6) ELSE submitted_at END,
+                    done_at = CASE WHEN ?4 THEN coalesce(done_at, ?6) ELSE NULL END,
+                    text = CASE WHEN ?5 THEN NULL ELSE text END
+                 WHERE id = ?1",
+            )?
+            .execute(params![id.as_i64(), new.code(), acked, is_done, drop_text, now])?;
+        Ok(new)
+    }
+
     /// Emits a `state` event when a message reached a final state without a receipt.
     fn state_event(
         &mut self,
@@ -332,7 +375,7 @@ impl Writer {
                 m.now_ms
             ])?;
         }
-        self.insert_parts(id, &m.route, m.priority, &m.parts)?;
+        self.insert_parts(id, &m.route, m.priority, m.dlr, &m.parts)?;
         Ok(Accepted {
             id,
             parts,
@@ -347,12 +390,13 @@ impl Writer {
         id: MessageId,
         route: &str,
         priority: u8,
+        dlr: bool,
         parts: &[NewPart],
     ) -> Result<(), JobError> {
         let mut st = self.conn.prepare_cached(
-            "INSERT INTO part (message_id, n, route, priority, state, data_coding, esm_class,
-                sar_ref, segment)
-             VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, ?8)",
+            "INSERT INTO part (message_id, n, route, priority, parts, dlr, state, data_coding,
+                esm_class, sar_ref, segment)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?10)",
         )?;
         for (i, p) in parts.iter().enumerate() {
             st.execute(params![
@@ -360,6 +404,8 @@ impl Writer {
                 (i + 1) as i64,
                 route,
                 priority,
+                parts.len() as i64,
+                dlr,
                 p.data_coding,
                 p.esm_class,
                 p.sar_ref,
@@ -442,33 +488,49 @@ impl Writer {
     }
 
     fn part_row(&mut self, p: PartRef) -> Result<PartState, JobError> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT state FROM part WHERE message_id = ?1 AND n = ?2")?;
-        let code: Option<i64> = st
-            .query_row(params![p.message.as_i64(), p.n], |r| r.get(0))
+        Ok(self.part_info(p)?.state)
+    }
+
+    fn part_info(&mut self, p: PartRef) -> Result<PartInfo, JobError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT state, parts, dlr FROM part WHERE message_id = ?1 AND n = ?2",
+        )?;
+        let row: Option<(i64, i64, bool)> = st
+            .query_row(params![p.message.as_i64(), p.n], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .optional()?;
-        part_state(code.ok_or_else(|| not_found(p))?)
+        let (state, parts, dlr) = row.ok_or_else(|| not_found(p))?;
+        Ok(PartInfo {
+            state: part_state(state)?,
+            parts,
+            dlr,
+        })
     }
 
     pub(crate) fn acked(&mut self, a: &Ack) -> Result<AckResult, JobError> {
         let key = receipt::submit_key(a.rule, &a.smsc_id);
-        let changed = self
+        let changed: Option<(i64, bool)> = self
             .conn
             .prepare_cached(
                 "UPDATE part SET state = 3, smsc = ?3, smsc_id = ?4, smsc_key = ?5, last_status = 0,
                     acked_at = ?6
-                 WHERE message_id = ?1 AND n = ?2 AND state IN (0, 1, 2)",
+                 WHERE message_id = ?1 AND n = ?2 AND state IN (0, 1, 2)
+                 RETURNING parts, dlr",
             )?
-            .execute(params![
-                a.part.message.as_i64(),
-                a.part.n,
-                a.smsc,
-                a.smsc_id,
-                key,
-                a.now_ms
-            ])?;
-        if changed == 0 {
+            .query_row(
+                params![
+                    a.part.message.as_i64(),
+                    a.part.n,
+                    a.smsc,
+                    a.smsc_id,
+                    key,
+                    a.now_ms
+                ],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((parts, dlr)) = changed else {
             // Unknown part (an error), or a late or repeated response: the part moved on.
             self.part_row(a.part)?;
             let (_, now_state) = self.recompute(a.part.message, a.now_ms)?;
@@ -476,48 +538,53 @@ impl Writer {
                 state: now_state,
                 held_receipts: Vec::new(),
             });
-        }
+        };
         // Receipts that arrived before this response.
-        let held: Vec<(i64, String, Option<String>, Option<i64>)> = {
+        let held: Vec<(i64, String, Option<String>, Option<i64>, i64)> = {
             // No ORDER BY here: with a bound parameter in the WHERE clause, SQLite re-prepares
             // ORDER BY statements at every execution (measured: a quarter of the writer's time).
             // Rows are sorted below instead.
             let mut st = self.conn.prepare_cached(
-                "SELECT id, stat, err, outcome FROM dlr_log
+                "SELECT id, stat, err, outcome, fp FROM dlr_log
                  WHERE smsc_key = ?1 AND message_id IS NULL AND smsc = ?2",
             )?;
-            let mut held: Vec<(i64, String, Option<String>, Option<i64>)> = st
+            let mut held: Vec<(i64, String, Option<String>, Option<i64>, i64)> = st
                 .query_map(params![key, a.smsc], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
                 })?
                 .collect::<Result<_, _>>()?;
             held.sort_by_key(|h| h.0);
             held
         };
         let mut applied = Vec::with_capacity(held.len());
-        for (log_id, stat, err, outcome) in held {
+        let mut info = PartInfo {
+            state: PartState::Submitted,
+            parts,
+            dlr,
+        };
+        for (log_id, stat, err, outcome, fp) in held {
             self.conn
                 .prepare_cached("UPDATE dlr_log SET message_id = ?2, part_n = ?3 WHERE id = ?1")?
                 .execute(params![log_id, a.part.message.as_i64(), a.part.n])?;
             let outcome = outcome.and_then(outcome_from_code);
-            applied.push(self.apply_receipt(
+            let done = self.apply_receipt(
                 a.part,
-                None,
+                info,
                 log_id,
+                fp,
                 &stat,
                 err.as_deref(),
                 outcome,
                 &a.smsc,
                 &a.smsc_id,
                 a.now_ms,
-            )?);
+            )?;
+            info.state = done.1;
+            applied.push(done.0);
         }
         let state = match applied.last() {
             Some(last) => last.state,
-            None => {
-                self.recompute_with(a.part.message, a.now_ms, Some((PartState::Submitted, true)))?
-                    .1
-            }
+            None => self.settle(a.part.message, info, true, a.now_ms)?,
         };
         Ok(AckResult {
             state,
@@ -529,19 +596,17 @@ impl Writer {
     fn apply_receipt(
         &mut self,
         part: PartRef,
-        cur: Option<PartState>,
+        info: PartInfo,
         log_id: i64,
+        fp: i64,
         stat: &str,
         err: Option<&str>,
         outcome: Option<Outcome>,
         smsc: &str,
         smsc_id: &str,
         now: i64,
-    ) -> Result<ReceiptApplied, JobError> {
-        let cur = match cur {
-            Some(c) => c,
-            None => self.part_row(part)?,
-        };
+    ) -> Result<(ReceiptApplied, PartState), JobError> {
+        let cur = info.state;
         let next = match (cur, outcome) {
             // A final receipt settles a submitted part, and corrects an earlier receipt or a
             // no_receipt timeout (the latest word from the SMSC wins).
@@ -551,7 +616,8 @@ impl Writer {
         self.conn
             .prepare_cached(
                 "UPDATE part SET state = ?3, stat = ?4, err = ?5,
-                    done_at = CASE WHEN ?6 THEN ?7 ELSE done_at END
+                    done_at = CASE WHEN ?6 THEN ?7 ELSE done_at END,
+                    receipts = coalesce(receipts || ',', '') || ?8
                  WHERE message_id = ?1 AND n = ?2",
             )?
             .execute(params![
@@ -561,11 +627,19 @@ impl Writer {
                 stat,
                 err,
                 next.is_final() && next != cur,
-                now
+                now,
+                format!("{log_id}:{fp}")
             ])?;
         // A receipt matched by SMSC id means the part was acknowledged.
-        let (_, state) =
-            self.recompute_with(part.message, now, Some((next, !next.is_pending())))?;
+        let state = self.settle(
+            part.message,
+            PartInfo {
+                state: next,
+                ..info
+            },
+            !next.is_pending(),
+            now,
+        )?;
         let body = json!({
             "id": part.message.to_string(),
             "part": part.n,
@@ -577,12 +651,15 @@ impl Writer {
             "smsc_id": smsc_id,
         });
         let seq = self.event("dlr", Some(part.message), &body, now)?;
-        Ok(ReceiptApplied {
-            log_id,
-            part,
-            state,
-            seq,
-        })
+        Ok((
+            ReceiptApplied {
+                log_id,
+                part,
+                state,
+                seq,
+            },
+            next,
+        ))
     }
 
     pub(crate) fn record_receipt(
@@ -591,44 +668,39 @@ impl Writer {
     ) -> Result<ReceiptRecorded, JobError> {
         let keys = receipt::receipt_keys(r.rule, &r.receipt);
         let fp = fingerprint(r);
-        let mut matched: Option<PartRef> = None;
-        let mut matched_state: Option<i64> = None;
+        // The newest part with this id (SMSCs recycle ids), with what settling it needs.
+        let mut matched: Option<(PartRef, PartInfo, Option<String>)> = None;
         {
-            // The newest part with this id (SMSCs recycle ids). Picked here rather than with
-            // ORDER BY, which SQLite would re-prepare at every execution (see `acked`).
+            // Picked here rather than with ORDER BY, which SQLite would re-prepare at every
+            // execution (see `acked`).
             let mut st = self.conn.prepare_cached(
-                "SELECT message_id, n, state FROM part WHERE smsc_key = ?1 AND smsc = ?2 LIMIT 64",
+                "SELECT message_id, n, state, parts, dlr, receipts FROM part
+                 WHERE smsc_key = ?1 AND smsc = ?2 LIMIT 64",
             )?;
             for key in &keys {
-                let mut found: Option<(PartRef, i64)> = None;
                 let mut rows = st.query(params![key, r.smsc])?;
                 while let Some(row) = rows.next()? {
                     let p = PartRef {
                         message: MessageId::from_i64(row.get(0)?),
                         n: row.get(1)?,
                     };
-                    if found.is_none_or(|(f, _)| p > f) {
-                        found = Some((p, row.get(2)?));
+                    if matched.as_ref().is_none_or(|(f, _, _)| p > *f) {
+                        let info = PartInfo {
+                            state: part_state(row.get(2)?)?,
+                            parts: row.get(3)?,
+                            dlr: row.get(4)?,
+                        };
+                        matched = Some((p, info, row.get(5)?));
                     }
                 }
-                drop(rows);
-                if let Some((p, state)) = found {
-                    matched = Some(p);
-                    matched_state = Some(state);
+                if matched.is_some() {
                     break;
                 }
             }
         }
-        let matched_state = matched_state.map(part_state).transpose()?;
         let primary_key = keys.first().cloned().unwrap_or_default();
-        let earlier: Option<i64> = match matched {
-            Some(p) => self
-                .conn
-                .prepare_cached(
-                    "SELECT id FROM dlr_log WHERE message_id = ?1 AND part_n = ?2 AND fp = ?3 LIMIT 1",
-                )?
-                .query_row(params![p.message.as_i64(), p.n, fp], |row| row.get(0))
-                .optional()?,
+        let earlier: Option<i64> = match &matched {
+            Some((_, _, receipts)) => find_receipt(receipts.as_deref(), fp),
             None => self
                 .conn
                 .prepare_cached(
@@ -662,23 +734,27 @@ impl Writer {
                 rc.submit_date.map(|d| d.to_string()),
                 rc.done_date.map(|d| d.to_string()),
                 r.outcome.map(outcome_code),
-                matched.map(|p| p.message.as_i64()),
-                matched.map(|p| p.n)
+                matched.as_ref().map(|m| m.0.message.as_i64()),
+                matched.as_ref().map(|m| m.0.n)
             ])?;
             self.conn.last_insert_rowid()
         };
         match matched {
-            Some(part) => Ok(ReceiptRecorded::Matched(self.apply_receipt(
-                part,
-                matched_state,
-                log_id,
-                stat,
-                rc.err.as_deref(),
-                r.outcome,
-                &r.smsc,
-                &rc.id,
-                r.now_ms,
-            )?)),
+            Some((part, info, _)) => Ok(ReceiptRecorded::Matched(
+                self.apply_receipt(
+                    part,
+                    info,
+                    log_id,
+                    fp,
+                    stat,
+                    rc.err.as_deref(),
+                    r.outcome,
+                    &r.smsc,
+                    &rc.id,
+                    r.now_ms,
+                )?
+                .0,
+            )),
             None => Ok(ReceiptRecorded::Held { log_id }),
         }
     }
@@ -852,10 +928,10 @@ impl Writer {
                 problem: format!("a message has 1 to 255 parts, not {}", parts.len()),
             }));
         }
-        let (route, priority): (String, u8) = self
+        let (route, priority, dlr): (String, u8, bool) = self
             .conn
-            .prepare_cached("SELECT route, priority FROM message WHERE id = ?1")?
-            .query_row([id.as_i64()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .prepare_cached("SELECT route, priority, dlr FROM message WHERE id = ?1")?
+            .query_row([id.as_i64()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?
             .ok_or_else(|| {
                 JobError::Domain(StoreError::NotFound {
@@ -882,7 +958,7 @@ impl Writer {
         self.conn
             .prepare_cached("DELETE FROM part WHERE message_id = ?1")?
             .execute([id.as_i64()])?;
-        self.insert_parts(id, &route, priority, parts)?;
+        self.insert_parts(id, &route, priority, dlr, parts)?;
         if maybe_dup {
             self.conn
                 .prepare_cached("UPDATE part SET maybe_dup = 1 WHERE message_id = ?1")?
