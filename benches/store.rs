@@ -7,7 +7,8 @@
 //!    accept latency p50/p99/p99.9/max. Goal p99 ≤ 5 ms.
 //!
 //! Run: `cargo bench --bench store` (`sync = "normal"`; set `SMPPD_BENCH_SYNC=full` for full).
-//! `SMPPD_BENCH_STEADY_SECS` changes the steady run's length (0 skips it).
+//! `SMPPD_BENCH_STEADY_SECS` changes the steady run's length (0 skips it and the burst);
+//! `SMPPD_BENCH_ONLY=burst` runs only the burst (for `perf stat`).
 
 use criterion::{Criterion, Throughput};
 use smppd::receipt::{AcceptedIs, IdRule, ReceiptTlvs, final_outcome, parse_receipt};
@@ -313,6 +314,9 @@ fn main() {
     let test_mode = std::env::args().any(|a| a == "--test");
     if secs > 0 && !test_mode {
         burst(200_000);
+        if std::env::var("SMPPD_BENCH_ONLY").as_deref() == Ok("burst") {
+            return;
+        }
         steady_load(20_000, secs);
     }
     let mut c = Criterion::default().configure_from_args();
