@@ -75,6 +75,9 @@ fn fingerprint(r: &IncomingReceipt) -> i64 {
     h as i64
 }
 
+/// A held receipt: log id, stat, err, outcome code, fingerprint.
+type HeldRow = (i64, String, Option<String>, Option<i64>, i64);
+
 /// What the hot path knows about a part without reading its message.
 #[derive(Clone, Copy)]
 struct PartInfo {
@@ -195,39 +198,21 @@ impl Writer {
         Ok(seq)
     }
 
-    /// Recomputes a message's state from its parts and stores it. Returns (before, after).
+    /// Recomputes a message's state from all its parts and stores it. Returns (before, after).
+    /// (The hot path uses [`Self::settle`] for single-part messages instead.)
     fn recompute(
         &mut self,
         id: MessageId,
         now: i64,
     ) -> Result<(MessageState, MessageState), JobError> {
-        self.recompute_with(id, now, None)
-    }
-
-    /// [`Self::recompute`], with the new state of a part that just changed (and whether it was
-    /// acknowledged): for a single-part message (the common case) that is all there is to know,
-    /// so the parts are not read again.
-    fn recompute_with(
-        &mut self,
-        id: MessageId,
-        now: i64,
-        only_part: Option<(PartState, bool)>,
-    ) -> Result<(MessageState, MessageState), JobError> {
-        let (old, dlr, has_text, parts, submitted, done): (i64, bool, bool, i64, bool, bool) = {
+        let (old, dlr, has_text, submitted, done): (i64, bool, bool, bool, bool) = {
             let mut st = self.conn.prepare_cached(
-                "SELECT state, dlr, text IS NOT NULL, parts, submitted_at IS NOT NULL,
+                "SELECT state, dlr, text IS NOT NULL, submitted_at IS NOT NULL,
                     done_at IS NOT NULL
                  FROM message WHERE id = ?1",
             )?;
             st.query_row([id.as_i64()], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })
             .optional()?
             .ok_or_else(|| {
@@ -240,20 +225,14 @@ impl Writer {
         let old = MessageState::from_code(old).unwrap_or(MessageState::Queued);
         let mut states = Vec::with_capacity(4);
         let mut any_acked = false;
-        match only_part {
-            Some((state, acked)) if parts == 1 => {
-                states.push(state);
-                any_acked = acked;
-            }
-            _ => {
-                let mut st = self.conn.prepare_cached(
-                    "SELECT state, acked_at IS NOT NULL FROM part WHERE message_id = ?1",
-                )?;
-                let mut rows = st.query([id.as_i64()])?;
-                while let Some(r) = rows.next()? {
-                    states.push(part_state(r.get(0)?)?);
-                    any_acked |= r.get::<_, bool>(1)?;
-                }
+        {
+            let mut st = self.conn.prepare_cached(
+                "SELECT state, acked_at IS NOT NULL FROM part WHERE message_id = ?1",
+            )?;
+            let mut rows = st.query([id.as_i64()])?;
+            while let Some(r) = rows.next()? {
+                states.push(part_state(r.get(0)?)?);
+                any_acked |= r.get::<_, bool>(1)?;
             }
         }
         let new = aggregate(dlr, &states);
@@ -537,7 +516,7 @@ impl Writer {
             ])?;
         let (parts, dlr) = (info.parts, info.dlr);
         // Receipts that arrived before this response.
-        let held: Vec<(i64, String, Option<String>, Option<i64>, i64)> = {
+        let held: Vec<HeldRow> = {
             // No ORDER BY here: with a bound parameter in the WHERE clause, SQLite re-prepares
             // ORDER BY statements at every execution (measured: a quarter of the writer's time).
             // Rows are sorted below instead.
@@ -545,7 +524,7 @@ impl Writer {
                 "SELECT id, stat, err, outcome, fp FROM dlr_log
                  WHERE smsc_key = ?1 AND message_id IS NULL AND smsc = ?2",
             )?;
-            let mut held: Vec<(i64, String, Option<String>, Option<i64>, i64)> = st
+            let mut held: Vec<HeldRow> = st
                 .query_map(params![key, a.smsc], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
                 })?
