@@ -843,3 +843,40 @@ fn aggregation_table() {
     }
     assert_eq!(aggregate(true, &[]), M::Queued);
 }
+
+#[test]
+fn held_receipt_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.db");
+    let store = open(&path);
+    store.accept(msg("+46700000001", 1)).wait().expect("accept");
+    let parts = claim_all(&store, "default");
+    let r = store
+        .record_receipt(receipt(
+            "op-a",
+            IdRule::HexToDec,
+            &dlr_text("0059113978", "DELIVRD"),
+            ReceiptTlvs::default(),
+        ))
+        .wait()
+        .expect("receipt");
+    assert!(matches!(r, ReceiptRecorded::Held { .. }));
+    drop(store);
+    let (store, rec) = open_with(&path, Settings::default());
+    assert_eq!(rec.requeued_in_flight, 1);
+    // Re-sent after recovery, the SMSC answers with the id the held receipt names.
+    let again = claim_all(&store, "default");
+    assert_eq!(again[0].part, parts[0].part);
+    let res = store
+        .acked(Ack {
+            part: again[0].part,
+            smsc: "op-a".into(),
+            smsc_id: "38601FA".into(),
+            rule: IdRule::HexToDec,
+            now_ms: T0 + 50,
+        })
+        .wait()
+        .expect("ack");
+    assert_eq!(res.held_receipts.len(), 1);
+    assert_eq!(res.state, MessageState::Delivered);
+}
