@@ -16,6 +16,11 @@ pub struct Reader {
     conn: Connection,
 }
 
+/// A stored receipt date (`YYYYMMDDhhmmss`) as `YYYY-MM-DDThh:mm:ss`.
+fn date(n: Option<i64>) -> Option<String> {
+    n.map(|n| crate::receipt::ReceiptDate::from_number(n).to_string())
+}
+
 fn db(e: rusqlite::Error) -> StoreError {
     classify(&e)
 }
@@ -151,8 +156,8 @@ impl Reader {
                         part: r.get(5)?,
                         stat: r.get(6)?,
                         err: r.get(7)?,
-                        submit_date: r.get(8)?,
-                        done_date: r.get(9)?,
+                        submit_date: date(r.get(8)?),
+                        done_date: date(r.get(9)?),
                         raw: String::from_utf8_lossy(&r.get::<_, Vec<u8>>(10)?).into_owned(),
                         tlv_state: r.get(11)?,
                         tlv_network_error: r.get(12)?,
@@ -242,8 +247,8 @@ impl Reader {
                 part: None,
                 stat: r.get(4)?,
                 err: r.get(5)?,
-                submit_date: r.get(6)?,
-                done_date: r.get(7)?,
+                submit_date: date(r.get(6)?),
+                done_date: date(r.get(7)?),
                 raw: String::from_utf8_lossy(&r.get::<_, Vec<u8>>(8)?).into_owned(),
                 tlv_state: r.get(9)?,
                 tlv_network_error: r.get(10)?,

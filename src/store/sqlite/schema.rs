@@ -75,8 +75,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         tlv_err     TEXT,
         stat        TEXT NOT NULL,
         err         TEXT,
-        submit_date TEXT,
-        done_date   TEXT,
+        submit_date INTEGER,           -- YYYYMMDDhhmmss
+        done_date   INTEGER,
         outcome     INTEGER,
         message_id  INTEGER,
         part_n      INTEGER

@@ -57,6 +57,11 @@ fn not_found(p: PartRef) -> JobError {
     })
 }
 
+/// A JSON string literal (quoted and escaped).
+fn json_str(s: &str) -> String {
+    serde_json::Value::from(s).to_string()
+}
+
 /// FNV-1a over everything that makes a receipt this receipt, to recognise a re-sent one.
 fn fingerprint(r: &IncomingReceipt) -> i64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -232,18 +237,13 @@ impl Writer {
         &mut self,
         kind: &str,
         message: Option<MessageId>,
-        body: &serde_json::Value,
+        body: &str,
         now: i64,
     ) -> Result<i64, JobError> {
         let mut st = self.conn.prepare_cached(
             "INSERT INTO event (at, kind, message_id, body) VALUES (?1, ?2, ?3, ?4)",
         )?;
-        st.execute(params![
-            now,
-            kind,
-            message.map(MessageId::as_i64),
-            body.to_string()
-        ])?;
+        st.execute(params![now, kind, message.map(MessageId::as_i64), body])?;
         let seq = self.conn.last_insert_rowid();
         self.batch_seq = Some(self.batch_seq.map_or(seq, |s| s.max(seq)));
         Ok(seq)
@@ -346,7 +346,7 @@ impl Writer {
         now: i64,
     ) -> Result<(), JobError> {
         if new.is_final() && !old.is_final() {
-            let body = json!({"id": id.to_string(), "state": new.as_str()});
+            let body = json!({"id": id.to_string(), "state": new.as_str()}).to_string();
             self.event("state", Some(id), &body, now)?;
         }
         Ok(())
@@ -675,16 +675,18 @@ impl Writer {
             !next.is_pending(),
             now,
         )?;
-        let body = json!({
-            "id": part.message.to_string(),
-            "part": part.n,
-            "state": state.as_str(),
-            "part_state": next.as_str(),
-            "stat": stat,
-            "err": err,
-            "smsc": smsc,
-            "smsc_id": smsc_id,
-        });
+        // Written by hand: this runs once per receipt and `json!` costs a map of allocations.
+        let body = format!(
+            r#"{{"id":"{}","part":{},"state":"{}","part_state":"{}","stat":{},"err":{},"smsc":{},"smsc_id":{}}}"#,
+            part.message,
+            part.n,
+            state.as_str(),
+            next.as_str(),
+            json_str(stat),
+            err.map_or_else(|| "null".to_string(), json_str),
+            json_str(smsc),
+            json_str(smsc_id),
+        );
         let seq = self.event("dlr", Some(part.message), &body, now)?;
         Ok((
             ReceiptApplied {
@@ -766,8 +768,8 @@ impl Writer {
                 r.tlv_network_error.map(hex::encode),
                 stat,
                 rc.err,
-                rc.submit_date.map(|d| d.to_string()),
-                rc.done_date.map(|d| d.to_string()),
+                rc.submit_date.map(|d| d.as_number()),
+                rc.done_date.map(|d| d.as_number()),
                 r.outcome.map(outcome_code),
                 matched.as_ref().map(|m| m.0.message.as_i64()),
                 matched.as_ref().map(|m| m.0.n)
@@ -873,7 +875,8 @@ impl Writer {
         let body = json!({
             "mo_id": id, "from": m.from, "to": m.to, "text": m.text, "smsc": m.smsc,
             "parts": m.parts, "optout": optout,
-        });
+        })
+        .to_string();
         let seq = self.event("mo", None, &body, m.now_ms)?;
         Ok(MoRecorded { id, seq })
     }
