@@ -65,7 +65,7 @@ impl SqliteOptions {
 /// A write command: runs inside the batch's transaction, keeps its result, and sends it after
 /// the commit (or sends the batch's failure).
 trait Job: Send {
-    fn run(&mut self, w: &mut write::Writer) -> Result<(), rusqlite::Error>;
+    fn run(&mut self, w: &mut write::Writer<'_>) -> Result<(), rusqlite::Error>;
     fn finish(self: Box<Self>, failure: Option<StoreError>);
 }
 
@@ -92,9 +92,9 @@ impl<I, O, F> Job for JobImpl<I, O, F>
 where
     I: Send,
     O: Send,
-    F: FnMut(&mut write::Writer, &I) -> Result<O, JobError> + Send,
+    F: for<'w> FnMut(&mut write::Writer<'w>, &I) -> Result<O, JobError> + Send,
 {
-    fn run(&mut self, w: &mut write::Writer) -> Result<(), rusqlite::Error> {
+    fn run(&mut self, w: &mut write::Writer<'_>) -> Result<(), rusqlite::Error> {
         match (self.f)(w, &self.input) {
             Ok(o) => self.out = Some(Ok(o)),
             Err(JobError::Domain(e)) => self.out = Some(Err(e)),
@@ -233,18 +233,29 @@ impl SqliteStore {
         conn.pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(|e| open_error(&path, e))?;
 
-        let mut writer = write::Writer::new(conn, opts.settings).map_err(|e| classify(&e))?;
-        let mut recovery = writer.recover().map_err(|e| classify(&e))?;
+        let (mut recovery, last_seq) = {
+            // Prepared here once too, so a statement that does not compile fails the open.
+            let mut writer =
+                write::Writer::new(&conn, opts.settings).map_err(|e| open_error(&path, e))?;
+            let recovery = writer.recover().map_err(|e| classify(&e))?;
+            (recovery, writer.last_seq().map_err(|e| classify(&e))?)
+        };
         recovery.migrations_applied = migrations_applied;
+        let settings = opts.settings;
 
-        let (seq_tx, seq_rx) = watch::channel(writer.last_seq().map_err(|e| classify(&e))?);
+        let (seq_tx, seq_rx) = watch::channel(last_seq);
         let (wtx, wrx) = mpsc::sync_channel::<Box<dyn Job>>(opts.queue_capacity.max(1));
         let max_batch = opts.max_batch.max(1);
         let mut threads = Vec::new();
         threads.push(
             std::thread::Builder::new()
                 .name("store-writer".into())
-                .spawn(move || writer_loop(writer, wrx, max_batch, seq_tx))
+                .spawn(move || match write::Writer::new(&conn, settings) {
+                    Ok(writer) => writer_loop(writer, wrx, max_batch, seq_tx),
+                    // Prepared fine a moment ago on the same connection; if it fails now, the
+                    // writes fail with `Closed` and the error is logged.
+                    Err(e) => tracing::error!(error = %e, "store writer could not start"),
+                })
                 .map_err(|e| open_error(&path, e))?,
         );
 
@@ -289,7 +300,7 @@ impl SqliteStore {
     where
         I: Send + 'static,
         O: Send + 'static,
-        F: FnMut(&mut write::Writer, &I) -> Result<O, JobError> + Send + 'static,
+        F: for<'w> FnMut(&mut write::Writer<'w>, &I) -> Result<O, JobError> + Send + 'static,
     {
         let (tx, pending) = Pending::channel();
         let job: Box<dyn Job> = Box::new(JobImpl {
@@ -351,7 +362,7 @@ fn reader_loop(reader: &mut Reader, jobs: &Mutex<Receiver<ReadJob>>) {
 }
 
 fn writer_loop(
-    mut w: write::Writer,
+    mut w: write::Writer<'_>,
     rx: Receiver<Box<dyn Job>>,
     max_batch: usize,
     seq: watch::Sender<i64>,
@@ -401,7 +412,7 @@ fn checkpoint_loop(conn: &mut Connection, stop: &Receiver<()>) {
     }
 }
 
-fn run_batch(w: &mut write::Writer, batch: &mut Vec<Box<dyn Job>>) {
+fn run_batch(w: &mut write::Writer<'_>, batch: &mut Vec<Box<dyn Job>>) {
     match try_batch(w, batch) {
         Ok(()) => {
             w.committed();
@@ -437,7 +448,7 @@ fn run_batch(w: &mut write::Writer, batch: &mut Vec<Box<dyn Job>>) {
     }
 }
 
-fn try_batch(w: &mut write::Writer, jobs: &mut [Box<dyn Job>]) -> Result<(), rusqlite::Error> {
+fn try_batch(w: &mut write::Writer<'_>, jobs: &mut [Box<dyn Job>]) -> Result<(), rusqlite::Error> {
     w.begin()?;
     for job in jobs.iter_mut() {
         if let Err(e) = job.run(w) {
