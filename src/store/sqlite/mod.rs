@@ -1,10 +1,11 @@
 //! The SQLite backend: one file in WAL mode, one writer thread doing group commit, a small pool
 //! of reader threads with read-only connections (WAL readers never block the writer).
 //!
-//! Group commit: the writer takes the first queued write, then everything else already queued (up
-//! to `max_batch`), runs them all in one transaction and commits; only then does it resolve each
-//! caller's [`Pending`]. There is no artificial wait: under load, writes pile up while a batch
-//! runs and the next batch is bigger, so a write waits at most about one batch's execution time.
+//! Group commit: the writer takes the first queued write and runs it in a new transaction, then
+//! keeps taking and running queued writes until the queue is empty, `max_batch` writes ran or
+//! `max_batch_time` (2 ms) passed, and commits; only then does it resolve each caller's
+//! [`Pending`]. There is no artificial wait: under load, writes pile up while a batch runs and the
+//! next batch is bigger; a write waits at most about `max_batch_time` plus a commit.
 //! If a write hits a database error that is not a storage condition (a bug), the batch is rolled
 //! back and replayed one write per transaction so only the faulty write fails. Storage conditions
 //! (disk full, read-only, I/O) fail the whole batch with [`StoreError::Unavailable`]; the next
@@ -40,6 +41,8 @@ pub struct SqliteOptions {
     pub settings: Settings,
     /// Most writes per transaction.
     pub max_batch: usize,
+    /// Longest a transaction keeps taking writes before it commits.
+    pub max_batch_time: std::time::Duration,
     /// Most writes queued before new writes are refused with [`StoreError::Busy`].
     pub queue_capacity: usize,
     /// Reader threads (each with its own connection).
@@ -55,6 +58,7 @@ impl SqliteOptions {
             path: path.into(),
             settings: Settings::default(),
             max_batch: 2048,
+            max_batch_time: std::time::Duration::from_millis(2),
             queue_capacity: 32_768,
             readers: 2,
             cache_kib: 16 * 1024,
@@ -245,13 +249,16 @@ impl SqliteStore {
 
         let (seq_tx, seq_rx) = watch::channel(last_seq);
         let (wtx, wrx) = mpsc::sync_channel::<Box<dyn Job>>(opts.queue_capacity.max(1));
-        let max_batch = opts.max_batch.max(1);
+        let limits = BatchLimits {
+            max_writes: opts.max_batch.max(1),
+            max_time: opts.max_batch_time,
+        };
         let mut threads = Vec::new();
         threads.push(
             std::thread::Builder::new()
                 .name("store-writer".into())
                 .spawn(move || match write::Writer::new(&conn, settings) {
-                    Ok(writer) => writer_loop(writer, wrx, max_batch, seq_tx),
+                    Ok(writer) => writer_loop(writer, wrx, limits, seq_tx),
                     // Prepared fine a moment ago on the same connection; if it fails now, the
                     // writes fail with `Closed` and the error is logged.
                     Err(e) => tracing::error!(error = %e, "store writer could not start"),
@@ -364,25 +371,63 @@ fn reader_loop(reader: &mut Reader, jobs: &Mutex<Receiver<ReadJob>>) {
 fn writer_loop(
     mut w: write::Writer<'_>,
     rx: Receiver<Box<dyn Job>>,
-    max_batch: usize,
+    limits: BatchLimits,
     seq: watch::Sender<i64>,
 ) {
-    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch);
+    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(limits.max_writes);
     while let Ok(first) = rx.recv() {
         batch.push(first);
-        while batch.len() < max_batch {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        run_batch(&mut w, &mut batch);
+        let result = fill_and_run(&mut w, &rx, &mut batch, limits);
+        run_batch(&mut w, &mut batch, result);
         if let Some(s) = w.take_committed_seq() {
             seq.send_replace(s);
         }
     }
     // Every sender is gone: checkpoint so the file is self-contained at rest.
     w.checkpoint();
+}
+
+/// When a group commit stops taking more writes.
+#[derive(Debug, Clone, Copy)]
+struct BatchLimits {
+    max_writes: usize,
+    max_time: std::time::Duration,
+}
+
+/// Runs the batch's first write, then keeps taking queued writes and running them in the same
+/// transaction until the queue is empty, the batch is full or `max_time` has passed; then
+/// commits. Running writes as they are taken (rather than draining first) bounds how long a
+/// write waits behind others: about `max_time` plus one commit.
+fn fill_and_run(
+    w: &mut write::Writer<'_>,
+    rx: &Receiver<Box<dyn Job>>,
+    batch: &mut Vec<Box<dyn Job>>,
+    limits: BatchLimits,
+) -> Result<(), rusqlite::Error> {
+    let started = std::time::Instant::now();
+    w.begin()?;
+    let mut next = 0;
+    loop {
+        while next < batch.len() {
+            if let Err(e) = batch[next].run(w) {
+                w.rollback();
+                return Err(e);
+            }
+            next += 1;
+        }
+        if batch.len() >= limits.max_writes || started.elapsed() >= limits.max_time {
+            break;
+        }
+        match rx.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+    if let Err(e) = w.commit() {
+        w.rollback();
+        return Err(e);
+    }
+    Ok(())
 }
 
 /// Copies committed WAL frames into the database file every 50 ms, off the writer thread (a
@@ -412,8 +457,14 @@ fn checkpoint_loop(conn: &mut Connection, stop: &Receiver<()>) {
     }
 }
 
-fn run_batch(w: &mut write::Writer<'_>, batch: &mut Vec<Box<dyn Job>>) {
-    match try_batch(w, batch) {
+/// Resolves a batch after [`fill_and_run`]: every write gets the commit's outcome; after a bug
+/// (not a storage condition) the writes are replayed one per transaction.
+fn run_batch(
+    w: &mut write::Writer<'_>,
+    batch: &mut Vec<Box<dyn Job>>,
+    result: Result<(), rusqlite::Error>,
+) {
+    match result {
         Ok(()) => {
             w.committed();
             for job in batch.drain(..) {
