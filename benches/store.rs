@@ -251,7 +251,9 @@ fn steady_load(rate: u64, secs: u64) {
             tokio::spawn(async move {
                 let mut total = 0;
                 loop {
-                    let n = drive(&store, 1024).await;
+                    // Window-sized pages, as a session with a window of 64 would take them; a
+                    // bigger page queues a burst of writes ahead of the accepts.
+                    let n = drive(&store, 64).await;
                     total += n;
                     if n == 0 {
                         if stop.load(std::sync::atomic::Ordering::Relaxed) {

@@ -27,6 +27,7 @@ use rusqlite::Connection;
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -253,12 +254,14 @@ impl SqliteStore {
             max_writes: opts.max_batch.max(1),
             max_time: opts.max_batch_time,
         };
+        let wal = Arc::new(WalState::default());
+        let wal_ckpt = Arc::clone(&wal);
         let mut threads = Vec::new();
         threads.push(
             std::thread::Builder::new()
                 .name("store-writer".into())
                 .spawn(move || match write::Writer::new(&conn, settings) {
-                    Ok(writer) => writer_loop(writer, wrx, limits, seq_tx),
+                    Ok(writer) => writer_loop(writer, wrx, limits, seq_tx, &wal),
                     // Prepared fine a moment ago on the same connection; if it fails now, the
                     // writes fail with `Closed` and the error is logged.
                     Err(e) => tracing::error!(error = %e, "store writer could not start"),
@@ -274,7 +277,7 @@ impl SqliteStore {
         threads.push(
             std::thread::Builder::new()
                 .name("store-checkpoint".into())
-                .spawn(move || checkpoint_loop(&mut ckpt, &stop_rx))
+                .spawn(move || checkpoint_loop(&mut ckpt, &stop_rx, &wal_ckpt))
                 .map_err(|e| open_error(&path, e))?,
         );
 
@@ -373,6 +376,7 @@ fn writer_loop(
     rx: Receiver<Box<dyn Job>>,
     limits: BatchLimits,
     seq: watch::Sender<i64>,
+    wal: &WalState,
 ) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(limits.max_writes);
     while let Ok(first) = rx.recv() {
@@ -382,6 +386,7 @@ fn writer_loop(
         if let Some(s) = w.take_committed_seq() {
             seq.send_replace(s);
         }
+        maybe_reset_wal(&mut w, wal);
     }
     // Every sender is gone: checkpoint so the file is self-contained at rest.
     w.checkpoint();
@@ -430,12 +435,25 @@ fn fill_and_run(
     Ok(())
 }
 
+/// What the checkpoint thread tells the writer: the WAL's size and how much of it is not yet
+/// copied into the database file, in frames, after its last passive checkpoint.
+#[derive(Debug, Default)]
+pub(crate) struct WalState {
+    frames: AtomicI64,
+    not_copied: AtomicI64,
+}
+
+/// WAL size (frames of 4 KiB) at which the writer finishes the checkpoint itself so that the
+/// WAL starts over (~64 MiB).
+const WAL_RESET_FRAMES: i64 = 16_384;
+/// How little may be left to copy for the writer to do it (the rest was copied in the background).
+const WAL_RESET_MAX_LEFT: i64 = 2_048;
+
 /// Copies committed WAL frames into the database file every 50 ms, off the writer thread (a
-/// passive checkpoint never blocks the writer). If the WAL still grows past ~200 MiB (the
-/// writer outruns passive checkpoints because readers hold old snapshots), a RESTART checkpoint
-/// waits for a moment of quiet so the file cannot grow without bound.
-fn checkpoint_loop(conn: &mut Connection, stop: &Receiver<()>) {
-    const RESTART_FRAMES: i64 = 50_000;
+/// passive checkpoint never blocks the writer). Under a steady write load a passive checkpoint
+/// never quite catches up, so the WAL would not start over; the writer does the last step
+/// itself between two transactions (see `maybe_reset_wal`), when little is left to copy.
+fn checkpoint_loop(conn: &mut Connection, stop: &Receiver<()>, wal: &WalState) {
     loop {
         match stop.recv_timeout(std::time::Duration::from_millis(50)) {
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -446,14 +464,24 @@ fn checkpoint_loop(conn: &mut Connection, stop: &Receiver<()>) {
             Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
         });
         match passive {
-            Ok((log, _)) if log > RESTART_FRAMES => {
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
-                    tracing::warn!(error = %e, "store WAL restart checkpoint failed");
-                }
+            Ok((log, copied)) => {
+                wal.frames.store(log, Ordering::Relaxed);
+                wal.not_copied.store(log - copied, Ordering::Relaxed);
             }
-            Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "store WAL checkpoint failed"),
         }
+    }
+}
+
+/// Between transactions: when the WAL is big and the background checkpoint has copied nearly
+/// all of it, copy the rest now (no other writer exists, so this checkpoint completes and the
+/// next transaction starts the WAL over). The cost is bounded by `WAL_RESET_MAX_LEFT` frames.
+fn maybe_reset_wal(w: &mut write::Writer<'_>, wal: &WalState) {
+    let frames = wal.frames.load(Ordering::Relaxed);
+    let left = wal.not_copied.load(Ordering::Relaxed);
+    if frames >= WAL_RESET_FRAMES && left <= WAL_RESET_MAX_LEFT {
+        w.passive_checkpoint();
+        wal.frames.store(0, Ordering::Relaxed);
     }
 }
 

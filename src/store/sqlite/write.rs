@@ -265,6 +265,15 @@ impl<'c> Writer<'c> {
         }
     }
 
+    pub(crate) fn passive_checkpoint(&mut self) {
+        if let Err(e) = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+        {
+            tracing::warn!(error = %e, "store checkpoint failed");
+        }
+    }
+
     pub(crate) fn last_seq(&self) -> rusqlite::Result<i64> {
         self.conn
             .query_row("SELECT coalesce(max(seq), 0) FROM event", [], |r| r.get(0))
