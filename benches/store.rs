@@ -8,7 +8,8 @@
 //!
 //! Run: `cargo bench --bench store` (`sync = "normal"`; set `SMPPD_BENCH_SYNC=full` for full).
 //! `SMPPD_BENCH_STEADY_SECS` changes the steady run's length (0 skips it and the burst);
-//! `SMPPD_BENCH_ONLY=burst` runs only the burst (for `perf stat`).
+//! `SMPPD_BENCH_ONLY=burst` runs only the burst (for `perf stat`); `SMPPD_BENCH_RATE` changes
+//! the steady rate.
 
 use criterion::{Criterion, Throughput};
 use smppd::receipt::{AcceptedIs, IdRule, ReceiptTlvs, final_outcome, parse_receipt};
@@ -319,7 +320,11 @@ fn main() {
         if std::env::var("SMPPD_BENCH_ONLY").as_deref() == Ok("burst") {
             return;
         }
-        steady_load(20_000, secs);
+        let rate = std::env::var("SMPPD_BENCH_RATE")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(20_000);
+        steady_load(rate, secs);
     }
     let mut c = Criterion::default().configure_from_args();
     lifecycles(&mut c);
