@@ -880,3 +880,51 @@ fn held_receipt_survives_a_restart() {
     assert_eq!(res.held_receipts.len(), 1);
     assert_eq!(res.state, MessageState::Delivered);
 }
+
+#[test]
+fn reroute_resends_an_acknowledged_part() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir.path().join("s.db"));
+    let a = store.accept(msg("+46700000001", 1)).wait().expect("accept");
+    let parts = claim_all(&store, "default");
+    ack(&store, parts[0].part, "op-a", "1", IdRule::Same);
+    // UNDELIV from op-a, recorded as not final because the route reroutes.
+    let mut r = receipt(
+        "op-a",
+        IdRule::Same,
+        &dlr_text("1", "UNDELIV"),
+        ReceiptTlvs::default(),
+    );
+    r.outcome = None;
+    let rec = store.record_receipt(r).wait().expect("receipt");
+    assert!(matches!(rec, ReceiptRecorded::Matched(ref m) if m.state == MessageState::Submitted));
+    let st = store
+        .failed(Failure {
+            part: parts[0].part,
+            smsc: Some("op-a".into()),
+            status: None,
+            disposition: Disposition::Requeue { maybe_sent: false },
+            now_ms: T0 + 40,
+        })
+        .wait()
+        .expect("requeue");
+    assert_eq!(st, MessageState::Queued);
+    let again = claim_all(&store, "default");
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].last_smsc.as_deref(), Some("op-a"));
+    ack(&store, again[0].part, "op-b", "9", IdRule::Same);
+    let rec = store
+        .record_receipt(receipt(
+            "op-b",
+            IdRule::Same,
+            &dlr_text("9", "DELIVRD"),
+            ReceiptTlvs::default(),
+        ))
+        .wait()
+        .expect("receipt");
+    assert!(matches!(rec, ReceiptRecorded::Matched(ref m) if m.state == MessageState::Delivered));
+    let m = store.message(a.id).wait().expect("read").expect("found");
+    assert_eq!(m.id, a.id, "the message keeps its id");
+    assert_eq!(m.receipts.len(), 2);
+    assert_eq!(m.parts[0].smsc.as_deref(), Some("op-b"));
+}

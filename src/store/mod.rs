@@ -81,6 +81,9 @@ pub trait StoreBackend: Send + Sync + 'static {
     /// response are matched now.
     fn acked(&self, ack: Ack) -> Pending<AckResult>;
     /// A part was not acknowledged: retry later, re-queue now, or give up (permanent failure).
+    /// Also resends an acknowledged part (reroute after UNDELIV/REJECTD): record that receipt
+    /// with `outcome: None` so the part stays open, then call this with `Requeue`. Parts already
+    /// final are left as they are.
     fn failed(&self, failure: Failure) -> Pending<MessageState>;
     /// Records a delivery receipt: a log row, the part's and message's state, a `dlr` event, in
     /// one transaction. Acknowledge the SMSC's deliver_sm only after this resolves Ok.
