@@ -364,6 +364,17 @@ fn duplicate_and_unknown_receipts_are_logged_once_and_counted() {
         panic!("{first:?}")
     };
     assert_eq!(again, ReceiptRecorded::Duplicate { log_id: a.log_id });
+    // A repeated submit_sm_resp changes nothing.
+    assert_eq!(
+        ack(&store, parts[0].part, "op-a", "43", IdRule::Same),
+        MessageState::Delivered
+    );
+    let m = store
+        .message(parts[0].part.message)
+        .wait()
+        .expect("read")
+        .expect("found");
+    assert_eq!(m.parts[0].smsc_id.as_deref(), Some("42"));
     // Unknown ids: kept, counted, and a re-sent unknown receipt is not logged twice.
     let unknown = dlr_text("nope", "DELIVRD");
     for _ in 0..2 {

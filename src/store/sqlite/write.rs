@@ -14,6 +14,7 @@ use crate::store::{
 };
 use rusqlite::{Connection, OptionalExtension, Statement, params};
 use serde_json::json;
+use std::collections::HashMap;
 
 /// The hot path's statements, prepared once. (rusqlite's statement cache hashes the SQL text at
 /// every use; measured at ~6% of the writer's time.)
@@ -50,7 +51,7 @@ impl<'c> Stmts<'c> {
             part_info: conn.prepare("SELECT state, parts, dlr FROM part WHERE message_id = ?1 AND n = ?2")?,
             ack: conn.prepare("UPDATE part SET state = 3, smsc = ?3, smsc_id = ?4, smsc_key = ?5, last_status = 0,
                     acked_at = ?6
-                 WHERE message_id = ?1 AND n = ?2")?,
+                 WHERE message_id = ?1 AND n = ?2 AND state IN (0, 1, 2)")?,
             receipt_part: conn.prepare("UPDATE part SET state = ?3, stat = ?4, err = ?5,
                     done_at = CASE WHEN ?6 THEN ?7 ELSE done_at END,
                     receipts = coalesce(receipts || ',', '') || ?8
@@ -83,7 +84,13 @@ pub(crate) struct Writer<'c> {
     /// Settings to apply once the current transaction is committed.
     pending_settings: Option<Settings>,
     held: HeldFilter,
+    /// (parts, dlr) of parts handed out by `claim` and not yet answered, so the acknowledgement
+    /// (hot path) needs no read. At most `CLAIMED_MAX` entries; a part not in it is read.
+    claimed: HashMap<(i64, u8), (i64, bool)>,
 }
+
+/// Bound on [`Writer::claimed`] (in-flight parts are bounded by the SMPP windows, far below).
+const CLAIMED_MAX: usize = 65_536;
 
 fn outcome_code(o: Outcome) -> i64 {
     PartState::from_outcome(o).code()
@@ -217,6 +224,7 @@ impl<'c> Writer<'c> {
             expire_pass_min: None,
             pending_settings: None,
             held,
+            claimed: HashMap::new(),
         })
     }
 
@@ -550,6 +558,12 @@ impl<'c> Writer<'c> {
                     expired.push(p.part.message);
                 } else {
                     send.execute(params![p.part.message.as_i64(), p.part.n])?;
+                    if self.claimed.len() < CLAIMED_MAX {
+                        self.claimed.insert(
+                            (p.part.message.as_i64(), p.part.n),
+                            (i64::from(p.total), p.dlr),
+                        );
+                    }
                 }
             }
         }
@@ -585,26 +599,33 @@ impl<'c> Writer<'c> {
 
     pub(crate) fn acked(&mut self, a: &Ack) -> Result<AckResult, JobError> {
         let key = receipt::submit_key(a.rule, &a.smsc_id);
-        // Read first, then a plain UPDATE: cheaper than UPDATE … RETURNING, which SQLite runs
-        // through an ephemeral table.
-        let info = self.part_info(a.part)?;
-        if !info.state.is_pending() {
-            // A late or repeated response: the part moved on already.
-            let (_, now_state) = self.recompute(a.part.message, a.now_ms)?;
-            return Ok(AckResult {
-                state: now_state,
-                held_receipts: Vec::new(),
-            });
-        }
-        self.st.ack.execute(params![
+        let params = params![
             a.part.message.as_i64(),
             a.part.n,
             a.smsc,
             a.smsc_id,
             key,
             a.now_ms
-        ])?;
-        let (parts, dlr) = (info.parts, info.dlr);
+        ];
+        // The update only applies to a part still to be acknowledged; a part claimed by this
+        // writer needs no read first (UPDATE … RETURNING would, through an ephemeral table).
+        let remembered = self.claimed.remove(&(a.part.message.as_i64(), a.part.n));
+        let (parts, dlr) = match remembered {
+            Some(known) if self.st.ack.execute(params)? == 1 => known,
+            _ => {
+                let info = self.part_info(a.part)?;
+                if !info.state.is_pending() {
+                    // A late or repeated response: the part moved on already.
+                    let (_, now_state) = self.recompute(a.part.message, a.now_ms)?;
+                    return Ok(AckResult {
+                        state: now_state,
+                        held_receipts: Vec::new(),
+                    });
+                }
+                self.st.ack.execute(params)?;
+                (info.parts, info.dlr)
+            }
+        };
         // Receipts that arrived before this response (only looked for when one may exist).
         let held: Vec<HeldRow> = if !self.held.may_contain(&a.smsc, &key) {
             Vec::new()
@@ -820,6 +841,7 @@ impl<'c> Writer<'c> {
     }
 
     pub(crate) fn failed(&mut self, f: &Failure) -> Result<MessageState, JobError> {
+        self.claimed.remove(&(f.part.message.as_i64(), f.part.n));
         let cur = self.part_row(f.part)?;
         if cur.is_final() {
             return Ok(self.recompute(f.part.message, f.now_ms)?.1);
