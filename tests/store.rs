@@ -939,3 +939,74 @@ fn reroute_resends_an_acknowledged_part() {
     assert_eq!(m.receipts.len(), 2);
     assert_eq!(m.parts[0].smsc.as_deref(), Some("op-b"));
 }
+
+#[test]
+fn a_version_1_store_is_migrated() {
+    // The first migration as shipped, taken from the source, applied by hand.
+    let schema = include_str!("../src/store/sqlite/schema.rs");
+    let v1 = schema
+        .split("r#\"")
+        .nth(1)
+        .and_then(|s| s.split("\"#").next())
+        .expect("migration 1 in schema.rs");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("v1.db");
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    conn.execute_batch(v1).expect("v1 schema");
+    conn.pragma_update(None, "user_version", 1)
+        .expect("version");
+    let id = MessageId::first_at(T0).as_i64();
+    conn.execute_batch(&format!(
+        "INSERT INTO message (id, dest, sender, route, class, priority, encoding, split, options,
+            dlr, text, parts, state, accepted_at, submitted_at, done_at)
+         VALUES ({id}, '+46700000001', 'ACME', 'default', 0, 0, 'gsm7', 'udh8', '{{}}', 1, 'hi',
+            2, 2, {T0}, {T0}, {T0});
+         INSERT INTO part (message_id, n, route, priority, state, data_coding, esm_class, segment,
+            smsc, smsc_id, smsc_key, attempts, stat, acked_at, done_at)
+         VALUES ({id}, 1, 'default', 0, 4, 0, 64, x'00', 'op-a', 'A1', 'a1', 1, 'DELIVRD', {T0}, {T0}),
+                ({id}, 2, 'default', 0, 4, 0, 64, x'00', 'op-a', 'A2', 'a2', 1, 'DELIVRD', {T0}, {T0});
+         INSERT INTO dlr_log (at, smsc, smsc_id, smsc_key, fp, raw, stat, done_date, outcome,
+            message_id, part_n)
+         VALUES ({T0}, 'op-a', 'a1', 'a1', 11, x'00', 'DELIVRD', '2026-01-01T00:01:00', 4, {id}, 1),
+                ({T0}, 'op-a', 'a2', 'a2', 12, x'00', 'DELIVRD', NULL, 4, {id}, 2);"
+    ))
+    .expect("v1 rows");
+    drop(conn);
+
+    let (store, rec) = open_with(&path, Settings::default());
+    assert_eq!(rec.migrations_applied, 1);
+    let m = store
+        .message(MessageId::from_i64(id))
+        .wait()
+        .expect("read")
+        .expect("found");
+    assert_eq!(m.state, MessageState::Delivered);
+    assert_eq!(
+        m.receipts.len(),
+        2,
+        "receipts found through the migrated parts"
+    );
+    assert_eq!(
+        m.receipts[0].done_date.as_deref(),
+        Some("2026-01-01T00:01:00")
+    );
+    // And new messages run their whole lifecycle on the migrated file.
+    let a = store.accept(msg("+46700000002", 1)).wait().expect("accept");
+    let parts = claim_all(&store, "default");
+    ack(&store, parts[0].part, "op-a", "b1", IdRule::Same);
+    let r = store
+        .record_receipt(receipt(
+            "op-a",
+            IdRule::Same,
+            &dlr_text("b1", "DELIVRD"),
+            ReceiptTlvs::default(),
+        ))
+        .wait()
+        .expect("receipt");
+    assert!(matches!(r, ReceiptRecorded::Matched(ref x) if x.part.message == a.id));
+    let m = store.message(a.id).wait().expect("read").expect("found");
+    assert_eq!(
+        m.receipts[0].done_date.as_deref(),
+        Some("2026-01-01T00:01:00")
+    );
+}

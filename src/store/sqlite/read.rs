@@ -16,9 +16,16 @@ pub struct Reader {
     conn: Connection,
 }
 
-/// A stored receipt date (`YYYYMMDDhhmmss`) as `YYYY-MM-DDThh:mm:ss`.
-fn date(n: Option<i64>) -> Option<String> {
-    n.map(|n| crate::receipt::ReceiptDate::from_number(n).to_string())
+/// A stored receipt date as `YYYY-MM-DDThh:mm:ss`: an integer `YYYYMMDDhhmmss` (schema 2), or
+/// already that text (rows written by schema 1).
+fn date(v: rusqlite::types::Value) -> Option<String> {
+    match v {
+        rusqlite::types::Value::Integer(n) => {
+            Some(crate::receipt::ReceiptDate::from_number(n).to_string())
+        }
+        rusqlite::types::Value::Text(t) => Some(t),
+        _ => None,
+    }
 }
 
 fn db(e: rusqlite::Error) -> StoreError {
@@ -138,8 +145,9 @@ impl Reader {
         let mut st = self
             .conn
             .prepare_cached(
-                "SELECT id, at, smsc, smsc_id, message_id, part_n, stat, err, submit_date,
-                    done_date, raw, tlv_state, tlv_err
+                "SELECT id, at, smsc, smsc_id, message_id, part_n, stat, err,
+                    coalesce(submit_ts, submit_date), coalesce(done_ts, done_date), raw,
+                    tlv_state, tlv_err
                  FROM dlr_log WHERE id = ?1",
             )
             .map_err(db)?;
@@ -232,8 +240,8 @@ impl Reader {
         let mut st = self
             .conn
             .prepare_cached(
-                "SELECT id, at, smsc, smsc_id, stat, err, submit_date, done_date, raw, tlv_state,
-                    tlv_err
+                "SELECT id, at, smsc, smsc_id, stat, err, coalesce(submit_ts, submit_date),
+                    coalesce(done_ts, done_date), raw, tlv_state, tlv_err
                  FROM dlr_log WHERE message_id IS NULL ORDER BY id DESC LIMIT ?1",
             )
             .map_err(db)?;

@@ -36,8 +36,6 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         n           INTEGER NOT NULL,
         route       TEXT NOT NULL,
         priority    INTEGER NOT NULL,
-        parts       INTEGER NOT NULL,  -- the message's part count and dlr flag, copied here so
-        dlr         INTEGER NOT NULL,  -- the hot path settles single-part messages without a read
         state       INTEGER NOT NULL,
         ready_at    INTEGER NOT NULL DEFAULT 0,
         data_coding INTEGER NOT NULL,
@@ -52,7 +50,6 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         last_status INTEGER,
         stat        TEXT,
         err         TEXT,
-        receipts    TEXT,              -- 'log_id:fingerprint,…' of the receipts matched to it
         acked_at    INTEGER,
         done_at     INTEGER,
         PRIMARY KEY (message_id, n)
@@ -75,13 +72,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         tlv_err     TEXT,
         stat        TEXT NOT NULL,
         err         TEXT,
-        submit_date INTEGER,           -- YYYYMMDDhhmmss
-        done_date   INTEGER,
+        submit_date TEXT,
+        done_date   TEXT,
         outcome     INTEGER,
         message_id  INTEGER,
         part_n      INTEGER
     );
     CREATE INDEX dlr_unmatched ON dlr_log(smsc_key) WHERE message_id IS NULL;
+    CREATE INDEX dlr_by_message ON dlr_log(message_id, part_n, fp) WHERE message_id IS NOT NULL;
 
     CREATE TABLE mo (
         id      INTEGER PRIMARY KEY,
@@ -107,6 +105,23 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         message_id INTEGER,
         body       TEXT NOT NULL
     );
+    "#,
+    // 2: the hot path settles single-part messages without reading them (part count and dlr flag
+    // on the part), finds a part's receipts through the part (no dlr_log index to maintain per
+    // receipt), and keeps receipt dates as YYYYMMDDhhmmss integers.
+    r#"
+    ALTER TABLE part ADD COLUMN parts INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE part ADD COLUMN dlr INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE part ADD COLUMN receipts TEXT;  -- 'log_id:fingerprint,…' of its receipts
+    UPDATE part SET
+        parts = (SELECT m.parts FROM message m WHERE m.id = part.message_id),
+        dlr = (SELECT m.dlr FROM message m WHERE m.id = part.message_id);
+    UPDATE part SET receipts = (
+        SELECT group_concat(d.id || ':' || d.fp, ',') FROM dlr_log d
+        WHERE d.message_id = part.message_id AND d.part_n = part.n);
+    DROP INDEX dlr_by_message;
+    ALTER TABLE dlr_log ADD COLUMN submit_ts INTEGER;  -- YYYYMMDDhhmmss; the TEXT columns
+    ALTER TABLE dlr_log ADD COLUMN done_ts INTEGER;    -- are kept for rows from version 1
     "#,
 ];
 

@@ -59,7 +59,7 @@ impl<'c> Stmts<'c> {
             match_key: conn.prepare("SELECT message_id, n, state, parts, dlr, receipts FROM part
                  WHERE smsc_key = ?1 AND smsc = ?2 LIMIT 64")?,
             insert_log: conn.prepare("INSERT INTO dlr_log (at, smsc, smsc_id, smsc_key, fp, raw, tlv_state, tlv_err,
-                    stat, err, submit_date, done_date, outcome, message_id, part_n)
+                    stat, err, submit_ts, done_ts, outcome, message_id, part_n)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)")?,
             insert_message: conn.prepare("INSERT INTO message (id, idem_key, dest, sender, route, class, priority,
                     valid_until, encoding, split, options, dlr, tags, text, parts, state, accepted_at)
