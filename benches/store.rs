@@ -7,7 +7,9 @@
 //!    accept latency p50/p99/p99.9/max. Goal p99 ≤ 5 ms.
 //!
 //! Run: `cargo bench --bench store` (`sync = "normal"`; set `SMPPD_BENCH_SYNC=full` for full).
-//! `SMPPD_BENCH_STEADY_SECS` changes the steady run's length (0 skips it).
+//! `SMPPD_BENCH_STEADY_SECS` changes the steady run's length (0 skips it and the burst);
+//! `SMPPD_BENCH_ONLY=burst` runs only the burst (for `perf stat`); `SMPPD_BENCH_RATE` changes
+//! the steady rate.
 
 use criterion::{Criterion, Throughput};
 use smppd::receipt::{AcceptedIs, IdRule, ReceiptTlvs, final_outcome, parse_receipt};
@@ -148,6 +150,80 @@ fn lifecycles(c: &mut Criterion) {
     g.finish();
 }
 
+/// CPU seconds (user + system) used so far by this process's thread named `name`.
+fn thread_cpu_secs(name: &str) -> f64 {
+    let ticks = 100.0; // USER_HZ on Linux
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    let mut total = 0.0;
+    for t in tasks.flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+        // Fields after the parenthesised command: state is field 3; utime 14, stime 15.
+        let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
+        let f: Vec<&str> = after.split_whitespace().collect();
+        let ut: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        let st: f64 = f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        total += (ut + st) / ticks;
+    }
+    total
+}
+
+/// Process CPU seconds (user + system).
+fn process_cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ut: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let st: f64 = f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    (ut + st) / 100.0
+}
+
+/// As many lifecycles as fast as possible (pipelined in batches of 4096): prints the rate and
+/// the CPU time per lifecycle, of the writer thread and of the whole process. The writer is one
+/// thread, so 1 / (writer CPU per lifecycle) is the ceiling on an idle machine.
+fn burst(n: u64) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let w0 = thread_cpu_secs("store-writer");
+    let p0 = process_cpu_secs();
+    let started = Instant::now();
+    rt.block_on(async {
+        let mut next = 0u64;
+        while next < n {
+            let accepts: Vec<_> = (0..4096)
+                .map(|_| {
+                    next += 1;
+                    store.accept(message(next))
+                })
+                .collect();
+            for a in accepts {
+                a.await.expect("accept");
+            }
+            while drive(&store, 2048).await > 0 {}
+        }
+    });
+    let secs = started.elapsed().as_secs_f64();
+    let w = thread_cpu_secs("store-writer") - w0;
+    let p = process_cpu_secs() - p0;
+    println!(
+        "burst: {n} lifecycles in {secs:.2} s = {:.0}/s; CPU per lifecycle: writer {:.1} µs, process {:.1} µs (writer ceiling {:.0}/s)",
+        n as f64 / secs,
+        w / n as f64 * 1e6,
+        p / n as f64 * 1e6,
+        n as f64 / w.max(1e-9)
+    );
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -176,7 +252,9 @@ fn steady_load(rate: u64, secs: u64) {
             tokio::spawn(async move {
                 let mut total = 0;
                 loop {
-                    let n = drive(&store, 1024).await;
+                    // Window-sized pages, as a session with a window of 64 would take them; a
+                    // bigger page queues a burst of writes ahead of the accepts.
+                    let n = drive(&store, 64).await;
                     total += n;
                     if n == 0 {
                         if stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -238,7 +316,15 @@ fn main() {
     // `cargo test --benches` runs benches in test mode: keep that quick.
     let test_mode = std::env::args().any(|a| a == "--test");
     if secs > 0 && !test_mode {
-        steady_load(20_000, secs);
+        burst(200_000);
+        if std::env::var("SMPPD_BENCH_ONLY").as_deref() == Ok("burst") {
+            return;
+        }
+        let rate = std::env::var("SMPPD_BENCH_RATE")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(20_000);
+        steady_load(rate, secs);
     }
     let mut c = Criterion::default().configure_from_args();
     lifecycles(&mut c);

@@ -39,6 +39,10 @@ fn appendix_b_form() {
     assert_eq!(r.err.as_deref(), Some("000"));
     assert_eq!(r.err_code, Some(0));
     assert_eq!(r.text.as_deref(), Some("Hello world"));
+    let d = r.done_date.expect("date");
+    assert_eq!(d.as_number(), 20250102153100);
+    assert_eq!(ReceiptDate::from_number(d.as_number()), d);
+    assert_eq!(d.to_string(), "2025-01-02T15:31:00");
 }
 
 #[test]

@@ -364,6 +364,17 @@ fn duplicate_and_unknown_receipts_are_logged_once_and_counted() {
         panic!("{first:?}")
     };
     assert_eq!(again, ReceiptRecorded::Duplicate { log_id: a.log_id });
+    // A repeated submit_sm_resp changes nothing.
+    assert_eq!(
+        ack(&store, parts[0].part, "op-a", "43", IdRule::Same),
+        MessageState::Delivered
+    );
+    let m = store
+        .message(parts[0].part.message)
+        .wait()
+        .expect("read")
+        .expect("found");
+    assert_eq!(m.parts[0].smsc_id.as_deref(), Some("42"));
     // Unknown ids: kept, counted, and a re-sent unknown receipt is not logged twice.
     let unknown = dlr_text("nope", "DELIVRD");
     for _ in 0..2 {
@@ -842,4 +853,160 @@ fn aggregation_table() {
         assert_eq!(aggregate(dlr, parts), want, "dlr={dlr} {parts:?}");
     }
     assert_eq!(aggregate(true, &[]), M::Queued);
+}
+
+#[test]
+fn held_receipt_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.db");
+    let store = open(&path);
+    store.accept(msg("+46700000001", 1)).wait().expect("accept");
+    let parts = claim_all(&store, "default");
+    let r = store
+        .record_receipt(receipt(
+            "op-a",
+            IdRule::HexToDec,
+            &dlr_text("0059113978", "DELIVRD"),
+            ReceiptTlvs::default(),
+        ))
+        .wait()
+        .expect("receipt");
+    assert!(matches!(r, ReceiptRecorded::Held { .. }));
+    drop(store);
+    let (store, rec) = open_with(&path, Settings::default());
+    assert_eq!(rec.requeued_in_flight, 1);
+    // Re-sent after recovery, the SMSC answers with the id the held receipt names.
+    let again = claim_all(&store, "default");
+    assert_eq!(again[0].part, parts[0].part);
+    let res = store
+        .acked(Ack {
+            part: again[0].part,
+            smsc: "op-a".into(),
+            smsc_id: "38601FA".into(),
+            rule: IdRule::HexToDec,
+            now_ms: T0 + 50,
+        })
+        .wait()
+        .expect("ack");
+    assert_eq!(res.held_receipts.len(), 1);
+    assert_eq!(res.state, MessageState::Delivered);
+}
+
+#[test]
+fn reroute_resends_an_acknowledged_part() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir.path().join("s.db"));
+    let a = store.accept(msg("+46700000001", 1)).wait().expect("accept");
+    let parts = claim_all(&store, "default");
+    ack(&store, parts[0].part, "op-a", "1", IdRule::Same);
+    // UNDELIV from op-a, recorded as not final because the route reroutes.
+    let mut r = receipt(
+        "op-a",
+        IdRule::Same,
+        &dlr_text("1", "UNDELIV"),
+        ReceiptTlvs::default(),
+    );
+    r.outcome = None;
+    let rec = store.record_receipt(r).wait().expect("receipt");
+    assert!(matches!(rec, ReceiptRecorded::Matched(ref m) if m.state == MessageState::Submitted));
+    let st = store
+        .failed(Failure {
+            part: parts[0].part,
+            smsc: Some("op-a".into()),
+            status: None,
+            disposition: Disposition::Requeue { maybe_sent: false },
+            now_ms: T0 + 40,
+        })
+        .wait()
+        .expect("requeue");
+    assert_eq!(st, MessageState::Queued);
+    let again = claim_all(&store, "default");
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].last_smsc.as_deref(), Some("op-a"));
+    ack(&store, again[0].part, "op-b", "9", IdRule::Same);
+    let rec = store
+        .record_receipt(receipt(
+            "op-b",
+            IdRule::Same,
+            &dlr_text("9", "DELIVRD"),
+            ReceiptTlvs::default(),
+        ))
+        .wait()
+        .expect("receipt");
+    assert!(matches!(rec, ReceiptRecorded::Matched(ref m) if m.state == MessageState::Delivered));
+    let m = store.message(a.id).wait().expect("read").expect("found");
+    assert_eq!(m.id, a.id, "the message keeps its id");
+    assert_eq!(m.receipts.len(), 2);
+    assert_eq!(m.parts[0].smsc.as_deref(), Some("op-b"));
+}
+
+#[test]
+fn a_version_1_store_is_migrated() {
+    // The first migration as shipped, taken from the source, applied by hand.
+    let schema = include_str!("../src/store/sqlite/schema.rs");
+    let v1 = schema
+        .split("r#\"")
+        .nth(1)
+        .and_then(|s| s.split("\"#").next())
+        .expect("migration 1 in schema.rs");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("v1.db");
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    conn.execute_batch(v1).expect("v1 schema");
+    conn.pragma_update(None, "user_version", 1)
+        .expect("version");
+    let id = MessageId::first_at(T0).as_i64();
+    conn.execute_batch(&format!(
+        "INSERT INTO message (id, dest, sender, route, class, priority, encoding, split, options,
+            dlr, text, parts, state, accepted_at, submitted_at, done_at)
+         VALUES ({id}, '+46700000001', 'ACME', 'default', 0, 0, 'gsm7', 'udh8', '{{}}', 1, 'hi',
+            2, 2, {T0}, {T0}, {T0});
+         INSERT INTO part (message_id, n, route, priority, state, data_coding, esm_class, segment,
+            smsc, smsc_id, smsc_key, attempts, stat, acked_at, done_at)
+         VALUES ({id}, 1, 'default', 0, 4, 0, 64, x'00', 'op-a', 'A1', 'a1', 1, 'DELIVRD', {T0}, {T0}),
+                ({id}, 2, 'default', 0, 4, 0, 64, x'00', 'op-a', 'A2', 'a2', 1, 'DELIVRD', {T0}, {T0});
+         INSERT INTO dlr_log (at, smsc, smsc_id, smsc_key, fp, raw, stat, done_date, outcome,
+            message_id, part_n)
+         VALUES ({T0}, 'op-a', 'a1', 'a1', 11, x'00', 'DELIVRD', '2026-01-01T00:01:00', 4, {id}, 1),
+                ({T0}, 'op-a', 'a2', 'a2', 12, x'00', 'DELIVRD', NULL, 4, {id}, 2);"
+    ))
+    .expect("v1 rows");
+    drop(conn);
+
+    let (store, rec) = open_with(&path, Settings::default());
+    assert_eq!(rec.migrations_applied, 1);
+    let m = store
+        .message(MessageId::from_i64(id))
+        .wait()
+        .expect("read")
+        .expect("found");
+    assert_eq!(m.state, MessageState::Delivered);
+    assert_eq!(
+        m.receipts.len(),
+        2,
+        "receipts found through the migrated parts"
+    );
+    assert_eq!(
+        m.receipts[0].done_date.as_deref(),
+        Some("2026-01-01T00:01:00")
+    );
+    // And new messages run their whole lifecycle on the migrated file.
+    let a = store.accept(msg("+46700000002", 1)).wait().expect("accept");
+    let parts = claim_all(&store, "default");
+    ack(&store, parts[0].part, "op-a", "b1", IdRule::Same);
+    let r = store
+        .record_receipt(receipt(
+            "op-a",
+            IdRule::Same,
+            &dlr_text("b1", "DELIVRD"),
+            ReceiptTlvs::default(),
+        ))
+        .wait()
+        .expect("receipt");
+    assert!(matches!(r, ReceiptRecorded::Matched(ref x) if x.part.message == a.id));
+    let m = store.message(a.id).wait().expect("read").expect("found");
+    assert_eq!(
+        m.receipts[0].done_date.as_deref(),
+        Some("2026-01-01T00:01:00")
+    );
 }

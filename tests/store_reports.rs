@@ -109,7 +109,7 @@ fn reports_reads_while_the_writer_runs() {
     assert_eq!(out.matches("receipt #").count(), 2, "{out}");
 
     // JSON lines, filtered by destination, state, id, time.
-    let (ok, out, err) = reports(&db, &["--json", "--to", "+46701234567"]);
+    let (ok, out, err) = reports(&db, &["--json", "--to", "+46 70-123 45 67"]);
     assert!(ok, "{err}");
     let rows: Vec<serde_json::Value> = out
         .lines()

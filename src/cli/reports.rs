@@ -16,7 +16,7 @@ pub struct ReportsArgs {
     /// One message by its gateway id (16 hex digits).
     #[arg(long)]
     id: Option<String>,
-    /// Messages to this destination (E.164, e.g. +46701234567).
+    /// Messages to this destination (E.164, e.g. +46701234567; spaces and dashes are ignored).
     #[arg(long)]
     to: Option<String>,
     /// Messages in this state: queued, submitted, delivered, undeliverable, expired, rejected,
@@ -59,6 +59,19 @@ fn parse_age(s: &str) -> Result<i64> {
     };
     n.checked_mul(unit_ms)
         .with_context(|| format!("--since {s:?}: too large"))
+}
+
+/// Lets on-call paste a number as written: spaces, dashes, dots and parentheses are dropped and
+/// a leading `00` becomes `+` (stored destinations are E.164, `+46701234567`).
+fn normalize_number(s: &str) -> String {
+    let compact: String = s
+        .chars()
+        .filter(|c| !c.is_whitespace() && !matches!(c, '-' | '.' | '(' | ')'))
+        .collect();
+    match compact.strip_prefix("00") {
+        Some(rest) => format!("+{rest}"),
+        None => compact,
+    }
 }
 
 fn now_ms() -> i64 {
@@ -195,7 +208,7 @@ pub fn run(args: ReportsArgs) -> Result<()> {
         .map(|age| now_ms().saturating_sub(age));
     let filter = MessageFilter {
         id,
-        to: args.to.clone(),
+        to: args.to.as_deref().map(normalize_number),
         state,
         since_ms,
         limit: args.limit,
@@ -225,6 +238,9 @@ mod tests {
         assert!(parse_age("h").is_err());
         assert!(parse_age("2y").is_err());
         assert!(parse_age("99999999999999999d").is_err());
+        assert_eq!(normalize_number("+46 70-123 45 67"), "+46701234567");
+        assert_eq!(normalize_number("0046701234567"), "+46701234567");
+        assert_eq!(normalize_number("72000"), "72000");
         assert_eq!(utc(0), "1970-01-01 00:00:00");
         assert_eq!(utc(1_767_225_600_000), "2026-01-01 00:00:00");
         assert_eq!(utc(951_782_400_000 + 3_661_000), "2000-02-29 01:01:01");

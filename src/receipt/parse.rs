@@ -72,6 +72,31 @@ impl ReceiptDate {
     }
 }
 
+impl ReceiptDate {
+    /// The date as the number `YYYYMMDDhhmmss` (compact, sortable; how the store keeps it).
+    pub fn as_number(&self) -> i64 {
+        i64::from(self.year) * 10_000_000_000
+            + i64::from(self.month) * 100_000_000
+            + i64::from(self.day) * 1_000_000
+            + i64::from(self.hour) * 10_000
+            + i64::from(self.minute) * 100
+            + i64::from(self.second)
+    }
+
+    /// The inverse of [`ReceiptDate::as_number`] (no range checks: for display only).
+    pub fn from_number(n: i64) -> ReceiptDate {
+        let n = n.max(0);
+        ReceiptDate {
+            year: (n / 10_000_000_000 % 10_000) as u16,
+            month: (n / 100_000_000 % 100) as u8,
+            day: (n / 1_000_000 % 100) as u8,
+            hour: (n / 10_000 % 100) as u8,
+            minute: (n / 100 % 100) as u8,
+            second: (n % 100) as u8,
+        }
+    }
+}
+
 impl fmt::Display for ReceiptDate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

@@ -49,7 +49,8 @@ impl<T> Pending<T> {
         p
     }
 
-    /// Blocks the current thread until the result is in. Do not call from an async task.
+    /// Blocks the current thread until the result is in. For plain threads (tests, tools);
+    /// inside an async runtime, `.await` instead (this panics there, as blocking would stall it).
     pub fn wait(self) -> Result<T, StoreError> {
         self.rx.blocking_recv().unwrap_or(Err(StoreError::Closed))
     }
@@ -80,6 +81,9 @@ pub trait StoreBackend: Send + Sync + 'static {
     /// response are matched now.
     fn acked(&self, ack: Ack) -> Pending<AckResult>;
     /// A part was not acknowledged: retry later, re-queue now, or give up (permanent failure).
+    /// Also resends an acknowledged part (reroute after UNDELIV/REJECTD): record that receipt
+    /// with `outcome: None` so the part stays open, then call this with `Requeue`. Parts already
+    /// final are left as they are.
     fn failed(&self, failure: Failure) -> Pending<MessageState>;
     /// Records a delivery receipt: a log row, the part's and message's state, a `dlr` event, in
     /// one transaction. Acknowledge the SMSC's deliver_sm only after this resolves Ok.

@@ -1,10 +1,11 @@
 //! The SQLite backend: one file in WAL mode, one writer thread doing group commit, a small pool
 //! of reader threads with read-only connections (WAL readers never block the writer).
 //!
-//! Group commit: the writer takes the first queued write, then everything else already queued (up
-//! to `max_batch`), runs them all in one transaction and commits; only then does it resolve each
-//! caller's [`Pending`]. There is no artificial wait: under load, writes pile up while a batch
-//! runs and the next batch is bigger, so a write waits at most about one batch's execution time.
+//! Group commit: the writer takes the first queued write and runs it in a new transaction, then
+//! keeps taking and running queued writes until the queue is empty, `max_batch` writes ran or
+//! `max_batch_time` (2 ms) passed, and commits; only then does it resolve each caller's
+//! [`Pending`]. There is no artificial wait: under load, writes pile up while a batch runs and the
+//! next batch is bigger; a write waits at most about `max_batch_time` plus a commit.
 //! If a write hits a database error that is not a storage condition (a bug), the batch is rolled
 //! back and replayed one write per transaction so only the faulty write fails. Storage conditions
 //! (disk full, read-only, I/O) fail the whole batch with [`StoreError::Unavailable`]; the next
@@ -26,6 +27,7 @@ use rusqlite::Connection;
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -40,6 +42,8 @@ pub struct SqliteOptions {
     pub settings: Settings,
     /// Most writes per transaction.
     pub max_batch: usize,
+    /// Longest a transaction keeps taking writes before it commits.
+    pub max_batch_time: std::time::Duration,
     /// Most writes queued before new writes are refused with [`StoreError::Busy`].
     pub queue_capacity: usize,
     /// Reader threads (each with its own connection).
@@ -55,6 +59,7 @@ impl SqliteOptions {
             path: path.into(),
             settings: Settings::default(),
             max_batch: 2048,
+            max_batch_time: std::time::Duration::from_millis(2),
             queue_capacity: 32_768,
             readers: 2,
             cache_kib: 16 * 1024,
@@ -65,7 +70,7 @@ impl SqliteOptions {
 /// A write command: runs inside the batch's transaction, keeps its result, and sends it after
 /// the commit (or sends the batch's failure).
 trait Job: Send {
-    fn run(&mut self, w: &mut write::Writer) -> Result<(), rusqlite::Error>;
+    fn run(&mut self, w: &mut write::Writer<'_>) -> Result<(), rusqlite::Error>;
     fn finish(self: Box<Self>, failure: Option<StoreError>);
 }
 
@@ -92,9 +97,9 @@ impl<I, O, F> Job for JobImpl<I, O, F>
 where
     I: Send,
     O: Send,
-    F: FnMut(&mut write::Writer, &I) -> Result<O, JobError> + Send,
+    F: for<'w> FnMut(&mut write::Writer<'w>, &I) -> Result<O, JobError> + Send,
 {
-    fn run(&mut self, w: &mut write::Writer) -> Result<(), rusqlite::Error> {
+    fn run(&mut self, w: &mut write::Writer<'_>) -> Result<(), rusqlite::Error> {
         match (self.f)(w, &self.input) {
             Ok(o) => self.out = Some(Ok(o)),
             Err(JobError::Domain(e)) => self.out = Some(Err(e)),
@@ -124,6 +129,7 @@ type ReadJob = Box<dyn FnOnce(&mut Reader) + Send>;
 pub struct SqliteStore {
     writes: Mutex<Option<SyncSender<Box<dyn Job>>>>,
     reads: Mutex<Option<SyncSender<ReadJob>>>,
+    stop_checkpoints: Mutex<Option<mpsc::Sender<()>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     seq: watch::Receiver<i64>,
     capacity: usize,
@@ -220,24 +226,58 @@ impl SqliteStore {
             .map_err(|e| open_error(&path, e))?;
         conn.pragma_update(None, "temp_store", "MEMORY")
             .map_err(|e| open_error(&path, e))?;
+        // After a checkpoint, shrink the WAL file back so a burst does not leave it huge.
+        conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
+            .map_err(|e| open_error(&path, e))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(|e| open_error(&path, e))?;
         apply_settings(&conn, &opts.settings).map_err(|e| open_error(&path, e))?;
         let migrations_applied = migrate(&mut conn, &path)?;
         conn.set_prepared_statement_cache_capacity(64);
+        // Checkpoints run on their own thread (below), not inside the writer's commits.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(|e| open_error(&path, e))?;
 
-        let mut writer = write::Writer::new(conn, opts.settings).map_err(|e| classify(&e))?;
-        let mut recovery = writer.recover().map_err(|e| classify(&e))?;
+        let (mut recovery, last_seq) = {
+            // Prepared here once too, so a statement that does not compile fails the open.
+            let mut writer =
+                write::Writer::new(&conn, opts.settings).map_err(|e| open_error(&path, e))?;
+            let recovery = writer.recover().map_err(|e| classify(&e))?;
+            (recovery, writer.last_seq().map_err(|e| classify(&e))?)
+        };
         recovery.migrations_applied = migrations_applied;
+        let settings = opts.settings;
 
-        let (seq_tx, seq_rx) = watch::channel(writer.last_seq().map_err(|e| classify(&e))?);
+        let (seq_tx, seq_rx) = watch::channel(last_seq);
         let (wtx, wrx) = mpsc::sync_channel::<Box<dyn Job>>(opts.queue_capacity.max(1));
-        let max_batch = opts.max_batch.max(1);
+        let limits = BatchLimits {
+            max_writes: opts.max_batch.max(1),
+            max_time: opts.max_batch_time,
+        };
+        let wal = Arc::new(WalState::default());
+        let wal_ckpt = Arc::clone(&wal);
         let mut threads = Vec::new();
         threads.push(
             std::thread::Builder::new()
                 .name("store-writer".into())
-                .spawn(move || writer_loop(writer, wrx, max_batch, seq_tx))
+                .spawn(move || match write::Writer::new(&conn, settings) {
+                    Ok(writer) => writer_loop(writer, wrx, limits, seq_tx, &wal),
+                    // Prepared fine a moment ago on the same connection; if it fails now, the
+                    // writes fail with `Closed` and the error is logged.
+                    Err(e) => tracing::error!(error = %e, "store writer could not start"),
+                })
+                .map_err(|e| open_error(&path, e))?,
+        );
+
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let mut ckpt = Connection::open(&path).map_err(|e| open_error(&path, e))?;
+        ckpt.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(|e| open_error(&path, e))?;
+        apply_settings(&ckpt, &opts.settings).map_err(|e| open_error(&path, e))?;
+        threads.push(
+            std::thread::Builder::new()
+                .name("store-checkpoint".into())
+                .spawn(move || checkpoint_loop(&mut ckpt, &stop_rx, &wal_ckpt))
                 .map_err(|e| open_error(&path, e))?,
         );
 
@@ -257,6 +297,7 @@ impl SqliteStore {
             SqliteStore {
                 writes: Mutex::new(Some(wtx)),
                 reads: Mutex::new(Some(rtx)),
+                stop_checkpoints: Mutex::new(Some(stop_tx)),
                 threads: Mutex::new(threads),
                 seq: seq_rx,
                 capacity: opts.queue_capacity.max(1),
@@ -269,7 +310,7 @@ impl SqliteStore {
     where
         I: Send + 'static,
         O: Send + 'static,
-        F: FnMut(&mut write::Writer, &I) -> Result<O, JobError> + Send + 'static,
+        F: for<'w> FnMut(&mut write::Writer<'w>, &I) -> Result<O, JobError> + Send + 'static,
     {
         let (tx, pending) = Pending::channel();
         let job: Box<dyn Job> = Box::new(JobImpl {
@@ -331,31 +372,127 @@ fn reader_loop(reader: &mut Reader, jobs: &Mutex<Receiver<ReadJob>>) {
 }
 
 fn writer_loop(
-    mut w: write::Writer,
+    mut w: write::Writer<'_>,
     rx: Receiver<Box<dyn Job>>,
-    max_batch: usize,
+    limits: BatchLimits,
     seq: watch::Sender<i64>,
+    wal: &WalState,
 ) {
-    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch);
+    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(limits.max_writes);
     while let Ok(first) = rx.recv() {
         batch.push(first);
-        while batch.len() < max_batch {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        run_batch(&mut w, &mut batch);
+        let result = fill_and_run(&mut w, &rx, &mut batch, limits);
+        run_batch(&mut w, &mut batch, result);
         if let Some(s) = w.take_committed_seq() {
             seq.send_replace(s);
         }
+        maybe_reset_wal(&mut w, wal);
     }
     // Every sender is gone: checkpoint so the file is self-contained at rest.
     w.checkpoint();
 }
 
-fn run_batch(w: &mut write::Writer, batch: &mut Vec<Box<dyn Job>>) {
-    match try_batch(w, batch) {
+/// When a group commit stops taking more writes.
+#[derive(Debug, Clone, Copy)]
+struct BatchLimits {
+    max_writes: usize,
+    max_time: std::time::Duration,
+}
+
+/// Runs the batch's first write, then keeps taking queued writes and running them in the same
+/// transaction until the queue is empty, the batch is full or `max_time` has passed; then
+/// commits. Running writes as they are taken (rather than draining first) bounds how long a
+/// write waits behind others: about `max_time` plus one commit.
+fn fill_and_run(
+    w: &mut write::Writer<'_>,
+    rx: &Receiver<Box<dyn Job>>,
+    batch: &mut Vec<Box<dyn Job>>,
+    limits: BatchLimits,
+) -> Result<(), rusqlite::Error> {
+    let started = std::time::Instant::now();
+    w.begin()?;
+    let mut next = 0;
+    loop {
+        while next < batch.len() {
+            if let Err(e) = batch[next].run(w) {
+                w.rollback();
+                return Err(e);
+            }
+            next += 1;
+        }
+        if batch.len() >= limits.max_writes || started.elapsed() >= limits.max_time {
+            break;
+        }
+        match rx.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+    if let Err(e) = w.commit() {
+        w.rollback();
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// What the checkpoint thread tells the writer: the WAL's size and how much of it is not yet
+/// copied into the database file, in frames, after its last passive checkpoint.
+#[derive(Debug, Default)]
+pub(crate) struct WalState {
+    frames: AtomicI64,
+    not_copied: AtomicI64,
+}
+
+/// WAL size (frames of 4 KiB) at which the writer finishes the checkpoint itself so that the
+/// WAL starts over (~64 MiB).
+const WAL_RESET_FRAMES: i64 = 16_384;
+/// How little may be left to copy for the writer to do it (the rest was copied in the background).
+const WAL_RESET_MAX_LEFT: i64 = 2_048;
+
+/// Copies committed WAL frames into the database file every 50 ms, off the writer thread (a
+/// passive checkpoint never blocks the writer). Under a steady write load a passive checkpoint
+/// never quite catches up, so the WAL would not start over; the writer does the last step
+/// itself between two transactions (see `maybe_reset_wal`), when little is left to copy.
+fn checkpoint_loop(conn: &mut Connection, stop: &Receiver<()>, wal: &WalState) {
+    loop {
+        match stop.recv_timeout(std::time::Duration::from_millis(50)) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            // Stopped (the sender is dropped at close); the writer does the final checkpoint.
+            _ => return,
+        }
+        let passive = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        });
+        match passive {
+            Ok((log, copied)) => {
+                wal.frames.store(log, Ordering::Relaxed);
+                wal.not_copied.store(log - copied, Ordering::Relaxed);
+            }
+            Err(e) => tracing::warn!(error = %e, "store WAL checkpoint failed"),
+        }
+    }
+}
+
+/// Between transactions: when the WAL is big and the background checkpoint has copied nearly
+/// all of it, copy the rest now (no other writer exists, so this checkpoint completes and the
+/// next transaction starts the WAL over). The cost is bounded by `WAL_RESET_MAX_LEFT` frames.
+fn maybe_reset_wal(w: &mut write::Writer<'_>, wal: &WalState) {
+    let frames = wal.frames.load(Ordering::Relaxed);
+    let left = wal.not_copied.load(Ordering::Relaxed);
+    if frames >= WAL_RESET_FRAMES && left <= WAL_RESET_MAX_LEFT {
+        w.passive_checkpoint();
+        wal.frames.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Resolves a batch after [`fill_and_run`]: every write gets the commit's outcome; after a bug
+/// (not a storage condition) the writes are replayed one per transaction.
+fn run_batch(
+    w: &mut write::Writer<'_>,
+    batch: &mut Vec<Box<dyn Job>>,
+    result: Result<(), rusqlite::Error>,
+) {
+    match result {
         Ok(()) => {
             w.committed();
             for job in batch.drain(..) {
@@ -390,7 +527,7 @@ fn run_batch(w: &mut write::Writer, batch: &mut Vec<Box<dyn Job>>) {
     }
 }
 
-fn try_batch(w: &mut write::Writer, jobs: &mut [Box<dyn Job>]) -> Result<(), rusqlite::Error> {
+fn try_batch(w: &mut write::Writer<'_>, jobs: &mut [Box<dyn Job>]) -> Result<(), rusqlite::Error> {
     w.begin()?;
     for job in jobs.iter_mut() {
         if let Err(e) = job.run(w) {
@@ -486,6 +623,12 @@ impl StoreBackend for SqliteStore {
     fn close(&self) {
         drop(self.writes.lock().unwrap_or_else(|p| p.into_inner()).take());
         drop(self.reads.lock().unwrap_or_else(|p| p.into_inner()).take());
+        drop(
+            self.stop_checkpoints
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
         for t in threads {
             if t.join().is_err() {

@@ -16,6 +16,18 @@ pub struct Reader {
     conn: Connection,
 }
 
+/// A stored receipt date as `YYYY-MM-DDThh:mm:ss`: an integer `YYYYMMDDhhmmss` (schema 2), or
+/// already that text (rows written by schema 1).
+fn date(v: rusqlite::types::Value) -> Option<String> {
+    match v {
+        rusqlite::types::Value::Integer(n) => {
+            Some(crate::receipt::ReceiptDate::from_number(n).to_string())
+        }
+        rusqlite::types::Value::Text(t) => Some(t),
+        _ => None,
+    }
+}
+
 fn db(e: rusqlite::Error) -> StoreError {
     classify(&e)
 }
@@ -87,58 +99,83 @@ impl Reader {
             .conn
             .prepare_cached(
                 "SELECT n, state, smsc, smsc_id, attempts, last_status, stat, err, maybe_dup,
-                    acked_at, done_at
-                 FROM part WHERE message_id = ?1 ORDER BY n",
+                    acked_at, done_at, receipts
+                 FROM part WHERE message_id = ?1",
             )
             .map_err(db)?;
-        m.parts = st
+        let mut log_ids: Vec<i64> = Vec::new();
+        let mut parts: Vec<PartView> = st
             .query_map([m.id.as_i64()], |r| {
-                Ok(PartView {
-                    n: r.get(0)?,
-                    state: PartState::from_code(r.get(1)?).unwrap_or(PartState::Queued),
-                    smsc: r.get(2)?,
-                    smsc_id: r.get(3)?,
-                    attempts: r.get(4)?,
-                    last_status: r.get(5)?,
-                    stat: r.get(6)?,
-                    error: r.get(7)?,
-                    maybe_duplicate: r.get(8)?,
-                    acked_at: r.get(9)?,
-                    done_at: r.get(10)?,
-                })
+                Ok((
+                    PartView {
+                        n: r.get(0)?,
+                        state: PartState::from_code(r.get(1)?).unwrap_or(PartState::Queued),
+                        smsc: r.get(2)?,
+                        smsc_id: r.get(3)?,
+                        attempts: r.get(4)?,
+                        last_status: r.get(5)?,
+                        stat: r.get(6)?,
+                        error: r.get(7)?,
+                        maybe_duplicate: r.get(8)?,
+                        acked_at: r.get(9)?,
+                        done_at: r.get(10)?,
+                    },
+                    r.get::<_, Option<String>>(11)?,
+                ))
             })
             .map_err(db)?
+            .map(|row| {
+                row.map(|(part, receipts)| {
+                    // `log_id:fingerprint,…`: the receipts matched to this part.
+                    log_ids.extend(
+                        receipts
+                            .iter()
+                            .flat_map(|l| l.split(','))
+                            .filter_map(|e| e.split(':').next()?.parse::<i64>().ok()),
+                    );
+                    part
+                })
+            })
             .collect::<Result<_, _>>()
             .map_err(db)?;
+        parts.sort_by_key(|p| p.n);
+        m.parts = parts;
+        log_ids.sort_unstable();
+        log_ids.dedup();
         let mut st = self
             .conn
             .prepare_cached(
-                "SELECT id, at, smsc, smsc_id, message_id, part_n, stat, err, submit_date,
-                    done_date, raw, tlv_state, tlv_err
-                 FROM dlr_log WHERE message_id = ?1 ORDER BY id",
+                "SELECT id, at, smsc, smsc_id, message_id, part_n, stat, err,
+                    coalesce(submit_ts, submit_date), coalesce(done_ts, done_date), raw,
+                    tlv_state, tlv_err
+                 FROM dlr_log WHERE id = ?1",
             )
             .map_err(db)?;
-        m.receipts = st
-            .query_map([m.id.as_i64()], |r| {
-                Ok(ReceiptView {
-                    log_id: r.get(0)?,
-                    at: r.get(1)?,
-                    smsc: r.get(2)?,
-                    smsc_id: r.get(3)?,
-                    message: r.get::<_, Option<i64>>(4)?.map(MessageId::from_i64),
-                    part: r.get(5)?,
-                    stat: r.get(6)?,
-                    err: r.get(7)?,
-                    submit_date: r.get(8)?,
-                    done_date: r.get(9)?,
-                    raw: String::from_utf8_lossy(&r.get::<_, Vec<u8>>(10)?).into_owned(),
-                    tlv_state: r.get(11)?,
-                    tlv_network_error: r.get(12)?,
+        m.receipts = Vec::with_capacity(log_ids.len());
+        for id in log_ids {
+            let row = st
+                .query_row([id], |r| {
+                    Ok(ReceiptView {
+                        log_id: r.get(0)?,
+                        at: r.get(1)?,
+                        smsc: r.get(2)?,
+                        smsc_id: r.get(3)?,
+                        message: r.get::<_, Option<i64>>(4)?.map(MessageId::from_i64),
+                        part: r.get(5)?,
+                        stat: r.get(6)?,
+                        err: r.get(7)?,
+                        submit_date: date(r.get(8)?),
+                        done_date: date(r.get(9)?),
+                        raw: String::from_utf8_lossy(&r.get::<_, Vec<u8>>(10)?).into_owned(),
+                        tlv_state: r.get(11)?,
+                        tlv_network_error: r.get(12)?,
+                    })
                 })
-            })
-            .map_err(db)?
-            .collect::<Result<_, _>>()
-            .map_err(db)?;
+                .optional()
+                .map_err(db)?;
+            // A pruned log row is simply gone from the view.
+            m.receipts.extend(row);
+        }
         Ok(())
     }
 
@@ -203,8 +240,8 @@ impl Reader {
         let mut st = self
             .conn
             .prepare_cached(
-                "SELECT id, at, smsc, smsc_id, stat, err, submit_date, done_date, raw, tlv_state,
-                    tlv_err
+                "SELECT id, at, smsc, smsc_id, stat, err, coalesce(submit_ts, submit_date),
+                    coalesce(done_ts, done_date), raw, tlv_state, tlv_err
                  FROM dlr_log WHERE message_id IS NULL ORDER BY id DESC LIMIT ?1",
             )
             .map_err(db)?;
@@ -218,8 +255,8 @@ impl Reader {
                 part: None,
                 stat: r.get(4)?,
                 err: r.get(5)?,
-                submit_date: r.get(6)?,
-                done_date: r.get(7)?,
+                submit_date: date(r.get(6)?),
+                done_date: date(r.get(7)?),
                 raw: String::from_utf8_lossy(&r.get::<_, Vec<u8>>(8)?).into_owned(),
                 tlv_state: r.get(9)?,
                 tlv_network_error: r.get(10)?,

@@ -106,6 +106,23 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         body       TEXT NOT NULL
     );
     "#,
+    // 2: the hot path settles single-part messages without reading them (part count and dlr flag
+    // on the part), finds a part's receipts through the part (no dlr_log index to maintain per
+    // receipt), and keeps receipt dates as YYYYMMDDhhmmss integers.
+    r#"
+    ALTER TABLE part ADD COLUMN parts INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE part ADD COLUMN dlr INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE part ADD COLUMN receipts TEXT;  -- 'log_id:fingerprint,…' of its receipts
+    UPDATE part SET
+        parts = (SELECT m.parts FROM message m WHERE m.id = part.message_id),
+        dlr = (SELECT m.dlr FROM message m WHERE m.id = part.message_id);
+    UPDATE part SET receipts = (
+        SELECT group_concat(d.id || ':' || d.fp, ',') FROM dlr_log d
+        WHERE d.message_id = part.message_id AND d.part_n = part.n);
+    DROP INDEX dlr_by_message;
+    ALTER TABLE dlr_log ADD COLUMN submit_ts INTEGER;  -- YYYYMMDDhhmmss; the TEXT columns
+    ALTER TABLE dlr_log ADD COLUMN done_ts INTEGER;    -- are kept for rows from version 1
+    "#,
 ];
 
 /// The schema version this build writes.
