@@ -19,7 +19,7 @@ fn template() -> SubmitSm {
     SubmitSm {
         source_addr: Address::new(Ton::ALPHANUMERIC, Npi::UNKNOWN, "ACME").unwrap_or_default(),
         dest_addr: Address::new(Ton::INTERNATIONAL, Npi::ISDN, "46701234567").unwrap_or_default(),
-        registered_delivery: RegisteredDelivery::NONE,
+        registered_delivery: RegisteredDelivery::RECEIPT,
         short_message: OctetString::new(Bytes::from_static(
             b"Your code is 123456. It expires in 10 minutes.",
         ))
@@ -28,9 +28,11 @@ fn template() -> SubmitSm {
     }
 }
 
-async fn one_bind(window: usize, n: u64) -> f64 {
+/// Messages per second through one bind; with `receipts`, a message counts once its submit_sm_resp
+/// and its receipt (answered deliver_sm_resp) are both in.
+async fn one_bind(window: usize, n: u64, receipts: bool) -> f64 {
     let mut sc = SimConfig::new("127.0.0.1:0");
-    sc.receipts.enabled = false;
+    sc.receipts.enabled = receipts;
     let sim = Simulator::start(sc).await.expect("simulator");
     let mut cfg = SessionConfig::new("bench", sim.addr().to_string());
     cfg.window = window;
@@ -56,9 +58,14 @@ async fn one_bind(window: usize, n: u64) -> f64 {
     });
     let start = Instant::now();
     let mut done = 0u64;
-    while done < n {
+    let mut receipts_in = 0u64;
+    while done < n || (receipts && receipts_in < n) {
         match erx.recv().await {
             Some(Event::Submitted { .. }) => done += 1,
+            Some(Event::Inbound { reply, .. }) => {
+                reply.ok();
+                receipts_in += 1;
+            }
             Some(Event::Failed { status, .. }) => panic!("failed: {status}"),
             Some(Event::Retry { reason, .. }) => panic!("retry: {reason}"),
             Some(_) => {}
@@ -142,7 +149,7 @@ fn main() {
         );
         for window in [1usize, 10, 100] {
             let count = if window == 1 { n / 10 } else { n };
-            let rate = one_bind(window, count).await;
+            let rate = one_bind(window, count, false).await;
             println!(
                 "{:<32} {:>12} {:>14.0}",
                 format!("one bind, window {window}"),
@@ -150,5 +157,10 @@ fn main() {
                 rate
             );
         }
+        let rate = one_bind(100, n, true).await;
+        println!(
+            "{:<32} {:>12} {:>14.0}",
+            "window 100 + receipts (msg/s)", n, rate
+        );
     });
 }

@@ -191,6 +191,11 @@ fn run_inner(args: SimArgs) -> Result<()> {
 }
 
 async fn serve(args: SimArgs, config: SimConfig) -> Result<()> {
+    // Before the first line is printed: whoever reads it may signal us at once.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("installing the SIGINT handler")?;
     let sim = Simulator::start(config).await?;
     let mut out = std::io::stdout();
     writeln!(out, "listening on {}", sim.addr())?;
@@ -204,15 +209,13 @@ async fn serve(args: SimArgs, config: SimConfig) -> Result<()> {
     out.flush()?;
     let mut ticker = tokio::time::interval(args.stats_interval.max(Duration::from_millis(10)));
     ticker.tick().await;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
     loop {
         tokio::select! {
             _ = ticker.tick(), if args.stats => {
                 writeln!(out, "{}", serde_json::to_string(&sim.stats())?)?;
                 out.flush()?;
             }
-            _ = tokio::signal::ctrl_c() => break,
+            _ = interrupt.recv() => break,
             _ = term.recv() => break,
         }
     }

@@ -489,6 +489,15 @@ impl BindTask {
                 self.on_response(seq, status, message_id, s).await
             }
             Body::GenericNack => {
+                // An SMSC that does not support enquire_link nacks it: still a sign of life.
+                if seq == s.enquire_seq && s.enquire_deadline.is_some() {
+                    s.enquire_deadline = None;
+                    return None;
+                }
+                // A nacked unbind: the SMSC is done with us either way.
+                if Some(seq) == s.unbind_seq {
+                    return Some(Exit::Stopped);
+                }
                 if !s.window.is_empty() {
                     let code = if status == CommandStatus::ESME_ROK {
                         CommandStatus::ESME_RSYSERR
