@@ -840,3 +840,25 @@ async fn the_smscs_enquire_link_and_unbind_are_answered() {
     let (_again, _) = listener.accept().await.unwrap();
     handle.stop(Duration::from_millis(10)).await;
 }
+
+#[tokio::test]
+async fn dropping_the_handle_hands_everything_back() {
+    let mut sc = sim_config();
+    sc.faults.response_delay = Duration::from_secs(30);
+    sc.receipts.enabled = false;
+    let (sim, handle, mut erx) = start(sc, |c| c.window = 2).await;
+    for k in 0..5 {
+        handle.jobs().send(job(k)).await.unwrap();
+    }
+    wait_until("2 in flight", || sim.stats().submits == 2).await;
+    drop(handle);
+    let mut back = Vec::new();
+    while let Some(ev) = erx.recv().await {
+        if let Event::Retry { job, reason, .. } = ev {
+            assert_eq!(reason, RetryReason::Shutdown);
+            back.push(job.key);
+        }
+    }
+    back.sort();
+    assert_eq!(back, vec![0, 1, 2, 3, 4]);
+}

@@ -387,12 +387,16 @@ impl BindTask {
                 Step::StopChanged => {}
                 Step::Timer => {
                     let now = Instant::now();
-                    for (_, inflight) in s.window.expire(now) {
+                    let expired = s.window.expire(now);
+                    if !expired.is_empty() {
                         self.shared
                             .response_timeouts
-                            .fetch_add(1, Ordering::Relaxed);
-                        warn!(smsc = %id.smsc, bind = id.index, key = inflight.job.key,
-                            "no response within response_timeout; handing the job back");
+                            .fetch_add(expired.len() as u64, Ordering::Relaxed);
+                        // One line per batch: a silent SMSC at full rate must not flood the log.
+                        warn!(smsc = %id.smsc, bind = id.index, count = expired.len(),
+                            "no response within response_timeout; handing the jobs back");
+                    }
+                    for (_, inflight) in expired {
                         self.emit(Event::Retry {
                             job: inflight.job,
                             reason: RetryReason::ResponseTimeout,

@@ -529,24 +529,61 @@ impl SmscHandle {
     /// `drain` has passed; then unbind and close. Everything not answered, and every job still in
     /// the channel, comes back as `Retry { reason: Shutdown }`. Returns when every bind has stopped
     /// and everything was handed back.
-    pub async fn stop(self, drain: Duration) {
+    ///
+    /// Dropping the handle without `stop` does the same with no drain time, in a spawned task.
+    pub async fn stop(mut self, drain: Duration) {
         let _ = self.stop_tx.send(Some(Instant::now() + drain));
-        for task in self.tasks {
-            if let Err(e) = task.await {
-                tracing::error!(smsc = %self.name, error = %e, "bind task failed");
-            }
+        let tasks = std::mem::take(&mut self.tasks);
+        wind_down(
+            self.name.clone(),
+            tasks,
+            self.jobs_rx.clone(),
+            self.events.clone(),
+        )
+        .await;
+    }
+}
+
+impl Drop for SmscHandle {
+    fn drop(&mut self) {
+        if self.tasks.is_empty() {
+            return;
         }
-        let mut rx = self.jobs_rx.lock().await;
-        rx.close();
-        while let Ok(job) = rx.try_recv() {
-            let _ = self
-                .events
-                .send(Event::Retry {
-                    job,
-                    reason: RetryReason::Shutdown,
-                    bind: None,
-                })
-                .await;
+        let _ = self.stop_tx.send(Some(Instant::now()));
+        let tasks = std::mem::take(&mut self.tasks);
+        // Outside a runtime the tasks are gone with it; nothing is left to hand back.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(wind_down(
+                self.name.clone(),
+                tasks,
+                self.jobs_rx.clone(),
+                self.events.clone(),
+            ));
         }
+    }
+}
+
+/// Waits for the bind tasks, then hands back every job still queued.
+async fn wind_down(
+    name: Arc<str>,
+    tasks: Vec<JoinHandle<()>>,
+    jobs_rx: SharedJobs,
+    events: mpsc::Sender<Event>,
+) {
+    for task in tasks {
+        if let Err(e) = task.await {
+            tracing::error!(smsc = %name, error = %e, "bind task failed");
+        }
+    }
+    let mut rx = jobs_rx.lock().await;
+    rx.close();
+    while let Ok(job) = rx.try_recv() {
+        let _ = events
+            .send(Event::Retry {
+                job,
+                reason: RetryReason::Shutdown,
+                bind: None,
+            })
+            .await;
     }
 }
