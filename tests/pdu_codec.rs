@@ -215,3 +215,29 @@ fn encoder_writes_what_decoder_reads() {
         matches!(codec.decode(&mut buf).unwrap(), Some(Frame::Pdu(p)) if p.command_status == CommandStatus::ESME_RINVCMDID)
     );
 }
+
+#[test]
+fn ok_response_without_body_reads_as_empty_body() {
+    // deliver_sm_resp with command_length 16: some ESMEs omit the unused message_id.
+    let pdu = Pdu::decode(bytes("00000010800000050000000000000046")).unwrap();
+    assert_eq!(pdu.body, Body::DeliverSmResp(SubmitSmResp::default()));
+    // Written back in the canonical form, with the NUL message_id.
+    assert_eq!(
+        hex::encode(pdu.to_bytes().unwrap()),
+        "0000001180000005000000000000004600"
+    );
+}
+
+#[test]
+fn truncated_ok_response_is_rejected_but_truncated_error_response_is_not() {
+    // submit_sm_resp status 0 whose message_id has no NUL: malformed.
+    let err = Pdu::decode(bytes("000000128000000400000000000000014142")).unwrap_err();
+    assert_eq!(err.field(), Some("message_id"));
+    // The same cut body with a non-zero status: the body is ignored.
+    let pdu = Pdu::decode(bytes("000000128000000400000045000000014142")).unwrap();
+    assert_eq!(pdu.command_status, CommandStatus::ESME_RSUBMITFAIL);
+    assert_eq!(
+        hex::encode(pdu.to_bytes().unwrap()),
+        "00000010800000040000004500000001"
+    );
+}

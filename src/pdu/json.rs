@@ -6,8 +6,9 @@
 //! octets are not UTF-8); octet strings (`short_message`) are lowercase hex; derived counts
 //! (`sm_length`, `number_of_dests`, `no_unsuccess`) are printed, and checked when given on input.
 //! `tlvs` is an object keyed by TLV name in wire order (unknown tags as `"0x1403": "<hex>"`), with
-//! numbers for integer TLVs, strings for C-octet-string TLVs and hex for octet-string TLVs. An
-//! error response sent without body (SMPP 3.4's form) has no body keys.
+//! numbers for integer TLVs, strings for C-octet-string TLVs and hex for octet-string TLVs; every
+//! PDU has the key, empty when there are none. An error response sent without body (SMPP 3.4's
+//! form) has no body keys.
 //!
 //! Objects keep their key order in both directions ([`Json`]), so TLVs re-encode in wire order.
 //! This module must never be used on the hot path: it allocates freely.
@@ -265,6 +266,10 @@ pub fn to_json(pdu: &Pdu) -> Json {
     if !pdu.omits_body() {
         body_json(&mut o, &pdu.body);
     }
+    // Every PDU gets a `tlvs` key, empty when its body carries none, so consumers can rely on it.
+    if !o.0.iter().any(|(k, _)| k == "tlvs") {
+        o.put("tlvs", Json::Obj(Vec::new()));
+    }
     Json::Obj(o.0)
 }
 
@@ -501,6 +506,13 @@ impl<'a> In<'a> {
         Some(&self.kv[i].1)
     }
 
+    fn taken(&self, k: &str) -> bool {
+        self.kv
+            .iter()
+            .zip(&self.used)
+            .any(|((key, _), used)| key == k && *used)
+    }
+
     fn uint(&mut self, k: &str, max: u64) -> Result<u64, JsonError> {
         match self.take(k) {
             None => Ok(0),
@@ -668,6 +680,18 @@ pub fn from_json(j: &Json) -> Result<Pdu, JsonError> {
         }
     };
     let body = body_from_json(id, &mut o)?;
+    if !o.taken("tlvs") {
+        match o.take("tlvs") {
+            None => {}
+            Some(Json::Obj(kv)) if kv.is_empty() => {}
+            Some(_) => {
+                return Err(err(
+                    "tlvs",
+                    format!("{command} carries no optional parameters"),
+                ));
+            }
+        }
+    }
     o.finish()?;
     Ok(Pdu {
         command_status,

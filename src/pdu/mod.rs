@@ -300,10 +300,11 @@ impl Pdu {
             });
         }
         let id = header.command_id;
-        // Error responses may come with an empty, truncated or full body (SMPP-FACTS §2), and
-        // some ESMEs send deliver_sm_resp without its (unused) message_id.
-        let lenient = id.is_response()
-            && (!header.command_status.is_ok() || id == CommandId::DELIVER_SM_RESP);
+        // Error responses may come with an empty, truncated or full body (SMPP-FACTS §2). A
+        // response with no body at all (deliver_sm_resp without its unused message_id, and the
+        // odd SMSC's bind_resp) reads as the empty body too, so the session can still act on it.
+        let lenient =
+            id.is_response() && (!header.command_status.is_ok() || frame.len() == HEADER_LEN);
         let mut r = Reader::new(&frame, &frame[HEADER_LEN..], lenient);
         let body = Body::decode(id, &mut r)?;
         if !r.is_empty() && !lenient && !body.has_tlvs() {
