@@ -39,6 +39,8 @@ pub(super) struct BindTask {
     pub jobs: Option<SharedJobs>,
     pub events: mpsc::Sender<Event>,
     pub stop: watch::Receiver<Option<Instant>>,
+    /// When the task was made; the stop deadline if the handle vanishes without one.
+    pub created: Instant,
 }
 
 /// How a connection ended.
@@ -98,10 +100,13 @@ impl BindTask {
     /// The drain deadline once a stop was requested. A dropped handle counts as a stop "now", so
     /// an abandoned bind winds down instead of spinning on a closed channel.
     fn stopping(&self) -> Option<Instant> {
-        if self.stop.has_changed().is_err() {
-            return Some(Instant::now());
+        let deadline = *self.stop.borrow();
+        if deadline.is_none() && self.stop.has_changed().is_err() {
+            // A fixed instant in the past (not "now", which would move on every call and never
+            // be reached).
+            return Some(self.created);
         }
-        *self.stop.borrow()
+        deadline
     }
 
     async fn set_state(&self, state: BindState) {
@@ -777,8 +782,8 @@ impl Serve {
         consider(self.enquire_deadline);
         consider(self.paused_until);
         consider(self.unbind_deadline);
-        if self.enquire_deadline.is_none() {
-            // last_rx + idle is when the next enquire_link is due.
+        if self.enquire_deadline.is_none() && self.unbind_seq.is_none() {
+            // last_rx + idle is when the next enquire_link is due (none while unbinding).
             consider(Some(self.last_rx + self.enquire_idle()));
         }
         if self.unbind_deadline.is_none() {

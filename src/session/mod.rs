@@ -484,6 +484,7 @@ impl SmscHandle {
                     jobs: role.transmits().then(|| jobs_rx.clone()),
                     events: events.clone(),
                     stop: stop_tx.subscribe(),
+                    created: Instant::now(),
                 };
                 tasks.push(tokio::spawn(task.run()));
                 binds.push(shared);
