@@ -159,6 +159,7 @@ impl BindTask {
             rbuf: BytesMut::with_capacity(READ_CHUNK),
             wbuf: BytesMut::with_capacity(READ_CHUNK),
             codec: PduCodec::default(),
+            write_timeout: cfg.response_timeout,
         };
         let bind = Bind {
             system_id: cstr(&cfg.system_id, "system_id")?,
@@ -804,6 +805,7 @@ struct Conn {
     rbuf: BytesMut,
     wbuf: BytesMut,
     codec: PduCodec,
+    write_timeout: Duration,
 }
 
 impl Conn {
@@ -820,14 +822,22 @@ impl Conn {
             .map_err(|e| Exit::Down(DownReason::Io(format!("encode: {e}"))))
     }
 
+    /// Writes the buffer out. An SMSC that stops reading cannot stall the bind forever: a write
+    /// that does not finish within the response timeout ends the connection.
     async fn flush(&mut self) -> Result<(), Exit> {
         if self.wbuf.is_empty() {
             return Ok(());
         }
-        self.writer
-            .write_all(&self.wbuf)
-            .await
-            .map_err(|e| Exit::Down(DownReason::Io(e.to_string())))?;
+        match tokio::time::timeout(self.write_timeout, self.writer.write_all(&self.wbuf)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Exit::Down(DownReason::Io(e.to_string()))),
+            Err(_) => {
+                return Err(Exit::Down(DownReason::Io(format!(
+                    "write stalled for {:?} (the SMSC does not read)",
+                    self.write_timeout
+                ))));
+            }
+        }
         self.wbuf.clear();
         Ok(())
     }
