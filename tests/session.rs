@@ -862,3 +862,92 @@ async fn dropping_the_handle_hands_everything_back() {
     back.sort();
     assert_eq!(back, vec![0, 1, 2, 3, 4]);
 }
+
+#[tokio::test]
+async fn tls_with_a_client_certificate_for_smscs_that_require_one() {
+    let server = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let client = rcgen::generate_simple_self_signed(vec!["esme.test".to_owned()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, pem: String| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, pem).unwrap();
+        p
+    };
+    let ca = write("ca.pem", server.cert.pem());
+    let cert = write("client.pem", client.cert.pem());
+    let key = write("client.key", client.signing_key.serialize_pem());
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(client.cert.der().clone()).unwrap();
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let server_key =
+        rustls::pki_types::PrivateKeyDer::try_from(server.signing_key.serialize_der()).unwrap();
+    let tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![server.cert.der().clone()], server_key)
+        .unwrap();
+    let mut sc = sim_config();
+    sc.tls = Some(Arc::new(tls));
+    sc.receipts.enabled = false;
+    let sim = Simulator::start(sc).await.unwrap();
+    let port = sim.addr().port();
+
+    let mut cfg = config(&format!("localhost:{port}"));
+    cfg.tls = Some(TlsConfig {
+        ca_file: Some(ca.clone()),
+        client_cert: Some(cert),
+        client_key: Some(key),
+        ..TlsConfig::default()
+    });
+    let (etx, mut erx) = mpsc::channel(64);
+    let handle = SmscHandle::start(cfg, 16, etx).unwrap();
+    let out = drive(&handle, &mut erx, (0..5).map(job).collect(), ok, |_| true).await;
+    assert_eq!(out.submitted.len(), 5);
+    handle.stop(Duration::from_millis(100)).await;
+
+    // Without the client certificate the server refuses the handshake: no bind.
+    let mut cfg = config(&format!("localhost:{port}"));
+    cfg.tls = Some(TlsConfig {
+        ca_file: Some(ca),
+        ..TlsConfig::default()
+    });
+    let (etx, mut erx) = mpsc::channel(64);
+    let handle = SmscHandle::start(cfg, 16, etx).unwrap();
+    loop {
+        match erx.recv().await.unwrap() {
+            Event::BindState {
+                state: BindState::Down { .. },
+                ..
+            } => break,
+            Event::BindState {
+                state: BindState::Bound,
+                ..
+            } => panic!("bound without a client certificate"),
+            _ => {}
+        }
+    }
+    handle.stop(Duration::from_millis(10)).await;
+    assert_eq!(sim.stats().binds, 1);
+
+    // Half a client identity is refused at start, naming the keys.
+    let mut cfg = config(&format!("localhost:{port}"));
+    cfg.tls = Some(TlsConfig {
+        ca_file: Some(dir.path().join("ca.pem")),
+        client_cert: Some(dir.path().join("client.pem")),
+        ..TlsConfig::default()
+    });
+    let (etx, _erx) = mpsc::channel(4);
+    let err = SmscHandle::start(cfg, 4, etx).unwrap_err();
+    assert!(
+        err.to_string().contains("client_cert and client_key"),
+        "{err}"
+    );
+}
