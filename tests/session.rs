@@ -951,3 +951,73 @@ async fn tls_with_a_client_certificate_for_smscs_that_require_one() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn temporary_statuses_come_back_for_retry_and_permanent_ones_fail_by_name() {
+    let mut sc = sim_config();
+    sc.receipts.enabled = false;
+    sc.faults.fail_fraction = 0.1;
+    let (sim, handle, mut erx) = start(sc, |_| {}).await;
+    let out = drive(&handle, &mut erx, (0..500).map(job).collect(), ok, |_| true).await;
+    assert_eq!(
+        out.submitted.len(),
+        500,
+        "every temporary failure was retried to success"
+    );
+    let temporary = out
+        .retries
+        .iter()
+        .filter(|(_, r)| *r == RetryReason::Temporary(CommandStatus::ESME_RSYSERR))
+        .count();
+    assert!(temporary > 10, "{temporary}");
+    assert_eq!(temporary, out.retries.len());
+
+    sim.update_faults(|f| {
+        f.fail_fraction = 1.0;
+        f.fail_status = Some(CommandStatus::ESME_RINVDSTADR);
+    });
+    let out = drive(
+        &handle,
+        &mut erx,
+        (1000..1010).map(job).collect(),
+        ok,
+        |_| true,
+    )
+    .await;
+    assert_eq!(out.failed.len(), 10);
+    assert!(
+        out.failed
+            .values()
+            .all(|s| s.to_string() == "ESME_RINVDSTADR")
+    );
+    assert!(
+        out.retries.is_empty(),
+        "a permanent status is never retried"
+    );
+    handle.stop(Duration::from_millis(100)).await;
+}
+
+#[tokio::test]
+async fn data_sm_jobs_are_sent_and_answered() {
+    use smppd::pdu::{DataSm, Tlv, Tlvs};
+    let (sim, handle, mut erx) = start(sim_config(), |_| {}).await;
+    let jobs: Vec<Job> = (0..20)
+        .map(|key| Job {
+            key,
+            body: JobBody::DataSm(DataSm {
+                source_addr: Address::new(Ton::ALPHANUMERIC, Npi::UNKNOWN, "ACME").unwrap(),
+                dest_addr: Address::new(Ton::INTERNATIONAL, Npi::ISDN, "46700000001").unwrap(),
+                registered_delivery: RegisteredDelivery::RECEIPT,
+                tlvs: Tlvs::new().with(Tlv::MessagePayload(
+                    OctetString::new(Bytes::from(format!("k={key}"))).unwrap(),
+                )),
+                ..DataSm::default()
+            }),
+        })
+        .collect();
+    let out = drive(&handle, &mut erx, jobs, ok, |o| o.inbound.len() >= 20).await;
+    assert_eq!(out.submitted.len(), 20);
+    let keys: HashSet<u64> = sim.submits().iter().map(|r| key_of(&r.payload)).collect();
+    assert_eq!(keys.len(), 20);
+    handle.stop(Duration::from_millis(100)).await;
+}
