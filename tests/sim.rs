@@ -325,3 +325,86 @@ async fn the_cli_serves_binds_and_takes_control_commands_mid_run() {
     assert_eq!(first["status"], "ESME_ROK");
     assert_eq!(first["payload_hex"], hex::encode("k=0"));
 }
+
+#[tokio::test]
+async fn duplicate_receipts_unknown_ids_and_a_rate_limit() {
+    let mut sc = SimConfig::new("127.0.0.1:0");
+    sc.receipts.duplicate = true;
+    let sim = Simulator::start(sc).await.unwrap();
+    let (etx, mut erx) = mpsc::channel(256);
+    let h = SmscHandle::start(session(&sim.addr().to_string(), "x", "y"), 64, etx).unwrap();
+    // 10 submits → 20 receipts, each id twice.
+    for k in 0..10 {
+        h.jobs().send(job(k)).await.unwrap();
+    }
+    let mut ids = Vec::new();
+    let mut receipts: Vec<String> = Vec::new();
+    while ids.len() < 10 || receipts.len() < 20 {
+        match erx.recv().await.unwrap() {
+            Event::Submitted { message_id, .. } => ids.push(message_id),
+            Event::Inbound {
+                pdu: InboundPdu::DeliverSm(d),
+                reply,
+                ..
+            } => {
+                reply.ok();
+                receipts.push(
+                    d.tlvs
+                        .receipted_message_id()
+                        .unwrap()
+                        .as_str()
+                        .unwrap()
+                        .into(),
+                );
+            }
+            _ => {}
+        }
+    }
+    for id in &ids {
+        assert_eq!(receipts.iter().filter(|r| *r == id).count(), 2);
+    }
+    // A receipt for an id never issued.
+    sim.inject_unknown_receipt(None, "deadbeef00");
+    loop {
+        if let Event::Inbound {
+            pdu: InboundPdu::DeliverSm(d),
+            reply,
+            ..
+        } = erx.recv().await.unwrap()
+        {
+            reply.ok();
+            assert_eq!(
+                d.tlvs.receipted_message_id().unwrap().as_str(),
+                Some("deadbeef00")
+            );
+            break;
+        }
+    }
+    // Above 20 submits per second, ESME_RTHROTTLED.
+    sim.update_receipts(|r| r.enabled = false);
+    sim.update_faults(|f| f.throttle_above_tps = 20);
+    for k in 100..150 {
+        h.jobs().send(job(k)).await.unwrap();
+    }
+    let mut throttled = 0;
+    let mut accepted = 0;
+    while accepted + throttled < 50 {
+        match erx.recv().await.unwrap() {
+            Event::Submitted { .. } => accepted += 1,
+            Event::Retry { reason, .. } => {
+                assert_eq!(
+                    reason,
+                    RetryReason::Throttled(CommandStatus::ESME_RTHROTTLED)
+                );
+                throttled += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        throttled > 0 && accepted >= 20,
+        "{accepted} accepted, {throttled} throttled"
+    );
+    assert_eq!(sim.stats().throttled, throttled);
+    h.stop(Duration::from_millis(100)).await;
+}
