@@ -63,6 +63,12 @@ async fn bind_authentication_uses_the_right_statuses() {
         let (etx, mut erx) = mpsc::channel(16);
         let h = SmscHandle::start(session(&addr, sid, pw), 4, etx).unwrap();
         assert_eq!(first_down(&mut erx).await, DownReason::BindRejected(want));
+        let status = &h.status()[0];
+        assert_eq!(
+            status.last_error.as_deref(),
+            Some(format!("bind rejected: {want}").as_str())
+        );
+        assert!(matches!(status.state, BindState::Down { .. }));
         h.stop(Duration::from_millis(10)).await;
     }
     sim.update_faults(|f| f.reject_binds = Some(CommandStatus::ESME_RBINDFAIL));

@@ -125,9 +125,7 @@ impl BindTask {
                 smsc = %id.smsc, bind = id.index, role = %id.role, state = ?other, "bind state"
             ),
         }
-        if let Ok(mut s) = self.shared.state.lock() {
-            *s = state.clone();
-        }
+        self.shared.set_state(&state);
         let _ = self
             .events
             .send(Event::BindState {

@@ -323,6 +323,11 @@ pub struct BindStatus {
     pub bind: BindId,
     /// Its current state.
     pub state: BindState,
+    /// When it entered that state (wall clock, for status pages).
+    pub since: std::time::SystemTime,
+    /// The reason of the last time it went down, if it ever did (e.g. "bind rejected:
+    /// ESME_RINVPASWD").
+    pub last_error: Option<String>,
     /// Requests in flight now.
     pub in_flight: usize,
     /// Responses that never came within `response_timeout` (their jobs were handed back).
@@ -339,7 +344,7 @@ pub struct BindStatus {
 #[derive(Debug)]
 struct BindShared {
     id: BindId,
-    state: std::sync::Mutex<BindState>,
+    state: std::sync::Mutex<StateRecord>,
     in_flight: AtomicUsize,
     response_timeouts: AtomicU64,
     throttled: AtomicU64,
@@ -347,15 +352,42 @@ struct BindShared {
     bind_failures: AtomicU64,
 }
 
+/// The state of a bind with when it began and the last failure.
+#[derive(Debug, Clone)]
+struct StateRecord {
+    state: BindState,
+    since: std::time::SystemTime,
+    last_error: Option<String>,
+}
+
 impl BindShared {
+    fn set_state(&self, state: &BindState) {
+        let mut r = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let BindState::Down { reason, .. } = state {
+            r.last_error = Some(reason.to_string());
+        }
+        r.state = state.clone();
+        r.since = std::time::SystemTime::now();
+    }
+
+    fn state(&self) -> BindState {
+        self.state
+            .lock()
+            .map(|r| r.state.clone())
+            .unwrap_or(BindState::Stopped)
+    }
+
     fn status(&self) -> BindStatus {
+        let record = self
+            .state
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_else(|p| p.into_inner().clone());
         BindStatus {
             bind: self.id.clone(),
-            state: self
-                .state
-                .lock()
-                .map(|s| s.clone())
-                .unwrap_or(BindState::Stopped),
+            state: record.state,
+            since: record.since,
+            last_error: record.last_error,
             in_flight: self.in_flight.load(Ordering::Relaxed),
             response_timeouts: self.response_timeouts.load(Ordering::Relaxed),
             throttled: self.throttled.load(Ordering::Relaxed),
@@ -470,7 +502,11 @@ impl SmscHandle {
                         index,
                         role,
                     },
-                    state: std::sync::Mutex::new(BindState::Connecting),
+                    state: std::sync::Mutex::new(StateRecord {
+                        state: BindState::Connecting,
+                        since: std::time::SystemTime::now(),
+                        last_error: None,
+                    }),
                     in_flight: AtomicUsize::new(0),
                     response_timeouts: AtomicU64::new(0),
                     throttled: AtomicU64::new(0),
@@ -520,9 +556,7 @@ impl SmscHandle {
     pub fn can_transmit(&self) -> bool {
         self.binds.iter().any(|b| {
             b.id.role.transmits()
-                && b.state
-                    .lock()
-                    .is_ok_and(|s| matches!(*s, BindState::Bound | BindState::Throttled { .. }))
+                && matches!(b.state(), BindState::Bound | BindState::Throttled { .. })
         })
     }
 
