@@ -830,6 +830,9 @@ async fn the_smscs_enquire_link_and_unbind_are_answered() {
         (r.sequence_number, r.command_status),
         (78, CommandStatus::ESME_RINVCMDID)
     );
+    // alert_notification has no response: the next PDU we read answers the unbind.
+    let alert = Pdu::new(80, Body::AlertNotification(Default::default()));
+    sock.write_all(&alert.to_bytes().unwrap()).await.unwrap();
     sock.write_all(&Pdu::new(79, Body::Unbind).to_bytes().unwrap())
         .await
         .unwrap();

@@ -542,6 +542,11 @@ impl BindTask {
                     None
                 }
             }
+            // alert_notification has no response PDU (SMPP-FACTS §2): note it, never nack it.
+            Body::AlertNotification(_) => {
+                debug!(smsc = %id.smsc, bind = id.index, "alert_notification ignored");
+                None
+            }
             Body::DeliverSm(d) => {
                 self.on_inbound(seq, InboundPdu::DeliverSm(d), conn, s)
                     .await
