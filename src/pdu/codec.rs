@@ -110,7 +110,7 @@ impl Decoder for PduCodec {
                 problem: "shorter than the 16-octet header",
             }));
         };
-        Ok(Some(match Pdu::decode(frame) {
+        Ok(Some(match Pdu::decode_with_header(header, frame) {
             Ok(pdu) => Frame::Pdu(pdu),
             Err(error) => Frame::Invalid {
                 command_id: header.command_id,

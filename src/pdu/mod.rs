@@ -67,6 +67,7 @@ macro_rules! bodies {
                 }
             }
 
+            #[inline]
             fn decode(id: CommandId, r: &mut Reader<'_>) -> Result<Self, PduError> {
                 Ok(match id {
                     $(CommandId::$uid => Self::$uv,)*
@@ -75,6 +76,7 @@ macro_rules! bodies {
                 })
             }
 
+            #[inline]
             fn wire_len(&self) -> usize {
                 match self {
                     $(Self::$uv => 0,)*
@@ -247,6 +249,7 @@ impl Pdu {
     }
 
     /// The encoded size (`command_length`), after checking every cross-field rule.
+    #[inline]
     pub fn encoded_len(&self) -> Result<usize, PduError> {
         self.body.check()?;
         let len = HEADER_LEN
@@ -265,14 +268,17 @@ impl Pdu {
     }
 
     /// Appends the PDU to `dst`. Nothing is written when an error is returned.
+    #[inline]
     pub fn encode(&self, dst: &mut BytesMut) -> Result<(), PduError> {
         let len = self.encoded_len()?;
         dst.reserve(len);
         let start = dst.len();
-        dst.put_u32(len as u32);
-        dst.put_u32(self.command_id().0);
-        dst.put_u32(self.command_status.0);
-        dst.put_u32(self.sequence_number);
+        let mut header = [0u8; HEADER_LEN];
+        header[..4].copy_from_slice(&(len as u32).to_be_bytes());
+        header[4..8].copy_from_slice(&self.command_id().0.to_be_bytes());
+        header[8..12].copy_from_slice(&self.command_status.0.to_be_bytes());
+        header[12..].copy_from_slice(&self.sequence_number.to_be_bytes());
+        dst.put_slice(&header);
         if !self.omits_body() {
             self.body.put(dst);
         }
@@ -288,11 +294,18 @@ impl Pdu {
     }
 
     /// Decodes one whole PDU (header included). Fields are slices of `frame`.
+    #[inline]
     pub fn decode(frame: Bytes) -> Result<Self, PduError> {
         let header = Header::peek(&frame).ok_or(PduError::CommandLength {
             length: frame.len() as u64,
             problem: "shorter than the 16-octet header",
         })?;
+        Self::decode_with_header(header, frame)
+    }
+
+    /// [`Pdu::decode`] for a frame whose header was already read (the codec's path).
+    #[inline]
+    pub(crate) fn decode_with_header(header: Header, frame: Bytes) -> Result<Self, PduError> {
         if header.command_length as usize != frame.len() {
             return Err(PduError::CommandLength {
                 length: u64::from(header.command_length),

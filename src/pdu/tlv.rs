@@ -25,6 +25,15 @@ pub(crate) trait TlvValue: Sized {
     fn decode(value: &[u8], frame: &Bytes, tlv: &'static str) -> Result<Self, PduError>;
     fn wire_len(&self) -> usize;
     fn put(&self, dst: &mut BytesMut);
+    /// Writes tag, length and value; integer TLVs override it with a single write.
+    #[inline]
+    fn put_tlv(&self, tag: u16, dst: &mut BytesMut) {
+        let [t0, t1] = tag.to_be_bytes();
+        // Typed values are at most 65535 octets by construction.
+        let [l0, l1] = (self.wire_len() as u16).to_be_bytes();
+        dst.put_slice(&[t0, t1, l0, l1]);
+        self.put(dst);
+    }
     /// The JSON rendering (numbers for integers, strings for C-octet strings, hex otherwise).
     fn to_json(&self) -> Json;
     fn from_json(j: &Json) -> Result<Self, String>;
@@ -58,6 +67,11 @@ impl TlvValue for u8 {
     fn put(&self, dst: &mut BytesMut) {
         dst.put_u8(*self);
     }
+    #[inline]
+    fn put_tlv(&self, tag: u16, dst: &mut BytesMut) {
+        let [t0, t1] = tag.to_be_bytes();
+        dst.put_slice(&[t0, t1, 0, 1, *self]);
+    }
     fn to_json(&self) -> Json {
         Json::Num((*self).into())
     }
@@ -76,6 +90,12 @@ impl TlvValue for u16 {
     }
     fn put(&self, dst: &mut BytesMut) {
         dst.put_u16(*self);
+    }
+    #[inline]
+    fn put_tlv(&self, tag: u16, dst: &mut BytesMut) {
+        let [t0, t1] = tag.to_be_bytes();
+        let [v0, v1] = self.to_be_bytes();
+        dst.put_slice(&[t0, t1, 0, 2, v0, v1]);
     }
     fn to_json(&self) -> Json {
         Json::Num((*self).into())
@@ -96,6 +116,12 @@ impl TlvValue for u32 {
     fn put(&self, dst: &mut BytesMut) {
         dst.put_u32(*self);
     }
+    #[inline]
+    fn put_tlv(&self, tag: u16, dst: &mut BytesMut) {
+        let [t0, t1] = tag.to_be_bytes();
+        let [v0, v1, v2, v3] = self.to_be_bytes();
+        dst.put_slice(&[t0, t1, 0, 4, v0, v1, v2, v3]);
+    }
     fn to_json(&self) -> Json {
         Json::Num((*self).into())
     }
@@ -113,6 +139,10 @@ impl TlvValue for MessageState {
     }
     fn put(&self, dst: &mut BytesMut) {
         dst.put_u8(self.0);
+    }
+    #[inline]
+    fn put_tlv(&self, tag: u16, dst: &mut BytesMut) {
+        self.0.put_tlv(tag, dst);
     }
     fn to_json(&self) -> Json {
         Json::Num(self.0.into())
@@ -325,10 +355,17 @@ macro_rules! tlv_table {
                 }
             }
 
-            fn put_value(&self, dst: &mut BytesMut) {
+            #[inline]
+            fn put(&self, dst: &mut BytesMut) {
                 match self {
-                    $(Self::$variant(v) => TlvValue::put(v, dst),)*
-                    Self::Other { value, .. } => dst.put_slice(value),
+                    $(Self::$variant(v) => TlvValue::put_tlv(v, $tag, dst),)*
+                    Self::Other { tag, value } => {
+                        let [t0, t1] = tag.to_be_bytes();
+                        // check() ran before any write, so the length fits.
+                        let [l0, l1] = (value.len() as u16).to_be_bytes();
+                        dst.put_slice(&[t0, t1, l0, l1]);
+                        dst.put_slice(value);
+                    }
                 }
             }
         }
@@ -392,22 +429,19 @@ impl Tlv {
         4 + self.value_len()
     }
 
+    /// Typed values are bounded by their types; only a raw `Other` value can be too long.
+    #[inline]
     fn check(&self) -> Result<(), PduError> {
-        if self.value_len() > usize::from(u16::MAX) {
-            return Err(PduError::TlvLength {
-                tlv: self.name().unwrap_or("tlv"),
-                length: self.value_len(),
-                expected: "at most 65535",
-            });
+        match self {
+            Self::Other { value, .. } if value.len() > usize::from(u16::MAX) => {
+                Err(PduError::TlvLength {
+                    tlv: "tlvs",
+                    length: value.len(),
+                    expected: "at most 65535",
+                })
+            }
+            _ => Ok(()),
         }
-        Ok(())
-    }
-
-    fn put(&self, dst: &mut BytesMut) {
-        dst.put_u16(self.tag());
-        // check() ran before any write, so the length fits.
-        dst.put_u16(self.value_len() as u16);
-        self.put_value(dst);
     }
 }
 
@@ -506,14 +540,17 @@ impl Tlvs {
         })
     }
 
+    #[inline]
     pub(crate) fn wire_len(&self) -> usize {
         self.0.iter().map(Tlv::wire_len).sum()
     }
 
+    #[inline]
     pub(crate) fn check(&self) -> Result<(), PduError> {
         self.0.iter().try_for_each(Tlv::check)
     }
 
+    #[inline]
     pub(crate) fn put(&self, dst: &mut BytesMut) {
         for t in &self.0 {
             t.put(dst);

@@ -8,7 +8,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use nom::IResult;
 use nom::Parser;
-use nom::bytes::complete::{take, take_till};
+use nom::bytes::complete::take;
 use nom::number::complete::{be_u8, be_u16, be_u32};
 
 use super::error::PduError;
@@ -56,6 +56,8 @@ impl<'a> Reader<'a> {
     }
 
     /// In lenient mode a failed read swallows the rest of the body and yields the default.
+    #[cold]
+    #[inline(never)]
     fn fail<T: Default>(&mut self, err: PduError) -> Result<T, PduError> {
         if self.lenient {
             self.rest = &[];
@@ -65,6 +67,37 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// `value` (a sub-slice of the frame) as `Bytes` sharing the frame's buffer.
+    #[inline]
+    fn share(&self, value: &[u8]) -> Bytes {
+        if value.is_empty() {
+            return Bytes::new();
+        }
+        // value lies inside frame: it was cut from it by the parsers.
+        let start = value.as_ptr() as usize - self.frame.as_ptr() as usize;
+        self.frame.slice(start..start + value.len())
+    }
+
+    /// `N` consecutive one-octet fields at once (one bounds check); `fields` are their names, so
+    /// a truncation still names the first missing one.
+    #[inline]
+    pub(crate) fn array<const N: usize>(
+        &mut self,
+        fields: [&'static str; N],
+    ) -> Result<[u8; N], PduError> {
+        match self.rest.split_first_chunk::<N>() {
+            Some((head, rest)) => {
+                self.rest = rest;
+                Ok(*head)
+            }
+            None => {
+                let field = fields[self.rest.len().min(N - 1)];
+                self.fail(PduError::Truncated { field }).map(|()| [0; N])
+            }
+        }
+    }
+
+    #[inline]
     pub(crate) fn u8(&mut self, field: &'static str) -> Result<u8, PduError> {
         match be_u8::<&[u8], ()>(self.rest) {
             Ok((rest, v)) => {
@@ -75,6 +108,7 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline]
     pub(crate) fn u32(&mut self, field: &'static str) -> Result<u32, PduError> {
         match be_u32::<&[u8], ()>(self.rest) {
             Ok((rest, v)) => {
@@ -86,6 +120,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A C-octet string of at most `MAX` octets including the NUL.
+    #[inline]
     pub(crate) fn cstr<const MAX: usize>(
         &mut self,
         field: &'static str,
@@ -93,7 +128,7 @@ impl<'a> Reader<'a> {
         match c_octet_string(self.rest, MAX) {
             Ok((rest, value)) => {
                 self.rest = rest;
-                Ok(COctetString::from_checked(self.frame.slice_ref(value)))
+                Ok(COctetString::from_checked(self.share(value)))
             }
             Err(CStrError::NoNul) => self.fail(PduError::Truncated { field }),
             Err(CStrError::TooLong) => self.fail(PduError::CStringTooLong { field, max: MAX }),
@@ -101,6 +136,7 @@ impl<'a> Reader<'a> {
     }
 
     /// `n` raw octets as a bounded octet string.
+    #[inline]
     pub(crate) fn octets<const MIN: usize, const MAX: usize>(
         &mut self,
         n: usize,
@@ -109,7 +145,7 @@ impl<'a> Reader<'a> {
         match take::<usize, &[u8], ()>(n).parse(self.rest) {
             Ok((rest, value)) => {
                 self.rest = rest;
-                Ok(OctetString::from_checked(self.frame.slice_ref(value)))
+                Ok(OctetString::from_checked(self.share(value)))
             }
             Err(_) => self.fail(PduError::Truncated { field }),
         }
@@ -125,13 +161,18 @@ enum CStrError {
 
 /// Parses a C-octet string of at most `max` octets with the NUL; returns it without the NUL.
 /// Only the first `max` octets are scanned, so an over-long field costs O(max), not O(input).
+/// This is the hottest parser (five or more per submit_sm), so it scans with a plain `position`
+/// and `split_at` instead of nom's `take_till`, which measured about twice the instructions.
+#[inline]
 fn c_octet_string(input: &[u8], max: usize) -> Result<(&[u8], &[u8]), CStrError> {
     let window = &input[..input.len().min(max)];
-    let found: Res<'_, &[u8]> = take_till(|b| b == 0).parse(window);
-    match found {
-        Ok((after, value)) if !after.is_empty() => Ok((&input[value.len() + 1..], value)),
-        _ if input.len() >= max => Err(CStrError::TooLong),
-        _ => Err(CStrError::NoNul),
+    match window.iter().position(|&b| b == 0) {
+        Some(nul) => {
+            let (value, after) = input.split_at(nul);
+            Ok((&after[1..], value))
+        }
+        None if input.len() >= max => Err(CStrError::TooLong),
+        None => Err(CStrError::NoNul),
     }
 }
 
@@ -148,13 +189,19 @@ pub(crate) fn tlv_triple(input: &[u8]) -> Option<Triple<'_>> {
 }
 
 /// Parses the 16-octet header: (command_length, command_id, command_status, sequence_number).
+/// One bounds check for the four integers (runs for every frame).
+#[inline]
 pub(crate) fn header(input: &[u8]) -> Option<(u32, u32, u32, u32)> {
-    let parsed: Res<'_, (u32, u32, u32, u32)> = (be_u32, be_u32, be_u32, be_u32).parse(input);
-    parsed.ok().map(|(_, h)| h)
+    let h: &[u8; 16] = input.first_chunk()?;
+    let word = |i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+    Some((word(0), word(4), word(8), word(12)))
 }
 
 /// Writes a C-octet string and its NUL.
+#[inline]
 pub(crate) fn put_cstr<const MAX: usize>(dst: &mut BytesMut, s: &COctetString<MAX>) {
-    dst.put_slice(s.as_bytes());
+    if !s.is_empty() {
+        dst.put_slice(s.as_bytes());
+    }
     dst.put_u8(0);
 }
