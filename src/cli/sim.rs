@@ -36,7 +36,7 @@ pub struct SimArgs {
     /// Final states of receipts with weights, e.g. DELIVRD=90,UNDELIV=5,EXPIRED=3,REJECTD=2.
     #[arg(long, default_value = "DELIVRD=1")]
     receipt_mix: String,
-    /// Id base of receipts relative to submit_sm_resp: same, other (text and TLV) or other_text.
+    /// Id base of receipts relative to submit_sm_resp: same, other (text and TLV) or other-text.
     #[arg(long, value_enum, default_value_t = ReceiptIdsArg::Same)]
     receipt_ids: ReceiptIdsArg,
     /// Send each receipt before its submit_sm_resp (transceiver binds).
@@ -75,8 +75,13 @@ pub struct SimArgs {
     /// PEM private key for --tls-cert.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
-    /// Local control port (one command per line: `throttle_every 10`, `drop`, `stats`, …; see
-    /// the `smppd::sim::control` documentation).
+    /// Local control port, one command per line: stats, faults, reset, throttle_every N,
+    /// throttle_above_tps N, reject_binds STATUS|off, fail FRACTION [STATUS], drop_after N,
+    /// response_delay D, silent on|off, ignore_enquire_link on|off, receipts on|off,
+    /// receipt_delay D, receipt_mix MIX, receipt_ids same|other|other_text,
+    /// receipts_before_response on|off, duplicate_receipts on|off, drop,
+    /// malformed body|command|length, mo FROM TO TEXT, mo_concat FROM TO TEXT,
+    /// unknown_receipt ID.
     #[arg(long)]
     control: Option<String>,
     /// Print the counters as a JSON line every --stats-interval and at exit.
@@ -191,6 +196,11 @@ fn run_inner(args: SimArgs) -> Result<()> {
 }
 
 async fn serve(args: SimArgs, config: SimConfig) -> Result<()> {
+    // Before the first line is printed: whoever reads it may signal us at once.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("installing the SIGINT handler")?;
     let sim = Simulator::start(config).await?;
     let mut out = std::io::stdout();
     writeln!(out, "listening on {}", sim.addr())?;
@@ -204,15 +214,13 @@ async fn serve(args: SimArgs, config: SimConfig) -> Result<()> {
     out.flush()?;
     let mut ticker = tokio::time::interval(args.stats_interval.max(Duration::from_millis(10)));
     ticker.tick().await;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
     loop {
         tokio::select! {
             _ = ticker.tick(), if args.stats => {
                 writeln!(out, "{}", serde_json::to_string(&sim.stats())?)?;
                 out.flush()?;
             }
-            _ = tokio::signal::ctrl_c() => break,
+            _ = interrupt.recv() => break,
             _ = term.recv() => break,
         }
     }

@@ -39,6 +39,8 @@ pub(super) struct BindTask {
     pub jobs: Option<SharedJobs>,
     pub events: mpsc::Sender<Event>,
     pub stop: watch::Receiver<Option<Instant>>,
+    /// When the task was made; the stop deadline if the handle vanishes without one.
+    pub created: Instant,
 }
 
 /// How a connection ended.
@@ -98,10 +100,13 @@ impl BindTask {
     /// The drain deadline once a stop was requested. A dropped handle counts as a stop "now", so
     /// an abandoned bind winds down instead of spinning on a closed channel.
     fn stopping(&self) -> Option<Instant> {
-        if self.stop.has_changed().is_err() {
-            return Some(Instant::now());
+        let deadline = *self.stop.borrow();
+        if deadline.is_none() && self.stop.has_changed().is_err() {
+            // A fixed instant in the past (not "now", which would move on every call and never
+            // be reached).
+            return Some(self.created);
         }
-        *self.stop.borrow()
+        deadline
     }
 
     async fn set_state(&self, state: BindState) {
@@ -120,9 +125,7 @@ impl BindTask {
                 smsc = %id.smsc, bind = id.index, role = %id.role, state = ?other, "bind state"
             ),
         }
-        if let Ok(mut s) = self.shared.state.lock() {
-            *s = state.clone();
-        }
+        self.shared.set_state(&state);
         let _ = self
             .events
             .send(Event::BindState {
@@ -154,6 +157,7 @@ impl BindTask {
             rbuf: BytesMut::with_capacity(READ_CHUNK),
             wbuf: BytesMut::with_capacity(READ_CHUNK),
             codec: PduCodec::default(),
+            write_timeout: cfg.response_timeout,
         };
         let bind = Bind {
             system_id: cstr(&cfg.system_id, "system_id")?,
@@ -387,12 +391,16 @@ impl BindTask {
                 Step::StopChanged => {}
                 Step::Timer => {
                     let now = Instant::now();
-                    for (_, inflight) in s.window.expire(now) {
+                    let expired = s.window.expire(now);
+                    if !expired.is_empty() {
                         self.shared
                             .response_timeouts
-                            .fetch_add(1, Ordering::Relaxed);
-                        warn!(smsc = %id.smsc, bind = id.index, key = inflight.job.key,
-                            "no response within response_timeout; handing the job back");
+                            .fetch_add(expired.len() as u64, Ordering::Relaxed);
+                        // One line per batch: a silent SMSC at full rate must not flood the log.
+                        warn!(smsc = %id.smsc, bind = id.index, count = expired.len(),
+                            "no response within response_timeout; handing the jobs back");
+                    }
+                    for (_, inflight) in expired {
                         self.emit(Event::Retry {
                             job: inflight.job,
                             reason: RetryReason::ResponseTimeout,
@@ -489,6 +497,15 @@ impl BindTask {
                 self.on_response(seq, status, message_id, s).await
             }
             Body::GenericNack => {
+                // An SMSC that does not support enquire_link nacks it: still a sign of life.
+                if seq == s.enquire_seq && s.enquire_deadline.is_some() {
+                    s.enquire_deadline = None;
+                    return None;
+                }
+                // A nacked unbind: the SMSC is done with us either way.
+                if Some(seq) == s.unbind_seq {
+                    return Some(Exit::Stopped);
+                }
                 if !s.window.is_empty() {
                     let code = if status == CommandStatus::ESME_ROK {
                         CommandStatus::ESME_RSYSERR
@@ -524,6 +541,11 @@ impl BindTask {
                 } else {
                     None
                 }
+            }
+            // alert_notification has no response PDU (SMPP-FACTS §2): note it, never nack it.
+            Body::AlertNotification(_) => {
+                debug!(smsc = %id.smsc, bind = id.index, "alert_notification ignored");
+                None
             }
             Body::DeliverSm(d) => {
                 self.on_inbound(seq, InboundPdu::DeliverSm(d), conn, s)
@@ -764,8 +786,8 @@ impl Serve {
         consider(self.enquire_deadline);
         consider(self.paused_until);
         consider(self.unbind_deadline);
-        if self.enquire_deadline.is_none() {
-            // last_rx + idle is when the next enquire_link is due.
+        if self.enquire_deadline.is_none() && self.unbind_seq.is_none() {
+            // last_rx + idle is when the next enquire_link is due (none while unbinding).
             consider(Some(self.last_rx + self.enquire_idle()));
         }
         if self.unbind_deadline.is_none() {
@@ -786,6 +808,7 @@ struct Conn {
     rbuf: BytesMut,
     wbuf: BytesMut,
     codec: PduCodec,
+    write_timeout: Duration,
 }
 
 impl Conn {
@@ -802,14 +825,22 @@ impl Conn {
             .map_err(|e| Exit::Down(DownReason::Io(format!("encode: {e}"))))
     }
 
+    /// Writes the buffer out. An SMSC that stops reading cannot stall the bind forever: a write
+    /// that does not finish within the response timeout ends the connection.
     async fn flush(&mut self) -> Result<(), Exit> {
         if self.wbuf.is_empty() {
             return Ok(());
         }
-        self.writer
-            .write_all(&self.wbuf)
-            .await
-            .map_err(|e| Exit::Down(DownReason::Io(e.to_string())))?;
+        match tokio::time::timeout(self.write_timeout, self.writer.write_all(&self.wbuf)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Exit::Down(DownReason::Io(e.to_string()))),
+            Err(_) => {
+                return Err(Exit::Down(DownReason::Io(format!(
+                    "write stalled for {:?} (the SMSC does not read)",
+                    self.write_timeout
+                ))));
+            }
+        }
         self.wbuf.clear();
         Ok(())
     }

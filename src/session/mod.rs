@@ -323,6 +323,11 @@ pub struct BindStatus {
     pub bind: BindId,
     /// Its current state.
     pub state: BindState,
+    /// When it entered that state (wall clock, for status pages).
+    pub since: std::time::SystemTime,
+    /// The reason of the last time it went down, if it ever did (e.g. "bind rejected:
+    /// ESME_RINVPASWD").
+    pub last_error: Option<String>,
     /// Requests in flight now.
     pub in_flight: usize,
     /// Responses that never came within `response_timeout` (their jobs were handed back).
@@ -339,7 +344,7 @@ pub struct BindStatus {
 #[derive(Debug)]
 struct BindShared {
     id: BindId,
-    state: std::sync::Mutex<BindState>,
+    state: std::sync::Mutex<StateRecord>,
     in_flight: AtomicUsize,
     response_timeouts: AtomicU64,
     throttled: AtomicU64,
@@ -347,15 +352,42 @@ struct BindShared {
     bind_failures: AtomicU64,
 }
 
+/// The state of a bind with when it began and the last failure.
+#[derive(Debug, Clone)]
+struct StateRecord {
+    state: BindState,
+    since: std::time::SystemTime,
+    last_error: Option<String>,
+}
+
 impl BindShared {
+    fn set_state(&self, state: &BindState) {
+        let mut r = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let BindState::Down { reason, .. } = state {
+            r.last_error = Some(reason.to_string());
+        }
+        r.state = state.clone();
+        r.since = std::time::SystemTime::now();
+    }
+
+    fn state(&self) -> BindState {
+        self.state
+            .lock()
+            .map(|r| r.state.clone())
+            .unwrap_or(BindState::Stopped)
+    }
+
     fn status(&self) -> BindStatus {
+        let record = self
+            .state
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_else(|p| p.into_inner().clone());
         BindStatus {
             bind: self.id.clone(),
-            state: self
-                .state
-                .lock()
-                .map(|s| s.clone())
-                .unwrap_or(BindState::Stopped),
+            state: record.state,
+            since: record.since,
+            last_error: record.last_error,
             in_flight: self.in_flight.load(Ordering::Relaxed),
             response_timeouts: self.response_timeouts.load(Ordering::Relaxed),
             throttled: self.throttled.load(Ordering::Relaxed),
@@ -470,7 +502,11 @@ impl SmscHandle {
                         index,
                         role,
                     },
-                    state: std::sync::Mutex::new(BindState::Connecting),
+                    state: std::sync::Mutex::new(StateRecord {
+                        state: BindState::Connecting,
+                        since: std::time::SystemTime::now(),
+                        last_error: None,
+                    }),
                     in_flight: AtomicUsize::new(0),
                     response_timeouts: AtomicU64::new(0),
                     throttled: AtomicU64::new(0),
@@ -484,6 +520,7 @@ impl SmscHandle {
                     jobs: role.transmits().then(|| jobs_rx.clone()),
                     events: events.clone(),
                     stop: stop_tx.subscribe(),
+                    created: Instant::now(),
                 };
                 tasks.push(tokio::spawn(task.run()));
                 binds.push(shared);
@@ -519,9 +556,7 @@ impl SmscHandle {
     pub fn can_transmit(&self) -> bool {
         self.binds.iter().any(|b| {
             b.id.role.transmits()
-                && b.state
-                    .lock()
-                    .is_ok_and(|s| matches!(*s, BindState::Bound | BindState::Throttled { .. }))
+                && matches!(b.state(), BindState::Bound | BindState::Throttled { .. })
         })
     }
 
@@ -544,24 +579,61 @@ impl SmscHandle {
     /// `drain` has passed; then unbind and close. Everything not answered, and every job still in
     /// the channel, comes back as `Retry { reason: Shutdown }`. Returns when every bind has stopped
     /// and everything was handed back.
-    pub async fn stop(self, drain: Duration) {
+    ///
+    /// Dropping the handle without `stop` does the same with no drain time, in a spawned task.
+    pub async fn stop(mut self, drain: Duration) {
         let _ = self.stop_tx.send(Some(Instant::now() + drain));
-        for task in self.tasks {
-            if let Err(e) = task.await {
-                tracing::error!(smsc = %self.name, error = %e, "bind task failed");
-            }
+        let tasks = std::mem::take(&mut self.tasks);
+        wind_down(
+            self.name.clone(),
+            tasks,
+            self.jobs_rx.clone(),
+            self.events.clone(),
+        )
+        .await;
+    }
+}
+
+impl Drop for SmscHandle {
+    fn drop(&mut self) {
+        if self.tasks.is_empty() {
+            return;
         }
-        let mut rx = self.jobs_rx.lock().await;
-        rx.close();
-        while let Ok(job) = rx.try_recv() {
-            let _ = self
-                .events
-                .send(Event::Retry {
-                    job,
-                    reason: RetryReason::Shutdown,
-                    bind: None,
-                })
-                .await;
+        let _ = self.stop_tx.send(Some(Instant::now()));
+        let tasks = std::mem::take(&mut self.tasks);
+        // Outside a runtime the tasks are gone with it; nothing is left to hand back.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(wind_down(
+                self.name.clone(),
+                tasks,
+                self.jobs_rx.clone(),
+                self.events.clone(),
+            ));
         }
+    }
+}
+
+/// Waits for the bind tasks, then hands back every job still queued.
+async fn wind_down(
+    name: Arc<str>,
+    tasks: Vec<JoinHandle<()>>,
+    jobs_rx: SharedJobs,
+    events: mpsc::Sender<Event>,
+) {
+    for task in tasks {
+        if let Err(e) = task.await {
+            tracing::error!(smsc = %name, error = %e, "bind task failed");
+        }
+    }
+    let mut rx = jobs_rx.lock().await;
+    rx.close();
+    while let Ok(job) = rx.try_recv() {
+        let _ = events
+            .send(Event::Retry {
+                job,
+                reason: RetryReason::Shutdown,
+                bind: None,
+            })
+            .await;
     }
 }

@@ -142,7 +142,17 @@ pub(crate) async fn serve<S>(
                 }
             },
             o = out_rx.recv(), if can_deliver => match o {
-                Some(o) => conn.on_outbound(o),
+                Some(o) => {
+                    // Take what else is queued, up to the window, into the same write.
+                    let mut flow = conn.on_outbound(o);
+                    while matches!(flow, Flow::Continue) && conn.deliveries.len() < deliver_window {
+                        match out_rx.try_recv() {
+                            Ok(o) => flow = conn.on_outbound(o),
+                            Err(_) => break,
+                        }
+                    }
+                    flow
+                }
                 None => Flow::Continue,
             },
             _ = sleep_until(wake) => conn.on_timer().await,

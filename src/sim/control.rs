@@ -41,7 +41,7 @@ use crate::pdu::CommandStatus;
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ControlError {
     /// The first word is not a command.
-    #[error("unknown command {0:?} (see `smppd sim --help` for the list)")]
+    #[error("unknown command {0:?} (commands: {COMMANDS})")]
     Unknown(String),
     /// An argument is missing or malformed.
     #[error("{command}: {problem}")]
@@ -52,6 +52,12 @@ pub enum ControlError {
         problem: String,
     },
 }
+
+/// Every command, for error messages.
+pub const COMMANDS: &str = "stats, faults, reset, throttle_every, throttle_above_tps, reject_binds, \
+fail, drop_after, response_delay, silent, ignore_enquire_link, receipts, receipt_delay, receipt_mix, \
+receipt_ids, receipts_before_response, duplicate_receipts, drop, malformed, mo, mo_concat, \
+unknown_receipt";
 
 /// Parses a duration: `250ms`, `2s`, `1m`, or a bare number of milliseconds.
 pub fn parse_duration(s: &str) -> Option<Duration> {

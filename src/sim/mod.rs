@@ -137,7 +137,7 @@ impl Default for ReceiptConfig {
 }
 
 /// Faults to inject; all off by default. Changeable at any time through
-/// [`SimHandle::update_faults`] or the control port.
+/// [`SimControl::update_faults`] or the control port.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Faults {
     /// Answer every Nth submit (counted over the whole simulator) with ESME_RTHROTTLED; 0 = off.

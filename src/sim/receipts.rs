@@ -4,8 +4,7 @@
 //! their delay and hands each to a receiver bind of its login. The backlog is bounded
 //! (`max_backlog`); what does not fit is counted and dropped.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -21,9 +20,9 @@ use crate::pdu::{
     Address, DataCoding, DeliverSm, EsmClass, MessageState, Npi, OctetString, Tlv, Tlvs, Ton,
 };
 
-/// How long an undeliverable delivery (no receiver bound, or its queue full) waits before the
-/// next try.
-const RETRY_LATER: Duration = Duration::from_millis(100);
+/// How long a login whose receivers are all busy (or absent) waits before the next try: short,
+/// since a busy receiver frees up within a round trip.
+const RETRY_LATER: Duration = Duration::from_millis(2);
 
 /// A mobile-originated message to inject.
 #[derive(Debug, Clone)]
@@ -310,59 +309,83 @@ pub(crate) fn malformed(kind: Malformed) -> Bytes {
     b.freeze()
 }
 
-/// Holds deliveries until due and hands each to a receiver bind of its login.
+/// Deliveries of one login, in the order they became due.
+#[derive(Default)]
+struct LoginQueue {
+    items: VecDeque<(Instant, Delivery)>,
+    /// No receiver could take the front item: try again at this time.
+    blocked_until: Option<Instant>,
+}
+
+impl LoginQueue {
+    fn wake(&self) -> Option<Instant> {
+        let due = self.items.front()?.0;
+        Some(self.blocked_until.map_or(due, |b| b.max(due)))
+    }
+}
+
+/// Holds deliveries until due and hands each to a receiver bind of its login. One FIFO per login
+/// (the delay is the same for all, so arrival order is due order): when a login's receivers are
+/// all busy or absent, only that login waits, and it is retried shortly without touching the
+/// rest of its queue.
 pub(crate) async fn scheduler(
     shared: Arc<Shared>,
     mut rx: mpsc::Receiver<Delivery>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    // Min-heap on (due, arrival order) so equal due times keep their order.
-    let mut heap: BinaryHeap<Reverse<(Instant, u64)>> = BinaryHeap::new();
-    let mut items: std::collections::HashMap<u64, Delivery> = std::collections::HashMap::new();
-    let mut order: u64 = 0;
+    let mut queues: HashMap<Option<Arc<str>>, LoginQueue> = HashMap::new();
+    let mut total: usize = 0;
     let max = shared.config.max_backlog.max(1);
+    let mut generation = 0;
+    let mut delay = Duration::ZERO;
     loop {
-        let wake = heap.peek().map_or_else(
-            || Instant::now() + Duration::from_secs(3600),
-            |Reverse((t, _))| *t,
-        );
+        let wake = queues
+            .values()
+            .filter_map(LoginQueue::wake)
+            .min()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
             d = rx.recv() => {
                 let Some(d) = d else { return };
-                if items.len() >= max {
+                if total >= max {
                     shared.c.deliveries_dropped.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
-                let delay = if d.receipt { shared.live().receipts.delay } else { Duration::ZERO };
-                order += 1;
-                heap.push(Reverse((Instant::now() + delay, order)));
-                items.insert(order, d);
+                if shared.generation() != generation {
+                    generation = shared.generation();
+                    delay = shared.live().receipts.delay;
+                }
+                let due = Instant::now() + if d.receipt { delay } else { Duration::ZERO };
+                queues.entry(d.system_id.clone()).or_default().items.push_back((due, d));
+                total += 1;
             }
             _ = sleep_until(wake) => {
                 let now = Instant::now();
-                let mut later = Vec::new();
-                while let Some(Reverse((t, n))) = heap.peek().copied() {
-                    if t > now {
-                        break;
+                for q in queues.values_mut() {
+                    if q.blocked_until.is_some_and(|b| b > now) {
+                        continue;
                     }
-                    heap.pop();
-                    if let Some(d) = items.remove(&n)
-                        && let Err(d) = shared.offer(d)
-                    {
-                        later.push((n, d));
+                    q.blocked_until = None;
+                    while q.items.front().is_some_and(|(due, _)| *due <= now) {
+                        let Some((due, d)) = q.items.pop_front() else { break };
+                        match shared.offer(d) {
+                            Ok(()) => total -= 1,
+                            Err(d) => {
+                                q.items.push_front((due, d));
+                                q.blocked_until = Some(now + RETRY_LATER);
+                                break;
+                            }
+                        }
                     }
                 }
-                for (n, d) in later {
-                    heap.push(Reverse((now + RETRY_LATER, n)));
-                    items.insert(n, d);
-                }
+                queues.retain(|_, q| !q.items.is_empty());
             }
             _ = shutdown.changed() => return,
         }
         shared
             .c
             .deliveries_backlog
-            .store(items.len() as u64, Ordering::Relaxed);
+            .store(total as u64, Ordering::Relaxed);
     }
 }
 

@@ -301,23 +301,22 @@ impl Shared {
     /// receiver can take it now.
     pub fn offer(&self, delivery: Delivery) -> Result<(), Delivery> {
         let r = self.registry.lock().unwrap_or_else(|p| p.into_inner());
-        let candidates: Vec<&ConnEntry> = r
-            .iter()
-            .filter(|e| {
-                e.receiver
-                    && delivery
-                        .system_id
-                        .as_ref()
-                        .is_none_or(|s| **s == *e.system_id)
-            })
-            .collect();
-        if candidates.is_empty() {
+        let login = delivery.system_id.clone();
+        let fits = |e: &ConnEntry| e.receiver && login.as_ref().is_none_or(|s| **s == *e.system_id);
+        let count = r.iter().filter(|e| fits(e)).count();
+        if count == 0 {
             return Err(delivery);
         }
-        let start = self.round_robin.fetch_add(1, Ordering::Relaxed);
+        // Round robin over the receivers of the login, without collecting them (this runs once
+        // per receipt).
+        let start = self.round_robin.fetch_add(1, Ordering::Relaxed) % count;
+        let order = r
+            .iter()
+            .filter(|e| fits(e))
+            .skip(start)
+            .chain(r.iter().filter(|e| fits(e)).take(start));
         let mut item = Outbound::Deliver(delivery);
-        for i in 0..candidates.len() {
-            let e = candidates[(start + i) % candidates.len()];
+        for e in order {
             match e.tx.try_send(item) {
                 Ok(()) => return Ok(()),
                 Err(mpsc::error::TrySendError::Full(back))
