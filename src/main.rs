@@ -21,6 +21,8 @@ enum Command {
     Send(cli::send::SendArgs),
     /// Show a running daemon's binds and queues.
     Status(cli::send::StatusArgs),
+    /// Make a running daemon re-read its configuration (like SIGHUP, but with the answer).
+    Reload(cli::send::ReloadArgs),
     /// Validate a configuration file without starting anything.
     CheckConfig(cli::check_config::Args),
     /// Decode or encode one SMPP PDU (hex ⇄ JSON).
@@ -44,6 +46,7 @@ fn main() -> std::process::ExitCode {
         Command::Run(args) => cli::run::run(args),
         Command::Send(args) => cli::send::send(args),
         Command::Status(args) => cli::send::status(args),
+        Command::Reload(args) => cli::send::reload(args),
         Command::Reports(args) => cli::reports::run(args),
     };
     match result {

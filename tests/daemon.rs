@@ -13,6 +13,7 @@ struct Daemon {
     child: Child,
     submit: String,
     _dir: tempfile::TempDir,
+    config: std::path::PathBuf,
 }
 
 impl Daemon {
@@ -61,7 +62,7 @@ smsc = ["op-b"]
             b = b.addr(),
         );
         let path = dir.path().join("smppd.toml");
-        std::fs::write(&path, conf).expect("write config");
+        std::fs::write(&path, &conf).expect("write config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_smppd"))
             .arg("run")
             .arg("--config")
@@ -85,6 +86,7 @@ smsc = ["op-b"]
             child,
             submit,
             _dir: dir,
+            config: path,
         }
     }
 
@@ -652,5 +654,80 @@ async fn failover_when_an_smsc_goes_down_mid_run_loses_nothing() {
         }
     }
     assert_eq!(seen.len(), 300);
+    drop(d);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_applies_a_good_file_and_keeps_the_running_config_on_a_bad_one() {
+    let (a, b) = sims().await;
+    let d = Daemon::start(&a, &b, "");
+    let mut c = d.client().await;
+    c.wait_bound(&["op-a", "op-b"]).await;
+    let before = std::fs::read_to_string(&d.config).expect("read config");
+
+    // A bad file: refused with file, line and key; nothing changes.
+    let bad = before.replace("window = 20", "window = 20\nwindw = 3");
+    std::fs::write(&d.config, &bad).expect("write");
+    let v = c.call(json!({"op":"reload"})).await;
+    assert_eq!(v["error"]["code"], "bad_request", "{v}");
+    let msg = v["error"]["message"].as_str().unwrap_or("");
+    assert!(
+        msg.contains("smppd.toml:") && msg.contains("windw"),
+        "{msg}"
+    );
+    let r = c.submit("+4915112345678", "still the old routes").await;
+    assert_eq!(r["route"], "default", "{r}");
+
+    // A good file: a new route for +49 through op-a, applied at once; binds untouched.
+    let good = before.replace(
+        "[[route]]\nname = \"default\"",
+        "[[route]]\nname = \"germany\"\nprefix = [\"+49\"]\nsmsc = [\"op-a\"]\n\n[[route]]\nname = \"default\"",
+    );
+    assert_ne!(good, before);
+    std::fs::write(&d.config, &good).expect("write");
+    let v = c.call(json!({"op":"reload"})).await;
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(
+        v["changes"]
+            .as_str()
+            .unwrap_or("")
+            .contains("route germany updated"),
+        "{v}"
+    );
+    let r = c.submit("+4915112345678", "new route").await;
+    assert_eq!(r["route"], "germany", "{r}");
+    let m = c.final_state(r["id"].as_str().expect("id")).await;
+    assert_eq!(
+        (m["state"].clone(), m["parts"][0]["smsc"].clone()),
+        (json!("delivered"), json!("op-a")),
+        "{m}"
+    );
+    // Unchanged SMSCs were not re-bound.
+    assert_eq!(a.stats().binds, 1);
+    assert_eq!(b.stats().binds, 1);
+
+    // A changed connection setting re-binds that SMSC only.
+    let rebind = good.replace("window = 20", "window = 30");
+    std::fs::write(&d.config, &rebind).expect("write");
+    let v = c.call(json!({"op":"reload"})).await;
+    assert!(
+        v["changes"]
+            .as_str()
+            .unwrap_or("")
+            .contains("smsc op-a re-bound"),
+        "{v}"
+    );
+    c.wait_bound(&["op-a"]).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while a.stats().binds < 2 {
+        assert!(Instant::now() < deadline, "op-a not re-bound");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(b.stats().binds, 1);
+    let r = c.submit("+46701234567", "after rebind").await;
+    assert_eq!(
+        c.final_state(r["id"].as_str().expect("id")).await["state"],
+        "delivered"
+    );
     drop(d);
 }

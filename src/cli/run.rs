@@ -32,14 +32,24 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
         let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
-        let running = smppd::daemon::start(config).await?;
+        let running = smppd::daemon::start(config, Some(args.config.clone())).await?;
         // A line for scripts and people: where to submit.
         println!("smppd: accepting submits on {}", running.submit);
         let stop = running.stop_token();
+        let reloader = running.reloader();
+        let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
         tokio::spawn(async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+            loop {
+                tokio::select! {
+                    _ = term.recv() => break,
+                    _ = int.recv() => break,
+                    _ = hup.recv() => {
+                        // A bad file keeps the running configuration; the error names key and line.
+                        if let Err(e) = reloader.reload().await {
+                            tracing::error!(error = %e, "reload refused; the running configuration stays");
+                        }
+                    }
+                }
             }
             stop.cancel();
         });

@@ -189,3 +189,26 @@ fn render_status(v: &Value) -> String {
     }
     out
 }
+
+#[derive(Debug, clap::Args)]
+pub struct ReloadArgs {
+    #[command(flatten)]
+    pub target: Target,
+}
+
+/// `smppd reload`: the daemon re-reads its configuration file; a bad file is refused with the
+/// error (file:line:column: key: message) and the running configuration stays.
+pub fn reload(args: ReloadArgs) -> anyhow::Result<()> {
+    runtime()?.block_on(async move {
+        let mut c = args.target.connect().await?;
+        let v = c.call(json!({"op":"reload"})).await?;
+        if v["ok"] != true {
+            bail!(
+                "reload refused, the running configuration stays: {}",
+                v["error"]["message"].as_str().unwrap_or("?")
+            );
+        }
+        println!("reloaded: {}", v["changes"].as_str().unwrap_or("?"));
+        Ok(())
+    })
+}

@@ -14,6 +14,7 @@ use std::fmt;
 
 pub use crate::receipt::IdRule as ReceiptIdRule;
 pub use crate::session::{BindMode, Secret, TlsConfig as Tls};
+pub use crate::store::SyncMode;
 pub use crate::text::{NationalLanguage, SplitMethod};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -89,15 +90,6 @@ impl fmt::Display for ListenAddr {
             ListenAddr::Unix(p) => write!(f, "unix:{}", p.display()),
         }
     }
-}
-
-/// `synchronous` mode of the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SyncMode {
-    /// Survives a process crash (WAL, synchronous=NORMAL).
-    Normal,
-    /// Survives power loss (fsync at every commit).
-    Full,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -26,6 +26,7 @@ pub struct DaemonHandler {
     config: watch::Receiver<Arc<Config>>,
     shutting_down: Arc<AtomicBool>,
     references: Mutex<ReferenceAllocator>,
+    reloader: Arc<super::Reloader>,
 }
 
 impl DaemonHandler {
@@ -34,6 +35,7 @@ impl DaemonHandler {
         dispatch: Arc<Dispatch>,
         config: watch::Receiver<Arc<Config>>,
         shutting_down: Arc<AtomicBool>,
+        reloader: Arc<super::Reloader>,
     ) -> DaemonHandler {
         DaemonHandler {
             store,
@@ -41,6 +43,7 @@ impl DaemonHandler {
             config,
             shutting_down,
             references: Mutex::new(ReferenceAllocator::default()),
+            reloader,
         }
     }
 
@@ -266,6 +269,7 @@ impl DaemonHandler {
         let smscs: Vec<serde_json::Value> = self
             .dispatch
             .smscs()
+            .into_iter()
             .map(|l| {
                 let binds: Vec<serde_json::Value> = l
                     .status()
@@ -358,13 +362,10 @@ impl Handler for DaemonHandler {
             Request::Ping => Reply::ok(r, &serde_json::json!({})),
             // Answered by the server itself; reaching here means no token is configured.
             Request::Auth { .. } => Reply::ok(r, &serde_json::json!({})),
-            Request::Reload => Reply::error(
-                r,
-                &ApiError::new(
-                    ErrorCode::BadRequest,
-                    "reload is not supported by this build yet",
-                ),
-            ),
+            Request::Reload => match self.reloader.reload().await {
+                Ok(changes) => Reply::ok(r, &serde_json::json!({ "changes": changes })),
+                Err(e) => Reply::error(r, &ApiError::new(ErrorCode::BadRequest, e)),
+            },
         };
         Outcome::Line(line)
     }

@@ -62,6 +62,7 @@ pub struct Running {
     pub submit: ListenAddr,
     stop: CancellationToken,
     done: tokio::task::JoinHandle<()>,
+    reloader: Arc<Reloader>,
 }
 
 impl Running {
@@ -76,6 +77,11 @@ impl Running {
         self.stop.clone()
     }
 
+    /// The reloader (SIGHUP handlers hold it).
+    pub fn reloader(&self) -> Arc<Reloader> {
+        self.reloader.clone()
+    }
+
     /// Waits until the daemon has stopped.
     pub async fn wait(self) {
         let _ = self.done.await;
@@ -83,7 +89,7 @@ impl Running {
 }
 
 /// Starts everything; returns once the listener is bound.
-pub async fn start(config: Config) -> Result<Running, StartError> {
+pub async fn start(config: Config, path: Option<PathBuf>) -> Result<Running, StartError> {
     // Metrics first, so that nothing recorded during start-up (binds coming up) is lost.
     let metrics_listener = match config.listen.metrics {
         None => None,
@@ -100,10 +106,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         }
     };
     let mut options = SqliteOptions::new(&config.store.path);
-    options.settings.sync = match config.store.sync {
-        crate::config::SyncMode::Normal => crate::store::SyncMode::Normal,
-        crate::config::SyncMode::Full => crate::store::SyncMode::Full,
-    };
+    options.settings.sync = config.store.sync;
     options.settings.retain_text = config.store.retain_text;
     if let Some(dir) = config.store.path.parent()
         && !dir.as_os_str().is_empty()
@@ -157,7 +160,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         let handle = SmscHandle::start(smsc.session_config(), capacity, events_tx.clone())?;
         links.push(SmscLink::new(handle, smsc.tps));
     }
-    drop(events_tx);
 
     let listener = Listener::bind(&config.listen.submit)
         .await
@@ -173,18 +175,27 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
     let dispatch = Dispatch::new(store.clone(), config_rx.clone(), links);
     let routes_stop = CancellationToken::new();
-    let route_tasks = dispatch.spawn_routes(routes_stop.clone());
+    dispatch.spawn_routes(routes_stop.clone());
 
     let (inbound_tx, inbound_rx) = mpsc::channel(4096);
     let consumer = tokio::spawn(dispatch.clone().consume_events(events_rx, inbound_tx));
     let inbound_task = tokio::spawn(inbound::run(store.clone(), config_rx.clone(), inbound_rx));
 
+    let reloader = Arc::new(Reloader {
+        path,
+        dispatch: dispatch.clone(),
+        store: store.clone(),
+        events: std::sync::Mutex::new(Some(events_tx)),
+        config_tx,
+        lock: tokio::sync::Mutex::new(()),
+    });
     let shutting_down = Arc::new(AtomicBool::new(false));
     let handler = Arc::new(DaemonHandler::new(
         store.clone(),
         dispatch.clone(),
         config_rx.clone(),
         shutting_down.clone(),
+        reloader.clone(),
     ));
     let stop_accepting = CancellationToken::new();
     let close = CancellationToken::new();
@@ -247,6 +258,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 
     let stop = CancellationToken::new();
     let stop_wait = stop.clone();
+    let reloader_for_stop = reloader.clone();
     let done = tokio::spawn(async move {
         stop_wait.cancelled().await;
         tracing::info!("stopping: no new submits; draining in-flight windows");
@@ -254,9 +266,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         stop_accepting.cancel();
         // Routes stop claiming; what they hold unsent goes back to the queue.
         routes_stop.cancel();
-        for t in route_tasks {
-            let _ = t.await;
-        }
+        dispatch.join_routes().await;
         // Sessions drain their windows, unbind, and hand back what was not answered.
         let mut stops = Vec::new();
         for link in dispatch.smscs() {
@@ -267,21 +277,76 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         for s in stops {
             let _ = s.await;
         }
-        // Every event sender is gone now: the consumer records the last results and ends.
+        // Every event sender is gone now (the reloader's last): the consumer records the last
+        // results and ends.
+        reloader_for_stop.close();
         let _ = consumer.await;
         let _ = inbound_task.await;
         close.cancel();
         let _ = server_task.await;
         housekeeping_stop.cancel();
         let _ = housekeeping.await;
-        drop(config_tx);
         store.backend().close();
         for sim in simulators {
             sim.shutdown().await;
         }
         tracing::info!("stopped");
     });
-    Ok(Running { submit, stop, done })
+    Ok(Running {
+        submit,
+        stop,
+        done,
+        reloader,
+    })
+}
+
+/// Re-reads the configuration file and applies it (SIGHUP, `smppd reload`).
+pub struct Reloader {
+    path: Option<PathBuf>,
+    dispatch: Arc<Dispatch>,
+    store: Store,
+    events: std::sync::Mutex<Option<mpsc::Sender<crate::session::Event>>>,
+    config_tx: watch::Sender<Arc<Config>>,
+    /// One reload at a time.
+    lock: tokio::sync::Mutex<()>,
+}
+
+impl Reloader {
+    /// Validates the file fully first; a bad file changes nothing and the error (file, line,
+    /// key) is returned. Returns a summary of what changed.
+    pub async fn reload(&self) -> Result<String, String> {
+        let _one = self.lock.lock().await;
+        let Some(path) = &self.path else {
+            return Err("this daemon was not started from a file".to_owned());
+        };
+        let new = Config::load(path).map_err(|e| e.to_string())?;
+        let events = self
+            .events
+            .lock()
+            .ok()
+            .and_then(|e| e.clone())
+            .ok_or_else(|| "smppd is stopping".to_owned())?;
+        let settings = crate::store::Settings {
+            sync: new.store.sync,
+            retain_text: new.store.retain_text,
+            ..crate::store::Settings::default()
+        };
+        let summary = self
+            .dispatch
+            .apply(new, &events, &self.config_tx)
+            .map_err(|e| e.to_string())?;
+        if let Err(e) = self.store.backend().reload(settings).await {
+            tracing::warn!(error = %e, "store settings not reloaded");
+        }
+        tracing::info!(path = %path.display(), changes = %summary, "configuration reloaded");
+        Ok(summary)
+    }
+
+    fn close(&self) {
+        if let Ok(mut e) = self.events.lock() {
+            e.take();
+        }
+    }
 }
 
 /// Refreshes the gauges (queue depth per route, in-flight per bind) once a second.

@@ -17,7 +17,7 @@ pub mod breaker;
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use breaker::Breaker;
@@ -169,7 +169,7 @@ struct InFlight {
 pub struct Dispatch {
     store: Store,
     config: watch::Receiver<Arc<Config>>,
-    smscs: HashMap<String, Arc<SmscLink>>,
+    smscs: RwLock<HashMap<String, Arc<SmscLink>>>,
     routes: Mutex<HashMap<String, Arc<RouteState>>>,
     in_flight: Mutex<HashMap<u64, InFlight>>,
     /// SMSCs that refused a part with a failover status, so the next attempt goes elsewhere.
@@ -177,7 +177,12 @@ pub struct Dispatch {
     /// The SMSC each multipart message's parts go to.
     affinity: Mutex<HashMap<MessageId, Arc<str>>>,
     next_key: AtomicU64,
+    routes_stop: Mutex<CancellationToken>,
+    route_tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
+
+/// How long sessions retired by a reload may drain their windows.
+const RETIRE_DRAIN: Duration = Duration::from_secs(10);
 
 /// Per-route pacing and wake-up.
 pub struct RouteState {
@@ -210,21 +215,35 @@ impl Dispatch {
         Arc::new(Dispatch {
             store,
             config,
-            smscs: smscs
-                .into_iter()
-                .map(|s| (s.name.to_string(), Arc::new(s)))
-                .collect(),
+            smscs: RwLock::new(
+                smscs
+                    .into_iter()
+                    .map(|s| (s.name.to_string(), Arc::new(s)))
+                    .collect(),
+            ),
             routes: Mutex::new(routes),
             in_flight: Mutex::new(HashMap::new()),
             refused: Mutex::new(HashMap::new()),
             affinity: Mutex::new(HashMap::new()),
             next_key: AtomicU64::new(1),
+            routes_stop: Mutex::new(CancellationToken::new()),
+            route_tasks: Mutex::new(Vec::new()),
         })
     }
 
     /// The SMSC links, for status output.
-    pub fn smscs(&self) -> impl Iterator<Item = &Arc<SmscLink>> {
-        self.smscs.values()
+    pub fn smscs(&self) -> Vec<Arc<SmscLink>> {
+        let mut v: Vec<Arc<SmscLink>> = self
+            .smscs
+            .read()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    fn link(&self, name: &str) -> Option<Arc<SmscLink>> {
+        self.smscs.read().ok()?.get(name).cloned()
     }
 
     /// Parts handed to sessions and not yet answered.
@@ -244,33 +263,163 @@ impl Dispatch {
     }
 
     /// Starts one task per configured route. Each runs until `stop` is cancelled.
-    pub fn spawn_routes(
-        self: &Arc<Self>,
-        stop: CancellationToken,
-    ) -> Vec<tokio::task::JoinHandle<()>> {
+    pub fn spawn_routes(self: &Arc<Self>, stop: CancellationToken) {
+        if let Ok(mut s) = self.routes_stop.lock() {
+            *s = stop;
+        }
         let names: Vec<String> = self
             .routes
             .lock()
             .map(|m| m.keys().cloned().collect())
             .unwrap_or_default();
-        names
-            .into_iter()
-            .map(|name| {
-                let me = self.clone();
-                let stop = stop.clone();
-                tokio::spawn(async move { me.route_task(name, stop).await })
-            })
-            .collect()
+        for name in names {
+            self.spawn_route(name);
+        }
+    }
+
+    fn spawn_route(self: &Arc<Self>, name: String) {
+        let stop = self
+            .routes_stop
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default();
+        let me = self.clone();
+        if let Ok(mut tasks) = self.route_tasks.lock() {
+            tasks.push(tokio::spawn(async move { me.route_task(name, stop).await }));
+        }
+    }
+
+    /// Waits for every route task (after their stop token was cancelled).
+    pub async fn join_routes(&self) {
+        let tasks: Vec<_> = self
+            .route_tasks
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default();
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+
+    /// Applies a new, validated configuration: SMSCs whose connection settings changed are
+    /// re-bound (the old sessions drain in the background and hand back what they held), new
+    /// ones start, removed ones stop; unchanged binds are not touched. Routes, rates and
+    /// failover lists apply at once. Returns what changed, for the log and the client.
+    pub fn apply(
+        self: &Arc<Self>,
+        new: Config,
+        events: &mpsc::Sender<Event>,
+        config_tx: &watch::Sender<Arc<Config>>,
+    ) -> Result<String, crate::session::StartError> {
+        let old = self.config.borrow().clone();
+        // Start every new session first, so that a failure changes nothing.
+        let mut started: Vec<(String, SmscHandle)> = Vec::new();
+        for smsc in &new.smscs {
+            let unchanged = old
+                .smsc(&smsc.name)
+                .is_some_and(|o| !o.connection_settings_differ(smsc));
+            if !unchanged {
+                let capacity = (smsc.window as usize * usize::from(smsc.binds)).max(16);
+                match SmscHandle::start(smsc.session_config(), capacity, events.clone()) {
+                    Ok(h) => started.push((smsc.name.clone(), h)),
+                    Err(e) => {
+                        for (_, h) in started {
+                            tokio::spawn(h.stop(Duration::ZERO));
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        let mut changes = Vec::new();
+        let mut retired: Vec<SmscHandle> = Vec::new();
+        if let Ok(mut links) = self.smscs.write() {
+            for smsc in &new.smscs {
+                if let Some(i) = started.iter().position(|(n, _)| *n == smsc.name) {
+                    let (_, h) = started.swap_remove(i);
+                    let link = Arc::new(SmscLink::new(h, smsc.tps));
+                    match links.insert(smsc.name.clone(), link) {
+                        Some(old_link) => {
+                            changes.push(format!("smsc {} re-bound", smsc.name));
+                            retired.extend(old_link.take_handle());
+                        }
+                        None => changes.push(format!("smsc {} added", smsc.name)),
+                    }
+                } else if old.smsc(&smsc.name).is_some_and(|o| o.tps != smsc.tps)
+                    && let Some(old_link) = links.get(&smsc.name).cloned()
+                    && let Some(h) = old_link.take_handle()
+                {
+                    // Same sessions, new contractual rate.
+                    links.insert(smsc.name.clone(), Arc::new(SmscLink::new(h, smsc.tps)));
+                    changes.push(format!("smsc {} tps {:?}", smsc.name, smsc.tps));
+                }
+            }
+            let gone: Vec<String> = links
+                .keys()
+                .filter(|n| new.smsc(n).is_none())
+                .cloned()
+                .collect();
+            for name in gone {
+                if let Some(l) = links.remove(&name) {
+                    retired.extend(l.take_handle());
+                    changes.push(format!("smsc {name} removed"));
+                }
+            }
+        }
+        for h in retired {
+            tokio::spawn(h.stop(RETIRE_DRAIN));
+        }
+        let mut new_routes = Vec::new();
+        if let Ok(mut routes) = self.routes.lock() {
+            for r in &new.routes {
+                let same = old
+                    .routes
+                    .iter()
+                    .any(|o| o.name == r.name && o.tps == r.tps && o.burst == r.burst);
+                if !same {
+                    if !routes.contains_key(&r.name) {
+                        new_routes.push(r.name.clone());
+                    }
+                    routes.insert(r.name.clone(), Arc::new(RouteState::new(r)));
+                    changes.push(format!("route {} updated", r.name));
+                }
+            }
+            routes.retain(|name, _| new.routes.iter().any(|r| &r.name == name));
+        }
+        for r in &old.routes {
+            if !new.routes.iter().any(|n| n.name == r.name) {
+                changes.push(format!("route {} removed", r.name));
+            }
+        }
+        let _ = config_tx.send(Arc::new(new));
+        for name in new_routes {
+            self.spawn_route(name);
+        }
+        // Wake every route: rates or SMSC lists may have changed.
+        let all: Vec<Arc<RouteState>> = self
+            .routes
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        for r in all {
+            r.wake.notify_one();
+        }
+        Ok(if changes.is_empty() {
+            "no changes".to_owned()
+        } else {
+            changes.join(", ")
+        })
     }
 
     async fn route_task(self: Arc<Self>, name: String, stop: CancellationToken) {
-        let Some(state) = self.route_state(&name) else {
-            return;
-        };
         loop {
             if stop.is_cancelled() {
                 return;
             }
+            // Looked up every round: a reload may have replaced the route's bucket.
+            let Some(state) = self.route_state(&name) else {
+                return;
+            };
             let cfg = self.config.borrow().clone();
             let Some(route) = cfg.routes.iter().find(|r| r.name == name).cloned() else {
                 return; // removed by a reload
@@ -315,7 +464,7 @@ impl Dispatch {
 
     fn can_transmit(&self, smsc: &str) -> bool {
         let now = Instant::now();
-        self.smscs.get(smsc).is_some_and(|l| l.usable(now))
+        self.link(smsc).is_some_and(|l| l.usable(now))
     }
 
     fn requeue_unsent(&self, parts: &[QueuedPart]) {
@@ -349,19 +498,18 @@ impl Dispatch {
                 .ok()
                 .and_then(|m| m.get(&part.part.message).cloned())
             && !refused.contains(&s)
-            && let Some(link) = self.smscs.get(&*s)
+            && let Some(link) = self.link(&s)
             && link.usable(now)
             && link.admit(now)
         {
-            return Some(link.clone());
+            return Some(link);
         }
         route
             .smsc
             .iter()
             .filter(|s| !refused.iter().any(|r| &**r == s.as_str()))
-            .filter_map(|s| self.smscs.get(s))
+            .filter_map(|s| self.link(s))
             .find(|l| l.usable(now) && l.admit(now))
-            .cloned()
     }
 
     async fn send(&self, state: &RouteState, route: &Route, part: &QueuedPart) {
@@ -461,7 +609,7 @@ impl Dispatch {
                     bind,
                 } => {
                     let Some(f) = self.take(key) else { continue };
-                    if let Some(l) = self.smscs.get(&*f.smsc) {
+                    if let Some(l) = self.link(&f.smsc) {
                         l.record_success();
                     }
                     let rule = self
@@ -549,7 +697,7 @@ impl Dispatch {
                     let Some(f) = self.take(job.key) else {
                         continue;
                     };
-                    if let Some(l) = self.smscs.get(&*f.smsc)
+                    if let Some(l) = self.link(&f.smsc)
                         && matches!(
                             reason,
                             RetryReason::Throttled(_)
@@ -625,7 +773,7 @@ impl Dispatch {
     /// queue, so that the route's other SMSCs can take them. Called when a bind goes down and
     /// once a second.
     pub fn reclaim_stranded(&self) {
-        for link in self.smscs.values() {
+        for link in self.smscs() {
             let jobs = link.reclaim_queued();
             if jobs.is_empty() {
                 continue;
