@@ -731,3 +731,183 @@ async fn reload_applies_a_good_file_and_keeps_the_running_config_on_a_bad_one() 
     );
     drop(d);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opt_out_by_mo_keyword_blocks_marketing_but_not_transactional() {
+    let (a, b) = sims().await;
+    let d = Daemon::start(&a, &b, "");
+    let mut c = d.client().await;
+    c.wait_bound(&["op-a", "op-b"]).await;
+    let marketing =
+        json!({"op":"submit","to":"+46701112222","from":"ACME","text":"Sale!","class":"marketing"});
+    assert_eq!(c.call(marketing.clone()).await["ok"], true);
+    a.inject_mo(MoMessage {
+        system_id: None,
+        from: "46701112222".into(),
+        to: "72000".into(),
+        text: " stop ".into(),
+        concatenated: false,
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = c.call(marketing.clone()).await;
+        if v["ok"] == false {
+            assert_eq!(v["error"]["code"], "opted_out", "{v}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "STOP not applied: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let otp = c
+        .call(json!({"op":"submit","to":"+46701112222","from":"ACME","text":"Code 1234"}))
+        .await;
+    assert_eq!(otp["ok"], true, "transactional passes: {otp}");
+    a.inject_mo(MoMessage {
+        system_id: None,
+        from: "46701112222".into(),
+        to: "72000".into(),
+        text: "START".into(),
+        concatenated: false,
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.call(marketing.clone()).await["ok"] != true {
+        assert!(Instant::now() < deadline, "START not applied");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(d);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_messages_in_flight_loses_nothing_and_they_go_after_a_restart() {
+    let (a, b) = sims().await;
+    let d = Daemon::start(&a, &b, "");
+    let mut c = d.client().await;
+    c.wait_bound(&["op-a", "op-b"]).await;
+    // op-a stops answering: everything sent stays in flight.
+    a.update_faults(|f| f.silent = true);
+    let ids = submit_many(&mut c, "+46701234567", 30).await;
+    drop(c);
+    let dir = d._dir.path().to_path_buf();
+    // The same Daemon value (and so its directory and store) lives across the restart.
+    let mut d = d;
+    let status = {
+        let pid = d.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(s)) = d.child.try_wait() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "no stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    assert_eq!(status.code(), Some(0), "a clean exit");
+    // Restart on the same store with op-a answering again.
+    a.update_faults(|f| f.silent = false);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_smppd"))
+        .arg("run")
+        .arg("--config")
+        .arg(&d.config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("restart");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("line");
+    d.child = child;
+    d.submit = line.trim().rsplit(' ').next().unwrap_or("").to_owned();
+    assert!(dir.join("smppd.db").exists());
+    let mut c = d.client().await;
+    for id in &ids {
+        let m = c.final_state(id).await;
+        assert_eq!(m["state"], "delivered", "{m}");
+    }
+    drop(d);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_password_or_token_in_logs_status_or_errors() {
+    let (a, b) = sims().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = format!(
+        r#"[listen]
+submit = "127.0.0.1:0"
+token = "tok-9f8e7d6c5b4a3210"
+[store]
+path = "{db}"
+[log]
+level = "trace"
+format = "json"
+[[smsc]]
+name = "op-a"
+address = "{a}"
+system_id = "smppd"
+password = "Pw9xQz"
+[[smsc]]
+name = "op-b"
+address = "{b}"
+system_id = "smppd"
+password = "Pw9xQz"
+[[route]]
+name = "default"
+smsc = ["op-a", "op-b"]
+"#,
+        db = dir.path().join("s.db").display(),
+        a = a.addr(),
+        b = b.addr()
+    );
+    let path = dir.path().join("smppd.toml");
+    std::fs::write(&path, conf).expect("write");
+    let log = std::fs::File::create(dir.path().join("log")).expect("log file");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_smppd"))
+        .args(["run", "--config"])
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("line");
+    let addr = line.trim().rsplit(' ').next().unwrap_or("").to_owned();
+    let s = TcpStream::connect(&addr).await.expect("connect");
+    let (r, w) = s.into_split();
+    let mut c = Client {
+        r: TokioBufReader::new(r),
+        w,
+        next: 0,
+    };
+    // Unauthenticated, then a wrong token, then the right one.
+    assert_eq!(
+        c.call(json!({"op":"status"})).await["error"]["code"],
+        "unauthorized"
+    );
+    assert_eq!(
+        c.call(json!({"op":"auth","token":"tok-wrong-0000000000"}))
+            .await["error"]["code"],
+        "unauthorized"
+    );
+    assert_eq!(
+        c.call(json!({"op":"auth","token":"tok-9f8e7d6c5b4a3210"}))
+            .await["ok"],
+        true
+    );
+    c.wait_bound(&["op-a", "op-b"]).await;
+    let r = c.submit("+46701234567", "hello").await;
+    c.final_state(r["id"].as_str().expect("id")).await;
+    let status = c.call(json!({"op":"status"})).await.to_string();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let logs = std::fs::read_to_string(dir.path().join("log")).expect("logs");
+    assert!(logs.lines().count() > 5, "expected trace logs: {logs}");
+    for secret in ["Pw9xQz", "tok-9f8e7d6c5b4a3210", "50773978517a"] {
+        assert!(!logs.contains(secret), "{secret} in the logs");
+        assert!(!status.contains(secret), "{secret} in status");
+    }
+}
