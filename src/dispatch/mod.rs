@@ -162,7 +162,8 @@ struct InFlight {
     total: u8,
     route: Arc<str>,
     smsc: Arc<str>,
-    sent: std::time::Instant,
+    /// Attempts including this one (from the store).
+    attempts: u32,
 }
 
 /// State shared by the route tasks, the event consumer and the API.
@@ -574,7 +575,7 @@ impl Dispatch {
                     total: part.total,
                     route: state.name.clone(),
                     smsc: link.name.clone(),
-                    sent: std::time::Instant::now(),
+                    attempts: part.attempts,
                 },
             );
         }
@@ -717,7 +718,7 @@ impl Dispatch {
                             Disposition::Requeue { maybe_sent: false }
                         }
                         RetryReason::Temporary(_) => {
-                            let delay = retry_delay(f.part, &f);
+                            let delay = retry_delay(f.attempts);
                             Disposition::RetryAt {
                                 at_ms: now_ms() + delay.as_millis() as i64,
                             }
@@ -810,11 +811,11 @@ impl RouteState {
     }
 }
 
-fn retry_delay(_part: PartRef, f: &InFlight) -> Duration {
-    // Temporary errors retry after a second, doubling with the time the part has been around;
-    // the store keeps the attempt count, the age is a good enough proxy here.
-    let age = f.sent.elapsed().as_secs().max(1);
-    (RETRY_MIN * age.min(u64::from(u32::MAX)) as u32).min(RETRY_MAX)
+/// Delay before retrying after a temporary error: RETRY_MIN, doubling per attempt, at most
+/// RETRY_MAX.
+fn retry_delay(attempts: u32) -> Duration {
+    let doublings = attempts.saturating_sub(1).min(16);
+    (RETRY_MIN * 2u32.pow(doublings)).min(RETRY_MAX)
 }
 
 /// Builds the `submit_sm` for a stored part.
@@ -855,4 +856,18 @@ pub fn submit_sm(part: &QueuedPart) -> Result<SubmitSm, String> {
         sm.tlvs.push(Tlv::SarSegmentSeqnum(part.part.n));
     }
     Ok(sm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delay_doubles_up_to_the_cap() {
+        assert_eq!(retry_delay(1), Duration::from_secs(1));
+        assert_eq!(retry_delay(2), Duration::from_secs(2));
+        assert_eq!(retry_delay(4), Duration::from_secs(8));
+        assert_eq!(retry_delay(30), RETRY_MAX);
+        assert_eq!(retry_delay(0), Duration::from_secs(1));
+    }
 }
