@@ -362,6 +362,26 @@ async fn failover_when_the_first_smsc_is_down_and_nothing_is_lost() {
     }
     assert_eq!(a.submits().len(), 0);
     assert_eq!(b.submits().len(), 20);
+
+    // A long message was rendered for op-a (UDH); op-b takes SAR, so it is re-split: two
+    // submit_sm without UDH, carrying the SAR TLVs.
+    let long = c.submit("+46701234567", &"z".repeat(200)).await;
+    assert_eq!(long["parts"], 2, "{long}");
+    let m = c.final_state(long["id"].as_str().expect("id")).await;
+    assert_eq!(m["state"], "delivered", "{m}");
+    assert_eq!(m["parts"].as_array().map(Vec::len), Some(2), "{m}");
+    let sar: Vec<_> = b
+        .submits()
+        .into_iter()
+        .filter(|s| s.payload.starts_with(b"zzz"))
+        .collect();
+    assert_eq!(sar.len(), 2, "{sar:?}");
+    assert!(
+        sar.iter().all(|s| s.esm_class & 0x40 == 0),
+        "no UDH after the re-split: {sar:?}"
+    );
+    let text: Vec<u8> = sar.iter().flat_map(|s| s.payload.to_vec()).collect();
+    assert_eq!(text, vec![b'z'; 200]);
     drop(d);
 }
 

@@ -180,6 +180,10 @@ pub struct Dispatch {
     next_key: AtomicU64,
     routes_stop: Mutex<CancellationToken>,
     route_tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Messages to re-split (for the SMSC named) after the current batch.
+    resplit: Mutex<HashMap<MessageId, Arc<str>>>,
+    /// Messages whose re-split was refused: their parts go as rendered.
+    no_resplit: Mutex<std::collections::HashSet<MessageId>>,
 }
 
 /// How long sessions retired by a reload may drain their windows.
@@ -229,6 +233,8 @@ impl Dispatch {
             next_key: AtomicU64::new(1),
             routes_stop: Mutex::new(CancellationToken::new()),
             route_tasks: Mutex::new(Vec::new()),
+            resplit: Mutex::new(HashMap::new()),
+            no_resplit: Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -452,7 +458,101 @@ impl Dispatch {
                 }
                 self.send(&state, &route, part).await;
             }
+            self.resplit_waiting().await;
         }
+    }
+
+    /// Whether `part` must be re-split before it can go through `link`: a multipart message
+    /// rendered for another split method (UDH 8/16, SAR, payload) than the one this SMSC takes.
+    /// Parts of a message whose re-split was refused go as they are.
+    fn needs_resplit(&self, link: &SmscLink, part: &QueuedPart) -> bool {
+        let cfg = self.config.borrow().clone();
+        let Some(smsc) = cfg.smsc(&link.name) else {
+            return false;
+        };
+        let differs = part.split != smsc.split.name()
+            && (part.total > 1 || smsc.split == crate::text::SplitMethod::Payload);
+        differs
+            && !self
+                .no_resplit
+                .lock()
+                .is_ok_and(|n| n.contains(&part.part.message))
+    }
+
+    /// Re-splits the messages set aside by `send` for the SMSC they now go to, from their
+    /// stored text. A message that cannot be re-split (a part already acknowledged, text
+    /// dropped, too long for that SMSC) is sent as it is rendered.
+    async fn resplit_waiting(&self) {
+        let waiting: Vec<(MessageId, Arc<str>)> = self
+            .resplit
+            .lock()
+            .map(|mut w| w.drain().collect())
+            .unwrap_or_default();
+        for (id, smsc_name) in waiting {
+            let outcome = self.resplit_one(id, &smsc_name).await;
+            match outcome {
+                Ok(parts) => {
+                    tracing::info!(message = %id, smsc = %smsc_name, parts, "re-split for the failover SMSC")
+                }
+                Err(why) => {
+                    tracing::info!(message = %id, smsc = %smsc_name, reason = %why, "not re-split; sending as rendered");
+                    if let Ok(mut n) = self.no_resplit.lock() {
+                        n.insert(id);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn resplit_one(&self, id: MessageId, smsc_name: &str) -> Result<usize, String> {
+        let cfg = self.config.borrow().clone();
+        let smsc = cfg.smsc(smsc_name).ok_or("the SMSC is gone")?;
+        let view = self
+            .store
+            .backend()
+            .message(id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("the message is gone")?;
+        let text = view.text.ok_or("its text was dropped")?;
+        let opts: serde_json::Value = serde_json::from_str(&view.options).unwrap_or_default();
+        let mut languages = crate::text::LanguageSet::EMPTY;
+        for l in &smsc.shift_tables {
+            languages.insert(*l);
+        }
+        let encoding = opts["encoding"]
+            .as_str()
+            .and_then(|e| e.parse().ok())
+            .unwrap_or_default();
+        let options = crate::text::EncodeOptions {
+            languages,
+            encoding,
+            smart: opts["smart"].as_bool().unwrap_or(false),
+            split: smsc.split,
+            max_parts: smsc.max_parts,
+            packed: smsc.gsm_packed,
+        };
+        // A fresh reference: the message id's low bits rotate with every message.
+        let reference = (id.0 & 0xFFFF) as u16;
+        let encoded = crate::text::encode(&text, &options, reference).map_err(|e| e.to_string())?;
+        let plan = *encoded.plan();
+        let esm_class = if plan.udhi { 0x40 } else { 0 };
+        let parts: Vec<crate::store::NewPart> = encoded
+            .segments()
+            .map(|seg| crate::store::NewPart {
+                data_coding: plan.data_coding,
+                esm_class,
+                segment: seg.short_message().to_vec(),
+                sar_ref: seg.sar.map(|x| x.msg_ref_num),
+            })
+            .collect();
+        let n = parts.len();
+        self.store
+            .backend()
+            .resplit(id, smsc.split.name().to_owned(), parts)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(n)
     }
 
     async fn idle(&self, state: &RouteState, stop: &CancellationToken) {
@@ -539,6 +639,30 @@ impl Dispatch {
             }));
             return;
         };
+        let resplitting = self
+            .resplit
+            .lock()
+            .is_ok_and(|w| w.contains_key(&part.part.message));
+        if resplitting || self.needs_resplit(&link, part) {
+            // Back to the queue (durably, so the re-split sees no part in flight); the message
+            // is re-split for this SMSC once the batch is through.
+            let _ = self
+                .store
+                .backend()
+                .failed(Failure {
+                    part: part.part,
+                    smsc: None,
+                    status: None,
+                    disposition: Disposition::Requeue { maybe_sent: false },
+                    now_ms: now_ms(),
+                })
+                .await;
+            if let Ok(mut w) = self.resplit.lock() {
+                w.entry(part.part.message)
+                    .or_insert_with(|| link.name.clone());
+            }
+            return;
+        }
         if let Some(b) = &state.bucket {
             b.until_ready().await;
         }
@@ -622,10 +746,13 @@ impl Dispatch {
                     metrics::counter!(m::PARTS_SUBMITTED, m::label::ROUTE => f.route.to_string(), m::label::SMSC => f.smsc.to_string(), m::label::STATUS => "ESME_ROK").increment(1);
                     metrics::histogram!(m::ACCEPT_TO_SUBMIT_SECONDS, m::label::ROUTE => f.route.to_string())
                         .record(((now_ms() - f.part.message.millis()).max(0) as f64) / 1000.0);
-                    if f.part.n == f.total
-                        && let Ok(mut a) = self.affinity.lock()
-                    {
-                        a.remove(&f.part.message);
+                    if f.part.n == f.total {
+                        if let Ok(mut a) = self.affinity.lock() {
+                            a.remove(&f.part.message);
+                        }
+                        if let Ok(mut n) = self.no_resplit.lock() {
+                            n.remove(&f.part.message);
+                        }
                     }
                     if let Ok(mut r) = self.refused.lock() {
                         r.remove(&f.part);

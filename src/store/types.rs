@@ -626,6 +626,8 @@ pub struct MessageView {
     pub done_at: Option<i64>,
     /// Validity deadline (ms).
     pub valid_until: Option<i64>,
+    /// The encoding options the message was accepted with (JSON), for re-splitting.
+    pub options: String,
     /// Parts.
     pub parts: Vec<PartView>,
     /// Receipts matched to this message, in log order.

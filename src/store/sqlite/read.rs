@@ -33,7 +33,7 @@ fn db(e: rusqlite::Error) -> StoreError {
 }
 
 const MESSAGE_COLUMNS: &str = "id, idem_key, dest, sender, route, class, priority, encoding, split,
-    dlr, state, text, tags, accepted_at, submitted_at, done_at, valid_until";
+    dlr, state, text, tags, accepted_at, submitted_at, done_at, valid_until, options";
 
 fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageView> {
     Ok(MessageView {
@@ -54,6 +54,7 @@ fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageView> {
         submitted_at: r.get(14)?,
         done_at: r.get(15)?,
         valid_until: r.get(16)?,
+        options: r.get(17)?,
         parts: Vec::new(),
         receipts: Vec::new(),
     })
