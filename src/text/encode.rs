@@ -13,7 +13,7 @@
 
 use unicode_segmentation::GraphemeCursor;
 
-use super::gsm::{ESC, Gsm7Tables, Resolved, Septets, fill_bits, pack_in_place};
+use super::gsm::{ESC, Gsm7Tables, Resolved, Septets, encode_default, fill_bits, pack_in_place};
 use super::smart;
 use super::udh::{IEI_CONCAT8, IEI_CONCAT16, IEI_LOCKING_SHIFT, IEI_SINGLE_SHIFT};
 use super::{Encoding, EncodingRequest, LanguageSet, SplitMethod, TextError};
@@ -347,6 +347,34 @@ fn write_char(coder: Coder, smart: bool, c: char, out: &mut Vec<u8>) {
     }
 }
 
+/// Appends `s`, specialised per coder (the per-part hot loop).
+fn write_str(coder: Coder, smart: bool, s: &str, out: &mut Vec<u8>) {
+    match coder {
+        Coder::Gsm(_, r) => {
+            for c in s.chars() {
+                match r.encode_char(c) {
+                    Some(Septets::One(x)) => out.push(x),
+                    Some(Septets::Escaped(x)) => out.extend_from_slice(&[ESC, x]),
+                    None => write_char(coder, smart, c, out),
+                }
+            }
+        }
+        Coder::Ucs2 => {
+            for c in s.chars() {
+                let mut units = [0u16; 2];
+                for u in c.encode_utf16(&mut units) {
+                    out.extend_from_slice(&u.to_be_bytes());
+                }
+            }
+        }
+        Coder::Latin1 => {
+            for c in s.chars() {
+                write_char(coder, smart, c, out);
+            }
+        }
+    }
+}
+
 /// UDH octets for `ie_octets` of elements (UDHL added when there is any element).
 fn udh_len(ie_octets: usize) -> usize {
     if ie_octets == 0 { 0 } else { ie_octets + 1 }
@@ -375,19 +403,53 @@ struct Candidate {
     laid_out: bool,
 }
 
+/// Calls `$body` with `$cost` bound to a per-character cost closure specialised for the coder,
+/// so the per-character loops are monomorphised instead of matching on the coder per character.
+macro_rules! with_cost {
+    ($coder:expr, |$cost:ident| $body:expr) => {
+        match $coder {
+            Coder::Gsm(_, r) => {
+                let $cost = |c: char| r.encode_char(c).map(Septets::len);
+                $body
+            }
+            Coder::Latin1 => {
+                let $cost = |c: char| (u32::from(c) <= 0xFF).then_some(1);
+                $body
+            }
+            Coder::Ucs2 => {
+                let $cost = |c: char| Some(c.len_utf16());
+                $body
+            }
+        }
+    };
+}
+
 /// Counts units, replacements and characters; `Err((char, position))` at the first
 /// unencodable character.
 fn measure(text: &str, coder: Coder, smart: bool) -> Result<(usize, usize, usize), (char, usize)> {
+    with_cost!(coder, |cost| measure_with(text, coder, smart, cost))
+}
+
+#[inline(always)]
+fn measure_with(
+    text: &str,
+    coder: Coder,
+    smart: bool,
+    cost: impl Fn(char) -> Option<usize>,
+) -> Result<(usize, usize, usize), (char, usize)> {
     let mut units = 0;
     let mut replaced = 0;
     let mut chars = 0;
     for c in text.chars() {
-        match char_cost(coder, smart, c) {
-            Some((n, r)) => {
-                units += n;
-                replaced += usize::from(r);
-            }
-            None => return Err((c, chars)),
+        match cost(c) {
+            Some(n) => units += n,
+            None => match char_cost(coder, smart, c) {
+                Some((n, r)) => {
+                    units += n;
+                    replaced += usize::from(r);
+                }
+                None => return Err((c, chars)),
+            },
         }
         chars += 1;
     }
@@ -461,11 +523,20 @@ impl Layout<'_> {
         cluster_start
     }
 
-    fn run(mut self, text: &str) -> usize {
+    fn run(self, text: &str) -> usize {
+        let (coder, smart) = (self.coder, self.smart);
+        with_cost!(coder, |cost| self.run_with(text, |c| match cost(c) {
+            Some(n) => n,
+            None => char_cost(coder, smart, c).map_or(0, |(n, _)| n),
+        }))
+    }
+
+    #[inline(always)]
+    fn run_with(mut self, text: &str, cost: impl Fn(char) -> usize) -> usize {
         let mut part_start = 0;
         let mut used = 0;
         for (pos, c) in text.char_indices() {
-            let k = self.cost(c);
+            let k = cost(c);
             if used + k > self.cap {
                 let cut = self.cut_point(text, part_start, pos);
                 self.cut(cut);
@@ -796,9 +867,7 @@ pub fn encode(text: &str, opts: &EncodeOptions, reference: u16) -> Result<Encode
         let concat = concat_in_udh.then_some((opts.split, reference, total, (i + 1) as u8));
         write_udh(&mut buf, udh, concat, tables);
         let payload_start = buf.len();
-        for c in text[from..to].chars() {
-            write_char(coder, cand.smart, c, &mut buf);
-        }
+        write_str(coder, cand.smart, &text[from..to], &mut buf);
         let written = buf.len() - payload_start;
         let units = match coder {
             Coder::Ucs2 => written / 2,
@@ -831,6 +900,7 @@ const SINGLE_SEPTETS: usize = 160;
 /// pass with one allocation. Gives up (`None`, the general path decides) at the first character
 /// outside the default tables, at an escape when national tables might do better, or when the
 /// text is longer than one message. Produces exactly what the general path would.
+#[inline(always)]
 fn encode_single_default_gsm(text: &str, opts: &EncodeOptions, reference: u16) -> Option<Encoded> {
     // A character is at most 3 UTF-8 octets per septet (€: 3 octets, 2 septets), so a longer
     // text cannot fit.
@@ -841,22 +911,31 @@ fn encode_single_default_gsm(text: &str, opts: &EncodeOptions, reference: u16) -
         return None;
     }
     let tables = Gsm7Tables::DEFAULT;
-    let resolved = tables.resolve();
-    // Septets never outnumber UTF-8 octets, so this never reallocates.
-    let mut buf = Vec::with_capacity(text.len());
+    // Septets go to the stack first (no capacity checks in the loop), then into one exact
+    // allocation. Before each character n ≤ 160, so n + 1 < 162 stays in bounds.
+    let mut septets = [0u8; SINGLE_SEPTETS + 2];
+    let mut n = 0;
     let mut chars = 0;
     for c in text.chars() {
-        match resolved.encode_char(c)? {
-            Septets::One(s) => buf.push(s),
+        match encode_default(c)? {
+            Septets::One(s) => {
+                septets[n] = s;
+                n += 1;
+            }
             Septets::Escaped(_) if !opts.languages.is_empty() => return None,
-            Septets::Escaped(s) => buf.extend_from_slice(&[ESC, s]),
+            Septets::Escaped(s) => {
+                septets[n] = ESC;
+                septets[n + 1] = s;
+                n += 2;
+            }
         }
         chars += 1;
-        if buf.len() > SINGLE_SEPTETS {
+        if n > SINGLE_SEPTETS {
             return None;
         }
     }
-    let units = buf.len();
+    let units = n;
+    let mut buf = septets[..n].to_vec();
     if opts.packed {
         pack_in_place(&mut buf, 0, 0);
     }

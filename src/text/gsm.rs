@@ -355,6 +355,17 @@ impl Resolved {
     }
 }
 
+/// [`Gsm7Tables::encode_char`] for the default tables, reading the statics directly (the hot
+/// path of short messages).
+#[inline(always)]
+pub(crate) fn encode_default(c: char) -> Option<Septets> {
+    Resolved {
+        lock: &T_LOCK_DEFAULT,
+        shift: &T_SHIFT_DEFAULT,
+    }
+    .encode_char(c)
+}
+
 /// Number of fill bits that pad a UDH of `udh_octets` octets to a septet boundary in packed 7-bit
 /// user data (TS 23.040 §9.2.3.24): `(7 − (8·udh) mod 7) mod 7`.
 #[inline]
