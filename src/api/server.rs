@@ -154,7 +154,9 @@ pub async fn serve<H: Handler>(
                 tracker.spawn(async move {
                     let _permit = permit;
                     let (r, w) = stream;
+                    metrics::gauge!(crate::metrics::API_CONNECTIONS).increment(1.0);
                     connection(r, w, peer, handler, token, close, write_timeout).await;
+                    metrics::gauge!(crate::metrics::API_CONNECTIONS).decrement(1.0);
                 });
             }
             Err(e) => {

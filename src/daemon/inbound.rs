@@ -141,6 +141,15 @@ async fn receipt(store: &Store, cfg: &Config, smsc: &str, msg: Inbound, reply: I
     };
     match store.backend().record_receipt(incoming).await {
         Ok(recorded) => {
+            if let crate::store::ReceiptRecorded::Matched(applied) = &recorded {
+                let age_ms = (now_ms() - applied.part.message.millis()).max(0);
+                metrics::histogram!(m::ACCEPT_TO_RECEIPT_SECONDS, m::label::SMSC => smsc.to_owned())
+                    .record(age_ms as f64 / 1000.0);
+                if applied.state.is_final() {
+                    metrics::counter!(m::MESSAGES_FINAL, m::label::STATE => applied.state.as_str())
+                        .increment(1);
+                }
+            }
             if matches!(recorded, crate::store::ReceiptRecorded::Held { .. }) {
                 metrics::counter!(m::RECEIPTS_UNMATCHED, m::label::SMSC => smsc.to_owned())
                     .increment(1);

@@ -52,7 +52,7 @@ pub mod label {
 pub const MESSAGES_ACCEPTED: &str = "smppd_messages_accepted_total";
 /// Submits refused. Labels: code.
 pub const MESSAGES_REJECTED: &str = "smppd_messages_rejected_total";
-/// Messages reaching a final state. Labels: route, state.
+/// Messages reaching a final state through a receipt. Labels: state.
 pub const MESSAGES_FINAL: &str = "smppd_messages_final_total";
 /// Parts answered by an SMSC. Labels: route, smsc, status.
 pub const PARTS_SUBMITTED: &str = "smppd_parts_submitted_total";
@@ -74,12 +74,10 @@ pub const BIND_UP: &str = "smppd_bind_up";
 pub const BIND_IN_FLIGHT: &str = "smppd_bind_in_flight";
 /// Parts waiting to be sent. Labels: route.
 pub const QUEUE_DEPTH: &str = "smppd_queue_depth";
-/// Age of the oldest waiting part. Labels: route.
-pub const QUEUE_OLDEST_SECONDS: &str = "smppd_queue_oldest_seconds";
 /// From accept to the submit_sm_resp of the last part. Labels: route.
 pub const ACCEPT_TO_SUBMIT_SECONDS: &str = "smppd_accept_to_submit_seconds";
-/// From submit_sm_resp to the final receipt. Labels: route, smsc.
-pub const SUBMIT_TO_RECEIPT_SECONDS: &str = "smppd_submit_to_receipt_seconds";
+/// From durable accept to the final receipt of a part. Labels: smsc.
+pub const ACCEPT_TO_RECEIPT_SECONDS: &str = "smppd_accept_to_receipt_seconds";
 /// Duration of one store group commit.
 pub const STORE_COMMIT_SECONDS: &str = "smppd_store_commit_seconds";
 /// Writes per store group commit.
@@ -109,7 +107,7 @@ pub fn describe() {
     describe_counter!(
         MESSAGES_FINAL,
         Unit::Count,
-        "Messages reaching a final state, by route and state."
+        "Messages reaching a final state through a receipt, by state."
     );
     describe_counter!(
         PARTS_SUBMITTED,
@@ -161,20 +159,15 @@ pub fn describe() {
         Unit::Count,
         "Parts waiting to be sent, by route."
     );
-    describe_gauge!(
-        QUEUE_OLDEST_SECONDS,
-        Unit::Seconds,
-        "Age of the oldest waiting part, by route."
-    );
     describe_histogram!(
         ACCEPT_TO_SUBMIT_SECONDS,
         Unit::Seconds,
         "From durable accept to the last part's submit_sm_resp."
     );
     describe_histogram!(
-        SUBMIT_TO_RECEIPT_SECONDS,
+        ACCEPT_TO_RECEIPT_SECONDS,
         Unit::Seconds,
-        "From submit_sm_resp to the final delivery receipt."
+        "From durable accept to the final delivery receipt of a part, by smsc."
     );
     describe_histogram!(
         STORE_COMMIT_SECONDS,
@@ -223,9 +216,8 @@ pub const ALL: &[&str] = &[
     BIND_UP,
     BIND_IN_FLIGHT,
     QUEUE_DEPTH,
-    QUEUE_OLDEST_SECONDS,
     ACCEPT_TO_SUBMIT_SECONDS,
-    SUBMIT_TO_RECEIPT_SECONDS,
+    ACCEPT_TO_RECEIPT_SECONDS,
     STORE_COMMIT_SECONDS,
     STORE_BATCH_SIZE,
     MO_RECEIVED,

@@ -428,10 +428,15 @@ fn fill_and_run(
             Err(_) => break,
         }
     }
+    let committing = std::time::Instant::now();
     if let Err(e) = w.commit() {
         w.rollback();
         return Err(e);
     }
+    // Per batch, not per write: two registry lookups for up to thousands of writes.
+    metrics::histogram!(crate::metrics::STORE_COMMIT_SECONDS)
+        .record(committing.elapsed().as_secs_f64());
+    metrics::histogram!(crate::metrics::STORE_BATCH_SIZE).record(batch.len() as f64);
     Ok(())
 }
 
