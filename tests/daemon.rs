@@ -931,3 +931,33 @@ smsc = ["op-a", "op-b"]
         assert!(!status.contains(secret), "{secret} in status");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_past_its_validity_is_expired_and_never_sent() {
+    let (a, b) = sims().await;
+    // Neither SMSC lets us bind: nothing can be sent.
+    for s in [&a, &b] {
+        s.update_faults(|f| f.reject_binds = Some(smppd::pdu::CommandStatus::ESME_RBINDFAIL));
+    }
+    let d = Daemon::start(&a, &b, "");
+    let mut c = d.client().await;
+    let r = c
+        .call(json!({"op":"submit","to":"+46701234567","from":"ACME","text":"code 1234","validity":"10s"}))
+        .await;
+    assert_eq!(r["ok"], true, "{r}");
+    // After the validity has passed, the binds come back: the message must not go out.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    for s in [&a, &b] {
+        s.update_faults(|f| f.reject_binds = None);
+    }
+    let m = c.final_state(r["id"].as_str().expect("id")).await;
+    assert_eq!(m["state"], "expired", "{m}");
+    c.wait_bound(&["op-a", "op-b"]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        a.stats().submits + b.stats().submits,
+        0,
+        "an expired message was sent"
+    );
+    drop(d);
+}

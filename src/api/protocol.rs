@@ -23,7 +23,8 @@ pub const MAX_TAG_KEY: usize = 64;
 pub const MAX_TAG_VALUE: usize = 256;
 pub const MAX_IDEMPOTENCY_KEY: usize = 128;
 pub const MAX_VALIDITY: Duration = Duration::from_secs(30 * 86400);
-pub const MIN_VALIDITY: Duration = Duration::from_secs(60);
+/// One-time passwords may be worth only seconds; below 10 s no SMSC round trip is reliable.
+pub const MIN_VALIDITY: Duration = Duration::from_secs(10);
 
 /// The error codes a client can receive. Stable strings: clients branch on them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -358,7 +359,7 @@ fn validate_submit(w: Wire<'_>) -> Result<Submit, ApiError> {
             let d = crate::config::parse_duration(&v).map_err(ApiError::bad)?;
             if !(MIN_VALIDITY..=MAX_VALIDITY).contains(&d) {
                 return Err(ApiError::bad(format!(
-                    "`validity` must be between 1m and 30d (got {v:?})"
+                    "`validity` must be between 10s and 30d (got {v:?})"
                 )));
             }
             Some(d)
