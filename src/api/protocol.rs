@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::address::{AddressError, Msisdn, Sender};
+pub use crate::store::MessageClass as Class;
 pub use crate::text::EncodingRequest;
 
 /// The longest accepted line, newline excluded.
@@ -93,24 +94,6 @@ impl ApiError {
     }
     fn bad(message: impl Into<String>) -> ApiError {
         ApiError::new(ErrorCode::BadRequest, message)
-    }
-}
-
-/// Message class: marketing messages are refused for opted-out numbers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Class {
-    #[default]
-    Transactional,
-    Marketing,
-}
-
-impl Class {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Class::Transactional => "transactional",
-            Class::Marketing => "marketing",
-        }
     }
 }
 

@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::dispatch::{Dispatch, now_ms};
 use crate::metrics as m;
 use crate::route::{self, Facts, RouteError};
-use crate::store::{MessageClass, MessageId, NewMessage, NewPart, Store, StoreError};
+use crate::store::{MessageId, NewMessage, NewPart, Store, StoreError};
 use crate::text::{self, EncodeOptions, LanguageSet, ReferenceAllocator};
 
 /// Events sent per read when a subscriber catches up.
@@ -132,10 +132,7 @@ impl DaemonHandler {
             to: s.to.to_string(),
             from: s.from.to_string(),
             route: route.name.clone(),
-            class: match s.class {
-                Class::Transactional => MessageClass::Transactional,
-                Class::Marketing => MessageClass::Marketing,
-            },
+            class: s.class,
             priority: s.priority,
             valid_until_ms: s.validity.map(|v| now + v.as_millis() as i64),
             encoding: plan.encoding.to_string(),

@@ -569,16 +569,24 @@ impl Dispatch {
     }
 
     fn requeue_unsent(&self, parts: &[QueuedPart]) {
-        let now = now_ms();
         for p in parts {
-            drop(self.store.backend().failed(Failure {
-                part: p.part,
-                smsc: None,
-                status: None,
-                disposition: Disposition::Requeue { maybe_sent: false },
-                now_ms: now,
-            }));
+            drop(self.requeue_unsent_part(p.part));
         }
+    }
+
+    /// Puts a part that never reached an SMSC back in the queue. The returned write may be
+    /// awaited (to order later store writes after it) or dropped (the writer runs it anyway).
+    fn requeue_unsent_part(
+        &self,
+        part: PartRef,
+    ) -> crate::store::Pending<crate::store::MessageState> {
+        self.store.backend().failed(Failure {
+            part,
+            smsc: None,
+            status: None,
+            disposition: Disposition::Requeue { maybe_sent: false },
+            now_ms: now_ms(),
+        })
     }
 
     /// Picks the SMSC for a part: the message's SMSC for later parts of a multipart message
@@ -646,17 +654,7 @@ impl Dispatch {
         if resplitting || self.needs_resplit(&link, part) {
             // Back to the queue (durably, so the re-split sees no part in flight); the message
             // is re-split for this SMSC once the batch is through.
-            let _ = self
-                .store
-                .backend()
-                .failed(Failure {
-                    part: part.part,
-                    smsc: None,
-                    status: None,
-                    disposition: Disposition::Requeue { maybe_sent: false },
-                    now_ms: now_ms(),
-                })
-                .await;
+            let _ = self.requeue_unsent_part(part.part).await;
             if let Ok(mut w) = self.resplit.lock() {
                 w.entry(part.part.message)
                     .or_insert_with(|| link.name.clone());
@@ -710,13 +708,7 @@ impl Dispatch {
         if let Err(e) = link.jobs.send(job).await {
             // The SMSC's sessions are gone (stopping): back to the queue.
             self.in_flight.lock().ok().map(|mut f| f.remove(&e.0.key));
-            drop(self.store.backend().failed(Failure {
-                part: part.part,
-                smsc: None,
-                status: None,
-                disposition: Disposition::Requeue { maybe_sent: false },
-                now_ms: now_ms(),
-            }));
+            drop(self.requeue_unsent_part(part.part));
         }
     }
 
@@ -907,16 +899,9 @@ impl Dispatch {
                 continue;
             }
             tracing::info!(smsc = %link.name, parts = jobs.len(), "no bound transmitter: parts handed back to the queue");
-            let now = now_ms();
             for job in jobs {
                 if let Some(f) = self.take(job.key) {
-                    drop(self.store.backend().failed(Failure {
-                        part: f.part,
-                        smsc: None,
-                        status: None,
-                        disposition: Disposition::Requeue { maybe_sent: false },
-                        now_ms: now,
-                    }));
+                    drop(self.requeue_unsent_part(f.part));
                     self.wake(&f.route);
                 }
             }

@@ -4,8 +4,8 @@ use super::MessageId;
 use crate::receipt::{IdRule, Outcome, Receipt};
 use serde::Serialize;
 
-/// Message class (config: `class`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+/// Message class (the submit protocol's `class`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageClass {
     /// OTPs, notifications (default).
