@@ -23,6 +23,8 @@ enum Command {
     Status(cli::send::StatusArgs),
     /// Make a running daemon re-read its configuration (like SIGHUP, but with the answer).
     Reload(cli::send::ReloadArgs),
+    /// Load-test a running daemon over the submit protocol (rates, latencies, CPU, RSS).
+    Bench(cli::bench::BenchArgs),
     /// Validate a configuration file without starting anything.
     CheckConfig(cli::check_config::Args),
     /// Decode or encode one SMPP PDU (hex ⇄ JSON).
@@ -47,6 +49,7 @@ fn main() -> std::process::ExitCode {
         Command::Send(args) => cli::send::send(args),
         Command::Status(args) => cli::send::status(args),
         Command::Reload(args) => cli::send::reload(args),
+        Command::Bench(args) => cli::bench::bench(args),
         Command::Reports(args) => cli::reports::run(args),
     };
     match result {
@@ -55,5 +58,16 @@ fn main() -> std::process::ExitCode {
             eprintln!("smppd: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks the whole command tree (duplicate flags, bad defaults) only when asked.
+    #[test]
+    fn command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
     }
 }

@@ -961,3 +961,41 @@ async fn a_message_past_its_validity_is_expired_and_never_sent() {
     );
     drop(d);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_tool_reports_what_it_measured() {
+    let (a, b) = sims().await;
+    let d = Daemon::start(&a, &b, "");
+    let mut c = d.client().await;
+    c.wait_bound(&["op-a", "op-b"]).await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_smppd"))
+        .args([
+            "bench", "--addr", &d.submit, "-n", "60", "-C", "2", "-p", "8", "--json", "--settle",
+            "20",
+        ])
+        .args(["--pid", &d.child.id().to_string()])
+        .output()
+        .await
+        .expect("run smppd bench");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(r["accepted"], 60, "{r}");
+    assert_eq!(r["final"], 60, "{r}");
+    assert_eq!(r["final_states"]["delivered"], 60, "{r}");
+    assert!(
+        r["accept_ms"]["p99"].as_f64().is_some_and(|x| x > 0.0),
+        "{r}"
+    );
+    assert!(
+        r["daemon_peak_rss_mib"].as_f64().is_some_and(|x| x > 1.0),
+        "{r}"
+    );
+    // The simulators saw every part: 60 messages of the default mix (1, 3 or 2 parts each).
+    let parts = a.stats().submits + b.stats().submits;
+    assert!(parts >= 60, "{parts}");
+    drop(d);
+}

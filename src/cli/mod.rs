@@ -1,6 +1,7 @@
 //! Subcommands of the `smppd` binary. Each lives in its own file; this is the only place (with
 //! `main.rs`) where `anyhow` is used. Never put library logic here.
 
+pub mod bench;
 pub mod check_config;
 pub mod pdu;
 pub mod reports;

@@ -20,7 +20,7 @@ pub struct Target {
 }
 
 impl Target {
-    async fn connect(&self) -> anyhow::Result<Client> {
+    pub async fn connect(&self) -> anyhow::Result<Client> {
         let (addr, token) = match &self.addr {
             Some(a) => {
                 let addr = match a.strip_prefix("unix:") {

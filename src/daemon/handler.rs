@@ -290,7 +290,12 @@ impl DaemonHandler {
                 })
             })
             .collect();
-        serde_json::json!({ "smscs": smscs, "in_flight": self.dispatch.in_flight() })
+        serde_json::json!({
+            "smscs": smscs,
+            "in_flight": self.dispatch.in_flight(),
+            // Subscribers that only want what happens from now on pass this as `after`.
+            "last_seq": *self.store.backend().last_seq().borrow(),
+        })
     }
 }
 

@@ -1,0 +1,315 @@
+//! `smppd bench`: a load generator over the submit protocol, for measuring a running daemon.
+//!
+//! C connections each keep up to P requests in flight (pipelined), optionally paced to a target
+//! rate; one more connection subscribes to events to time accept → final state. Reports accept
+//! and end-to-end rates, latency percentiles, and (with `--pid`) the daemon's CPU time and peak
+//! RSS from /proc. Only loopback or Unix-socket daemons are meant to be driven by it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+use super::send::Target;
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Connections submitting in parallel.
+    #[arg(long, short = 'C', default_value_t = 4)]
+    pub connections: usize,
+    /// Requests in flight per connection.
+    #[arg(long, short = 'p', default_value_t = 64)]
+    pub pipeline: usize,
+    /// Messages to send in all.
+    #[arg(long, short = 'n', default_value_t = 10_000)]
+    pub count: usize,
+    /// Target submit rate per second across all connections (0: as fast as possible).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Message mix as weights: short GSM, 3-part GSM, 2-part UCS-2 with emoji.
+    #[arg(long, default_value = "short=80,long=10,emoji=10")]
+    pub mix: String,
+    /// Destination prefix; a running counter completes each number (E.164, 11 digits in all).
+    #[arg(long, default_value = "+4670")]
+    pub prefix: String,
+    /// How long to wait for final states after the last accept (seconds).
+    #[arg(long, default_value_t = 60)]
+    pub settle: u64,
+    /// The daemon's process id, for its CPU time and peak RSS.
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Texts of the mix: what operators send most.
+fn texts() -> [String; 3] {
+    [
+        "Your code is 482913. It expires in 10 minutes.".to_owned(),
+        // 400 GSM characters: three parts.
+        "Lorem ipsum dolor sit amet, consectetur adipiscing elit. "
+            .repeat(8)
+            .chars()
+            .take(400)
+            .collect(),
+        format!(
+            "Hej! Ditt paket är på väg 📦 {}",
+            "Спасибо за заказ. ".repeat(4)
+        ),
+    ]
+}
+
+fn parse_mix(s: &str) -> anyhow::Result<[u32; 3]> {
+    let mut w = [0u32; 3];
+    for part in s.split(',') {
+        let (k, v) = part
+            .split_once('=')
+            .with_context(|| format!("--mix {part:?}: want name=weight"))?;
+        let v: u32 = v
+            .trim()
+            .parse()
+            .with_context(|| format!("--mix weight {v:?}"))?;
+        match k.trim() {
+            "short" => w[0] = v,
+            "long" => w[1] = v,
+            "emoji" => w[2] = v,
+            other => bail!("--mix: unknown kind {other:?} (short, long, emoji)"),
+        }
+    }
+    if w.iter().sum::<u32>() == 0 {
+        bail!("--mix: all weights are 0");
+    }
+    Ok(w)
+}
+
+/// Per-process CPU seconds (user + system) and peak RSS in KiB.
+fn proc_usage(pid: u32) -> Option<(f64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    let hz = 100.0; // USER_HZ is 100 on Linux.
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let hwm = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some((ticks / hz, hwm))
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+#[derive(Default)]
+struct Shared {
+    /// id → accept time.
+    accepted: HashMap<String, Instant>,
+    accept_latency_ms: Vec<f64>,
+    rejected: HashMap<String, u64>,
+}
+
+pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    let weights = parse_mix(&args.mix)?;
+    if args.connections == 0 || args.pipeline == 0 {
+        bail!("--connections and --pipeline must be at least 1");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let mut control = args.target.connect().await?;
+        let status = control.call(json!({"op":"status"})).await?;
+        let after = status["last_seq"].as_i64().unwrap_or(0);
+        let before = args.pid.and_then(proc_usage);
+
+        // The subscriber: accept → final state per message.
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let finals: Arc<Mutex<Vec<(String, Instant, String)>>> = Arc::new(Mutex::new(Vec::new()));
+        let mut sub = args.target.connect().await?;
+        sub.call(json!({"op":"subscribe","after":after})).await?;
+        let finals_w = finals.clone();
+        let subscriber = tokio::spawn(async move {
+            while let Ok((None, ev)) | Ok((Some(_), ev)) = sub.next_line().await {
+                if ev["event"] != "dlr" {
+                    continue;
+                }
+                let state = ev["state"].as_str().unwrap_or("");
+                if ["submitted", "queued", ""].contains(&state) {
+                    continue;
+                }
+                let id = ev["id"].as_str().unwrap_or("").to_owned();
+                finals_w.lock().await.push((id, Instant::now(), state.to_owned()));
+            }
+        });
+
+        let texts = Arc::new(texts());
+        let total_w: u32 = weights.iter().sum();
+        let start = Instant::now();
+        let per_conn = args.count.div_ceil(args.connections);
+        let mut workers = Vec::new();
+        for conn in 0..args.connections {
+            let target_addr = args.target.connect().await?;
+            let shared = shared.clone();
+            let texts = texts.clone();
+            let prefix = args.prefix.clone();
+            let n = per_conn.min(args.count.saturating_sub(conn * per_conn));
+            let pipeline = args.pipeline;
+            let interval = (args.rate > 0)
+                .then(|| Duration::from_secs_f64(args.connections as f64 / args.rate as f64));
+            workers.push(tokio::spawn(async move {
+                let mut c = target_addr;
+                let mut sent_at: HashMap<u64, Instant> = HashMap::new();
+                let mut next = 0usize;
+                let mut pace = interval.map(tokio::time::interval);
+                while next < n || !sent_at.is_empty() {
+                    while next < n && sent_at.len() < pipeline {
+                        if let Some(p) = pace.as_mut() {
+                            p.tick().await;
+                        }
+                        let k = conn * per_conn + next;
+                        let pick = (k as u32 * 7919) % total_w;
+                        let kind = if pick < weights[0] { 0 } else if pick < weights[0] + weights[1] { 1 } else { 2 };
+                        let to = format!("{prefix}{:0width$}", k % 10_000_000, width = 11usize.saturating_sub(prefix.len().saturating_sub(1)).clamp(1, 9));
+                        let r = c
+                            .send(json!({"op":"submit","to":to,"from":"BENCH","text":texts[kind]}))
+                            .await?;
+                        sent_at.insert(r, Instant::now());
+                        next += 1;
+                        if pace.is_some() {
+                            c.flush().await?;
+                        }
+                    }
+                    c.flush().await?;
+                    let (r, v) = c.next_line().await?;
+                    let Some(r) = r else { continue };
+                    let Some(t0) = sent_at.remove(&r) else { continue };
+                    let now = Instant::now();
+                    let mut s = shared.lock().await;
+                    if v["ok"] == true {
+                        s.accept_latency_ms.push((now - t0).as_secs_f64() * 1000.0);
+                        if let Some(id) = v["id"].as_str() {
+                            s.accepted.insert(id.to_owned(), t0);
+                        }
+                    } else {
+                        *s.rejected.entry(v["error"]["code"].as_str().unwrap_or("?").to_owned()).or_default() += 1;
+                    }
+                }
+                anyhow::Ok(())
+            }));
+        }
+        for w in workers {
+            w.await.context("worker")??;
+        }
+        let accept_elapsed = start.elapsed();
+        // Wait for final states.
+        let settle_until = Instant::now() + Duration::from_secs(args.settle);
+        loop {
+            let (done, want) = {
+                let s = shared.lock().await;
+                let f = finals.lock().await;
+                (f.iter().filter(|(id, _, _)| s.accepted.contains_key(id)).count(), s.accepted.len())
+            };
+            if done >= want || Instant::now() > settle_until {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        subscriber.abort();
+        let after_usage = args.pid.and_then(proc_usage);
+
+        let s = shared.lock().await;
+        let f = finals.lock().await;
+        let mut e2e_ms = Vec::new();
+        let mut states: HashMap<String, u64> = HashMap::new();
+        let mut last_final = start;
+        for (id, at, state) in f.iter() {
+            if let Some(t0) = s.accepted.get(id) {
+                e2e_ms.push((*at - *t0).as_secs_f64() * 1000.0);
+                *states.entry(state.clone()).or_default() += 1;
+                last_final = last_final.max(*at);
+            }
+        }
+        let mut acc = s.accept_latency_ms.clone();
+        acc.sort_by(f64::total_cmp);
+        e2e_ms.sort_by(f64::total_cmp);
+        let accepted = s.accepted.len();
+        let delivered = states.get("delivered").copied().unwrap_or(0);
+        let e2e_secs = (last_final - start).as_secs_f64();
+        let cpu = match (before, after_usage) {
+            (Some((c0, _)), Some((c1, hwm))) => Some((c1 - c0, hwm)),
+            _ => None,
+        };
+        let report = json!({
+            "sent": args.count,
+            "accepted": accepted,
+            "rejected": s.rejected,
+            "accept_rate": accepted as f64 / accept_elapsed.as_secs_f64(),
+            "final": f.len(),
+            "final_states": states,
+            "end_to_end_rate": if e2e_secs > 0.0 { delivered as f64 / e2e_secs } else { 0.0 },
+            "accept_ms": {"p50": percentile(&acc, 0.5), "p99": percentile(&acc, 0.99), "p999": percentile(&acc, 0.999)},
+            "accept_to_final_ms": {"p50": percentile(&e2e_ms, 0.5), "p99": percentile(&e2e_ms, 0.99), "p999": percentile(&e2e_ms, 0.999)},
+            "daemon_cpu_seconds": cpu.map(|c| c.0),
+            "daemon_cpu_us_per_message": cpu.map(|c| if accepted > 0 { c.0 * 1e6 / accepted as f64 } else { 0.0 }),
+            "daemon_peak_rss_mib": cpu.map(|c| c.1 as f64 / 1024.0),
+        });
+        if args.json {
+            println!("{report}");
+        } else {
+            print_table(&report);
+        }
+        if accepted == 0 {
+            bail!("nothing was accepted");
+        }
+        Ok(())
+    })
+}
+
+fn print_table(r: &Value) {
+    let f = |v: &Value| v.as_f64().map_or("-".to_owned(), |x| format!("{x:.1}"));
+    println!("sent                {}", r["sent"]);
+    println!(
+        "accepted            {}   rejected {}",
+        r["accepted"], r["rejected"]
+    );
+    println!("accept rate         {} /s", f(&r["accept_rate"]));
+    println!("final states        {}", r["final_states"]);
+    println!(
+        "end-to-end rate     {} delivered/s",
+        f(&r["end_to_end_rate"])
+    );
+    println!(
+        "accept latency      p50 {} ms   p99 {} ms   p99.9 {} ms",
+        f(&r["accept_ms"]["p50"]),
+        f(&r["accept_ms"]["p99"]),
+        f(&r["accept_ms"]["p999"])
+    );
+    println!(
+        "accept → final      p50 {} ms   p99 {} ms   p99.9 {} ms",
+        f(&r["accept_to_final_ms"]["p50"]),
+        f(&r["accept_to_final_ms"]["p99"]),
+        f(&r["accept_to_final_ms"]["p999"])
+    );
+    println!(
+        "daemon              cpu {} s ({} µs/message), peak RSS {} MiB",
+        f(&r["daemon_cpu_seconds"]),
+        f(&r["daemon_cpu_us_per_message"]),
+        f(&r["daemon_peak_rss_mib"])
+    );
+}
