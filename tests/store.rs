@@ -5,8 +5,8 @@
 use smppd::receipt::{AcceptedIs, IdRule, ReceiptTlvs, final_outcome, parse_receipt};
 use smppd::store::{
     Ack, Disposition, Failure, IncomingMo, IncomingReceipt, MessageId, MessageState, NewMessage,
-    NewPart, OptOutChange, PartRef, PartState, ReceiptRecorded, Retention, Settings, SqliteOptions,
-    Store, StoreError,
+    NewPart, OptOutChange, PartRef, PartState, ReceiptRecorded, RerouteRule, Retention, Settings,
+    SqliteOptions, Store, StoreError,
 };
 use std::path::Path;
 
@@ -70,6 +70,7 @@ fn receipt(smsc: &str, rule: IdRule, text: &str, tlvs: ReceiptTlvs<'_>) -> Incom
         tlv_state: tlvs.message_state,
         tlv_network_error: tlvs.network_error_code,
         now_ms: T0 + 20,
+        reroute: RerouteRule::none(),
     }
 }
 
@@ -974,7 +975,7 @@ fn a_version_1_store_is_migrated() {
     drop(conn);
 
     let (store, rec) = open_with(&path, Settings::default());
-    assert_eq!(rec.migrations_applied, 1);
+    assert_eq!(rec.migrations_applied, 2, "migrations 2 and 3");
     let m = store
         .message(MessageId::from_i64(id))
         .wait()
@@ -1009,4 +1010,161 @@ fn a_version_1_store_is_migrated() {
         m.receipts[0].done_date.as_deref(),
         Some("2026-01-01T00:01:00")
     );
+}
+
+/// A receipt recorded under a reroute rule.
+fn receipt_rr(smsc: &str, id: &str, stat: &str, rule: &RerouteRule) -> IncomingReceipt {
+    let mut r = receipt(
+        smsc,
+        IdRule::Same,
+        &dlr_text(id, stat),
+        ReceiptTlvs::default(),
+    );
+    r.reroute = rule.clone();
+    r
+}
+
+fn record(store: &Store, r: IncomingReceipt) -> ReceiptRecorded {
+    store.record_receipt(r).wait().expect("receipt durable")
+}
+
+#[test]
+fn reroute_undelivered_resends_once_through_the_next_smsc() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir.path().join("s.db"));
+    let both = ["op-a".to_owned(), "op-b".to_owned()];
+    let rule = RerouteRule::none().with_route("default", &both);
+
+    // UNDELIV from op-a: logged, the part goes back to the queue, the message is queued again.
+    let a = store.accept(msg("+46700000001", 1)).wait().expect("accept");
+    let parts = claim_all(&store, "default");
+    assert_eq!(parts[0].rerouted_from, None);
+    ack(&store, parts[0].part, "op-a", "a1", IdRule::Same);
+    let rec = record(&store, receipt_rr("op-a", "a1", "UNDELIV", &rule));
+    let ReceiptRecorded::Rerouted {
+        applied,
+        route,
+        from_smsc,
+        to_smsc,
+    } = rec
+    else {
+        panic!("not rerouted: {rec:?}");
+    };
+    assert_eq!(applied.part, parts[0].part);
+    assert_eq!(applied.state, MessageState::Queued);
+    assert_eq!(
+        (route.as_str(), from_smsc.as_str(), to_smsc.as_str()),
+        ("default", "op-a", "op-b")
+    );
+    let m = store.message(a.id).wait().expect("read").expect("found");
+    assert_eq!(m.state, MessageState::Queued);
+    assert_eq!(m.parts[0].state, PartState::Queued);
+    assert_eq!(m.receipts.len(), 1, "the UNDELIV is in the log");
+    assert_eq!(m.receipts[0].stat, "UNDELIV");
+    // The SMSC re-sending the same receipt changes nothing.
+    assert!(matches!(
+        record(&store, receipt_rr("op-a", "a1", "UNDELIV", &rule)),
+        ReceiptRecorded::Duplicate { .. }
+    ));
+    // The resend says which SMSC to avoid.
+    let again = claim_all(&store, "default");
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].part, parts[0].part);
+    assert_eq!(again[0].rerouted_from.as_deref(), Some("op-a"));
+    assert_eq!(again[0].attempts, 2);
+    assert_eq!(
+        ack(&store, again[0].part, "op-b", "b1", IdRule::Same),
+        MessageState::Submitted
+    );
+    // Not twice: op-b's UNDELIV is final.
+    let rec = record(&store, receipt_rr("op-b", "b1", "UNDELIV", &rule));
+    assert!(
+        matches!(rec, ReceiptRecorded::Matched(ref x) if x.state == MessageState::Undeliverable),
+        "{rec:?}"
+    );
+    let m = store.message(a.id).wait().expect("read").expect("found");
+    assert_eq!(m.id, a.id);
+    assert_eq!(m.state, MessageState::Undeliverable);
+    assert_eq!(m.parts[0].smsc.as_deref(), Some("op-b"));
+    assert_eq!(m.receipts.len(), 2);
+    assert!(claim_all(&store, "default").is_empty());
+
+    // REJECTD on one part of a two-part message: only that part goes again, and the message
+    // reports the resend's outcome.
+    let b = store.accept(msg("+46700000002", 2)).wait().expect("accept");
+    let parts = claim_all(&store, "default");
+    assert_eq!(parts.len(), 2);
+    ack(&store, parts[0].part, "op-a", "c1", IdRule::Same);
+    ack(&store, parts[1].part, "op-a", "c2", IdRule::Same);
+    assert!(matches!(
+        record(&store, receipt_rr("op-a", "c1", "DELIVRD", &rule)),
+        ReceiptRecorded::Matched(ref x) if x.state == MessageState::Submitted
+    ));
+    assert!(matches!(
+        record(&store, receipt_rr("op-a", "c2", "REJECTD", &rule)),
+        ReceiptRecorded::Rerouted { ref applied, .. } if applied.state == MessageState::Queued
+    ));
+    let again = claim_all(&store, "default");
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].part, parts[1].part);
+    ack(&store, again[0].part, "op-b", "d2", IdRule::Same);
+    assert!(matches!(
+        record(&store, receipt_rr("op-b", "d2", "DELIVRD", &rule)),
+        ReceiptRecorded::Matched(ref x) if x.state == MessageState::Delivered
+    ));
+    let m = store.message(b.id).wait().expect("read").expect("found");
+    assert_eq!(m.state, MessageState::Delivered);
+    let smscs: Vec<_> = m.parts.iter().map(|p| p.smsc.as_deref()).collect();
+    assert_eq!(smscs, [Some("op-a"), Some("op-b")]);
+}
+
+#[test]
+fn undelivered_is_final_without_a_reroute_rule_for_the_route() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir.path().join("s.db"));
+    let both = ["op-a".to_owned(), "op-b".to_owned()];
+    let cases = [
+        (
+            "no rule",
+            RerouteRule::none(),
+            "UNDELIV",
+            MessageState::Undeliverable,
+        ),
+        (
+            "another route reroutes",
+            RerouteRule::none().with_route("nordics", &both),
+            "UNDELIV",
+            MessageState::Undeliverable,
+        ),
+        (
+            "no other SMSC",
+            RerouteRule::none().with_route("default", &["op-a".to_owned()]),
+            "REJECTD",
+            MessageState::Rejected,
+        ),
+        (
+            "EXPIRED is not rerouted",
+            RerouteRule::none().with_route("default", &both),
+            "EXPIRED",
+            MessageState::Expired,
+        ),
+    ];
+    for (i, (what, rule, stat, want)) in cases.into_iter().enumerate() {
+        let a = store
+            .accept(msg(&format!("+4670000001{i}"), 1))
+            .wait()
+            .expect("accept");
+        let parts = claim_all(&store, "default");
+        assert_eq!(parts.len(), 1, "{what}");
+        let id = format!("x{i}");
+        ack(&store, parts[0].part, "op-a", &id, IdRule::Same);
+        let rec = record(&store, receipt_rr("op-a", &id, stat, &rule));
+        assert!(
+            matches!(rec, ReceiptRecorded::Matched(ref x) if x.state == want),
+            "{what}: {rec:?}"
+        );
+        let m = store.message(a.id).wait().expect("read").expect("found");
+        assert_eq!(m.state, want, "{what}");
+        assert!(claim_all(&store, "default").is_empty(), "{what}");
+    }
 }

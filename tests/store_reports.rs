@@ -2,7 +2,7 @@
 //! daemon): table and JSON lines, filters, bad arguments.
 
 use smppd::receipt::{AcceptedIs, IdRule, ReceiptTlvs, final_outcome, parse_receipt};
-use smppd::store::{Ack, IncomingReceipt, NewMessage, NewPart, SqliteOptions, Store};
+use smppd::store::{Ack, IncomingReceipt, NewMessage, NewPart, RerouteRule, SqliteOptions, Store};
 use std::process::Command;
 
 fn now_ms() -> i64 {
@@ -81,6 +81,7 @@ fn reports_reads_while_the_writer_runs() {
                 tlv_state: None,
                 tlv_network_error: None,
                 now_ms: now_ms(),
+                reroute: RerouteRule::none(),
             })
             .wait()
             .expect("receipt");
@@ -166,6 +167,7 @@ fn reports_lists_unmatched_receipts() {
             tlv_state: None,
             tlv_network_error: None,
             now_ms: now_ms(),
+            reroute: RerouteRule::none(),
         })
         .wait()
         .expect("receipt");

@@ -581,17 +581,27 @@ impl Dispatch {
         }
     }
 
-    /// Picks the SMSC for a part: the message's SMSC for later parts of a multipart message
-    /// while it can transmit, otherwise the first of the route's list that can transmit and has
-    /// not refused this part.
-    fn choose(&self, route: &Route, part: &QueuedPart) -> Option<Arc<SmscLink>> {
-        let now = Instant::now();
-        let refused = self
+    /// SMSCs this part must not go to: those that refused it with a failover status and, for a
+    /// part resent after an UNDELIV/REJECTD receipt, the SMSC whose receipt failed it.
+    fn excluded(&self, part: &QueuedPart) -> Vec<Arc<str>> {
+        let mut out = self
             .refused
             .lock()
             .ok()
             .and_then(|m| m.get(&part.part).cloned())
             .unwrap_or_default();
+        if let Some(s) = &part.rerouted_from {
+            out.push(Arc::from(s.as_str()));
+        }
+        out
+    }
+
+    /// Picks the SMSC for a part: the message's SMSC for later parts of a multipart message
+    /// while it can transmit, otherwise the first of the route's list that can transmit and is
+    /// not excluded for this part (see [`Self::excluded`]).
+    fn choose(&self, route: &Route, part: &QueuedPart) -> Option<Arc<SmscLink>> {
+        let now = Instant::now();
+        let refused = self.excluded(part);
         if part.total > 1
             && let Some(s) = self
                 .affinity
@@ -616,15 +626,13 @@ impl Dispatch {
     async fn send(&self, state: &RouteState, route: &Route, part: &QueuedPart) {
         let Some(link) = self.choose(route, part) else {
             // Nothing can take it now (binds down, or every SMSC refused it). If every SMSC of
-            // the route refused this part, it has failed for good.
-            let refused_all = self.refused.lock().ok().is_some_and(|m| {
-                m.get(&part.part).is_some_and(|r| {
-                    route
-                        .smsc
-                        .iter()
-                        .all(|s| r.iter().any(|x| &**x == s.as_str()))
-                })
-            });
+            // the route is excluded for this part, it has failed for good.
+            let excluded = self.excluded(part);
+            let refused_all = !excluded.is_empty()
+                && route
+                    .smsc
+                    .iter()
+                    .all(|s| excluded.iter().any(|x| &**x == s.as_str()));
             let disposition = if refused_all {
                 Disposition::Permanent
             } else {

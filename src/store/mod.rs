@@ -87,6 +87,14 @@ pub trait StoreBackend: Send + Sync + 'static {
     fn failed(&self, failure: Failure) -> Pending<MessageState>;
     /// Records a delivery receipt: a log row, the part's and message's state, a `dlr` event, in
     /// one transaction. Acknowledge the SMSC's deliver_sm only after this resolves Ok.
+    ///
+    /// Reroute: when the receipt's [`RerouteRule`] covers the part's route, the outcome is
+    /// UNDELIV or REJECTD, the part was acknowledged (submitted) and never rerouted, and the
+    /// route has an SMSC other than the receipt's, the receipt is logged as usual but the part
+    /// goes back to the queue marked rerouted (its `QueuedPart::rerouted_from` names the SMSC to
+    /// avoid), the message is `queued` again under the same id, and the answer is
+    /// [`ReceiptRecorded::Rerouted`]. The resend's receipt is final whatever it says. A receipt
+    /// that arrives before its `submit_sm_resp` (held, then applied by `acked`) is not rerouted.
     fn record_receipt(&self, receipt: IncomingReceipt) -> Pending<ReceiptRecorded>;
     /// Records a mobile-originated message (and an opt-out change) with an `mo` event.
     fn record_mo(&self, mo: IncomingMo) -> Pending<MoRecorded>;

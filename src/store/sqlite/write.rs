@@ -516,7 +516,7 @@ impl<'c> Writer<'c> {
             let mut st = self.conn.prepare_cached(
                 "SELECT p.message_id, p.n, m.parts, m.dest, m.sender, p.priority, m.dlr,
                         m.valid_until, m.split, p.data_coding, p.esm_class, p.segment, p.sar_ref,
-                        p.attempts, p.maybe_dup, p.smsc
+                        p.attempts, p.maybe_dup, p.smsc, p.rerouted_from
                  FROM part p JOIN message m ON m.id = p.message_id
                  WHERE p.route = ?1 AND p.state = 0
                  ORDER BY p.priority DESC, p.message_id, p.n
@@ -543,6 +543,7 @@ impl<'c> Writer<'c> {
                     attempts: r.get::<_, u32>(13)?.saturating_add(1),
                     maybe_sent: r.get(14)?,
                     last_smsc: r.get(15)?,
+                    rerouted_from: r.get(16)?,
                 });
             }
         }
@@ -816,6 +817,11 @@ impl<'c> Writer<'c> {
             ])?;
             self.conn.last_insert_rowid()
         };
+        if let Some((part, info, _)) = &matched
+            && let Some(rerouted) = self.reroute(*part, *info, r, log_id, fp, stat)?
+        {
+            return Ok(rerouted);
+        }
         match matched {
             Some((part, info, _)) => Ok(ReceiptRecorded::Matched(
                 self.apply_receipt(
@@ -838,6 +844,90 @@ impl<'c> Writer<'c> {
                 Ok(ReceiptRecorded::Held { log_id })
             }
         }
+    }
+
+    /// Sends a part back to the queue instead of settling it when the receipt is an UNDELIV or
+    /// REJECTD for a submitted part of a route that reroutes, the part was not rerouted before,
+    /// and the route has another SMSC. The receipt is already in the log; the part keeps its
+    /// SMSC key (so a re-sent copy of this receipt is still recognised as a duplicate) and
+    /// remembers the SMSC that failed it, which both marks it rerouted (once only) and tells
+    /// dispatch which SMSC to avoid. Returns `None` when the receipt is to be applied as usual.
+    fn reroute(
+        &mut self,
+        part: PartRef,
+        info: PartInfo,
+        r: &IncomingReceipt,
+        log_id: i64,
+        fp: i64,
+        stat: &str,
+    ) -> Result<Option<ReceiptRecorded>, JobError> {
+        if r.reroute.is_empty()
+            || info.state != PartState::Submitted
+            || !matches!(r.outcome, Some(Outcome::Undeliverable | Outcome::Rejected))
+        {
+            return Ok(None);
+        }
+        let row: Option<(String, bool)> = self
+            .conn
+            .prepare_cached(
+                "SELECT route, rerouted_from IS NOT NULL FROM part WHERE message_id = ?1 AND n = ?2",
+            )?
+            .query_row(params![part.message.as_i64(), part.n], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()?;
+        let Some((route, already)) = row else {
+            return Ok(None);
+        };
+        if already {
+            return Ok(None);
+        }
+        let Some(to) = r.reroute.next_smsc(&route, &r.smsc).map(str::to_owned) else {
+            return Ok(None);
+        };
+        self.conn
+            .prepare_cached(
+                "UPDATE part SET state = 0, ready_at = 0, rerouted_from = ?3, stat = ?4, err = ?5,
+                    acked_at = NULL, receipts = coalesce(receipts || ',', '') || ?6
+                 WHERE message_id = ?1 AND n = ?2",
+            )?
+            .execute(params![
+                part.message.as_i64(),
+                part.n,
+                r.smsc,
+                stat,
+                r.receipt.err,
+                format!("{log_id}:{fp}")
+            ])?;
+        let state = self.settle(
+            part.message,
+            PartInfo {
+                state: PartState::Queued,
+                ..info
+            },
+            false,
+            r.now_ms,
+        )?;
+        // The dlr event says what the receipt said and that the part goes again; the message's
+        // final outcome follows in the resend's dlr event.
+        let body = json!({
+            "id": part.message.to_string(), "part": part.n, "state": state.as_str(),
+            "part_state": PartState::Queued.as_str(), "stat": stat, "err": r.receipt.err,
+            "smsc": r.smsc, "smsc_id": r.receipt.id, "rerouted_to": to,
+        })
+        .to_string();
+        let seq = self.event("dlr", Some(part.message), &body, r.now_ms)?;
+        Ok(Some(ReceiptRecorded::Rerouted {
+            applied: ReceiptApplied {
+                log_id,
+                part,
+                state,
+                seq,
+            },
+            route,
+            from_smsc: r.smsc.clone(),
+            to_smsc: to,
+        }))
     }
 
     pub(crate) fn failed(&mut self, f: &Failure) -> Result<MessageState, JobError> {
