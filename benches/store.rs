@@ -96,6 +96,7 @@ async fn drive(store: &Store, limit: usize) -> usize {
                 smsc_id: format!("{:X}", p.part.message.0),
                 rule: IdRule::Same,
                 now_ms: now_ms(),
+                reroute: RerouteRule::none(),
             })
         })
         .collect();

@@ -1007,6 +1007,17 @@ async fn reroute_after_undeliv_resends_once_through_the_next_smsc() {
     assert_eq!(submits_to(&a, "4533333333"), 1, "not sent back to op-a");
     assert_eq!(submits_to(&b, "4533333333"), 1, "op-b got it once");
 
+    // The UNDELIV arriving before op-a's submit_sm_resp (held, applied at the response) is
+    // rerouted too.
+    a.update_receipts(|r| r.before_response = true);
+    b.update_receipts(|r| r.mix = mix(1, 0, 0));
+    let early = c.submit("+4544444444", "receipt first").await;
+    let m = c.final_state(early["id"].as_str().expect("id")).await;
+    assert_eq!(m["state"], "delivered", "{m}");
+    assert_eq!(m["parts"][0]["smsc"], "op-b", "{m}");
+    assert_eq!(submits_to(&a, "4544444444"), 1);
+    assert_eq!(submits_to(&b, "4544444444"), 1);
+
     let (_, body) = http_get(port, "/metrics").await;
     assert_eq!(
         sample(
@@ -1014,7 +1025,7 @@ async fn reroute_after_undeliv_resends_once_through_the_next_smsc() {
             "smppd_reroutes_total",
             &["route=\"danes\"", "from=\"op-a\"", "to=\"op-b\""]
         ),
-        Some(2.0),
+        Some(3.0),
         "{body}"
     );
     assert_eq!(d.terminate().code(), Some(0));

@@ -53,6 +53,7 @@ fn ack(store: &Store, part: PartRef, smsc: &str, id: &str, rule: IdRule) -> Mess
             smsc_id: id.into(),
             rule,
             now_ms: T0 + 10,
+            reroute: RerouteRule::none(),
         })
         .wait()
         .expect("ack durable")
@@ -223,6 +224,7 @@ fn receipt_before_response_is_held_then_matched() {
             smsc_id: "77".into(),
             rule: IdRule::Same,
             now_ms: T0 + 30,
+            reroute: RerouteRule::none(),
         })
         .wait()
         .expect("ack");
@@ -886,6 +888,7 @@ fn held_receipt_survives_a_restart() {
             smsc_id: "38601FA".into(),
             rule: IdRule::HexToDec,
             now_ms: T0 + 50,
+            reroute: RerouteRule::none(),
         })
         .wait()
         .expect("ack");
@@ -1041,20 +1044,20 @@ fn reroute_undelivered_resends_once_through_the_next_smsc() {
     assert_eq!(parts[0].rerouted_from, None);
     ack(&store, parts[0].part, "op-a", "a1", IdRule::Same);
     let rec = record(&store, receipt_rr("op-a", "a1", "UNDELIV", &rule));
-    let ReceiptRecorded::Rerouted {
-        applied,
-        route,
-        from_smsc,
-        to_smsc,
-    } = rec
-    else {
+    let ReceiptRecorded::Rerouted { applied, reroute } = rec else {
         panic!("not rerouted: {rec:?}");
     };
     assert_eq!(applied.part, parts[0].part);
+    assert_eq!(reroute.part, parts[0].part);
     assert_eq!(applied.state, MessageState::Queued);
     assert_eq!(
-        (route.as_str(), from_smsc.as_str(), to_smsc.as_str()),
-        ("default", "op-a", "op-b")
+        (
+            reroute.route.as_str(),
+            reroute.from_smsc.as_str(),
+            reroute.to_smsc.as_str(),
+            reroute.stat.as_str()
+        ),
+        ("default", "op-a", "op-b", "UNDELIV")
     );
     let m = store.message(a.id).wait().expect("read").expect("found");
     assert_eq!(m.state, MessageState::Queued);
@@ -1167,4 +1170,44 @@ fn undelivered_is_final_without_a_reroute_rule_for_the_route() {
         assert_eq!(m.state, want, "{what}");
         assert!(claim_all(&store, "default").is_empty(), "{what}");
     }
+}
+
+#[test]
+fn a_receipt_before_the_response_is_rerouted_at_the_response() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir.path().join("s.db"));
+    let rule = RerouteRule::none().with_route("default", &["op-a".to_owned(), "op-b".to_owned()]);
+    let a = store.accept(msg("+46700000001", 1)).wait().expect("accept");
+    let parts = claim_all(&store, "default");
+    // The UNDELIV comes first: held, as no part has that id yet.
+    assert!(matches!(
+        record(&store, receipt_rr("op-a", "e1", "UNDELIV", &rule)),
+        ReceiptRecorded::Held { .. }
+    ));
+    let res = store
+        .acked(Ack {
+            part: parts[0].part,
+            smsc: "op-a".into(),
+            smsc_id: "e1".into(),
+            rule: IdRule::Same,
+            now_ms: T0 + 30,
+            reroute: rule.clone(),
+        })
+        .wait()
+        .expect("ack durable");
+    assert_eq!(res.state, MessageState::Queued);
+    assert_eq!(res.held_receipts.len(), 1);
+    let r = res.rerouted.expect("rerouted at the response");
+    assert_eq!((r.from_smsc.as_str(), r.to_smsc.as_str()), ("op-a", "op-b"));
+    let again = claim_all(&store, "default");
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].rerouted_from.as_deref(), Some("op-a"));
+    ack(&store, again[0].part, "op-b", "f1", IdRule::Same);
+    assert!(matches!(
+        record(&store, receipt_rr("op-b", "f1", "DELIVRD", &rule)),
+        ReceiptRecorded::Matched(ref x) if x.state == MessageState::Delivered
+    ));
+    let m = store.message(a.id).wait().expect("read").expect("found");
+    assert_eq!(m.state, MessageState::Delivered);
+    assert_eq!(m.receipts.len(), 2);
 }

@@ -86,6 +86,7 @@ fn child_writer() {
                     smsc_id: smsc_id(p.part.message),
                     rule: IdRule::Same,
                     now_ms: now_ms(),
+                    reroute: RerouteRule::none(),
                 })
             })
             .collect();

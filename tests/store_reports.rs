@@ -64,6 +64,7 @@ fn reports_reads_while_the_writer_runs() {
                 smsc_id: format!("00AB{i}"),
                 rule: IdRule::Same,
                 now_ms: now_ms(),
+                reroute: RerouteRule::none(),
             })
             .wait()
             .expect("ack");

@@ -169,16 +169,7 @@ async fn receipt(
                     metrics::counter!(m::RECEIPTS_UNMATCHED, m::label::SMSC => smsc.to_owned())
                         .increment(1);
                 }
-                ReceiptRecorded::Rerouted {
-                    applied,
-                    route,
-                    from_smsc,
-                    to_smsc,
-                } => {
-                    tracing::warn!(message = %applied.part.message, part = applied.part.n, %route, from = %from_smsc, to = %to_smsc, %stat, "reroute: receipt says not delivered, resending once through the next SMSC");
-                    metrics::counter!(m::REROUTES, m::label::ROUTE => route.clone(), m::label::FROM => from_smsc.clone(), m::label::TO => to_smsc.clone()).increment(1);
-                    dispatch.wake(route);
-                }
+                ReceiptRecorded::Rerouted { reroute, .. } => dispatch.rerouted(reroute),
                 _ => {}
             }
             metrics::counter!(m::RECEIPTS, m::label::SMSC => smsc.to_owned(), m::label::STAT => stat).increment(1);

@@ -34,7 +34,10 @@ use crate::pdu::{
     Address, DataCoding, EsmClass, Npi, OctetString, RegisteredDelivery, SubmitSm, Tlv, Ton,
 };
 use crate::session::{Event, Job, JobBody, RetryReason, SmscHandle};
-use crate::store::{Ack, Disposition, Failure, MessageId, PartRef, QueuedPart, Store};
+use crate::store::{
+    Ack, AckResult, Disposition, Failure, MessageId, PartRef, QueuedPart, Reroute, RerouteRule,
+    Store,
+};
 
 /// Parts claimed from the store at once per route (fewer when the route is rate-limited).
 const CLAIM_BATCH: usize = 256;
@@ -765,13 +768,32 @@ impl Dispatch {
                     if let Ok(mut r) = self.refused.lock() {
                         r.remove(&f.part);
                     }
-                    drop(self.store.backend().acked(Ack {
+                    // A receipt that came before this response is applied now; on a route that
+                    // reroutes it may send the part back to the queue, so the answer is awaited
+                    // (off this loop) to log and count that. Elsewhere it is not awaited.
+                    let reroute = self.reroute_rule(&f.route);
+                    let watch = !reroute.is_empty();
+                    let pending = self.store.backend().acked(Ack {
                         part: f.part,
                         smsc: f.smsc.to_string(),
                         smsc_id: message_id,
                         rule,
                         now_ms: now_ms(),
-                    }));
+                        reroute,
+                    });
+                    if watch {
+                        let me = self.clone();
+                        tokio::spawn(async move {
+                            if let Ok(AckResult {
+                                rerouted: Some(r), ..
+                            }) = pending.await
+                            {
+                                me.rerouted(&r);
+                            }
+                        });
+                    } else {
+                        drop(pending);
+                    }
                 }
                 Event::Failed { key, status, .. } => {
                     let Some(f) = self.take(key) else { continue };
@@ -929,6 +951,26 @@ impl Dispatch {
                 }
             }
         }
+    }
+
+    /// The reroute rule (see [`RerouteRule`]) for one route: itself when it has
+    /// `reroute_undelivered`, else none.
+    fn reroute_rule(&self, route: &str) -> RerouteRule {
+        let cfg = self.config.borrow().clone();
+        cfg.routes
+            .iter()
+            .find(|r| r.name == route && r.reroute_undelivered)
+            .map_or_else(RerouteRule::none, |r| {
+                RerouteRule::none().with_route(&r.name, &r.smsc)
+            })
+    }
+
+    /// A receipt sent a part back to the queue for a resend through another SMSC: logged with
+    /// both SMSC names, counted, and the route woken so the resend goes at once.
+    pub fn rerouted(&self, r: &Reroute) {
+        tracing::warn!(message = %r.part.message, part = r.part.n, route = %r.route, from = %r.from_smsc, to = %r.to_smsc, stat = %r.stat, "reroute: receipt says not delivered, resending once through the next SMSC");
+        metrics::counter!(m::REROUTES, m::label::ROUTE => r.route.clone(), m::label::FROM => r.from_smsc.clone(), m::label::TO => r.to_smsc.clone()).increment(1);
+        self.wake(&r.route);
     }
 
     fn take(&self, key: u64) -> Option<InFlight> {

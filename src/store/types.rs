@@ -155,6 +155,9 @@ pub struct Ack {
     pub rule: IdRule,
     /// When (ms since epoch).
     pub now_ms: i64,
+    /// Applied to receipts that arrived before this response (held), as at
+    /// [`super::StoreBackend::record_receipt`].
+    pub reroute: RerouteRule,
 }
 
 /// A receipt applied to a part (at `record_receipt`, or at `acked` when it had been held).
@@ -177,6 +180,8 @@ pub struct AckResult {
     pub state: MessageState,
     /// Receipts that had arrived before the response and were matched now.
     pub held_receipts: Vec<ReceiptApplied>,
+    /// Set when one of them sent the part back to the queue (see [`RerouteRule`]).
+    pub rerouted: Option<Reroute>,
 }
 
 /// What to do with a part that was not acknowledged.
@@ -274,6 +279,22 @@ impl RerouteRule {
     }
 }
 
+/// A part sent back to the queue by an UNDELIV/REJECTD receipt (see [`RerouteRule`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reroute {
+    /// The part.
+    pub part: PartRef,
+    /// Its route.
+    pub route: String,
+    /// The SMSC whose receipt failed the part.
+    pub from_smsc: String,
+    /// The SMSC next in the route's failover order (dispatch may pick a later one when that one
+    /// cannot transmit).
+    pub to_smsc: String,
+    /// The receipt's stat (`UNDELIV`, `REJECTD`, or the SMSC's own spelling).
+    pub stat: String,
+}
+
 /// The answer to [`super::StoreBackend::record_receipt`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReceiptRecorded {
@@ -292,13 +313,8 @@ pub enum ReceiptRecorded {
     Rerouted {
         /// The receipt as applied (`state` is the message's state afterwards: queued).
         applied: ReceiptApplied,
-        /// The part's route.
-        route: String,
-        /// The SMSC whose receipt failed the part.
-        from_smsc: String,
-        /// The SMSC next in the route's failover order (dispatch may pick a later one when it
-        /// cannot transmit).
-        to_smsc: String,
+        /// Where the part goes.
+        reroute: Reroute,
     },
     /// The same receipt was recorded before (the SMSC re-sent it); nothing written.
     Duplicate {

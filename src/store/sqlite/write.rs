@@ -9,8 +9,8 @@ use crate::store::id::IdGen;
 use crate::store::{
     Accepted, Ack, AckResult, Disposition, Expired, Failure, IncomingMo, IncomingReceipt,
     MessageId, MessageState, MoRecorded, NewMessage, NewPart, OptOutChange, PartRef, PartState,
-    QueuedPart, ReceiptApplied, ReceiptRecorded, Recovery, Retention, Settings, StoreError,
-    aggregate,
+    QueuedPart, ReceiptApplied, ReceiptRecorded, Recovery, Reroute, RerouteRule, Retention,
+    Settings, StoreError, aggregate,
 };
 use rusqlite::{Connection, OptionalExtension, Statement, params};
 use serde_json::json;
@@ -191,6 +191,17 @@ struct PartInfo {
     state: PartState,
     parts: i64,
     dlr: bool,
+}
+
+/// A receipt as written to the log, for applying it to its part.
+#[derive(Clone, Copy)]
+struct Logged<'a> {
+    log_id: i64,
+    fp: i64,
+    stat: &'a str,
+    err: Option<&'a str>,
+    smsc: &'a str,
+    smsc_id: &'a str,
 }
 
 /// Finds a fingerprint in a part's `receipts` list (`log_id:fp,…`); returns the log id.
@@ -621,6 +632,7 @@ impl<'c> Writer<'c> {
                     return Ok(AckResult {
                         state: now_state,
                         held_receipts: Vec::new(),
+                        rerouted: None,
                     });
                 }
                 self.st.ack.execute(params)?;
@@ -647,6 +659,7 @@ impl<'c> Writer<'c> {
             held
         };
         let mut applied = Vec::with_capacity(held.len());
+        let mut rerouted = None;
         let mut info = PartInfo {
             state: PartState::Submitted,
             parts,
@@ -657,6 +670,22 @@ impl<'c> Writer<'c> {
                 .prepare_cached("UPDATE dlr_log SET message_id = ?2, part_n = ?3 WHERE id = ?1")?
                 .execute(params![log_id, a.part.message.as_i64(), a.part.n])?;
             let outcome = outcome.and_then(outcome_from_code);
+            let logged = Logged {
+                log_id,
+                fp,
+                stat: &stat,
+                err: err.as_deref(),
+                smsc: &a.smsc,
+                smsc_id: &a.smsc_id,
+            };
+            if let Some((done, reroute)) =
+                self.reroute(a.part, info, &a.reroute, outcome, logged, a.now_ms)?
+            {
+                info.state = PartState::Queued;
+                applied.push(done);
+                rerouted = Some(reroute);
+                continue;
+            }
             let done = self.apply_receipt(
                 a.part,
                 info,
@@ -679,6 +708,7 @@ impl<'c> Writer<'c> {
         Ok(AckResult {
             state,
             held_receipts: applied,
+            rerouted,
         })
     }
 
@@ -818,9 +848,23 @@ impl<'c> Writer<'c> {
             self.conn.last_insert_rowid()
         };
         if let Some((part, info, _)) = &matched
-            && let Some(rerouted) = self.reroute(*part, *info, r, log_id, fp, stat)?
+            && let Some((applied, reroute)) = self.reroute(
+                *part,
+                *info,
+                &r.reroute,
+                r.outcome,
+                Logged {
+                    log_id,
+                    fp,
+                    stat,
+                    err: rc.err.as_deref(),
+                    smsc: &r.smsc,
+                    smsc_id: &rc.id,
+                },
+                r.now_ms,
+            )?
         {
-            return Ok(rerouted);
+            return Ok(ReceiptRecorded::Rerouted { applied, reroute });
         }
         match matched {
             Some((part, info, _)) => Ok(ReceiptRecorded::Matched(
@@ -856,14 +900,14 @@ impl<'c> Writer<'c> {
         &mut self,
         part: PartRef,
         info: PartInfo,
-        r: &IncomingReceipt,
-        log_id: i64,
-        fp: i64,
-        stat: &str,
-    ) -> Result<Option<ReceiptRecorded>, JobError> {
-        if r.reroute.is_empty()
+        rule: &RerouteRule,
+        outcome: Option<Outcome>,
+        r: Logged<'_>,
+        now: i64,
+    ) -> Result<Option<(ReceiptApplied, Reroute)>, JobError> {
+        if rule.is_empty()
             || info.state != PartState::Submitted
-            || !matches!(r.outcome, Some(Outcome::Undeliverable | Outcome::Rejected))
+            || !matches!(outcome, Some(Outcome::Undeliverable | Outcome::Rejected))
         {
             return Ok(None);
         }
@@ -882,7 +926,7 @@ impl<'c> Writer<'c> {
         if already {
             return Ok(None);
         }
-        let Some(to) = r.reroute.next_smsc(&route, &r.smsc).map(str::to_owned) else {
+        let Some(to) = rule.next_smsc(&route, r.smsc).map(str::to_owned) else {
             return Ok(None);
         };
         self.conn
@@ -895,9 +939,9 @@ impl<'c> Writer<'c> {
                 part.message.as_i64(),
                 part.n,
                 r.smsc,
-                stat,
-                r.receipt.err,
-                format!("{log_id}:{fp}")
+                r.stat,
+                r.err,
+                format!("{}:{}", r.log_id, r.fp)
             ])?;
         let state = self.settle(
             part.message,
@@ -906,28 +950,32 @@ impl<'c> Writer<'c> {
                 ..info
             },
             false,
-            r.now_ms,
+            now,
         )?;
         // The dlr event says what the receipt said and that the part goes again; the message's
         // final outcome follows in the resend's dlr event.
         let body = json!({
             "id": part.message.to_string(), "part": part.n, "state": state.as_str(),
-            "part_state": PartState::Queued.as_str(), "stat": stat, "err": r.receipt.err,
-            "smsc": r.smsc, "smsc_id": r.receipt.id, "rerouted_to": to,
+            "part_state": PartState::Queued.as_str(), "stat": r.stat, "err": r.err,
+            "smsc": r.smsc, "smsc_id": r.smsc_id, "rerouted_to": to,
         })
         .to_string();
-        let seq = self.event("dlr", Some(part.message), &body, r.now_ms)?;
-        Ok(Some(ReceiptRecorded::Rerouted {
-            applied: ReceiptApplied {
-                log_id,
+        let seq = self.event("dlr", Some(part.message), &body, now)?;
+        Ok(Some((
+            ReceiptApplied {
+                log_id: r.log_id,
                 part,
                 state,
                 seq,
             },
-            route,
-            from_smsc: r.smsc.clone(),
-            to_smsc: to,
-        }))
+            Reroute {
+                part,
+                route,
+                from_smsc: r.smsc.to_owned(),
+                to_smsc: to,
+                stat: r.stat.to_owned(),
+            },
+        )))
     }
 
     pub(crate) fn failed(&mut self, f: &Failure) -> Result<MessageState, JobError> {
