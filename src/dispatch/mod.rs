@@ -167,6 +167,8 @@ struct InFlight {
     smsc: Arc<str>,
     /// Attempts including this one (from the store).
     attempts: u32,
+    /// The SMSC a reroute moved this part away from (not a failover target either).
+    rerouted_from: Option<Arc<str>>,
 }
 
 /// State shared by the route tasks, the event consumer and the API.
@@ -711,6 +713,7 @@ impl Dispatch {
                     route: state.name.clone(),
                     smsc: link.name.clone(),
                     attempts: part.attempts,
+                    rerouted_from: part.rerouted_from.as_deref().map(Arc::from),
                 },
             );
         }
@@ -819,6 +822,7 @@ impl Dispatch {
                                 .iter()
                                 .find(|s| {
                                     s.as_str() != &*f.smsc
+                                        && f.rerouted_from.as_deref() != Some(s.as_str())
                                         && !refused.iter().any(|x| &**x == s.as_str())
                                 })
                                 .cloned()
