@@ -14,7 +14,8 @@
 use criterion::{Criterion, Throughput};
 use smppd::receipt::{AcceptedIs, IdRule, ReceiptTlvs, final_outcome, parse_receipt};
 use smppd::store::{
-    Ack, IncomingReceipt, NewMessage, NewPart, Settings, SqliteOptions, Store, SyncMode,
+    Ack, IncomingReceipt, NewMessage, NewPart, RerouteRule, Settings, SqliteOptions, Store,
+    SyncMode,
 };
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -75,6 +76,7 @@ fn receipt_for(smsc_id: &str) -> IncomingReceipt {
         tlv_state: None,
         tlv_network_error: None,
         now_ms: now_ms(),
+        reroute: RerouteRule::none(),
     }
 }
 
@@ -94,6 +96,7 @@ async fn drive(store: &Store, limit: usize) -> usize {
                 smsc_id: format!("{:X}", p.part.message.0),
                 rule: IdRule::Same,
                 now_ms: now_ms(),
+                reroute: RerouteRule::none(),
             })
         })
         .collect();

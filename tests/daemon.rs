@@ -999,3 +999,102 @@ async fn the_load_tool_reports_what_it_measured() {
     assert!(parts >= 60, "{parts}");
     drop(d);
 }
+
+/// A route that reroutes, for `+45` numbers, over op-a then op-b (the template's "nordics" route
+/// has the same SMSCs without the flag).
+const REROUTE_ROUTE: &str = r#"
+[[route]]
+name = "danes"
+prefix = ["+45"]
+smsc = ["op-a", "op-b"]
+reroute_undelivered = true
+"#;
+
+fn mix(delivered: u32, undeliverable: u32, rejected: u32) -> smppd::sim::StatusMix {
+    smppd::sim::StatusMix {
+        delivered,
+        undeliverable,
+        expired: 0,
+        rejected,
+    }
+}
+
+/// Submits the SMSC saw for one destination (digits, no `+`).
+fn submits_to(sim: &SimHandle, digits: &str) -> usize {
+    sim.submits()
+        .iter()
+        .filter(|s| s.destination_addr == digits)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reroute_after_undeliv_resends_once_through_the_next_smsc() {
+    let (a, b) = sims().await;
+    // op-a fails everything with UNDELIV; op-b delivers.
+    a.update_receipts(|r| r.mix = mix(0, 1, 0));
+    b.update_receipts(|r| r.mix = mix(1, 0, 0));
+    let port = free_port();
+    let d = Daemon::start_with(
+        &a,
+        &b,
+        &format!("metrics = \"127.0.0.1:{port}\""),
+        REROUTE_ROUTE,
+    );
+    let mut c = d.client().await;
+    c.wait_bound(&["op-a", "op-b"]).await;
+
+    // With the flag: UNDELIV from op-a, resent through op-b, delivered, same id.
+    let on = c.submit("+4511111111", "reroute me").await;
+    assert_eq!(on["route"], "danes", "{on}");
+    let id = on["id"].as_str().expect("id");
+    let m = c.final_state(id).await;
+    assert_eq!(m["id"], id, "{m}");
+    assert_eq!(m["state"], "delivered", "{m}");
+    let parts = m["parts"].as_array().expect("parts");
+    assert_eq!(parts.len(), 1, "{m}");
+    assert_eq!(parts[0]["smsc"], "op-b", "{m}");
+    assert_eq!(parts[0]["stat"], "DELIVRD", "{m}");
+    assert_eq!(submits_to(&a, "4511111111"), 1, "op-a got it once");
+    assert_eq!(submits_to(&b, "4511111111"), 1, "op-b got it once");
+
+    // Without the flag (same SMSCs): the UNDELIV is final.
+    let off = c.submit("+46722222222", "no reroute").await;
+    assert_eq!(off["route"], "nordics", "{off}");
+    let m = c.final_state(off["id"].as_str().expect("id")).await;
+    assert_eq!(m["state"], "undeliverable", "{m}");
+    assert_eq!(m["parts"][0]["smsc"], "op-a", "{m}");
+    assert_eq!(submits_to(&a, "46722222222"), 1);
+    assert_eq!(submits_to(&b, "46722222222"), 0, "not rerouted");
+
+    // Rerouted only once: when op-b rejects the resend too, that is the final outcome.
+    b.update_receipts(|r| r.mix = mix(0, 0, 1));
+    let twice = c.submit("+4533333333", "fails everywhere").await;
+    let m = c.final_state(twice["id"].as_str().expect("id")).await;
+    assert_eq!(m["state"], "rejected", "{m}");
+    assert_eq!(m["parts"][0]["smsc"], "op-b", "{m}");
+    assert_eq!(submits_to(&a, "4533333333"), 1, "not sent back to op-a");
+    assert_eq!(submits_to(&b, "4533333333"), 1, "op-b got it once");
+
+    // The UNDELIV arriving before op-a's submit_sm_resp (held, applied at the response) is
+    // rerouted too.
+    a.update_receipts(|r| r.before_response = true);
+    b.update_receipts(|r| r.mix = mix(1, 0, 0));
+    let early = c.submit("+4544444444", "receipt first").await;
+    let m = c.final_state(early["id"].as_str().expect("id")).await;
+    assert_eq!(m["state"], "delivered", "{m}");
+    assert_eq!(m["parts"][0]["smsc"], "op-b", "{m}");
+    assert_eq!(submits_to(&a, "4544444444"), 1);
+    assert_eq!(submits_to(&b, "4544444444"), 1);
+
+    let (_, body) = http_get(port, "/metrics").await;
+    assert_eq!(
+        sample(
+            &body,
+            "smppd_reroutes_total",
+            &["route=\"danes\"", "from=\"op-a\"", "to=\"op-b\""]
+        ),
+        Some(3.0),
+        "{body}"
+    );
+    assert_eq!(d.terminate().code(), Some(0));
+}

@@ -5,8 +5,8 @@
 use smppd::receipt::{AcceptedIs, IdRule, ReceiptTlvs, final_outcome, parse_receipt};
 use smppd::store::{
     Ack, Disposition, Failure, IncomingMo, IncomingReceipt, MessageId, MessageState, NewMessage,
-    NewPart, OptOutChange, PartRef, PartState, ReceiptRecorded, Retention, Settings, SqliteOptions,
-    Store, StoreError,
+    NewPart, OptOutChange, PartRef, PartState, ReceiptRecorded, RerouteRule, Retention, Settings,
+    SqliteOptions, Store, StoreError,
 };
 use std::path::Path;
 
@@ -53,6 +53,7 @@ fn ack(store: &Store, part: PartRef, smsc: &str, id: &str, rule: IdRule) -> Mess
             smsc_id: id.into(),
             rule,
             now_ms: T0 + 10,
+            reroute: RerouteRule::none(),
         })
         .wait()
         .expect("ack durable")
@@ -70,6 +71,7 @@ fn receipt(smsc: &str, rule: IdRule, text: &str, tlvs: ReceiptTlvs<'_>) -> Incom
         tlv_state: tlvs.message_state,
         tlv_network_error: tlvs.network_error_code,
         now_ms: T0 + 20,
+        reroute: RerouteRule::none(),
     }
 }
 
@@ -222,6 +224,7 @@ fn receipt_before_response_is_held_then_matched() {
             smsc_id: "77".into(),
             rule: IdRule::Same,
             now_ms: T0 + 30,
+            reroute: RerouteRule::none(),
         })
         .wait()
         .expect("ack");
@@ -885,6 +888,7 @@ fn held_receipt_survives_a_restart() {
             smsc_id: "38601FA".into(),
             rule: IdRule::HexToDec,
             now_ms: T0 + 50,
+            reroute: RerouteRule::none(),
         })
         .wait()
         .expect("ack");
@@ -974,7 +978,7 @@ fn a_version_1_store_is_migrated() {
     drop(conn);
 
     let (store, rec) = open_with(&path, Settings::default());
-    assert_eq!(rec.migrations_applied, 1);
+    assert_eq!(rec.migrations_applied, 2, "migrations 2 and 3");
     let m = store
         .message(MessageId::from_i64(id))
         .wait()
@@ -1009,4 +1013,201 @@ fn a_version_1_store_is_migrated() {
         m.receipts[0].done_date.as_deref(),
         Some("2026-01-01T00:01:00")
     );
+}
+
+/// A receipt recorded under a reroute rule.
+fn receipt_rr(smsc: &str, id: &str, stat: &str, rule: &RerouteRule) -> IncomingReceipt {
+    let mut r = receipt(
+        smsc,
+        IdRule::Same,
+        &dlr_text(id, stat),
+        ReceiptTlvs::default(),
+    );
+    r.reroute = rule.clone();
+    r
+}
+
+fn record(store: &Store, r: IncomingReceipt) -> ReceiptRecorded {
+    store.record_receipt(r).wait().expect("receipt durable")
+}
+
+#[test]
+fn reroute_undelivered_resends_once_through_the_next_smsc() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir.path().join("s.db"));
+    let both = ["op-a".to_owned(), "op-b".to_owned()];
+    let rule = RerouteRule::none().with_route("default", &both);
+
+    // UNDELIV from op-a: logged, the part goes back to the queue, the message is queued again.
+    let a = store.accept(msg("+46700000001", 1)).wait().expect("accept");
+    let parts = claim_all(&store, "default");
+    assert_eq!(parts[0].rerouted_from, None);
+    ack(&store, parts[0].part, "op-a", "a1", IdRule::Same);
+    let rec = record(&store, receipt_rr("op-a", "a1", "UNDELIV", &rule));
+    let ReceiptRecorded::Rerouted { applied, reroute } = rec else {
+        panic!("not rerouted: {rec:?}");
+    };
+    assert_eq!(applied.part, parts[0].part);
+    assert_eq!(reroute.part, parts[0].part);
+    assert_eq!(applied.state, MessageState::Queued);
+    assert_eq!(
+        (
+            reroute.route.as_str(),
+            reroute.from_smsc.as_str(),
+            reroute.to_smsc.as_str(),
+            reroute.stat.as_str()
+        ),
+        ("default", "op-a", "op-b", "UNDELIV")
+    );
+    let m = store.message(a.id).wait().expect("read").expect("found");
+    assert_eq!(m.state, MessageState::Queued);
+    assert_eq!(m.parts[0].state, PartState::Queued);
+    assert_eq!(m.receipts.len(), 1, "the UNDELIV is in the log");
+    assert_eq!(m.receipts[0].stat, "UNDELIV");
+    // The SMSC re-sending the same receipt changes nothing.
+    assert!(matches!(
+        record(&store, receipt_rr("op-a", "a1", "UNDELIV", &rule)),
+        ReceiptRecorded::Duplicate { .. }
+    ));
+    // The resend says which SMSC to avoid.
+    let again = claim_all(&store, "default");
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].part, parts[0].part);
+    assert_eq!(again[0].rerouted_from.as_deref(), Some("op-a"));
+    assert_eq!(again[0].attempts, 2);
+    assert_eq!(
+        ack(&store, again[0].part, "op-b", "b1", IdRule::Same),
+        MessageState::Submitted
+    );
+    // Not twice: op-b's UNDELIV is final.
+    let rec = record(&store, receipt_rr("op-b", "b1", "UNDELIV", &rule));
+    assert!(
+        matches!(rec, ReceiptRecorded::Matched(ref x) if x.state == MessageState::Undeliverable),
+        "{rec:?}"
+    );
+    let m = store.message(a.id).wait().expect("read").expect("found");
+    assert_eq!(m.id, a.id);
+    assert_eq!(m.state, MessageState::Undeliverable);
+    assert_eq!(m.parts[0].smsc.as_deref(), Some("op-b"));
+    assert_eq!(m.receipts.len(), 2);
+    assert!(claim_all(&store, "default").is_empty());
+
+    // REJECTD on one part of a two-part message: only that part goes again, and the message
+    // reports the resend's outcome.
+    let b = store.accept(msg("+46700000002", 2)).wait().expect("accept");
+    let parts = claim_all(&store, "default");
+    assert_eq!(parts.len(), 2);
+    ack(&store, parts[0].part, "op-a", "c1", IdRule::Same);
+    ack(&store, parts[1].part, "op-a", "c2", IdRule::Same);
+    assert!(matches!(
+        record(&store, receipt_rr("op-a", "c1", "DELIVRD", &rule)),
+        ReceiptRecorded::Matched(ref x) if x.state == MessageState::Submitted
+    ));
+    assert!(matches!(
+        record(&store, receipt_rr("op-a", "c2", "REJECTD", &rule)),
+        ReceiptRecorded::Rerouted { ref applied, .. } if applied.state == MessageState::Queued
+    ));
+    let again = claim_all(&store, "default");
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].part, parts[1].part);
+    ack(&store, again[0].part, "op-b", "d2", IdRule::Same);
+    assert!(matches!(
+        record(&store, receipt_rr("op-b", "d2", "DELIVRD", &rule)),
+        ReceiptRecorded::Matched(ref x) if x.state == MessageState::Delivered
+    ));
+    let m = store.message(b.id).wait().expect("read").expect("found");
+    assert_eq!(m.state, MessageState::Delivered);
+    let smscs: Vec<_> = m.parts.iter().map(|p| p.smsc.as_deref()).collect();
+    assert_eq!(smscs, [Some("op-a"), Some("op-b")]);
+}
+
+#[test]
+fn undelivered_is_final_without_a_reroute_rule_for_the_route() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir.path().join("s.db"));
+    let both = ["op-a".to_owned(), "op-b".to_owned()];
+    let cases = [
+        (
+            "no rule",
+            RerouteRule::none(),
+            "UNDELIV",
+            MessageState::Undeliverable,
+        ),
+        (
+            "another route reroutes",
+            RerouteRule::none().with_route("nordics", &both),
+            "UNDELIV",
+            MessageState::Undeliverable,
+        ),
+        (
+            "no other SMSC",
+            RerouteRule::none().with_route("default", &["op-a".to_owned()]),
+            "REJECTD",
+            MessageState::Rejected,
+        ),
+        (
+            "EXPIRED is not rerouted",
+            RerouteRule::none().with_route("default", &both),
+            "EXPIRED",
+            MessageState::Expired,
+        ),
+    ];
+    for (i, (what, rule, stat, want)) in cases.into_iter().enumerate() {
+        let a = store
+            .accept(msg(&format!("+4670000001{i}"), 1))
+            .wait()
+            .expect("accept");
+        let parts = claim_all(&store, "default");
+        assert_eq!(parts.len(), 1, "{what}");
+        let id = format!("x{i}");
+        ack(&store, parts[0].part, "op-a", &id, IdRule::Same);
+        let rec = record(&store, receipt_rr("op-a", &id, stat, &rule));
+        assert!(
+            matches!(rec, ReceiptRecorded::Matched(ref x) if x.state == want),
+            "{what}: {rec:?}"
+        );
+        let m = store.message(a.id).wait().expect("read").expect("found");
+        assert_eq!(m.state, want, "{what}");
+        assert!(claim_all(&store, "default").is_empty(), "{what}");
+    }
+}
+
+#[test]
+fn a_receipt_before_the_response_is_rerouted_at_the_response() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir.path().join("s.db"));
+    let rule = RerouteRule::none().with_route("default", &["op-a".to_owned(), "op-b".to_owned()]);
+    let a = store.accept(msg("+46700000001", 1)).wait().expect("accept");
+    let parts = claim_all(&store, "default");
+    // The UNDELIV comes first: held, as no part has that id yet.
+    assert!(matches!(
+        record(&store, receipt_rr("op-a", "e1", "UNDELIV", &rule)),
+        ReceiptRecorded::Held { .. }
+    ));
+    let res = store
+        .acked(Ack {
+            part: parts[0].part,
+            smsc: "op-a".into(),
+            smsc_id: "e1".into(),
+            rule: IdRule::Same,
+            now_ms: T0 + 30,
+            reroute: rule.clone(),
+        })
+        .wait()
+        .expect("ack durable");
+    assert_eq!(res.state, MessageState::Queued);
+    assert_eq!(res.held_receipts.len(), 1);
+    let r = res.rerouted.expect("rerouted at the response");
+    assert_eq!((r.from_smsc.as_str(), r.to_smsc.as_str()), ("op-a", "op-b"));
+    let again = claim_all(&store, "default");
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].rerouted_from.as_deref(), Some("op-a"));
+    ack(&store, again[0].part, "op-b", "f1", IdRule::Same);
+    assert!(matches!(
+        record(&store, receipt_rr("op-b", "f1", "DELIVRD", &rule)),
+        ReceiptRecorded::Matched(ref x) if x.state == MessageState::Delivered
+    ));
+    let m = store.message(a.id).wait().expect("read").expect("found");
+    assert_eq!(m.state, MessageState::Delivered);
+    assert_eq!(m.receipts.len(), 2);
 }

@@ -7,7 +7,7 @@
 use smppd::receipt::{AcceptedIs, IdRule, ReceiptTlvs, final_outcome, parse_receipt};
 use smppd::store::{
     Ack, IncomingReceipt, MessageId, MessageState, NewMessage, NewPart, Reader, ReceiptRecorded,
-    SqliteOptions, Store,
+    RerouteRule, SqliteOptions, Store,
 };
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -86,6 +86,7 @@ fn child_writer() {
                     smsc_id: smsc_id(p.part.message),
                     rule: IdRule::Same,
                     now_ms: now_ms(),
+                    reroute: RerouteRule::none(),
                 })
             })
             .collect();
@@ -109,6 +110,7 @@ fn child_writer() {
                     tlv_state: None,
                     tlv_network_error: None,
                     now_ms: now_ms(),
+                    reroute: RerouteRule::none(),
                 });
                 (p.part.message, pending)
             })

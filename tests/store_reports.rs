@@ -2,7 +2,7 @@
 //! daemon): table and JSON lines, filters, bad arguments.
 
 use smppd::receipt::{AcceptedIs, IdRule, ReceiptTlvs, final_outcome, parse_receipt};
-use smppd::store::{Ack, IncomingReceipt, NewMessage, NewPart, SqliteOptions, Store};
+use smppd::store::{Ack, IncomingReceipt, NewMessage, NewPart, RerouteRule, SqliteOptions, Store};
 use std::process::Command;
 
 fn now_ms() -> i64 {
@@ -64,6 +64,7 @@ fn reports_reads_while_the_writer_runs() {
                 smsc_id: format!("00AB{i}"),
                 rule: IdRule::Same,
                 now_ms: now_ms(),
+                reroute: RerouteRule::none(),
             })
             .wait()
             .expect("ack");
@@ -81,6 +82,7 @@ fn reports_reads_while_the_writer_runs() {
                 tlv_state: None,
                 tlv_network_error: None,
                 now_ms: now_ms(),
+                reroute: RerouteRule::none(),
             })
             .wait()
             .expect("receipt");
@@ -166,6 +168,7 @@ fn reports_lists_unmatched_receipts() {
             tlv_state: None,
             tlv_network_error: None,
             now_ms: now_ms(),
+            reroute: RerouteRule::none(),
         })
         .wait()
         .expect("receipt");

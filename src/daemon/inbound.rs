@@ -10,12 +10,15 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
+use crate::dispatch::Dispatch;
 use crate::dispatch::now_ms;
 use crate::metrics as m;
 use crate::pdu::{CommandStatus, SubmitSm, Tlvs};
 use crate::receipt::{AcceptedIs, ReceiptTlvs, final_outcome, parse_receipt};
 use crate::session::{Event, InboundPdu, InboundReply};
-use crate::store::{IncomingMo, IncomingReceipt, OptOutChange, Store};
+use crate::store::{
+    IncomingMo, IncomingReceipt, OptOutChange, ReceiptRecorded, RerouteRule, Store,
+};
 use crate::text::{
     Body, DecodeOptions, Fragment, PushStatus, Reassembler, ReassemblyConfig, UserData,
 };
@@ -64,6 +67,7 @@ fn from_sm(sm: SubmitSm) -> Inbound {
 /// one slow commit does not hold the others (the store batches them into one commit anyway).
 pub async fn run(
     store: Store,
+    dispatch: Arc<Dispatch>,
     config: watch::Receiver<Arc<Config>>,
     mut rx: mpsc::Receiver<Event>,
 ) {
@@ -76,11 +80,12 @@ pub async fn run(
         let store = store.clone();
         let cfg = config.borrow().clone();
         let reassembler = reassembler.clone();
+        let dispatch = dispatch.clone();
         tasks.spawn(async move {
             let smsc = bind.smsc.to_string();
             let msg = inbound_of(pdu);
             if msg.esm_class.is_receipt() || msg.esm_class.is_intermediate_notification() {
-                receipt(&store, &cfg, &smsc, msg, reply).await;
+                receipt(&store, &dispatch, &cfg, &smsc, msg, reply).await;
             } else {
                 mo(&store, &cfg, &smsc, msg, reply, &reassembler).await;
             }
@@ -91,7 +96,24 @@ pub async fn run(
     while tasks.join_next().await.is_some() {}
 }
 
-async fn receipt(store: &Store, cfg: &Config, smsc: &str, msg: Inbound, reply: InboundReply) {
+/// The routes that resend a part once through another SMSC after UNDELIV/REJECTD.
+fn reroute_rule(cfg: &Config) -> RerouteRule {
+    cfg.routes
+        .iter()
+        .filter(|r| r.reroute_undelivered)
+        .fold(RerouteRule::none(), |rule, r| {
+            rule.with_route(&r.name, &r.smsc)
+        })
+}
+
+async fn receipt(
+    store: &Store,
+    dispatch: &Dispatch,
+    cfg: &Config,
+    smsc: &str,
+    msg: Inbound,
+    reply: InboundReply,
+) {
     let smsc_cfg = cfg.smsc(smsc);
     let rule = smsc_cfg.map(|s| s.receipt_id).unwrap_or_default();
     let accepted = if smsc_cfg.is_none_or(|s| s.acceptd_final) {
@@ -138,21 +160,26 @@ async fn receipt(store: &Store, cfg: &Config, smsc: &str, msg: Inbound, reply: I
         tlv_state,
         tlv_network_error,
         now_ms: now_ms(),
+        reroute: reroute_rule(cfg),
     };
     match store.backend().record_receipt(incoming).await {
         Ok(recorded) => {
-            if let crate::store::ReceiptRecorded::Matched(applied) = &recorded {
-                let age_ms = (now_ms() - applied.part.message.millis()).max(0);
-                metrics::histogram!(m::ACCEPT_TO_RECEIPT_SECONDS, m::label::SMSC => smsc.to_owned())
-                    .record(age_ms as f64 / 1000.0);
-                if applied.state.is_final() {
-                    metrics::counter!(m::MESSAGES_FINAL, m::label::STATE => applied.state.as_str())
+            match &recorded {
+                ReceiptRecorded::Matched(applied) => {
+                    let age_ms = (now_ms() - applied.part.message.millis()).max(0);
+                    metrics::histogram!(m::ACCEPT_TO_RECEIPT_SECONDS, m::label::SMSC => smsc.to_owned())
+                        .record(age_ms as f64 / 1000.0);
+                    if applied.state.is_final() {
+                        metrics::counter!(m::MESSAGES_FINAL, m::label::STATE => applied.state.as_str())
+                            .increment(1);
+                    }
+                }
+                ReceiptRecorded::Held { .. } => {
+                    metrics::counter!(m::RECEIPTS_UNMATCHED, m::label::SMSC => smsc.to_owned())
                         .increment(1);
                 }
-            }
-            if matches!(recorded, crate::store::ReceiptRecorded::Held { .. }) {
-                metrics::counter!(m::RECEIPTS_UNMATCHED, m::label::SMSC => smsc.to_owned())
-                    .increment(1);
+                ReceiptRecorded::Rerouted { reroute, .. } => dispatch.rerouted(reroute),
+                _ => {}
             }
             metrics::counter!(m::RECEIPTS, m::label::SMSC => smsc.to_owned(), m::label::STAT => stat).increment(1);
             reply.ok();

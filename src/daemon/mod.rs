@@ -179,7 +179,12 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> Result<Running, Sta
 
     let (inbound_tx, inbound_rx) = mpsc::channel(4096);
     let consumer = tokio::spawn(dispatch.clone().consume_events(events_rx, inbound_tx));
-    let inbound_task = tokio::spawn(inbound::run(store.clone(), config_rx.clone(), inbound_rx));
+    let inbound_task = tokio::spawn(inbound::run(
+        store.clone(),
+        dispatch.clone(),
+        config_rx.clone(),
+        inbound_rx,
+    ));
 
     let reloader = Arc::new(Reloader {
         path,

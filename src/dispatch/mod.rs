@@ -34,7 +34,10 @@ use crate::pdu::{
     Address, DataCoding, EsmClass, Npi, OctetString, RegisteredDelivery, SubmitSm, Tlv, Ton,
 };
 use crate::session::{Event, Job, JobBody, RetryReason, SmscHandle};
-use crate::store::{Ack, Disposition, Failure, MessageId, PartRef, QueuedPart, Store};
+use crate::store::{
+    Ack, AckResult, Disposition, Failure, MessageId, PartRef, QueuedPart, Reroute, RerouteRule,
+    Store,
+};
 
 /// Parts claimed from the store at once per route (fewer when the route is rate-limited).
 const CLAIM_BATCH: usize = 256;
@@ -164,6 +167,8 @@ struct InFlight {
     smsc: Arc<str>,
     /// Attempts including this one (from the store).
     attempts: u32,
+    /// The SMSC a reroute moved this part away from (not a failover target either).
+    rerouted_from: Option<Arc<str>>,
 }
 
 /// State shared by the route tasks, the event consumer and the API.
@@ -589,17 +594,27 @@ impl Dispatch {
         })
     }
 
-    /// Picks the SMSC for a part: the message's SMSC for later parts of a multipart message
-    /// while it can transmit, otherwise the first of the route's list that can transmit and has
-    /// not refused this part.
-    fn choose(&self, route: &Route, part: &QueuedPart) -> Option<Arc<SmscLink>> {
-        let now = Instant::now();
-        let refused = self
+    /// SMSCs this part must not go to: those that refused it with a failover status and, for a
+    /// part resent after an UNDELIV/REJECTD receipt, the SMSC whose receipt failed it.
+    fn excluded(&self, part: &QueuedPart) -> Vec<Arc<str>> {
+        let mut out = self
             .refused
             .lock()
             .ok()
             .and_then(|m| m.get(&part.part).cloned())
             .unwrap_or_default();
+        if let Some(s) = &part.rerouted_from {
+            out.push(Arc::from(s.as_str()));
+        }
+        out
+    }
+
+    /// Picks the SMSC for a part: the message's SMSC for later parts of a multipart message
+    /// while it can transmit, otherwise the first of the route's list that can transmit and is
+    /// not excluded for this part (see [`Self::excluded`]).
+    fn choose(&self, route: &Route, part: &QueuedPart) -> Option<Arc<SmscLink>> {
+        let now = Instant::now();
+        let refused = self.excluded(part);
         if part.total > 1
             && let Some(s) = self
                 .affinity
@@ -624,15 +639,13 @@ impl Dispatch {
     async fn send(&self, state: &RouteState, route: &Route, part: &QueuedPart) {
         let Some(link) = self.choose(route, part) else {
             // Nothing can take it now (binds down, or every SMSC refused it). If every SMSC of
-            // the route refused this part, it has failed for good.
-            let refused_all = self.refused.lock().ok().is_some_and(|m| {
-                m.get(&part.part).is_some_and(|r| {
-                    route
-                        .smsc
-                        .iter()
-                        .all(|s| r.iter().any(|x| &**x == s.as_str()))
-                })
-            });
+            // the route is excluded for this part, it has failed for good.
+            let excluded = self.excluded(part);
+            let refused_all = !excluded.is_empty()
+                && route
+                    .smsc
+                    .iter()
+                    .all(|s| excluded.iter().any(|x| &**x == s.as_str()));
             let disposition = if refused_all {
                 Disposition::Permanent
             } else {
@@ -698,6 +711,7 @@ impl Dispatch {
                     route: state.name.clone(),
                     smsc: link.name.clone(),
                     attempts: part.attempts,
+                    rerouted_from: part.rerouted_from.as_deref().map(Arc::from),
                 },
             );
         }
@@ -749,13 +763,32 @@ impl Dispatch {
                     if let Ok(mut r) = self.refused.lock() {
                         r.remove(&f.part);
                     }
-                    drop(self.store.backend().acked(Ack {
+                    // A receipt that came before this response is applied now; on a route that
+                    // reroutes it may send the part back to the queue, so the answer is awaited
+                    // (off this loop) to log and count that. Elsewhere it is not awaited.
+                    let reroute = self.reroute_rule(&f.route);
+                    let watch = !reroute.is_empty();
+                    let pending = self.store.backend().acked(Ack {
                         part: f.part,
                         smsc: f.smsc.to_string(),
                         smsc_id: message_id,
                         rule,
                         now_ms: now_ms(),
-                    }));
+                        reroute,
+                    });
+                    if watch {
+                        let me = self.clone();
+                        tokio::spawn(async move {
+                            if let Ok(AckResult {
+                                rerouted: Some(r), ..
+                            }) = pending.await
+                            {
+                                me.rerouted(&r);
+                            }
+                        });
+                    } else {
+                        drop(pending);
+                    }
                 }
                 Event::Failed { key, status, .. } => {
                     let Some(f) = self.take(key) else { continue };
@@ -781,6 +814,7 @@ impl Dispatch {
                                 .iter()
                                 .find(|s| {
                                     s.as_str() != &*f.smsc
+                                        && f.rerouted_from.as_deref() != Some(s.as_str())
                                         && !refused.iter().any(|x| &**x == s.as_str())
                                 })
                                 .cloned()
@@ -906,6 +940,26 @@ impl Dispatch {
                 }
             }
         }
+    }
+
+    /// The reroute rule (see [`RerouteRule`]) for one route: itself when it has
+    /// `reroute_undelivered`, else none.
+    fn reroute_rule(&self, route: &str) -> RerouteRule {
+        let cfg = self.config.borrow().clone();
+        cfg.routes
+            .iter()
+            .find(|r| r.name == route && r.reroute_undelivered)
+            .map_or_else(RerouteRule::none, |r| {
+                RerouteRule::none().with_route(&r.name, &r.smsc)
+            })
+    }
+
+    /// A receipt sent a part back to the queue for a resend through another SMSC: logged with
+    /// both SMSC names, counted, and the route woken so the resend goes at once.
+    pub fn rerouted(&self, r: &Reroute) {
+        tracing::warn!(message = %r.part.message, part = r.part.n, route = %r.route, from = %r.from_smsc, to = %r.to_smsc, stat = %r.stat, "reroute: receipt says not delivered, resending once through the next SMSC");
+        metrics::counter!(m::REROUTES, m::label::ROUTE => r.route.clone(), m::label::FROM => r.from_smsc.clone(), m::label::TO => r.to_smsc.clone()).increment(1);
+        self.wake(&r.route);
     }
 
     fn take(&self, key: u64) -> Option<InFlight> {

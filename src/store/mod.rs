@@ -78,7 +78,8 @@ pub trait StoreBackend: Send + Sync + 'static {
     /// part is re-queued and marked as a possible duplicate.
     fn claim(&self, route: &str, limit: usize, now_ms: i64) -> Pending<Vec<QueuedPart>>;
     /// An SMSC acknowledged a part (`submit_sm_resp` status 0). Receipts that arrived before this
-    /// response are matched now.
+    /// response are matched now, under `ack.reroute` as at `record_receipt` (the answer's
+    /// `rerouted` says when one sent the part back to the queue).
     fn acked(&self, ack: Ack) -> Pending<AckResult>;
     /// A part was not acknowledged: retry later, re-queue now, or give up (permanent failure).
     /// Also resends an acknowledged part (reroute after UNDELIV/REJECTD): record that receipt
@@ -87,6 +88,13 @@ pub trait StoreBackend: Send + Sync + 'static {
     fn failed(&self, failure: Failure) -> Pending<MessageState>;
     /// Records a delivery receipt: a log row, the part's and message's state, a `dlr` event, in
     /// one transaction. Acknowledge the SMSC's deliver_sm only after this resolves Ok.
+    ///
+    /// Reroute: when the receipt's [`RerouteRule`] covers the part's route, the outcome is
+    /// UNDELIV or REJECTD, the part was acknowledged (submitted) and never rerouted, and the
+    /// route has an SMSC other than the receipt's, the receipt is logged as usual but the part
+    /// goes back to the queue marked rerouted (its `QueuedPart::rerouted_from` names the SMSC to
+    /// avoid), the message is `queued` again under the same id, and the answer is
+    /// [`ReceiptRecorded::Rerouted`]. The resend's receipt is final whatever it says.
     fn record_receipt(&self, receipt: IncomingReceipt) -> Pending<ReceiptRecorded>;
     /// Records a mobile-originated message (and an opt-out change) with an `mo` event.
     fn record_mo(&self, mo: IncomingMo) -> Pending<MoRecorded>;

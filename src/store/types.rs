@@ -137,6 +137,9 @@ pub struct QueuedPart {
     pub maybe_sent: bool,
     /// SMSC of the previous attempt, if any.
     pub last_smsc: Option<String>,
+    /// Set when this part is being resent after an UNDELIV/REJECTD receipt (route
+    /// `reroute_undelivered`): the SMSC whose receipt failed it, which the resend must avoid.
+    pub rerouted_from: Option<String>,
 }
 
 /// An SMSC acknowledged a part.
@@ -152,6 +155,9 @@ pub struct Ack {
     pub rule: IdRule,
     /// When (ms since epoch).
     pub now_ms: i64,
+    /// Applied to receipts that arrived before this response (held), as at
+    /// [`super::StoreBackend::record_receipt`].
+    pub reroute: RerouteRule,
 }
 
 /// A receipt applied to a part (at `record_receipt`, or at `acked` when it had been held).
@@ -174,6 +180,8 @@ pub struct AckResult {
     pub state: MessageState,
     /// Receipts that had arrived before the response and were matched now.
     pub held_receipts: Vec<ReceiptApplied>,
+    /// Set when one of them sent the part back to the queue (see [`RerouteRule`]).
+    pub rerouted: Option<Reroute>,
 }
 
 /// What to do with a part that was not acknowledged.
@@ -229,6 +237,62 @@ pub struct IncomingReceipt {
     pub tlv_network_error: Option<[u8; 3]>,
     /// When (ms since epoch).
     pub now_ms: i64,
+    /// The routes that resend a part once through another SMSC after an UNDELIV/REJECTD
+    /// receipt (config `reroute_undelivered`); empty for none.
+    pub reroute: RerouteRule,
+}
+
+/// Which routes resend an undelivered part once through another of their SMSCs (route option
+/// `reroute_undelivered`), with each route's SMSCs in failover order. Passed with every receipt
+/// rather than kept in the store, so a config reload applies to the next receipt.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RerouteRule {
+    routes: Vec<(String, Vec<String>)>,
+}
+
+impl RerouteRule {
+    /// No route reroutes (every receipt is final as received).
+    pub fn none() -> RerouteRule {
+        RerouteRule::default()
+    }
+
+    /// Adds a route that reroutes, with its SMSCs in failover order.
+    pub fn with_route(mut self, route: &str, smscs: &[String]) -> RerouteRule {
+        self.routes.push((route.to_owned(), smscs.to_vec()));
+        self
+    }
+
+    /// Whether no route reroutes.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// The SMSC a part of `route` failed by `failed_smsc` is resent through: the first of the
+    /// route's failover list other than `failed_smsc`. `None` when the route does not reroute
+    /// or has no other SMSC.
+    pub fn next_smsc(&self, route: &str, failed_smsc: &str) -> Option<&str> {
+        let (_, smscs) = self.routes.iter().find(|(r, _)| r == route)?;
+        smscs
+            .iter()
+            .find(|s| s.as_str() != failed_smsc)
+            .map(String::as_str)
+    }
+}
+
+/// A part sent back to the queue by an UNDELIV/REJECTD receipt (see [`RerouteRule`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reroute {
+    /// The part.
+    pub part: PartRef,
+    /// Its route.
+    pub route: String,
+    /// The SMSC whose receipt failed the part.
+    pub from_smsc: String,
+    /// The SMSC next in the route's failover order (dispatch may pick a later one when that one
+    /// cannot transmit).
+    pub to_smsc: String,
+    /// The receipt's stat (`UNDELIV`, `REJECTD`, or the SMSC's own spelling).
+    pub stat: String,
 }
 
 /// The answer to [`super::StoreBackend::record_receipt`].
@@ -241,6 +305,16 @@ pub enum ReceiptRecorded {
     Held {
         /// The log row.
         log_id: i64,
+    },
+    /// Logged and matched to a part whose route reroutes (see [`RerouteRule`]): the receipt
+    /// said UNDELIV or REJECTD, the part had not been rerouted before and its route has another
+    /// SMSC, so the part is queued again (the message is `queued` until the resend's outcome)
+    /// and the resend avoids `from_smsc`.
+    Rerouted {
+        /// The receipt as applied (`state` is the message's state afterwards: queued).
+        applied: ReceiptApplied,
+        /// Where the part goes.
+        reroute: Reroute,
     },
     /// The same receipt was recorded before (the SMSC re-sent it); nothing written.
     Duplicate {

@@ -123,6 +123,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE dlr_log ADD COLUMN submit_ts INTEGER;  -- YYYYMMDDhhmmss; the TEXT columns
     ALTER TABLE dlr_log ADD COLUMN done_ts INTEGER;    -- are kept for rows from version 1
     "#,
+    // 3: reroute after UNDELIV/REJECTD (route `reroute_undelivered`): the SMSC whose receipt sent
+    // a part back to the queue; set at most once per part, so a part is rerouted only once.
+    r#"
+    ALTER TABLE part ADD COLUMN rerouted_from TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

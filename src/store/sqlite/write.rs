@@ -9,8 +9,8 @@ use crate::store::id::IdGen;
 use crate::store::{
     Accepted, Ack, AckResult, Disposition, Expired, Failure, IncomingMo, IncomingReceipt,
     MessageId, MessageState, MoRecorded, NewMessage, NewPart, OptOutChange, PartRef, PartState,
-    QueuedPart, ReceiptApplied, ReceiptRecorded, Recovery, Retention, Settings, StoreError,
-    aggregate,
+    QueuedPart, ReceiptApplied, ReceiptRecorded, Recovery, Reroute, RerouteRule, Retention,
+    Settings, StoreError, aggregate,
 };
 use rusqlite::{Connection, OptionalExtension, Statement, params};
 use serde_json::json;
@@ -191,6 +191,17 @@ struct PartInfo {
     state: PartState,
     parts: i64,
     dlr: bool,
+}
+
+/// A receipt as written to the log, for applying it to its part.
+#[derive(Clone, Copy)]
+struct Logged<'a> {
+    log_id: i64,
+    fp: i64,
+    stat: &'a str,
+    err: Option<&'a str>,
+    smsc: &'a str,
+    smsc_id: &'a str,
 }
 
 /// Finds a fingerprint in a part's `receipts` list (`log_id:fp,…`); returns the log id.
@@ -516,7 +527,7 @@ impl<'c> Writer<'c> {
             let mut st = self.conn.prepare_cached(
                 "SELECT p.message_id, p.n, m.parts, m.dest, m.sender, p.priority, m.dlr,
                         m.valid_until, m.split, p.data_coding, p.esm_class, p.segment, p.sar_ref,
-                        p.attempts, p.maybe_dup, p.smsc
+                        p.attempts, p.maybe_dup, p.smsc, p.rerouted_from
                  FROM part p JOIN message m ON m.id = p.message_id
                  WHERE p.route = ?1 AND p.state = 0
                  ORDER BY p.priority DESC, p.message_id, p.n
@@ -543,6 +554,7 @@ impl<'c> Writer<'c> {
                     attempts: r.get::<_, u32>(13)?.saturating_add(1),
                     maybe_sent: r.get(14)?,
                     last_smsc: r.get(15)?,
+                    rerouted_from: r.get(16)?,
                 });
             }
         }
@@ -620,6 +632,7 @@ impl<'c> Writer<'c> {
                     return Ok(AckResult {
                         state: now_state,
                         held_receipts: Vec::new(),
+                        rerouted: None,
                     });
                 }
                 self.st.ack.execute(params)?;
@@ -646,6 +659,7 @@ impl<'c> Writer<'c> {
             held
         };
         let mut applied = Vec::with_capacity(held.len());
+        let mut rerouted = None;
         let mut info = PartInfo {
             state: PartState::Submitted,
             parts,
@@ -656,6 +670,22 @@ impl<'c> Writer<'c> {
                 .prepare_cached("UPDATE dlr_log SET message_id = ?2, part_n = ?3 WHERE id = ?1")?
                 .execute(params![log_id, a.part.message.as_i64(), a.part.n])?;
             let outcome = outcome.and_then(outcome_from_code);
+            let logged = Logged {
+                log_id,
+                fp,
+                stat: &stat,
+                err: err.as_deref(),
+                smsc: &a.smsc,
+                smsc_id: &a.smsc_id,
+            };
+            if let Some((done, reroute)) =
+                self.reroute(a.part, info, &a.reroute, outcome, logged, a.now_ms)?
+            {
+                info.state = PartState::Queued;
+                applied.push(done);
+                rerouted = Some(reroute);
+                continue;
+            }
             let done = self.apply_receipt(
                 a.part,
                 info,
@@ -678,6 +708,7 @@ impl<'c> Writer<'c> {
         Ok(AckResult {
             state,
             held_receipts: applied,
+            rerouted,
         })
     }
 
@@ -816,6 +847,25 @@ impl<'c> Writer<'c> {
             ])?;
             self.conn.last_insert_rowid()
         };
+        if let Some((part, info, _)) = &matched
+            && let Some((applied, reroute)) = self.reroute(
+                *part,
+                *info,
+                &r.reroute,
+                r.outcome,
+                Logged {
+                    log_id,
+                    fp,
+                    stat,
+                    err: rc.err.as_deref(),
+                    smsc: &r.smsc,
+                    smsc_id: &rc.id,
+                },
+                r.now_ms,
+            )?
+        {
+            return Ok(ReceiptRecorded::Rerouted { applied, reroute });
+        }
         match matched {
             Some((part, info, _)) => Ok(ReceiptRecorded::Matched(
                 self.apply_receipt(
@@ -838,6 +888,94 @@ impl<'c> Writer<'c> {
                 Ok(ReceiptRecorded::Held { log_id })
             }
         }
+    }
+
+    /// Sends a part back to the queue instead of settling it when the receipt is an UNDELIV or
+    /// REJECTD for a submitted part of a route that reroutes, the part was not rerouted before,
+    /// and the route has another SMSC. The receipt is already in the log; the part keeps its
+    /// SMSC key (so a re-sent copy of this receipt is still recognised as a duplicate) and
+    /// remembers the SMSC that failed it, which both marks it rerouted (once only) and tells
+    /// dispatch which SMSC to avoid. Returns `None` when the receipt is to be applied as usual.
+    fn reroute(
+        &mut self,
+        part: PartRef,
+        info: PartInfo,
+        rule: &RerouteRule,
+        outcome: Option<Outcome>,
+        r: Logged<'_>,
+        now: i64,
+    ) -> Result<Option<(ReceiptApplied, Reroute)>, JobError> {
+        if rule.is_empty()
+            || info.state != PartState::Submitted
+            || !matches!(outcome, Some(Outcome::Undeliverable | Outcome::Rejected))
+        {
+            return Ok(None);
+        }
+        let row: Option<(String, bool)> = self
+            .conn
+            .prepare_cached(
+                "SELECT route, rerouted_from IS NOT NULL FROM part WHERE message_id = ?1 AND n = ?2",
+            )?
+            .query_row(params![part.message.as_i64(), part.n], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()?;
+        let Some((route, already)) = row else {
+            return Ok(None);
+        };
+        if already {
+            return Ok(None);
+        }
+        let Some(to) = rule.next_smsc(&route, r.smsc).map(str::to_owned) else {
+            return Ok(None);
+        };
+        self.conn
+            .prepare_cached(
+                "UPDATE part SET state = 0, ready_at = 0, rerouted_from = ?3, stat = ?4, err = ?5,
+                    acked_at = NULL, receipts = coalesce(receipts || ',', '') || ?6
+                 WHERE message_id = ?1 AND n = ?2",
+            )?
+            .execute(params![
+                part.message.as_i64(),
+                part.n,
+                r.smsc,
+                r.stat,
+                r.err,
+                format!("{}:{}", r.log_id, r.fp)
+            ])?;
+        let state = self.settle(
+            part.message,
+            PartInfo {
+                state: PartState::Queued,
+                ..info
+            },
+            false,
+            now,
+        )?;
+        // The dlr event says what the receipt said and that the part goes again; the message's
+        // final outcome follows in the resend's dlr event.
+        let body = json!({
+            "id": part.message.to_string(), "part": part.n, "state": state.as_str(),
+            "part_state": PartState::Queued.as_str(), "stat": r.stat, "err": r.err,
+            "smsc": r.smsc, "smsc_id": r.smsc_id, "rerouted_to": to,
+        })
+        .to_string();
+        let seq = self.event("dlr", Some(part.message), &body, now)?;
+        Ok(Some((
+            ReceiptApplied {
+                log_id: r.log_id,
+                part,
+                state,
+                seq,
+            },
+            Reroute {
+                part,
+                route,
+                from_smsc: r.smsc.to_owned(),
+                to_smsc: to,
+                stat: r.stat.to_owned(),
+            },
+        )))
     }
 
     pub(crate) fn failed(&mut self, f: &Failure) -> Result<MessageState, JobError> {
