@@ -806,13 +806,28 @@ async fn sigterm_with_messages_in_flight_loses_nothing_and_they_go_after_a_resta
     // op-a stops answering: everything sent stays in flight.
     a.update_faults(|f| f.silent = true);
     let ids = submit_many(&mut c, "+46701234567", 30).await;
-    drop(c);
     let dir = d._dir.path().to_path_buf();
     // The same Daemon value (and so its directory and store) lives across the restart.
     let mut d = d;
     let status = {
         let pid = d.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        // While it drains (op-a is silent, so the window waits for its deadline), a connected
+        // client's new submit is refused with shutting_down.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let v = c.submit("+46701234567", "too late").await;
+            if v["ok"] == false {
+                assert_eq!(v["error"]["code"], "shutting_down", "{v}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still accepting after SIGTERM: {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(c);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(s)) = d.child.try_wait() {
