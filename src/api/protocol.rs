@@ -226,20 +226,19 @@ pub fn parse_line(line: &[u8]) -> Parsed {
 
 fn describe_json_error(e: &serde_json::Error) -> String {
     use serde_json::error::Category;
+    // serde_json appends " at line L column C"; a request is one line, so keep only the column.
+    let msg = e.to_string();
+    let msg = match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_owned(),
+        None => msg,
+    };
     match e.classify() {
         Category::Syntax | Category::Eof => {
-            format!("malformed JSON at column {}: {e}", e.column())
+            format!("malformed JSON at column {}: {msg}", e.column())
         }
         // serde's wording already names the field ("unknown field `x`", "invalid type: …").
-        Category::Data => {
-            let msg = e.to_string();
-            // Drop serde_json's " at line 1 column N" suffix: there is only one line.
-            match msg.rfind(" at line ") {
-                Some(i) => msg[..i].to_owned(),
-                None => msg,
-            }
-        }
-        Category::Io => format!("could not read the request: {e}"),
+        Category::Data => msg,
+        Category::Io => format!("could not read the request: {msg}"),
     }
 }
 
