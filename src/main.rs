@@ -17,7 +17,7 @@ struct Cli {
 enum Command {
     /// Run the daemon (foreground; SIGTERM or SIGINT stops it gracefully).
     Run(cli::run::RunArgs),
-    /// Send one message through a running daemon (`--wait` for its final state).
+    /// Send one message, or many from a CSV file (`--file`), through a running daemon.
     Send(cli::send::SendArgs),
     /// Show a running daemon's binds and queues.
     Status(cli::send::StatusArgs),

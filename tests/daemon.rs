@@ -931,3 +931,101 @@ smsc = ["op-a", "op-b"]
         assert!(!status.contains(secret), "{secret} in status");
     }
 }
+
+/// Runs the `smppd` binary with `args`; returns (success, stdout, stderr).
+fn smppd(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_smppd"))
+        .args(args)
+        .output()
+        .expect("run smppd");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_file_pipelines_every_row_and_prints_the_summary_and_final_states() {
+    let (a, b) = sims().await;
+    let d = Daemon::start(&a, &b, "");
+    let mut c = d.client().await;
+    c.wait_bound(&["op-a", "op-b"]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("numbers.csv");
+    let mut rows = String::from("to,name\n");
+    for i in 0..300 {
+        rows.push_str(&format!("+467010{i:05},\"Name{i}\"\n"));
+    }
+    rows.push_str("12ab,Broken\n");
+    std::fs::write(&csv, rows).expect("write csv");
+    let (ok, stdout, stderr) = smppd(&[
+        "send",
+        "--addr",
+        &d.submit,
+        "--file",
+        csv.to_str().expect("utf-8 path"),
+        "--text",
+        "Hej {name}!",
+        "--in-flight",
+        "64",
+        "--wait",
+        "--timeout",
+        "30",
+    ]);
+    // One rejected row makes the exit status 1, after the summary.
+    assert!(!ok, "{stdout}\n{stderr}");
+    assert!(stdout.contains("sent 301 rows from"), "{stdout}");
+    assert!(stdout.contains("\naccepted: 300 (300 parts)\n"), "{stdout}");
+    assert!(
+        stdout.contains("\nrejected: 1\n  invalid_destination: 1\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("final states after"), "{stdout}");
+    assert!(stdout.contains("\n  delivered: 300\n"), "{stdout}");
+    assert!(
+        stderr.contains("numbers.csv:302: invalid_destination"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 of 301 rows rejected"), "{stderr}");
+    // The SMSC got every message once, with the template rendered from its row.
+    let mut seen: Vec<(String, Vec<u8>)> = a
+        .submits()
+        .into_iter()
+        .map(|s| (s.destination_addr, s.payload.to_vec()))
+        .collect();
+    seen.sort();
+    let want: Vec<(String, Vec<u8>)> = (0..300)
+        .map(|i| {
+            (
+                format!("467010{i:05}"),
+                format!("Hej Name{i}!").into_bytes(),
+            )
+        })
+        .collect();
+    assert_eq!(seen, want);
+    assert!(b.submits().is_empty());
+
+    // A file without a `to` column is refused before anything is sent.
+    std::fs::write(&csv, "number,text\n+46701234567,hi\n").expect("write csv");
+    let (ok, _, stderr) = smppd(&[
+        "send",
+        "--addr",
+        &d.submit,
+        "--file",
+        csv.to_str().expect("utf-8 path"),
+    ]);
+    assert!(!ok && stderr.contains("no `to` column"), "{stderr}");
+    // One message from flags still works.
+    let (ok, stdout, stderr) = smppd(&[
+        "send",
+        "--addr",
+        &d.submit,
+        "--to",
+        "+46701234567",
+        "--text",
+        "single",
+    ]);
+    assert!(ok && stdout.starts_with("accepted "), "{stdout}{stderr}");
+    drop(d);
+}

@@ -6,5 +6,6 @@ pub mod pdu;
 pub mod reports;
 pub mod run;
 pub mod send;
+pub mod send_file;
 pub mod sim;
 pub mod text;

@@ -44,15 +44,24 @@ pub struct SendArgs {
     #[command(flatten)]
     pub target: Target,
     /// Destination, E.164 (`+46701234567`).
+    #[arg(long, required_unless_present = "file", conflicts_with = "file")]
+    pub to: Option<String>,
+    /// The message text; with --file a template where `{column}` is that CSV column's value.
+    #[arg(long, required_unless_present = "file")]
+    pub text: Option<String>,
+    /// A CSV file with a header line and columns `to[,text]` (more columns for --text).
     #[arg(long)]
-    pub to: String,
-    /// The message text.
+    pub file: Option<PathBuf>,
+    /// With --file: how many submits may await their answer at once.
+    #[arg(long, default_value_t = 256)]
+    pub in_flight: usize,
+    /// Message class: `transactional` or `marketing` (refused for opted-out numbers).
     #[arg(long)]
-    pub text: String,
+    pub class: Option<String>,
     /// Sender: a number, a short code, or up to 11 characters.
     #[arg(long, default_value = "smppd")]
     pub from: String,
-    /// Wait for the final state and print it.
+    /// Wait for the final state(s) and print them (with --file: a breakdown by state).
     #[arg(long)]
     pub wait: bool,
     /// Give up waiting after this many seconds.
@@ -70,9 +79,26 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub fn send(args: SendArgs) -> anyhow::Result<()> {
     runtime()?.block_on(async move {
         let mut c = args.target.connect().await?;
-        let v = c
-            .call(json!({"op":"submit","to":args.to,"from":args.from,"text":args.text}))
-            .await?;
+        if let Some(file) = &args.file {
+            return super::send_file::send_file(
+                &mut c,
+                super::send_file::FileJob {
+                    path: file,
+                    template: args.text.as_deref(),
+                    from: &args.from,
+                    class: args.class.as_deref(),
+                    in_flight: args.in_flight,
+                    wait: args.wait,
+                    timeout: Duration::from_secs(args.timeout),
+                },
+            )
+            .await;
+        }
+        let mut req = json!({"op":"submit","to":args.to,"from":args.from,"text":args.text});
+        if let Some(class) = &args.class {
+            req["class"] = json!(class);
+        }
+        let v = c.call(req).await?;
         if v["ok"] != true {
             bail!(
                 "refused: {} ({})",
