@@ -23,6 +23,8 @@ enum Command {
     Status(cli::send::StatusArgs),
     /// Make a running daemon re-read its configuration (like SIGHUP, but with the answer).
     Reload(cli::send::ReloadArgs),
+    /// The opt-out list of a running daemon: list, add, remove, import FILE.
+    Optout(cli::optout::OptOutArgs),
     /// Validate a configuration file without starting anything.
     CheckConfig(cli::check_config::Args),
     /// Decode or encode one SMPP PDU (hex ⇄ JSON).
@@ -48,6 +50,7 @@ fn main() -> std::process::ExitCode {
         Command::Status(args) => cli::send::status(args),
         Command::Reload(args) => cli::send::reload(args),
         Command::Reports(args) => cli::reports::run(args),
+        Command::Optout(args) => cli::optout::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

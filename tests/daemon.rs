@@ -1029,3 +1029,81 @@ async fn send_file_pipelines_every_row_and_prints_the_summary_and_final_states()
     assert!(ok && stdout.starts_with("accepted "), "{stdout}{stderr}");
     drop(d);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn optout_cli_add_import_list_remove_through_the_daemon() {
+    let (a, b) = sims().await;
+    let d = Daemon::start(&a, &b, "");
+    let mut c = d.client().await;
+    c.wait_bound(&["op-a", "op-b"]).await;
+    let addr = d.submit.clone();
+    let optout = |args: &[&str]| {
+        let mut all = vec!["optout", "--addr", addr.as_str()];
+        all.extend_from_slice(args);
+        smppd(&all)
+    };
+    let marketing =
+        |to: &str| json!({"op":"submit","to":to,"from":"ACME","text":"Sale!","class":"marketing"});
+
+    // Added in another spelling: stored normalized, and marketing to it is refused.
+    let (ok, out, err) = optout(&["add", "0046 70-111 22 33"]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "+46701112233: added to the opt-out list\n");
+    let (ok, out, _) = optout(&["add", "+46701112233"]);
+    assert!(ok && out.contains("already on the opt-out list"), "{out}");
+    let v = c.call(marketing("+46701112233")).await;
+    assert_eq!(v["error"]["code"], "opted_out", "{v}");
+    assert_eq!(
+        c.call(json!({"op":"submit","to":"+46701112233","from":"ACME","text":"OTP 1"}))
+            .await["ok"],
+        true
+    );
+
+    // Import: a header, a comment, a CSV line, one invalid number.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("optouts.csv");
+    std::fs::write(
+        &file,
+        "number\n# from the old system\n+4670200000,x\n\n+47 912 34 567\n+46701112233\nnot-a-number\n",
+    )
+    .expect("write");
+    let (ok, out, err) = optout(&["import", file.to_str().expect("utf-8")]);
+    assert!(!ok, "one invalid line fails the import: {out}");
+    assert!(
+        out.contains("2 added, 1 already listed, 1 invalid"),
+        "{out}"
+    );
+    assert!(err.contains("optouts.csv:7: \"not-a-number\""), "{err}");
+    let v = c.call(marketing("+4791234567")).await;
+    assert_eq!(v["error"]["code"], "opted_out", "{v}");
+
+    let (ok, out, err) = optout(&["list"]);
+    assert!(ok, "{err}");
+    let numbers: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with('+'))
+        .collect();
+    assert_eq!(
+        numbers,
+        ["+46701112233", "+4670200000", "+4791234567"],
+        "{out}"
+    );
+    assert!(out.ends_with("3 numbers\n"), "{out}");
+    assert!(out.contains(" manual "), "{out}");
+
+    let (ok, out, _) = optout(&["remove", "+46701112233"]);
+    assert!(
+        ok && out == "+46701112233: removed from the opt-out list\n",
+        "{out}"
+    );
+    let (ok, out, _) = optout(&["remove", "+46701112233"]);
+    assert!(ok && out.contains("was not on the opt-out list"), "{out}");
+    assert_eq!(c.call(marketing("+46701112233")).await["ok"], true);
+    let (ok, out, _) = optout(&["list", "--json"]);
+    assert!(ok && out.lines().count() == 2, "{out}");
+    let (ok, _, err) = optout(&["add", "12ab"]);
+    assert!(!ok && err.contains("invalid_destination"), "{err}");
+    drop(d);
+}

@@ -136,13 +136,35 @@ pub struct Submit {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
     Submit(Box<Submit>),
-    Query { id: String },
-    Subscribe { after: u64 },
+    Query {
+        id: String,
+    },
+    Subscribe {
+        after: u64,
+    },
     Status,
     Ping,
-    Auth { token: String },
+    Auth {
+        token: String,
+    },
     Reload,
+    /// Opt-out list maintenance (the daemon's store writer does the write).
+    OptOut(OptOutOp),
 }
+
+/// What an `optout` request does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OptOutOp {
+    Add(Msisdn),
+    Remove(Msisdn),
+    /// A page of the list, numbers after `after` (exclusive) in order.
+    List {
+        after: Option<Msisdn>,
+    },
+}
+
+/// Entries per `optout` list answer; the client pages with the last number.
+pub const OPTOUT_PAGE: usize = 1000;
 
 impl Request {
     /// The operation's name, for logs and metrics.
@@ -155,6 +177,7 @@ impl Request {
             Request::Ping => "ping",
             Request::Auth { .. } => "auth",
             Request::Reload => "reload",
+            Request::OptOut(_) => "optout",
         }
     }
 }
@@ -188,6 +211,8 @@ struct Wire<'a> {
     id: Option<String>,
     after: Option<u64>,
     token: Option<String>,
+    action: Option<String>,
+    number: Option<String>,
 }
 
 /// Only the `ref`, for echoing it when the full request does not deserialize.
@@ -263,7 +288,7 @@ fn validate(w: Wire<'_>) -> Result<Request, ApiError> {
     let op = w.op.ok_or_else(|| ApiError::bad("missing field `op`"))?;
     // Fields that belong to other operations are refused so that typos and mix-ups surface.
     let stray = |allowed: &[&str]| -> Result<(), ApiError> {
-        let present: [(&str, bool); 16] = [
+        let present: [(&str, bool); 18] = [
             ("to", w.to.is_some()),
             ("from", w.from.is_some()),
             ("text", w.text.is_some()),
@@ -279,6 +304,8 @@ fn validate(w: Wire<'_>) -> Result<Request, ApiError> {
             ("id", w.id.is_some()),
             ("after", w.after.is_some()),
             ("token", w.token.is_some()),
+            ("action", w.action.is_some()),
+            ("number", w.number.is_some()),
             ("op", true),
         ];
         match present
@@ -323,8 +350,34 @@ fn validate(w: Wire<'_>) -> Result<Request, ApiError> {
                 .ok_or_else(|| ApiError::bad("missing field `token`"))?;
             Ok(Request::Auth { token })
         }
+        "optout" => {
+            stray(&["action", "number"])?;
+            let number = |n: Option<String>| -> Result<Msisdn, ApiError> {
+                let n = n.ok_or_else(|| ApiError::bad("missing field `number`"))?;
+                Msisdn::parse(&n).map_err(|e| {
+                    ApiError::new(ErrorCode::InvalidDestination, format!("number {n:?}: {e}"))
+                })
+            };
+            let op = match w.action.as_deref() {
+                Some("add") => OptOutOp::Add(number(w.number)?),
+                Some("remove") => OptOutOp::Remove(number(w.number)?),
+                Some("list") => OptOutOp::List {
+                    after: match w.number {
+                        Some(n) => Some(number(Some(n))?),
+                        None => None,
+                    },
+                },
+                Some(other) => {
+                    return Err(ApiError::bad(format!(
+                        "`action` {other:?}: expected add, remove or list"
+                    )));
+                }
+                None => return Err(ApiError::bad("missing field `action`")),
+            };
+            Ok(Request::OptOut(op))
+        }
         other => Err(ApiError::bad(format!(
-            "unknown op {other:?}; expected submit, query, subscribe, status, ping, auth or reload"
+            "unknown op {other:?}; expected submit, query, subscribe, status, ping, auth, reload or optout"
         ))),
     }
 }

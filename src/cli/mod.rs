@@ -2,6 +2,7 @@
 //! `main.rs`) where `anyhow` is used. Never put library logic here.
 
 pub mod check_config;
+pub mod optout;
 pub mod pdu;
 pub mod reports;
 pub mod run;

@@ -20,7 +20,7 @@ pub struct Target {
 }
 
 impl Target {
-    async fn connect(&self) -> anyhow::Result<Client> {
+    pub(crate) async fn connect(&self) -> anyhow::Result<Client> {
         let (addr, token) = match &self.addr {
             Some(a) => {
                 let addr = match a.strip_prefix("unix:") {
@@ -69,7 +69,7 @@ pub struct SendArgs {
     pub timeout: u64,
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -7,7 +7,9 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, watch};
 
-use crate::api::protocol::{ApiError, Class, ErrorCode, Reply, Request, Submit};
+use crate::api::protocol::{
+    ApiError, Class, ErrorCode, OPTOUT_PAGE, OptOutOp, Reply, Request, Submit,
+};
 use crate::api::server::{Handler, Outcome, Peer};
 use crate::config::Config;
 use crate::dispatch::{Dispatch, now_ms};
@@ -171,6 +173,43 @@ impl DaemonHandler {
             route: accepted.route,
             duplicate: accepted.duplicate.then_some(true),
         })
+    }
+
+    /// `optout`: add and remove go through the store's writer (durable before the answer);
+    /// list reads a page.
+    async fn optout(&self, op: OptOutOp) -> Result<serde_json::Value, ApiError> {
+        let backend = self.store.backend();
+        match op {
+            OptOutOp::Add(n) => {
+                let added = backend
+                    .optout_add(n.to_string(), now_ms())
+                    .await
+                    .map_err(store_error)?;
+                if added {
+                    metrics::counter!(m::OPTOUTS, m::label::STATE => "added").increment(1);
+                }
+                Ok(serde_json::json!({"number": n.to_string(), "changed": added}))
+            }
+            OptOutOp::Remove(n) => {
+                let removed = backend
+                    .optout_remove(n.to_string())
+                    .await
+                    .map_err(store_error)?;
+                if removed {
+                    metrics::counter!(m::OPTOUTS, m::label::STATE => "removed").increment(1);
+                }
+                Ok(serde_json::json!({"number": n.to_string(), "changed": removed}))
+            }
+            OptOutOp::List { after } => {
+                let after = after.map(|n| n.to_string()).unwrap_or_default();
+                let page = backend
+                    .optout_list(after, OPTOUT_PAGE)
+                    .await
+                    .map_err(store_error)?;
+                let more = page.len() == OPTOUT_PAGE;
+                Ok(serde_json::json!({"numbers": page, "more": more}))
+            }
+        }
     }
 
     async fn query(&self, id: &str) -> Result<serde_json::Value, ApiError> {
@@ -362,6 +401,10 @@ impl Handler for DaemonHandler {
             Request::Ping => Reply::ok(r, &serde_json::json!({})),
             // Answered by the server itself; reaching here means no token is configured.
             Request::Auth { .. } => Reply::ok(r, &serde_json::json!({})),
+            Request::OptOut(op) => match self.optout(op).await {
+                Ok(v) => Reply::ok(r, &v),
+                Err(e) => Reply::error(r, &e),
+            },
             Request::Reload => match self.reloader.reload().await {
                 Ok(changes) => Reply::ok(r, &serde_json::json!({ "changes": changes })),
                 Err(e) => Reply::error(r, &ApiError::new(ErrorCode::BadRequest, e)),
