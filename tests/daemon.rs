@@ -1107,3 +1107,81 @@ async fn optout_cli_add_import_list_remove_through_the_daemon() {
     assert!(!ok && err.contains("invalid_destination"), "{err}");
     drop(d);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_bind_since_rates_and_delivery_ratio_after_traffic() {
+    let (a, b) = sims().await;
+    let d = Daemon::start(&a, &b, "");
+    let mut c = d.client().await;
+    c.wait_bound(&["op-a", "op-b"]).await;
+    let ids = submit_many(&mut c, "+46701230000", 40).await;
+    for id in &ids {
+        c.final_state(id).await;
+    }
+    // The rate counts complete seconds: wait until the submits' second is over.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let v = loop {
+        let v = c.call(json!({"op":"status"})).await;
+        if v["smscs"][0]["rate"].as_f64().unwrap_or(0.0) > 0.0 {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "no rate: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as f64;
+    let op_a = &v["smscs"][0];
+    assert_eq!(op_a["name"], "op-a", "{v}");
+    // 40 submits over a 10-second average: at most 4/s, and more than zero.
+    let rate = op_a["rate"].as_f64().expect("smsc rate");
+    assert!(rate > 0.0 && rate <= 4.0, "{v}");
+    assert_eq!(v["smscs"][1]["rate"], 0.0, "op-b got nothing: {v}");
+    for s in v["smscs"].as_array().expect("smscs") {
+        for bind in s["binds"].as_array().expect("binds") {
+            let since = bind["since_ms"].as_f64().expect("since_ms");
+            assert!(since > now_ms - 120_000.0 && since <= now_ms, "{bind}");
+            assert!(bind.get("last_error").is_some(), "{bind}");
+        }
+    }
+    let nordics = &v["routes"][0];
+    assert_eq!(nordics["name"], "nordics", "{v}");
+    let route_rate = nordics["rate"].as_f64().expect("route rate");
+    assert!(route_rate > 0.0 && route_rate <= 4.0, "{v}");
+    for window in ["5m", "60m"] {
+        let w = &v["delivery"][window];
+        let fin = w["final"].as_u64().expect("final");
+        let delivered = w["delivered"].as_u64().expect("delivered");
+        assert_eq!(fin, 40, "{v}");
+        assert!(delivered <= fin, "{v}");
+        let ratio = w["ratio"].as_f64().expect("ratio");
+        assert!((ratio - delivered as f64 / 40.0).abs() < 0.001, "{v}");
+        let states: u64 = w["states"]
+            .as_object()
+            .expect("states")
+            .values()
+            .map(|n| n.as_u64().expect("count"))
+            .sum();
+        assert_eq!(states, 40, "{v}");
+    }
+
+    // The same through the CLI table.
+    let (ok, out, err) = smppd(&["status", "--addr", &d.submit]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("SINCE (UTC)") && out.contains("LAST ERROR"),
+        "{out}"
+    );
+    assert!(out.contains("RATE/S"), "{out}");
+    let last5 = out
+        .lines()
+        .find(|l| l.starts_with("last 5 min"))
+        .unwrap_or_else(|| panic!("no delivery line: {out}"));
+    assert_eq!(
+        last5.split_whitespace().nth(3),
+        Some("40"),
+        "final count: {out}"
+    );
+    drop(d);
+}

@@ -184,13 +184,19 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
 fn render_status(v: &Value) -> String {
     let mut out = String::new();
     out.push_str(&format!(
-        "{:<12} {:<16} {:<12} {:>9} {:>9} {:>9}\n",
-        "SMSC", "BIND", "STATE", "IN-FLIGHT", "TIMEOUTS", "THROTTLED"
+        "{:<12} {:<16} {:<12} {:<20} {:>9} {:>8} {:>9} {:>9}  LAST ERROR\n",
+        "SMSC", "BIND", "STATE", "SINCE (UTC)", "IN-FLIGHT", "RATE/S", "TIMEOUTS", "THROTTLED"
     ));
     for s in v["smscs"].as_array().into_iter().flatten() {
-        for b in s["binds"].as_array().into_iter().flatten() {
+        for (i, b) in s["binds"].as_array().into_iter().flatten().enumerate() {
+            // The rate is the SMSC's (all its binds), shown once.
+            let rate = if i == 0 {
+                format!("{:.1}", s["rate"].as_f64().unwrap_or(0.0))
+            } else {
+                String::new()
+            };
             out.push_str(&format!(
-                "{:<12} {:<16} {:<12} {:>9} {:>9} {:>9}\n",
+                "{:<12} {:<16} {:<12} {:<20} {:>9} {:>8} {:>9} {:>9}  {}\n",
                 s["name"].as_str().unwrap_or("?"),
                 b["bind"].as_str().unwrap_or("?"),
                 b["state"]
@@ -199,18 +205,46 @@ fn render_status(v: &Value) -> String {
                     .split([' ', '{'])
                     .next()
                     .unwrap_or("?"),
+                b["since_ms"]
+                    .as_i64()
+                    .map_or_else(|| "-".to_owned(), super::reports::utc),
                 b["in_flight"].to_string(),
+                rate,
                 b["response_timeouts"].to_string(),
                 b["throttled"].to_string(),
+                b["last_error"].as_str().unwrap_or("-"),
             ));
         }
     }
-    out.push_str(&format!("\n{:<12} {:>9}\n", "ROUTE", "QUEUED"));
+    out.push_str(&format!(
+        "\n{:<12} {:>9} {:>8} {:>8}\n",
+        "ROUTE", "QUEUED", "RATE/S", "TPS"
+    ));
     for r in v["routes"].as_array().into_iter().flatten() {
         out.push_str(&format!(
-            "{:<12} {:>9}\n",
+            "{:<12} {:>9} {:>8.1} {:>8}\n",
             r["name"].as_str().unwrap_or("?"),
-            r["queued"].to_string()
+            r["queued"].to_string(),
+            r["rate"].as_f64().unwrap_or(0.0),
+            r["tps"]
+                .as_u64()
+                .map_or_else(|| "-".to_owned(), |t| t.to_string()),
+        ));
+    }
+    out.push_str(&format!(
+        "\n{:<12} {:>9} {:>9} {:>8}\n",
+        "DELIVERY", "FINAL", "DELIVERED", "RATIO"
+    ));
+    for (key, label) in [("5m", "last 5 min"), ("60m", "last 60 min")] {
+        let d = &v["delivery"][key];
+        out.push_str(&format!(
+            "{:<12} {:>9} {:>9} {:>8}\n",
+            label,
+            d["final"].as_u64().unwrap_or(0),
+            d["delivered"].as_u64().unwrap_or(0),
+            d["ratio"]
+                .as_f64()
+                .map_or_else(|| "-".to_owned(), |r| format!("{:.1}%", r * 100.0)),
         ));
     }
     out

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::dispatch::{Dispatch, now_ms};
 use crate::metrics as m;
 use crate::route::{self, Facts, RouteError};
-use crate::store::{MessageClass, MessageId, NewMessage, NewPart, Store, StoreError};
+use crate::store::{MessageClass, MessageId, MessageState, NewMessage, NewPart, Store, StoreError};
 use crate::text::{self, EncodeOptions, LanguageSet, ReferenceAllocator};
 
 /// Events sent per read when a subscriber catches up.
@@ -322,12 +322,16 @@ impl DaemonHandler {
                             "throttled": b.throttled,
                             "binds": b.binds,
                             "bind_failures": b.bind_failures,
+                            "since_ms": b.since.duration_since(std::time::UNIX_EPOCH)
+                                .map_or(0, |d| d.as_millis() as u64),
+                            "last_error": b.last_error,
                         })
                     })
                     .collect();
                 serde_json::json!({
                     "name": &*l.name,
                     "circuit": if l.circuit_open() { "open" } else { "closed" },
+                    "rate": round2(self.dispatch.smsc_rate(&l.name)),
                     "binds": binds,
                 })
             })
@@ -344,6 +348,31 @@ struct SubmitOk {
     route: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     duplicate: Option<bool>,
+}
+
+/// Two decimals: status output, not accounting.
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// `{"final": n, "delivered": d, "ratio": d/n or null, "states": {state: n}}`.
+fn delivery_ratio(counts: &[(MessageState, u64)]) -> serde_json::Value {
+    let total: u64 = counts.iter().map(|(_, n)| n).sum();
+    let delivered: u64 = counts
+        .iter()
+        .filter(|(s, _)| *s == MessageState::Delivered)
+        .map(|(_, n)| n)
+        .sum();
+    let states: serde_json::Map<String, serde_json::Value> = counts
+        .iter()
+        .map(|(s, n)| (s.as_str().to_owned(), (*n).into()))
+        .collect();
+    serde_json::json!({
+        "final": total,
+        "delivered": delivered,
+        "ratio": (total > 0).then(|| round2(delivered as f64 / total as f64 * 100.0) / 100.0),
+        "states": states,
+    })
 }
 
 fn store_error(e: StoreError) -> ApiError {
@@ -390,11 +419,28 @@ impl Handler for DaemonHandler {
                             .iter()
                             .find(|(n, _)| *n == route.name)
                             .map_or(0, |(_, q)| *q);
-                        serde_json::json!({"name": route.name, "queued": queued, "tps": route.tps})
+                        serde_json::json!({
+                            "name": route.name,
+                            "queued": queued,
+                            "tps": route.tps,
+                            "rate": round2(self.dispatch.route_rate(&route.name)),
+                        })
                     })
                     .collect();
+                let now = now_ms();
+                let mut delivery = serde_json::Map::new();
+                for (label, minutes) in [("5m", 5), ("60m", 60)] {
+                    let counts = self
+                        .store
+                        .backend()
+                        .final_counts(now - minutes * 60_000)
+                        .await
+                        .unwrap_or_default();
+                    delivery.insert(label.into(), delivery_ratio(&counts));
+                }
                 if let serde_json::Value::Object(o) = &mut status {
                     o.insert("routes".into(), routes.into());
+                    o.insert("delivery".into(), delivery.into());
                 }
                 Reply::ok(r, &status)
             }

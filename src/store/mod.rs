@@ -121,6 +121,8 @@ pub trait StoreBackend: Send + Sync + 'static {
     /// with the last number returned; `""` starts at the beginning).
     fn optout_list(&self, after: String, limit: usize) -> Pending<Vec<OptOutEntry>>;
     /// Counters for status and metrics.
+    /// How many messages reached each final state at or after `since_ms` (their `done_at`).
+    fn final_counts(&self, since_ms: i64) -> Pending<Vec<(MessageState, u64)>>;
     fn stats(&self) -> Pending<StoreStats>;
     /// The highest committed event sequence number; changes after every commit that adds events.
     fn last_seq(&self) -> watch::Receiver<i64>;

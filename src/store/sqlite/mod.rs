@@ -624,6 +624,10 @@ impl StoreBackend for SqliteStore {
         self.read(move |r| r.optout_list(&after, limit))
     }
 
+    fn final_counts(&self, since_ms: i64) -> Pending<Vec<(MessageState, u64)>> {
+        self.read(move |r| r.final_counts(since_ms))
+    }
+
     fn stats(&self) -> Pending<StoreStats> {
         self.read(|r| r.stats())
     }

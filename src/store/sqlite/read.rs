@@ -353,6 +353,25 @@ impl Reader {
             .map_err(db)
     }
 
+    /// Messages per final state with `done_at >= since_ms` (a range of `message_done`).
+    pub fn final_counts(&mut self, since_ms: i64) -> Result<Vec<(MessageState, u64)>, StoreError> {
+        let rows: Vec<(i64, i64)> = self
+            .conn
+            .prepare_cached(
+                "SELECT state, count(*) FROM message WHERE done_at >= ?1 GROUP BY state",
+            )
+            .map_err(db)?
+            .query_map([since_ms], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(db)?
+            .collect::<Result<_, _>>()
+            .map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(s, n)| Some((MessageState::from_code(s)?, n.max(0) as u64)))
+            .filter(|(s, _)| s.is_final())
+            .collect())
+    }
+
     /// Counters.
     pub fn stats(&mut self) -> Result<StoreStats, StoreError> {
         let one = |c: &Connection, sql: &str| -> Result<i64, StoreError> {
