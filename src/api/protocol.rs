@@ -541,6 +541,49 @@ mod tests {
     }
 
     #[test]
+    fn optout_requests() {
+        let Ok(Request::OptOut(OptOutOp::Add(n))) =
+            req(r#"{"op":"optout","action":"add","number":"0046 70-111 22 33"}"#)
+        else {
+            panic!("not an add")
+        };
+        assert_eq!(n.to_string(), "+46701112233");
+        assert!(matches!(
+            req(r#"{"op":"optout","action":"remove","number":"+46701112233"}"#),
+            Ok(Request::OptOut(OptOutOp::Remove(_)))
+        ));
+        assert_eq!(
+            req(r#"{"op":"optout","action":"list"}"#),
+            Ok(Request::OptOut(OptOutOp::List { after: None }))
+        );
+        let code = |line: &str| req(line).map(|_| ()).map_err(|e| e.code);
+        assert_eq!(
+            code(r#"{"op":"optout","action":"add","number":"12ab"}"#),
+            Err(ErrorCode::InvalidDestination)
+        );
+        assert_eq!(
+            code(r#"{"op":"optout","action":"add"}"#),
+            Err(ErrorCode::BadRequest)
+        );
+        assert_eq!(
+            code(r#"{"op":"optout","action":"purge"}"#),
+            Err(ErrorCode::BadRequest)
+        );
+        assert_eq!(
+            code(r#"{"op":"optout","number":"+46701112233"}"#),
+            Err(ErrorCode::BadRequest)
+        );
+        assert_eq!(
+            code(r#"{"op":"optout","action":"add","number":"+46701112233","text":"x"}"#),
+            Err(ErrorCode::BadRequest)
+        );
+        assert_eq!(
+            code(r#"{"op":"status","number":"+46701112233"}"#),
+            Err(ErrorCode::BadRequest)
+        );
+    }
+
+    #[test]
     fn parses_a_full_submit() {
         let p = parse_line(br#"{"op":"submit","ref":{"a":[1,2]},"to":"+46 70-123 45 67","from":"ACME","text":"Hej","route":"nordics","encoding":"gsm7","smart":true,"dlr":false,"validity":"48h","priority":3,"key":"k1","class":"marketing","tags":{"kind":"otp"}}"#);
         assert_eq!(
