@@ -17,7 +17,7 @@ struct Cli {
 enum Command {
     /// Run the daemon (foreground; SIGTERM or SIGINT stops it gracefully).
     Run(cli::run::RunArgs),
-    /// Send one message through a running daemon (`--wait` for its final state).
+    /// Send one message, or many from a CSV file (`--file`), through a running daemon.
     Send(cli::send::SendArgs),
     /// Show a running daemon's binds and queues.
     Status(cli::send::StatusArgs),
@@ -25,6 +25,8 @@ enum Command {
     Reload(cli::send::ReloadArgs),
     /// Load-test a running daemon over the submit protocol (rates, latencies, CPU, RSS).
     Bench(cli::bench::BenchArgs),
+    /// The opt-out list of a running daemon: list, add, remove, import FILE.
+    Optout(cli::optout::OptOutArgs),
     /// Validate a configuration file without starting anything.
     CheckConfig(cli::check_config::Args),
     /// Decode or encode one SMPP PDU (hex ⇄ JSON).
@@ -51,6 +53,7 @@ fn main() -> std::process::ExitCode {
         Command::Reload(args) => cli::send::reload(args),
         Command::Bench(args) => cli::bench::bench(args),
         Command::Reports(args) => cli::reports::run(args),
+        Command::Optout(args) => cli::optout::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

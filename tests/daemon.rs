@@ -1113,3 +1113,257 @@ async fn reroute_after_undeliv_resends_once_through_the_next_smsc() {
     );
     assert_eq!(d.terminate().code(), Some(0));
 }
+
+/// Runs the `smppd` binary with `args`; returns (success, stdout, stderr).
+fn smppd(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_smppd"))
+        .args(args)
+        .output()
+        .expect("run smppd");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_file_pipelines_every_row_and_prints_the_summary_and_final_states() {
+    let (a, b) = sims().await;
+    let d = Daemon::start(&a, &b, "");
+    let mut c = d.client().await;
+    c.wait_bound(&["op-a", "op-b"]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("numbers.csv");
+    let mut rows = String::from("to,name\n");
+    for i in 0..300 {
+        rows.push_str(&format!("+467010{i:05},\"Name{i}\"\n"));
+    }
+    rows.push_str("12ab,Broken\n");
+    std::fs::write(&csv, rows).expect("write csv");
+    let (ok, stdout, stderr) = smppd(&[
+        "send",
+        "--addr",
+        &d.submit,
+        "--file",
+        csv.to_str().expect("utf-8 path"),
+        "--text",
+        "Hej {name}!",
+        "--in-flight",
+        "64",
+        "--wait",
+        "--timeout",
+        "30",
+    ]);
+    // One rejected row makes the exit status 1, after the summary.
+    assert!(!ok, "{stdout}\n{stderr}");
+    assert!(stdout.contains("sent 301 rows from"), "{stdout}");
+    assert!(stdout.contains("\naccepted: 300 (300 parts)\n"), "{stdout}");
+    assert!(
+        stdout.contains("\nrejected: 1\n  invalid_destination: 1\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("final states after"), "{stdout}");
+    assert!(stdout.contains("\n  delivered: 300\n"), "{stdout}");
+    assert!(
+        stderr.contains("numbers.csv:302: invalid_destination"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 of 301 rows rejected"), "{stderr}");
+    // The SMSC got every message once, with the template rendered from its row.
+    let mut seen: Vec<(String, Vec<u8>)> = a
+        .submits()
+        .into_iter()
+        .map(|s| (s.destination_addr, s.payload.to_vec()))
+        .collect();
+    seen.sort();
+    let want: Vec<(String, Vec<u8>)> = (0..300)
+        .map(|i| {
+            (
+                format!("467010{i:05}"),
+                format!("Hej Name{i}!").into_bytes(),
+            )
+        })
+        .collect();
+    assert_eq!(seen, want);
+    assert!(b.submits().is_empty());
+
+    // A file without a `to` column is refused before anything is sent.
+    std::fs::write(&csv, "number,text\n+46701234567,hi\n").expect("write csv");
+    let (ok, _, stderr) = smppd(&[
+        "send",
+        "--addr",
+        &d.submit,
+        "--file",
+        csv.to_str().expect("utf-8 path"),
+    ]);
+    assert!(!ok && stderr.contains("no `to` column"), "{stderr}");
+    // One message from flags still works.
+    let (ok, stdout, stderr) = smppd(&[
+        "send",
+        "--addr",
+        &d.submit,
+        "--to",
+        "+46701234567",
+        "--text",
+        "single",
+    ]);
+    assert!(ok && stdout.starts_with("accepted "), "{stdout}{stderr}");
+    drop(d);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn optout_cli_add_import_list_remove_through_the_daemon() {
+    let (a, b) = sims().await;
+    let d = Daemon::start(&a, &b, "");
+    let mut c = d.client().await;
+    c.wait_bound(&["op-a", "op-b"]).await;
+    let addr = d.submit.clone();
+    let optout = |args: &[&str]| {
+        let mut all = vec!["optout", "--addr", addr.as_str()];
+        all.extend_from_slice(args);
+        smppd(&all)
+    };
+    let marketing =
+        |to: &str| json!({"op":"submit","to":to,"from":"ACME","text":"Sale!","class":"marketing"});
+
+    // Added in another spelling: stored normalized, and marketing to it is refused.
+    let (ok, out, err) = optout(&["add", "0046 70-111 22 33"]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "+46701112233: added to the opt-out list\n");
+    let (ok, out, _) = optout(&["add", "+46701112233"]);
+    assert!(ok && out.contains("already on the opt-out list"), "{out}");
+    let v = c.call(marketing("+46701112233")).await;
+    assert_eq!(v["error"]["code"], "opted_out", "{v}");
+    assert_eq!(
+        c.call(json!({"op":"submit","to":"+46701112233","from":"ACME","text":"OTP 1"}))
+            .await["ok"],
+        true
+    );
+
+    // Import: a header, a comment, a CSV line, one invalid number.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("optouts.csv");
+    std::fs::write(
+        &file,
+        "number\n# from the old system\n+4670200000,x\n\n+47 912 34 567\n+46701112233\nnot-a-number\n",
+    )
+    .expect("write");
+    let (ok, out, err) = optout(&["import", file.to_str().expect("utf-8")]);
+    assert!(!ok, "one invalid line fails the import: {out}");
+    assert!(
+        out.contains("2 added, 1 already listed, 1 invalid"),
+        "{out}"
+    );
+    assert!(err.contains("optouts.csv:7: \"not-a-number\""), "{err}");
+    let v = c.call(marketing("+4791234567")).await;
+    assert_eq!(v["error"]["code"], "opted_out", "{v}");
+
+    let (ok, out, err) = optout(&["list"]);
+    assert!(ok, "{err}");
+    let numbers: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with('+'))
+        .collect();
+    assert_eq!(
+        numbers,
+        ["+46701112233", "+4670200000", "+4791234567"],
+        "{out}"
+    );
+    assert!(out.ends_with("3 numbers\n"), "{out}");
+    assert!(out.contains(" manual "), "{out}");
+
+    let (ok, out, _) = optout(&["remove", "+46701112233"]);
+    assert!(
+        ok && out == "+46701112233: removed from the opt-out list\n",
+        "{out}"
+    );
+    let (ok, out, _) = optout(&["remove", "+46701112233"]);
+    assert!(ok && out.contains("was not on the opt-out list"), "{out}");
+    assert_eq!(c.call(marketing("+46701112233")).await["ok"], true);
+    let (ok, out, _) = optout(&["list", "--json"]);
+    assert!(ok && out.lines().count() == 2, "{out}");
+    let (ok, _, err) = optout(&["add", "12ab"]);
+    assert!(!ok && err.contains("invalid_destination"), "{err}");
+    drop(d);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_bind_since_rates_and_delivery_ratio_after_traffic() {
+    let (a, b) = sims().await;
+    let d = Daemon::start(&a, &b, "");
+    let mut c = d.client().await;
+    c.wait_bound(&["op-a", "op-b"]).await;
+    let ids = submit_many(&mut c, "+46701230000", 40).await;
+    for id in &ids {
+        c.final_state(id).await;
+    }
+    // The rate counts complete seconds: wait until the submits' second is over.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let v = loop {
+        let v = c.call(json!({"op":"status"})).await;
+        if v["smscs"][0]["rate"].as_f64().unwrap_or(0.0) > 0.0 {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "no rate: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as f64;
+    let op_a = &v["smscs"][0];
+    assert_eq!(op_a["name"], "op-a", "{v}");
+    // 40 submits over a 10-second average: at most 4/s, and more than zero.
+    let rate = op_a["rate"].as_f64().expect("smsc rate");
+    assert!(rate > 0.0 && rate <= 4.0, "{v}");
+    assert_eq!(v["smscs"][1]["rate"], 0.0, "op-b got nothing: {v}");
+    for s in v["smscs"].as_array().expect("smscs") {
+        for bind in s["binds"].as_array().expect("binds") {
+            let since = bind["since_ms"].as_f64().expect("since_ms");
+            assert!(since > now_ms - 120_000.0 && since <= now_ms, "{bind}");
+            assert!(bind.get("last_error").is_some(), "{bind}");
+        }
+    }
+    let nordics = &v["routes"][0];
+    assert_eq!(nordics["name"], "nordics", "{v}");
+    let route_rate = nordics["rate"].as_f64().expect("route rate");
+    assert!(route_rate > 0.0 && route_rate <= 4.0, "{v}");
+    for window in ["5m", "60m"] {
+        let w = &v["delivery"][window];
+        let fin = w["final"].as_u64().expect("final");
+        let delivered = w["delivered"].as_u64().expect("delivered");
+        assert_eq!(fin, 40, "{v}");
+        assert!(delivered <= fin, "{v}");
+        let ratio = w["ratio"].as_f64().expect("ratio");
+        assert!((ratio - delivered as f64 / 40.0).abs() < 0.001, "{v}");
+        let states: u64 = w["states"]
+            .as_object()
+            .expect("states")
+            .values()
+            .map(|n| n.as_u64().expect("count"))
+            .sum();
+        assert_eq!(states, 40, "{v}");
+    }
+
+    // The same through the CLI table.
+    let (ok, out, err) = smppd(&["status", "--addr", &d.submit]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("SINCE (UTC)") && out.contains("LAST ERROR"),
+        "{out}"
+    );
+    assert!(out.contains("RATE/S"), "{out}");
+    let last5 = out
+        .lines()
+        .find(|l| l.starts_with("last 5 min"))
+        .unwrap_or_else(|| panic!("no delivery line: {out}"));
+    assert_eq!(
+        last5.split_whitespace().nth(3),
+        Some("40"),
+        "final count: {out}"
+    );
+    drop(d);
+}

@@ -70,7 +70,8 @@ impl Client {
         };
         let mut c = Client {
             reader: BufReader::new(r),
-            writer: w,
+            // Buffered: a pipelining caller writes many lines per system call.
+            writer: Box::new(tokio::io::BufWriter::new(w)),
             next_ref: 0,
             early: HashMap::new(),
             events: Vec::new(),
@@ -84,7 +85,8 @@ impl Client {
         Ok(c)
     }
 
-    /// Sends a request without waiting; returns its `ref`.
+    /// Queues a request without waiting (written by `flush`, `response` or a full buffer);
+    /// returns its `ref`.
     pub async fn send(&mut self, mut request: Value) -> Result<u64, ClientError> {
         self.next_ref += 1;
         let r = self.next_ref;

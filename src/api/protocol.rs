@@ -120,13 +120,35 @@ pub struct Submit {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
     Submit(Box<Submit>),
-    Query { id: String },
-    Subscribe { after: u64 },
+    Query {
+        id: String,
+    },
+    Subscribe {
+        after: u64,
+    },
     Status,
     Ping,
-    Auth { token: String },
+    Auth {
+        token: String,
+    },
     Reload,
+    /// Opt-out list maintenance (the daemon's store writer does the write).
+    OptOut(OptOutOp),
 }
+
+/// What an `optout` request does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OptOutOp {
+    Add(Msisdn),
+    Remove(Msisdn),
+    /// A page of the list, numbers after `after` (exclusive) in order.
+    List {
+        after: Option<Msisdn>,
+    },
+}
+
+/// Entries per `optout` list answer; the client pages with the last number.
+pub const OPTOUT_PAGE: usize = 1000;
 
 impl Request {
     /// The operation's name, for logs and metrics.
@@ -139,6 +161,7 @@ impl Request {
             Request::Ping => "ping",
             Request::Auth { .. } => "auth",
             Request::Reload => "reload",
+            Request::OptOut(_) => "optout",
         }
     }
 }
@@ -172,6 +195,8 @@ struct Wire<'a> {
     id: Option<String>,
     after: Option<u64>,
     token: Option<String>,
+    action: Option<String>,
+    number: Option<String>,
 }
 
 /// Only the `ref`, for echoing it when the full request does not deserialize.
@@ -246,7 +271,7 @@ fn validate(w: Wire<'_>) -> Result<Request, ApiError> {
     let op = w.op.ok_or_else(|| ApiError::bad("missing field `op`"))?;
     // Fields that belong to other operations are refused so that typos and mix-ups surface.
     let stray = |allowed: &[&str]| -> Result<(), ApiError> {
-        let present: [(&str, bool); 16] = [
+        let present: [(&str, bool); 18] = [
             ("to", w.to.is_some()),
             ("from", w.from.is_some()),
             ("text", w.text.is_some()),
@@ -262,6 +287,8 @@ fn validate(w: Wire<'_>) -> Result<Request, ApiError> {
             ("id", w.id.is_some()),
             ("after", w.after.is_some()),
             ("token", w.token.is_some()),
+            ("action", w.action.is_some()),
+            ("number", w.number.is_some()),
             ("op", true),
         ];
         match present
@@ -306,8 +333,34 @@ fn validate(w: Wire<'_>) -> Result<Request, ApiError> {
                 .ok_or_else(|| ApiError::bad("missing field `token`"))?;
             Ok(Request::Auth { token })
         }
+        "optout" => {
+            stray(&["action", "number"])?;
+            let number = |n: Option<String>| -> Result<Msisdn, ApiError> {
+                let n = n.ok_or_else(|| ApiError::bad("missing field `number`"))?;
+                Msisdn::parse(&n).map_err(|e| {
+                    ApiError::new(ErrorCode::InvalidDestination, format!("number {n:?}: {e}"))
+                })
+            };
+            let op = match w.action.as_deref() {
+                Some("add") => OptOutOp::Add(number(w.number)?),
+                Some("remove") => OptOutOp::Remove(number(w.number)?),
+                Some("list") => OptOutOp::List {
+                    after: match w.number {
+                        Some(n) => Some(number(Some(n))?),
+                        None => None,
+                    },
+                },
+                Some(other) => {
+                    return Err(ApiError::bad(format!(
+                        "`action` {other:?}: expected add, remove or list"
+                    )));
+                }
+                None => return Err(ApiError::bad("missing field `action`")),
+            };
+            Ok(Request::OptOut(op))
+        }
         other => Err(ApiError::bad(format!(
-            "unknown op {other:?}; expected submit, query, subscribe, status, ping, auth or reload"
+            "unknown op {other:?}; expected submit, query, subscribe, status, ping, auth, reload or optout"
         ))),
     }
 }
@@ -468,6 +521,49 @@ mod tests {
 
     fn req(line: &str) -> Result<Request, ApiError> {
         parse_line(line.as_bytes()).request
+    }
+
+    #[test]
+    fn optout_requests() {
+        let Ok(Request::OptOut(OptOutOp::Add(n))) =
+            req(r#"{"op":"optout","action":"add","number":"0046 70-111 22 33"}"#)
+        else {
+            panic!("not an add")
+        };
+        assert_eq!(n.to_string(), "+46701112233");
+        assert!(matches!(
+            req(r#"{"op":"optout","action":"remove","number":"+46701112233"}"#),
+            Ok(Request::OptOut(OptOutOp::Remove(_)))
+        ));
+        assert_eq!(
+            req(r#"{"op":"optout","action":"list"}"#),
+            Ok(Request::OptOut(OptOutOp::List { after: None }))
+        );
+        let code = |line: &str| req(line).map(|_| ()).map_err(|e| e.code);
+        assert_eq!(
+            code(r#"{"op":"optout","action":"add","number":"12ab"}"#),
+            Err(ErrorCode::InvalidDestination)
+        );
+        assert_eq!(
+            code(r#"{"op":"optout","action":"add"}"#),
+            Err(ErrorCode::BadRequest)
+        );
+        assert_eq!(
+            code(r#"{"op":"optout","action":"purge"}"#),
+            Err(ErrorCode::BadRequest)
+        );
+        assert_eq!(
+            code(r#"{"op":"optout","number":"+46701112233"}"#),
+            Err(ErrorCode::BadRequest)
+        );
+        assert_eq!(
+            code(r#"{"op":"optout","action":"add","number":"+46701112233","text":"x"}"#),
+            Err(ErrorCode::BadRequest)
+        );
+        assert_eq!(
+            code(r#"{"op":"status","number":"+46701112233"}"#),
+            Err(ErrorCode::BadRequest)
+        );
     }
 
     #[test]

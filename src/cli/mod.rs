@@ -3,9 +3,11 @@
 
 pub mod bench;
 pub mod check_config;
+pub mod optout;
 pub mod pdu;
 pub mod reports;
 pub mod run;
 pub mod send;
+pub mod send_file;
 pub mod sim;
 pub mod text;

@@ -82,7 +82,7 @@ fn now_ms() -> i64 {
 }
 
 /// `YYYY-MM-DD hh:mm:ss` (UTC) from epoch milliseconds.
-fn utc(ms: i64) -> String {
+pub(crate) fn utc(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);

@@ -20,7 +20,7 @@ pub struct Target {
 }
 
 impl Target {
-    pub async fn connect(&self) -> anyhow::Result<Client> {
+    pub(crate) async fn connect(&self) -> anyhow::Result<Client> {
         let (addr, token) = match &self.addr {
             Some(a) => {
                 let addr = match a.strip_prefix("unix:") {
@@ -44,15 +44,24 @@ pub struct SendArgs {
     #[command(flatten)]
     pub target: Target,
     /// Destination, E.164 (`+46701234567`).
+    #[arg(long, required_unless_present = "file", conflicts_with = "file")]
+    pub to: Option<String>,
+    /// The message text; with --file a template where `{column}` is that CSV column's value.
+    #[arg(long, required_unless_present = "file")]
+    pub text: Option<String>,
+    /// A CSV file with a header line and columns `to[,text]` (more columns for --text).
     #[arg(long)]
-    pub to: String,
-    /// The message text.
+    pub file: Option<PathBuf>,
+    /// With --file: how many submits may await their answer at once.
+    #[arg(long, default_value_t = 256)]
+    pub in_flight: usize,
+    /// Message class: `transactional` or `marketing` (refused for opted-out numbers).
     #[arg(long)]
-    pub text: String,
+    pub class: Option<String>,
     /// Sender: a number, a short code, or up to 11 characters.
     #[arg(long, default_value = "smppd")]
     pub from: String,
-    /// Wait for the final state and print it.
+    /// Wait for the final state(s) and print them (with --file: a breakdown by state).
     #[arg(long)]
     pub wait: bool,
     /// Give up waiting after this many seconds.
@@ -60,7 +69,7 @@ pub struct SendArgs {
     pub timeout: u64,
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -70,9 +79,26 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub fn send(args: SendArgs) -> anyhow::Result<()> {
     runtime()?.block_on(async move {
         let mut c = args.target.connect().await?;
-        let v = c
-            .call(json!({"op":"submit","to":args.to,"from":args.from,"text":args.text}))
-            .await?;
+        if let Some(file) = &args.file {
+            return super::send_file::send_file(
+                &mut c,
+                super::send_file::FileJob {
+                    path: file,
+                    template: args.text.as_deref(),
+                    from: &args.from,
+                    class: args.class.as_deref(),
+                    in_flight: args.in_flight,
+                    wait: args.wait,
+                    timeout: Duration::from_secs(args.timeout),
+                },
+            )
+            .await;
+        }
+        let mut req = json!({"op":"submit","to":args.to,"from":args.from,"text":args.text});
+        if let Some(class) = &args.class {
+            req["class"] = json!(class);
+        }
+        let v = c.call(req).await?;
         if v["ok"] != true {
             bail!(
                 "refused: {} ({})",
@@ -158,13 +184,19 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
 fn render_status(v: &Value) -> String {
     let mut out = String::new();
     out.push_str(&format!(
-        "{:<12} {:<16} {:<12} {:>9} {:>9} {:>9}\n",
-        "SMSC", "BIND", "STATE", "IN-FLIGHT", "TIMEOUTS", "THROTTLED"
+        "{:<12} {:<16} {:<12} {:<20} {:>9} {:>8} {:>9} {:>9}  LAST ERROR\n",
+        "SMSC", "BIND", "STATE", "SINCE (UTC)", "IN-FLIGHT", "RATE/S", "TIMEOUTS", "THROTTLED"
     ));
     for s in v["smscs"].as_array().into_iter().flatten() {
-        for b in s["binds"].as_array().into_iter().flatten() {
+        for (i, b) in s["binds"].as_array().into_iter().flatten().enumerate() {
+            // The rate is the SMSC's (all its binds), shown once.
+            let rate = if i == 0 {
+                format!("{:.1}", s["rate"].as_f64().unwrap_or(0.0))
+            } else {
+                String::new()
+            };
             out.push_str(&format!(
-                "{:<12} {:<16} {:<12} {:>9} {:>9} {:>9}\n",
+                "{:<12} {:<16} {:<12} {:<20} {:>9} {:>8} {:>9} {:>9}  {}\n",
                 s["name"].as_str().unwrap_or("?"),
                 b["bind"].as_str().unwrap_or("?"),
                 b["state"]
@@ -173,18 +205,46 @@ fn render_status(v: &Value) -> String {
                     .split([' ', '{'])
                     .next()
                     .unwrap_or("?"),
+                b["since_ms"]
+                    .as_i64()
+                    .map_or_else(|| "-".to_owned(), super::reports::utc),
                 b["in_flight"].to_string(),
+                rate,
                 b["response_timeouts"].to_string(),
                 b["throttled"].to_string(),
+                b["last_error"].as_str().unwrap_or("-"),
             ));
         }
     }
-    out.push_str(&format!("\n{:<12} {:>9}\n", "ROUTE", "QUEUED"));
+    out.push_str(&format!(
+        "\n{:<12} {:>9} {:>8} {:>8}\n",
+        "ROUTE", "QUEUED", "RATE/S", "TPS"
+    ));
     for r in v["routes"].as_array().into_iter().flatten() {
         out.push_str(&format!(
-            "{:<12} {:>9}\n",
+            "{:<12} {:>9} {:>8.1} {:>8}\n",
             r["name"].as_str().unwrap_or("?"),
-            r["queued"].to_string()
+            r["queued"].to_string(),
+            r["rate"].as_f64().unwrap_or(0.0),
+            r["tps"]
+                .as_u64()
+                .map_or_else(|| "-".to_owned(), |t| t.to_string()),
+        ));
+    }
+    out.push_str(&format!(
+        "\n{:<12} {:>9} {:>9} {:>8}\n",
+        "DELIVERY", "FINAL", "DELIVERED", "RATIO"
+    ));
+    for (key, label) in [("5m", "last 5 min"), ("60m", "last 60 min")] {
+        let d = &v["delivery"][key];
+        out.push_str(&format!(
+            "{:<12} {:>9} {:>9} {:>8}\n",
+            label,
+            d["final"].as_u64().unwrap_or(0),
+            d["delivered"].as_u64().unwrap_or(0),
+            d["ratio"]
+                .as_f64()
+                .map_or_else(|| "-".to_owned(), |r| format!("{:.1}%", r * 100.0)),
         ));
     }
     out

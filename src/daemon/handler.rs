@@ -7,13 +7,15 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, watch};
 
-use crate::api::protocol::{ApiError, Class, ErrorCode, Reply, Request, Submit};
+use crate::api::protocol::{
+    ApiError, Class, ErrorCode, OPTOUT_PAGE, OptOutOp, Reply, Request, Submit,
+};
 use crate::api::server::{Handler, Outcome, Peer};
 use crate::config::Config;
 use crate::dispatch::{Dispatch, now_ms};
 use crate::metrics as m;
 use crate::route::{self, Facts, RouteError};
-use crate::store::{MessageId, NewMessage, NewPart, Store, StoreError};
+use crate::store::{MessageId, MessageState, NewMessage, NewPart, Store, StoreError};
 use crate::text::{self, EncodeOptions, LanguageSet, ReferenceAllocator};
 
 /// Events sent per read when a subscriber catches up.
@@ -170,6 +172,43 @@ impl DaemonHandler {
         })
     }
 
+    /// `optout`: add and remove go through the store's writer (durable before the answer);
+    /// list reads a page.
+    async fn optout(&self, op: OptOutOp) -> Result<serde_json::Value, ApiError> {
+        let backend = self.store.backend();
+        match op {
+            OptOutOp::Add(n) => {
+                let added = backend
+                    .optout_add(n.to_string(), now_ms())
+                    .await
+                    .map_err(store_error)?;
+                if added {
+                    metrics::counter!(m::OPTOUTS, m::label::STATE => "added").increment(1);
+                }
+                Ok(serde_json::json!({"number": n.to_string(), "changed": added}))
+            }
+            OptOutOp::Remove(n) => {
+                let removed = backend
+                    .optout_remove(n.to_string())
+                    .await
+                    .map_err(store_error)?;
+                if removed {
+                    metrics::counter!(m::OPTOUTS, m::label::STATE => "removed").increment(1);
+                }
+                Ok(serde_json::json!({"number": n.to_string(), "changed": removed}))
+            }
+            OptOutOp::List { after } => {
+                let after = after.map(|n| n.to_string()).unwrap_or_default();
+                let page = backend
+                    .optout_list(after, OPTOUT_PAGE)
+                    .await
+                    .map_err(store_error)?;
+                let more = page.len() == OPTOUT_PAGE;
+                Ok(serde_json::json!({"numbers": page, "more": more}))
+            }
+        }
+    }
+
     async fn query(&self, id: &str) -> Result<serde_json::Value, ApiError> {
         let id: MessageId = id.parse().map_err(|e: crate::store::BadMessageId| {
             ApiError::new(ErrorCode::BadRequest, e.to_string())
@@ -280,12 +319,16 @@ impl DaemonHandler {
                             "throttled": b.throttled,
                             "binds": b.binds,
                             "bind_failures": b.bind_failures,
+                            "since_ms": b.since.duration_since(std::time::UNIX_EPOCH)
+                                .map_or(0, |d| d.as_millis() as u64),
+                            "last_error": b.last_error,
                         })
                     })
                     .collect();
                 serde_json::json!({
                     "name": &*l.name,
                     "circuit": if l.circuit_open() { "open" } else { "closed" },
+                    "rate": round2(self.dispatch.smsc_rate(&l.name)),
                     "binds": binds,
                 })
             })
@@ -307,6 +350,31 @@ struct SubmitOk {
     route: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     duplicate: Option<bool>,
+}
+
+/// Two decimals: status output, not accounting.
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// `{"final": n, "delivered": d, "ratio": d/n or null, "states": {state: n}}`.
+fn delivery_ratio(counts: &[(MessageState, u64)]) -> serde_json::Value {
+    let total: u64 = counts.iter().map(|(_, n)| n).sum();
+    let delivered: u64 = counts
+        .iter()
+        .filter(|(s, _)| *s == MessageState::Delivered)
+        .map(|(_, n)| n)
+        .sum();
+    let states: serde_json::Map<String, serde_json::Value> = counts
+        .iter()
+        .map(|(s, n)| (s.as_str().to_owned(), (*n).into()))
+        .collect();
+    serde_json::json!({
+        "final": total,
+        "delivered": delivered,
+        "ratio": (total > 0).then(|| round2(delivered as f64 / total as f64 * 100.0) / 100.0),
+        "states": states,
+    })
 }
 
 fn store_error(e: StoreError) -> ApiError {
@@ -353,17 +421,38 @@ impl Handler for DaemonHandler {
                             .iter()
                             .find(|(n, _)| *n == route.name)
                             .map_or(0, |(_, q)| *q);
-                        serde_json::json!({"name": route.name, "queued": queued, "tps": route.tps})
+                        serde_json::json!({
+                            "name": route.name,
+                            "queued": queued,
+                            "tps": route.tps,
+                            "rate": round2(self.dispatch.route_rate(&route.name)),
+                        })
                     })
                     .collect();
+                let now = now_ms();
+                let mut delivery = serde_json::Map::new();
+                for (label, minutes) in [("5m", 5), ("60m", 60)] {
+                    let counts = self
+                        .store
+                        .backend()
+                        .final_counts(now - minutes * 60_000)
+                        .await
+                        .unwrap_or_default();
+                    delivery.insert(label.into(), delivery_ratio(&counts));
+                }
                 if let serde_json::Value::Object(o) = &mut status {
                     o.insert("routes".into(), routes.into());
+                    o.insert("delivery".into(), delivery.into());
                 }
                 Reply::ok(r, &status)
             }
             Request::Ping => Reply::ok(r, &serde_json::json!({})),
             // Answered by the server itself; reaching here means no token is configured.
             Request::Auth { .. } => Reply::ok(r, &serde_json::json!({})),
+            Request::OptOut(op) => match self.optout(op).await {
+                Ok(v) => Reply::ok(r, &v),
+                Err(e) => Reply::error(r, &e),
+            },
             Request::Reload => match self.reloader.reload().await {
                 Ok(changes) => Reply::ok(r, &serde_json::json!({ "changes": changes })),
                 Err(e) => Reply::error(r, &ApiError::new(ErrorCode::BadRequest, e)),

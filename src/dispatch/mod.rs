@@ -13,6 +13,7 @@
 //! claimed part either reaches an SMSC and is acknowledged, or goes back to the store.
 
 pub mod breaker;
+pub mod rate;
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -189,6 +190,10 @@ pub struct Dispatch {
     resplit: Mutex<HashMap<MessageId, Arc<str>>>,
     /// Messages whose re-split was refused: their parts go as rendered.
     no_resplit: Mutex<std::collections::HashSet<MessageId>>,
+    /// Acknowledged submits per second, per SMSC and per route (for `smppd status`); keyed by
+    /// configured names only, so bounded by the configuration.
+    smsc_rates: Mutex<HashMap<Arc<str>, rate::RateMeter>>,
+    route_rates: Mutex<HashMap<Arc<str>, rate::RateMeter>>,
 }
 
 /// How long sessions retired by a reload may drain their windows.
@@ -240,6 +245,8 @@ impl Dispatch {
             route_tasks: Mutex::new(Vec::new()),
             resplit: Mutex::new(HashMap::new()),
             no_resplit: Mutex::new(std::collections::HashSet::new()),
+            smsc_rates: Mutex::new(HashMap::new()),
+            route_rates: Mutex::new(HashMap::new()),
         })
     }
 
@@ -256,6 +263,36 @@ impl Dispatch {
 
     fn link(&self, name: &str) -> Option<Arc<SmscLink>> {
         self.smscs.read().ok()?.get(name).cloned()
+    }
+
+    /// Acknowledged submits per second to the SMSC over the last few seconds.
+    pub fn smsc_rate(&self, smsc: &str) -> f64 {
+        let sec = (now_ms() / 1000) as u64;
+        self.smsc_rates
+            .lock()
+            .ok()
+            .and_then(|m| m.get(smsc).map(|r| r.per_second(sec)))
+            .unwrap_or(0.0)
+    }
+
+    /// Acknowledged submits per second on the route over the last few seconds.
+    pub fn route_rate(&self, route: &str) -> f64 {
+        let sec = (now_ms() / 1000) as u64;
+        self.route_rates
+            .lock()
+            .ok()
+            .and_then(|m| m.get(route).map(|r| r.per_second(sec)))
+            .unwrap_or(0.0)
+    }
+
+    fn count_submit(&self, route: &Arc<str>, smsc: &Arc<str>) {
+        let sec = (now_ms() / 1000) as u64;
+        if let Ok(mut m) = self.smsc_rates.lock() {
+            m.entry(smsc.clone()).or_default().record(sec, 1);
+        }
+        if let Ok(mut m) = self.route_rates.lock() {
+            m.entry(route.clone()).or_default().record(sec, 1);
+        }
     }
 
     /// Parts handed to sessions and not yet answered.
@@ -750,6 +787,7 @@ impl Dispatch {
                         .map(|s| s.receipt_id)
                         .unwrap_or_default();
                     metrics::counter!(m::PARTS_SUBMITTED, m::label::ROUTE => f.route.to_string(), m::label::SMSC => f.smsc.to_string(), m::label::STATUS => "ESME_ROK").increment(1);
+                    self.count_submit(&f.route, &f.smsc);
                     metrics::histogram!(m::ACCEPT_TO_SUBMIT_SECONDS, m::label::ROUTE => f.route.to_string())
                         .record(((now_ms() - f.part.message.millis()).max(0) as f64) / 1000.0);
                     if f.part.n == f.total {

@@ -112,6 +112,12 @@ pub trait StoreBackend: Send + Sync + 'static {
     fn reload(&self, settings: Settings) -> Pending<()>;
 
     /// One message with its parts and receipts.
+    /// Puts `number` (E.164 with `+`) on the opt-out list as an operator's change (keyword
+    /// `manual`); resolves true when it was not on the list (an existing entry is kept as is).
+    fn optout_add(&self, number: String, now_ms: i64) -> Pending<bool>;
+    /// Takes `number` off the opt-out list; resolves true when it was on it.
+    fn optout_remove(&self, number: String) -> Pending<bool>;
+
     fn message(&self, id: MessageId) -> Pending<Option<MessageView>>;
     /// Events with `seq > after`, oldest first, at most `limit`.
     fn events_after(&self, after: i64, limit: usize) -> Pending<Vec<Event>>;
@@ -119,7 +125,12 @@ pub trait StoreBackend: Send + Sync + 'static {
     fn queue_depth(&self) -> Pending<Vec<(String, u64)>>;
     /// Whether a number is on the opt-out list.
     fn is_opted_out(&self, number: &str) -> Pending<bool>;
+    /// Up to `limit` opt-out entries with numbers greater than `after`, in number order (page
+    /// with the last number returned; `""` starts at the beginning).
+    fn optout_list(&self, after: String, limit: usize) -> Pending<Vec<OptOutEntry>>;
     /// Counters for status and metrics.
+    /// How many messages reached each final state at or after `since_ms` (their `done_at`).
+    fn final_counts(&self, since_ms: i64) -> Pending<Vec<(MessageState, u64)>>;
     fn stats(&self) -> Pending<StoreStats>;
     /// The highest committed event sequence number; changes after every commit that adds events.
     fn last_seq(&self) -> watch::Receiver<i64>;

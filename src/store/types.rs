@@ -735,3 +735,16 @@ pub struct MessageFilter {
     /// At most this many messages (newest first).
     pub limit: usize,
 }
+
+/// One number on the opt-out list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OptOutEntry {
+    /// E.164 with the `+`.
+    pub number: String,
+    /// The MO keyword that put it there, or `manual` when an operator added it.
+    pub keyword: String,
+    /// When it was added (ms since the epoch).
+    pub at_ms: i64,
+    /// The SMSC the keyword came through; `-` when an operator added it.
+    pub smsc: String,
+}

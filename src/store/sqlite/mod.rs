@@ -20,7 +20,7 @@ pub use read::Reader;
 use super::error::classify;
 use super::{
     Accepted, Ack, AckResult, Event, Expired, Failure, IncomingMo, IncomingReceipt, MessageId,
-    MessageState, MessageView, MoRecorded, NewMessage, NewPart, Pending, QueuedPart,
+    MessageState, MessageView, MoRecorded, NewMessage, NewPart, OptOutEntry, Pending, QueuedPart,
     ReceiptRecorded, Recovery, Retention, Settings, StoreBackend, StoreError, StoreStats, SyncMode,
 };
 use rusqlite::Connection;
@@ -600,6 +600,14 @@ impl StoreBackend for SqliteStore {
         self.submit(settings, |w, s| w.reload(s))
     }
 
+    fn optout_add(&self, number: String, now_ms: i64) -> Pending<bool> {
+        self.submit((number, now_ms), |w, (n, at)| w.optout_add(n, *at))
+    }
+
+    fn optout_remove(&self, number: String) -> Pending<bool> {
+        self.submit(number, |w, n| w.optout_remove(n))
+    }
+
     fn message(&self, id: MessageId) -> Pending<Option<MessageView>> {
         self.read(move |r| r.message(id))
     }
@@ -615,6 +623,14 @@ impl StoreBackend for SqliteStore {
     fn is_opted_out(&self, number: &str) -> Pending<bool> {
         let number = number.to_string();
         self.read(move |r| r.is_opted_out(&number))
+    }
+
+    fn optout_list(&self, after: String, limit: usize) -> Pending<Vec<OptOutEntry>> {
+        self.read(move |r| r.optout_list(&after, limit))
+    }
+
+    fn final_counts(&self, since_ms: i64) -> Pending<Vec<(MessageState, u64)>> {
+        self.read(move |r| r.final_counts(since_ms))
     }
 
     fn stats(&self) -> Pending<StoreStats> {

@@ -5,8 +5,8 @@
 use super::schema;
 use crate::store::error::classify;
 use crate::store::{
-    Event, MessageClass, MessageFilter, MessageId, MessageState, MessageView, PartState, PartView,
-    ReceiptView, StoreError, StoreStats,
+    Event, MessageClass, MessageFilter, MessageId, MessageState, MessageView, OptOutEntry,
+    PartState, PartView, ReceiptView, StoreError, StoreStats,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use std::path::Path;
@@ -325,6 +325,51 @@ impl Reader {
             .optional()
             .map(|o| o.is_some())
             .map_err(db)
+    }
+
+    /// A page of the opt-out list in number order.
+    pub fn optout_list(
+        &mut self,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<OptOutEntry>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.conn
+            .prepare_cached(
+                "SELECT number, keyword, at, smsc FROM optout WHERE number > ?1
+                 ORDER BY number LIMIT ?2",
+            )
+            .map_err(db)?
+            .query_map(params![after, limit], |r| {
+                Ok(OptOutEntry {
+                    number: r.get(0)?,
+                    keyword: r.get(1)?,
+                    at_ms: r.get(2)?,
+                    smsc: r.get(3)?,
+                })
+            })
+            .map_err(db)?
+            .collect::<Result<_, _>>()
+            .map_err(db)
+    }
+
+    /// Messages per final state with `done_at >= since_ms` (a range of `message_done`).
+    pub fn final_counts(&mut self, since_ms: i64) -> Result<Vec<(MessageState, u64)>, StoreError> {
+        let rows: Vec<(i64, i64)> = self
+            .conn
+            .prepare_cached(
+                "SELECT state, count(*) FROM message WHERE done_at >= ?1 GROUP BY state",
+            )
+            .map_err(db)?
+            .query_map([since_ms], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(db)?
+            .collect::<Result<_, _>>()
+            .map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(s, n)| Some((MessageState::from_code(s)?, n.max(0) as u64)))
+            .filter(|(s, _)| s.is_final())
+            .collect())
     }
 
     /// Counters.

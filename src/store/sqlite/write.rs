@@ -1060,6 +1060,25 @@ impl<'c> Writer<'c> {
         Ok(MoRecorded { id, seq })
     }
 
+    pub(crate) fn optout_add(&mut self, number: &str, now_ms: i64) -> Result<bool, JobError> {
+        let n = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO optout (number, keyword, at, smsc) VALUES (?1, 'manual', ?2, '-')
+                 ON CONFLICT (number) DO NOTHING",
+            )?
+            .execute(params![number, now_ms])?;
+        Ok(n == 1)
+    }
+
+    pub(crate) fn optout_remove(&mut self, number: &str) -> Result<bool, JobError> {
+        let n = self
+            .conn
+            .prepare_cached("DELETE FROM optout WHERE number = ?1")?
+            .execute([number])?;
+        Ok(n == 1)
+    }
+
     pub(crate) fn expire(
         &mut self,
         now: i64,

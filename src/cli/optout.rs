@@ -1,0 +1,224 @@
+//! `smppd optout list|add|remove|import FILE`: the opt-out list, maintained through the running
+//! daemon's submit protocol (`optout` op) so that its single store writer does every write.
+//!
+//! Must never open the store for writing itself: a second writer would race the daemon's.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+use super::send::{Target, runtime};
+
+#[derive(Debug, clap::Args)]
+pub struct OptOutArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// `list` (every number, in order, with the keyword and time that put it there), `add
+    /// NUMBER`, `remove NUMBER`, or `import FILE` (one number per line or the first CSV column;
+    /// blank lines, `#` comments and a header line are skipped).
+    pub action: Action,
+    /// The number (add, remove) or the file (import).
+    pub arg: Option<String>,
+    /// list: one JSON object per line instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// import: how many adds may await their answer at once.
+    #[arg(long, default_value_t = 256)]
+    pub in_flight: usize,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Action {
+    List,
+    Add,
+    Remove,
+    Import,
+}
+
+fn refused(v: &Value) -> anyhow::Error {
+    anyhow::anyhow!(
+        "refused: {} ({})",
+        v["error"]["code"].as_str().unwrap_or("?"),
+        v["error"]["message"].as_str().unwrap_or("")
+    )
+}
+
+pub fn run(args: OptOutArgs) -> anyhow::Result<()> {
+    runtime()?.block_on(async move {
+        let arg = match (args.action, args.arg) {
+            (Action::List, None) => String::new(),
+            (Action::List, Some(_)) => bail!("`optout list` takes no argument"),
+            (_, Some(a)) => a,
+            (Action::Import, None) => bail!("`optout import` needs a FILE"),
+            (_, None) => bail!("`optout add` and `optout remove` need a NUMBER"),
+        };
+        let mut c = args.target.connect().await?;
+        match args.action {
+            Action::Add => {
+                let number = arg;
+                let v = c
+                    .call(json!({"op":"optout","action":"add","number":number}))
+                    .await?;
+                if v["ok"] != true {
+                    return Err(refused(&v));
+                }
+                let n = v["number"].as_str().unwrap_or("?");
+                if v["changed"] == true {
+                    println!("{n}: added to the opt-out list");
+                } else {
+                    println!("{n}: already on the opt-out list");
+                }
+            }
+            Action::Remove => {
+                let number = arg;
+                let v = c
+                    .call(json!({"op":"optout","action":"remove","number":number}))
+                    .await?;
+                if v["ok"] != true {
+                    return Err(refused(&v));
+                }
+                let n = v["number"].as_str().unwrap_or("?");
+                if v["changed"] == true {
+                    println!("{n}: removed from the opt-out list");
+                } else {
+                    println!("{n}: was not on the opt-out list");
+                }
+            }
+            Action::List => {
+                let json = args.json;
+                if !json {
+                    println!(
+                        "{:<17} {:<12} {:<20} SMSC",
+                        "NUMBER", "KEYWORD", "SINCE (UTC)"
+                    );
+                }
+                let mut after: Option<String> = None;
+                let mut total = 0u64;
+                loop {
+                    let mut req = json!({"op":"optout","action":"list"});
+                    if let Some(a) = &after {
+                        req["number"] = json!(a);
+                    }
+                    let v = c.call(req).await?;
+                    if v["ok"] != true {
+                        return Err(refused(&v));
+                    }
+                    let page = v["numbers"].as_array().cloned().unwrap_or_default();
+                    for e in &page {
+                        total += 1;
+                        if json {
+                            println!("{e}");
+                        } else {
+                            println!(
+                                "{:<17} {:<12} {:<20} {}",
+                                e["number"].as_str().unwrap_or("?"),
+                                e["keyword"].as_str().unwrap_or("?"),
+                                super::reports::utc(e["at_ms"].as_i64().unwrap_or(0)),
+                                e["smsc"].as_str().unwrap_or("?"),
+                            );
+                        }
+                    }
+                    match page.last().and_then(|e| e["number"].as_str()) {
+                        Some(last) if v["more"] == true => after = Some(last.to_owned()),
+                        _ => break,
+                    }
+                }
+                if !json {
+                    println!("{total} number{}", if total == 1 { "" } else { "s" });
+                }
+            }
+            Action::Import => import(&mut c, &PathBuf::from(arg), args.in_flight).await?,
+        }
+        Ok(())
+    })
+}
+
+/// The number on one import line, or `None` for a line to skip.
+fn number_field(line: &str) -> Option<&str> {
+    let line = line.trim().trim_start_matches('\u{feff}');
+    if line.is_empty() || line.starts_with('#') {
+        return None;
+    }
+    let first = line
+        .split(',')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .trim_matches('"');
+    (!first.is_empty()).then_some(first)
+}
+
+async fn import(
+    c: &mut smppd::api::client::Client,
+    path: &std::path::Path,
+    in_flight: usize,
+) -> anyhow::Result<()> {
+    let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut reader = BufReader::new(f);
+    let in_flight = in_flight.clamp(1, 10_000);
+    let mut pending: HashMap<u64, (usize, String)> = HashMap::new();
+    let (mut added, mut present, mut invalid) = (0u64, 0u64, 0u64);
+    let mut line_no = 0usize;
+    let mut eof = false;
+    let mut buf = Vec::new();
+    while !eof || !pending.is_empty() {
+        while !eof && pending.len() < in_flight {
+            buf.clear();
+            // Bounded: a line longer than any number is cut and refused below.
+            let n = Read::take(&mut reader, 4096)
+                .read_until(b'\n', &mut buf)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            if n == 0 {
+                eof = true;
+                break;
+            }
+            line_no += 1;
+            let line = String::from_utf8_lossy(&buf);
+            let Some(number) = number_field(&line) else {
+                continue;
+            };
+            let r = c
+                .send(json!({"op":"optout","action":"add","number":number}))
+                .await?;
+            pending.insert(r, (line_no, number.to_owned()));
+        }
+        if pending.is_empty() {
+            break;
+        }
+        c.flush().await?;
+        let (r, v) = c.next_line().await?;
+        let Some((line_no, number)) = r.and_then(|r| pending.remove(&r)) else {
+            continue;
+        };
+        if v["ok"] == true {
+            if v["changed"] == true {
+                added += 1;
+            } else {
+                present += 1;
+            }
+        } else if line_no == 1 && v["error"]["code"] == "invalid_destination" {
+            // A header line such as `number` or `to`.
+        } else if v["error"]["code"] == "invalid_destination" {
+            invalid += 1;
+            eprintln!(
+                "{}:{line_no}: {number:?}: {}",
+                path.display(),
+                v["error"]["message"].as_str().unwrap_or("invalid number")
+            );
+        } else {
+            return Err(refused(&v));
+        }
+    }
+    println!(
+        "imported {}: {added} added, {present} already listed, {invalid} invalid",
+        path.display()
+    );
+    if invalid > 0 {
+        bail!("{invalid} invalid numbers in {}", path.display());
+    }
+    Ok(())
+}
