@@ -249,7 +249,11 @@ impl BodyCodec for SubmitSm {
             "sm_default_msg_id",
             "sm_length",
         ])?;
-        let body = Self {
+        let short_message = read_short_message(r, sm_length)?;
+        let tlvs = Tlvs::decode(r)?;
+        // Checked before the struct is built, so it is written once, in place.
+        check_payload(&short_message, &tlvs)?;
+        Ok(Self {
             service_type,
             source_addr,
             dest_addr,
@@ -262,11 +266,9 @@ impl BodyCodec for SubmitSm {
             replace_if_present_flag,
             data_coding: DataCoding(data_coding),
             sm_default_msg_id,
-            short_message: read_short_message(r, sm_length)?,
-            tlvs: Tlvs::decode(r)?,
-        };
-        body.check()?;
-        Ok(body)
+            short_message,
+            tlvs,
+        })
     }
     #[inline]
     fn wire_len(&self) -> usize {
@@ -414,7 +416,10 @@ impl BodyCodec for SubmitMulti {
             "sm_default_msg_id",
             "sm_length",
         ])?;
-        let body = Self {
+        let short_message = read_short_message(r, sm_length)?;
+        let tlvs = Tlvs::decode(r)?;
+        check_payload(&short_message, &tlvs)?;
+        Ok(Self {
             service_type,
             source_addr,
             dest_addresses,
@@ -427,11 +432,9 @@ impl BodyCodec for SubmitMulti {
             replace_if_present_flag,
             data_coding: DataCoding(data_coding),
             sm_default_msg_id,
-            short_message: read_short_message(r, sm_length)?,
-            tlvs: Tlvs::decode(r)?,
-        };
-        body.check()?;
-        Ok(body)
+            short_message,
+            tlvs,
+        })
     }
     #[inline]
     fn wire_len(&self) -> usize {

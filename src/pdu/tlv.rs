@@ -167,6 +167,12 @@ impl TlvValue for NetworkErrorCode {
         dst.put_u8(self.network_type);
         dst.put_u16(self.error_code);
     }
+    #[inline]
+    fn put_tlv(&self, tag: u16, dst: &mut BytesMut) {
+        let [t0, t1] = tag.to_be_bytes();
+        let [c0, c1] = self.error_code.to_be_bytes();
+        dst.put_slice(&[t0, t1, 0, 3, self.network_type, c0, c1]);
+    }
     /// Hex of the 3 octets (`"030000"`), as the reference vectors render it.
     fn to_json(&self) -> Json {
         let [a, b] = self.error_code.to_be_bytes();
