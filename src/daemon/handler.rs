@@ -160,8 +160,11 @@ impl DaemonHandler {
             .accept(msg)
             .await
             .map_err(store_error)?;
-        metrics::counter!(m::MESSAGES_ACCEPTED, m::label::ROUTE => accepted.route.clone())
-            .increment(1);
+        if !accepted.duplicate {
+            // A repeated idempotency key stored nothing new.
+            metrics::counter!(m::MESSAGES_ACCEPTED, m::label::ROUTE => accepted.route.clone())
+                .increment(1);
+        }
         self.dispatch.wake(&accepted.route);
         Ok(SubmitOk {
             id: accepted.id.to_string(),
