@@ -18,8 +18,10 @@
 //! | [`address`] | E.164 destinations ([`address::Msisdn`]) and senders with their TON/NPI | accept an address it cannot send |
 //! | [`config`] | the TOML file → validated [`config::Config`]; errors name key and line | print a secret |
 //! | [`route`] | which route a message takes (first match, or the requested one) | look at SMSC health or do I/O |
-//! | [`api`] | the submit protocol: request parsing/validation, replies | say `ok` before the store said durable |
-//! | [`metrics`] | metric names (documented constants) and descriptions | label by number or message id |
+//! | [`api`] | the submit protocol: request parsing/validation and replies, the server (pipelining, auth, back-pressure), a client | say `ok` before the store said durable |
+//! | [`dispatch`] | from the store's queue to the SMSCs: token buckets, SMSC choice, failover, circuit breakers, re-split, reroute; session results back into the store | keep an unbounded queue or drop a part |
+//! | [`daemon`] | `smppd run`: start-up, the submit handler, inbound receipts and MO, housekeeping, live reload, graceful stop | acknowledge a deliver_sm before it is durable |
+//! | [`metrics`] | metric names (documented constants), descriptions, the Prometheus recorder, `/metrics` and `/healthz` | label by number or message id |
 //! | [`text`] | GSM 03.38 (+ national shift tables), Latin-1, UCS-2; encoding choice; splitting (UDH 8/16, SAR, payload); decoding; MO reassembly | I/O, tokio, clocks (time is a parameter) |
 //! | [`receipt`] | delivery-receipt text/TLV parsing, stat → outcome, SMSC message-id normalization | touch the store or the network |
 //! | [`store`] | durable queue, parts, delivery-report log, MO, opt-out, events (SQLite, WAL, group commit) | say "durable" before the commit |
