@@ -960,6 +960,18 @@ async fn a_message_past_its_validity_is_expired_and_never_sent() {
         .call(json!({"op":"submit","to":"+46701234567","from":"ACME","text":"code 1234","validity":"10s"}))
         .await;
     assert_eq!(r["ok"], true, "{r}");
+    // Nothing can leave: status shows it waiting, with its age.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let st = c.call(json!({"op":"status"})).await;
+    let nordics = st["routes"]
+        .as_array()
+        .and_then(|rs| rs.iter().find(|r| r["name"] == "nordics").cloned())
+        .expect("nordics in status");
+    assert_eq!(nordics["queued"], 1, "{st}");
+    assert!(
+        nordics["oldest_s"].as_f64().is_some_and(|s| s >= 1.0),
+        "{st}"
+    );
     // After the validity has passed, the binds come back: the message must not go out.
     tokio::time::sleep(Duration::from_secs(11)).await;
     for s in [&a, &b] {

@@ -174,7 +174,10 @@ async fn async_callers_await_durability() {
         "ids are unique and increase in acceptance order"
     );
     let depth = store.queue_depth().await.expect("depth");
-    assert_eq!(depth, vec![("default".to_string(), 500)]);
+    assert_eq!(depth.len(), 1);
+    assert_eq!((depth[0].route.as_str(), depth[0].parts), ("default", 500));
+    // The oldest waiting part is the first message accepted.
+    assert_eq!(depth[0].oldest_ms, ids[0].millis());
 }
 
 #[test]

@@ -217,14 +217,17 @@ fn render_status(v: &Value) -> String {
         }
     }
     out.push_str(&format!(
-        "\n{:<12} {:>9} {:>8} {:>8}\n",
-        "ROUTE", "QUEUED", "RATE/S", "TPS"
+        "\n{:<12} {:>9} {:>10} {:>8} {:>8}\n",
+        "ROUTE", "QUEUED", "OLDEST", "RATE/S", "TPS"
     ));
     for r in v["routes"].as_array().into_iter().flatten() {
         out.push_str(&format!(
-            "{:<12} {:>9} {:>8.1} {:>8}\n",
+            "{:<12} {:>9} {:>10} {:>8.1} {:>8}\n",
             r["name"].as_str().unwrap_or("?"),
             r["queued"].to_string(),
+            r["oldest_s"]
+                .as_f64()
+                .map_or_else(|| "-".to_owned(), |s| format!("{s:.1}s")),
             r["rate"].as_f64().unwrap_or(0.0),
             r["tps"]
                 .as_u64()

@@ -420,13 +420,13 @@ impl Handler for DaemonHandler {
                     .routes
                     .iter()
                     .map(|route| {
-                        let queued = depth
-                            .iter()
-                            .find(|(n, _)| *n == route.name)
-                            .map_or(0, |(_, q)| *q);
+                        let q = depth.iter().find(|q| q.route == route.name);
+                        let queued = q.map_or(0, |q| q.parts);
+                        let oldest_s = q.map(|q| (now_ms() - q.oldest_ms).max(0) as f64 / 1000.0);
                         serde_json::json!({
                             "name": route.name,
                             "queued": queued,
+                            "oldest_s": oldest_s,
                             "tps": route.tps,
                             "rate": round2(self.dispatch.route_rate(&route.name)),
                         })

@@ -364,8 +364,11 @@ async fn gauges(store: Store, dispatch: Arc<Dispatch>, stop: CancellationToken) 
             _ = tick.tick() => {}
         }
         if let Ok(depth) = store.backend().queue_depth().await {
-            for (route, n) in depth {
-                metrics::gauge!(m::QUEUE_DEPTH, m::label::ROUTE => route).set(n as f64);
+            let now = now_ms();
+            for q in depth {
+                metrics::gauge!(m::QUEUE_OLDEST_SECONDS, m::label::ROUTE => q.route.clone())
+                    .set((now - q.oldest_ms).max(0) as f64 / 1000.0);
+                metrics::gauge!(m::QUEUE_DEPTH, m::label::ROUTE => q.route).set(q.parts as f64);
             }
         }
         dispatch.reclaim_stranded();

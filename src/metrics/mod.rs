@@ -74,6 +74,8 @@ pub const BIND_UP: &str = "smppd_bind_up";
 pub const BIND_IN_FLIGHT: &str = "smppd_bind_in_flight";
 /// Parts waiting to be sent. Labels: route.
 pub const QUEUE_DEPTH: &str = "smppd_queue_depth";
+/// Age of the oldest waiting part's message. Labels: route.
+pub const QUEUE_OLDEST_SECONDS: &str = "smppd_queue_oldest_seconds";
 /// From accept to the submit_sm_resp of the last part. Labels: route.
 pub const ACCEPT_TO_SUBMIT_SECONDS: &str = "smppd_accept_to_submit_seconds";
 /// From durable accept to the final receipt of a part. Labels: smsc.
@@ -159,6 +161,11 @@ pub fn describe() {
         Unit::Count,
         "Parts waiting to be sent, by route."
     );
+    describe_gauge!(
+        QUEUE_OLDEST_SECONDS,
+        Unit::Seconds,
+        "Age of the oldest waiting part's message, by route."
+    );
     describe_histogram!(
         ACCEPT_TO_SUBMIT_SECONDS,
         Unit::Seconds,
@@ -216,6 +223,7 @@ pub const ALL: &[&str] = &[
     BIND_UP,
     BIND_IN_FLIGHT,
     QUEUE_DEPTH,
+    QUEUE_OLDEST_SECONDS,
     ACCEPT_TO_SUBMIT_SECONDS,
     ACCEPT_TO_RECEIPT_SECONDS,
     STORE_COMMIT_SECONDS,

@@ -122,7 +122,7 @@ pub trait StoreBackend: Send + Sync + 'static {
     /// Events with `seq > after`, oldest first, at most `limit`.
     fn events_after(&self, after: i64, limit: usize) -> Pending<Vec<Event>>;
     /// Ready and waiting parts per route.
-    fn queue_depth(&self) -> Pending<Vec<(String, u64)>>;
+    fn queue_depth(&self) -> Pending<Vec<QueueDepth>>;
     /// Whether a number is on the opt-out list.
     fn is_opted_out(&self, number: &str) -> Pending<bool>;
     /// Up to `limit` opt-out entries with numbers greater than `after`, in number order (page

@@ -748,3 +748,14 @@ pub struct OptOutEntry {
     /// The SMSC the keyword came through; `-` when an operator added it.
     pub smsc: String,
 }
+
+/// Parts waiting (queued or waiting for a retry) on one route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueueDepth {
+    /// Route name.
+    pub route: String,
+    /// Parts waiting.
+    pub parts: u64,
+    /// When the oldest waiting part's message was accepted (ms since the epoch).
+    pub oldest_ms: i64,
+}

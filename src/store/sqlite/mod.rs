@@ -616,7 +616,7 @@ impl StoreBackend for SqliteStore {
         self.read(move |r| r.events_after(after, limit))
     }
 
-    fn queue_depth(&self) -> Pending<Vec<(String, u64)>> {
+    fn queue_depth(&self) -> Pending<Vec<crate::store::QueueDepth>> {
         self.read(|r| r.queue_depth())
     }
 

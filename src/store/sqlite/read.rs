@@ -6,7 +6,7 @@ use super::schema;
 use crate::store::error::classify;
 use crate::store::{
     Event, MessageClass, MessageFilter, MessageId, MessageState, MessageView, OptOutEntry,
-    PartState, PartView, ReceiptView, StoreError, StoreStats,
+    PartState, PartView, QueueDepth, ReceiptView, StoreError, StoreStats,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use std::path::Path;
@@ -291,28 +291,40 @@ impl Reader {
     }
 
     /// Ready and waiting parts per route.
-    pub fn queue_depth(&mut self) -> Result<Vec<(String, u64)>, StoreError> {
+    pub fn queue_depth(&mut self) -> Result<Vec<QueueDepth>, StoreError> {
+        // The smallest message id of a route's waiting parts is its oldest: ids start with the
+        // acceptance time in milliseconds.
         let mut st = self
             .conn
             .prepare_cached(
-                "SELECT route, count(*) FROM part WHERE state = 0 GROUP BY route
+                "SELECT route, count(*), min(message_id) FROM part WHERE state = 0 GROUP BY route
                  UNION ALL
-                 SELECT route, count(*) FROM part WHERE state = 2 GROUP BY route",
+                 SELECT route, count(*), min(message_id) FROM part WHERE state = 2 GROUP BY route",
             )
             .map_err(db)?;
-        let rows: Vec<(String, u64)> = st
-            .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
+        let rows: Vec<(String, u64, i64)> = st
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?))
+            })
             .map_err(db)?
             .collect::<Result<_, _>>()
             .map_err(db)?;
-        let mut merged: Vec<(String, u64)> = Vec::new();
-        for (route, n) in rows {
-            match merged.iter_mut().find(|(r, _)| *r == route) {
-                Some(e) => e.1 += n,
-                None => merged.push((route, n)),
+        let mut merged: Vec<QueueDepth> = Vec::new();
+        for (route, n, oldest) in rows {
+            let oldest_ms = MessageId::from_i64(oldest).millis();
+            match merged.iter_mut().find(|q| q.route == route) {
+                Some(q) => {
+                    q.parts += n;
+                    q.oldest_ms = q.oldest_ms.min(oldest_ms);
+                }
+                None => merged.push(QueueDepth {
+                    route,
+                    parts: n,
+                    oldest_ms,
+                }),
             }
         }
-        merged.sort();
+        merged.sort_by(|a, b| a.route.cmp(&b.route));
         Ok(merged)
     }
 
