@@ -268,13 +268,15 @@ impl Pdu {
     }
 
     /// Appends the PDU to `dst`. Nothing is written when an error is returned.
+    ///
+    /// One pass over the body: the header goes in with a placeholder length that is filled in
+    /// once the body is written (computing the length first would walk every field and TLV
+    /// twice; the write buffer of a connection is reused, so growing it is rare).
     #[inline]
     pub fn encode(&self, dst: &mut BytesMut) -> Result<(), PduError> {
-        let len = self.encoded_len()?;
-        dst.reserve(len);
+        self.body.check()?;
         let start = dst.len();
         let mut header = [0u8; HEADER_LEN];
-        header[..4].copy_from_slice(&(len as u32).to_be_bytes());
         header[4..8].copy_from_slice(&self.command_id().0.to_be_bytes());
         header[8..12].copy_from_slice(&self.command_status.0.to_be_bytes());
         header[12..].copy_from_slice(&self.sequence_number.to_be_bytes());
@@ -282,7 +284,15 @@ impl Pdu {
         if !self.omits_body() {
             self.body.put(dst);
         }
-        debug_assert_eq!(dst.len() - start, len, "encoded_len disagrees with put");
+        let len = dst.len() - start;
+        let Ok(len32) = u32::try_from(len) else {
+            dst.truncate(start);
+            return Err(PduError::CommandLength {
+                length: len as u64,
+                problem: "the encoded PDU does not fit in 32 bits",
+            });
+        };
+        dst[start..start + 4].copy_from_slice(&len32.to_be_bytes());
         Ok(())
     }
 
