@@ -226,48 +226,83 @@ impl SubmitSm {
     }
 }
 
+/// The fields submit_sm (and deliver_sm) and submit_multi share after their addresses, from
+/// `esm_class` to the TLVs.
+struct SmTail {
+    esm_class: EsmClass,
+    protocol_id: u8,
+    priority_flag: u8,
+    schedule_delivery_time: SmppTime,
+    validity_period: SmppTime,
+    registered_delivery: RegisteredDelivery,
+    replace_if_present_flag: u8,
+    data_coding: DataCoding,
+    sm_default_msg_id: u8,
+    short_message: ShortMessage,
+    tlvs: Tlvs,
+}
+
+/// Reads [`SmTail`] and checks the `short_message` / `message_payload` rule before the PDU's
+/// struct is built.
+#[inline]
+fn read_sm_tail(r: &mut Reader<'_>) -> Result<SmTail, PduError> {
+    let [esm_class, protocol_id, priority_flag] =
+        r.array(["esm_class", "protocol_id", "priority_flag"])?;
+    let schedule_delivery_time = r.cstr("schedule_delivery_time")?;
+    let validity_period = r.cstr("validity_period")?;
+    let [
+        registered_delivery,
+        replace_if_present_flag,
+        data_coding,
+        sm_default_msg_id,
+        sm_length,
+    ] = r.array([
+        "registered_delivery",
+        "replace_if_present_flag",
+        "data_coding",
+        "sm_default_msg_id",
+        "sm_length",
+    ])?;
+    let short_message = read_short_message(r, sm_length)?;
+    let tlvs = Tlvs::decode(r)?;
+    check_payload(&short_message, &tlvs)?;
+    Ok(SmTail {
+        esm_class: EsmClass(esm_class),
+        protocol_id,
+        priority_flag,
+        schedule_delivery_time,
+        validity_period,
+        registered_delivery: RegisteredDelivery(registered_delivery),
+        replace_if_present_flag,
+        data_coding: DataCoding(data_coding),
+        sm_default_msg_id,
+        short_message,
+        tlvs,
+    })
+}
+
 impl BodyCodec for SubmitSm {
     #[inline]
     fn decode(r: &mut Reader<'_>) -> Result<Self, PduError> {
         let service_type = r.cstr("service_type")?;
         let source_addr = read_addr(r, "source_addr_ton", "source_addr_npi", "source_addr")?;
         let dest_addr = read_addr(r, "dest_addr_ton", "dest_addr_npi", "destination_addr")?;
-        let [esm_class, protocol_id, priority_flag] =
-            r.array(["esm_class", "protocol_id", "priority_flag"])?;
-        let schedule_delivery_time = r.cstr("schedule_delivery_time")?;
-        let validity_period = r.cstr("validity_period")?;
-        let [
-            registered_delivery,
-            replace_if_present_flag,
-            data_coding,
-            sm_default_msg_id,
-            sm_length,
-        ] = r.array([
-            "registered_delivery",
-            "replace_if_present_flag",
-            "data_coding",
-            "sm_default_msg_id",
-            "sm_length",
-        ])?;
-        let short_message = read_short_message(r, sm_length)?;
-        let tlvs = Tlvs::decode(r)?;
-        // Checked before the struct is built, so it is written once, in place.
-        check_payload(&short_message, &tlvs)?;
+        let t = read_sm_tail(r)?;
         Ok(Self {
             service_type,
             source_addr,
             dest_addr,
-            esm_class: EsmClass(esm_class),
-            protocol_id,
-            priority_flag,
-            schedule_delivery_time,
-            validity_period,
-            registered_delivery: RegisteredDelivery(registered_delivery),
-            replace_if_present_flag,
-            data_coding: DataCoding(data_coding),
-            sm_default_msg_id,
-            short_message,
-            tlvs,
+            esm_class: t.esm_class,
+            protocol_id: t.protocol_id,
+            priority_flag: t.priority_flag,
+            schedule_delivery_time: t.schedule_delivery_time,
+            validity_period: t.validity_period,
+            registered_delivery: t.registered_delivery,
+            replace_if_present_flag: t.replace_if_present_flag,
+            data_coding: t.data_coding,
+            sm_default_msg_id: t.sm_default_msg_id,
+            short_message: t.short_message,
+            tlvs: t.tlvs,
         })
     }
     #[inline]
@@ -399,41 +434,22 @@ impl BodyCodec for SubmitMulti {
                 other => return Err(PduError::DestFlag(other)),
             });
         }
-        let [esm_class, protocol_id, priority_flag] =
-            r.array(["esm_class", "protocol_id", "priority_flag"])?;
-        let schedule_delivery_time = r.cstr("schedule_delivery_time")?;
-        let validity_period = r.cstr("validity_period")?;
-        let [
-            registered_delivery,
-            replace_if_present_flag,
-            data_coding,
-            sm_default_msg_id,
-            sm_length,
-        ] = r.array([
-            "registered_delivery",
-            "replace_if_present_flag",
-            "data_coding",
-            "sm_default_msg_id",
-            "sm_length",
-        ])?;
-        let short_message = read_short_message(r, sm_length)?;
-        let tlvs = Tlvs::decode(r)?;
-        check_payload(&short_message, &tlvs)?;
+        let t = read_sm_tail(r)?;
         Ok(Self {
             service_type,
             source_addr,
             dest_addresses,
-            esm_class: EsmClass(esm_class),
-            protocol_id,
-            priority_flag,
-            schedule_delivery_time,
-            validity_period,
-            registered_delivery: RegisteredDelivery(registered_delivery),
-            replace_if_present_flag,
-            data_coding: DataCoding(data_coding),
-            sm_default_msg_id,
-            short_message,
-            tlvs,
+            esm_class: t.esm_class,
+            protocol_id: t.protocol_id,
+            priority_flag: t.priority_flag,
+            schedule_delivery_time: t.schedule_delivery_time,
+            validity_period: t.validity_period,
+            registered_delivery: t.registered_delivery,
+            replace_if_present_flag: t.replace_if_present_flag,
+            data_coding: t.data_coding,
+            sm_default_msg_id: t.sm_default_msg_id,
+            short_message: t.short_message,
+            tlvs: t.tlvs,
         })
     }
     #[inline]
