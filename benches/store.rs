@@ -8,8 +8,8 @@
 //!
 //! Run: `cargo bench --bench store` (`sync = "normal"`; set `SMPPD_BENCH_SYNC=full` for full).
 //! `SMPPD_BENCH_STEADY_SECS` changes the steady run's length (0 skips it and the burst);
-//! `SMPPD_BENCH_ONLY=burst` runs only the burst (for `perf stat`); `SMPPD_BENCH_RATE` changes
-//! the steady rate.
+//! `SMPPD_BENCH_ONLY=burst` runs only the burst (for `perf stat` or callgrind), `SMPPD_BENCH_BURST`
+//! its size (default 200,000); `SMPPD_BENCH_RATE` changes the steady rate.
 
 use criterion::{Criterion, Throughput};
 use smppd::receipt::{AcceptedIs, IdRule, ReceiptTlvs, final_outcome, parse_receipt};
@@ -319,7 +319,11 @@ fn main() {
     // `cargo test --benches` runs benches in test mode: keep that quick.
     let test_mode = std::env::args().any(|a| a == "--test");
     if secs > 0 && !test_mode {
-        burst(200_000);
+        let n = std::env::var("SMPPD_BENCH_BURST")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(200_000);
+        burst(n);
         if std::env::var("SMPPD_BENCH_ONLY").as_deref() == Ok("burst") {
             return;
         }

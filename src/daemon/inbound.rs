@@ -7,6 +7,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
@@ -63,8 +64,13 @@ fn from_sm(sm: SubmitSm) -> Inbound {
     }
 }
 
-/// Handles inbound PDUs until the channel closes. Each is processed in its own task so that
-/// one slow commit does not hold the others (the store batches them into one commit anyway).
+/// Inbound PDUs being recorded at once, at most (each holds an unanswered deliver_sm; the
+/// sessions bound theirs too, this bounds the total).
+const MAX_PENDING: usize = 8192;
+
+/// Handles inbound PDUs until the channel closes. Receipts are recorded concurrently in this
+/// one task (the store batches them into one commit anyway; a task per receipt cost more than
+/// the receipt); MO messages, rare and slower (reassembly), each get a task.
 pub async fn run(
     store: Store,
     dispatch: Arc<Dispatch>,
@@ -72,28 +78,48 @@ pub async fn run(
     mut rx: mpsc::Receiver<Event>,
 ) {
     let reassembler = Arc::new(Mutex::new(Reassembler::new(ReassemblyConfig::default())));
-    let mut tasks = tokio::task::JoinSet::new();
-    while let Some(ev) = rx.recv().await {
+    let mut mo_tasks = tokio::task::JoinSet::new();
+    let mut receipts = FuturesUnordered::new();
+    // The reroute rule follows the configuration; rebuilt only when a reload changed it.
+    let mut rule_of: (Arc<Config>, Arc<RerouteRule>) = {
+        let cfg = config.borrow().clone();
+        let rule = Arc::new(reroute_rule(&cfg));
+        (cfg, rule)
+    };
+    loop {
+        let ev = tokio::select! {
+            ev = rx.recv(), if receipts.len() + mo_tasks.len() < MAX_PENDING => match ev {
+                Some(ev) => ev,
+                None => break,
+            },
+            Some(()) = receipts.next(), if !receipts.is_empty() => continue,
+            Some(_) = mo_tasks.join_next(), if !mo_tasks.is_empty() => continue,
+        };
         let Event::Inbound { pdu, reply, bind } = ev else {
             continue;
         };
-        let store = store.clone();
         let cfg = config.borrow().clone();
-        let reassembler = reassembler.clone();
-        let dispatch = dispatch.clone();
-        tasks.spawn(async move {
-            let smsc = bind.smsc.to_string();
-            let msg = inbound_of(pdu);
-            if msg.esm_class.is_receipt() || msg.esm_class.is_intermediate_notification() {
-                receipt(&store, &dispatch, &cfg, &smsc, msg, reply).await;
-            } else {
-                mo(&store, &cfg, &smsc, msg, reply, &reassembler).await;
-            }
-        });
-        // Reap finished tasks so the set stays small.
-        while tasks.try_join_next().is_some() {}
+        if !Arc::ptr_eq(&cfg, &rule_of.0) {
+            rule_of = (cfg.clone(), Arc::new(reroute_rule(&cfg)));
+        }
+        let msg = inbound_of(pdu);
+        if msg.esm_class.is_receipt() || msg.esm_class.is_intermediate_notification() {
+            let store = store.clone();
+            let dispatch = dispatch.clone();
+            let rule = rule_of.1.clone();
+            receipts.push(async move {
+                receipt(&store, &dispatch, &cfg, &bind.smsc, msg, reply, &rule).await;
+            });
+        } else {
+            let store = store.clone();
+            let reassembler = reassembler.clone();
+            mo_tasks.spawn(async move {
+                mo(&store, &cfg, &bind.smsc, msg, reply, &reassembler).await;
+            });
+        }
     }
-    while tasks.join_next().await.is_some() {}
+    while receipts.next().await.is_some() {}
+    while mo_tasks.join_next().await.is_some() {}
 }
 
 /// The routes that resend a part once through another SMSC after UNDELIV/REJECTD.
@@ -113,6 +139,7 @@ async fn receipt(
     smsc: &str,
     msg: Inbound,
     reply: InboundReply,
+    reroute: &RerouteRule,
 ) {
     let smsc_cfg = cfg.smsc(smsc);
     let rule = smsc_cfg.map(|s| s.receipt_id).unwrap_or_default();
@@ -160,7 +187,7 @@ async fn receipt(
         tlv_state,
         tlv_network_error,
         now_ms: now_ms(),
-        reroute: reroute_rule(cfg),
+        reroute: reroute.clone(),
     };
     match store.backend().record_receipt(incoming).await {
         Ok(recorded) => {

@@ -220,6 +220,19 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> Result<Running, Sta
 
     let housekeeping_stop = CancellationToken::new();
     if let Some((listener, handle)) = metrics_listener {
+        // Histogram samples wait in the recorder until an upkeep folds them in: without it
+        // they pile up between scrapes (or forever, with no scraper) at several per message.
+        let upkeep = handle.clone();
+        let upkeep_stop = housekeeping_stop.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(METRICS_UPKEEP);
+            loop {
+                tokio::select! {
+                    _ = upkeep_stop.cancelled() => return,
+                    _ = tick.tick() => upkeep.run_upkeep(),
+                }
+            }
+        });
         let health_store = store.clone();
         let health_dispatch = dispatch.clone();
         tokio::spawn(crate::metrics::http::serve(
@@ -353,6 +366,9 @@ impl Reloader {
         }
     }
 }
+
+/// How often the metrics recorder folds recorded histogram samples into its histograms.
+const METRICS_UPKEEP: Duration = Duration::from_secs(1);
 
 /// Refreshes the gauges (queue depth per route, in-flight per bind) once a second.
 async fn gauges(store: Store, dispatch: Arc<Dispatch>, stop: CancellationToken) {

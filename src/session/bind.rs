@@ -7,9 +7,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use futures_util::FutureExt;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::ServerName;
@@ -248,7 +249,7 @@ impl BindTask {
         }
         self.shared.in_flight.store(0, Ordering::Relaxed);
         // Unanswered inbound PDUs: the SMSC redelivers them on the next bind.
-        s.inbound.abort_all();
+        s.inbound.clear();
         exit
     }
 
@@ -306,7 +307,7 @@ impl BindTask {
 
             enum Step {
                 Read(std::io::Result<usize>),
-                Answer(Result<(u32, bool, CommandStatus), tokio::task::JoinError>),
+                Answer((u32, bool, CommandStatus)),
                 Jobs,
                 JobsClosed,
                 Timer,
@@ -315,7 +316,7 @@ impl BindTask {
             let step = tokio::select! {
                 biased;
                 r = conn.reader.read_buf(&mut conn.rbuf), if read_ok => Step::Read(r),
-                Some(a) = s.inbound.join_next(), if !s.inbound.is_empty() => Step::Answer(a),
+                Some(a) = s.inbound.next(), if !s.inbound.is_empty() => Step::Answer(a),
                 n = take(jobs.as_ref(), room, &mut batch), if take_jobs => {
                     if n == 0 { Step::JobsClosed } else { Step::Jobs }
                 }
@@ -337,19 +338,20 @@ impl BindTask {
                     }
                 }
                 Step::Read(Err(e)) => return Exit::Down(DownReason::Io(e.to_string())),
-                Step::Answer(Ok((seq, data_sm, status))) => {
-                    let body = if data_sm {
-                        Body::DataSmResp(Default::default())
-                    } else {
-                        Body::DeliverSmResp(Default::default())
-                    };
-                    if let Err(e) = conn.send(Pdu::response(status, seq, body)) {
-                        return e;
+                Step::Answer(first) => {
+                    // Every answer ready now goes out with this one, in one write.
+                    let mut next = Some(first);
+                    while let Some((seq, data_sm, status)) = next {
+                        let body = if data_sm {
+                            Body::DataSmResp(Default::default())
+                        } else {
+                            Body::DeliverSmResp(Default::default())
+                        };
+                        if let Err(e) = conn.send(Pdu::response(status, seq, body)) {
+                            return e;
+                        }
+                        next = s.inbound.next().now_or_never().flatten();
                     }
-                }
-                Step::Answer(Err(e)) => {
-                    // An answer task cannot panic; if it was cancelled the SMSC redelivers.
-                    debug!(smsc = %id.smsc, bind = id.index, error = %e, "inbound answer lost");
                 }
                 Step::Jobs => {
                     let now = Instant::now();
@@ -668,14 +670,16 @@ impl BindTask {
         })
         .await;
         let timeout = self.config.inbound_timeout;
-        s.inbound.spawn(async move {
+        // Awaited in the serve loop itself (no task per PDU: at full rate a spawn per receipt
+        // was a measurable share of the bind's time).
+        s.inbound.push(Box::pin(async move {
             let status = match tokio::time::timeout(timeout, rx).await {
                 Ok(Ok(status)) => status,
                 // Dropped or too slow: make the SMSC redeliver rather than lose it.
                 Ok(Err(_)) | Err(_) => CommandStatus::ESME_RX_T_APPN,
             };
             (seq, data_sm, status)
-        });
+        }));
         None
     }
 }
@@ -740,6 +744,10 @@ fn cstr<const N: usize>(value: &str, field: &str) -> Result<crate::pdu::COctetSt
         .map_err(|e| Exit::Down(DownReason::Connect(format!("{field}: {e}"))))
 }
 
+/// The answer to one inbound PDU: its sequence number, whether it was a data_sm, the status.
+type InboundAnswer =
+    std::pin::Pin<Box<dyn std::future::Future<Output = (u32, bool, CommandStatus)> + Send>>;
+
 /// State of one bound connection.
 struct Serve {
     window: Window<InFlight>,
@@ -748,7 +756,8 @@ struct Serve {
     last_rx: Instant,
     enquire_seq: u32,
     enquire_deadline: Option<Instant>,
-    inbound: JoinSet<(u32, bool, CommandStatus)>,
+    /// Inbound PDUs waiting for the consumer's answer: (sequence, data_sm?, status).
+    inbound: FuturesUnordered<InboundAnswer>,
     stopping: bool,
     unbind_seq: Option<u32>,
     unbind_deadline: Option<Instant>,
@@ -765,7 +774,7 @@ impl Serve {
             last_rx: Instant::now(),
             enquire_seq: 0,
             enquire_deadline: None,
-            inbound: JoinSet::new(),
+            inbound: FuturesUnordered::new(),
             stopping: false,
             unbind_seq: None,
             unbind_deadline: None,

@@ -244,10 +244,11 @@ pub struct IncomingReceipt {
 
 /// Which routes resend an undelivered part once through another of their SMSCs (route option
 /// `reroute_undelivered`), with each route's SMSCs in failover order. Passed with every receipt
-/// rather than kept in the store, so a config reload applies to the next receipt.
+/// rather than kept in the store, so a config reload applies to the next receipt. Cheap to
+/// clone (shared), as every receipt and acknowledgement carries one.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RerouteRule {
-    routes: Vec<(String, Vec<String>)>,
+    routes: std::sync::Arc<Vec<(String, Vec<String>)>>,
 }
 
 impl RerouteRule {
@@ -258,7 +259,7 @@ impl RerouteRule {
 
     /// Adds a route that reroutes, with its SMSCs in failover order.
     pub fn with_route(mut self, route: &str, smscs: &[String]) -> RerouteRule {
-        self.routes.push((route.to_owned(), smscs.to_vec()));
+        std::sync::Arc::make_mut(&mut self.routes).push((route.to_owned(), smscs.to_vec()));
         self
     }
 

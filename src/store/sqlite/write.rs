@@ -49,9 +49,11 @@ impl<'c> Stmts<'c> {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?10)")?,
             claim_send: conn.prepare("UPDATE part SET state = 1, attempts = attempts + 1 WHERE message_id = ?1 AND n = ?2")?,
             part_info: conn.prepare("SELECT state, parts, dlr FROM part WHERE message_id = ?1 AND n = ?2")?,
+            // `state <= 2`: the pending states (queued, sending, waiting). A range rather than
+            // `IN (0, 1, 2)`, which builds an ephemeral table at every execution.
             ack: conn.prepare("UPDATE part SET state = 3, smsc = ?3, smsc_id = ?4, smsc_key = ?5, last_status = 0,
                     acked_at = ?6
-                 WHERE message_id = ?1 AND n = ?2 AND state IN (0, 1, 2)")?,
+                 WHERE message_id = ?1 AND n = ?2 AND state <= 2")?,
             receipt_part: conn.prepare("UPDATE part SET state = ?3, stat = ?4, err = ?5,
                     done_at = CASE WHEN ?6 THEN ?7 ELSE done_at END,
                     receipts = coalesce(receipts || ',', '') || ?8
