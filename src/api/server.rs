@@ -289,6 +289,9 @@ async fn connection<H: Handler>(
         while let Some(line) = rx.recv().await {
             out.clear();
             out.extend_from_slice(line.as_bytes());
+            // A store commit answers many requests at once; let their handlers run and queue
+            // their lines before this write, so the burst goes out together.
+            tokio::task::yield_now().await;
             while out.len() < WRITE_BATCH
                 && let Ok(more) = rx.try_recv()
             {

@@ -6,7 +6,7 @@ use super::schema;
 use crate::store::error::classify;
 use crate::store::{
     Event, MessageClass, MessageFilter, MessageId, MessageState, MessageView, OptOutEntry,
-    PartState, PartView, QueueDepth, ReceiptView, StoreError, StoreStats,
+    PartState, PartView, QueueDepth, ReceiptView, StoreError, StoreStats, aggregate,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use std::path::Path;
@@ -34,6 +34,11 @@ fn db(e: rusqlite::Error) -> StoreError {
 
 const MESSAGE_COLUMNS: &str = "id, idem_key, dest, sender, route, class, priority, encoding, split,
     dlr, state, text, tags, accepted_at, submitted_at, done_at, valid_until, options";
+
+/// A message's state in SQL: the stored one, or `submitted` for a message left `queued` whose
+/// parts are all acknowledged (see `schema`).
+const STATE_EXPR: &str = "(CASE WHEN state = 0 AND NOT EXISTS
+    (SELECT 1 FROM part p WHERE p.message_id = message.id AND p.state <= 2) THEN 1 ELSE state END)";
 
 fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageView> {
     Ok(MessageView {
@@ -140,6 +145,16 @@ impl Reader {
             .collect::<Result<_, _>>()
             .map_err(db)?;
         parts.sort_by_key(|p| p.n);
+        // The writer leaves a single-part message `queued` when its part is acknowledged (one
+        // write instead of two on the hot path); its state until the receipt follows from the
+        // parts (see `schema`).
+        if m.state == MessageState::Queued {
+            let states: Vec<PartState> = parts.iter().map(|p| p.state).collect();
+            m.state = aggregate(m.dlr, &states);
+        }
+        if m.submitted_at.is_none() && m.state != MessageState::Queued {
+            m.submitted_at = parts.iter().filter_map(|p| p.acked_at).min();
+        }
         m.parts = parts;
         log_ids.sort_unstable();
         log_ids.dedup();
@@ -211,7 +226,7 @@ impl Reader {
         }
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM message
-             WHERE id >= ?1 AND (?2 IS NULL OR dest = ?2) AND (?3 IS NULL OR state = ?3)
+             WHERE id >= ?1 AND (?2 IS NULL OR dest = ?2) AND (?3 IS NULL OR {STATE_EXPR} = ?3)
              ORDER BY id DESC LIMIT ?4"
         );
         let since = MessageId::first_at(f.since_ms.unwrap_or(0)).as_i64();

@@ -3,6 +3,11 @@
 //!
 //! Kept close to portable SQL (integer keys, partial indexes, no SQLite-only column types) so a
 //! PostgreSQL backend can reuse it with small changes (`BLOB` → `BYTEA`, `WITHOUT ROWID` dropped).
+//!
+//! `message.state` holds the message's state except in one case the writer leaves to readers:
+//! a single-part message acknowledged by an SMSC and waiting for its receipt keeps `queued` (0)
+//! until the receipt settles it, so the acknowledgement writes one row, not two. Readers take
+//! a stored `queued` as the aggregate of the parts' states (`submitted` when none is pending).
 
 /// Migrations, applied in order. Never edit one that has shipped; append.
 pub(crate) const MIGRATIONS: &[&str] = &[
