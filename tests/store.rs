@@ -127,8 +127,8 @@ fn lifecycle_and_reopen() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].seq, applied.seq);
     assert_eq!(events[0].kind, "dlr");
-    assert_eq!(events[0].body["state"], "delivered");
-    assert_eq!(events[0].body["id"], a.id.to_string());
+    assert_eq!(events[0].fields()["state"], "delivered");
+    assert_eq!(events[0].fields()["id"], a.id.to_string());
     store.close();
     drop(store);
 
@@ -345,7 +345,7 @@ fn multipart_message_gets_one_final_state() {
     let events = store.events_after(0, 100).wait().expect("events");
     let finals: Vec<_> = events
         .iter()
-        .filter(|e| e.body["state"] != "submitted")
+        .filter(|e| e.fields()["state"] != "submitted")
         .collect();
     assert_eq!(finals.len(), 1, "one final state: {events:?}");
 }
@@ -519,8 +519,8 @@ fn failures_retries_and_requeues() {
     let events = store.events_after(0, 10).wait().expect("events");
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].kind, "state");
-    assert_eq!(events[0].body["id"], b.id.to_string());
-    assert_eq!(events[0].body["state"], "failed");
+    assert_eq!(events[0].fields()["id"], b.id.to_string());
+    assert_eq!(events[0].fields()["state"], "failed");
     // Unknown parts are an error, not a panic.
     let missing = PartRef {
         message: MessageId(1),
@@ -682,8 +682,8 @@ fn mo_optout_and_resumable_events() {
     assert_eq!(rest.len(), 1);
     assert_eq!(rest[0].seq, b.seq);
     assert_eq!(rest[0].kind, "mo");
-    assert_eq!(rest[0].body["text"], "STOP");
-    assert_eq!(rest[0].body["optout"], "added");
+    assert_eq!(rest[0].fields()["text"], "STOP");
+    assert_eq!(rest[0].fields()["optout"], "added");
     store
         .record_mo(mo("START", Some(OptOutChange::Remove)))
         .wait()
@@ -1214,4 +1214,34 @@ fn a_receipt_before_the_response_is_rerouted_at_the_response() {
     let m = store.message(a.id).wait().expect("read").expect("found");
     assert_eq!(m.state, MessageState::Delivered);
     assert_eq!(m.receipts.len(), 2);
+}
+
+#[test]
+fn an_event_line_is_the_body_with_event_seq_and_at() {
+    let ev = smppd::store::Event {
+        seq: 7,
+        kind: "dlr".into(),
+        at: 1_700_000_000_000,
+        body: r#"{"id":"1a2","part":1,"stat":"DELIVRD"}"#.into(),
+    };
+    let line = ev.to_line();
+    assert!(line.ends_with("}\n"), "{line:?}");
+    let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+    assert_eq!(v["event"], "dlr");
+    assert_eq!(v["seq"], 7);
+    assert_eq!(v["at"], 1_700_000_000_000i64);
+    assert_eq!(v["id"], "1a2");
+    assert_eq!(v["stat"], "DELIVRD");
+    // An empty object and a damaged (non-object) body still give one valid JSON line.
+    for body in ["{}", "not json"] {
+        let ev = smppd::store::Event {
+            body: body.into(),
+            ..ev.clone()
+        };
+        let v: serde_json::Value = serde_json::from_str(&ev.to_line()).expect("a JSON line");
+        assert_eq!(v["seq"], 7);
+        if body == "not json" {
+            assert_eq!(v["body"], "not json");
+        }
+    }
 }

@@ -277,18 +277,7 @@ impl DaemonHandler {
                 let full = events.len() == EVENT_PAGE;
                 for ev in events {
                     after = ev.seq;
-                    let mut line = serde_json::Map::new();
-                    line.insert("event".into(), ev.kind.into());
-                    line.insert("seq".into(), ev.seq.into());
-                    line.insert("at".into(), ev.at.into());
-                    if let serde_json::Value::Object(body) = ev.body {
-                        for (k, v) in body {
-                            line.entry(k).or_insert(v);
-                        }
-                    }
-                    let mut s = serde_json::Value::Object(line).to_string();
-                    s.push('\n');
-                    if tx.send(s).await.is_err() {
+                    if tx.send(ev.to_line()).await.is_err() {
                         return; // the client left
                     }
                 }

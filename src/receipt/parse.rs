@@ -136,7 +136,15 @@ const LABELS: &[(&[u8], Field)] = &[
 ];
 
 fn label_at(b: &[u8], i: usize) -> Option<(Field, usize)> {
+    let first = b.get(i)?.to_ascii_lowercase();
+    // Every label starts with one of these: most words are rejected on their first byte.
+    if !matches!(first, b'i' | b's' | b'd' | b'e' | b't') {
+        return None;
+    }
     LABELS.iter().find_map(|(label, field)| {
+        if label[0] != first {
+            return None;
+        }
         let end = i.checked_add(label.len())?;
         let candidate = b.get(i..end)?;
         candidate
@@ -145,13 +153,21 @@ fn label_at(b: &[u8], i: usize) -> Option<(Field, usize)> {
     })
 }
 
-/// Lossy UTF-8, trimmed and cut to at most `max` characters.
-fn value(bytes: &[u8], max: usize) -> String {
-    String::from_utf8_lossy(bytes)
-        .trim()
-        .chars()
-        .take(max)
-        .collect()
+/// Lossy UTF-8, trimmed and cut to at most `max` characters. Borrowed when the bytes are
+/// valid UTF-8 (the usual case: no allocation per field).
+fn value(bytes: &[u8], max: usize) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    let cut = |s: &str| -> usize { s.char_indices().nth(max).map_or(s.len(), |(i, _)| i) };
+    match String::from_utf8_lossy(bytes) {
+        Cow::Borrowed(s) => {
+            let s = s.trim();
+            Cow::Borrowed(&s[..cut(s)])
+        }
+        Cow::Owned(s) => {
+            let t = s.trim();
+            Cow::Owned(t[..cut(t)].to_owned())
+        }
+    }
 }
 
 /// The first whitespace-separated token of a value (an id or a date never contains spaces; a
@@ -233,7 +249,7 @@ pub fn parse_receipt(text: &[u8], tlvs: &ReceiptTlvs<'_>) -> Result<Receipt, Rec
                 let e = first_token(&v);
                 err = Some((!e.is_empty()).then(|| e.to_string()));
             }
-            Field::Text if body.is_none() => body = Some(v),
+            Field::Text if body.is_none() => body = Some(v.into_owned()),
             _ => {}
         }
     }

@@ -718,8 +718,49 @@ pub struct Event {
     pub kind: String,
     /// When (ms).
     pub at: i64,
-    /// The event's fields as a JSON object.
-    pub body: serde_json::Value,
+    /// The event's fields: a JSON object, as stored (kept as text: subscribers get it spliced
+    /// into their line without a parse and a re-serialization per event).
+    pub body: String,
+}
+
+impl Event {
+    /// The event's fields, parsed (`Null` if the stored text is not JSON).
+    pub fn fields(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The subscriber's line, with its `\n`: `{"event":…,"seq":…,"at":…,` then the body's own
+    /// fields (the body never holds those three keys).
+    pub fn to_line(&self) -> String {
+        use std::fmt::Write as _;
+        let mut line = String::with_capacity(self.body.len() + 64);
+        let kind = serde_json::Value::from(self.kind.as_str());
+        let _ = write!(
+            line,
+            r#"{{"event":{kind},"seq":{},"at":{}"#,
+            self.seq, self.at
+        );
+        let inner = self
+            .body
+            .trim()
+            .strip_prefix('{')
+            .and_then(|b| b.strip_suffix('}'))
+            .map(str::trim);
+        match inner {
+            Some("") => {}
+            Some(fields) => {
+                line.push(',');
+                line.push_str(fields);
+            }
+            // Not an object (a row from a damaged file): carried whole rather than dropped.
+            None => {
+                line.push_str(r#","body":"#);
+                line.push_str(&serde_json::Value::from(self.body.as_str()).to_string());
+            }
+        }
+        line.push_str("}\n");
+        line
+    }
 }
 
 /// Filter for listing messages (the `reports` command).

@@ -292,12 +292,11 @@ impl Reader {
             )
             .map_err(db)?;
         st.query_map(params![after, limit as i64], |r| {
-            let body: String = r.get(3)?;
             Ok(Event {
                 seq: r.get(0)?,
                 kind: r.get(1)?,
                 at: r.get(2)?,
-                body: serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+                body: r.get(3)?,
             })
         })
         .map_err(db)?
