@@ -65,6 +65,11 @@ struct Args {
     /// Longest wait for the last receipts after the last accept (seconds).
     #[arg(long, default_value_t = 300)]
     settle: u64,
+    /// After the rounds, one paced run each at this rate (Kannel `throughput`, smppd route `tps`
+    /// with a burst of 10), short messages for 5 seconds: the largest number of submits the
+    /// simulator saw in any 100 ms window, against rate/10. 0: no paced run.
+    #[arg(long, default_value_t = 500)]
+    pacing_rate: u32,
     /// Run only one system (for trying settings): smppd or kannel.
     #[arg(long)]
     only: Option<String>,
@@ -106,6 +111,18 @@ fn texts() -> [String; 3] {
 /// Parts of each text of the mix (GSM 153 septets a part with a UDH; UCS-2 67 characters): the
 /// simulator must see this many submit_sm from either gateway.
 const PARTS: [u64; 3] = [1, 3, 2];
+
+/// Burst of smppd's route in the paced comparison (Kannel's `throughput` has no such setting).
+const PACED_BURST: u32 = 10;
+
+/// What one run sends: a count of a mix, optionally at a rate limit (Kannel `throughput`,
+/// smppd route `tps`).
+#[derive(Debug, Clone)]
+struct Load {
+    count: usize,
+    mix: String,
+    rate: Option<u32>,
+}
 
 fn parse_mix(s: &str) -> Result<[u32; 3]> {
     let mut w = [0u32; 3];
@@ -174,7 +191,14 @@ struct KannelPorts {
 ///   alive (keep-alive) so no request pays a TCP handshake.
 /// - sendsms-user `max-messages = 10` and `concatenation = true`: long texts are split into
 ///   concatenated parts (UDH), as smppd does.
-fn kannel_conf(dir: &Path, ports: &KannelPorts, sim: &Sim, window: u32) -> String {
+fn kannel_conf(
+    dir: &Path,
+    ports: &KannelPorts,
+    sim: &Sim,
+    window: u32,
+    throughput: Option<u32>,
+) -> String {
+    let throughput = throughput.map_or(String::new(), |r| format!("throughput = {r}\n"));
     format!(
         r#"# Written by benches/kannel_load.rs for one round; see kannel_conf() there for the reasons.
 group = core
@@ -203,7 +227,7 @@ smsc-password = bench
 system-type = ""
 interface-version = 34
 max-pending-submits = {window}
-enquire-link-interval = 30
+{throughput}enquire-link-interval = 30
 reconnect-delay = 1
 log-level = 3
 
@@ -487,13 +511,8 @@ async fn kannel_load(
 }
 
 /// One Kannel round: start bearerbox and smsbox, warm up, load, wait for the DLRs, stop.
-fn kannel_round(
-    args: &Args,
-    sim: &Sim,
-    dir: &Path,
-    round: usize,
-    weights: [u32; 3],
-) -> Result<Row> {
+fn kannel_round(args: &Args, sim: &Sim, dir: &Path, round: usize, load: &Load) -> Result<Row> {
+    let weights = parse_mix(&load.mix)?;
     std::fs::create_dir_all(dir)?;
     let ports = KannelPorts {
         admin: common::free_port()?,
@@ -501,7 +520,7 @@ fn kannel_round(
         sendsms: common::free_port()?,
     };
     let conf = dir.join("kannel.conf");
-    std::fs::write(&conf, kannel_conf(dir, &ports, sim, args.window))?;
+    std::fs::write(&conf, kannel_conf(dir, &ports, sim, args.window, load.rate))?;
     sim.wait_unbound(std::time::Duration::from_secs(30))?;
     let (mut bearerbox, _) = common::spawn_reading(
         "bearerbox",
@@ -523,11 +542,12 @@ fn kannel_round(
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let n = args.count;
+    let n = load.count;
     let run = Arc::new(KRun::new(n + 1));
     let result = rt.block_on(async {
         let (dlr_port, sink) = dlr_sink(run.clone()).await?;
         warm_up(&run, ports.sendsms, dlr_port, n, &texts()).await?;
+        sim.command("pacing_reset")?;
         let sim_before = sim.stats()?;
         let cpu_before = cpu_of(&[&bearerbox, &smsbox]);
         // The measured run starts now (all times are relative to `start`).
@@ -642,10 +662,12 @@ fn smppd_round(
     sim: &Sim,
     dir: &Path,
     round: usize,
+    load: &Load,
 ) -> Result<(Row, Value)> {
     sim.wait_unbound(Duration::from_secs(30))?;
     let spec = DaemonSpec {
         window: args.window,
+        route_tps: load.rate.map(|r| (r, PACED_BURST)),
         ..DaemonSpec::default()
     };
     let daemon = Daemon::start(smppd, &spec, &sim.addr, dir)?;
@@ -656,10 +678,10 @@ fn smppd_round(
         &daemon,
         sim,
         &BenchRun {
-            count: args.count,
+            count: load.count,
             connections: args.smppd_connections,
             pipeline: args.pipeline,
-            mix: args.mix.clone(),
+            mix: load.mix.clone(),
             settle: args.settle,
             rate: 0,
         },
@@ -670,7 +692,7 @@ fn smppd_round(
     let row = Row {
         system: "smppd".into(),
         round,
-        sent: args.count,
+        sent: load.count,
         accepted: r["accepted"].as_u64().unwrap_or(0),
         rejected: r["rejected"]
             .as_object()
@@ -798,7 +820,13 @@ fn print_summary(s: &Value) {
     }
 }
 
-fn write_results(args: &Args, rows: &[Row], summary: &Value, configs: &Value) -> Result<()> {
+fn write_results(
+    args: &Args,
+    rows: &[Row],
+    summary: &Value,
+    pacing: &Value,
+    configs: &Value,
+) -> Result<()> {
     std::fs::create_dir_all(&args.out)?;
     let kannel_version = Command::new(&args.bearerbox)
         .arg("--version")
@@ -824,6 +852,7 @@ fn write_results(args: &Args, rows: &[Row], summary: &Value, configs: &Value) ->
         },
         "rows": rows,
         "summary": summary,
+        "pacing": pacing,
         "configs": configs,
     });
     let json_path = args.out.join("vs-kannel.json");
@@ -902,15 +931,20 @@ fn run(args: Args) -> Result<()> {
     print_header();
     let mut rows = Vec::new();
     let mut smppd_config = String::new();
+    let load = Load {
+        count: args.count,
+        mix: args.mix.clone(),
+        rate: None,
+    };
     for round in 1..=args.rounds {
         for sys in &systems {
             let dir = work.join(format!("{sys}-r{round}"));
             let row = if *sys == "smppd" {
-                let (row, _) = smppd_round(&args, &smppd, &sim, &dir, round)?;
+                let (row, _) = smppd_round(&args, &smppd, &sim, &dir, round, &load)?;
                 smppd_config = std::fs::read_to_string(dir.join("smppd.toml")).unwrap_or_default();
                 row
             } else {
-                kannel_round(&args, &sim, &dir, round, weights)?
+                kannel_round(&args, &sim, &dir, round, &load)?
             };
             print_row(&row);
             if row.sim_submits != expected_parts {
@@ -924,13 +958,73 @@ fn run(args: Args) -> Result<()> {
     }
     let s = summary(&rows);
     print_summary(&s);
+    let pacing = if args.pacing_rate > 0 {
+        paced(&args, &smppd, &sim, &work, &systems)?
+    } else {
+        Value::Null
+    };
     let kannel_config =
         std::fs::read_to_string(work.join("kannel-r1").join("kannel.conf")).unwrap_or_default();
     write_results(
         &args,
         &rows,
         &s,
+        &pacing,
         &json!({"kannel.conf": kannel_config, "smppd.toml": smppd_config}),
     )?;
     Ok(())
+}
+
+/// The paced comparison: each system limited to `--pacing-rate`, short messages for 5 s; the
+/// simulator's largest 100 ms window and its histogram.
+fn paced(args: &Args, smppd: &Path, sim: &Sim, work: &Path, systems: &[&str]) -> Result<Value> {
+    let rate = args.pacing_rate;
+    let load = Load {
+        count: rate as usize * 5,
+        mix: "short=1,long=0,emoji=0".into(),
+        rate: Some(rate),
+    };
+    println!(
+        "\npaced at {rate}/s, {} short messages (smppd route tps {rate} burst {PACED_BURST}; Kannel throughput = {rate}):",
+        load.count
+    );
+    let mut out = serde_json::Map::new();
+    for sys in systems {
+        let dir = work.join(format!("{sys}-paced"));
+        let row = if *sys == "smppd" {
+            smppd_round(args, smppd, sim, &dir, 0, &load)?.0
+        } else {
+            kannel_round(args, sim, &dir, 0, &load)?
+        };
+        let report: Value = serde_json::from_str(&sim.command("pacing")?)?;
+        let max = report["max_per_window"].as_u64().unwrap_or(0);
+        let mut counts: Vec<u64> = report["counts"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_u64).collect())
+            .unwrap_or_default();
+        while counts.last() == Some(&0) {
+            counts.pop();
+        }
+        while counts.first() == Some(&0) {
+            counts.remove(0);
+        }
+        let busiest: Vec<u64> = {
+            let mut c = counts.clone();
+            c.sort_unstable_by(|a, b| b.cmp(a));
+            c.truncate(5);
+            c
+        };
+        println!(
+            "  {sys:<7} max {max} submits in any 100 ms (rate/10 = {}), busiest 100 ms buckets {busiest:?}, delivered {} at {:.0}/s",
+            rate / 10,
+            row.delivered,
+            row.end_to_end_rate
+        );
+        out.insert(
+            (*sys).to_owned(),
+            json!({"max_per_100ms": max, "rate_over_10": rate / 10, "per_100ms": counts,
+                   "delivered": row.delivered, "end_to_end_rate": row.end_to_end_rate}),
+        );
+    }
+    Ok(json!({"rate": rate, "smppd_burst": PACED_BURST, "systems": out}))
 }

@@ -374,7 +374,7 @@ struct Pacing {
     route_tps: u32,
     burst: u32,
     messages: usize,
-    /// Largest number of submits in any 100 ms window (simulator, sliding at 1 ms).
+    /// Largest number of submits in any 100 ms window (simulator, sliding, exact to the µs).
     max_per_100ms: u64,
     /// R/10 + burst.
     limit: u64,
@@ -733,6 +733,7 @@ fn draw(
     c.configure_mesh()
         .x_desc("binds")
         .y_desc("messages/s")
+        .y_label_formatter(&|y| format!("{y:.0}"))
         .x_labels(8)
         .draw()?;
     c.draw_series(LineSeries::new(
@@ -755,6 +756,7 @@ fn draw(
     .label("accepted/s")
     .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], RED));
     c.configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
         .border_style(BLACK)
         .background_style(WHITE.mix(0.8))
         .draw()?;
@@ -775,6 +777,7 @@ fn draw(
     c.configure_mesh()
         .x_desc("window (log scale)")
         .y_desc("delivered/s")
+        .y_label_formatter(&|y| format!("{y:.0}"))
         .x_labels(3)
         .x_label_formatter(&|x| format!("{}", 10f64.powf(x.round())))
         .draw()?;
@@ -810,6 +813,7 @@ fn draw(
     c.configure_mesh()
         .x_desc("short GSM | 3-part GSM | 2-part UCS-2")
         .y_desc("per second")
+        .y_label_formatter(&|y| format!("{y:.0}"))
         .x_labels(3)
         .x_label_formatter(&|x| {
             names
@@ -843,6 +847,7 @@ fn draw(
     .label("parts/s")
     .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], GREEN.filled()));
     c.configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
         .border_style(BLACK)
         .background_style(WHITE.mix(0.8))
         .draw()?;
@@ -865,6 +870,7 @@ fn draw(
         c.configure_mesh()
             .x_desc("seconds since the SMSC accepts binds")
             .y_desc("messages")
+            .y_label_formatter(&|y| format!("{y:.0}"))
             .draw()?;
         c.draw_series(LineSeries::new(
             during.iter().map(|s| (s.t, s.submits as f64)),
@@ -901,6 +907,7 @@ fn draw(
         c.configure_mesh()
             .x_desc("seconds (negative: queueing with the SMSC down)")
             .y_desc("RSS MiB")
+            .y_label_formatter(&|y| format!("{y:.0}"))
             .draw()?;
         c.draw_series(LineSeries::new(
             all.iter().map(|s| (s.t, s.rss_mib)),
@@ -941,6 +948,7 @@ fn draw(
         c.configure_mesh()
             .x_desc("seconds")
             .y_desc("submits / 100 ms")
+            .y_label_formatter(&|y| format!("{y:.0}"))
             .draw()?;
         let colours = [BLUE, GREEN, MAGENTA, CYAN];
         for (i, p) in pacing.iter().enumerate() {

@@ -1,10 +1,12 @@
 //! Submit arrival pacing, for checking a gateway's rate limiting from the SMSC's side: the
-//! largest number of submits seen in any 100 ms window (sliding, at 1 ms resolution) and a
-//! histogram of submits per fixed 100 ms bucket over the last minute.
+//! largest number of submits seen in any 100 ms window (sliding and exact to the microsecond:
+//! every half-open window (t − 100 ms, t]) and a histogram of submits per fixed 100 ms bucket
+//! over the last minute.
 //!
-//! Pure bookkeeping on millisecond timestamps (the caller reads the clock), bounded memory: a ring
-//! of 100 one-millisecond counters and at most [`HISTORY_BUCKETS`] histogram buckets. It must never
-//! allocate per submit or grow with the rate.
+//! Pure bookkeeping on microsecond timestamps (the caller reads the clock). Memory is bounded:
+//! the arrival times of the last 100 ms (at most [`MAX_WINDOW_ENTRIES`]; beyond that the oldest
+//! are forgotten, which only a rate above 10 million per second could reach) and at most
+//! [`HISTORY_BUCKETS`] histogram buckets.
 
 use std::collections::VecDeque;
 
@@ -13,19 +15,22 @@ use serde::Serialize;
 /// Length of the sliding window and of a histogram bucket, in milliseconds.
 pub const WINDOW_MS: u64 = 100;
 
+const WINDOW_US: u64 = WINDOW_MS * 1000;
+
 /// Histogram buckets kept (one minute of 100 ms buckets).
 pub const HISTORY_BUCKETS: usize = 600;
 
+/// Arrival times kept for the sliding window, at most.
+pub const MAX_WINDOW_ENTRIES: usize = 1_000_000;
+
 /// Arrival bookkeeping; see the module doc.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Pacing {
-    /// Submits per millisecond of the last [`WINDOW_MS`] milliseconds, indexed by `ms % WINDOW_MS`.
-    ring: [u32; WINDOW_MS as usize],
-    /// The millisecond the ring is current up to (arrivals at later times first expire buckets).
-    head_ms: u64,
-    /// Sum of `ring`: the submits in the window ending at `head_ms`.
-    in_window: u64,
-    /// Largest `in_window` seen.
+    /// Arrival times (µs) within the window ending at the latest arrival, oldest first.
+    window: VecDeque<u64>,
+    /// Latest arrival time seen (earlier times are counted as this one).
+    latest_us: u64,
+    /// Largest `window.len()` seen.
     max: u64,
     /// (bucket index = ms / WINDOW_MS, submits) of the last [`HISTORY_BUCKETS`] busy buckets, oldest first.
     history: VecDeque<(u64, u32)>,
@@ -36,7 +41,7 @@ pub struct Pacing {
 pub struct PacingReport {
     /// Width of the window and of each bucket.
     pub bucket_ms: u64,
-    /// Largest number of submits in any window of `bucket_ms` (sliding, 1 ms resolution).
+    /// Largest number of submits in any window of `bucket_ms` (sliding, exact to the µs).
     pub max_per_window: u64,
     /// Start of the first bucket in `counts`, in ms since the simulator started.
     pub first_bucket_ms: u64,
@@ -44,28 +49,26 @@ pub struct PacingReport {
     pub counts: Vec<u32>,
 }
 
-impl Default for Pacing {
-    fn default() -> Self {
-        Self {
-            ring: [0; WINDOW_MS as usize],
-            head_ms: 0,
-            in_window: 0,
-            max: 0,
-            history: VecDeque::new(),
-        }
-    }
-}
-
 impl Pacing {
-    /// Counts one submit arriving at `now_ms` (milliseconds on any monotonic origin; earlier
-    /// times than a previous call are counted as that previous millisecond).
-    pub fn record(&mut self, now_ms: u64) {
-        let now_ms = now_ms.max(self.head_ms);
-        self.advance(now_ms);
-        self.ring[(now_ms % WINDOW_MS) as usize] += 1;
-        self.in_window += 1;
-        self.max = self.max.max(self.in_window);
-        let bucket = now_ms / WINDOW_MS;
+    /// Counts one submit arriving at `now_us` (microseconds on any monotonic origin; a time
+    /// earlier than a previous call's is counted as that previous time).
+    pub fn record(&mut self, now_us: u64) {
+        let now_us = now_us.max(self.latest_us);
+        self.latest_us = now_us;
+        // Keep the arrivals of (now − 100 ms, now].
+        while self
+            .window
+            .front()
+            .is_some_and(|&t| t + WINDOW_US <= now_us)
+        {
+            self.window.pop_front();
+        }
+        if self.window.len() >= MAX_WINDOW_ENTRIES {
+            self.window.pop_front();
+        }
+        self.window.push_back(now_us);
+        self.max = self.max.max(self.window.len() as u64);
+        let bucket = now_us / WINDOW_US;
         match self.history.back_mut() {
             Some((b, n)) if *b == bucket => *n = n.saturating_add(1),
             _ => {
@@ -80,22 +83,6 @@ impl Pacing {
                 }
             }
         }
-    }
-
-    /// Expires the milliseconds that left the window ending at `now_ms`.
-    fn advance(&mut self, now_ms: u64) {
-        let gap = now_ms - self.head_ms;
-        if gap >= WINDOW_MS {
-            self.ring = [0; WINDOW_MS as usize];
-            self.in_window = 0;
-        } else {
-            for ms in self.head_ms + 1..=now_ms {
-                let slot = &mut self.ring[(ms % WINDOW_MS) as usize];
-                self.in_window -= u64::from(*slot);
-                *slot = 0;
-            }
-        }
-        self.head_ms = now_ms;
     }
 
     /// Largest number of submits in any 100 ms window so far.
@@ -124,21 +111,23 @@ impl Pacing {
 mod tests {
     use super::*;
 
+    const MS: u64 = 1000;
+
     #[test]
     fn the_maximum_slides_over_bucket_boundaries() {
         let mut p = Pacing::default();
         // 30 submits at 50 ms and 30 at 140 ms: one fixed bucket each (0–99, 100–199), but a
-        // sliding window of 100 ms (41–140) holds all 60.
+        // sliding window of 100 ms (40–140] holds all 60.
         for _ in 0..30 {
-            p.record(50);
+            p.record(50 * MS);
         }
         for _ in 0..30 {
-            p.record(140);
+            p.record(140 * MS);
         }
         assert_eq!(p.max_per_window(), 60);
         // 150 ms later the window is empty again: 10 more do not raise the maximum.
         for _ in 0..10 {
-            p.record(300);
+            p.record(300 * MS);
         }
         assert_eq!(p.max_per_window(), 60);
         let r = p.report();
@@ -150,29 +139,29 @@ mod tests {
     fn a_window_excludes_what_is_exactly_100_ms_older() {
         let mut p = Pacing::default();
         p.record(0);
-        p.record(99);
+        p.record(99_999);
         assert_eq!(p.max_per_window(), 2);
-        p.record(100); // 0 has left the window 1–100
-        p.record(100);
+        p.record(100 * MS); // 0 has left the window (0, 100 ms]
+        p.record(100 * MS);
         assert_eq!(p.max_per_window(), 3);
     }
 
     #[test]
     fn an_even_rate_stays_at_its_tenth() {
-        // 1000/s, one submit per millisecond for 5 s: every window holds 100.
+        // 500/s, one submit every 2 ms for 5 s: every 100 ms window holds exactly 50.
         let mut p = Pacing::default();
-        for ms in 0..5000 {
-            p.record(ms);
+        for k in 0..2500 {
+            p.record(k * 2 * MS);
         }
-        assert_eq!(p.max_per_window(), 100);
-        assert!(p.report().counts.iter().all(|&n| n == 100));
+        assert_eq!(p.max_per_window(), 50);
+        assert!(p.report().counts.iter().all(|&n| n == 50));
     }
 
     #[test]
     fn history_is_bounded_to_a_minute() {
         let mut p = Pacing::default();
         for s in 0..120u64 {
-            p.record(s * 1000);
+            p.record(s * 1000 * MS);
         }
         let r = p.report();
         assert!(r.counts.len() <= HISTORY_BUCKETS, "{}", r.counts.len());

@@ -37,8 +37,8 @@ pub struct Stats {
     pub unanswered: u64,
     /// Largest number of submits received on one connection and not yet answered.
     pub max_window: u64,
-    /// Largest number of submits received (all connections) in any 100 ms window, sliding at
-    /// 1 ms resolution: the pacing a gateway really delivers. `pacing_reset` restarts it.
+    /// Largest number of submits received (all connections) in any 100 ms window (sliding,
+    /// exact to the microsecond): the pacing a gateway really delivers. `pacing_reset` restarts it.
     pub max_submits_100ms: u64,
     /// Receipts created.
     pub receipts_created: u64,
@@ -242,11 +242,11 @@ impl Shared {
     /// returns its ordinal (1-based).
     pub fn count_submit(&self) -> u64 {
         self.c.submits.fetch_add(1, Ordering::Relaxed);
-        let ms = self.started.elapsed().as_millis() as u64;
+        let us = self.started.elapsed().as_micros() as u64;
         self.pacing
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .record(ms);
+            .record(us);
         self.submit_counter.fetch_add(1, Ordering::Relaxed) + 1
     }
 
