@@ -23,4 +23,4 @@ if [ ! -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
 fi
 
 cargo build --release --locked --bin smppd
-exec cargo bench --locked --bench scaling -- "$@"
+exec cargo bench --locked --bench scaling -- --run "$@"

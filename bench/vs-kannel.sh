@@ -30,4 +30,4 @@ args=()
 [ -n "${ROUNDS:-}" ] && args+=(--rounds "$ROUNDS")
 
 cargo build --release --locked --bin smppd
-exec cargo bench --locked --bench kannel_load -- "${args[@]}" "$@"
+exec cargo bench --locked --bench kannel_load -- --run "${args[@]}" "$@"

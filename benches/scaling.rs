@@ -75,6 +75,9 @@ struct Args {
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
+    /// Run with the defaults (a plain `cargo bench` passes no option and is skipped).
+    #[arg(long)]
+    run: bool,
 }
 
 /// One measured throughput point (one repetition).
@@ -446,7 +449,7 @@ fn main() -> std::process::ExitCode {
     if argv.iter().all(|a| a == "--bench") {
         println!(
             "scaling: skipped (takes minutes); run bench/scaling.sh [--quick], or cargo bench \
-             --bench scaling -- --quick"
+             --bench scaling -- --run"
         );
         return std::process::ExitCode::SUCCESS;
     }
