@@ -995,12 +995,20 @@ async fn the_load_tool_reports_what_it_measured() {
     let d = Daemon::start(&a, &b, "");
     let mut c = d.client().await;
     c.wait_bound(&["op-a", "op-b"]).await;
+    // Both simulators' control ports, so the tool reports what the SMSCs counted.
+    let mut controls = Vec::new();
+    for s in [&a, &b] {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        controls.push(l.local_addr().unwrap().to_string());
+        tokio::spawn(smppd::sim::control::serve(l, s.control()));
+    }
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_smppd"))
         .args([
             "bench", "--addr", &d.submit, "-n", "60", "-C", "2", "-p", "8", "--json", "--settle",
             "20",
         ])
         .args(["--pid", &d.child.id().to_string()])
+        .args(["--sim-control", &controls[0], "--sim-control", &controls[1]])
         .output()
         .await
         .expect("run smppd bench");
@@ -1021,9 +1029,25 @@ async fn the_load_tool_reports_what_it_measured() {
         r["daemon_peak_rss_mib"].as_f64().is_some_and(|x| x > 1.0),
         "{r}"
     );
-    // The simulators saw every part: 60 messages of the default mix (1, 3 or 2 parts each).
+    // The simulators saw every part: 60 messages of the default mix (1, 3 or 2 parts each), and
+    // the tool reports the same count from their control ports.
     let parts = a.stats().submits + b.stats().submits;
     assert!(parts >= 60, "{parts}");
+    assert_eq!(r["sim"]["submits"], parts, "{r}");
+    assert_eq!(r["sim"]["responses"]["ESME_ROK"], parts, "{r}");
+    // Every part's receipt left the simulator before its message could become final.
+    assert!(
+        r["sim"]["receipts_sent"]
+            .as_u64()
+            .is_some_and(|n| n >= parts),
+        "{r}"
+    );
+    assert!(
+        r["sim"]["max_submits_100ms"]
+            .as_u64()
+            .is_some_and(|n| (1..=parts).contains(&n)),
+        "{r}"
+    );
     drop(d);
 }
 

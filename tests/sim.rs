@@ -414,3 +414,32 @@ async fn duplicate_receipts_unknown_ids_and_a_rate_limit() {
     assert_eq!(sim.stats().throttled, throttled);
     h.stop(Duration::from_millis(100)).await;
 }
+
+#[tokio::test]
+async fn pacing_counts_every_submit_per_100ms_and_restarts_on_reset() {
+    let sim = Simulator::start(SimConfig::new("127.0.0.1:0"))
+        .await
+        .unwrap();
+    let addr = sim.addr().to_string();
+    let (etx, mut erx) = mpsc::channel(256);
+    let h = SmscHandle::start(session(&addr, "esme", "pw"), 64, etx).unwrap();
+    run_jobs(&h, &mut erx, 50).await;
+    let p: serde_json::Value = serde_json::from_str(&sim.command("pacing").unwrap()).unwrap();
+    assert_eq!(p["bucket_ms"], 100, "{p}");
+    // Every submit lands in exactly one 100 ms bucket.
+    let counted: u64 = p["counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, 50, "{p}");
+    let max = p["max_per_window"].as_u64().unwrap();
+    assert!((1..=50).contains(&max), "{p}");
+    assert_eq!(sim.stats().max_submits_100ms, max);
+    assert_eq!(sim.command("pacing_reset").unwrap(), "ok");
+    assert_eq!(sim.stats().max_submits_100ms, 0);
+    let p: serde_json::Value = serde_json::from_str(&sim.command("pacing").unwrap()).unwrap();
+    assert_eq!(p["counts"], serde_json::json!([]), "{p}");
+    h.stop(Duration::from_millis(100)).await;
+}

@@ -2,8 +2,9 @@
 //!
 //! C connections each keep up to P requests in flight (pipelined), optionally paced to a target
 //! rate; one more connection subscribes to events to time accept → final state. Reports accept
-//! and end-to-end rates, latency percentiles, and (with `--pid`) the daemon's CPU time and peak
-//! RSS from /proc. Only loopback or Unix-socket daemons are meant to be driven by it.
+//! and end-to-end rates, latency percentiles, (with `--pid`) the daemon's CPU time and peak
+//! RSS from /proc, and (with `--sim-control`) what the SMSC simulator counted during the run.
+//! Only loopback or Unix-socket daemons are meant to be driven by it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -43,6 +44,11 @@ pub struct BenchArgs {
     /// The daemon's process id, for its CPU time and peak RSS.
     #[arg(long)]
     pub pid: Option<u32>,
+    /// Control port of an `smppd sim` the daemon sends to (repeatable): its counts during the
+    /// run (submits, receipts, largest window and largest 100 ms burst) are reported. The
+    /// simulator's pacing figures are restarted at the start of the run.
+    #[arg(long = "sim-control", value_name = "ADDR")]
+    pub sim_control: Vec<String>,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -107,6 +113,79 @@ fn proc_usage(pid: u32) -> Option<(f64, u64)> {
     Some((ticks / hz, hwm))
 }
 
+/// One line to a simulator's control port, one line back.
+async fn sim_command(addr: &str, line: &str) -> anyhow::Result<String> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("--sim-control {addr}"))?;
+    s.write_all(format!("{line}\n").as_bytes()).await?;
+    let mut answer = String::new();
+    BufReader::new(s)
+        .read_line(&mut answer)
+        .await
+        .with_context(|| format!("--sim-control {addr}: reading the answer"))?;
+    let answer = answer.trim_end().to_owned();
+    if let Some(e) = answer.strip_prefix("error: ") {
+        bail!("--sim-control {addr}: {line}: {e}");
+    }
+    Ok(answer)
+}
+
+/// The `stats` of every simulator.
+async fn sim_stats(addrs: &[String]) -> anyhow::Result<Vec<Value>> {
+    let mut out = Vec::new();
+    for a in addrs {
+        let s = sim_command(a, "stats").await?;
+        out.push(serde_json::from_str(&s).with_context(|| format!("--sim-control {a}: stats"))?);
+    }
+    Ok(out)
+}
+
+/// What the simulators counted between two snapshots, summed over them: counters as
+/// differences, the largest window and 100 ms burst as maxima of the later snapshot.
+fn sim_report(before: &[Value], after: &[Value]) -> Value {
+    let delta = |k: &str| -> u64 {
+        before
+            .iter()
+            .zip(after)
+            .map(|(b, a)| {
+                a[k].as_u64()
+                    .unwrap_or(0)
+                    .saturating_sub(b[k].as_u64().unwrap_or(0))
+            })
+            .sum()
+    };
+    let max = |k: &str| {
+        after
+            .iter()
+            .filter_map(|a| a[k].as_u64())
+            .max()
+            .unwrap_or(0)
+    };
+    let mut responses: std::collections::BTreeMap<String, u64> = Default::default();
+    for (b, a) in before.iter().zip(after) {
+        if let Some(m) = a["responses"].as_object() {
+            for (k, v) in m {
+                let was = b["responses"][k].as_u64().unwrap_or(0);
+                let d = v.as_u64().unwrap_or(0).saturating_sub(was);
+                if d > 0 {
+                    *responses.entry(k.clone()).or_default() += d;
+                }
+            }
+        }
+    }
+    json!({
+        "submits": delta("submits"),
+        "responses": responses,
+        "receipts_sent": delta("receipts_sent"),
+        "deliveries_acked": delta("deliveries_acked"),
+        "deliveries_retried": delta("deliveries_retried"),
+        "max_window": max("max_window"),
+        "max_submits_100ms": max("max_submits_100ms"),
+    })
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -136,6 +215,10 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         let mut control = args.target.connect().await?;
         let status = control.call(json!({"op":"status"})).await?;
         let after = status["last_seq"].as_i64().unwrap_or(0);
+        for a in &args.sim_control {
+            sim_command(a, "pacing_reset").await?;
+        }
+        let sims_before = sim_stats(&args.sim_control).await?;
         let before = args.pid.and_then(proc_usage);
 
         // The subscriber: accept → final state per message.
@@ -232,6 +315,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         }
         subscriber.abort();
         let after_usage = args.pid.and_then(proc_usage);
+        let sims_after = sim_stats(&args.sim_control).await?;
 
         let s = shared.lock().await;
         let f = finals.lock().await;
@@ -268,6 +352,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             "daemon_cpu_seconds": cpu.map(|c| c.0),
             "daemon_cpu_us_per_message": cpu.map(|c| if accepted > 0 { c.0 * 1e6 / accepted as f64 } else { 0.0 }),
             "daemon_peak_rss_mib": cpu.map(|c| c.1 as f64 / 1024.0),
+            "sim": (!args.sim_control.is_empty()).then(|| sim_report(&sims_before, &sims_after)),
         });
         if args.json {
             println!("{report}");
@@ -312,4 +397,15 @@ fn print_table(r: &Value) {
         f(&r["daemon_cpu_us_per_message"]),
         f(&r["daemon_peak_rss_mib"])
     );
+    let sim = &r["sim"];
+    if !sim.is_null() {
+        println!(
+            "simulator           {} submits {}, {} receipts sent, {} acknowledged",
+            sim["submits"], sim["responses"], sim["receipts_sent"], sim["deliveries_acked"]
+        );
+        println!(
+            "                    max window {}, max submits in 100 ms {}",
+            sim["max_window"], sim["max_submits_100ms"]
+        );
+    }
 }

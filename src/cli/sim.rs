@@ -81,7 +81,7 @@ pub struct SimArgs {
     /// receipt_delay D, receipt_mix MIX, receipt_ids same|other|other_text,
     /// receipts_before_response on|off, duplicate_receipts on|off, drop,
     /// malformed body|command|length, mo FROM TO TEXT, mo_concat FROM TO TEXT,
-    /// unknown_receipt ID.
+    /// unknown_receipt ID, pacing (submits per 100 ms, JSON), pacing_reset.
     #[arg(long)]
     control: Option<String>,
     /// Print the counters as a JSON line every --stats-interval and at exit.

@@ -7,6 +7,8 @@
 //! | command | effect |
 //! |---|---|
 //! | `stats` | the counters as JSON |
+//! | `pacing` | submits per 100 ms over the last minute and the largest 100 ms window, as JSON |
+//! | `pacing_reset` | restart the pacing figures |
 //! | `faults` | the faults in force |
 //! | `reset` | clear every fault |
 //! | `throttle_every N` | every Nth submit → ESME_RTHROTTLED (0 = off) |
@@ -57,7 +59,7 @@ pub enum ControlError {
 pub const COMMANDS: &str = "stats, faults, reset, throttle_every, throttle_above_tps, reject_binds, \
 fail, drop_after, response_delay, silent, ignore_enquire_link, receipts, receipt_delay, receipt_mix, \
 receipt_ids, receipts_before_response, duplicate_receipts, drop, malformed, mo, mo_concat, \
-unknown_receipt";
+unknown_receipt, pacing, pacing_reset";
 
 /// Parses a duration: `250ms`, `2s`, `1m`, or a bare number of milliseconds.
 pub fn parse_duration(s: &str) -> Option<Duration> {
@@ -148,6 +150,11 @@ pub fn apply(sim: &SimControl, line: &str) -> Result<String, ControlError> {
     let ok = || Ok("ok".to_owned());
     match command {
         "stats" => Ok(serde_json::to_string(&sim.stats()).unwrap_or_default()),
+        "pacing" => Ok(serde_json::to_string(&sim.pacing()).unwrap_or_default()),
+        "pacing_reset" => {
+            sim.reset_pacing();
+            ok()
+        }
         "faults" => Ok(format!("{:?}", sim.faults())),
         "reset" => {
             sim.update_faults(|f| *f = Default::default());

@@ -24,6 +24,7 @@
 
 mod conn;
 pub mod control;
+pub mod pacing;
 mod receipts;
 mod state;
 
@@ -369,6 +370,17 @@ impl SimControl {
     /// Every submit received so far (only with `record_submits`).
     pub fn submits(&self) -> Vec<SubmitRecord> {
         self.shared.submits()
+    }
+
+    /// Submit arrivals per 100 ms over the last minute and the largest count in any 100 ms
+    /// window (see [`pacing`]).
+    pub fn pacing(&self) -> pacing::PacingReport {
+        self.shared.pacing()
+    }
+
+    /// Restarts the pacing figures (histogram and maximum).
+    pub fn reset_pacing(&self) {
+        self.shared.reset_pacing();
     }
 
     /// The faults now in force.

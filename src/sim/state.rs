@@ -12,6 +12,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use super::pacing::{Pacing, PacingReport};
 use super::{Faults, IdFormat, ReceiptConfig, SimConfig};
 use crate::pdu::{CommandStatus, DeliverSm};
 
@@ -36,6 +37,9 @@ pub struct Stats {
     pub unanswered: u64,
     /// Largest number of submits received on one connection and not yet answered.
     pub max_window: u64,
+    /// Largest number of submits received (all connections) in any 100 ms window (sliding,
+    /// exact to the microsecond): the pacing a gateway really delivers. `pacing_reset` restarts it.
+    pub max_submits_100ms: u64,
     /// Receipts created.
     pub receipts_created: u64,
     /// deliver_sm receipts sent (redeliveries included).
@@ -133,6 +137,7 @@ pub(crate) struct Shared {
     round_robin: AtomicUsize,
     log: Mutex<Vec<SubmitRecord>>,
     statuses: Mutex<BTreeMap<u32, u64>>,
+    pacing: Mutex<Pacing>,
     pub c: Counters,
 }
 
@@ -186,6 +191,7 @@ impl Shared {
                 round_robin: AtomicUsize::new(0),
                 log: Mutex::new(Vec::new()),
                 statuses: Mutex::new(BTreeMap::new()),
+                pacing: Mutex::new(Pacing::default()),
                 c: Counters::default(),
             },
             receipts_rx,
@@ -232,9 +238,15 @@ impl Shared {
         }
     }
 
-    /// Counts one submit over the whole simulator; returns its ordinal (1-based).
+    /// Counts one submit over the whole simulator (and its arrival time for the pacing figures);
+    /// returns its ordinal (1-based).
     pub fn count_submit(&self) -> u64 {
         self.c.submits.fetch_add(1, Ordering::Relaxed);
+        let us = self.started.elapsed().as_micros() as u64;
+        self.pacing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(us);
         self.submit_counter.fetch_add(1, Ordering::Relaxed) + 1
     }
 
@@ -256,6 +268,19 @@ impl Shared {
             let mut m = self.statuses.lock().unwrap_or_else(|p| p.into_inner());
             *m.entry(status.0).or_default() += n;
         }
+    }
+
+    /// The per-100 ms histogram of submit arrivals and the sliding maximum.
+    pub fn pacing(&self) -> PacingReport {
+        self.pacing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .report()
+    }
+
+    /// Forgets the arrivals so far (the maximum restarts at 0).
+    pub fn reset_pacing(&self) {
+        *self.pacing.lock().unwrap_or_else(|p| p.into_inner()) = Pacing::default();
     }
 
     pub fn observe_window(&self, outstanding: u64) {
@@ -356,6 +381,11 @@ impl Shared {
             throttled: l(&c.throttled),
             unanswered: l(&c.unanswered),
             max_window: l(&c.max_window),
+            max_submits_100ms: self
+                .pacing
+                .lock()
+                .map(|p| p.max_per_window())
+                .unwrap_or_else(|p| p.into_inner().max_per_window()),
             receipts_created: l(&c.receipts_created),
             receipts_sent: l(&c.receipts_sent),
             deliveries_acked: l(&c.deliveries_acked),
