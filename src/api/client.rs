@@ -97,6 +97,43 @@ impl Client {
         Ok(r)
     }
 
+    /// Like [`Client::send`] for a typed request: `fields` serializes to a JSON object without
+    /// a `ref` (which is added). For callers that send many requests (the load tool): no
+    /// `Value` tree per request.
+    pub async fn send_typed<T: serde::Serialize>(&mut self, fields: &T) -> Result<u64, ClientError> {
+        self.next_ref += 1;
+        let r = self.next_ref;
+        let mut line = serde_json::to_vec(fields).map_err(|e| {
+            ClientError::Io(io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
+        })?;
+        // `{…}` → `{"ref":N,…}`; an empty object gets no trailing comma.
+        if line.first() != Some(&b'{') {
+            return Err(ClientError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a request must be a JSON object",
+            )));
+        }
+        let head = if line.len() > 2 {
+            format!("{{\"ref\":{r},")
+        } else {
+            format!("{{\"ref\":{r}")
+        };
+        line.splice(0..1, head.bytes());
+        line.push(b'\n');
+        self.writer.write_all(&line).await?;
+        Ok(r)
+    }
+
+    /// Reads the next line as it came (without parsing it), for callers that parse it into
+    /// their own types; `Closed` at the end of the stream.
+    pub async fn next_raw(&mut self, line: &mut String) -> Result<(), ClientError> {
+        line.clear();
+        if self.reader.read_line(line).await? == 0 {
+            return Err(ClientError::Closed);
+        }
+        Ok(())
+    }
+
     /// Flushes what `send` wrote.
     pub async fn flush(&mut self) -> Result<(), ClientError> {
         self.writer.flush().await?;

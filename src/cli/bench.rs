@@ -194,6 +194,37 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// A submit request as the load tool sends it (typed: no JSON tree per request).
+#[derive(serde::Serialize)]
+struct SubmitLine<'a> {
+    op: &'static str,
+    to: &'a str,
+    from: &'a str,
+    text: &'a str,
+}
+
+/// The fields of a response or event line the load tool reads (the rest is skipped).
+#[derive(serde::Deserialize)]
+struct Line<'a> {
+    #[serde(rename = "ref")]
+    r: Option<u64>,
+    ok: Option<bool>,
+    #[serde(borrow)]
+    id: Option<&'a str>,
+    #[serde(borrow)]
+    event: Option<&'a str>,
+    #[serde(borrow)]
+    state: Option<&'a str>,
+    #[serde(borrow)]
+    error: Option<LineError<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct LineError<'a> {
+    #[serde(borrow)]
+    code: Option<&'a str>,
+}
+
 #[derive(Default)]
 struct Shared {
     /// id → accept time.
@@ -228,15 +259,19 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         sub.call(json!({"op":"subscribe","after":after})).await?;
         let finals_w = finals.clone();
         let subscriber = tokio::spawn(async move {
-            while let Ok((None, ev)) | Ok((Some(_), ev)) = sub.next_line().await {
-                if ev["event"] != "dlr" {
+            let mut line = String::new();
+            while sub.next_raw(&mut line).await.is_ok() {
+                let Ok(ev) = serde_json::from_str::<Line<'_>>(&line) else {
+                    continue;
+                };
+                if ev.event != Some("dlr") {
                     continue;
                 }
-                let state = ev["state"].as_str().unwrap_or("");
+                let state = ev.state.unwrap_or("");
                 if ["submitted", "queued", ""].contains(&state) {
                     continue;
                 }
-                let id = ev["id"].as_str().unwrap_or("").to_owned();
+                let id = ev.id.unwrap_or("").to_owned();
                 finals_w.lock().await.push((id, Instant::now(), state.to_owned()));
             }
         });
@@ -257,6 +292,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
                 .then(|| Duration::from_secs_f64(args.connections as f64 / args.rate as f64));
             workers.push(tokio::spawn(async move {
                 let mut c = target_addr;
+                let mut line = String::new();
                 let mut sent_at: HashMap<u64, Instant> = HashMap::new();
                 let mut next = 0usize;
                 let mut pace = interval.map(tokio::time::interval);
@@ -270,7 +306,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
                         let kind = if pick < weights[0] { 0 } else if pick < weights[0] + weights[1] { 1 } else { 2 };
                         let to = format!("{prefix}{:0width$}", k % 10_000_000, width = 11usize.saturating_sub(prefix.len().saturating_sub(1)).clamp(1, 9));
                         let r = c
-                            .send(json!({"op":"submit","to":to,"from":"BENCH","text":texts[kind]}))
+                            .send_typed(&SubmitLine { op: "submit", to: &to, from: "BENCH", text: &texts[kind] })
                             .await?;
                         sent_at.insert(r, Instant::now());
                         next += 1;
@@ -279,18 +315,20 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
                         }
                     }
                     c.flush().await?;
-                    let (r, v) = c.next_line().await?;
-                    let Some(r) = r else { continue };
+                    c.next_raw(&mut line).await?;
+                    let Ok(v) = serde_json::from_str::<Line<'_>>(&line) else { continue };
+                    let Some(r) = v.r else { continue };
                     let Some(t0) = sent_at.remove(&r) else { continue };
                     let now = Instant::now();
                     let mut s = shared.lock().await;
-                    if v["ok"] == true {
+                    if v.ok == Some(true) {
                         s.accept_latency_ms.push((now - t0).as_secs_f64() * 1000.0);
-                        if let Some(id) = v["id"].as_str() {
+                        if let Some(id) = v.id {
                             s.accepted.insert(id.to_owned(), t0);
                         }
                     } else {
-                        *s.rejected.entry(v["error"]["code"].as_str().unwrap_or("?").to_owned()).or_default() += 1;
+                        let code = v.error.and_then(|e| e.code).unwrap_or("?");
+                        *s.rejected.entry(code.to_owned()).or_default() += 1;
                     }
                 }
                 anyhow::Ok(())
