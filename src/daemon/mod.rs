@@ -108,6 +108,7 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> Result<Running, Sta
     let mut options = SqliteOptions::new(&config.store.path);
     options.settings.sync = config.store.sync;
     options.settings.retain_text = config.store.retain_text;
+    options.settings.max_size_bytes = config.store.max_size;
     if let Some(dir) = config.store.path.parent()
         && !dir.as_os_str().is_empty()
     {
@@ -334,7 +335,7 @@ impl Reloader {
         let settings = crate::store::Settings {
             sync: new.store.sync,
             retain_text: new.store.retain_text,
-            ..crate::store::Settings::default()
+            max_size_bytes: new.store.max_size,
         };
         let summary = self
             .dispatch
