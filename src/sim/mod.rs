@@ -221,7 +221,7 @@ impl SimConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     /// The listen address could not be bound.
-    #[error("listen {address}: {source}")]
+    #[error("listen {address}")]
     Listen {
         /// The configured address.
         address: String,
