@@ -116,12 +116,18 @@ impl Env {
             bound,
             elapsed: started.elapsed(),
         };
-        emit(&table(&HEADER, &[row.cells()]));
+        println!("{}", table(&HEADER, &[row.cells()]));
         assert!(
             daemon.panics().is_empty(),
             "{case}: smppd panicked: {:?}",
             daemon.panics()
         );
+        if !report.problems(Some(bound)).is_empty() {
+            eprintln!(
+                "{case}: the daemon's log ends with:\n{}",
+                daemon.log_tail(150)
+            );
+        }
         report.assert_nothing_lost(Some(bound));
         (row, report)
     }
@@ -388,6 +394,79 @@ async fn smsc_flapping(secs: u64) -> Row {
     .0
 }
 
+/// The circuit of an SMSC that keeps failing opens; its probe is then refused for good (a
+/// permanent status says nothing about the SMSC's health, so no verdict). A regression: the probe
+/// slot stayed taken and the circuit open for good, every message for that SMSC queued forever.
+/// op-b refuses binds throughout, so op-a is the only way out.
+async fn probe_without_a_verdict() -> Row {
+    let env = Env::start("", 50).await;
+    env.smscs
+        .b
+        .sim
+        .command("reject_binds ESME_RBINDFAIL")
+        .expect("op-b");
+    env.smscs.b.sim.command("drop").expect("op-b");
+    env.smscs
+        .a
+        .sim
+        .command("fail 1 ESME_RSYSERR")
+        .expect("op-a");
+    let circuit = async |want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let v = env.daemon.call(json!({"op":"status"})).await;
+            let state = v["smscs"]
+                .as_array()
+                .and_then(|l| l.iter().find(|s| s["name"] == "op-a"))
+                .map(|s| s["circuit"].as_str().unwrap_or("").to_owned())
+                .unwrap_or_default();
+            if state == want {
+                return;
+            }
+            assert!(Instant::now() < deadline, "op-a circuit not {want}: {v}");
+            sleep_ms(50).await;
+        }
+    };
+    circuit("open").await;
+    // The probe (after the 2 s cooldown) is refused permanently.
+    env.smscs
+        .a
+        .sim
+        .command("fail 1 ESME_RINVDSTADR")
+        .expect("op-a");
+    let refused = || {
+        env.smscs
+            .a
+            .sim
+            .stats()
+            .responses
+            .get("ESME_RINVDSTADR")
+            .copied()
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while refused() == 0 {
+        assert!(Instant::now() < deadline, "no probe went");
+        sleep_ms(50).await;
+    }
+    env.smscs.a.sim.command("reset").expect("op-a");
+    // op-a is healthy again, op-b still refuses binds: the circuit must close by itself.
+    circuit("closed").await;
+    let faults = format!(
+        "op-a: {} ESME_RSYSERR then {} ESME_RINVDSTADR (op-b down)",
+        env.smscs
+            .a
+            .sim
+            .stats()
+            .responses
+            .get("ESME_RSYSERR")
+            .copied()
+            .unwrap_or(0),
+        refused()
+    );
+    env.finish("probe refused for good", faults).await.0
+}
+
 /// The store reaches its size cap (a full disk): submits are refused with `overloaded`, receipts
 /// with ESME_RX_T_APPN (redelivered), nothing acknowledged is lost; raising the cap by a reload
 /// (space returns) and everything goes on.
@@ -470,6 +549,11 @@ async fn fault_smsc_flapping() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_probe_without_a_verdict() {
+    probe_without_a_verdict().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_store_full_then_space_returns() {
     store_full_then_space_returns().await;
 }
@@ -489,6 +573,7 @@ async fn full_fault_matrix() {
         duplicate_receipts().await,
         malformed_pdus().await,
         smsc_flapping(env_u64("SMPPD_FLAP_SECS", 60)).await,
+        probe_without_a_verdict().await,
         store_full_then_space_returns().await,
     ];
     if let Some(row) = tmpfs_full_then_space_returns().await {
@@ -517,6 +602,7 @@ async fn tmpfs_full_then_space_returns() -> Option<Row> {
         emit("tmpfs disk-full case skipped: mount -t tmpfs failed (no permission)");
         return None;
     }
+    let started = Instant::now();
     let smscs = Smscs::start().await;
     let daemon = Daemon::start_in(Some(mnt.path().join("store")), &smscs, "", "").await;
     daemon.wait_bound().await;
@@ -557,7 +643,7 @@ async fn tmpfs_full_then_space_returns() -> Option<Row> {
         smscs,
         daemon,
         load,
-        started: Instant::now(),
+        started,
     };
     let row = env
         .finish(
@@ -569,8 +655,59 @@ async fn tmpfs_full_then_space_returns() -> Option<Row> {
     emit(&format!(
         "read-only remount under the running daemon: {ro:?}"
     ));
+    // With the daemon stopped the remount works: a start on the read-only store is refused with
+    // an error naming the store (no panic, no hang).
+    let remounted = std::process::Command::new("mount")
+        .args(["-o", "remount,ro"])
+        .arg(mnt.path())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(remounted, "remount read-only with the daemon stopped");
+    let conf_dir = tempfile::tempdir().expect("tempdir");
+    let conf = conf_dir.path().join("ro.toml");
+    let db = mnt.path().join("store").join("smppd.db");
+    std::fs::write(
+        &conf,
+        format!(
+            "[listen]\nsubmit = \"127.0.0.1:0\"\n[store]\npath = \"{}\"\n[[smsc]]\nname = \"x\"\n\
+             address = \"127.0.0.1:9\"\nsystem_id = \"a\"\npassword = \"b\"\n[[route]]\n\
+             name = \"r\"\nsmsc = [\"x\"]\n",
+            db.display()
+        ),
+    )
+    .expect("write config");
+    let out = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_smppd"))
+            .arg("run")
+            .arg("--config")
+            .arg(&conf)
+            .output(),
+    )
+    .await
+    .expect("smppd run on a read-only store must not hang")
+    .expect("run smppd");
+    let stderr = String::from_utf8_lossy(&out.stderr);
     let _ = std::process::Command::new("umount")
         .arg(mnt.path())
         .status();
+    assert!(
+        !out.status.success() && stderr.contains("store") && !stderr.contains("panicked"),
+        "{}: {stderr}",
+        out.status
+    );
+    emit(&format!(
+        "start on the read-only store: {} ({})",
+        out.status,
+        stderr.trim()
+    ));
     Some(row)
+}
+
+/// Only the tmpfs case (disk full, then read-only): `SMPPD_CAMPAIGN_MOUNT=1 unshare -m cargo
+/// test --test fault_matrix -- --ignored tmpfs`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "mounts a tmpfs: run under unshare -m with SMPPD_CAMPAIGN_MOUNT=1 (tests/campaigns/run.sh)"]
+async fn tmpfs_disk_full_and_read_only() {
+    tmpfs_full_then_space_returns().await;
 }

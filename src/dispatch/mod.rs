@@ -73,6 +73,8 @@ const BREAKER_THRESHOLD: u32 = 5;
 /// How long an open circuit waits before a probe; doubles while probes fail.
 const BREAKER_COOLDOWN: Duration = Duration::from_secs(2);
 const BREAKER_MAX_COOLDOWN: Duration = Duration::from_secs(60);
+/// How long a probe may go without an outcome before another may go (see [`breaker`]).
+const BREAKER_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl SmscLink {
     /// Wraps started sessions with the SMSC's token bucket (its contractual `tps`).
@@ -86,6 +88,7 @@ impl SmscLink {
                 BREAKER_THRESHOLD,
                 BREAKER_COOLDOWN,
                 BREAKER_MAX_COOLDOWN,
+                BREAKER_PROBE_TIMEOUT,
             )),
         }
     }

@@ -236,11 +236,13 @@ path = "{db}"
 {store_extra}
 
 [log]
-level = "warn"
+level = "{level}"
 
 {smscs}"#,
             port = self.metrics_port,
             db = self.db.display(),
+            // SMPPD_CAMPAIGN_LOG=info (or a per-module filter) to diagnose a failing case.
+            level = std::env::var("SMPPD_CAMPAIGN_LOG").unwrap_or_else(|_| "warn".to_owned()),
             smscs = smscs.config(smsc_extra),
         );
         std::fs::write(&self.config, conf).expect("write config");
@@ -818,6 +820,12 @@ impl Report {
     /// Panics with every problem found, if any. `dup_bound`: the most duplicates allowed, on top
     /// of every duplicate being a part the store marked `maybe_dup`.
     pub fn assert_nothing_lost(&self, dup_bound: Option<u64>) {
+        let problems = self.problems(dup_bound);
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+
+    /// What [`Report::assert_nothing_lost`] would complain about.
+    pub fn problems(&self, dup_bound: Option<u64>) -> Vec<String> {
         let mut problems = Vec::new();
         let mut add = |what: &str, v: &[String]| {
             if !v.is_empty() {
@@ -840,7 +848,7 @@ impl Report {
                 self.duplicated
             ));
         }
-        assert!(problems.is_empty(), "{}", problems.join("\n"));
+        problems
     }
 }
 
