@@ -173,6 +173,30 @@ fn bad_values_name_key_and_line() {
 }
 
 #[test]
+fn the_store_size_cap_takes_binary_units() {
+    let with = |v: &str| BASE.replace("[[smsc]]", &format!("[store]\nmax_size = {v}\n\n[[smsc]]"));
+    assert_eq!(parse(BASE).expect("base").store.max_size, None);
+    for (v, bytes) in [
+        ("\"64MiB\"", 64 << 20),
+        ("\"2GiB\"", 2 << 30),
+        ("\"512KiB\"", 512 << 10),
+        ("\"1048576\"", 1 << 20),
+    ] {
+        let c = parse(&with(v)).unwrap_or_else(|e| panic!("{v}: {e}"));
+        assert_eq!(c.store.max_size, Some(bytes), "{v}");
+    }
+    for bad in ["\"10MB\"", "\"1KiB\"", "\"lots\"", "\"99999999999TiB\""] {
+        let text = with(bad);
+        let e = err(&text);
+        assert_eq!(
+            (e.key.as_str(), e.line),
+            ("store.max_size", line_of(&text, "max_size")),
+            "{bad}: {e}"
+        );
+    }
+}
+
+#[test]
 fn missing_and_dangling_references() {
     let e = err(&BASE.replace("system_id = \"smppd\"\n", ""));
     assert_eq!(e.key, "smsc[0].system_id");

@@ -1403,3 +1403,41 @@ async fn status_shows_bind_since_rates_and_delivery_ratio_after_traffic() {
     );
     drop(d);
 }
+
+/// Start-up and connection errors name what failed and give the OS's reason once (a regression:
+/// the reason was printed twice, once in the message and once as its cause).
+#[test]
+fn start_and_connect_errors_give_their_cause_once() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("smppd.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[listen]\nsubmit = \"127.0.0.1:{port}\"\n[store]\npath = \"{}\"\n[[smsc]]\n\
+             name = \"x\"\naddress = \"127.0.0.1:9\"\nsystem_id = \"a\"\npassword = \"b\"\n\
+             [[route]]\nname = \"r\"\nsmsc = [\"x\"]\n",
+            dir.path().join("smppd.db").display()
+        ),
+    )
+    .expect("write config");
+    let (ok, _, err) = smppd(&["run", "--config", conf.to_str().expect("utf-8")]);
+    assert!(!ok, "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("smppd: "))
+        .unwrap_or_else(|| panic!("no error line: {err}"));
+    assert!(
+        line.starts_with(&format!("smppd: listen 127.0.0.1:{port}: ")),
+        "{line}"
+    );
+    assert_eq!(line.matches("os error").count(), 1, "{line}");
+
+    // The port closed: the connection is refused.
+    drop(taken);
+    let (ok, _, err) = smppd(&["status", "--addr", &format!("127.0.0.1:{port}")]);
+    assert!(!ok, "{err}");
+    assert!(err.contains("cannot connect to smppd at"), "{err}");
+    assert_eq!(err.matches("os error").count(), 1, "{err}");
+}

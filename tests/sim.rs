@@ -1,6 +1,6 @@
 //! The simulator on its own terms: authentication statuses, several concurrent binds of all three
 //! types, id formats and receipt id bases, the status mix, the CLI (`smppd sim`) with its control
-//! port, `--stats` and `--submit-log`.
+//! port, `--stats`, `--submit-log` and `--receipt-log`.
 
 use std::collections::HashSet;
 use std::process::Stdio;
@@ -245,6 +245,7 @@ async fn concurrent_binds_of_every_type_and_receipts_to_any_receiver_of_the_logi
 async fn the_cli_serves_binds_and_takes_control_commands_mid_run() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("submits.jsonl");
+    let receipt_log = dir.path().join("receipts.jsonl");
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_smppd"))
         .args(["sim", "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"])
         .args([
@@ -257,6 +258,8 @@ async fn the_cli_serves_binds_and_takes_control_commands_mid_run() {
         ])
         .args(["--stats", "--stats-interval", "50ms", "--submit-log"])
         .arg(&log)
+        .arg("--receipt-log")
+        .arg(&receipt_log)
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -330,6 +333,20 @@ async fn the_cli_serves_binds_and_takes_control_commands_mid_run() {
     let first: serde_json::Value = serde_json::from_str(logged.lines().next().unwrap()).unwrap();
     assert_eq!(first["status"], "ESME_ROK");
     assert_eq!(first["payload_hex"], hex::encode("k=0"));
+    // One receipt per accepted submit (the throttled one has none), each sent and answered once.
+    let receipts = std::fs::read_to_string(&receipt_log).unwrap();
+    assert_eq!(receipts.lines().count(), 20, "{receipts}");
+    for (i, line) in receipts.lines().enumerate() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(r["serial"], i as u64 + 1, "{r}");
+        assert_eq!(
+            (r["sent"].as_u64(), r["acked"].as_u64()),
+            (Some(1), Some(1)),
+            "{r}"
+        );
+        assert_eq!(r["message_id"], ids[i].as_str(), "{r}");
+        assert!(r["text"].as_str().unwrap().contains("stat:DELIVRD"), "{r}");
+    }
 }
 
 #[tokio::test]
@@ -442,4 +459,82 @@ async fn pacing_counts_every_submit_per_100ms_and_restarts_on_reset() {
     let p: serde_json::Value = serde_json::from_str(&sim.command("pacing").unwrap()).unwrap();
     assert_eq!(p["counts"], serde_json::json!([]), "{p}");
     h.stop(Duration::from_millis(100)).await;
+}
+
+/// Receipts handed to a receiver connection but not yet written when it closes go back to the
+/// simulator's backlog and reach the next bind (a regression: they were dropped with the
+/// connection's queue, so a crash campaign saw receipts "created, never sent").
+#[tokio::test]
+async fn receipts_queued_for_a_closed_connection_go_to_the_next_bind() {
+    let mut sc = SimConfig::new("127.0.0.1:0");
+    sc.deliver_window = 1;
+    sc.deliver_timeout = Duration::from_secs(60);
+    sc.record_receipts = true;
+    let sim = Simulator::start(sc).await.unwrap();
+    let addr = sim.addr().to_string();
+    let (etx, mut erx) = mpsc::channel(256);
+    let first = SmscHandle::start(session(&addr, "x", "y"), 64, etx).unwrap();
+    for k in 0..20 {
+        first.jobs().send(job(k)).await.unwrap();
+    }
+    // Never answer the receipts: one is outstanding (the window), 19 wait in its queue.
+    let mut held = Vec::new();
+    let mut submitted = 0;
+    while submitted < 20 || held.is_empty() {
+        match erx.recv().await.unwrap() {
+            Event::Submitted { .. } => submitted += 1,
+            Event::Inbound { reply, .. } => held.push(reply),
+            _ => {}
+        }
+    }
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while sim.stats().deliveries_backlog > 0 || sim.stats().receipts_created < 20 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("every receipt handed to the connection");
+    assert_eq!(sim.stats().receipts_sent, 1);
+    first.stop(Duration::from_millis(100)).await;
+    drop(held);
+
+    let (etx, mut erx) = mpsc::channel(256);
+    let second = SmscHandle::start(session(&addr, "x", "y"), 64, etx).unwrap();
+    let mut ids = HashSet::new();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while ids.len() < 20 {
+            if let Event::Inbound {
+                pdu: InboundPdu::DeliverSm(d),
+                reply,
+                ..
+            } = erx.recv().await.unwrap()
+            {
+                reply.ok();
+                ids.insert(
+                    d.tlvs
+                        .receipted_message_id()
+                        .unwrap()
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
+                );
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("only {} of 20 receipts reached the next bind", ids.len()));
+    // The last answers are on their way to the simulator.
+    let acked = || sim.receipts_log().iter().all(|r| r.acked >= 1);
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while !acked() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("not all acknowledged: {:?}", sim.receipts_log()));
+    let log = sim.receipts_log();
+    assert_eq!(log.len(), 20);
+    // The one outstanding at the close was sent twice, the others once.
+    assert_eq!(log.iter().map(|r| r.sent).sum::<u64>(), 21, "{log:?}");
+    second.stop(Duration::from_millis(100)).await;
 }

@@ -16,7 +16,7 @@ use crate::config::ListenAddr;
 /// Errors talking to the daemon.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot connect to smppd at {addr}: {source}")]
+    #[error("cannot connect to smppd at {addr}")]
     Connect { addr: String, source: io::Error },
     #[error("connection to smppd lost: {0}")]
     Io(#[from] io::Error),

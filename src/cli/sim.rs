@@ -93,6 +93,11 @@ pub struct SimArgs {
     /// Write every submit received as a JSON line to this file at exit.
     #[arg(long)]
     submit_log: Option<PathBuf>,
+    /// Write every delivery receipt created as a JSON line to this file at exit, with how often
+    /// it was sent and acknowledged (`serial`, `system_id`, `message_id`, `text`, `unknown`,
+    /// `sent`, `acked`).
+    #[arg(long)]
+    receipt_log: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -185,6 +190,7 @@ fn run_inner(args: SimArgs) -> Result<()> {
     config.faults.response_delay = args.response_delay;
     config.faults.ignore_enquire_link = args.ignore_enquire_link;
     config.record_submits = args.submit_log.is_some();
+    config.record_receipts = args.receipt_log.is_some();
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         config.tls = Some(tls_config(cert, key)?);
     }
@@ -245,6 +251,16 @@ async fn serve(args: SimArgs, config: SimConfig) -> Result<()> {
                 "message_id": r.message_id,
             });
             writeln!(f, "{line}")?;
+        }
+        f.flush()?;
+    }
+    if let Some(path) = &args.receipt_log {
+        let mut f = std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("--receipt-log {}", path.display()))?,
+        );
+        for r in sim.receipts_log() {
+            writeln!(f, "{}", serde_json::to_string(&r)?)?;
         }
         f.flush()?;
     }

@@ -104,6 +104,9 @@ pub struct Store {
     pub keep_reports: Duration,
     /// A submitted message with no receipt after this long becomes `no_receipt`.
     pub receipt_wait: Duration,
+    /// Cap on the store file (bytes): past it, writes fail as on a full disk (submits get
+    /// `overloaded`) until rows are pruned or the cap is raised by a reload. `None`: no cap.
+    pub max_size: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

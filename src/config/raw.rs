@@ -59,6 +59,7 @@ struct RawStore {
     keep_messages: Option<S<String>>,
     keep_reports: Option<S<String>>,
     receipt_wait: Option<S<String>>,
+    max_size: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -226,6 +227,38 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("{s:?} is not a duration like \"30s\", \"500ms\" or \"48h\": {e}"))
 }
 
+/// The smallest `store.max_size`: an empty store with its schema takes a few pages.
+const MIN_STORE_SIZE: u64 = 64 * 1024;
+
+/// Sizes such as `512KiB`, `64MiB`, `2GiB`, `1TiB` or a plain number of bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let unit_bytes: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        _ => {
+            return Err(format!(
+                "{s:?} is not a size like \"512MiB\" or \"2GiB\" (units: B, KiB, MiB, GiB, TiB)"
+            ));
+        }
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like \"512MiB\" or \"2GiB\""))?;
+    let bytes = n
+        .checked_mul(unit_bytes)
+        .ok_or_else(|| format!("{s:?} is too large"))?;
+    if bytes < MIN_STORE_SIZE {
+        return Err(format!("{s:?} is below the minimum of 64KiB"));
+    }
+    Ok(bytes)
+}
+
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
@@ -391,6 +424,12 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config, Con
             "store.receipt_wait",
             Duration::from_secs(72 * 3600),
         )?,
+        max_size: match store_raw.and_then(|s| s.max_size.as_ref()) {
+            None => None,
+            Some(v) => {
+                Some(parse_size(v.get_ref()).map_err(|m| cx.err(v.span(), "store.max_size", m))?)
+            }
+        },
     };
 
     // [log]

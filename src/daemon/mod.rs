@@ -27,26 +27,27 @@ use crate::store::{Retention, SqliteOptions, Store, StoreError};
 
 pub use handler::DaemonHandler;
 
-/// Why the daemon could not start.
+/// Why the daemon could not start. The cause is each variant's `source` (not repeated in the
+/// message: `smppd` prints the chain, "store var/smppd.db: storage unavailable …").
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("store {path}: {source}")]
+    #[error("store {path}")]
     Store { path: PathBuf, source: StoreError },
-    #[error("store directory {path}: {source}")]
+    #[error("store directory {path}")]
     StoreDir {
         path: PathBuf,
         source: std::io::Error,
     },
     #[error(transparent)]
     Session(#[from] crate::session::StartError),
-    #[error("simulator {name}: {source}")]
+    #[error("simulator {name}")]
     Simulator {
         name: String,
         source: crate::sim::SimError,
     },
     #[error("metrics exporter: {0}")]
     Metrics(String),
-    #[error("listen {addr}: {source}")]
+    #[error("listen {addr}")]
     Listen {
         addr: String,
         source: std::io::Error,
@@ -108,6 +109,7 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> Result<Running, Sta
     let mut options = SqliteOptions::new(&config.store.path);
     options.settings.sync = config.store.sync;
     options.settings.retain_text = config.store.retain_text;
+    options.settings.max_size_bytes = config.store.max_size;
     if let Some(dir) = config.store.path.parent()
         && !dir.as_os_str().is_empty()
     {
@@ -347,12 +349,12 @@ impl Reloader {
         let settings = crate::store::Settings {
             sync: new.store.sync,
             retain_text: new.store.retain_text,
-            ..crate::store::Settings::default()
+            max_size_bytes: new.store.max_size,
         };
         let summary = self
             .dispatch
             .apply(new, &events, &self.config_tx)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| with_causes(&e))?;
         if let Err(e) = self.store.backend().reload(settings).await {
             tracing::warn!(error = %e, "store settings not reloaded");
         }
@@ -369,6 +371,19 @@ impl Reloader {
 
 /// How often the metrics recorder folds recorded histogram samples into its histograms.
 const METRICS_UPKEEP: Duration = Duration::from_secs(1);
+
+/// An error and its causes, `outer: inner: …` (what `{:#}` prints for anyhow), for the reload
+/// answer that goes to the client as one string.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
 
 /// Refreshes the gauges (queue depth per route, in-flight per bind) once a second.
 async fn gauges(store: Store, dispatch: Arc<Dispatch>, stop: CancellationToken) {

@@ -5,6 +5,10 @@
 //! HalfOpen (one probe part allowed) → Closed on success, or Open again with a doubled cooldown
 //! (up to `max_cooldown`) on failure. Failures are throttling answers, temporary errors and
 //! response timeouts; a permanent refusal of one message says nothing about the SMSC's health.
+//!
+//! A probe may end without a verdict (sent back to the queue for a re-split, reclaimed when the
+//! bind dropped, refused permanently, lost with the connection): after `probe_timeout` without
+//! one its slot is free again, so such a probe never keeps the circuit open for good.
 
 use std::time::{Duration, Instant};
 
@@ -12,8 +16,13 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     Closed,
-    Open { until: Instant },
-    HalfOpen { probing: bool },
+    Open {
+        until: Instant,
+    },
+    /// One probe may go; `probe_since` is when the current one went.
+    HalfOpen {
+        probe_since: Option<Instant>,
+    },
 }
 
 /// One SMSC's breaker.
@@ -25,10 +34,16 @@ pub struct Breaker {
     cooldown: Duration,
     base_cooldown: Duration,
     max_cooldown: Duration,
+    probe_timeout: Duration,
 }
 
 impl Breaker {
-    pub fn new(threshold: u32, cooldown: Duration, max_cooldown: Duration) -> Breaker {
+    pub fn new(
+        threshold: u32,
+        cooldown: Duration,
+        max_cooldown: Duration,
+        probe_timeout: Duration,
+    ) -> Breaker {
         Breaker {
             state: State::Closed,
             failures: 0,
@@ -36,7 +51,13 @@ impl Breaker {
             cooldown,
             base_cooldown: cooldown,
             max_cooldown: max_cooldown.max(cooldown),
+            probe_timeout,
         }
+    }
+
+    /// Whether the probe slot is taken by a probe that may still report.
+    fn probing(&self, since: Option<Instant>, now: Instant) -> bool {
+        since.is_some_and(|t| now < t + self.probe_timeout)
     }
 
     pub fn state(&self) -> State {
@@ -48,24 +69,28 @@ impl Breaker {
         match self.state {
             State::Closed => true,
             State::Open { until } if now >= until => {
-                self.state = State::HalfOpen { probing: true };
+                self.state = State::HalfOpen {
+                    probe_since: Some(now),
+                };
                 true
             }
             State::Open { .. } => false,
-            State::HalfOpen { probing: false } => {
-                self.state = State::HalfOpen { probing: true };
+            State::HalfOpen { probe_since } if self.probing(probe_since, now) => false,
+            State::HalfOpen { .. } => {
+                self.state = State::HalfOpen {
+                    probe_since: Some(now),
+                };
                 true
             }
-            State::HalfOpen { probing: true } => false,
         }
     }
 
     /// Whether the breaker would let a part through now, without taking the probe slot.
     pub fn is_usable(&self, now: Instant) -> bool {
         match self.state {
-            State::Closed | State::HalfOpen { probing: false } => true,
+            State::Closed => true,
             State::Open { until } => now >= until,
-            State::HalfOpen { probing: true } => false,
+            State::HalfOpen { probe_since } => !self.probing(probe_since, now),
         }
     }
 
@@ -113,7 +138,12 @@ mod tests {
     #[test]
     fn opens_after_threshold_and_probes_after_cooldown() {
         let t0 = Instant::now();
-        let mut b = Breaker::new(3, Duration::from_secs(5), Duration::from_secs(60));
+        let mut b = Breaker::new(
+            3,
+            Duration::from_secs(5),
+            Duration::from_secs(60),
+            Duration::from_secs(30),
+        );
         assert!(!b.failure(t0));
         assert!(!b.failure(t0));
         assert!(b.allow(t0));
@@ -138,7 +168,12 @@ mod tests {
     #[test]
     fn a_success_resets_the_count() {
         let t0 = Instant::now();
-        let mut b = Breaker::new(2, Duration::from_secs(1), Duration::from_secs(8));
+        let mut b = Breaker::new(
+            2,
+            Duration::from_secs(1),
+            Duration::from_secs(8),
+            Duration::from_secs(30),
+        );
         b.failure(t0);
         assert!(!b.success());
         assert!(!b.failure(t0), "count restarted after a success");
@@ -147,7 +182,12 @@ mod tests {
     #[test]
     fn cooldown_is_capped() {
         let mut t = Instant::now();
-        let mut b = Breaker::new(1, Duration::from_secs(1), Duration::from_secs(4));
+        let mut b = Breaker::new(
+            1,
+            Duration::from_secs(1),
+            Duration::from_secs(4),
+            Duration::from_secs(30),
+        );
         b.failure(t);
         for _ in 0..5 {
             t += Duration::from_secs(10);
@@ -160,5 +200,30 @@ mod tests {
                 until: t + Duration::from_secs(4)
             }
         );
+    }
+
+    /// A regression: a probe that ended without a verdict (re-split, reclaimed, refused for
+    /// good) kept the slot taken, and the circuit stayed open with nothing ever probing it.
+    #[test]
+    fn a_probe_without_a_verdict_frees_its_slot_after_the_probe_timeout() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(
+            1,
+            Duration::from_secs(2),
+            Duration::from_secs(60),
+            Duration::from_secs(3),
+        );
+        b.failure(t0);
+        let t1 = t0 + Duration::from_secs(2);
+        assert!(b.allow(t1), "the probe goes");
+        // Its outcome never comes.
+        assert!(!b.is_usable(t1 + Duration::from_secs(2)));
+        assert!(!b.allow(t1 + Duration::from_secs(2)));
+        let t2 = t1 + Duration::from_secs(3);
+        assert!(b.is_usable(t2), "the slot is free again");
+        assert!(b.allow(t2), "another probe goes");
+        assert!(!b.allow(t2), "one at a time");
+        assert!(b.success());
+        assert_eq!(b.state(), State::Closed);
     }
 }

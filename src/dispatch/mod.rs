@@ -14,6 +14,7 @@
 
 pub mod breaker;
 pub mod rate;
+mod results;
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -72,6 +73,8 @@ const BREAKER_THRESHOLD: u32 = 5;
 /// How long an open circuit waits before a probe; doubles while probes fail.
 const BREAKER_COOLDOWN: Duration = Duration::from_secs(2);
 const BREAKER_MAX_COOLDOWN: Duration = Duration::from_secs(60);
+/// How long a probe may go without an outcome before another may go (see [`breaker`]).
+const BREAKER_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl SmscLink {
     /// Wraps started sessions with the SMSC's token bucket (its contractual `tps`).
@@ -85,6 +88,7 @@ impl SmscLink {
                 BREAKER_THRESHOLD,
                 BREAKER_COOLDOWN,
                 BREAKER_MAX_COOLDOWN,
+                BREAKER_PROBE_TIMEOUT,
             )),
         }
     }
@@ -616,19 +620,20 @@ impl Dispatch {
         }
     }
 
-    /// Puts a part that never reached an SMSC back in the queue. The returned write may be
-    /// awaited (to order later store writes after it) or dropped (the writer runs it anyway).
-    fn requeue_unsent_part(
-        &self,
-        part: PartRef,
-    ) -> crate::store::Pending<crate::store::MessageState> {
-        self.store.backend().failed(Failure {
-            part,
-            smsc: None,
-            status: None,
-            disposition: Disposition::Requeue { maybe_sent: false },
-            now_ms: now_ms(),
-        })
+    /// Puts a part that never reached an SMSC back in the queue. The returned task may be
+    /// awaited (to order later store writes after it) or dropped (the write goes on, retried
+    /// while the store refuses it: see [`results`]).
+    fn requeue_unsent_part(&self, part: PartRef) -> tokio::task::JoinHandle<()> {
+        results::failure(
+            &self.store,
+            Failure {
+                part,
+                smsc: None,
+                status: None,
+                disposition: Disposition::Requeue { maybe_sent: false },
+                now_ms: now_ms(),
+            },
+        )
     }
 
     /// SMSCs this part must not go to: those that refused it with a failover status and, for a
@@ -688,13 +693,16 @@ impl Dispatch {
             } else {
                 Disposition::Requeue { maybe_sent: false }
             };
-            drop(self.store.backend().failed(Failure {
-                part: part.part,
-                smsc: None,
-                status: None,
-                disposition,
-                now_ms: now_ms(),
-            }));
+            drop(results::failure(
+                &self.store,
+                Failure {
+                    part: part.part,
+                    smsc: None,
+                    status: None,
+                    disposition,
+                    now_ms: now_ms(),
+                },
+            ));
             return;
         };
         let resplitting = self
@@ -723,13 +731,16 @@ impl Dispatch {
                 // A stored part that cannot be put on the wire is a bug or a corrupted row; it
                 // fails with the reason rather than blocking the queue.
                 tracing::error!(message = %part.part.message, part = part.part.n, %problem, "cannot build submit_sm");
-                drop(self.store.backend().failed(Failure {
-                    part: part.part,
-                    smsc: Some(link.name.to_string()),
-                    status: None,
-                    disposition: Disposition::Permanent,
-                    now_ms: now_ms(),
-                }));
+                drop(results::failure(
+                    &self.store,
+                    Failure {
+                        part: part.part,
+                        smsc: Some(link.name.to_string()),
+                        status: None,
+                        disposition: Disposition::Permanent,
+                        now_ms: now_ms(),
+                    },
+                ));
                 return;
             }
         };
@@ -802,31 +813,29 @@ impl Dispatch {
                         r.remove(&f.part);
                     }
                     // A receipt that came before this response is applied now; on a route that
-                    // reroutes it may send the part back to the queue, so the answer is awaited
-                    // (off this loop) to log and count that. Elsewhere it is not awaited.
+                    // reroutes it may send the part back to the queue, so the answer is looked
+                    // at (off this loop) to log and count that.
                     let reroute = self.reroute_rule(&f.route);
-                    let watch = !reroute.is_empty();
-                    let pending = self.store.backend().acked(Ack {
-                        part: f.part,
-                        smsc: f.smsc.to_string(),
-                        smsc_id: message_id,
-                        rule,
-                        now_ms: now_ms(),
-                        reroute,
-                    });
-                    if watch {
-                        let me = self.clone();
-                        tokio::spawn(async move {
-                            if let Ok(AckResult {
+                    let me = self.clone();
+                    drop(results::ack(
+                        &self.store,
+                        Ack {
+                            part: f.part,
+                            smsc: f.smsc.to_string(),
+                            smsc_id: message_id,
+                            rule,
+                            now_ms: now_ms(),
+                            reroute,
+                        },
+                        move |done| {
+                            if let AckResult {
                                 rerouted: Some(r), ..
-                            }) = pending.await
+                            } = done
                             {
                                 me.rerouted(&r);
                             }
-                        });
-                    } else {
-                        drop(pending);
-                    }
+                        },
+                    ));
                 }
                 Event::Failed { key, status, .. } => {
                     let Some(f) = self.take(key) else { continue };
@@ -876,13 +885,16 @@ impl Dispatch {
                     {
                         r.remove(&f.part);
                     }
-                    drop(self.store.backend().failed(Failure {
-                        part: f.part,
-                        smsc: Some(f.smsc.to_string()),
-                        status: Some(status.0),
-                        disposition,
-                        now_ms: now_ms(),
-                    }));
+                    drop(results::failure(
+                        &self.store,
+                        Failure {
+                            part: f.part,
+                            smsc: Some(f.smsc.to_string()),
+                            status: Some(status.0),
+                            disposition,
+                            now_ms: now_ms(),
+                        },
+                    ));
                     self.wake(&f.route);
                 }
                 Event::Retry { job, reason, .. } => {
@@ -922,13 +934,16 @@ impl Dispatch {
                         RetryReason::Throttled(s) | RetryReason::Temporary(s) => Some(s.0),
                         _ => None,
                     };
-                    drop(self.store.backend().failed(Failure {
-                        part: f.part,
-                        smsc: Some(f.smsc.to_string()),
-                        status,
-                        disposition,
-                        now_ms: now_ms(),
-                    }));
+                    drop(results::failure(
+                        &self.store,
+                        Failure {
+                            part: f.part,
+                            smsc: Some(f.smsc.to_string()),
+                            status,
+                            disposition,
+                            now_ms: now_ms(),
+                        },
+                    ));
                     self.wake(&f.route);
                 }
                 ev @ Event::Inbound { .. } => {

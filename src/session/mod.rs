@@ -401,12 +401,13 @@ impl BindShared {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The TLS settings are unusable.
-    #[error("smsc {smsc}: {source}")]
+    #[error("smsc {smsc}: {problem}")]
     Tls {
         /// The SMSC's name.
         smsc: String,
-        /// The problem.
-        source: tls::TlsSetupError,
+        /// The problem (in the message, so not also given as the error's source: `smppd`
+        /// prints the chain and would say it twice).
+        problem: tls::TlsSetupError,
     },
     /// A setting is out of range.
     #[error("smsc {smsc}: {key}: {problem}")]
@@ -475,9 +476,9 @@ impl SmscHandle {
         let tls = match &config.tls {
             Some(t) => {
                 Some(
-                    tls::connector(t, config.host()).map_err(|source| StartError::Tls {
+                    tls::connector(t, config.host()).map_err(|problem| StartError::Tls {
                         smsc: config.name.clone(),
-                        source,
+                        problem,
                     })?,
                 )
             }

@@ -179,7 +179,7 @@ pub(crate) async fn serve<S>(
         }
     }
     let _ = writer.shutdown().await;
-    conn.finish().await;
+    conn.finish(out_rx).await;
 }
 
 impl Conn {
@@ -237,18 +237,31 @@ impl Conn {
         self.wbuf.clear();
     }
 
-    async fn finish(mut self) {
+    async fn finish(mut self, mut out_rx: mpsc::Receiver<Outbound>) {
+        // Unregistered first: from now on the scheduler offers nothing more to this connection,
+        // so what is queued for it below is all there is.
         self.shared.unregister(self.id);
         if self.bound.take().is_some() {
             self.shared.c.bound_now.fetch_sub(1, Ordering::Relaxed);
         }
         // Deliveries not acknowledged go back to the scheduler: the ESME gets them again on its
-        // next bind, as from a real SMSC.
+        // next bind, as from a real SMSC. So do those handed to this connection and not yet
+        // written (dropping them with the queue would lose receipts).
+        out_rx.close();
+        let mut queued = Vec::new();
+        while let Ok(o) = out_rx.try_recv() {
+            if let Outbound::Deliver(d) = o {
+                queued.push(d);
+            }
+        }
         for (_, (d, _)) in self.deliveries.drain() {
             self.shared
                 .c
                 .deliveries_retried
                 .fetch_add(1, Ordering::Relaxed);
+            let _ = self.shared.receipts_tx.send(d).await;
+        }
+        for d in queued {
             let _ = self.shared.receipts_tx.send(d).await;
         }
         // Delayed responses never sent.
@@ -475,13 +488,14 @@ impl Conn {
                 payload: submit.payload(),
                 wants_receipt: submit.registered_delivery(),
             };
-            if let Some(receipt) = receipts::receipt_for(
+            if let Some(mut receipt) = receipts::receipt_for(
                 &self.live.receipts,
                 self.shared.config.id_format,
                 &system_id,
                 &message_id,
                 &info,
             ) {
+                self.shared.track_receipt(&mut receipt, &message_id, false);
                 self.shared
                     .c
                     .receipts_created
@@ -520,6 +534,7 @@ impl Conn {
         }
         if d.receipt {
             self.shared.c.receipts_sent.fetch_add(1, Ordering::Relaxed);
+            self.shared.receipt_event(d.serial, false);
         } else {
             self.shared.c.mo_sent.fetch_add(1, Ordering::Relaxed);
         }
@@ -536,6 +551,7 @@ impl Conn {
                 .c
                 .deliveries_acked
                 .fetch_add(1, Ordering::Relaxed);
+            self.shared.receipt_event(d.serial, true);
         } else {
             self.shared
                 .c

@@ -3,8 +3,9 @@
 //! submit_sm/data_sm with unique ids, sends delivery receipts (appendix-B text plus
 //! receipted_message_id and message_state TLVs) to receiver-capable binds of the same system_id,
 //! injects mobile-originated messages, and injects every fault a real SMSC commits. It counts
-//! everything (see [`Stats`]) and can log every submit it received so tests can prove "nothing
-//! lost, no duplicate beyond what was in flight".
+//! everything (see [`Stats`]) and can log every submit it received and every receipt it created
+//! (with how often each was sent and acknowledged) so tests can prove "nothing lost, no duplicate
+//! beyond what was in flight, every receipt recorded".
 //!
 //! It owns nothing of the daemon and never shares state with it except through the SMPP wire.
 //! Everything it holds is bounded: receipt backlog, per-connection outbound queues and the
@@ -42,7 +43,7 @@ use crate::pdu::CommandStatus;
 
 pub use receipts::{MoMessage, utc_timestamp};
 use state::Shared;
-pub use state::{Stats, SubmitRecord};
+pub use state::{ReceiptRecord, Stats, SubmitRecord};
 
 /// A login the simulator accepts.
 #[derive(Clone, PartialEq, Eq)]
@@ -176,6 +177,9 @@ pub struct SimConfig {
     pub faults: Faults,
     /// Keep a [`SubmitRecord`] of every submit (for tests; costs memory per message).
     pub record_submits: bool,
+    /// Keep a [`ReceiptRecord`] of every receipt created, with how often it was sent and
+    /// acknowledged (for tests proving "no receipt lost"; costs memory per receipt).
+    pub record_receipts: bool,
     /// Serve TLS with this configuration.
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Receipts and MO messages waiting for a receiver bind, at most.
@@ -196,6 +200,7 @@ impl SimConfig {
             receipts: ReceiptConfig::default(),
             faults: Faults::default(),
             record_submits: false,
+            record_receipts: false,
             tls: None,
             max_backlog: 1_000_000,
             deliver_window: 100,
@@ -217,7 +222,7 @@ impl SimConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     /// The listen address could not be bound.
-    #[error("listen {address}: {source}")]
+    #[error("listen {address}")]
     Listen {
         /// The configured address.
         address: String,
@@ -381,6 +386,11 @@ impl SimControl {
     /// Restarts the pacing figures (histogram and maximum).
     pub fn reset_pacing(&self) {
         self.shared.reset_pacing();
+    }
+
+    /// Every receipt created so far, in creation order (only with `record_receipts`).
+    pub fn receipts_log(&self) -> Vec<ReceiptRecord> {
+        self.shared.receipts_log()
     }
 
     /// The faults now in force.

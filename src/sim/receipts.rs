@@ -175,6 +175,7 @@ pub(crate) fn receipt_for(
         system_id: Some(system_id.clone()),
         body: Box::new(body),
         receipt: true,
+        serial: 0,
     })
 }
 
@@ -192,6 +193,7 @@ pub(crate) fn inject_unknown_receipt(shared: &Shared, system_id: Option<&str>, m
         if system_id.is_none() {
             d.system_id = None;
         }
+        shared.track_receipt(&mut d, message_id, true);
         shared.c.receipts_created.fetch_add(1, Ordering::Relaxed);
         let _ = shared.receipts_tx.try_send(d);
     }
@@ -277,6 +279,7 @@ pub(crate) fn inject_mo(shared: &Shared, msg: MoMessage) {
             system_id: msg.system_id.as_deref().map(Arc::from),
             body: Box::new(body),
             receipt: false,
+            serial: 0,
         });
     }
 }

@@ -87,6 +87,28 @@ pub struct SubmitRecord {
     pub message_id: String,
 }
 
+/// One delivery receipt the simulator created (kept with `record_receipts`), with what became
+/// of it: how often it was written to an ESME and how often an ESME answered it ESME_ROK. A
+/// receipt sent twice by the `duplicate` fault is one record (both copies carry its serial), so
+/// "logged once per distinct receipt" can be checked against these records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReceiptRecord {
+    /// 1, 2, … in creation order.
+    pub serial: u64,
+    /// The login it is for (empty: any receiver bind).
+    pub system_id: String,
+    /// The message id it reports on (the submit_sm_resp id, or the injected unknown id).
+    pub message_id: String,
+    /// The receipt text (`id:… stat:… err:…`) as sent in short_message.
+    pub text: String,
+    /// Injected for an id this simulator never issued.
+    pub unknown: bool,
+    /// deliver_sm written carrying it (redeliveries and duplicate copies included).
+    pub sent: u64,
+    /// Answers ESME_ROK received for it.
+    pub acked: u64,
+}
+
 /// Something for a connection to send (or do) on behalf of another task.
 #[derive(Debug)]
 pub(crate) enum Outbound {
@@ -107,6 +129,9 @@ pub(crate) struct Delivery {
     pub body: Box<DeliverSm>,
     /// A receipt (counted as such) or an MO part.
     pub receipt: bool,
+    /// The receipt's [`ReceiptRecord::serial`]; 0 when not recorded (MO, or no
+    /// `record_receipts`).
+    pub serial: u64,
 }
 
 pub(crate) struct ConnEntry {
@@ -136,6 +161,8 @@ pub(crate) struct Shared {
     registry: Mutex<Vec<ConnEntry>>,
     round_robin: AtomicUsize,
     log: Mutex<Vec<SubmitRecord>>,
+    /// Receipt records; `serial` n is at index n - 1.
+    receipt_log: Mutex<Vec<ReceiptRecord>>,
     statuses: Mutex<BTreeMap<u32, u64>>,
     pacing: Mutex<Pacing>,
     pub c: Counters,
@@ -190,6 +217,7 @@ impl Shared {
                 registry: Mutex::new(Vec::new()),
                 round_robin: AtomicUsize::new(0),
                 log: Mutex::new(Vec::new()),
+                receipt_log: Mutex::new(Vec::new()),
                 statuses: Mutex::new(BTreeMap::new()),
                 pacing: Mutex::new(Pacing::default()),
                 c: Counters::default(),
@@ -297,6 +325,48 @@ impl Shared {
 
     pub fn submits(&self) -> Vec<SubmitRecord> {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Gives a new receipt its serial and records it (with `record_receipts`; otherwise the
+    /// serial stays 0 and nothing is kept).
+    pub fn track_receipt(&self, d: &mut Delivery, message_id: &str, unknown: bool) {
+        if !self.config.record_receipts {
+            return;
+        }
+        let mut log = self.receipt_log.lock().unwrap_or_else(|p| p.into_inner());
+        let serial = log.len() as u64 + 1;
+        d.serial = serial;
+        log.push(ReceiptRecord {
+            serial,
+            system_id: d.system_id.as_deref().unwrap_or("").to_owned(),
+            message_id: message_id.to_owned(),
+            text: String::from_utf8_lossy(d.body.short_message.as_bytes()).into_owned(),
+            unknown,
+            sent: 0,
+            acked: 0,
+        });
+    }
+
+    /// A tracked receipt was written to an ESME (`acked == false`) or answered ESME_ROK.
+    pub fn receipt_event(&self, serial: u64, acked: bool) {
+        if serial == 0 {
+            return;
+        }
+        let mut log = self.receipt_log.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = log.get_mut(serial as usize - 1) {
+            if acked {
+                r.acked += 1;
+            } else {
+                r.sent += 1;
+            }
+        }
+    }
+
+    pub fn receipts_log(&self) -> Vec<ReceiptRecord> {
+        self.receipt_log
+            .lock()
+            .map(|l| l.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 
     pub fn register(&self, entry: ConnEntry) {

@@ -1,0 +1,1109 @@
+//! Shared machinery of the reliability campaigns (`tests/crash_campaign.rs`,
+//! `tests/fault_matrix.rs`):
+//!
+//! - [`Smscs`]: two in-process simulated SMSCs that record every submit and every receipt and
+//!   outlive the daemon (the SMSC must survive the daemon's crashes to check against it);
+//! - [`Daemon`]: `smppd run` as a child process on one store file, SIGKILLed or stopped and
+//!   restarted at will, with its peak RSS sampled before each stop;
+//! - [`Load`]: clients of the submit protocol sending messages with a unique token in the text and
+//!   an idempotency key, reconnecting to each new daemon and resending what was not answered
+//!   (same key, so a message stored but unanswered is not stored twice);
+//! - [`check`]: compares what the clients were told (`ok`) with what the SMSCs received and what
+//!   the store holds: lost messages, duplicates (and whether the store marked each one as a
+//!   possible duplicate), receipts missing from or repeated in the delivery-report log, messages
+//!   without exactly one final state.
+//!
+//! Both test crates use a subset of it, hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use smppd::pdu::CommandStatus;
+use smppd::sim::{SimConfig, SimHandle, Simulator, StatusMix};
+use smppd::store::{MessageFilter, MessageState, MessageView, Reader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as TokioBufReader};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+/// One simulated SMSC and how the daemon is configured to use it.
+pub struct Smsc {
+    /// The name in the daemon's config.
+    pub name: &'static str,
+    pub sim: SimHandle,
+    /// `window` and `binds` of its `[[smsc]]` (their product bounds what is in flight).
+    pub window: u32,
+    pub binds: u32,
+}
+
+/// The two SMSCs of every campaign: `op-a` (one transceiver, window 50, UDH 8-bit, hex ids) and
+/// `op-b` (two transmitter + receiver pairs, window 20, UDH 16-bit, decimal ids). Route `r1`
+/// (+46…) goes to op-a then op-b, route `r2` (everything else) to op-b then op-a; a multipart
+/// message failing over is re-split for the other SMSC's UDH.
+pub struct Smscs {
+    pub a: Smsc,
+    pub b: Smsc,
+}
+
+impl Smscs {
+    pub async fn start() -> Smscs {
+        let sim = |decimal: bool| {
+            let mut c = SimConfig::new("127.0.0.1:0").account("smppd", "secret");
+            c.record_submits = true;
+            c.record_receipts = true;
+            c.receipts.delay = Duration::from_millis(150);
+            c.receipts.mix = StatusMix {
+                delivered: 9,
+                undeliverable: 1,
+                expired: 0,
+                rejected: 0,
+            };
+            // Redeliver a receipt the daemon did not answer within 2 s (a real SMSC waits
+            // longer; the campaign is short).
+            c.deliver_timeout = Duration::from_secs(2);
+            if decimal {
+                c.id_format = smppd::sim::IdFormat::Decimal;
+            }
+            c
+        };
+        Smscs {
+            a: Smsc {
+                name: "op-a",
+                sim: Simulator::start(sim(false)).await.expect("sim op-a"),
+                window: 50,
+                binds: 1,
+            },
+            b: Smsc {
+                name: "op-b",
+                sim: Simulator::start(sim(true)).await.expect("sim op-b"),
+                window: 20,
+                binds: 2,
+            },
+        }
+    }
+
+    pub fn all(&self) -> [&Smsc; 2] {
+        [&self.a, &self.b]
+    }
+
+    /// Parts that can be in flight at once over every bind: the duplicates one kill (or one
+    /// dropped connection per bind) can cause at most.
+    pub fn in_flight_bound(&self) -> u64 {
+        self.all()
+            .iter()
+            .map(|s| u64::from(s.window * s.binds))
+            .sum()
+    }
+
+    /// Applies a control command (see `smppd::sim::control`) to both SMSCs.
+    pub fn command(&self, line: &str) {
+        for s in self.all() {
+            s.sim
+                .command(line)
+                .unwrap_or_else(|e| panic!("{}: {line}: {e}", s.name));
+        }
+    }
+
+    /// The `[[smsc]]` and `[[route]]` sections for these SMSCs.
+    pub fn config(&self, smsc_extra: &str) -> String {
+        format!(
+            r#"[[smsc]]
+name = "op-a"
+address = "{a}"
+system_id = "smppd"
+password = "secret"
+window = {wa}
+binds = {ba}
+split = "udh8"
+response_timeout = "2s"
+enquire_link = "1s"
+reconnect_min = "100ms"
+reconnect_max = "500ms"
+{smsc_extra}
+[[smsc]]
+name = "op-b"
+address = "{b}"
+system_id = "smppd"
+password = "secret"
+bind = "tx_rx"
+window = {wb}
+binds = {bb}
+split = "udh16"
+response_timeout = "2s"
+enquire_link = "1s"
+reconnect_min = "100ms"
+reconnect_max = "500ms"
+{smsc_extra}
+[[route]]
+name = "r1"
+prefix = ["+46"]
+smsc = ["op-a", "op-b"]
+
+[[route]]
+name = "r2"
+smsc = ["op-b", "op-a"]
+"#,
+            a = self.a.sim.addr(),
+            b = self.b.sim.addr(),
+            wa = self.a.window,
+            ba = self.a.binds,
+            wb = self.b.window,
+            bb = self.b.binds,
+        )
+    }
+
+    /// Whether every receipt created so far was answered ESME_ROK by the daemon at least once.
+    pub fn receipts_all_acked(&self) -> bool {
+        self.all()
+            .iter()
+            .all(|s| s.sim.receipts_log().iter().all(|r| r.acked > 0))
+    }
+}
+
+/// `smppd run` as a child process, restartable on the same store.
+pub struct Daemon {
+    child: Option<Child>,
+    /// The submit address of the running process (a new port at every start).
+    pub submit: String,
+    pub dir: PathBuf,
+    _tmp: tempfile::TempDir,
+    pub config: PathBuf,
+    pub db: PathBuf,
+    /// Where stderr of every run is appended.
+    pub log: PathBuf,
+    /// Processes started.
+    pub starts: u32,
+    /// The largest VmHWM seen (KiB).
+    pub peak_rss_kib: u64,
+    pub metrics_port: u16,
+}
+
+/// A free loopback port (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl Daemon {
+    /// Writes the config and starts the first process. `store_extra` goes into `[store]`.
+    pub async fn start(smscs: &Smscs, store_extra: &str, smsc_extra: &str) -> Daemon {
+        Daemon::start_in(None, smscs, store_extra, smsc_extra).await
+    }
+
+    /// As [`Daemon::start`], with the store in `store_dir` (a tmpfs, for the real disk-full
+    /// case); the config and the log stay in a temporary directory.
+    pub async fn start_in(
+        store_dir: Option<PathBuf>,
+        smscs: &Smscs,
+        store_extra: &str,
+        smsc_extra: &str,
+    ) -> Daemon {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = store_dir.unwrap_or_else(|| tmp.path().to_path_buf());
+        let mut d = Daemon {
+            child: None,
+            submit: String::new(),
+            db: dir.join("smppd.db"),
+            config: tmp.path().join("smppd.toml"),
+            log: tmp.path().join("smppd.log"),
+            dir,
+            _tmp: tmp,
+            starts: 0,
+            peak_rss_kib: 0,
+            metrics_port: free_port(),
+        };
+        d.write_config(smscs, store_extra, smsc_extra);
+        d.spawn().await;
+        d
+    }
+
+    pub fn write_config(&self, smscs: &Smscs, store_extra: &str, smsc_extra: &str) {
+        let conf = format!(
+            r#"[listen]
+submit = "127.0.0.1:0"
+metrics = "127.0.0.1:{port}"
+
+[store]
+path = "{db}"
+{store_extra}
+
+[log]
+level = "{level}"
+
+{smscs}"#,
+            port = self.metrics_port,
+            db = self.db.display(),
+            // SMPPD_CAMPAIGN_LOG=info (or a per-module filter) to diagnose a failing case.
+            level = std::env::var("SMPPD_CAMPAIGN_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            smscs = smscs.config(smsc_extra),
+        );
+        std::fs::write(&self.config, conf).expect("write config");
+    }
+
+    /// Starts a process on the config and store; returns once it listens.
+    pub async fn spawn(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("daemon log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_smppd"))
+            .arg("run")
+            .arg("--config")
+            .arg(&self.config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn smppd run");
+        let stdout = child.stdout.take().expect("stdout");
+        let line = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            line
+        })
+        .await
+        .expect("read the listening line");
+        let addr = line.trim().rsplit(' ').next().unwrap_or("").to_owned();
+        if !line.contains("accepting submits") {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "smppd run did not start ({line:?}); log:\n{}",
+                self.log_tail(40)
+            );
+        }
+        self.submit = addr;
+        self.child = Some(child);
+        self.starts += 1;
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Whether the process runs; panics with the log when it exited on its own (a crash).
+    pub fn assert_alive(&mut self) {
+        if let Some(c) = &mut self.child
+            && let Ok(Some(status)) = c.try_wait()
+        {
+            panic!(
+                "smppd exited on its own ({status}); log:\n{}",
+                self.log_tail(60)
+            );
+        }
+    }
+
+    fn sample_rss(&mut self) {
+        let Some(pid) = self.pid() else { return };
+        if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            for l in s.lines() {
+                if let Some(v) = l.strip_prefix("VmHWM:") {
+                    let kib: u64 = v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
+                    self.peak_rss_kib = self.peak_rss_kib.max(kib);
+                }
+            }
+        }
+    }
+
+    /// SIGKILL, as a crash or the OOM killer would.
+    pub fn kill(&mut self) {
+        self.assert_alive();
+        self.sample_rss();
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.submit.clear();
+    }
+
+    /// SIGTERM and wait for the graceful stop; panics unless it exits 0.
+    pub fn terminate(&mut self) {
+        self.assert_alive();
+        self.sample_rss();
+        let Some(mut c) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Ok(Some(s)) = c.try_wait() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                panic!("smppd did not stop within 30 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(status.code(), Some(0), "log:\n{}", self.log_tail(40));
+        self.submit.clear();
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Lines of the daemon's log that say it panicked.
+    pub fn panics(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("panicked"))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// One request on a fresh connection.
+    pub async fn call(&self, req: Value) -> Value {
+        let s = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(&self.submit))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        let (r, mut w) = s.into_split();
+        let mut line = req.to_string();
+        line.push('\n');
+        w.write_all(line.as_bytes()).await.expect("write");
+        let mut r = TokioBufReader::new(r);
+        let mut answer = String::new();
+        tokio::time::timeout(Duration::from_secs(10), r.read_line(&mut answer))
+            .await
+            .expect("an answer in time")
+            .expect("read");
+        serde_json::from_str(&answer).unwrap_or_else(|e| panic!("not JSON ({e}): {answer:?}"))
+    }
+
+    /// Waits until every bind of every SMSC is bound.
+    pub async fn wait_bound(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let v = self.call(json!({"op":"status"})).await;
+            let up = v["smscs"].as_array().is_some_and(|list| {
+                !list.is_empty()
+                    && list.iter().all(|s| {
+                        s["binds"].as_array().is_some_and(|b| {
+                            !b.is_empty() && b.iter().all(|b| b["state"] == "Bound")
+                        })
+                    })
+            });
+            if up {
+                return;
+            }
+            assert!(Instant::now() < deadline, "binds not up: {v}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Requests in flight at the SMSCs now (sum over binds, from the status op).
+    pub async fn in_flight(&self) -> u64 {
+        let v = self.call(json!({"op":"status"})).await;
+        v["smscs"]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .flat_map(|s| s["binds"].as_array().cloned().unwrap_or_default())
+                    .map(|b| b["in_flight"].as_u64().unwrap_or(0))
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
+    /// A counter from `/metrics` (summed over label sets matching every `labels` fragment).
+    pub async fn metric(&self, name: &str, labels: &[&str]) -> f64 {
+        let mut s = TcpStream::connect(("127.0.0.1", self.metrics_port))
+            .await
+            .expect("metrics connect");
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let mut body = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut s, &mut body)
+            .await
+            .expect("read");
+        body.lines()
+            .filter(|l| {
+                l.starts_with(name)
+                    && l[name.len()..].starts_with(['{', ' '])
+                    && labels.iter().all(|f| l.contains(f))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// How the load generator sends.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pace {
+    /// About this many new messages per second over all connections.
+    Rate(u32),
+    /// As fast as the daemon answers, `depth` requests outstanding per connection.
+    FlatOut,
+    /// No new messages (unanswered ones are still resent until answered).
+    Stop,
+}
+
+/// What the clients were told, shared by the load tasks.
+#[derive(Default)]
+pub struct Told {
+    /// token → the id of every `ok` answer (all equal, or the idempotency key failed).
+    pub accepted: HashMap<u64, String>,
+    /// Answers whose id differed from the first answer for the same key.
+    pub id_mismatches: Vec<String>,
+    /// Answers `ok: true, duplicate: true` (a resend of a stored but unanswered submit).
+    pub duplicates_answered: u64,
+    /// `overloaded` answers.
+    pub overloaded: u64,
+    /// `shutting_down` answers.
+    pub shutting_down: u64,
+    /// Submits whose answer never came because the connection died (resent later).
+    pub unanswered: u64,
+    /// Any other error answer (a test failure).
+    pub errors: Vec<String>,
+}
+
+/// The load generator: `connections` tasks sending submits, each token once until answered.
+pub struct Load {
+    pace: watch::Sender<Pace>,
+    addr: watch::Sender<Option<String>>,
+    pub told: Arc<Mutex<Told>>,
+    next_token: Arc<AtomicU64>,
+    max_tokens: u64,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    stopping: Arc<AtomicBool>,
+}
+
+/// The text of a message: every fifth is long (two parts) and repeats its token so that every
+/// part carries it; the others are one part.
+pub fn text_of(token: u64) -> String {
+    let tag = format!("T{token:08}.");
+    if token.is_multiple_of(5) {
+        format!("{tag} ").repeat(20)
+    } else {
+        format!("{tag} crash and fault campaign")
+    }
+}
+
+fn dest_of(token: u64) -> String {
+    if token.is_multiple_of(2) {
+        format!("+4670{:07}", token % 10_000_000)
+    } else {
+        format!("+4479{:07}", token % 10_000_000)
+    }
+}
+
+/// The token in a part's user data (`T` + 8 digits + `.`), if any.
+pub fn token_in(payload: &[u8]) -> Option<u64> {
+    payload.windows(10).find_map(|w| {
+        (w[0] == b'T' && w[9] == b'.' && w[1..9].iter().all(u8::is_ascii_digit))
+            .then(|| std::str::from_utf8(&w[1..9]).ok()?.parse().ok())?
+    })
+}
+
+/// The part number from a UDH (8- or 16-bit concatenation IE); 1 without one.
+pub fn part_of(esm_class: u8, payload: &[u8]) -> u8 {
+    if esm_class & 0x40 == 0 || payload.len() < 6 {
+        return 1;
+    }
+    match payload[1] {
+        0x00 => payload[5],
+        0x08 if payload.len() >= 7 => payload[6],
+        _ => 1,
+    }
+}
+
+impl Load {
+    /// Starts `connections` clients at `pace`; at most `max_tokens` messages in all.
+    pub fn start(connections: usize, depth: usize, pace: Pace, max_tokens: u64) -> Load {
+        let (pace_tx, pace_rx) = watch::channel(pace);
+        let (addr_tx, addr_rx) = watch::channel(None);
+        let told = Arc::new(Mutex::new(Told::default()));
+        let next_token = Arc::new(AtomicU64::new(1));
+        let stopping = Arc::new(AtomicBool::new(false));
+        let tasks = (0..connections)
+            .map(|_| {
+                tokio::spawn(client(ClientCtx {
+                    pace: pace_rx.clone(),
+                    addr: addr_rx.clone(),
+                    told: told.clone(),
+                    next_token: next_token.clone(),
+                    max_tokens,
+                    connections,
+                    depth,
+                    stopping: stopping.clone(),
+                }))
+            })
+            .collect();
+        Load {
+            pace: pace_tx,
+            addr: addr_tx,
+            told,
+            next_token,
+            max_tokens,
+            tasks,
+            stopping,
+        }
+    }
+
+    pub fn set_pace(&self, pace: Pace) {
+        self.pace.send_replace(pace);
+    }
+
+    /// Points the clients at a (re)started daemon, or at nothing while it is down.
+    pub fn target(&self, addr: Option<&str>) {
+        self.addr.send_replace(addr.map(str::to_owned));
+    }
+
+    /// Tokens handed out so far.
+    pub fn generated(&self) -> u64 {
+        (self.next_token.load(Ordering::Relaxed) - 1).min(self.max_tokens)
+    }
+
+    pub fn accepted(&self) -> usize {
+        self.told.lock().map(|t| t.accepted.len()).unwrap_or(0)
+    }
+
+    /// Submits sent and not answered yet, over all connections.
+    pub fn outstanding(&self) -> u64 {
+        self.generated() - self.accepted() as u64
+    }
+
+    /// Stops new messages and waits until every message handed out was answered `ok`.
+    pub async fn finish(self, timeout: Duration) -> Told {
+        self.set_pace(Pace::Stop);
+        self.stopping.store(true, Ordering::Release);
+        let deadline = Instant::now() + timeout;
+        for t in self.tasks {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, t).await {
+                Ok(r) => r.expect("load task"),
+                Err(_) => panic!("the load did not finish within {timeout:?}"),
+            }
+        }
+        std::mem::take(&mut *self.told.lock().expect("told"))
+    }
+}
+
+struct ClientCtx {
+    pace: watch::Receiver<Pace>,
+    addr: watch::Receiver<Option<String>>,
+    told: Arc<Mutex<Told>>,
+    next_token: Arc<AtomicU64>,
+    max_tokens: u64,
+    connections: usize,
+    depth: usize,
+    stopping: Arc<AtomicBool>,
+}
+
+impl ClientCtx {
+    fn new_token(&self) -> Option<u64> {
+        if *self.pace.borrow() == Pace::Stop {
+            return None;
+        }
+        let t = self.next_token.fetch_add(1, Ordering::Relaxed);
+        (t <= self.max_tokens).then_some(t)
+    }
+}
+
+fn request(token: u64, r: u64) -> String {
+    let mut line = json!({
+        "op": "submit", "ref": r, "to": dest_of(token), "from": "ACME",
+        "text": text_of(token), "key": format!("k{token}"),
+    })
+    .to_string();
+    line.push('\n');
+    line
+}
+
+/// One client connection's life: connect to the current daemon, send (resends first), read the
+/// answers; when the connection dies, what was unanswered is resent on the next one.
+async fn client(mut cx: ClientCtx) {
+    let mut resend: VecDeque<u64> = VecDeque::new();
+    let mut next_ref: u64 = 0;
+    loop {
+        if cx.stopping.load(Ordering::Acquire)
+            && resend.is_empty()
+            && *cx.pace.borrow() == Pace::Stop
+        {
+            return;
+        }
+        let addr = cx.addr.borrow_and_update().clone();
+        let Some(addr) = addr else {
+            let _ = tokio::time::timeout(Duration::from_millis(100), cx.addr.changed()).await;
+            continue;
+        };
+        let stream =
+            match tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(&addr)).await {
+                Ok(Ok(s)) => s,
+                _ => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+        let (r, mut w) = stream.into_split();
+        let mut lines = TokioBufReader::new(r).lines();
+        let mut outstanding: HashMap<u64, u64> = HashMap::new();
+        let mut pause_until = Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_millis(10));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Fractional sends owed at the configured rate.
+        let mut owed = 0.0f64;
+        let mut last = Instant::now();
+        'conn: loop {
+            tokio::select! {
+                line = lines.next_line() => {
+                    let Ok(Some(line)) = line else { break 'conn };
+                    let v: Value = match serde_json::from_str(&line) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            cx.told.lock().expect("told").errors.push(format!("not JSON ({e}): {line}"));
+                            continue;
+                        }
+                    };
+                    let Some(token) = v["ref"].as_u64().and_then(|r| outstanding.remove(&r)) else {
+                        cx.told.lock().expect("told").errors.push(format!("unexpected answer: {line}"));
+                        continue;
+                    };
+                    let mut told = cx.told.lock().expect("told");
+                    if v["ok"] == true {
+                        let id = v["id"].as_str().unwrap_or("").to_owned();
+                        if v["duplicate"] == true {
+                            told.duplicates_answered += 1;
+                        }
+                        match told.accepted.get(&token) {
+                            Some(first) if *first != id => {
+                                let m = format!("token {token}: {first} then {id}");
+                                told.id_mismatches.push(m);
+                            }
+                            Some(_) => {}
+                            None => {
+                                told.accepted.insert(token, id);
+                            }
+                        }
+                    } else {
+                        match v["error"]["code"].as_str() {
+                            Some("overloaded") => told.overloaded += 1,
+                            Some("shutting_down") => told.shutting_down += 1,
+                            _ => told.errors.push(line.clone()),
+                        }
+                        resend.push_back(token);
+                        pause_until = Instant::now() + Duration::from_millis(100);
+                    }
+                }
+                _ = tick.tick() => {
+                    if Instant::now() < pause_until {
+                        continue;
+                    }
+                    let pace = *cx.pace.borrow();
+                    let now = Instant::now();
+                    let allowance = match pace {
+                        Pace::Rate(r) => {
+                            owed += now.duration_since(last).as_secs_f64() * f64::from(r)
+                                / cx.connections as f64;
+                            owed = owed.min(cx.depth as f64);
+                            owed.floor() as usize
+                        }
+                        Pace::FlatOut => cx.depth,
+                        Pace::Stop => 0,
+                    };
+                    last = now;
+                    let room = cx.depth.saturating_sub(outstanding.len());
+                    let mut batch = String::new();
+                    let mut sent_new = 0;
+                    // Resends do not wait for the rate: they were due long ago.
+                    while outstanding.len() < cx.depth {
+                        let Some(t) = resend.pop_front() else { break };
+                        next_ref += 1;
+                        outstanding.insert(next_ref, t);
+                        batch.push_str(&request(t, next_ref));
+                    }
+                    while sent_new < allowance.min(room) && outstanding.len() < cx.depth {
+                        let Some(t) = cx.new_token() else { break };
+                        next_ref += 1;
+                        outstanding.insert(next_ref, t);
+                        batch.push_str(&request(t, next_ref));
+                        sent_new += 1;
+                    }
+                    if let Pace::Rate(_) = pace {
+                        owed -= sent_new as f64;
+                    }
+                    if !batch.is_empty() && w.write_all(batch.as_bytes()).await.is_err() {
+                        break 'conn;
+                    }
+                    if cx.stopping.load(Ordering::Acquire) && outstanding.is_empty() && resend.is_empty() {
+                        return;
+                    }
+                }
+                changed = cx.addr.changed() => {
+                    // Another daemon: this connection is to a dead one.
+                    if changed.is_err() {
+                        return;
+                    }
+                    break 'conn;
+                }
+            }
+        }
+        let lost = outstanding.len() as u64;
+        cx.told.lock().expect("told").unanswered += lost;
+        resend.extend(outstanding.into_values());
+    }
+}
+
+/// What one SMSC part submission was, from the SMSC's log.
+#[derive(Debug, Clone)]
+struct SmscPart {
+    smsc: &'static str,
+    token: u64,
+    n: u8,
+    message_id: String,
+}
+
+/// The outcome of [`check`].
+#[derive(Debug, Default, Clone)]
+pub struct Report {
+    /// Messages answered `ok` to a client.
+    pub accepted: u64,
+    /// Parts of those messages.
+    pub parts: u64,
+    /// Accepted messages with a part that no SMSC accepted (ESME_ROK).
+    pub lost: Vec<String>,
+    /// Extra ESME_ROK submits of a part beyond the first.
+    pub duplicated: u64,
+    /// Duplicated parts the store had not marked `maybe_dup`.
+    pub unmarked_duplicates: Vec<String>,
+    /// Parts the store marks as possible duplicates.
+    pub maybe_dup_parts: u64,
+    /// Messages per final state.
+    pub states: BTreeMap<String, u64>,
+    /// Accepted messages not in a final state (or with a part not final).
+    pub not_final: Vec<String>,
+    /// Messages whose events announce a final state other than exactly once.
+    pub final_events_wrong: Vec<String>,
+    /// Receipts the SMSCs created.
+    pub receipts: u64,
+    /// deliver_sm receipts the SMSCs wrote (redeliveries and duplicate copies included).
+    pub receipts_sent: u64,
+    /// Receipts never acknowledged by the daemon, or absent from its log.
+    pub receipts_lost: Vec<String>,
+    /// Receipts logged more than once.
+    pub receipts_repeated: Vec<String>,
+    /// Log rows that match no receipt an SMSC created.
+    pub phantom_log_rows: Vec<String>,
+    /// Log rows not matched to a message.
+    pub unmatched_log_rows: u64,
+    /// Submits at an SMSC whose token was never answered `ok` (stored before a kill; the
+    /// resend with the same key then answered, so normally 0).
+    pub unacknowledged_sent: u64,
+}
+
+impl Report {
+    /// Panics with every problem found, if any. `dup_bound`: the most duplicates allowed, on top
+    /// of every duplicate being a part the store marked `maybe_dup`.
+    pub fn assert_nothing_lost(&self, dup_bound: Option<u64>) {
+        let problems = self.problems(dup_bound);
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+
+    /// What [`Report::assert_nothing_lost`] would complain about.
+    pub fn problems(&self, dup_bound: Option<u64>) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut add = |what: &str, v: &[String]| {
+            if !v.is_empty() {
+                let shown: Vec<&String> = v.iter().take(10).collect();
+                problems.push(format!("{what}: {} (first: {shown:?})", v.len()));
+            }
+        };
+        add("lost messages", &self.lost);
+        add("duplicates not marked maybe_dup", &self.unmarked_duplicates);
+        add("messages not final", &self.not_final);
+        add("final state not announced once", &self.final_events_wrong);
+        add("receipts lost", &self.receipts_lost);
+        add("receipts logged twice", &self.receipts_repeated);
+        add("log rows no SMSC sent", &self.phantom_log_rows);
+        if let Some(bound) = dup_bound
+            && self.duplicated > bound
+        {
+            problems.push(format!(
+                "{} duplicates, more than the in-flight bound {bound}",
+                self.duplicated
+            ));
+        }
+        problems
+    }
+}
+
+/// Waits until every accepted message is final in the store and every receipt the SMSCs
+/// created was acknowledged, or `timeout` passes (the check then reports what is missing).
+pub async fn drain(db: &Path, told: &Told, smscs: &Smscs, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    let ids: HashSet<String> = told.accepted.values().cloned().collect();
+    loop {
+        let all_final = match read_messages(db) {
+            Ok(ms) => {
+                let done: HashSet<String> = ms
+                    .iter()
+                    .filter(|m| m.state.is_final() && m.parts.iter().all(|p| p.state.is_final()))
+                    .map(|m| m.id.to_string())
+                    .collect();
+                ids.iter().all(|id| done.contains(id))
+            }
+            Err(_) => false,
+        };
+        if all_final && smscs.receipts_all_acked() {
+            return;
+        }
+        if Instant::now() > deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn read_messages(db: &Path) -> Result<Vec<MessageView>, smppd::store::StoreError> {
+    let mut r = Reader::open(db)?;
+    r.messages(&MessageFilter {
+        limit: 10_000_000,
+        ..MessageFilter::default()
+    })
+}
+
+/// Compares what the clients were told with the SMSCs' logs and the store (see [`Report`]).
+pub fn check(db: &Path, told: &Told, smscs: &Smscs) -> Report {
+    let mut rep = Report {
+        accepted: told.accepted.len() as u64,
+        ..Report::default()
+    };
+    // Every ESME_ROK submit at the SMSCs, by (token, part).
+    let mut at_smsc: HashMap<(u64, u8), Vec<SmscPart>> = HashMap::new();
+    for s in smscs.all() {
+        for r in s.sim.submits() {
+            if r.status != Some(CommandStatus::ESME_ROK) {
+                continue;
+            }
+            let Some(token) = token_in(&r.payload) else {
+                continue;
+            };
+            let n = part_of(r.esm_class, &r.payload);
+            at_smsc.entry((token, n)).or_default().push(SmscPart {
+                smsc: s.name,
+                token,
+                n,
+                message_id: r.message_id.clone(),
+            });
+        }
+    }
+    let mut reader = Reader::open(db).expect("open the store read-only");
+    let messages = reader
+        .messages(&MessageFilter {
+            limit: 10_000_000,
+            ..MessageFilter::default()
+        })
+        .expect("read messages");
+    let by_id: HashMap<String, &MessageView> =
+        messages.iter().map(|m| (m.id.to_string(), m)).collect();
+    let accepted_tokens: HashSet<u64> = told.accepted.keys().copied().collect();
+    for (&token, id) in &told.accepted {
+        let Some(m) = by_id.get(id) else {
+            rep.lost
+                .push(format!("token {token}: message {id} not in the store"));
+            continue;
+        };
+        if m.key.as_deref() != Some(format!("k{token}").as_str()) {
+            rep.lost
+                .push(format!("token {token}: message {id} has key {:?}", m.key));
+        }
+        *rep.states.entry(m.state.as_str().to_owned()).or_default() += 1;
+        if !m.state.is_final() || m.parts.iter().any(|p| !p.state.is_final()) {
+            let parts: Vec<&str> = m.parts.iter().map(|p| p.state.as_str()).collect();
+            rep.not_final.push(format!(
+                "token {token} {id}: {} parts {parts:?}",
+                m.state.as_str()
+            ));
+        }
+        for p in &m.parts {
+            rep.parts += 1;
+            rep.maybe_dup_parts += u64::from(p.maybe_duplicate);
+            let sent = at_smsc.get(&(token, p.n)).map_or(0, Vec::len) as u64;
+            // A part the SMSC refused for good (permanent status) is final without a submit.
+            let refused = matches!(p.state.as_str(), "failed");
+            if sent == 0 && !refused {
+                rep.lost.push(format!(
+                    "token {token} {id} part {}: no SMSC accepted it (state {})",
+                    p.n,
+                    p.state.as_str()
+                ));
+            }
+            if sent > 1 {
+                rep.duplicated += sent - 1;
+                if !p.maybe_duplicate {
+                    let ids: Vec<String> = at_smsc[&(token, p.n)]
+                        .iter()
+                        .map(|s| format!("{}:{}", s.smsc, s.message_id))
+                        .collect();
+                    rep.unmarked_duplicates
+                        .push(format!("token {token} {id} part {}: {ids:?}", p.n));
+                }
+            }
+        }
+    }
+    rep.unacknowledged_sent = at_smsc
+        .keys()
+        .filter(|(t, _)| !accepted_tokens.contains(t))
+        .count() as u64;
+
+    // Receipts: every one an SMSC created is in the log exactly once (by SMSC and raw text,
+    // which holds the id and the dates), and the log holds nothing else.
+    let mut log: HashMap<(String, String), u64> = HashMap::new();
+    for m in &messages {
+        for r in &m.receipts {
+            *log.entry((r.smsc.clone(), r.raw.clone())).or_default() += 1;
+        }
+    }
+    let unmatched = reader
+        .unmatched_receipts(10_000_000)
+        .expect("unmatched receipts");
+    rep.unmatched_log_rows = unmatched.len() as u64;
+    for r in &unmatched {
+        *log.entry((r.smsc.clone(), r.raw.clone())).or_default() += 1;
+    }
+    let mut created: HashSet<(String, String)> = HashSet::new();
+    for s in smscs.all() {
+        for r in s.sim.receipts_log() {
+            rep.receipts += 1;
+            rep.receipts_sent += r.sent;
+            let key = (s.name.to_owned(), r.text.clone());
+            let rows = log.get(&key).copied().unwrap_or(0);
+            if r.acked == 0 || rows == 0 {
+                rep.receipts_lost.push(format!(
+                    "{} #{} {} (sent {}, acked {}, log rows {rows})",
+                    s.name, r.serial, r.message_id, r.sent, r.acked
+                ));
+            } else if rows > 1 {
+                rep.receipts_repeated.push(format!(
+                    "{} #{} {}: {rows} log rows",
+                    s.name, r.serial, r.message_id
+                ));
+            }
+            created.insert(key);
+        }
+    }
+    for (key, n) in &log {
+        if !created.contains(key) {
+            rep.phantom_log_rows.push(format!("{key:?} x{n}"));
+        }
+    }
+
+    // Exactly one final state per message, as the event stream announces it.
+    // The last state announced per message: a move into a final state, or from one final
+    // state to another (a receipt correcting an earlier one), counts.
+    let mut last: HashMap<String, String> = HashMap::new();
+    let mut finals: HashMap<String, u32> = HashMap::new();
+    let mut after = 0;
+    loop {
+        let page = reader.events_after(after, 10_000).expect("events");
+        if page.is_empty() {
+            break;
+        }
+        for ev in &page {
+            after = ev.seq;
+            if ev.kind != "dlr" && ev.kind != "state" {
+                continue;
+            }
+            let (Some(id), Some(state)) = (ev.body["id"].as_str(), ev.body["state"].as_str())
+            else {
+                continue;
+            };
+            let is_final = MessageState::from_name(state).is_some_and(MessageState::is_final);
+            let was = last.insert(id.to_owned(), state.to_owned());
+            if is_final && was.as_deref() != Some(state) {
+                *finals.entry(id.to_owned()).or_default() += 1;
+            }
+        }
+    }
+    for (&token, id) in &told.accepted {
+        let n = finals.get(id).copied().unwrap_or(0);
+        if n != 1 && by_id.get(id).is_some_and(|m| m.state.is_final()) {
+            rep.final_events_wrong
+                .push(format!("token {token} {id}: final {n} times"));
+        }
+    }
+    rep
+}
+
+/// A plain-text table: a header row and rows of cells, columns padded to fit.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if i < widths.len() {
+                widths[i] = widths[i].max(c.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            let pad = widths[i].saturating_sub(c.chars().count());
+            if i == 0 {
+                s.push_str(c);
+                s.push_str(&" ".repeat(pad));
+            } else {
+                s.push_str("  ");
+                s.push_str(&" ".repeat(pad));
+                s.push_str(c);
+            }
+        }
+        s.trim_end().to_owned()
+    };
+    let mut out = line(header.iter().map(|h| h.to_string()).collect());
+    out.push('\n');
+    for r in rows {
+        out.push_str(&line(r.clone()));
+        out.push('\n');
+    }
+    out
+}
+
+/// Prints `text` to stdout at once (test output is captured unless `--nocapture`) and, when
+/// `SMPPD_CAMPAIGN_OUT` names a file, appends it there too (the campaign script collects the
+/// tables of every test this way).
+pub fn emit(text: &str) {
+    println!("{text}");
+    let _ = std::io::stdout().flush();
+    if let Ok(path) = std::env::var("SMPPD_CAMPAIGN_OUT")
+        && let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+    {
+        let _ = writeln!(f, "{text}");
+    }
+}
+
+/// A number from the environment (campaign scale knobs), or `default`.
+pub fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
