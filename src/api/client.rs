@@ -100,7 +100,10 @@ impl Client {
     /// Like [`Client::send`] for a typed request: `fields` serializes to a JSON object without
     /// a `ref` (which is added). For callers that send many requests (the load tool): no
     /// `Value` tree per request.
-    pub async fn send_typed<T: serde::Serialize>(&mut self, fields: &T) -> Result<u64, ClientError> {
+    pub async fn send_typed<T: serde::Serialize>(
+        &mut self,
+        fields: &T,
+    ) -> Result<u64, ClientError> {
         self.next_ref += 1;
         let r = self.next_ref;
         let mut line = serde_json::to_vec(fields).map_err(|e| {

@@ -1029,8 +1029,8 @@ pub fn check(db: &Path, told: &Told, smscs: &Smscs) -> Report {
             if ev.kind != "dlr" && ev.kind != "state" {
                 continue;
             }
-            let (Some(id), Some(state)) = (ev.body["id"].as_str(), ev.body["state"].as_str())
-            else {
+            let body = ev.fields();
+            let (Some(id), Some(state)) = (body["id"].as_str(), body["state"].as_str()) else {
                 continue;
             };
             let is_final = MessageState::from_name(state).is_some_and(MessageState::is_final);
