@@ -29,6 +29,8 @@ pub struct DaemonHandler {
     shutting_down: Arc<AtomicBool>,
     references: Mutex<ReferenceAllocator>,
     reloader: Arc<super::Reloader>,
+    /// Messages accepted, per route.
+    accepted: m::Handles<String, metrics::Counter>,
 }
 
 impl DaemonHandler {
@@ -46,6 +48,7 @@ impl DaemonHandler {
             shutting_down,
             references: Mutex::new(ReferenceAllocator::default()),
             reloader,
+            accepted: m::Handles::new(),
         }
     }
 
@@ -162,7 +165,10 @@ impl DaemonHandler {
             .map_err(store_error)?;
         if !accepted.duplicate {
             // A repeated idempotency key stored nothing new.
-            metrics::counter!(m::MESSAGES_ACCEPTED, m::label::ROUTE => accepted.route.clone())
+            self.accepted
+                .get_by(accepted.route.as_str(), |route| {
+                    metrics::counter!(m::MESSAGES_ACCEPTED, m::label::ROUTE => route.to_owned())
+                })
                 .increment(1);
         }
         self.dispatch.wake(&accepted.route);

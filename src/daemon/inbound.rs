@@ -64,6 +64,16 @@ fn from_sm(sm: SubmitSm) -> Inbound {
     }
 }
 
+/// Per (smsc, stat): the metrics a receipt updates.
+#[derive(Clone)]
+struct ReceiptMetrics {
+    receipts: metrics::Counter,
+    to_receipt: metrics::Histogram,
+    unmatched: metrics::Counter,
+}
+
+type ReceiptHandles = m::Handles<(Arc<str>, &'static str), ReceiptMetrics>;
+
 /// Inbound PDUs being recorded at once, at most (each holds an unanswered deliver_sm; the
 /// sessions bound theirs too, this bounds the total).
 const MAX_PENDING: usize = 8192;
@@ -80,6 +90,11 @@ pub async fn run(
     let reassembler = Arc::new(Mutex::new(Reassembler::new(ReassemblyConfig::default())));
     let mut mo_tasks = tokio::task::JoinSet::new();
     let mut receipts = FuturesUnordered::new();
+    let ctx = Arc::new(ReceiptCtx {
+        store: store.clone(),
+        dispatch,
+        handles: m::Handles::new(),
+    });
     // The reroute rule follows the configuration; rebuilt only when a reload changed it.
     let mut rule_of: (Arc<Config>, Arc<RerouteRule>) = {
         let cfg = config.borrow().clone();
@@ -104,11 +119,10 @@ pub async fn run(
         }
         let msg = inbound_of(pdu);
         if msg.esm_class.is_receipt() || msg.esm_class.is_intermediate_notification() {
-            let store = store.clone();
-            let dispatch = dispatch.clone();
+            let ctx = ctx.clone();
             let rule = rule_of.1.clone();
             receipts.push(async move {
-                receipt(&store, &dispatch, &cfg, &bind.smsc, msg, reply, &rule).await;
+                receipt(&ctx, &cfg, &bind.smsc, msg, reply, &rule).await;
             });
         } else {
             let store = store.clone();
@@ -132,15 +146,23 @@ fn reroute_rule(cfg: &Config) -> RerouteRule {
         })
 }
 
+/// What recording a receipt needs besides the receipt.
+struct ReceiptCtx {
+    store: Store,
+    dispatch: Arc<Dispatch>,
+    handles: ReceiptHandles,
+}
+
 async fn receipt(
-    store: &Store,
-    dispatch: &Dispatch,
+    ctx: &ReceiptCtx,
     cfg: &Config,
-    smsc: &str,
+    smsc_name: &Arc<str>,
     msg: Inbound,
     reply: InboundReply,
     reroute: &RerouteRule,
 ) {
+    let (store, dispatch, handles) = (&ctx.store, &ctx.dispatch, &ctx.handles);
+    let smsc: &str = smsc_name;
     let smsc_cfg = cfg.smsc(smsc);
     let rule = smsc_cfg.map(|s| s.receipt_id).unwrap_or_default();
     let accepted = if smsc_cfg.is_none_or(|s| s.acceptd_final) {
@@ -191,24 +213,25 @@ async fn receipt(
     };
     match store.backend().record_receipt(incoming).await {
         Ok(recorded) => {
+            let h = handles.get(&(smsc_name.clone(), stat), |(smsc, stat)| ReceiptMetrics {
+                receipts: metrics::counter!(m::RECEIPTS, m::label::SMSC => smsc.to_string(), m::label::STAT => *stat),
+                to_receipt: metrics::histogram!(m::ACCEPT_TO_RECEIPT_SECONDS, m::label::SMSC => smsc.to_string()),
+                unmatched: metrics::counter!(m::RECEIPTS_UNMATCHED, m::label::SMSC => smsc.to_string()),
+            });
             match &recorded {
                 ReceiptRecorded::Matched(applied) => {
                     let age_ms = (now_ms() - applied.part.message.millis()).max(0);
-                    metrics::histogram!(m::ACCEPT_TO_RECEIPT_SECONDS, m::label::SMSC => smsc.to_owned())
-                        .record(age_ms as f64 / 1000.0);
+                    h.to_receipt.record(age_ms as f64 / 1000.0);
                     if applied.state.is_final() {
                         metrics::counter!(m::MESSAGES_FINAL, m::label::STATE => applied.state.as_str())
                             .increment(1);
                     }
                 }
-                ReceiptRecorded::Held { .. } => {
-                    metrics::counter!(m::RECEIPTS_UNMATCHED, m::label::SMSC => smsc.to_owned())
-                        .increment(1);
-                }
+                ReceiptRecorded::Held { .. } => h.unmatched.increment(1),
                 ReceiptRecorded::Rerouted { reroute, .. } => dispatch.rerouted(reroute),
                 _ => {}
             }
-            metrics::counter!(m::RECEIPTS, m::label::SMSC => smsc.to_owned(), m::label::STAT => stat).increment(1);
+            h.receipts.increment(1);
             reply.ok();
         }
         Err(e) => {

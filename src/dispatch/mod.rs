@@ -179,6 +179,10 @@ struct InFlight {
 /// State shared by the route tasks, the event consumer and the API.
 pub struct Dispatch {
     store: Store,
+    /// Per (route, smsc): parts answered ESME_ROK, and accept → submit latency.
+    submit_metrics: m::Handles<(Arc<str>, Arc<str>), (metrics::Counter, metrics::Histogram)>,
+    /// Acknowledgements, retries and failures on their way into the store (watched, retried).
+    results: results::Results,
     config: watch::Receiver<Arc<Config>>,
     smscs: RwLock<HashMap<String, Arc<SmscLink>>>,
     routes: Mutex<HashMap<String, Arc<RouteState>>>,
@@ -232,6 +236,8 @@ impl Dispatch {
             .map(|r| (r.name.clone(), Arc::new(RouteState::new(r))))
             .collect();
         Arc::new(Dispatch {
+            submit_metrics: m::Handles::new(),
+            results: results::Results::start(store.clone()),
             store,
             config,
             smscs: RwLock::new(
@@ -623,17 +629,14 @@ impl Dispatch {
     /// Puts a part that never reached an SMSC back in the queue. The returned task may be
     /// awaited (to order later store writes after it) or dropped (the write goes on, retried
     /// while the store refuses it: see [`results`]).
-    fn requeue_unsent_part(&self, part: PartRef) -> tokio::task::JoinHandle<()> {
-        results::failure(
-            &self.store,
-            Failure {
-                part,
-                smsc: None,
-                status: None,
-                disposition: Disposition::Requeue { maybe_sent: false },
-                now_ms: now_ms(),
-            },
-        )
+    fn requeue_unsent_part(&self, part: PartRef) -> results::Recorded {
+        self.results.failure(Failure {
+            part,
+            smsc: None,
+            status: None,
+            disposition: Disposition::Requeue { maybe_sent: false },
+            now_ms: now_ms(),
+        })
     }
 
     /// SMSCs this part must not go to: those that refused it with a failover status and, for a
@@ -693,16 +696,13 @@ impl Dispatch {
             } else {
                 Disposition::Requeue { maybe_sent: false }
             };
-            drop(results::failure(
-                &self.store,
-                Failure {
-                    part: part.part,
-                    smsc: None,
-                    status: None,
-                    disposition,
-                    now_ms: now_ms(),
-                },
-            ));
+            drop(self.results.failure(Failure {
+                part: part.part,
+                smsc: None,
+                status: None,
+                disposition,
+                now_ms: now_ms(),
+            }));
             return;
         };
         let resplitting = self
@@ -731,16 +731,13 @@ impl Dispatch {
                 // A stored part that cannot be put on the wire is a bug or a corrupted row; it
                 // fails with the reason rather than blocking the queue.
                 tracing::error!(message = %part.part.message, part = part.part.n, %problem, "cannot build submit_sm");
-                drop(results::failure(
-                    &self.store,
-                    Failure {
-                        part: part.part,
-                        smsc: Some(link.name.to_string()),
-                        status: None,
-                        disposition: Disposition::Permanent,
-                        now_ms: now_ms(),
-                    },
-                ));
+                drop(self.results.failure(Failure {
+                    part: part.part,
+                    smsc: Some(link.name.to_string()),
+                    status: None,
+                    disposition: Disposition::Permanent,
+                    now_ms: now_ms(),
+                }));
                 return;
             }
         };
@@ -797,10 +794,18 @@ impl Dispatch {
                         .smsc(&bind.smsc)
                         .map(|s| s.receipt_id)
                         .unwrap_or_default();
-                    metrics::counter!(m::PARTS_SUBMITTED, m::label::ROUTE => f.route.to_string(), m::label::SMSC => f.smsc.to_string(), m::label::STATUS => "ESME_ROK").increment(1);
+                    let (submitted, to_submit) = self.submit_metrics.get(
+                        &(f.route.clone(), f.smsc.clone()),
+                        |(route, smsc)| {
+                            (
+                                metrics::counter!(m::PARTS_SUBMITTED, m::label::ROUTE => route.to_string(), m::label::SMSC => smsc.to_string(), m::label::STATUS => "ESME_ROK"),
+                                metrics::histogram!(m::ACCEPT_TO_SUBMIT_SECONDS, m::label::ROUTE => route.to_string()),
+                            )
+                        },
+                    );
+                    submitted.increment(1);
                     self.count_submit(&f.route, &f.smsc);
-                    metrics::histogram!(m::ACCEPT_TO_SUBMIT_SECONDS, m::label::ROUTE => f.route.to_string())
-                        .record(((now_ms() - f.part.message.millis()).max(0) as f64) / 1000.0);
+                    to_submit.record(((now_ms() - f.part.message.millis()).max(0) as f64) / 1000.0);
                     if f.part.n == f.total {
                         if let Ok(mut a) = self.affinity.lock() {
                             a.remove(&f.part.message);
@@ -817,8 +822,7 @@ impl Dispatch {
                     // at (off this loop) to log and count that.
                     let reroute = self.reroute_rule(&f.route);
                     let me = self.clone();
-                    drop(results::ack(
-                        &self.store,
+                    self.results.ack(
                         Ack {
                             part: f.part,
                             smsc: f.smsc.to_string(),
@@ -835,7 +839,7 @@ impl Dispatch {
                                 me.rerouted(&r);
                             }
                         },
-                    ));
+                    );
                 }
                 Event::Failed { key, status, .. } => {
                     let Some(f) = self.take(key) else { continue };
@@ -885,16 +889,13 @@ impl Dispatch {
                     {
                         r.remove(&f.part);
                     }
-                    drop(results::failure(
-                        &self.store,
-                        Failure {
-                            part: f.part,
-                            smsc: Some(f.smsc.to_string()),
-                            status: Some(status.0),
-                            disposition,
-                            now_ms: now_ms(),
-                        },
-                    ));
+                    drop(self.results.failure(Failure {
+                        part: f.part,
+                        smsc: Some(f.smsc.to_string()),
+                        status: Some(status.0),
+                        disposition,
+                        now_ms: now_ms(),
+                    }));
                     self.wake(&f.route);
                 }
                 Event::Retry { job, reason, .. } => {
@@ -934,16 +935,13 @@ impl Dispatch {
                         RetryReason::Throttled(s) | RetryReason::Temporary(s) => Some(s.0),
                         _ => None,
                     };
-                    drop(results::failure(
-                        &self.store,
-                        Failure {
-                            part: f.part,
-                            smsc: Some(f.smsc.to_string()),
-                            status,
-                            disposition,
-                            now_ms: now_ms(),
-                        },
-                    ));
+                    drop(self.results.failure(Failure {
+                        part: f.part,
+                        smsc: Some(f.smsc.to_string()),
+                        status,
+                        disposition,
+                        now_ms: now_ms(),
+                    }));
                     self.wake(&f.route);
                 }
                 ev @ Event::Inbound { .. } => {

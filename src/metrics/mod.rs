@@ -32,6 +32,57 @@ pub fn install() -> Result<PrometheusHandle, metrics_exporter_prometheus::BuildE
     Ok(handle)
 }
 
+/// Metric handles by label values, for the per-message paths: the key (name and labels, with
+/// their strings) is built, hashed and looked up in the recorder's registry once per label set
+/// instead of at every increment. Keys are configuration names and status words, so the map is
+/// as small as the configuration. Create it after the recorder is installed (handles taken
+/// before that are no-ops for good).
+pub struct Handles<K, H> {
+    map: std::sync::Mutex<std::collections::HashMap<K, H>>,
+}
+
+impl<K: Eq + std::hash::Hash + Clone, H: Clone> Handles<K, H> {
+    /// An empty cache.
+    pub fn new() -> Handles<K, H> {
+        Handles {
+            map: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// The handle for `key`, made by `make` the first time.
+    pub fn get(&self, key: &K, make: impl FnOnce(&K) -> H) -> H {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = map.get(key) {
+            return h.clone();
+        }
+        let h = make(key);
+        map.insert(key.clone(), h.clone());
+        h
+    }
+
+    /// Like [`Handles::get`], looked up by a borrowed form of the key (a `&str` for a
+    /// `String` key: no allocation once the handle exists).
+    pub fn get_by<Q>(&self, key: &Q, make: impl FnOnce(&Q) -> H) -> H
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Eq + std::hash::Hash + ToOwned<Owned = K> + ?Sized,
+    {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = map.get(key) {
+            return h.clone();
+        }
+        let h = make(key);
+        map.insert(key.to_owned(), h.clone());
+        h
+    }
+}
+
+impl<K: Eq + std::hash::Hash + Clone, H: Clone> Default for Handles<K, H> {
+    fn default() -> Self {
+        Handles::new()
+    }
+}
+
 /// Label keys.
 pub mod label {
     pub const ROUTE: &str = "route";
