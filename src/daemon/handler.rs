@@ -142,11 +142,12 @@ impl DaemonHandler {
             valid_until_ms: s.validity.map(|v| now + v.as_millis() as i64),
             encoding: plan.encoding.to_string(),
             split: plan.split.name().to_owned(),
-            options: serde_json::json!({
-                "encoding": s.encoding.name(),
-                "smart": opts.smart,
-            })
-            .to_string(),
+            // Both values are fixed words: formatted directly (no JSON tree per message).
+            options: format!(
+                r#"{{"encoding":"{}","smart":{}}}"#,
+                s.encoding.name(),
+                opts.smart
+            ),
             dlr: s.dlr,
             tags: if s.tags.is_empty() {
                 None
