@@ -26,6 +26,8 @@ struct Stmts<'c> {
     insert_part: Statement<'c>,
     claim_send: Statement<'c>,
     claim_select: Statement<'c>,
+    part_states: Statement<'c>,
+    reopen: Statement<'c>,
     part_info: Statement<'c>,
     ack: Statement<'c>,
     receipt_part: Statement<'c>,
@@ -51,6 +53,8 @@ impl<'c> Stmts<'c> {
             // One statement per part: measured cheaper than one `UPDATE … WHERE (message_id, n)
             // IN (the same ordered, limited select)`, which sorts again.
             claim_send: conn.prepare("UPDATE part SET state = 1, attempts = attempts + 1 WHERE message_id = ?1 AND n = ?2")?,
+            part_states: conn.prepare("SELECT state, acked_at, dlr FROM part WHERE message_id = ?1")?,
+            reopen: conn.prepare("UPDATE message SET state = 0, done_at = NULL WHERE id = ?1 AND state != 0")?,
             claim_select: conn.prepare("SELECT p.message_id, p.n, m.parts, m.dest, m.sender, p.priority, m.dlr,
                         m.valid_until, m.split, p.data_coding, p.esm_class, p.segment, p.sar_ref,
                         p.attempts, p.maybe_dup, p.smsc, p.rerouted_from
@@ -344,21 +348,55 @@ impl<'c> Writer<'c> {
         Ok(seq)
     }
 
-    /// Recomputes a message's state from all its parts and stores it. Returns (before, after).
+    /// Recomputes a message's state from all its parts and stores it. Returns (before, after);
+    /// "before" is exact only when "after" is final (the only case callers look at it).
     /// (The hot path uses [`Self::settle`] for single-part messages instead.)
+    ///
+    /// The parts are read first: while the message is not final (and keeps its text), its row
+    /// stays `queued` and readers derive the rest from the parts (see `schema`), so the row is
+    /// neither read nor rewritten, which makes each acknowledgement and intermediate receipt
+    /// of a multipart message one read instead of a read, a read and a write.
     fn recompute(
         &mut self,
         id: MessageId,
         now: i64,
     ) -> Result<(MessageState, MessageState), JobError> {
-        let (old, dlr, has_text, submitted, done): (i64, bool, bool, bool, bool) = {
+        let mut states = Vec::with_capacity(4);
+        let mut first_ack: Option<i64> = None;
+        let mut dlr = true;
+        {
+            let st = &mut self.st.part_states;
+            let mut rows = st.query([id.as_i64()])?;
+            while let Some(r) = rows.next()? {
+                states.push(part_state(r.get(0)?)?);
+                if let Some(at) = r.get::<_, Option<i64>>(1)? {
+                    first_ack = Some(first_ack.map_or(at, |f| f.min(at)));
+                }
+                dlr = r.get(2)?;
+            }
+        }
+        if states.is_empty() {
+            return Err(JobError::Domain(StoreError::NotFound {
+                what: "message",
+                id: id.to_string(),
+            }));
+        }
+        let new = aggregate(dlr, &states);
+        let is_done = new.is_final() || (!dlr && new == MessageState::Submitted);
+        let nothing_pending = !states.iter().any(|s| s.is_pending());
+        if !is_done && (self.settings.retain_text || !nothing_pending) {
+            // Usually a no-op (the row already says `queued`); it resets a row that says
+            // otherwise (a part sent again after a final word, a row from an older version).
+            self.st.reopen.execute([id.as_i64()])?;
+            return Ok((MessageState::Queued, new));
+        }
+        let (old, has_text, submitted, done): (i64, bool, bool, bool) = {
             let mut st = self.conn.prepare_cached(
-                "SELECT state, dlr, text IS NOT NULL, submitted_at IS NOT NULL,
-                    done_at IS NOT NULL
+                "SELECT state, text IS NOT NULL, submitted_at IS NOT NULL, done_at IS NOT NULL
                  FROM message WHERE id = ?1",
             )?;
             st.query_row([id.as_i64()], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })
             .optional()?
             .ok_or_else(|| {
@@ -369,21 +407,7 @@ impl<'c> Writer<'c> {
             })?
         };
         let old = MessageState::from_code(old).unwrap_or(MessageState::Queued);
-        let mut states = Vec::with_capacity(4);
-        let mut any_acked = false;
-        {
-            let mut st = self.conn.prepare_cached(
-                "SELECT state, acked_at IS NOT NULL FROM part WHERE message_id = ?1",
-            )?;
-            let mut rows = st.query([id.as_i64()])?;
-            while let Some(r) = rows.next()? {
-                states.push(part_state(r.get(0)?)?);
-                any_acked |= r.get::<_, bool>(1)?;
-            }
-        }
-        let new = aggregate(dlr, &states);
-        let is_done = new.is_final() || (!dlr && new == MessageState::Submitted);
-        let nothing_pending = !states.iter().any(|s| s.is_pending());
+        let any_acked = first_ack.is_some();
         let drop_text = has_text && !self.settings.retain_text && nothing_pending;
         let unchanged = new == old && (submitted || !any_acked) && is_done == done && !drop_text;
         if !unchanged {
@@ -395,7 +419,7 @@ impl<'c> Writer<'c> {
                 is_done,
                 drop_text,
                 now,
-                now
+                first_ack.unwrap_or(now)
             ])?;
         }
         Ok((old, new))
