@@ -254,7 +254,7 @@ impl SqliteStore {
             max_writes: opts.max_batch.max(1),
             max_time: opts.max_batch_time,
         };
-        let wal = Arc::new(WalState::default());
+        let wal = Arc::new(WalState::new());
         let wal_ckpt = Arc::clone(&wal);
         let mut threads = Vec::new();
         threads.push(
@@ -441,18 +441,42 @@ fn fill_and_run(
 }
 
 /// What the checkpoint thread tells the writer: the WAL's size and how much of it is not yet
-/// copied into the database file, in frames, after its last passive checkpoint.
-#[derive(Debug, Default)]
+/// copied into the database file, in frames, after its last passive checkpoint, and when that
+/// checkpoint ended.
+#[derive(Debug)]
 pub(crate) struct WalState {
     frames: AtomicI64,
     not_copied: AtomicI64,
+    base: std::time::Instant,
+    /// Microseconds after `base` at which the last background checkpoint ended.
+    done_us: AtomicI64,
+}
+
+impl WalState {
+    fn new() -> WalState {
+        WalState {
+            frames: AtomicI64::new(0),
+            not_copied: AtomicI64::new(0),
+            base: std::time::Instant::now(),
+            done_us: AtomicI64::new(i64::MIN / 2),
+        }
+    }
+
+    fn now_us(&self) -> i64 {
+        i64::try_from(self.base.elapsed().as_micros()).unwrap_or(i64::MAX)
+    }
 }
 
 /// WAL size (frames of 4 KiB) at which the writer finishes the checkpoint itself so that the
 /// WAL starts over (~64 MiB).
 const WAL_RESET_FRAMES: i64 = 16_384;
 /// How little may be left to copy for the writer to do it (the rest was copied in the background).
-const WAL_RESET_MAX_LEFT: i64 = 2_048;
+const WAL_RESET_MAX_LEFT: i64 = 256;
+/// How recent the background checkpoint must be for the writer to finish it: what the writer
+/// copies is what was left plus what was committed since, and copying stalls every write
+/// waiting behind it (a reset right after a background pass costs well under a millisecond;
+/// one 50 ms later cost several, which showed in the accept latency's p99).
+const WAL_RESET_FRESH_US: i64 = 3_000;
 
 /// Copies committed WAL frames into the database file every 50 ms, off the writer thread (a
 /// passive checkpoint never blocks the writer). Under a steady write load a passive checkpoint
@@ -472,6 +496,7 @@ fn checkpoint_loop(conn: &mut Connection, stop: &Receiver<()>, wal: &WalState) {
             Ok((log, copied)) => {
                 wal.frames.store(log, Ordering::Relaxed);
                 wal.not_copied.store(log - copied, Ordering::Relaxed);
+                wal.done_us.store(wal.now_us(), Ordering::Release);
             }
             Err(e) => tracing::warn!(error = %e, "store WAL checkpoint failed"),
         }
@@ -480,11 +505,13 @@ fn checkpoint_loop(conn: &mut Connection, stop: &Receiver<()>, wal: &WalState) {
 
 /// Between transactions: when the WAL is big and the background checkpoint has copied nearly
 /// all of it, copy the rest now (no other writer exists, so this checkpoint completes and the
-/// next transaction starts the WAL over). The cost is bounded by `WAL_RESET_MAX_LEFT` frames.
+/// next transaction starts the WAL over). The cost is bounded by `WAL_RESET_MAX_LEFT` frames
+/// plus what was committed in the `WAL_RESET_FRESH_US` since the background pass.
 fn maybe_reset_wal(w: &mut write::Writer<'_>, wal: &WalState) {
     let frames = wal.frames.load(Ordering::Relaxed);
     let left = wal.not_copied.load(Ordering::Relaxed);
-    if frames >= WAL_RESET_FRAMES && left <= WAL_RESET_MAX_LEFT {
+    let fresh = wal.now_us() - wal.done_us.load(Ordering::Acquire) <= WAL_RESET_FRESH_US;
+    if frames >= WAL_RESET_FRAMES && left <= WAL_RESET_MAX_LEFT && fresh {
         w.passive_checkpoint();
         wal.frames.store(0, Ordering::Relaxed);
     }
