@@ -13,12 +13,13 @@
 use std::future::Future;
 use std::io;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use serde_json::value::RawValue;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
@@ -276,8 +277,7 @@ async fn connection<H: Handler>(
     write_timeout: Duration,
 ) {
     let (tx, mut rx) = mpsc::channel::<String>(PIPELINE);
-    let inflight = Arc::new(Semaphore::new(PIPELINE));
-    let authenticated = Arc::new(AtomicBool::new(token.is_none()));
+    let mut authenticated = token.is_none();
     let closed = CancellationToken::new();
 
     // Writer: sends response lines; disconnects a client that does not read.
@@ -311,16 +311,18 @@ async fn connection<H: Handler>(
     });
 
     let mut lines = FramedRead::with_capacity(reader, LineCodec::default(), 8 * 1024);
+    let peer = Arc::new(peer);
+    // Requests in progress, awaited by this task itself (a task per request cost more than
+    // most requests): at most PIPELINE, so a client that pipelines more waits for answers.
+    // An event stream (subscribe) keeps its slot while it runs.
+    let mut running: FuturesUnordered<Pin<Box<dyn Future<Output = ()> + Send>>> =
+        FuturesUnordered::new();
     loop {
-        let permit = tokio::select! {
-            _ = closed.cancelled() => break,
-            _ = close.cancelled() => break,
-            p = inflight.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-        };
         let next = tokio::select! {
             _ = closed.cancelled() => break,
             _ = close.cancelled() => break,
-            n = lines.next() => n,
+            Some(()) = running.next(), if !running.is_empty() => continue,
+            n = lines.next(), if running.len() < PIPELINE => n,
         };
         let line = match next {
             None | Some(Err(_)) => break,
@@ -358,7 +360,7 @@ async fn connection<H: Handler>(
         if let Request::Auth { token: given } = &request {
             let reply = match &token {
                 Some(t) if constant_time_eq(t.expose().as_bytes(), given.as_bytes()) => {
-                    authenticated.store(true, Ordering::Release);
+                    authenticated = true;
                     Reply::ok(parsed.reference.as_deref(), &serde_json::json!({}))
                 }
                 Some(_) => {
@@ -375,7 +377,7 @@ async fn connection<H: Handler>(
             }
             continue;
         }
-        if !authenticated.load(Ordering::Acquire) {
+        if !authenticated {
             handler.refused(ErrorCode::Unauthorized);
             let e = ApiError::new(
                 ErrorCode::Unauthorized,
@@ -395,8 +397,7 @@ async fn connection<H: Handler>(
         let peer = peer.clone();
         let closed = closed.clone();
         let close = close.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
+        running.push(Box::pin(async move {
             match handler.handle(request, parsed.reference, &peer).await {
                 Outcome::Line(l) => {
                     let _ = tx.send(l).await;
@@ -405,7 +406,6 @@ async fn connection<H: Handler>(
                     if tx.send(first).await.is_err() {
                         return;
                     }
-                    // The stream holds its pipeline slot for as long as it runs.
                     loop {
                         tokio::select! {
                             _ = closed.cancelled() => break,
@@ -418,11 +418,20 @@ async fn connection<H: Handler>(
                     }
                 }
             }
-        });
+        }));
     }
     // Let in-progress requests finish and their responses be written, then close.
     drop(tx);
-    let _ = inflight.acquire_many(PIPELINE as u32).await;
+    loop {
+        tokio::select! {
+            _ = closed.cancelled() => break,
+            _ = close.cancelled() => break,
+            more = running.next() => if more.is_none() { break },
+        }
+    }
+    // What is left (streams cut by the close) ends here; its responses were written or are
+    // moot.
+    drop(running);
     closed.cancel();
     let _ = writer_task.await;
 }
