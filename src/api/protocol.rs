@@ -229,6 +229,22 @@ pub fn parse_line(line: &[u8]) -> Parsed {
             };
         }
     };
+    // serde reads a struct from a JSON array too, by position (`["ping"]` would be a ping and
+    // `[[1]]` a request whose `ref` is `[1]`); the protocol is one object per line.
+    let start = text.trim_start_matches([' ', '\t', '\r', '\n']);
+    if !start.starts_with('{') {
+        let what = match start.chars().next() {
+            None => "an empty line".to_owned(),
+            Some('[') => "an array".to_owned(),
+            Some(_) => "not an object".to_owned(),
+        };
+        return Parsed {
+            reference: None,
+            request: Err(ApiError::bad(format!(
+                "a request is one JSON object per line, like {{\"op\":\"ping\"}}; got {what}"
+            ))),
+        };
+    }
     match serde_json::from_str::<Wire<'_>>(text) {
         Ok(mut wire) => {
             let reference = wire.reference.take();
@@ -662,6 +678,15 @@ mod tests {
         );
         assert_eq!(code("not json"), Err(ErrorCode::BadRequest));
         assert_eq!(code("[1,2]"), Err(ErrorCode::BadRequest));
+        // serde would read a struct from an array by position: refused, with no ref.
+        assert_eq!(code(r#"["ping"]"#), Err(ErrorCode::BadRequest));
+        assert_eq!(
+            code(r#"["submit",1,"+46701234567","ACME","x"]"#),
+            Err(ErrorCode::BadRequest)
+        );
+        let p = parse_line(b"[[1,2]]");
+        assert!(p.reference.is_none());
+        assert!(p.request.expect_err("array").message.contains("an array"));
         assert_eq!(code(r#"{"op":"query"}"#), Err(ErrorCode::BadRequest));
         assert_eq!(code(r#"{"op":"ping"}"#), Ok(()));
     }

@@ -131,8 +131,16 @@ fn check_line(line: &[u8]) {
     assert_eq!(raw_ref, again.reference.as_ref().map(|r| r.get()));
     let expected_ref = raw_ref.unwrap_or("null");
 
-    // The ref is the client's value.
+    // A ref is read only from an object (an array is not read by position), and it is the
+    // client's value.
     let sent: Option<Value> = serde_json::from_slice(line).ok();
+    let object = line
+        .iter()
+        .find(|b| !b" \t\r\n".contains(b))
+        .is_some_and(|&b| b == b'{');
+    if raw_ref.is_some() || parsed.request.is_ok() {
+        assert!(object, "ref or request read from a line that is no object");
+    }
     if let (Some(r), Some(Value::Object(o))) = (raw_ref, &sent) {
         let value: Value = serde_json::from_str(r).expect("a ref inside parsed JSON parses");
         assert_eq!(o.get("ref"), Some(&value), "ref not echoed as sent");
