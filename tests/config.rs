@@ -193,6 +193,30 @@ fn missing_and_dangling_references() {
 }
 
 #[test]
+fn write_timeout_has_a_default_and_a_range() {
+    assert_eq!(
+        parse(BASE).expect("valid").listen.write_timeout,
+        std::time::Duration::from_secs(30)
+    );
+    let text = BASE.replace(
+        "submit = \"127.0.0.1:2776\"",
+        "submit = \"127.0.0.1:2776\"\nwrite_timeout = \"2s\"",
+    );
+    assert_eq!(
+        parse(&text).expect("valid").listen.write_timeout,
+        std::time::Duration::from_secs(2)
+    );
+    let text = BASE.replace(
+        "submit = \"127.0.0.1:2776\"",
+        "submit = \"127.0.0.1:2776\"\nwrite_timeout = \"10ms\"",
+    );
+    let e = err(&text);
+    assert_eq!(e.key, "listen.write_timeout");
+    assert_eq!(e.line, line_of(&text, "write_timeout"), "{e}");
+    assert!(e.message.contains("between 100ms and 1h"), "{e}");
+}
+
+#[test]
 fn a_token_allows_a_public_listener() {
     let text = BASE.replace(
         "submit = \"127.0.0.1:2776\"",

@@ -279,6 +279,7 @@ async fn connection<H: Handler>(
 
     // Writer: sends response lines; disconnects a client that does not read.
     let writer_closed = closed.clone();
+    let writer_peer = peer.addr.clone();
     let writer_task = tokio::spawn(async move {
         while let Some(line) = rx.recv().await {
             let write = async {
@@ -291,7 +292,17 @@ async fn connection<H: Handler>(
             };
             match tokio::time::timeout(write_timeout, write).await {
                 Ok(Ok(())) => {}
-                Ok(Err(_)) | Err(_) => break,
+                // The client went away; nothing to report.
+                Ok(Err(_)) => break,
+                Err(_) => {
+                    metrics::counter!(crate::metrics::API_SLOW_CLIENTS).increment(1);
+                    tracing::info!(
+                        peer = %writer_peer,
+                        timeout_ms = write_timeout.as_millis() as u64,
+                        "client disconnected: it left a response unread for listen.write_timeout"
+                    );
+                    break;
+                }
             }
         }
         writer_closed.cancel();

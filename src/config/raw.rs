@@ -48,6 +48,7 @@ struct RawListen {
     metrics: Option<S<String>>,
     token: Option<S<String>>,
     max_connections: Option<S<i64>>,
+    write_timeout: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -361,6 +362,16 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config, Con
         1..=100_000,
         1024,
     )? as usize;
+    let write_timeout_raw = listen.and_then(|l| l.write_timeout.clone());
+    let write_timeout = cx.duration(
+        &write_timeout_raw,
+        "listen.write_timeout",
+        Duration::from_secs(30),
+    )?;
+    if !(Duration::from_millis(100)..=Duration::from_secs(3600)).contains(&write_timeout) {
+        let span = write_timeout_raw.as_ref().map_or(0..0, |s| s.span());
+        return Err(cx.err(span, "listen.write_timeout", "must be between 100ms and 1h"));
+    }
 
     // [store]
     let store_raw = raw.store.as_ref().map(|s| s.get_ref());
@@ -577,6 +588,7 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config, Con
             metrics,
             token,
             max_connections,
+            write_timeout,
         },
         store,
         log,
