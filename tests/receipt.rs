@@ -464,6 +464,28 @@ fn normalized_keys_are_fixed_points() {
     }
 }
 
+/// Found by the `receipt` fuzz target: a 32-digit hex id whose decimal form has 39 digits
+/// (above 10^38) was not converted back, so its receipt matched nothing.
+#[test]
+fn the_largest_hex_ids_convert_from_their_decimal_text() {
+    let hex = "99999999999999992999899999999999";
+    let dec = u128::from_str_radix(hex, 16).expect("hex").to_string();
+    assert_eq!(dec.len(), 39);
+    let r = text(&format!("id:{dec} stat:DELIVRD"));
+    assert_eq!(
+        receipt_keys(IdRule::HexToDec, &r),
+        vec![submit_key(IdRule::HexToDec, hex)]
+    );
+    let max = text(&format!("id:{} stat:DELIVRD", u128::MAX));
+    assert_eq!(receipt_keys(IdRule::HexToDec, &max), vec!["f".repeat(32)]);
+    // One more than u128::MAX does not convert; it stays as written.
+    let over = "340282366920938463463374607431768211456";
+    assert_eq!(
+        receipt_keys(IdRule::HexToDec, &text(&format!("id:{over} stat:DELIVRD"))),
+        vec![over.to_string()]
+    );
+}
+
 /// Found by the `receipt` fuzz target: a text `id:` of NUL octets was taken as an id whose key
 /// is empty. NULs are padding in the text as in the TLV.
 #[test]

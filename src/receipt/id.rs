@@ -74,7 +74,9 @@ pub fn submit_key(_rule: IdRule, smsc_id: &str) -> String {
 
 fn dec_to_hex(s: &str) -> Option<String> {
     let s = s.trim();
-    if s.is_empty() || s.len() > 38 || !s.bytes().all(|c| c.is_ascii_digit()) {
+    // u128::MAX has 39 digits (a 32-digit hex id can need all of them); parse() refuses
+    // what overflows.
+    if s.is_empty() || s.len() > 39 || !s.bytes().all(|c| c.is_ascii_digit()) {
         return None;
     }
     s.parse::<u128>().ok().map(|v| format!("{v:x}"))
