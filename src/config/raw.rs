@@ -606,10 +606,18 @@ fn key_at(text: &str, offset: usize) -> String {
     let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
     let line = text[start..end].trim();
     if line.starts_with('[') {
-        return line
-            .trim_matches(|c| c == '[' || c == ']')
-            .trim()
-            .to_owned();
+        // `[[smsc]]  # comment` names `smsc`; a bare `[` names nothing.
+        let name = line
+            .trim_start_matches('[')
+            .split(']')
+            .next()
+            .unwrap_or("")
+            .trim();
+        return if name.is_empty() {
+            "-".to_owned()
+        } else {
+            name.to_owned()
+        };
     }
     match line.split_once('=') {
         Some((k, _)) if !k.trim().is_empty() => k.trim().to_owned(),
