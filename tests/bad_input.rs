@@ -7,7 +7,7 @@
 //! messages must be accepted and delivered, the daemon must stay up, every bad line must get its
 //! error code, and the daemon's peak RSS (VmHWM) must stay bounded. A summary table is printed
 //! (see it with `cargo test --test bad_input -- --nocapture`); the longer campaign is
-//! `cargo test --release --test bad_input -- --ignored --nocapture`.
+//! `cargo test --test bad_input -- --ignored --nocapture`.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
