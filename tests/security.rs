@@ -1,6 +1,7 @@
 //! Security rules (issue #9, item 5) through the public interfaces, `smppd check-config` and
 //! `smppd run` as a process: the submit listener is loopback by default and a public one needs a
-//! token; unauthenticated requests are refused with `unauthorized` and counted; TLS to SMSCs
+//! token; unauthenticated requests are refused with `unauthorized` and counted, and a connection
+//! that does not authenticate within 10 s is closed; TLS to SMSCs
 //! verifies certificates (an untrusted one fails the bind with a clear error; the explicit
 //! opt-out binds and is logged loudly); the store is created 0600; secrets never reach metrics.
 //! (Logs and `status` are covered by `tests/daemon.rs`
@@ -240,6 +241,8 @@ async fn unauthenticated_requests_are_refused_counted_and_secrets_stay_out_of_me
     let rest = SMSC.replace("127.0.0.1:2775", &sim.addr().to_string());
     let d = start(dir.path(), &format!("token = \"{token}\""), &rest);
 
+    // A client that connects and never authenticates (it could hold a connection slot).
+    let idle = TcpStream::connect(&d.submit).await.expect("connect");
     let mut c = Client::connect(&d.submit).await;
     let refused = [
         json!({"op":"submit","to":"+46701234567","from":"ACME","text":"x"}),
@@ -277,6 +280,45 @@ async fn unauthenticated_requests_are_refused_counted_and_secrets_stay_out_of_me
     }
     let status = c.call(json!({"op":"status"})).await.to_string();
     assert!(!status.contains("Pw9xQz") && !status.contains(token));
+
+    // Connections that never authenticate are told so and closed after AUTH_TIMEOUT (10 s);
+    // the authenticated one stays.
+    let mut idle = TokioBufReader::new(idle);
+    let mut line = String::new();
+    tokio::time::timeout(Duration::from_secs(30), idle.read_line(&mut line))
+        .await
+        .expect("closed in time")
+        .expect("read");
+    let v: Value = serde_json::from_str(&line).expect("JSON");
+    assert_eq!(v["error"]["code"], "unauthorized", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("within 10 s"),
+        "{v}"
+    );
+    let mut rest = String::new();
+    assert_eq!(
+        idle.read_to_string(&mut rest).await.expect("eof"),
+        0,
+        "{rest}"
+    );
+    assert_eq!(c.call(json!({"op":"ping"})).await["ok"], true);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        // `idle` and `other` were both closed unauthenticated.
+        let n = sample(
+            &http_metrics(d.metrics).await,
+            "smppd_unauthorized_total",
+            "",
+        );
+        if n == 8.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "smppd_unauthorized_total = {n}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // The store and its WAL files: owner read/write only, whatever the umask.
     let var = dir.path().join("var");

@@ -6,6 +6,9 @@
 //! (responses may come out of order; each echoes its `ref`), writing responses, and dropping
 //! clients that stop reading. What a request *does* is the [`Handler`]'s business.
 //!
+//! With a token, a connection that has not authenticated within [`AUTH_TIMEOUT`] is closed
+//! (answered `unauthorized` first), so unauthenticated clients cannot hold every slot.
+//!
 //! Must never buffer without bound: a connection holds at most `PIPELINE` requests in progress
 //! and `PIPELINE` unwritten responses; when the client does not read, reading stops too, and a
 //! client that leaves a response unwritten for the write timeout is disconnected.
@@ -34,6 +37,8 @@ use crate::config::{ListenAddr, Secret};
 pub const PIPELINE: usize = 256;
 /// Default for [`Settings::write_timeout`].
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// When a token is configured, a connection must authenticate within this time of connecting.
+pub const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a handled request produces.
 pub enum Outcome {
@@ -310,15 +315,29 @@ async fn connection<H: Handler>(
     });
 
     let mut lines = FramedRead::with_capacity(reader, LineCodec::default(), 8 * 1024);
+    // With a token, a connection that has not authenticated by then is closed, so that
+    // unauthenticated clients cannot hold the `max_connections` slots.
+    let auth_deadline = tokio::time::Instant::now() + AUTH_TIMEOUT;
     loop {
         let permit = tokio::select! {
             _ = closed.cancelled() => break,
             _ = close.cancelled() => break,
             p = inflight.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
         };
+        let must_auth = !authenticated.load(Ordering::Acquire);
         let next = tokio::select! {
             _ = closed.cancelled() => break,
             _ = close.cancelled() => break,
+            _ = tokio::time::sleep_until(auth_deadline), if must_auth => {
+                handler.refused(ErrorCode::Unauthorized);
+                tracing::info!(peer = %peer.addr, "client disconnected: no auth within {AUTH_TIMEOUT:?}");
+                let e = ApiError::new(
+                    ErrorCode::Unauthorized,
+                    format!("not authenticated within {} s; closing", AUTH_TIMEOUT.as_secs()),
+                );
+                let _ = tx.send(Reply::error(None, &e)).await;
+                break;
+            }
             n = lines.next() => n,
         };
         let line = match next {
