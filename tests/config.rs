@@ -216,6 +216,43 @@ fn missing_and_dangling_references() {
     assert_eq!(e.line, line_of(&text, "name = \"late\""));
 }
 
+/// Found by the `config` fuzz target: a syntax error on a line holding only `[` named the
+/// empty key (`fuzz.toml:7:2: : …`).
+#[test]
+fn syntax_errors_on_table_headers_name_the_table_or_a_dash() {
+    let text = format!("{BASE}\n[\n");
+    let e = err(&text);
+    assert_eq!(e.line, text.lines().count(), "{e}");
+    assert_eq!(e.key, "-", "{e}");
+    let text = format!("{BASE}\n[[route]]  # the fallback\n[[route]] x\n");
+    let e = err(&text);
+    assert_eq!(e.key, "route", "{e}");
+}
+
+#[test]
+fn write_timeout_has_a_default_and_a_range() {
+    assert_eq!(
+        parse(BASE).expect("valid").listen.write_timeout,
+        std::time::Duration::from_secs(30)
+    );
+    let text = BASE.replace(
+        "submit = \"127.0.0.1:2776\"",
+        "submit = \"127.0.0.1:2776\"\nwrite_timeout = \"2s\"",
+    );
+    assert_eq!(
+        parse(&text).expect("valid").listen.write_timeout,
+        std::time::Duration::from_secs(2)
+    );
+    let text = BASE.replace(
+        "submit = \"127.0.0.1:2776\"",
+        "submit = \"127.0.0.1:2776\"\nwrite_timeout = \"10ms\"",
+    );
+    let e = err(&text);
+    assert_eq!(e.key, "listen.write_timeout");
+    assert_eq!(e.line, line_of(&text, "write_timeout"), "{e}");
+    assert!(e.message.contains("between 100ms and 1h"), "{e}");
+}
+
 #[test]
 fn a_token_allows_a_public_listener() {
     let text = BASE.replace(

@@ -434,6 +434,71 @@ fn id_normalization() {
     assert_eq!(IdRule::from_name("hex"), None);
 }
 
+/// Found by the `receipt` fuzz target (tests/fuzz-inputs/receipt/): a key normalized again
+/// must not change, or a stored key and a receipt's key computed from it could differ.
+#[test]
+fn normalized_keys_are_fixed_points() {
+    // Zeros and padding interleaved: stripping zeros used to leave " 7".
+    assert_eq!(canonical_id("0 7"), "7");
+    assert_eq!(canonical_id("\u{0}0\t0x"), "x");
+    assert_eq!(canonical_id("0 0"), "0");
+    // The cut at 64 characters used to keep a trailing space.
+    let long = format!("{}  tail", "a".repeat(63));
+    assert_eq!(canonical_id(&long), "a".repeat(63));
+    for id in [
+        "0 7",
+        "0 0",
+        long.as_str(),
+        "  00AbC ",
+        "id:7 submitdate:0000000000 x",
+    ] {
+        let key = canonical_id(id);
+        assert_eq!(canonical_id(&key), key, "{id:?}");
+        // A receipt carrying the submit id finds the key it was stored under.
+        let tlvs = ReceiptTlvs {
+            receipted_message_id: Some(id),
+            ..ReceiptTlvs::default()
+        };
+        let r = parse_receipt(b"stat:DELIVRD", &tlvs).expect("parses");
+        assert!(receipt_keys(IdRule::Same, &r).contains(&submit_key(IdRule::Same, id)));
+    }
+}
+
+/// Found by the `receipt` fuzz target: a 32-digit hex id whose decimal form has 39 digits
+/// (above 10^38) was not converted back, so its receipt matched nothing.
+#[test]
+fn the_largest_hex_ids_convert_from_their_decimal_text() {
+    let hex = "99999999999999992999899999999999";
+    let dec = u128::from_str_radix(hex, 16).expect("hex").to_string();
+    assert_eq!(dec.len(), 39);
+    let r = text(&format!("id:{dec} stat:DELIVRD"));
+    assert_eq!(
+        receipt_keys(IdRule::HexToDec, &r),
+        vec![submit_key(IdRule::HexToDec, hex)]
+    );
+    let max = text(&format!("id:{} stat:DELIVRD", u128::MAX));
+    assert_eq!(receipt_keys(IdRule::HexToDec, &max), vec!["f".repeat(32)]);
+    // One more than u128::MAX does not convert; it stays as written.
+    let over = "340282366920938463463374607431768211456";
+    assert_eq!(
+        receipt_keys(IdRule::HexToDec, &text(&format!("id:{over} stat:DELIVRD"))),
+        vec![over.to_string()]
+    );
+}
+
+/// Found by the `receipt` fuzz target: a text `id:` of NUL octets was taken as an id whose key
+/// is empty. NULs are padding in the text as in the TLV.
+#[test]
+fn an_id_of_nul_padding_is_no_id() {
+    assert_eq!(
+        parse_receipt(b"id:\0\0\0 stat:DELIVRD", &ReceiptTlvs::default()),
+        Err(ReceiptError::NoId)
+    );
+    let r = text("id:\0\0ab12\0 stat:DELIVRD");
+    assert_eq!(r.id, "ab12");
+    assert_eq!(receipt_keys(IdRule::Same, &r), vec!["ab12".to_string()]);
+}
+
 proptest! {
     #[test]
     fn never_panics_on_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..600),

@@ -1,15 +1,8 @@
-//! parse → encode → parse equality: any PDU the decoder accepts encodes, decodes back to the same
-//! value, and re-encodes to the same bytes (the encoding is canonical).
+//! libFuzzer entry for `roundtrip`; the property lives in `tests/fuzz_checks/roundtrip.rs`, which
+//! `tests/fuzz_regressions.rs` replays on stable over `tests/fuzz-inputs/roundtrip/`.
 #![no_main]
 
-use bytes::Bytes;
-use libfuzzer_sys::fuzz_target;
-use smppd::pdu::Pdu;
+#[path = "../../tests/fuzz_checks/roundtrip.rs"]
+mod check;
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(pdu) = Pdu::decode(Bytes::copy_from_slice(data)) else { return };
-    let wire = pdu.to_bytes().expect("a decoded PDU encodes");
-    let again = Pdu::decode(wire.clone()).expect("an encoded PDU decodes");
-    assert_eq!(again, pdu, "decode(encode(p)) != p");
-    assert_eq!(again.to_bytes().expect("encodes twice"), wire, "encoding is not canonical");
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check::check(data));

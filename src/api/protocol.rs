@@ -229,12 +229,32 @@ pub fn parse_line(line: &[u8]) -> Parsed {
             };
         }
     };
+    // serde reads a struct from a JSON array too, by position (`["ping"]` would be a ping and
+    // `[[1]]` a request whose `ref` is `[1]`); the protocol is one object per line.
+    let start = text.trim_start_matches([' ', '\t', '\r', '\n']);
+    if !start.starts_with('{') {
+        let what = match start.chars().next() {
+            None => "an empty line".to_owned(),
+            Some('[') => "an array".to_owned(),
+            Some(_) => "not an object".to_owned(),
+        };
+        return Parsed {
+            reference: None,
+            request: Err(ApiError::bad(format!(
+                "a request is one JSON object per line, like {{\"op\":\"ping\"}}; got {what}"
+            ))),
+        };
+    }
     match serde_json::from_str::<Wire<'_>>(text) {
         Ok(mut wire) => {
             let reference = wire.reference.take();
             Parsed {
                 reference,
-                request: validate(wire),
+                request: validate(wire).map_err(|mut e| {
+                    // Backstop: every message stays short whatever the client sent.
+                    e.message = shorten(&e.message);
+                    e
+                }),
             }
         }
         Err(e) => {
@@ -243,10 +263,32 @@ pub fn parse_line(line: &[u8]) -> Parsed {
                 .and_then(|r| r.reference);
             Parsed {
                 reference,
-                request: Err(ApiError::bad(describe_json_error(&e))),
+                request: Err(ApiError::bad(shorten(&describe_json_error(&e)))),
             }
         }
     }
+}
+
+/// Longest error message, in bytes. serde's messages quote the offending value in full
+/// ("invalid type: string \"…60 KiB…\", expected i64"); a response should not echo a line.
+pub const MAX_MESSAGE: usize = 256;
+
+/// `message` itself when short; else its start and its end (where serde says what it expected)
+/// around "…", cut at character boundaries, at most [`MAX_MESSAGE`] bytes.
+fn shorten(message: &str) -> String {
+    if message.len() <= MAX_MESSAGE {
+        return message.to_owned();
+    }
+    let half = (MAX_MESSAGE - '…'.len_utf8()) / 2;
+    let mut head = half;
+    while !message.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = message.len() - half;
+    while !message.is_char_boundary(tail) {
+        tail += 1;
+    }
+    format!("{}…{}", &message[..head], &message[tail..])
 }
 
 fn describe_json_error(e: &serde_json::Error) -> String {
@@ -338,7 +380,10 @@ fn validate(w: Wire<'_>) -> Result<Request, ApiError> {
             let number = |n: Option<String>| -> Result<Msisdn, ApiError> {
                 let n = n.ok_or_else(|| ApiError::bad("missing field `number`"))?;
                 Msisdn::parse(&n).map_err(|e| {
-                    ApiError::new(ErrorCode::InvalidDestination, format!("number {n:?}: {e}"))
+                    ApiError::new(
+                        ErrorCode::InvalidDestination,
+                        format!("number {}: {e}", quote_limited(&n)),
+                    )
                 })
             };
             let op = match w.action.as_deref() {
@@ -352,7 +397,8 @@ fn validate(w: Wire<'_>) -> Result<Request, ApiError> {
                 },
                 Some(other) => {
                     return Err(ApiError::bad(format!(
-                        "`action` {other:?}: expected add, remove or list"
+                        "`action` {}: expected add, remove or list",
+                        quote_limited(other)
                     )));
                 }
                 None => return Err(ApiError::bad("missing field `action`")),
@@ -360,7 +406,8 @@ fn validate(w: Wire<'_>) -> Result<Request, ApiError> {
             Ok(Request::OptOut(op))
         }
         other => Err(ApiError::bad(format!(
-            "unknown op {other:?}; expected submit, query, subscribe, status, ping, auth, reload or optout"
+            "unknown op {}; expected submit, query, subscribe, status, ping, auth, reload or optout",
+            quote_limited(other)
         ))),
     }
 }
@@ -391,10 +438,16 @@ fn validate_submit(w: Wire<'_>) -> Result<Submit, ApiError> {
     let validity = match w.validity {
         None => None,
         Some(v) => {
-            let d = crate::config::parse_duration(&v).map_err(ApiError::bad)?;
+            let d = crate::config::parse_duration(&v).map_err(|_| {
+                ApiError::bad(format!(
+                    "`validity` {} is not a duration like \"30s\", \"10m\" or \"48h\"",
+                    quote_limited(&v)
+                ))
+            })?;
             if !(MIN_VALIDITY..=MAX_VALIDITY).contains(&d) {
                 return Err(ApiError::bad(format!(
-                    "`validity` must be between 10s and 30d (got {v:?})"
+                    "`validity` must be between 10s and 30d (got {})",
+                    quote_limited(&v)
                 )));
             }
             Some(d)
@@ -625,6 +678,15 @@ mod tests {
         );
         assert_eq!(code("not json"), Err(ErrorCode::BadRequest));
         assert_eq!(code("[1,2]"), Err(ErrorCode::BadRequest));
+        // serde would read a struct from an array by position: refused, with no ref.
+        assert_eq!(code(r#"["ping"]"#), Err(ErrorCode::BadRequest));
+        assert_eq!(
+            code(r#"["submit",1,"+46701234567","ACME","x"]"#),
+            Err(ErrorCode::BadRequest)
+        );
+        let p = parse_line(b"[[1,2]]");
+        assert!(p.reference.is_none());
+        assert!(p.request.expect_err("array").message.contains("an array"));
         assert_eq!(code(r#"{"op":"query"}"#), Err(ErrorCode::BadRequest));
         assert_eq!(code(r#"{"op":"ping"}"#), Ok(()));
     }
@@ -666,6 +728,40 @@ mod tests {
         #[derive(Serialize)]
         struct E {}
         assert_eq!(Reply::ok(None, &E {}), "{\"ref\":null,\"ok\":true}\n");
+    }
+
+    #[test]
+    fn error_messages_never_echo_a_whole_value() {
+        let huge = "\u{7f}".repeat(20_000);
+        for line in [
+            format!(r#"{{"op":"{huge}"}}"#),
+            format!(r#"{{"op":"optout","action":"{huge}"}}"#),
+            format!(r#"{{"op":"optout","action":"add","number":"+46{huge}"}}"#),
+            format!(
+                r#"{{"op":"submit","to":"+46701234567","from":"A","text":"x","validity":"{huge}"}}"#
+            ),
+            format!(
+                r#"{{"op":"submit","to":"+46701234567","from":"A","text":"x","priority":"{huge}"}}"#
+            ),
+            format!(
+                r#"{{"op":"submit","to":"+46701234567","from":"A","text":"x","encoding":"{huge}"}}"#
+            ),
+            format!(r#"{{"op":"ping","{huge}":1}}"#),
+        ] {
+            let e = req(&line).expect_err("refused");
+            assert!(
+                e.message.len() <= MAX_MESSAGE,
+                "{} bytes: {}",
+                e.message.len(),
+                e.message
+            );
+        }
+        // The end of serde's message, which says what was expected, survives.
+        let line = format!(r#"{{"op":"submit","priority":"{}"}}"#, "x".repeat(5000));
+        let e = req(&line).expect_err("wrong type");
+        assert!(e.message.starts_with("invalid type: string"), "{e}");
+        assert!(e.message.ends_with("expected i64"), "{e}");
+        assert!(e.message.contains('…'));
     }
 
     #[test]

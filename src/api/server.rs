@@ -6,6 +6,9 @@
 //! (responses may come out of order; each echoes its `ref`), writing responses, and dropping
 //! clients that stop reading. What a request *does* is the [`Handler`]'s business.
 //!
+//! With a token, a connection that has not authenticated within [`AUTH_TIMEOUT`] is closed
+//! (answered `unauthorized` first), so unauthenticated clients cannot hold every slot.
+//!
 //! Must never buffer without bound: a connection holds at most `PIPELINE` requests in progress
 //! and `PIPELINE` unwritten responses; when the client does not read, reading stops too, and a
 //! client that leaves a response unwritten for the write timeout is disconnected.
@@ -38,6 +41,8 @@ pub const PIPELINE: usize = 256;
 const WRITE_BATCH: usize = 256 * 1024;
 /// Default for [`Settings::write_timeout`].
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// When a token is configured, a connection must authenticate within this time of connecting.
+pub const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a handled request produces.
 pub enum Outcome {
@@ -282,6 +287,7 @@ async fn connection<H: Handler>(
 
     // Writer: sends response lines; disconnects a client that does not read.
     let writer_closed = closed.clone();
+    let writer_peer = peer.addr.clone();
     let writer_task = tokio::spawn(async move {
         // Every response ready at this moment goes out in one write: under pipelined load a
         // write per line was a third of the daemon's time in `send(2)`.
@@ -303,7 +309,17 @@ async fn connection<H: Handler>(
             };
             match tokio::time::timeout(write_timeout, write).await {
                 Ok(Ok(())) => {}
-                Ok(Err(_)) | Err(_) => break,
+                // The client went away; nothing to report.
+                Ok(Err(_)) => break,
+                Err(_) => {
+                    metrics::counter!(crate::metrics::API_SLOW_CLIENTS).increment(1);
+                    tracing::info!(
+                        peer = %writer_peer,
+                        timeout_ms = write_timeout.as_millis() as u64,
+                        "client disconnected: it left a response unread for listen.write_timeout"
+                    );
+                    break;
+                }
             }
         }
         writer_closed.cancel();
@@ -317,10 +333,23 @@ async fn connection<H: Handler>(
     // An event stream (subscribe) keeps its slot while it runs.
     let mut running: FuturesUnordered<Pin<Box<dyn Future<Output = ()> + Send>>> =
         FuturesUnordered::new();
+    // With a token, a connection that has not authenticated by then is closed, so that
+    // unauthenticated clients cannot hold the `max_connections` slots.
+    let auth_deadline = tokio::time::Instant::now() + AUTH_TIMEOUT;
     loop {
         let next = tokio::select! {
             _ = closed.cancelled() => break,
             _ = close.cancelled() => break,
+            _ = tokio::time::sleep_until(auth_deadline), if !authenticated => {
+                handler.refused(ErrorCode::Unauthorized);
+                tracing::info!(peer = %peer.addr, "client disconnected: no auth within {AUTH_TIMEOUT:?}");
+                let e = ApiError::new(
+                    ErrorCode::Unauthorized,
+                    format!("not authenticated within {} s; closing", AUTH_TIMEOUT.as_secs()),
+                );
+                let _ = tx.send(Reply::error(None, &e)).await;
+                break;
+            }
             Some(()) = running.next(), if !running.is_empty() => continue,
             n = lines.next(), if running.len() < PIPELINE => n,
         };

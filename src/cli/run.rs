@@ -25,6 +25,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }
+    raise_open_file_limit(config.listen.max_connections);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -56,4 +57,26 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         running.wait().await;
         anyhow::Ok(())
     })
+}
+
+/// File descriptors the daemon needs besides its clients: the store and its WAL, SMSC binds,
+/// simulators, the metrics endpoint, and some slack for connections being closed.
+const FD_RESERVE: u64 = 256;
+
+/// Raises the soft RLIMIT_NOFILE towards the hard limit so that `max_connections` clients fit
+/// (a common default soft limit is 1024, below the default `max_connections` plus the daemon's
+/// own files). When the hard limit is too low, says so: accepts beyond it fail with EMFILE and
+/// are retried, so clients wait instead of being served.
+fn raise_open_file_limit(max_connections: usize) {
+    let want = max_connections as u64 + FD_RESERVE;
+    match rlimit::increase_nofile_limit(want) {
+        Ok(got) if got < want => tracing::warn!(
+            limit = got,
+            wanted = want,
+            "the open-file limit (RLIMIT_NOFILE) is below listen.max_connections + {FD_RESERVE}: \
+             raise the hard limit (LimitNOFILE= in the systemd unit) or lower max_connections"
+        ),
+        Ok(got) => tracing::debug!(limit = got, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot read or raise the open-file limit"),
+    }
 }

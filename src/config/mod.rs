@@ -74,6 +74,9 @@ pub struct Listen {
     pub token: Option<Secret>,
     /// Concurrent submit-protocol connections; more wait in the kernel backlog.
     pub max_connections: usize,
+    /// A client that leaves a response unread this long is disconnected (so a client that
+    /// stops reading holds its buffers only so long).
+    pub write_timeout: Duration,
 }
 
 /// A TCP address or a Unix socket path.

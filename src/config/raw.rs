@@ -48,6 +48,7 @@ struct RawListen {
     metrics: Option<S<String>>,
     token: Option<S<String>>,
     max_connections: Option<S<i64>>,
+    write_timeout: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -394,6 +395,16 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config, Con
         1..=100_000,
         1024,
     )? as usize;
+    let write_timeout_raw = listen.and_then(|l| l.write_timeout.clone());
+    let write_timeout = cx.duration(
+        &write_timeout_raw,
+        "listen.write_timeout",
+        Duration::from_secs(30),
+    )?;
+    if !(Duration::from_millis(100)..=Duration::from_secs(3600)).contains(&write_timeout) {
+        let span = write_timeout_raw.as_ref().map_or(0..0, |s| s.span());
+        return Err(cx.err(span, "listen.write_timeout", "must be between 100ms and 1h"));
+    }
 
     // [store]
     let store_raw = raw.store.as_ref().map(|s| s.get_ref());
@@ -616,6 +627,7 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config, Con
             metrics,
             token,
             max_connections,
+            write_timeout,
         },
         store,
         log,
@@ -633,10 +645,18 @@ fn key_at(text: &str, offset: usize) -> String {
     let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
     let line = text[start..end].trim();
     if line.starts_with('[') {
-        return line
-            .trim_matches(|c| c == '[' || c == ']')
-            .trim()
-            .to_owned();
+        // `[[smsc]]  # comment` names `smsc`; a bare `[` names nothing.
+        let name = line
+            .trim_start_matches('[')
+            .split(']')
+            .next()
+            .unwrap_or("")
+            .trim();
+        return if name.is_empty() {
+            "-".to_owned()
+        } else {
+            name.to_owned()
+        };
     }
     match line.split_once('=') {
         Some((k, _)) if !k.trim().is_empty() => k.trim().to_owned(),

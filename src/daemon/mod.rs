@@ -212,7 +212,7 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> Result<Running, Sta
             listen: config.listen.submit.clone(),
             token: config.listen.token.clone(),
             max_connections: config.listen.max_connections,
-            write_timeout: server::WRITE_TIMEOUT,
+            write_timeout: config.listen.write_timeout,
         },
         handler,
         stop_accepting.clone(),

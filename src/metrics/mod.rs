@@ -143,6 +143,8 @@ pub const OPTOUTS: &str = "smppd_optouts_total";
 pub const UNAUTHORIZED: &str = "smppd_unauthorized_total";
 /// Open submit-protocol connections.
 pub const API_CONNECTIONS: &str = "smppd_api_connections";
+/// Submit-protocol clients disconnected for leaving a response unread for `listen.write_timeout`.
+pub const API_SLOW_CLIENTS: &str = "smppd_api_slow_clients_total";
 
 /// Registers every metric's description and unit with the installed recorder. Call once after
 /// installing the exporter.
@@ -257,6 +259,11 @@ pub fn describe() {
         Unit::Count,
         "Open submit-protocol connections."
     );
+    describe_counter!(
+        API_SLOW_CLIENTS,
+        Unit::Count,
+        "Submit-protocol clients disconnected for leaving a response unread for listen.write_timeout."
+    );
 }
 
 /// Every metric name, for tests that check the exporter's output and the dashboard.
@@ -283,6 +290,7 @@ pub const ALL: &[&str] = &[
     OPTOUTS,
     UNAUTHORIZED,
     API_CONNECTIONS,
+    API_SLOW_CLIENTS,
 ];
 
 #[cfg(test)]

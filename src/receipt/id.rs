@@ -42,20 +42,28 @@ impl IdRule {
 }
 
 /// Trimmed, ASCII-lowercased, leading zeros removed (an all-zero id becomes `0`), at most
-/// [`MAX_ID_LEN`] characters.
+/// [`MAX_ID_LEN`] characters. A fixed point: `canonical_id(&canonical_id(x)) == canonical_id(x)`,
+/// so a stored key and a key computed again from it always match.
 pub fn canonical_id(id: &str) -> String {
-    let id = id.trim_matches(|c: char| c == '\0' || c.is_whitespace());
-    let stripped = id.trim_start_matches('0');
-    let stripped = if stripped.is_empty() && !id.is_empty() {
+    let pad = |c: char| c == '\0' || c.is_whitespace();
+    let trimmed = id.trim_matches(pad);
+    // Zeros and padding may interleave ("0 7"): strip both, or the result would start with
+    // padding and change when normalized again.
+    let stripped = trimmed.trim_start_matches(|c: char| c == '0' || pad(c));
+    let stripped = if stripped.is_empty() && !trimmed.is_empty() {
         "0"
     } else {
         stripped
     };
-    stripped
+    let mut key: String = stripped
         .chars()
         .take(MAX_ID_LEN)
         .map(|c| c.to_ascii_lowercase())
-        .collect()
+        .collect();
+    // The cut at MAX_ID_LEN may end in padding.
+    let end = key.trim_end_matches(pad).len();
+    key.truncate(end);
+    key
 }
 
 /// The key for the id an SMSC returned in `submit_sm_resp`.
@@ -66,7 +74,9 @@ pub fn submit_key(_rule: IdRule, smsc_id: &str) -> String {
 
 fn dec_to_hex(s: &str) -> Option<String> {
     let s = s.trim();
-    if s.is_empty() || s.len() > 38 || !s.bytes().all(|c| c.is_ascii_digit()) {
+    // u128::MAX has 39 digits (a 32-digit hex id can need all of them); parse() refuses
+    // what overflows.
+    if s.is_empty() || s.len() > 39 || !s.bytes().all(|c| c.is_ascii_digit()) {
         return None;
     }
     s.parse::<u128>().ok().map(|v| format!("{v:x}"))

@@ -231,7 +231,9 @@ pub fn parse_receipt(text: &[u8], tlvs: &ReceiptTlvs<'_>) -> Result<Receipt, Rec
         // The first occurrence of a field wins; a repeated label is junk.
         match field {
             Field::Id if text_id.is_none() => {
-                let id = first_token(&v);
+                // NULs are padding, as in the TLV: an id of only NULs is no id (its key would
+                // be empty and could match any part whose SMSC returned an empty id).
+                let id = first_token(&v).trim_matches('\0');
                 if !id.is_empty() {
                     text_id = Some(truncate_id(id));
                 }
