@@ -97,23 +97,6 @@ struct Args {
     run: bool,
 }
 
-/// The texts of the mix: the same as `smppd bench` uses (src/cli/bench.rs `texts()`; keep them
-/// equal). Kannel splits them like smppd: 1, 3 and 2 parts.
-fn texts() -> [String; 3] {
-    [
-        "Your code is 482913. It expires in 10 minutes.".to_owned(),
-        "Lorem ipsum dolor sit amet, consectetur adipiscing elit. "
-            .repeat(8)
-            .chars()
-            .take(400)
-            .collect(),
-        format!(
-            "Hej! Ditt paket är på väg 📦 {}",
-            "Спасибо за заказ. ".repeat(4)
-        ),
-    ]
-}
-
 /// Parts of each text of the mix (GSM 153 septets a part with a UDH; UCS-2 67 characters): the
 /// simulator must see this many submit_sm from either gateway.
 const PARTS: [u64; 3] = [1, 3, 2];
@@ -473,7 +456,7 @@ async fn kannel_load(
     weights: [u32; 3],
 ) -> Result<(WorkerOut, f64)> {
     let next = Arc::new(AtomicUsize::new(0));
-    let texts = Arc::new(texts());
+    let texts = Arc::new(smppd::text::samples::mix_texts());
     let mut tasks = Vec::new();
     for _ in 0..conns {
         let (next, texts, run) = (next.clone(), texts.clone(), run.clone());
@@ -560,7 +543,14 @@ fn kannel_round(args: &Args, sim: &Sim, dir: &Path, round: usize, load: &Load) -
     let run = Arc::new(KRun::new(n + 1));
     let result = rt.block_on(async {
         let (dlr_port, sink) = dlr_sink(run.clone()).await?;
-        warm_up(&run, ports.sendsms, dlr_port, n, &texts()).await?;
+        warm_up(
+            &run,
+            ports.sendsms,
+            dlr_port,
+            n,
+            &smppd::text::samples::mix_texts(),
+        )
+        .await?;
         sim.command("pacing_reset")?;
         let sim_before = sim.stats()?;
         let cpu_before = cpu_of(&[&bearerbox, &smsbox]);

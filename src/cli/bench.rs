@@ -54,23 +54,6 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
-/// Texts of the mix: what operators send most.
-fn texts() -> [String; 3] {
-    [
-        "Your code is 482913. It expires in 10 minutes.".to_owned(),
-        // 400 GSM characters: three parts.
-        "Lorem ipsum dolor sit amet, consectetur adipiscing elit. "
-            .repeat(8)
-            .chars()
-            .take(400)
-            .collect(),
-        format!(
-            "Hej! Ditt paket är på väg 📦 {}",
-            "Спасибо за заказ. ".repeat(4)
-        ),
-    ]
-}
-
 fn parse_mix(s: &str) -> anyhow::Result<[u32; 3]> {
     let mut w = [0u32; 3];
     for part in s.split(',') {
@@ -276,7 +259,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             }
         });
 
-        let texts = Arc::new(texts());
+        let texts = Arc::new(smppd::text::samples::mix_texts());
         let total_w: u32 = weights.iter().sum();
         let start = Instant::now();
         let per_conn = args.count.div_ceil(args.connections);

@@ -81,27 +81,17 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// `YYYY-MM-DD hh:mm:ss` (UTC) from epoch milliseconds.
+/// `YYYY-MM-DD hh:mm:ss` (UTC) from epoch milliseconds (humantime's RFC 3339, with a space
+/// for the `T` and without the `Z`, which a table column does not need).
 pub(crate) fn utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let at = if ms >= 0 {
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64)
+    } else {
+        std::time::UNIX_EPOCH
+    };
+    let mut s = humantime::format_rfc3339_seconds(at).to_string();
+    s.pop(); // the `Z`
+    s.replace('T', " ")
 }
 
 fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {

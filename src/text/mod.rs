@@ -66,6 +66,7 @@ mod encode;
 pub mod gsm;
 mod reassembly;
 mod reference;
+pub mod samples;
 pub mod smart;
 mod tables;
 mod udh;
