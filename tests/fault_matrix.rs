@@ -335,9 +335,12 @@ async fn duplicate_receipts() -> Row {
     let (row, report) = env
         .finish("duplicate receipts", "every receipt sent twice".to_owned())
         .await;
+    // Receipts created just before the fault is switched on, or sent after it is switched off
+    // in `finish`, go once: most, not all, go twice. Without the fault the extra copies are ~0.
+    let extra = report.receipts_sent.saturating_sub(report.receipts);
     assert!(
-        report.receipts_sent >= 2 * report.receipts,
-        "{} receipts, {} sent",
+        extra * 10 >= report.receipts * 9,
+        "{} receipts, {} sent: fewer than 90% went twice",
         report.receipts,
         report.receipts_sent
     );
