@@ -337,7 +337,8 @@ fn main() {
             .unwrap_or(20_000);
         steady_load(rate, secs);
     }
-    let mut c = Criterion::default().configure_from_args();
+    // No plots: criterion's plotters backend panics when the machine has no fonts.
+    let mut c = Criterion::default().without_plots().configure_from_args();
     lifecycles(&mut c);
     c.final_summary();
 }
