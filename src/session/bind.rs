@@ -66,9 +66,12 @@ impl BindTask {
                 break;
             }
             self.set_state(BindState::Connecting).await;
-            let bound_at = Instant::now();
+            // When the bind came up (None while an attempt fails): only time spent bound says the
+            // SMSC was healthy, not a slow attempt that timed out.
+            let mut bound_at = None;
             let exit = match self.connect_and_bind().await {
                 Ok(conn) => {
+                    bound_at = Some(Instant::now());
                     self.shared.binds.fetch_add(1, Ordering::Relaxed);
                     self.set_state(BindState::Bound).await;
                     self.serve(conn).await
@@ -84,7 +87,8 @@ impl BindTask {
             };
             // A bind that stayed up for a while was healthy: start the backoff from the bottom.
             // A bind that drops at once (flapping SMSC) keeps growing the backoff.
-            if bound_at.elapsed() >= cfg.reconnect_max.max(Duration::from_secs(10)) {
+            let healthy = cfg.reconnect_max.max(Duration::from_secs(10));
+            if bound_at.is_some_and(|t| t.elapsed() >= healthy) {
                 reconnect.reset();
             }
             let retry_in = reconnect.next_delay();
