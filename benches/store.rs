@@ -9,7 +9,9 @@
 //! Run: `cargo bench --bench store` (`sync = "normal"`; set `SMPPD_BENCH_SYNC=full` for full).
 //! `SMPPD_BENCH_STEADY_SECS` changes the steady run's length (0 skips it and the burst);
 //! `SMPPD_BENCH_ONLY=burst` runs only the burst (for `perf stat` or callgrind), `SMPPD_BENCH_BURST`
-//! its size (default 200,000); `SMPPD_BENCH_RATE` changes the steady rate.
+//! its size (default 200,000); `SMPPD_BENCH_RATE` changes the steady rate; `SMPPD_BENCH_SLOW=1`
+//! prints when the accepts slower than 4 ms happened (clusters at a steady period point at a
+//! periodic stall in the writer: that is how the WAL-reset fsync was found).
 
 use criterion::{Criterion, Throughput};
 use smppd::receipt::{AcceptedIs, IdRule, ReceiptTlvs, final_outcome, parse_receipt};
@@ -288,7 +290,7 @@ fn steady_load(rate: u64, secs: u64) {
                 tasks.push(tokio::spawn(async move {
                     p.await.expect("accept");
                     let d = t0.elapsed();
-                    lat.lock().expect("latencies").push(d);
+                    lat.lock().expect("latencies").push((d, t0));
                 }));
             }
         }
@@ -299,7 +301,28 @@ fn steady_load(rate: u64, secs: u64) {
         (issued, worker.await.expect("worker"))
     });
     let elapsed = started.elapsed();
-    let mut l = latencies.lock().expect("latencies").clone();
+    let raw = latencies.lock().expect("latencies").clone();
+    if std::env::var("SMPPD_BENCH_SLOW").is_ok() {
+        let mut slow: Vec<(f64, f64)> = raw
+            .iter()
+            .filter(|(d, _)| *d > Duration::from_millis(4))
+            .map(|(d, t)| {
+                (
+                    t.duration_since(started).as_secs_f64() * 1e3,
+                    d.as_secs_f64() * 1e3,
+                )
+            })
+            .collect();
+        slow.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut last = -100.0;
+        for (t, d) in slow {
+            if t - last > 5.0 {
+                eprintln!("slow cluster at {t:.1} ms: {d:.2} ms");
+            }
+            last = t;
+        }
+    }
+    let mut l: Vec<Duration> = raw.iter().map(|(d, _)| *d).collect();
     l.sort();
     println!(
         "steady load: {accepted} accepts at {rate}/s target ({:.0}/s achieved) over {:.1} s, {completed} full lifecycles",

@@ -274,10 +274,12 @@ impl SqliteStore {
         ckpt.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(|e| open_error(&path, e))?;
         apply_settings(&ckpt, &opts.settings).map_err(|e| open_error(&path, e))?;
+        // Read-only is enough to fdatasync it (see `checkpoint_loop`).
+        let db_file = std::fs::File::open(&path).map_err(|e| open_error(&path, e))?;
         threads.push(
             std::thread::Builder::new()
                 .name("store-checkpoint".into())
-                .spawn(move || checkpoint_loop(&mut ckpt, &stop_rx, &wal_ckpt))
+                .spawn(move || checkpoint_loop(&mut ckpt, &db_file, &stop_rx, &wal_ckpt))
                 .map_err(|e| open_error(&path, e))?,
         );
 
@@ -482,7 +484,19 @@ const WAL_RESET_FRESH_US: i64 = 3_000;
 /// passive checkpoint never blocks the writer). Under a steady write load a passive checkpoint
 /// never quite catches up, so the WAL would not start over; the writer does the last step
 /// itself between two transactions (see `maybe_reset_wal`), when little is left to copy.
-fn checkpoint_loop(conn: &mut Connection, stop: &Receiver<()>, wal: &WalState) {
+///
+/// After each pass this thread also flushes the database file to disk. SQLite syncs the database
+/// file only when a checkpoint copies the whole WAL, which under load is only the writer's final
+/// step; that fsync then flushed everything the passes before it had copied (7 ms for a 64 MiB
+/// WAL, 17 ms for 256 MiB on this machine's disk), and every accept waiting behind the writer
+/// saw it: it was the store's whole p99 tail. Flushed here, off the writer, the final step only
+/// has the last few pages to flush.
+fn checkpoint_loop(
+    conn: &mut Connection,
+    db_file: &std::fs::File,
+    stop: &Receiver<()>,
+    wal: &WalState,
+) {
     loop {
         match stop.recv_timeout(std::time::Duration::from_millis(50)) {
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -494,6 +508,9 @@ fn checkpoint_loop(conn: &mut Connection, stop: &Receiver<()>, wal: &WalState) {
         });
         match passive {
             Ok((log, copied)) => {
+                if let Err(e) = db_file.sync_data() {
+                    tracing::warn!(error = %e, "store database file sync failed");
+                }
                 wal.frames.store(log, Ordering::Relaxed);
                 wal.not_copied.store(log - copied, Ordering::Relaxed);
                 wal.done_us.store(wal.now_us(), Ordering::Release);
