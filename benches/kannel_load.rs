@@ -73,6 +73,11 @@ struct Args {
     /// simulator saw in any 100 ms window, against rate/10. 0: no paced run.
     #[arg(long, default_value_t = 500)]
     pacing_rate: u32,
+    /// After the rounds, smppd paced by the load tool at half its median end-to-end rate for
+    /// this many seconds, same mix, no route limit: the latency goals of #8 (accept p99 and
+    /// accept → delivered p99 at half the maximum rate). 0: no such run.
+    #[arg(long, default_value_t = 10)]
+    half_rate_secs: u64,
     /// Run only one system (for trying settings): smppd or kannel.
     #[arg(long)]
     only: Option<String>,
@@ -676,6 +681,7 @@ fn smppd_round(
     dir: &Path,
     round: usize,
     load: &Load,
+    bench_rate: u64,
 ) -> Result<(Row, Value)> {
     sim.wait_unbound(Duration::from_secs(30))?;
     let spec = DaemonSpec {
@@ -696,7 +702,7 @@ fn smppd_round(
             pipeline: args.pipeline,
             mix: load.mix.clone(),
             settle: args.settle,
-            rate: 0,
+            rate: bench_rate,
         },
     )?;
     let mut daemon = daemon;
@@ -838,6 +844,7 @@ fn write_results(
     rows: &[Row],
     summary: &Value,
     pacing: &Value,
+    half_rate: &Value,
     configs: &Value,
 ) -> Result<()> {
     std::fs::create_dir_all(&args.out)?;
@@ -866,6 +873,7 @@ fn write_results(
         "rows": rows,
         "summary": summary,
         "pacing": pacing,
+        "half_rate": half_rate,
         "configs": configs,
     });
     let json_path = args.out.join("vs-kannel.json");
@@ -953,7 +961,7 @@ fn run(args: Args) -> Result<()> {
         for sys in &systems {
             let dir = work.join(format!("{sys}-r{round}"));
             let row = if *sys == "smppd" {
-                let (row, _) = smppd_round(&args, &smppd, &sim, &dir, round, &load)?;
+                let (row, _) = smppd_round(&args, &smppd, &sim, &dir, round, &load, 0)?;
                 smppd_config = std::fs::read_to_string(dir.join("smppd.toml")).unwrap_or_default();
                 row
             } else {
@@ -971,6 +979,11 @@ fn run(args: Args) -> Result<()> {
     }
     let s = summary(&rows);
     print_summary(&s);
+    let half_rate = if args.half_rate_secs > 0 && systems.contains(&"smppd") {
+        half_rate(&args, &smppd, &sim, &work, &s)?
+    } else {
+        Value::Null
+    };
     let pacing = if args.pacing_rate > 0 {
         paced(&args, &smppd, &sim, &work, &systems)?
     } else {
@@ -983,9 +996,48 @@ fn run(args: Args) -> Result<()> {
         &rows,
         &s,
         &pacing,
+        &half_rate,
         &json!({"kannel.conf": kannel_config, "smppd.toml": smppd_config}),
     )?;
     Ok(())
+}
+
+/// smppd paced by `smppd bench --rate` at half its median end-to-end rate of the rounds: what
+/// a client sees when the gateway is not saturated (at full speed, submit → delivered is mostly
+/// time spent queued behind the rest of the run).
+fn half_rate(args: &Args, smppd: &Path, sim: &Sim, work: &Path, summary: &Value) -> Result<Value> {
+    let max = summary["end_to_end_rate"]["smppd"].as_f64().unwrap_or(0.0);
+    let rate = (max / 2.0).floor() as u64;
+    if rate == 0 {
+        bail!("no end-to-end rate for smppd to halve");
+    }
+    let load = Load {
+        count: (rate * args.half_rate_secs) as usize,
+        mix: args.mix.clone(),
+        rate: None,
+    };
+    println!(
+        "
+smppd at half its median end-to-end rate: {rate}/s for {} s ({} messages, mix {}):",
+        args.half_rate_secs, load.count, args.mix
+    );
+    let dir = work.join("smppd-half-rate");
+    let (row, _) = smppd_round(args, smppd, sim, &dir, 0, &load, rate)?;
+    println!(
+        "  accepted {} at {:.0}/s, delivered {}; accept p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms; submit → delivered p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms; CPU {:.1} µs/message, peak RSS {:.1} MiB",
+        row.accepted,
+        row.accept_rate,
+        row.delivered,
+        row.accept_p50_ms,
+        row.accept_p99_ms,
+        row.accept_p999_ms,
+        row.delivered_p50_ms,
+        row.delivered_p99_ms,
+        row.delivered_p999_ms,
+        row.cpu_us_per_message,
+        row.peak_rss_mib
+    );
+    Ok(json!({"rate": rate, "seconds": args.half_rate_secs, "row": row}))
 }
 
 /// The paced comparison: each system limited to `--pacing-rate`, short messages for 5 s; the
@@ -1005,7 +1057,7 @@ fn paced(args: &Args, smppd: &Path, sim: &Sim, work: &Path, systems: &[&str]) ->
     for sys in systems {
         let dir = work.join(format!("{sys}-paced"));
         let row = if *sys == "smppd" {
-            smppd_round(args, smppd, sim, &dir, 0, &load)?.0
+            smppd_round(args, smppd, sim, &dir, 0, &load, 0)?.0
         } else {
             kannel_round(args, sim, &dir, 0, &load)?
         };
