@@ -1051,6 +1051,41 @@ async fn the_load_tool_reports_what_it_measured() {
     drop(d);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_tool_paces_to_a_target_rate_and_counts_every_response() {
+    let (a, b) = sims().await;
+    let d = Daemon::start(&a, &b, "");
+    let mut c = d.client().await;
+    c.wait_bound(&["op-a", "op-b"]).await;
+    // 40 messages at 100/s over 2 connections: each connection sends every 20 ms, while the
+    // pipeline (8) would allow more; a paced sender reads responses as they come, so the run
+    // ends with every response counted.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_smppd"))
+        .args([
+            "bench", "--addr", &d.submit, "-n", "40", "-C", "2", "-p", "8", "--rate", "100",
+            "--json", "--settle", "20",
+        ])
+        .output()
+        .await
+        .expect("run smppd bench");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(r["accepted"], 40, "{r}");
+    assert_eq!(r["final_states"]["delivered"], 40, "{r}");
+    // Pacing is a lower bound on the run's length (19 intervals of 20 ms per connection), so
+    // the accept rate cannot exceed the target by more than the first, immediate tick.
+    let rate = r["accept_rate"].as_f64().expect("accept_rate");
+    assert!(
+        rate <= 110.0,
+        "paced at 100/s but accepted at {rate}/s: {r}"
+    );
+    drop(d);
+}
+
 /// A route that reroutes, for `+45` numbers, over op-a then op-b (the template's "nordics" route
 /// has the same SMSCs without the flag).
 const REROUTE_ROUTE: &str = r#"

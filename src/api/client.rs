@@ -34,8 +34,7 @@ type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 /// One connection to the daemon.
 pub struct Client {
     reader: Reader,
-    writer: Writer,
-    next_ref: u64,
+    out: ClientWriter,
     /// Responses read while waiting for another `ref`.
     early: HashMap<u64, Value>,
     /// Event lines read while waiting for a response.
@@ -71,8 +70,10 @@ impl Client {
         let mut c = Client {
             reader: BufReader::new(r),
             // Buffered: a pipelining caller writes many lines per system call.
-            writer: Box::new(tokio::io::BufWriter::new(w)),
-            next_ref: 0,
+            out: ClientWriter {
+                writer: Box::new(tokio::io::BufWriter::new(w)),
+                next_ref: 0,
+            },
             early: HashMap::new(),
             events: Vec::new(),
         };
@@ -87,44 +88,28 @@ impl Client {
 
     /// Queues a request without waiting (written by `flush`, `response` or a full buffer);
     /// returns its `ref`.
-    pub async fn send(&mut self, mut request: Value) -> Result<u64, ClientError> {
-        self.next_ref += 1;
-        let r = self.next_ref;
-        request["ref"] = json!(r);
-        let mut line = request.to_string();
-        line.push('\n');
-        self.writer.write_all(line.as_bytes()).await?;
-        Ok(r)
+    pub async fn send(&mut self, request: Value) -> Result<u64, ClientError> {
+        self.out.send(request).await
     }
 
-    /// Like [`Client::send`] for a typed request: `fields` serializes to a JSON object without
-    /// a `ref` (which is added). For callers that send many requests (the load tool): no
-    /// `Value` tree per request.
+    /// Like [`Client::send`] for a typed request: see [`ClientWriter::send_typed`].
     pub async fn send_typed<T: serde::Serialize>(
         &mut self,
         fields: &T,
     ) -> Result<u64, ClientError> {
-        self.next_ref += 1;
-        let r = self.next_ref;
-        let mut line = serde_json::to_vec(fields).map_err(|e| {
-            ClientError::Io(io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
-        })?;
-        // `{…}` → `{"ref":N,…}`; an empty object gets no trailing comma.
-        if line.first() != Some(&b'{') {
-            return Err(ClientError::Io(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "a request must be a JSON object",
-            )));
-        }
-        let head = if line.len() > 2 {
-            format!("{{\"ref\":{r},")
-        } else {
-            format!("{{\"ref\":{r}")
-        };
-        line.splice(0..1, head.bytes());
-        line.push(b'\n');
-        self.writer.write_all(&line).await?;
-        Ok(r)
+        self.out.send_typed(fields).await
+    }
+
+    /// Splits the connection into halves that can be driven from separate tasks: one sends
+    /// (paced, say) while the other reads responses as they come. Responses and events read
+    /// before the split and not yet taken are dropped, so split before pipelining.
+    pub fn into_split(self) -> (ClientReader, ClientWriter) {
+        (
+            ClientReader {
+                reader: self.reader,
+            },
+            self.out,
+        )
     }
 
     /// Reads the next line as it came (without parsing it), for callers that parse it into
@@ -139,8 +124,7 @@ impl Client {
 
     /// Flushes what `send` wrote.
     pub async fn flush(&mut self) -> Result<(), ClientError> {
-        self.writer.flush().await?;
-        Ok(())
+        self.out.flush().await
     }
 
     /// Reads the next line: a response (with its numeric `ref`) or an event (`ref` None).
@@ -183,5 +167,77 @@ impl Client {
     /// Event lines received while waiting for responses, oldest first.
     pub fn take_events(&mut self) -> Vec<Value> {
         std::mem::take(&mut self.events)
+    }
+}
+
+/// The sending half of a [`Client`] (from [`Client::into_split`]).
+pub struct ClientWriter {
+    writer: Writer,
+    next_ref: u64,
+}
+
+impl ClientWriter {
+    /// Queues a request without waiting (written by `flush`, `response` or a full buffer);
+    /// returns its `ref`.
+    pub async fn send(&mut self, mut request: Value) -> Result<u64, ClientError> {
+        self.next_ref += 1;
+        let r = self.next_ref;
+        request["ref"] = json!(r);
+        let mut line = request.to_string();
+        line.push('\n');
+        self.writer.write_all(line.as_bytes()).await?;
+        Ok(r)
+    }
+
+    /// Like [`ClientWriter::send`] for a typed request: `fields` serializes to a JSON object without
+    /// a `ref` (which is added). For callers that send many requests (the load tool): no
+    /// `Value` tree per request.
+    pub async fn send_typed<T: serde::Serialize>(
+        &mut self,
+        fields: &T,
+    ) -> Result<u64, ClientError> {
+        self.next_ref += 1;
+        let r = self.next_ref;
+        let mut line = serde_json::to_vec(fields).map_err(|e| {
+            ClientError::Io(io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
+        })?;
+        // `{…}` → `{"ref":N,…}`; an empty object gets no trailing comma.
+        if line.first() != Some(&b'{') {
+            return Err(ClientError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a request must be a JSON object",
+            )));
+        }
+        let head = if line.len() > 2 {
+            format!("{{\"ref\":{r},")
+        } else {
+            format!("{{\"ref\":{r}")
+        };
+        line.splice(0..1, head.bytes());
+        line.push(b'\n');
+        self.writer.write_all(&line).await?;
+        Ok(r)
+    }
+
+    /// Flushes what `send` wrote.
+    pub async fn flush(&mut self) -> Result<(), ClientError> {
+        self.writer.flush().await?;
+        Ok(())
+    }
+}
+
+/// The receiving half of a [`Client`] (from [`Client::into_split`]).
+pub struct ClientReader {
+    reader: Reader,
+}
+
+impl ClientReader {
+    /// Reads the next line as it came; `Closed` at the end of the stream.
+    pub async fn next_raw(&mut self, line: &mut String) -> Result<(), ClientError> {
+        line.clear();
+        if self.reader.read_line(line).await? == 0 {
+            return Err(ClientError::Closed);
+        }
+        Ok(())
     }
 }

@@ -216,6 +216,21 @@ struct Shared {
     rejected: HashMap<String, u64>,
 }
 
+/// Counts one response: its accept latency and id (for the end-to-end time), or its error code.
+async fn record(shared: &Mutex<Shared>, v: &Line<'_>, t0: Instant) {
+    let now = Instant::now();
+    let mut s = shared.lock().await;
+    if v.ok == Some(true) {
+        s.accept_latency_ms.push((now - t0).as_secs_f64() * 1000.0);
+        if let Some(id) = v.id {
+            s.accepted.insert(id.to_owned(), t0);
+        }
+    } else {
+        let code = v.error.as_ref().and_then(|e| e.code).unwrap_or("?");
+        *s.rejected.entry(code.to_owned()).or_default() += 1;
+    }
+}
+
 pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let weights = parse_mix(&args.mix)?;
     if args.connections == 0 || args.pipeline == 0 {
@@ -273,49 +288,99 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             let pipeline = args.pipeline;
             let interval = (args.rate > 0)
                 .then(|| Duration::from_secs_f64(args.connections as f64 / args.rate as f64));
-            workers.push(tokio::spawn(async move {
-                let mut c = target_addr;
-                let mut line = String::new();
-                let mut sent_at: HashMap<u64, Instant> = HashMap::new();
-                let mut next = 0usize;
-                let mut pace = interval.map(tokio::time::interval);
-                while next < n || !sent_at.is_empty() {
-                    while next < n && sent_at.len() < pipeline {
-                        if let Some(p) = pace.as_mut() {
-                            p.tick().await;
-                        }
-                        let k = conn * per_conn + next;
-                        let pick = (k as u32 * 7919) % total_w;
-                        let kind = if pick < weights[0] { 0 } else if pick < weights[0] + weights[1] { 1 } else { 2 };
-                        let to = format!("{prefix}{:0width$}", k % 10_000_000, width = 11usize.saturating_sub(prefix.len().saturating_sub(1)).clamp(1, 9));
-                        let r = c
-                            .send_typed(&SubmitLine { op: "submit", to: &to, from: "BENCH", text: &texts[kind] })
-                            .await?;
-                        sent_at.insert(r, Instant::now());
-                        next += 1;
-                        if pace.is_some() {
-                            c.flush().await?;
-                        }
-                    }
-                    c.flush().await?;
-                    c.next_raw(&mut line).await?;
-                    let Ok(v) = serde_json::from_str::<Line<'_>>(&line) else { continue };
-                    let Some(r) = v.r else { continue };
-                    let Some(t0) = sent_at.remove(&r) else { continue };
-                    let now = Instant::now();
-                    let mut s = shared.lock().await;
-                    if v.ok == Some(true) {
-                        s.accept_latency_ms.push((now - t0).as_secs_f64() * 1000.0);
-                        if let Some(id) = v.id {
-                            s.accepted.insert(id.to_owned(), t0);
-                        }
-                    } else {
-                        let code = v.error.and_then(|e| e.code).unwrap_or("?");
-                        *s.rejected.entry(code.to_owned()).or_default() += 1;
-                    }
+            let to_for = move |k: usize| {
+                format!(
+                    "{prefix}{:0width$}",
+                    k % 10_000_000,
+                    width = 11usize.saturating_sub(prefix.len().saturating_sub(1)).clamp(1, 9)
+                )
+            };
+            let kind_for = move |k: usize| {
+                let pick = (k as u32 * 7919) % total_w;
+                if pick < weights[0] {
+                    0
+                } else if pick < weights[0] + weights[1] {
+                    1
+                } else {
+                    2
                 }
-                anyhow::Ok(())
-            }));
+            };
+            let first = conn * per_conn;
+            match interval {
+                // As fast as possible: one task fills the pipeline, then reads one response
+                // and sends one more.
+                None => workers.push(tokio::spawn(async move {
+                    let mut c = target_addr;
+                    let mut line = String::new();
+                    let mut sent_at: HashMap<u64, Instant> = HashMap::new();
+                    let mut next = 0usize;
+                    while next < n || !sent_at.is_empty() {
+                        while next < n && sent_at.len() < pipeline {
+                            let k = first + next;
+                            let to = to_for(k);
+                            let r = c
+                                .send_typed(&SubmitLine { op: "submit", to: &to, from: "BENCH", text: &texts[kind_for(k)] })
+                                .await?;
+                            sent_at.insert(r, Instant::now());
+                            next += 1;
+                        }
+                        c.flush().await?;
+                        c.next_raw(&mut line).await?;
+                        let Ok(v) = serde_json::from_str::<Line<'_>>(&line) else { continue };
+                        let Some(t0) = v.r.and_then(|r| sent_at.remove(&r)) else { continue };
+                        record(&shared, &v, t0).await;
+                    }
+                    anyhow::Ok(())
+                })),
+                // Paced: the sender ticks on its own and never waits for a response (waiting
+                // would add the pipeline's fill time to every accept latency); the reader
+                // takes responses as they come. The pipeline still bounds what is in flight.
+                Some(every) => workers.push(tokio::spawn(async move {
+                    let (mut reader, mut writer) = target_addr.into_split();
+                    let in_flight: Arc<std::sync::Mutex<HashMap<u64, Instant>>> = Arc::default();
+                    let slots = Arc::new(tokio::sync::Semaphore::new(pipeline));
+                    let (in_flight_s, slots_s) = (in_flight.clone(), slots.clone());
+                    let sender = tokio::spawn(async move {
+                        let mut pace = tokio::time::interval(every);
+                        for next in 0..n {
+                            slots_s.acquire().await.context("pipeline")?.forget();
+                            pace.tick().await;
+                            let k = first + next;
+                            let to = to_for(k);
+                            let r = writer
+                                .send_typed(&SubmitLine { op: "submit", to: &to, from: "BENCH", text: &texts[kind_for(k)] })
+                                .await?;
+                            // Recorded before the flush, so the response always finds it.
+                            in_flight_s
+                                .lock()
+                                .map_err(|_| anyhow::anyhow!("in-flight map poisoned"))?
+                                .insert(r, Instant::now());
+                            writer.flush().await?;
+                        }
+                        anyhow::Ok(writer)
+                    });
+                    let mut line = String::new();
+                    let mut answered = 0usize;
+                    while answered < n {
+                        reader.next_raw(&mut line).await?;
+                        let Ok(v) = serde_json::from_str::<Line<'_>>(&line) else { continue };
+                        let t0 = {
+                            let mut map = in_flight
+                                .lock()
+                                .map_err(|_| anyhow::anyhow!("in-flight map poisoned"))?;
+                            v.r.and_then(|r| map.remove(&r))
+                        };
+                        let Some(t0) = t0 else { continue };
+                        answered += 1;
+                        slots.add_permits(1);
+                        record(&shared, &v, t0).await;
+                    }
+                    // The writer half is kept until every response is read: dropping it
+                    // would close the connection's sending side early.
+                    let _writer = sender.await.context("sender")??;
+                    anyhow::Ok(())
+                })),
+            }
         }
         for w in workers {
             w.await.context("worker")??;
