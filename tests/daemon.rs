@@ -1002,22 +1002,26 @@ async fn the_load_tool_reports_what_it_measured() {
         controls.push(l.local_addr().unwrap().to_string());
         tokio::spawn(smppd::sim::control::serve(l, s.control()));
     }
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_smppd"))
-        .args([
-            "bench", "--addr", &d.submit, "-n", "60", "-C", "2", "-p", "8", "--json", "--settle",
-            "20",
-        ])
-        .args(["--pid", &d.child.id().to_string()])
-        .args(["--sim-control", &controls[0], "--sim-control", &controls[1]])
-        .output()
-        .await
-        .expect("run smppd bench");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let pid = d.child.id().to_string();
+    let r = bench_json(&[
+        "--addr",
+        &d.submit,
+        "-n",
+        "60",
+        "-C",
+        "2",
+        "-p",
+        "8",
+        "--settle",
+        "20",
+        "--pid",
+        &pid,
+        "--sim-control",
+        &controls[0],
+        "--sim-control",
+        &controls[1],
+    ])
+    .await;
     assert_eq!(r["accepted"], 60, "{r}");
     assert_eq!(r["final"], 60, "{r}");
     assert_eq!(r["final_states"]["delivered"], 60, "{r}");
@@ -1060,20 +1064,10 @@ async fn the_load_tool_paces_to_a_target_rate_and_counts_every_response() {
     // 40 messages at 100/s over 2 connections: each connection sends every 20 ms, while the
     // pipeline (8) would allow more; a paced sender reads responses as they come, so the run
     // ends with every response counted.
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_smppd"))
-        .args([
-            "bench", "--addr", &d.submit, "-n", "40", "-C", "2", "-p", "8", "--rate", "100",
-            "--json", "--settle", "20",
-        ])
-        .output()
-        .await
-        .expect("run smppd bench");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let r = bench_json(&[
+        "--addr", &d.submit, "-n", "40", "-C", "2", "-p", "8", "--rate", "100", "--settle", "20",
+    ])
+    .await;
     assert_eq!(r["accepted"], 40, "{r}");
     assert_eq!(r["final_states"]["delivered"], 40, "{r}");
     // Pacing is a lower bound on the run's length (19 intervals of 20 ms per connection), so
@@ -1475,4 +1469,20 @@ fn start_and_connect_errors_give_their_cause_once() {
     assert!(!ok, "{err}");
     assert!(err.contains("cannot connect to smppd at"), "{err}");
     assert_eq!(err.matches("os error").count(), 1, "{err}");
+}
+
+/// Runs `smppd bench --json ARGS`, asserts it succeeded and returns its one JSON object.
+async fn bench_json(args: &[&str]) -> Value {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_smppd"))
+        .args(["bench", "--json"])
+        .args(args)
+        .output()
+        .await
+        .expect("run smppd bench");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
 }
