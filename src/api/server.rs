@@ -36,6 +36,11 @@ use crate::config::{ListenAddr, Secret};
 
 /// Requests of one connection in progress at once.
 pub const PIPELINE: usize = 256;
+/// Bytes of request lines one connection may have in progress at once. 256 ordinary requests
+/// (a few hundred bytes each) stay far below it; it bounds what a client that pipelines large
+/// requests and never reads makes the daemon hold (each request in progress keeps its line's
+/// data, its `ref` and its response until the response is queued).
+pub const PIPELINE_BYTES: usize = 256 * 1024;
 /// Responses gathered into one write (bytes), at most: the channel holds at most
 /// [`PIPELINE`] lines, so this only caps how much a single write carries.
 const WRITE_BATCH: usize = 256 * 1024;
@@ -331,8 +336,11 @@ async fn connection<H: Handler>(
     // Requests in progress, awaited by this task itself (a task per request cost more than
     // most requests): at most PIPELINE, so a client that pipelines more waits for answers.
     // An event stream (subscribe) keeps its slot while it runs.
-    let mut running: FuturesUnordered<Pin<Box<dyn Future<Output = ()> + Send>>> =
+    // Each request's future returns the bytes it was charged (its line's length); their sum is
+    // `charged`, kept under PIPELINE_BYTES.
+    let mut running: FuturesUnordered<Pin<Box<dyn Future<Output = usize> + Send>>> =
         FuturesUnordered::new();
+    let mut charged: usize = 0;
     // With a token, a connection that has not authenticated by then is closed, so that
     // unauthenticated clients cannot hold the `max_connections` slots.
     let auth_deadline = tokio::time::Instant::now() + AUTH_TIMEOUT;
@@ -350,8 +358,11 @@ async fn connection<H: Handler>(
                 let _ = tx.send(Reply::error(None, &e)).await;
                 break;
             }
-            Some(()) = running.next(), if !running.is_empty() => continue,
-            n = lines.next(), if running.len() < PIPELINE => n,
+            Some(done) = running.next(), if !running.is_empty() => {
+                charged -= done;
+                continue;
+            }
+            n = lines.next(), if running.len() < PIPELINE && charged < PIPELINE_BYTES => n,
         };
         let line = match next {
             None | Some(Err(_)) => break,
@@ -426,6 +437,8 @@ async fn connection<H: Handler>(
         let peer = peer.clone();
         let closed = closed.clone();
         let close = close.clone();
+        let charge = line.len();
+        charged += charge;
         running.push(Box::pin(async move {
             match handler.handle(request, parsed.reference, &peer).await {
                 Outcome::Line(l) => {
@@ -433,7 +446,7 @@ async fn connection<H: Handler>(
                 }
                 Outcome::Stream(first, mut events) => {
                     if tx.send(first).await.is_err() {
-                        return;
+                        return charge;
                     }
                     loop {
                         tokio::select! {
@@ -447,6 +460,7 @@ async fn connection<H: Handler>(
                     }
                 }
             }
+            charge
         }));
     }
     // Let in-progress requests finish and their responses be written, then close.
