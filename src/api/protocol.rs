@@ -547,7 +547,9 @@ impl Reply {
     }
 
     fn start(reference: Option<&RawValue>) -> String {
-        let mut s = String::with_capacity(128);
+        // Room for the ref and an ordinary body up front: a line that outgrew a fixed 128 bytes
+        // doubled, and a client that never reads keeps 256 of them queued.
+        let mut s = String::with_capacity(128 + reference.map_or(4, |r| r.get().len()));
         s.push_str("{\"ref\":");
         match reference {
             Some(r) => s.push_str(r.get()),

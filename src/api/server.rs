@@ -42,8 +42,11 @@ pub const PIPELINE: usize = 256;
 /// data, its `ref` and its response until the response is queued).
 pub const PIPELINE_BYTES: usize = 256 * 1024;
 /// Responses gathered into one write (bytes), at most: the channel holds at most
-/// [`PIPELINE`] lines, so this only caps how much a single write carries.
-const WRITE_BATCH: usize = 256 * 1024;
+/// [`PIPELINE`] lines, so this only caps how much a single write carries. 256 ordinary
+/// responses (about 100 bytes each) fit in one; the cap matters for a client that does not
+/// read, whose blocked write holds this buffer until `write_timeout` (at 256 KiB it grew to
+/// 512 KiB per slow reader).
+const WRITE_BATCH: usize = 64 * 1024;
 /// Default for [`Settings::write_timeout`].
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// When a token is configured, a connection must authenticate within this time of connecting.
