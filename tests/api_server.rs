@@ -8,16 +8,30 @@ use std::time::Duration;
 use serde_json::Value;
 use serde_json::value::RawValue;
 use smppd::api::protocol::{ErrorCode, Reply, Request};
-use smppd::api::server::{Handler, Listener, Outcome, Peer, Settings, serve};
+use smppd::api::server::{
+    Handler, Listener, Outcome, PIPELINE, PIPELINE_BYTES, Peer, Settings, serve,
+};
 use smppd::config::{ListenAddr, Secret};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-#[derive(Default)]
 struct Echo {
     refused: AtomicUsize,
+    /// Queries for "hold" that have started; they answer once `gate` has a permit for each.
+    held: AtomicUsize,
+    gate: tokio::sync::Semaphore,
+}
+
+impl Default for Echo {
+    fn default() -> Self {
+        Echo {
+            refused: AtomicUsize::new(0),
+            held: AtomicUsize::new(0),
+            gate: tokio::sync::Semaphore::new(0),
+        }
+    }
 }
 
 impl Handler for Echo {
@@ -30,6 +44,11 @@ impl Handler for Echo {
         match request {
             // A query for "slow" answers after the ones behind it.
             Request::Query { id } => {
+                if id == "hold" {
+                    self.held.fetch_add(1, Ordering::SeqCst);
+                    let permit = self.gate.acquire().await.expect("gate open");
+                    permit.forget();
+                }
                 if id == "slow" {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
@@ -271,4 +290,64 @@ async fn unix_socket_listener() {
     assert_eq!(c.recv().await["op"], "ping");
     srv.stop().await;
     assert!(!path.exists(), "socket file removed at stop");
+}
+
+/// Sends `lines` "hold" queries of `len` bytes each (without the newline) on one connection
+/// that does not read, waits until the handler has started `expected` of them, checks that no
+/// more start, then opens the gate and reads every answer.
+async fn in_progress_bound(len: usize, lines: usize, expected: usize) {
+    let srv = start(local(), None, Duration::from_secs(30)).await;
+    let c = srv.connect().await;
+    let Client { mut r, mut w } = c;
+    let prefix = r#"{"op":"query","id":"hold","ref":""#;
+    let line = format!("{prefix}{}\"}}\n", "x".repeat(len - prefix.len() - 2));
+    assert_eq!(line.len(), len + 1);
+    let burst = line.repeat(lines);
+    let writer = tokio::spawn(async move {
+        w.write_all(burst.as_bytes()).await.expect("write");
+        w
+    });
+    let held = || srv.handler.held.load(Ordering::SeqCst);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while held() < expected {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{} of {expected} requests started", held()));
+    // Had the bound not held, the rest would start now: they are all written or buffered.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(held(), expected, "requests in progress at once");
+    srv.handler.gate.add_permits(lines);
+    let mut answered = 0;
+    let mut text = String::new();
+    while answered < lines {
+        text.clear();
+        let n = tokio::time::timeout(Duration::from_secs(10), r.read_line(&mut text))
+            .await
+            .expect("an answer in time")
+            .expect("read");
+        assert!(n > 0, "connection closed after {answered} answers");
+        let v: Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(v["ok"], true, "{v}");
+        answered += 1;
+    }
+    assert_eq!(held(), lines, "every request ran");
+    drop(writer.await.expect("writer"));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn requests_in_progress_are_bounded_by_count() {
+    // Small lines: the count bound (PIPELINE) is reached long before the byte bound.
+    in_progress_bound(100, PIPELINE + 44, PIPELINE).await;
+}
+
+#[tokio::test]
+async fn requests_in_progress_are_bounded_by_bytes() {
+    // 8 KiB lines: reading stops once PIPELINE_BYTES of them are in progress, far below PIPELINE.
+    let len = 8192;
+    let expected = PIPELINE_BYTES.div_ceil(len);
+    assert!(expected < PIPELINE);
+    in_progress_bound(len, 100, expected).await;
 }

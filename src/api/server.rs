@@ -10,7 +10,7 @@
 //! (answered `unauthorized` first), so unauthenticated clients cannot hold every slot.
 //!
 //! Must never buffer without bound: a connection holds at most `PIPELINE` requests in progress
-//! and `PIPELINE` unwritten responses; when the client does not read, reading stops too, and a
+//! (and at most [`PIPELINE_BYTES`] of their lines) and `PIPELINE` unwritten responses; when the client does not read, reading stops too, and a
 //! client that leaves a response unwritten for the write timeout is disconnected.
 
 use std::future::Future;
@@ -38,8 +38,8 @@ use crate::config::{ListenAddr, Secret};
 pub const PIPELINE: usize = 256;
 /// Bytes of request lines one connection may have in progress at once. 256 ordinary requests
 /// (a few hundred bytes each) stay far below it; it bounds what a client that pipelines large
-/// requests and never reads makes the daemon hold (each request in progress keeps its line's
-/// data, its `ref` and its response until the response is queued).
+/// requests and never reads makes the daemon hold (each request in progress keeps its parsed
+/// request, its `ref` and then its response until the response is queued).
 pub const PIPELINE_BYTES: usize = 256 * 1024;
 /// Responses gathered into one write (bytes), at most: the channel holds at most
 /// [`PIPELINE`] lines, so this only caps how much a single write carries. 256 ordinary
