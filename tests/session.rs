@@ -424,6 +424,79 @@ async fn tls_bind_with_a_generated_certificate_and_refusal_of_an_untrusted_one()
     }
 }
 
+/// The `retry_in` of every `Down` state seen, in order.
+fn down_delays(out: &Outcome) -> Vec<Duration> {
+    out.states
+        .iter()
+        .filter_map(|(_, s)| match s {
+            BindState::Down { retry_in, .. } => Some(*retry_in),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_bind_that_worked_comes_back_after_the_minimum_delay_when_the_smsc_drops_it() {
+    // An SMSC that drops every connection at its 40th submit (maintenance, idle timers, load
+    // balancers): each connection carried 39 answered submits, so each drop is followed by a
+    // reconnect after exactly reconnect_min, however many drops there were.
+    let mut sc = sim_config();
+    sc.faults.drop_after = 40;
+    sc.receipts.enabled = false;
+    let min = Duration::from_millis(100);
+    let (sim, handle, mut events) = start(sc, |c| {
+        c.window = 5;
+        c.reconnect_min = min;
+        c.reconnect_max = Duration::from_secs(30);
+    })
+    .await;
+    let out = drive(
+        &handle,
+        &mut events,
+        (0..250).map(job).collect(),
+        ok,
+        |_| true,
+    )
+    .await;
+    assert_eq!(out.submitted.len(), 250);
+    let delays = down_delays(&out);
+    assert!(delays.len() >= 5, "dropped {} times", delays.len());
+    assert!(delays.iter().all(|d| *d == min), "{delays:?}");
+    assert!(sim.stats().dropped_connections >= 5);
+
+    // The same SMSC now drops every connection at its first submit, before answering anything:
+    // a bind that carries nothing is flapping, and the delay grows from there.
+    sim.update_faults(|f| f.drop_after = 1);
+    let mut flaps = Vec::new();
+    let more = tokio::spawn({
+        let tx = handle.jobs();
+        async move {
+            for k in 1000..1010 {
+                let _ = tx.send(job(k)).await;
+            }
+        }
+    });
+    while flaps.len() < 4 {
+        match tokio::time::timeout(Duration::from_secs(60), events.recv()).await {
+            Ok(Some(Event::BindState {
+                state: BindState::Down { retry_in, .. },
+                ..
+            })) => flaps.push(retry_in),
+            Ok(Some(Event::Retry { job, .. })) => {
+                let _ = handle.jobs().try_send(job);
+            }
+            Ok(Some(_)) => {}
+            other => panic!("expected bind downs, got {other:?}; so far {flaps:?}"),
+        }
+    }
+    // Full jitter: each delay is uniform in [min, min * 2^failures]; all four at exactly the
+    // minimum would mean the backoff did not grow.
+    assert!(flaps.iter().all(|d| *d >= min), "{flaps:?}");
+    assert!(flaps.iter().any(|d| *d > min), "backoff grows: {flaps:?}");
+    more.abort();
+    handle.stop(Duration::from_millis(10)).await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_wrong_password_is_reported_by_name_and_backs_off() {
     let sim = Simulator::start(sim_config()).await.unwrap();

@@ -156,6 +156,7 @@ fn run_inner(args: SimArgs) -> Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
+        .with_ansi(super::log::colour_on_stderr())
         .with_writer(std::io::stderr)
         .try_init();
     if !(0.0..=1.0).contains(&args.fail_fraction) {

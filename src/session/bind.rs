@@ -66,29 +66,26 @@ impl BindTask {
                 break;
             }
             self.set_state(BindState::Connecting).await;
-            // When the bind came up (None while an attempt fails): only time spent bound says the
-            // SMSC was healthy, not a slow attempt that timed out.
-            let mut bound_at = None;
-            let exit = match self.connect_and_bind().await {
+            let (exit, worked) = match self.connect_and_bind().await {
                 Ok(conn) => {
-                    bound_at = Some(Instant::now());
                     self.shared.binds.fetch_add(1, Ordering::Relaxed);
                     self.set_state(BindState::Bound).await;
                     self.serve(conn).await
                 }
                 Err(exit) => {
                     self.shared.bind_failures.fetch_add(1, Ordering::Relaxed);
-                    exit
+                    (exit, false)
                 }
             };
             let reason = match exit {
                 Exit::Stopped => break,
                 Exit::Down(reason) => reason,
             };
-            // A bind that stayed up for a while was healthy: start the backoff from the bottom.
-            // A bind that drops at once (flapping SMSC) keeps growing the backoff.
-            let healthy = cfg.reconnect_max.max(Duration::from_secs(10));
-            if bound_at.is_some_and(|t| t.elapsed() >= healthy) {
+            // A connection that carried traffic was healthy: an SMSC that drops it (maintenance,
+            // idle timers, load balancers) gets us back after `reconnect_min`. Only attempts that
+            // fail, and binds dropped before anything was exchanged (a flapping SMSC), grow
+            // the backoff.
+            if worked {
                 reconnect.reset();
             }
             let retry_in = reconnect.next_delay();
@@ -236,7 +233,8 @@ impl BindTask {
     }
 
     /// The bound loop. Returns how the connection ended; hands back whatever is in flight.
-    async fn serve(&mut self, mut conn: Conn) -> Exit {
+    /// Serves one bound connection until it ends; also says whether it carried traffic.
+    async fn serve(&mut self, mut conn: Conn) -> (Exit, bool) {
         let mut s = Serve::new(&self.config);
         let exit = self.serve_loop(&mut conn, &mut s).await;
         let reason = match &exit {
@@ -254,7 +252,7 @@ impl BindTask {
         self.shared.in_flight.store(0, Ordering::Relaxed);
         // Unanswered inbound PDUs: the SMSC redelivers them on the next bind.
         s.inbound.clear();
-        exit
+        (exit, s.worked)
     }
 
     async fn emit(&self, event: Event) {
@@ -493,6 +491,17 @@ impl BindTask {
         };
         let seq = pdu.sequence_number;
         let status = pdu.command_status;
+        // Traffic the SMSC answered or started: this connection worked, so losing it later is a
+        // drop (reconnect at once), not a flapping bind (back off).
+        s.worked |= matches!(
+            pdu.body,
+            Body::SubmitSmResp(_)
+                | Body::DataSmResp(_)
+                | Body::EnquireLinkResp
+                | Body::EnquireLink
+                | Body::DeliverSm(_)
+                | Body::DataSm(_)
+        );
         match pdu.body {
             Body::SubmitSmResp(resp) => {
                 let message_id = resp.message_id.as_str().unwrap_or_default().to_owned();
@@ -766,6 +775,8 @@ struct Serve {
     unbind_seq: Option<u32>,
     unbind_deadline: Option<Instant>,
     enquire_link: Duration,
+    /// The SMSC exchanged traffic with us after the bind (see `on_frame`).
+    worked: bool,
 }
 
 impl Serve {
@@ -782,6 +793,7 @@ impl Serve {
             stopping: false,
             unbind_seq: None,
             unbind_deadline: None,
+            worked: false,
         }
     }
 
