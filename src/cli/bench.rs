@@ -54,29 +54,6 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
-fn parse_mix(s: &str) -> anyhow::Result<[u32; 3]> {
-    let mut w = [0u32; 3];
-    for part in s.split(',') {
-        let (k, v) = part
-            .split_once('=')
-            .with_context(|| format!("--mix {part:?}: want name=weight"))?;
-        let v: u32 = v
-            .trim()
-            .parse()
-            .with_context(|| format!("--mix weight {v:?}"))?;
-        match k.trim() {
-            "short" => w[0] = v,
-            "long" => w[1] = v,
-            "emoji" => w[2] = v,
-            other => bail!("--mix: unknown kind {other:?} (short, long, emoji)"),
-        }
-    }
-    if w.iter().sum::<u32>() == 0 {
-        bail!("--mix: all weights are 0");
-    }
-    Ok(w)
-}
-
 /// Per-process CPU seconds (user + system) and peak RSS in KiB.
 fn proc_usage(pid: u32) -> Option<(f64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -232,7 +209,7 @@ async fn record(shared: &Mutex<Shared>, v: &Line<'_>, t0: Instant) {
 }
 
 pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
-    let weights = parse_mix(&args.mix)?;
+    let mix = smppd::text::samples::Mix::parse(&args.mix)?;
     if args.connections == 0 || args.pipeline == 0 {
         bail!("--connections and --pipeline must be at least 1");
     }
@@ -275,7 +252,6 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         });
 
         let texts = Arc::new(smppd::text::samples::mix_texts());
-        let total_w: u32 = weights.iter().sum();
         let start = Instant::now();
         let per_conn = args.count.div_ceil(args.connections);
         let mut workers = Vec::new();
@@ -295,16 +271,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
                     width = 11usize.saturating_sub(prefix.len().saturating_sub(1)).clamp(1, 9)
                 )
             };
-            let kind_for = move |k: usize| {
-                let pick = (k as u32 * 7919) % total_w;
-                if pick < weights[0] {
-                    0
-                } else if pick < weights[0] + weights[1] {
-                    1
-                } else {
-                    2
-                }
-            };
+            let kind_for = move |k: usize| mix.kind_of(k as u64);
             let first = conn * per_conn;
             match interval {
                 // As fast as possible: one task fills the pipeline, then reads one response
