@@ -981,8 +981,9 @@ fn a_version_1_store_is_migrated() {
     drop(conn);
 
     let (store, rec) = open_with(&path, Settings::default());
-    // 2 (receipt columns), 3 (rerouted_from) and 4 (the done_at index for status).
-    assert_eq!(rec.migrations_applied, 3, "migrations 2, 3 and 4");
+    // 2 (receipt columns), 3 (rerouted_from), 4 (the done_at index for status) and 5 (the
+    // parts' validity and the expiry indexes).
+    assert_eq!(rec.migrations_applied, 4, "migrations 2, 3, 4 and 5");
     let m = store
         .message(MessageId::from_i64(id))
         .wait()

@@ -359,7 +359,23 @@ impl BindTask {
                 }
                 Step::Jobs => {
                     let now = Instant::now();
-                    for job in batch.drain(..) {
+                    let wall = std::time::SystemTime::now();
+                    for mut job in batch.drain(..) {
+                        // The last moment before the write: a job that waited past its validity
+                        // (window full, throttled) is not sent; its time left goes on the wire.
+                        if let Some(v) = job.validity {
+                            if v.ended(wall) {
+                                self.emit(Event::Expired {
+                                    key: job.key,
+                                    bind: id.clone(),
+                                })
+                                .await;
+                                continue;
+                            }
+                            if let JobBody::SubmitSm(sm) = &mut job.body {
+                                sm.validity_period = v.period(wall);
+                            }
+                        }
                         let seq = s.window.next_sequence();
                         let (job, encoded) = encode_job(conn, seq, job);
                         if let Err(e) = encoded {
@@ -690,7 +706,11 @@ impl BindTask {
 
 /// Encodes a job's request without copying its body: the body moves into the PDU and back.
 fn encode_job(conn: &mut Conn, seq: u32, job: Job) -> (Job, Result<(), PduError>) {
-    let Job { key, body } = job;
+    let Job {
+        key,
+        body,
+        validity,
+    } = job;
     match body {
         JobBody::SubmitSm(sm) => {
             let pdu = Pdu::new(seq, Body::SubmitSm(sm));
@@ -702,6 +722,7 @@ fn encode_job(conn: &mut Conn, seq: u32, job: Job) -> (Job, Result<(), PduError>
                 Job {
                     key,
                     body: JobBody::SubmitSm(sm),
+                    validity,
                 },
                 result,
             )
@@ -716,6 +737,7 @@ fn encode_job(conn: &mut Conn, seq: u32, job: Job) -> (Job, Result<(), PduError>
                 Job {
                     key,
                     body: JobBody::DataSm(dm),
+                    validity,
                 },
                 result,
             )
