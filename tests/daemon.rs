@@ -999,7 +999,10 @@ async fn a_queued_message_expires_at_its_validity_while_no_smsc_is_bound() {
     let d = Daemon::start(&a, &b, "");
     let mut c = d.client().await;
     let mut sub = d.client().await;
-    assert_eq!(sub.call(json!({"op":"subscribe","after":0})).await["ok"], true);
+    assert_eq!(
+        sub.call(json!({"op":"subscribe","after":0})).await["ok"],
+        true
+    );
     let r = c
         .call(json!({"op":"submit","to":"+33612345678","from":"ACME","text":"code 1234","validity":"10s"}))
         .await;
@@ -1018,7 +1021,10 @@ async fn a_queued_message_expires_at_its_validity_while_no_smsc_is_bound() {
     // not when a bind came back (none did).
     let valid_until = m["accepted_at"].as_i64().expect("accepted_at") + 10_000;
     let late = m["done_at"].as_i64().expect("done_at") - valid_until;
-    assert!((0..5_000).contains(&late), "expired {late} ms after its validity: {m}");
+    assert!(
+        (0..5_000).contains(&late),
+        "expired {late} ms after its validity: {m}"
+    );
     assert_eq!(m["parts"][0]["state"], "expired", "{m}");
     assert_eq!(a.stats().submits + b.stats().submits, 0);
     drop(d);
@@ -1026,7 +1032,10 @@ async fn a_queued_message_expires_at_its_validity_while_no_smsc_is_bound() {
 
 /// Seconds of a relative SMPP time (`0000DDhhmmss000R`).
 fn relative_secs(t: &str) -> u64 {
-    assert!(t.len() == 16 && t.starts_with("0000") && t.ends_with("000R"), "{t:?}");
+    assert!(
+        t.len() == 16 && t.starts_with("0000") && t.ends_with("000R"),
+        "{t:?}"
+    );
     let n = |r: std::ops::Range<usize>| t[r].parse::<u64>().expect("digits");
     n(4..6) * 86_400 + n(6..8) * 3600 + n(8..10) * 60 + n(10..12)
 }
@@ -1073,13 +1082,15 @@ async fn validity_period_carries_the_time_left_in_each_smscs_format() {
     };
     let left = relative_secs(&field(&a, b"rel"));
     assert!((3590..=3600).contains(&left), "{left} s left of 1 h");
-    let accepted = c
-        .call(json!({"op":"query","id":abs["id"]}))
-        .await["message"]["accepted_at"]
+    let accepted = c.call(json!({"op":"query","id":abs["id"]})).await["message"]["accepted_at"]
         .as_i64()
         .expect("accepted_at");
     let until = absolute_secs(&field(&b, b"abs"));
-    assert_eq!(until, (accepted + 7_200_000) / 1000, "the end of the validity, UTC");
+    assert_eq!(
+        until,
+        (accepted + 7_200_000) / 1000,
+        "the end of the validity, UTC"
+    );
     assert_eq!(field(&a, b"none"), "", "no validity: the SMSC's default");
     drop(d);
 
@@ -1089,9 +1100,14 @@ async fn validity_period_carries_the_time_left_in_each_smscs_format() {
     let mut c = d.client().await;
     c.wait_bound(&["op-a", "op-b"]).await;
     let r = c
-        .call(json!({"op":"submit","to":"+33612345678","from":"ACME","text":"plain","validity":"1h"}))
+        .call(
+            json!({"op":"submit","to":"+33612345678","from":"ACME","text":"plain","validity":"1h"}),
+        )
         .await;
-    assert_eq!(c.final_state(r["id"].as_str().expect("id")).await["state"], "delivered");
+    assert_eq!(
+        c.final_state(r["id"].as_str().expect("id")).await["state"],
+        "delivered"
+    );
     assert_eq!(field(&b, b"plain"), "");
     drop(d);
 }
@@ -1121,7 +1137,11 @@ async fn a_part_that_waits_past_its_validity_at_the_bind_is_not_written() {
     let m1 = c.final_state(first["id"].as_str().expect("id")).await;
     assert_eq!(m1["state"], "delivered", "{m1}");
     let sent: Vec<Vec<u8>> = b.submits().iter().map(|s| s.payload.to_vec()).collect();
-    assert_eq!(sent, vec![b"first".to_vec()], "only the first reached the SMSC");
+    assert_eq!(
+        sent,
+        vec![b"first".to_vec()],
+        "only the first reached the SMSC"
+    );
     drop(d);
 }
 

@@ -1043,7 +1043,10 @@ async fn data_sm_jobs_are_sent_and_answered() {
 
 /// The seconds of a relative SMPP time written as days, hours, minutes and seconds.
 fn relative_secs(t: &str) -> u64 {
-    assert!(t.len() == 16 && t.starts_with("0000") && t.ends_with("000R"), "{t:?}");
+    assert!(
+        t.len() == 16 && t.starts_with("0000") && t.ends_with("000R"),
+        "{t:?}"
+    );
     let n = |r: std::ops::Range<usize>| t[r].parse::<u64>().expect("digits");
     n(4..6) * 86_400 + n(6..8) * 3600 + n(8..10) * 60 + n(10..12)
 }
@@ -1085,7 +1088,10 @@ async fn a_job_past_its_validity_is_not_written_and_a_valid_one_carries_the_time
         .iter()
         .map(|r| (key_of(&r.payload), r.validity_period.clone()))
         .collect();
-    assert!(!seen.contains_key(&1), "an expired job reached the SMSC: {seen:?}");
+    assert!(
+        !seen.contains_key(&1),
+        "an expired job reached the SMSC: {seen:?}"
+    );
     assert_eq!(seen[&0], "", "no validity: the SMSC's default");
     // Written about 3 s after `now` (two slow answers before it): the time left, not the
     // whole hour.

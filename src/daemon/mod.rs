@@ -423,7 +423,11 @@ const EXPIRE_BATCH: usize = 500;
 async fn sweep(store: &Store, wait_ms: i64, stop: &CancellationToken) {
     let (mut expired, mut no_receipt) = (0, 0);
     loop {
-        match store.backend().expire(now_ms(), wait_ms, EXPIRE_BATCH).await {
+        match store
+            .backend()
+            .expire(now_ms(), wait_ms, EXPIRE_BATCH)
+            .await
+        {
             Ok(e) => {
                 expired += e.expired;
                 no_receipt += e.no_receipt;

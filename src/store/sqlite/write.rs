@@ -1251,9 +1251,7 @@ impl<'c> Writer<'c> {
         }
         let (route, priority, dlr, valid_until): (String, u8, bool, Option<i64>) = self
             .conn
-            .prepare_cached(
-                "SELECT route, priority, dlr, valid_until FROM message WHERE id = ?1",
-            )?
+            .prepare_cached("SELECT route, priority, dlr, valid_until FROM message WHERE id = ?1")?
             .query_row([id.as_i64()], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })
