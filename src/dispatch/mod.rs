@@ -4,9 +4,10 @@
 //! them through the route's and the chosen SMSC's token buckets (`governor`, GCRA: smooth, not
 //! once-a-second bursts), picks the SMSC (the first of the route's failover list that has a bound
 //! transmitter and has not refused this part), and hands the `submit_sm` to that SMSC's sessions;
-//! and the consumer of session events, which records acknowledgements, retries and failures, and
-//! fails a part over to the route's next SMSC when the refusing status is one another SMSC may
-//! accept. Parts of one multipart message stay on one SMSC while it is usable.
+//! and the consumer of session events, which records acknowledgements, retries, failures and
+//! expiries (a part whose validity ended before the bind wrote it), and fails a part over to the
+//! route's next SMSC when the refusing status is one another SMSC may accept. Parts of one
+//! multipart message stay on one SMSC while it is usable.
 //!
 //! Must never hold more than a bounded number of parts in memory (claims are small batches,
 //! in-flight parts are bounded by the SMSC windows and job channels), and never drop a part: every
