@@ -360,22 +360,15 @@ impl BindTask {
                 Step::Jobs => {
                     let now = Instant::now();
                     let wall = std::time::SystemTime::now();
-                    for mut job in batch.drain(..) {
-                        // The last moment before the write: a job that waited past its validity
-                        // (window full, throttled) is not sent; its time left goes on the wire.
-                        if let Some(v) = job.validity {
-                            if v.ended(wall) {
-                                self.emit(Event::Expired {
-                                    key: job.key,
-                                    bind: id.clone(),
-                                })
-                                .await;
+                    for job in batch.drain(..) {
+                        let job = match stamp_validity(job, wall) {
+                            Ok(job) => job,
+                            Err(key) => {
+                                let bind = id.clone();
+                                self.emit(Event::Expired { key, bind }).await;
                                 continue;
                             }
-                            if let JobBody::SubmitSm(sm) = &mut job.body {
-                                sm.validity_period = v.period(wall);
-                            }
-                        }
+                        };
                         let seq = s.window.next_sequence();
                         let (job, encoded) = encode_job(conn, seq, job);
                         if let Err(e) = encoded {
@@ -702,6 +695,22 @@ impl BindTask {
         }));
         None
     }
+}
+
+/// Applies a job's validity at the last moment before its write (after any wait for a window
+/// slot or a throttling pause): a job whose validity has ended is not written (`Err` with its
+/// key); otherwise its submit_sm carries the time left in `validity_period`.
+fn stamp_validity(mut job: Job, now: std::time::SystemTime) -> Result<Job, u64> {
+    let Some(v) = job.validity else {
+        return Ok(job);
+    };
+    if v.ended(now) {
+        return Err(job.key);
+    }
+    if let JobBody::SubmitSm(sm) = &mut job.body {
+        sm.validity_period = v.period(now);
+    }
+    Ok(job)
 }
 
 /// Encodes a job's request without copying its body: the body moves into the PDU and back.
