@@ -87,14 +87,17 @@ async fn node_smpp_server_bind_submit_concatenated_receipt_enquire_link_unbind()
         Job {
             key: 1,
             body: JobBody::SubmitSm(submit(b"Hello from smppd", None)),
+            validity: None,
         },
         Job {
             key: 2,
             body: JobBody::SubmitSm(submit(b"part one ", Some([5, 0, 3, 0x42, 2, 1]))),
+            validity: None,
         },
         Job {
             key: 3,
             body: JobBody::SubmitSm(submit(b"part two", Some([5, 0, 3, 0x42, 2, 2]))),
+            validity: None,
         },
     ];
     for j in jobs {

@@ -248,6 +248,7 @@ async fn serve(args: SimArgs, config: SimConfig) -> Result<()> {
                 "destination_addr": r.destination_addr,
                 "esm_class": r.esm_class,
                 "payload_hex": hex::encode(&r.payload),
+                "validity_period": r.validity_period,
                 "status": r.status.map(|s| s.name().into_owned()),
                 "message_id": r.message_id,
             });

@@ -357,7 +357,16 @@ impl BindTask {
                 }
                 Step::Jobs => {
                     let now = Instant::now();
+                    let wall = std::time::SystemTime::now();
                     for job in batch.drain(..) {
+                        let job = match stamp_validity(job, wall) {
+                            Ok(job) => job,
+                            Err(key) => {
+                                let bind = id.clone();
+                                self.emit(Event::Expired { key, bind }).await;
+                                continue;
+                            }
+                        };
                         let seq = s.window.next_sequence();
                         let (job, encoded) = encode_job(conn, seq, job);
                         if let Err(e) = encoded {
@@ -697,9 +706,29 @@ impl BindTask {
     }
 }
 
+/// Applies a job's validity at the last moment before its write (after any wait for a window
+/// slot or a throttling pause): a job whose validity has ended is not written (`Err` with its
+/// key); otherwise its submit_sm carries the time left in `validity_period`.
+fn stamp_validity(mut job: Job, now: std::time::SystemTime) -> Result<Job, u64> {
+    let Some(v) = job.validity else {
+        return Ok(job);
+    };
+    if v.ended(now) {
+        return Err(job.key);
+    }
+    if let JobBody::SubmitSm(sm) = &mut job.body {
+        sm.validity_period = v.period(now);
+    }
+    Ok(job)
+}
+
 /// Encodes a job's request without copying its body: the body moves into the PDU and back.
 fn encode_job(conn: &mut Conn, seq: u32, job: Job) -> (Job, Result<(), PduError>) {
-    let Job { key, body } = job;
+    let Job {
+        key,
+        body,
+        validity,
+    } = job;
     match body {
         JobBody::SubmitSm(sm) => {
             let pdu = Pdu::new(seq, Body::SubmitSm(sm));
@@ -711,6 +740,7 @@ fn encode_job(conn: &mut Conn, seq: u32, job: Job) -> (Job, Result<(), PduError>
                 Job {
                     key,
                     body: JobBody::SubmitSm(sm),
+                    validity,
                 },
                 result,
             )
@@ -725,6 +755,7 @@ fn encode_job(conn: &mut Conn, seq: u32, job: Job) -> (Job, Result<(), PduError>
                 Job {
                     key,
                     body: JobBody::DataSm(dm),
+                    validity,
                 },
                 result,
             )
