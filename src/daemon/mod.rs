@@ -10,6 +10,7 @@
 
 mod handler;
 mod inbound;
+mod mo_sets;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -272,6 +273,7 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> Result<Running, Sta
     ));
     let housekeeping = tokio::spawn(housekeeping(
         store.clone(),
+        dispatch.clone(),
         config_rx,
         housekeeping_stop.clone(),
     ));
@@ -301,6 +303,14 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> Result<Running, Sta
         // results and ends.
         reloader_for_stop.close();
         let _ = consumer.await;
+        // The results of what came back (parts handed back unsent, late answers) are written
+        // before the store closes, so none is left `sending` for recovery to mark as a possible
+        // duplicate. A store that keeps refusing them does not hold the stop for ever.
+        if !dispatch.flush_results(DRAIN).await {
+            tracing::warn!(
+                "stopping with result writes the store has not taken; recovery re-queues those parts at the next start"
+            );
+        }
         let _ = inbound_task.await;
         close.cancel();
         let _ = server_task.await;
@@ -385,7 +395,8 @@ fn with_causes(e: &dyn std::error::Error) -> String {
     out
 }
 
-/// Refreshes the gauges (queue depth per route, in-flight per bind) once a second.
+/// Refreshes the gauges (queue depth per route, in-flight per bind, dispatch's side state) once
+/// a second.
 async fn gauges(store: Store, dispatch: Arc<Dispatch>, stop: CancellationToken) {
     use crate::metrics as m;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -403,6 +414,9 @@ async fn gauges(store: Store, dispatch: Arc<Dispatch>, stop: CancellationToken) 
             }
         }
         dispatch.reclaim_stranded();
+        for (map, entries) in dispatch.side_state().by_name() {
+            metrics::gauge!(m::DISPATCH_SIDE_STATE, m::label::MAP => map).set(entries as f64);
+        }
         for link in dispatch.smscs() {
             for b in link.status() {
                 metrics::gauge!(m::BIND_IN_FLIGHT, m::label::SMSC => link.name.to_string(), m::label::BIND => b.bind.to_string())
@@ -412,9 +426,15 @@ async fn gauges(store: Store, dispatch: Arc<Dispatch>, stop: CancellationToken) 
     }
 }
 
-/// Expires what waited too long (every second) and prunes old rows (every minute), in small
-/// batches so the writer never stalls.
-async fn housekeeping(store: Store, config: watch::Receiver<Arc<Config>>, stop: CancellationToken) {
+/// Expires what waited too long (every second; dispatch forgets what it kept for the messages
+/// that became final) and prunes old rows (every minute), in small batches so the writer never
+/// stalls.
+async fn housekeeping(
+    store: Store,
+    dispatch: Arc<Dispatch>,
+    config: watch::Receiver<Arc<Config>>,
+    stop: CancellationToken,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut n: u64 = 0;
     loop {
@@ -426,14 +446,18 @@ async fn housekeeping(store: Store, config: watch::Receiver<Arc<Config>>, stop: 
         let cfg = config.borrow().clone();
         let wait_ms = cfg.store.receipt_wait.as_millis() as i64;
         match store.backend().expire(now_ms(), wait_ms, 1000).await {
-            Ok(e) if e.expired + e.no_receipt > 0 => {
-                tracing::info!(
-                    expired = e.expired,
-                    no_receipt = e.no_receipt,
-                    "messages expired"
-                );
+            Ok(e) => {
+                if e.expired + e.no_receipt > 0 {
+                    tracing::info!(
+                        expired = e.expired,
+                        no_receipt = e.no_receipt,
+                        "messages expired"
+                    );
+                }
+                for id in e.finished {
+                    dispatch.finish(id);
+                }
             }
-            Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "expiry failed"),
         }
         if n.is_multiple_of(60) {

@@ -138,6 +138,28 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX message_done ON message(done_at) WHERE done_at IS NOT NULL;
     "#,
+    // 5: the parts of a concatenated MO are durable before their deliver_sm_resp: kept here until
+    // the set is complete (or given up), then deleted in the transaction that records the MO.
+    // An MO recorded from a set given up says why in `incomplete`.
+    r#"
+    CREATE TABLE mo_fragment (
+        source      TEXT NOT NULL,
+        dest        TEXT NOT NULL,
+        ref         INTEGER NOT NULL,
+        total       INTEGER NOT NULL,
+        seq         INTEGER NOT NULL,
+        at          INTEGER NOT NULL,
+        smsc        TEXT NOT NULL,
+        data_coding INTEGER NOT NULL,
+        udhi        INTEGER NOT NULL,
+        sar_ref     INTEGER,
+        sar_total   INTEGER,
+        sar_seq     INTEGER,
+        payload     BLOB NOT NULL,
+        PRIMARY KEY (source, dest, ref, total, seq)
+    ) WITHOUT ROWID;
+    ALTER TABLE mo ADD COLUMN incomplete TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.
