@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use smppd::sim::MoPart;
+use smppd::store::{IncomingMo, MoFragment, MoSet, SqliteOptions, Store};
 use support::{Daemon, Smscs};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -456,4 +457,95 @@ async fn a_concatenated_mo_given_up_is_recorded_as_incomplete() {
         .metric("smppd_mo_incomplete_total", &["reason=\"superseded\""])
         .await;
     assert_eq!(counted, 1.0);
+}
+
+fn fragment(set: &MoSet, seq: u8, text: &str) -> MoFragment {
+    let mut payload = vec![0x05, 0x00, 0x03, set.reference as u8, set.total, seq];
+    payload.extend_from_slice(text.as_bytes());
+    MoFragment {
+        set: set.clone(),
+        seq,
+        smsc: "op-a".into(),
+        data_coding: 0,
+        udhi: true,
+        sar: None,
+        payload,
+        now_ms: 1_000 + i64::from(seq),
+    }
+}
+
+/// The store side of MO durability: kept parts survive a reopen, a repeated part is kept once,
+/// and ending the set records the MO and deletes its parts in one write.
+#[test]
+fn kept_mo_parts_survive_a_reopen_and_go_with_their_set() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.db");
+    let open = || {
+        Store::open_sqlite(SqliteOptions::new(&path))
+            .expect("open")
+            .0
+    };
+    let set = MoSet {
+        source: "46709990001".into(),
+        dest: "72000".into(),
+        reference: 7,
+        total: 3,
+    };
+    let other = MoSet {
+        reference: 8,
+        ..set.clone()
+    };
+    let store = open();
+    for f in [
+        fragment(&set, 1, "a"),
+        fragment(&set, 2, "b"),
+        fragment(&set, 2, "b"),
+        fragment(&other, 1, "x"),
+    ] {
+        store.record_mo_fragment(f).wait().expect("kept");
+    }
+    drop(store);
+    let store = open();
+    let kept = store.mo_fragments().wait().expect("read");
+    assert_eq!(
+        kept,
+        vec![
+            fragment(&set, 1, "a"),
+            fragment(&other, 1, "x"),
+            fragment(&set, 2, "b")
+        ],
+        "in arrival order, a repeated part once"
+    );
+    let mo = IncomingMo {
+        smsc: "op-a".into(),
+        from: "+46709990001".into(),
+        to: "72000".into(),
+        text: "abc".into(),
+        parts: 3,
+        optout: None,
+        now_ms: 2_000,
+    };
+    let done = store
+        .record_mo_set(mo.clone(), set.clone(), None)
+        .wait()
+        .expect("recorded");
+    let gone = store
+        .record_mo_set(
+            IncomingMo {
+                text: "x".into(),
+                parts: 1,
+                ..mo
+            },
+            other,
+            Some("expired"),
+        )
+        .wait()
+        .expect("recorded");
+    assert!(store.mo_fragments().wait().expect("read").is_empty());
+    let events = store.events_after(done.seq - 1, 10).wait().expect("events");
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].fields()["text"], "abc");
+    assert!(events[0].fields().get("incomplete").is_none());
+    assert_eq!(events[1].seq, gone.seq);
+    assert_eq!(events[1].fields()["incomplete"], "expired");
 }
