@@ -69,8 +69,11 @@ async fn side_state(d: &Daemon) -> Vec<(String, f64)> {
     maps
 }
 
-/// Waits (the gauge refreshes once a second) until every side-state map is empty.
+/// Waits until every side-state map is empty. The gauge refreshes once a second: the first look
+/// is taken after a refresh that follows the message's end, so an earlier (empty) value cannot
+/// pass for a release.
 async fn side_state_drains(d: &Daemon) {
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let maps = side_state(d).await;
