@@ -107,27 +107,9 @@ impl MoSets {
         {
             let mut inner = self.lock();
             for f in &kept {
-                let ud = UserData::parse(
-                    f.data_coding,
-                    f.udhi,
-                    &f.payload,
-                    &decode_options(cfg, &f.smsc),
-                );
-                let sar = f.sar.map(|(r, t, s)| crate::text::Sar {
-                    msg_ref_num: r,
-                    total_segments: t,
-                    segment_seqnum: s,
-                });
-                let Some(frag) = Fragment::from_user_data(&f.set.source, &f.set.dest, &ud, sar)
-                else {
-                    continue;
-                };
-                let pushed = inner.reassembler.push(f.now_ms.max(0) as u64, frag);
-                inner
-                    .smsc
-                    .entry(f.set.clone())
-                    .or_insert_with(|| Arc::from(f.smsc.as_str()));
-                self.settle_pushed(&mut inner, store, cfg, &f.smsc, pushed);
+                if let Some(pushed) = push_kept(&mut inner, cfg, f) {
+                    settle_rebuilt(&mut inner, store, cfg, &f.smsc, pushed);
+                }
             }
         }
         if count > 0 {
@@ -145,33 +127,6 @@ impl MoSets {
         let gone = inner.reassembler.expire(now_ms().max(0) as u64);
         for inc in gone {
             give_up(&mut inner, store, cfg, inc);
-        }
-    }
-
-    /// What a push left to do besides the part itself: record the sets given up; a set that
-    /// completes while rebuilding (its MO was never recorded) is recorded now.
-    fn settle_pushed(
-        &self,
-        inner: &mut Inner,
-        store: &Store,
-        cfg: &Config,
-        smsc: &str,
-        pushed: PushResult,
-    ) {
-        for inc in pushed.incomplete {
-            give_up(inner, store, cfg, inc);
-        }
-        if let PushStatus::Complete(a) = pushed.status {
-            let set = set_of(&a.source, &a.destination, a.reference, a.total);
-            inner.smsc.remove(&set);
-            let text = body_text(a.decode().body);
-            let mo = incoming_mo(cfg, smsc, &a.source, &a.destination, text, a.total);
-            let write = store.backend().record_mo_set(mo, set, None);
-            tokio::spawn(async move {
-                if let Err(e) = write.await {
-                    tracing::warn!(error = %e, "MO completed from kept parts not recorded; retried at the next start");
-                }
-            });
         }
     }
 
@@ -265,28 +220,54 @@ impl MoSets {
         };
         let mut inner = self.lock();
         for f in kept.iter().filter(|f| f.set == *set && f.seq != last) {
-            let ud = UserData::parse(
-                f.data_coding,
-                f.udhi,
-                &f.payload,
-                &decode_options(cfg, &f.smsc),
-            );
-            let sar = f.sar.map(|(r, t, s)| crate::text::Sar {
-                msg_ref_num: r,
-                total_segments: t,
-                segment_seqnum: s,
-            });
-            if let Some(frag) = Fragment::from_user_data(&f.set.source, &f.set.dest, &ud, sar) {
-                let pushed = inner.reassembler.push(f.now_ms.max(0) as u64, frag);
-                inner
-                    .smsc
-                    .entry(f.set.clone())
-                    .or_insert_with(|| Arc::from(f.smsc.as_str()));
+            if let Some(pushed) = push_kept(&mut inner, cfg, f) {
                 for inc in pushed.incomplete {
                     give_up(&mut inner, store, cfg, inc);
                 }
             }
         }
+    }
+}
+
+/// Pushes a kept part into the reassembler, decoded as when it arrived (at its arrival time).
+fn push_kept(inner: &mut Inner, cfg: &Config, f: &MoFragment) -> Option<PushResult> {
+    let ud = UserData::parse(
+        f.data_coding,
+        f.udhi,
+        &f.payload,
+        &decode_options(cfg, &f.smsc),
+    );
+    let sar = f.sar.map(|(r, t, s)| crate::text::Sar {
+        msg_ref_num: r,
+        total_segments: t,
+        segment_seqnum: s,
+    });
+    let frag = Fragment::from_user_data(&f.set.source, &f.set.dest, &ud, sar)?;
+    let pushed = inner.reassembler.push(f.now_ms.max(0) as u64, frag);
+    inner
+        .smsc
+        .entry(f.set.clone())
+        .or_insert_with(|| Arc::from(f.smsc.as_str()));
+    Some(pushed)
+}
+
+/// What a push while rebuilding left to do: record the sets given up; a set complete from its
+/// kept parts alone (its MO was never recorded) is recorded now.
+fn settle_rebuilt(inner: &mut Inner, store: &Store, cfg: &Config, smsc: &str, pushed: PushResult) {
+    for inc in pushed.incomplete {
+        give_up(inner, store, cfg, inc);
+    }
+    if let PushStatus::Complete(a) = pushed.status {
+        let set = set_of(&a.source, &a.destination, a.reference, a.total);
+        inner.smsc.remove(&set);
+        let text = body_text(a.decode().body);
+        let mo = incoming_mo(cfg, smsc, &a.source, &a.destination, text, a.total);
+        let write = store.backend().record_mo_set(mo, set, None);
+        tokio::spawn(async move {
+            if let Err(e) = write.await {
+                tracing::warn!(error = %e, "MO completed from kept parts not recorded; retried at the next start");
+            }
+        });
     }
 }
 
