@@ -6,7 +6,9 @@
 //! transmitter and has not refused this part), and hands the `submit_sm` to that SMSC's sessions;
 //! and the consumer of session events, which records acknowledgements, retries and failures, and
 //! fails a part over to the route's next SMSC when the refusing status is one another SMSC may
-//! accept. Parts of one multipart message stay on one SMSC while it is usable.
+//! accept. Parts of one multipart message stay on one SMSC while it is usable. What it remembers
+//! per message between attempts (refusals, affinity, re-split marks) lives in [`parts`] and is
+//! released when the message ends, by whatever road.
 //!
 //! Must never hold more than a bounded number of parts in memory (claims are small batches,
 //! in-flight parts are bounded by the SMSC windows and job channels), and never drop a part: every
