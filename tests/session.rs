@@ -666,7 +666,8 @@ async fn graceful_stop_waits_for_in_flight_and_hands_back_the_rest() {
         handle.jobs().send(job(k)).await.unwrap();
     }
     wait_until("a full window at the SMSC", || sim.stats().submits == 10).await;
-    // Drain long enough for the 10 in flight; the 20 queued are handed back unsent.
+    // Drain long enough for the 10 in flight; the 20 queued are handed back unsent, and say so
+    // (a resend of them is no possible duplicate).
     let stopper = tokio::spawn(handle.stop(Duration::from_secs(3)));
     let mut submitted = 0;
     let mut shutdown = Vec::new();
@@ -675,7 +676,7 @@ async fn graceful_stop_waits_for_in_flight_and_hands_back_the_rest() {
             Event::Submitted { .. } => submitted += 1,
             Event::Retry {
                 job,
-                reason: RetryReason::Shutdown,
+                reason: RetryReason::NotSent,
                 ..
             } => shutdown.push(job.key),
             Event::Retry { reason, .. } => panic!("unexpected retry {reason}"),
@@ -944,14 +945,24 @@ async fn dropping_the_handle_hands_everything_back() {
     wait_until("2 in flight", || sim.stats().submits == 2).await;
     drop(handle);
     let mut back = Vec::new();
+    let mut not_sent = 0;
     while let Some(ev) = erx.recv().await {
         if let Event::Retry { job, reason, .. } = ev {
-            assert_eq!(reason, RetryReason::Shutdown);
+            // The 2 written come back as possibly sent, the 3 still queued as never sent.
+            match reason {
+                RetryReason::Shutdown => assert!(reason.outcome_unknown()),
+                RetryReason::NotSent => {
+                    assert!(!reason.outcome_unknown());
+                    not_sent += 1;
+                }
+                other => panic!("unexpected retry {other}"),
+            }
             back.push(job.key);
         }
     }
     back.sort();
     assert_eq!(back, vec![0, 1, 2, 3, 4]);
+    assert_eq!(not_sent, 3);
 }
 
 #[tokio::test]

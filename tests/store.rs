@@ -555,6 +555,7 @@ fn validity_and_receipt_timeouts() {
         .wait()
         .expect("expire");
     assert_eq!((e.no_receipt, e.expired), (1, 0));
+    assert_eq!(e.finished, vec![waits.id], "the messages it made final");
     let m = store
         .message(waits.id)
         .wait()
@@ -585,6 +586,7 @@ fn validity_and_receipt_timeouts() {
         .wait()
         .expect("expire");
     assert_eq!(e.expired, 1);
+    assert_eq!(e.finished, vec![q.id], "the messages it made final");
     let m = store.message(q.id).wait().expect("read").expect("found");
     assert_eq!(m.state, MessageState::Expired);
     assert!(m.parts.iter().all(|p| p.state == PartState::Expired));
@@ -1081,9 +1083,9 @@ fn a_version_1_store_is_migrated() {
     drop(conn);
 
     let (store, rec) = open_with(&path, Settings::default());
-    // 2 (receipt columns), 3 (rerouted_from), 4 (the done_at index for status) and 5 (the
-    // parts' validity and the expiry indexes).
-    assert_eq!(rec.migrations_applied, 4, "migrations 2, 3, 4 and 5");
+    // 2 (receipt columns), 3 (rerouted_from), 4 (the done_at index for status), 5 (the parts'
+    // validity and the expiry indexes) and 6 (kept parts of concatenated MO).
+    assert_eq!(rec.migrations_applied, 5, "migrations 2, 3, 4, 5 and 6");
     let m = store
         .message(MessageId::from_i64(id))
         .wait()

@@ -378,3 +378,36 @@ fn sar_fragments() {
     };
     assert_eq!(a.decode().body, Body::Text("Hi".into()));
 }
+
+#[test]
+fn reassembly_forgets_a_part_its_caller_could_not_keep() {
+    let mut r = Reassembler::new(ReassemblyConfig::default());
+    let frag = |seq: u8, payload: &'static [u8]| Fragment {
+        source: "123",
+        destination: "456",
+        reference: 1,
+        total: 2,
+        seq,
+        charset: Charset::Gsm7,
+        tables: Gsm7Tables::DEFAULT,
+        payload,
+    };
+    assert!(matches!(
+        r.push(0, frag(1, b"ab")).status,
+        PushStatus::Stored { .. }
+    ));
+    let held = r.pending_bytes();
+    // Forgotten: the resend is stored again, not ignored as a duplicate.
+    assert!(r.forget_part("123", "456", 1, 1));
+    assert!(!r.forget_part("123", "456", 1, 1), "nothing left to forget");
+    assert_eq!((r.pending_sets(), r.pending_bytes()), (0, 0));
+    assert!(matches!(
+        r.push(1, frag(1, b"ab")).status,
+        PushStatus::Stored { .. }
+    ));
+    assert_eq!(r.pending_bytes(), held);
+    assert!(matches!(
+        r.push(2, frag(2, b"cd")).status,
+        PushStatus::Complete(_)
+    ));
+}

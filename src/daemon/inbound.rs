@@ -1,11 +1,13 @@
 //! Inbound deliver_sm / data_sm: delivery receipts and mobile-originated messages.
 //!
 //! Each PDU is recorded durably (the receipt log row with the part's and message's state and
-//! an event; or the MO with any opt-out change and an event) before the session is told to answer
+//! an event; or the MO with any opt-out change and an event; or one part of a concatenated MO,
+//! kept until its set is complete, see [`super::mo_sets`]) before the session is told to answer
 //! ESME_ROK; if the store cannot take it, the answer is ESME_RX_T_APPN and the SMSC redelivers
 //! later. Never acknowledge first.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{mpsc, watch};
@@ -20,9 +22,12 @@ use crate::session::{Event, InboundPdu, InboundReply};
 use crate::store::{
     IncomingMo, IncomingReceipt, OptOutChange, ReceiptRecorded, RerouteRule, Store,
 };
-use crate::text::{
-    Body, DecodeOptions, Fragment, PushStatus, Reassembler, ReassemblyConfig, UserData,
-};
+use crate::text::{Body, DecodeOptions, Fragment, UserData};
+
+use super::mo_sets::{MoSets, RawPart};
+
+/// How often concatenated MO sets are checked for expiry (they are also checked at every part).
+const MO_EXPIRY_TICK: Duration = Duration::from_secs(5);
 
 /// The parts of a deliver_sm or data_sm that matter here.
 struct Inbound {
@@ -87,7 +92,10 @@ pub async fn run(
     config: watch::Receiver<Arc<Config>>,
     mut rx: mpsc::Receiver<Event>,
 ) {
-    let reassembler = Arc::new(Mutex::new(Reassembler::new(ReassemblyConfig::default())));
+    let mo_sets = Arc::new(MoSets::new());
+    let cfg_at_start = config.borrow().clone();
+    mo_sets.rebuild(&store, &cfg_at_start).await;
+    let mut mo_expiry = tokio::time::interval(MO_EXPIRY_TICK);
     let mut mo_tasks = tokio::task::JoinSet::new();
     let mut receipts = FuturesUnordered::new();
     let ctx = Arc::new(ReceiptCtx {
@@ -109,6 +117,11 @@ pub async fn run(
             },
             Some(()) = receipts.next(), if !receipts.is_empty() => continue,
             Some(_) = mo_tasks.join_next(), if !mo_tasks.is_empty() => continue,
+            _ = mo_expiry.tick() => {
+                let cfg = config.borrow().clone();
+                mo_sets.expire(&store, &cfg);
+                continue;
+            }
         };
         let Event::Inbound { pdu, reply, bind } = ev else {
             continue;
@@ -126,9 +139,9 @@ pub async fn run(
             });
         } else {
             let store = store.clone();
-            let reassembler = reassembler.clone();
+            let mo_sets = mo_sets.clone();
             mo_tasks.spawn(async move {
-                mo(&store, &cfg, &bind.smsc, msg, reply, &reassembler).await;
+                mo(&store, &cfg, &bind.smsc, msg, reply, &mo_sets).await;
             });
         }
     }
@@ -247,43 +260,58 @@ async fn mo(
     smsc: &str,
     msg: Inbound,
     reply: InboundReply,
-    reassembler: &Mutex<Reassembler>,
+    mo_sets: &MoSets,
 ) {
     let packed = cfg.smsc(smsc).is_some_and(|s| s.gsm_packed);
     let opts = DecodeOptions {
         packed,
         ia5_as_gsm: true,
     };
-    let ud = UserData::parse(msg.data_coding, msg.esm_class.udhi(), &msg.payload, &opts);
-    let sar = msg.tlvs.sar().map(|(r, t, s)| crate::text::Sar {
+    let udhi = msg.esm_class.udhi();
+    let ud = UserData::parse(msg.data_coding, udhi, &msg.payload, &opts);
+    let sar_tlvs = msg.tlvs.sar();
+    let sar = sar_tlvs.map(|(r, t, s)| crate::text::Sar {
         msg_ref_num: r,
         total_segments: t,
         segment_seqnum: s,
     });
-    let (text, parts) = match Fragment::from_user_data(&msg.source, &msg.destination, &ud, sar) {
-        None => (body_text(ud.decode().body), 1u8),
-        Some(frag) => {
-            let pushed = match reassembler.lock() {
-                Ok(mut r) => r.push(now_ms().max(0) as u64, frag),
-                Err(_) => {
-                    reply.answer(CommandStatus::ESME_RX_T_APPN);
-                    return;
-                }
-            };
-            for lost in &pushed.incomplete {
-                tracing::warn!(%smsc, from = %lost.source, parts = lost.parts.len(), total = lost.total, reason = ?lost.reason, "incomplete concatenated MO given up");
-            }
-            match pushed.status {
-                PushStatus::Complete(a) => (body_text(a.decode().body), a.total),
-                // A part of a set still being collected: held in memory until the set is whole.
-                other => {
-                    tracing::debug!(%smsc, status = ?other, "MO part held for reassembly");
-                    reply.ok();
-                    return;
-                }
-            }
+    if let Some(frag) = Fragment::from_user_data(&msg.source, &msg.destination, &ud, sar) {
+        // A part of a concatenated MO: kept durably until its set is complete.
+        let raw = RawPart {
+            smsc,
+            data_coding: msg.data_coding,
+            udhi,
+            sar: sar_tlvs,
+            payload: &msg.payload,
+        };
+        mo_sets.part(store, cfg, raw, frag, reply).await;
+        return;
+    }
+    let text = body_text(ud.decode().body);
+    let incoming = incoming_mo(cfg, smsc, &msg.source, &msg.destination, text, 1);
+    let change = incoming.optout.clone();
+    match store.backend().record_mo(incoming).await {
+        Ok(_) => {
+            counted(smsc, change);
+            reply.ok();
         }
-    };
+        Err(e) => {
+            tracing::warn!(%smsc, error = %e, "MO not recorded; asking the SMSC to redeliver");
+            reply.answer(CommandStatus::ESME_RX_T_APPN);
+        }
+    }
+}
+
+/// The MO to record for a text from `source` to `dest`: the sender as E.164 when it reads as
+/// one, and the opt-out change its keyword asks for.
+pub(super) fn incoming_mo(
+    cfg: &Config,
+    smsc: &str,
+    source: &str,
+    dest: &str,
+    text: String,
+    parts: u8,
+) -> IncomingMo {
     let keyword: String = text
         .chars()
         .filter(|c| !c.is_whitespace())
@@ -296,42 +324,33 @@ async fn mo(
     } else {
         None
     };
-    let from = crate::address::Msisdn::parse(&format!("+{}", msg.source))
+    let from = crate::address::Msisdn::parse(&format!("+{source}"))
         .map(|m| m.to_string())
-        .unwrap_or(msg.source);
-    let change = optout.clone();
-    match store
-        .backend()
-        .record_mo(IncomingMo {
-            smsc: smsc.to_owned(),
-            from,
-            to: msg.destination,
-            text,
-            parts,
-            optout,
-            now_ms: now_ms(),
-        })
-        .await
-    {
-        Ok(_) => {
-            metrics::counter!(m::MO_RECEIVED, m::label::SMSC => smsc.to_owned()).increment(1);
-            if let Some(c) = change {
-                let state = match c {
-                    OptOutChange::Add { .. } => "added",
-                    OptOutChange::Remove => "removed",
-                };
-                metrics::counter!(m::OPTOUTS, m::label::STATE => state).increment(1);
-            }
-            reply.ok();
-        }
-        Err(e) => {
-            tracing::warn!(%smsc, error = %e, "MO not recorded; asking the SMSC to redeliver");
-            reply.answer(CommandStatus::ESME_RX_T_APPN);
-        }
+        .unwrap_or_else(|_| source.to_owned());
+    IncomingMo {
+        smsc: smsc.to_owned(),
+        from,
+        to: dest.to_owned(),
+        text,
+        parts,
+        optout,
+        now_ms: now_ms(),
     }
 }
 
-fn body_text(b: Body) -> String {
+/// Counts a recorded MO and its opt-out change.
+pub(super) fn counted(smsc: &str, change: Option<OptOutChange>) {
+    metrics::counter!(m::MO_RECEIVED, m::label::SMSC => smsc.to_owned()).increment(1);
+    if let Some(c) = change {
+        let state = match c {
+            OptOutChange::Add { .. } => "added",
+            OptOutChange::Remove => "removed",
+        };
+        metrics::counter!(m::OPTOUTS, m::label::STATE => state).increment(1);
+    }
+}
+
+pub(super) fn body_text(b: Body) -> String {
     match b {
         Body::Text(t) => t,
         Body::Binary(b) => hex::encode(b),

@@ -10,6 +10,7 @@
 
 mod handler;
 mod inbound;
+mod mo_sets;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -272,6 +273,7 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> Result<Running, Sta
     ));
     let housekeeping = tokio::spawn(housekeeping(
         store.clone(),
+        dispatch.clone(),
         config_rx,
         housekeeping_stop.clone(),
     ));
@@ -301,6 +303,14 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> Result<Running, Sta
         // results and ends.
         reloader_for_stop.close();
         let _ = consumer.await;
+        // The results of what came back (parts handed back unsent, late answers) are written
+        // before the store closes, so none is left `sending` for recovery to mark as a possible
+        // duplicate. A store that keeps refusing them does not hold the stop for ever.
+        if !dispatch.flush_results(DRAIN).await {
+            tracing::warn!(
+                "stopping with result writes the store has not taken; recovery re-queues those parts at the next start"
+            );
+        }
         let _ = inbound_task.await;
         close.cancel();
         let _ = server_task.await;
@@ -385,7 +395,8 @@ fn with_causes(e: &dyn std::error::Error) -> String {
     out
 }
 
-/// Refreshes the gauges (queue depth per route, in-flight per bind) once a second.
+/// Refreshes the gauges (queue depth per route, in-flight per bind, dispatch's side state) once
+/// a second.
 async fn gauges(store: Store, dispatch: Arc<Dispatch>, stop: CancellationToken) {
     use crate::metrics as m;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -403,6 +414,9 @@ async fn gauges(store: Store, dispatch: Arc<Dispatch>, stop: CancellationToken) 
             }
         }
         dispatch.reclaim_stranded();
+        for (map, entries) in dispatch.side_state().by_name() {
+            metrics::gauge!(m::DISPATCH_SIDE_STATE, m::label::MAP => map).set(entries as f64);
+        }
         for link in dispatch.smscs() {
             for b in link.status() {
                 metrics::gauge!(m::BIND_IN_FLIGHT, m::label::SMSC => link.name.to_string(), m::label::BIND => b.bind.to_string())
@@ -420,7 +434,7 @@ const EXPIRE_BATCH: usize = 500;
 /// of [`EXPIRE_BATCH`] until it says nothing more is due, so the sweep keeps up with any
 /// accept rate instead of settling a fixed number per second. Each message settled this way
 /// counts in `smppd_messages_final_total` like one settled by a receipt.
-async fn sweep(store: &Store, wait_ms: i64, stop: &CancellationToken) {
+async fn sweep(store: &Store, dispatch: &Dispatch, wait_ms: i64, stop: &CancellationToken) {
     let (mut expired, mut no_receipt) = (0, 0);
     loop {
         match store
@@ -431,6 +445,10 @@ async fn sweep(store: &Store, wait_ms: i64, stop: &CancellationToken) {
             Ok(e) => {
                 expired += e.expired;
                 no_receipt += e.no_receipt;
+                // Dispatch forgets what it kept for the messages that became final.
+                for id in e.finished {
+                    dispatch.finish(id);
+                }
                 if !e.more || stop.is_cancelled() {
                     break;
                 }
@@ -454,9 +472,15 @@ async fn sweep(store: &Store, wait_ms: i64, stop: &CancellationToken) {
     }
 }
 
-/// Expires what waited too long (every second, until caught up) and prunes old rows (every
-/// minute), in small batches so the writer never stalls.
-async fn housekeeping(store: Store, config: watch::Receiver<Arc<Config>>, stop: CancellationToken) {
+/// Expires what waited too long (every second, until caught up; dispatch forgets what it kept
+/// for the messages that became final) and prunes old rows (every minute), in small batches so
+/// the writer never stalls.
+async fn housekeeping(
+    store: Store,
+    dispatch: Arc<Dispatch>,
+    config: watch::Receiver<Arc<Config>>,
+    stop: CancellationToken,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut n: u64 = 0;
     loop {
@@ -467,7 +491,7 @@ async fn housekeeping(store: Store, config: watch::Receiver<Arc<Config>>, stop: 
         n += 1;
         let cfg = config.borrow().clone();
         let wait_ms = cfg.store.receipt_wait.as_millis() as i64;
-        sweep(&store, wait_ms, &stop).await;
+        sweep(&store, &dispatch, wait_ms, &stop).await;
         if n.is_multiple_of(60) {
             let retention = Retention {
                 messages_ms: Some(cfg.store.keep_messages.as_millis() as i64),

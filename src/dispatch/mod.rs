@@ -7,15 +7,20 @@
 //! and the consumer of session events, which records acknowledgements, retries, failures and
 //! expiries (a part whose validity ended before the bind wrote it), and fails a part over to the
 //! route's next SMSC when the refusing status is one another SMSC may accept. Parts of one
-//! multipart message stay on one SMSC while it is usable.
+//! multipart message stay on one SMSC while it is usable. What it remembers per message between
+//! attempts (refusals, affinity, re-split marks) lives in [`parts`] and is released when the
+//! message ends, by whatever road.
 //!
 //! Must never hold more than a bounded number of parts in memory (claims are small batches,
 //! in-flight parts are bounded by the SMSC windows and job channels), and never drop a part: every
 //! claimed part either reaches an SMSC and is acknowledged, or goes back to the store.
 
 pub mod breaker;
+mod parts;
 pub mod rate;
 mod results;
+
+pub use parts::SideSizes;
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -168,13 +173,14 @@ impl SmscLink {
 #[derive(Debug, Clone)]
 struct InFlight {
     part: PartRef,
-    total: u8,
     route: Arc<str>,
     smsc: Arc<str>,
     /// Attempts including this one (from the store).
     attempts: u32,
     /// The SMSC a reroute moved this part away from (not a failover target either).
     rerouted_from: Option<Arc<str>>,
+    /// The message's validity (ms since the epoch), for the side state's release.
+    valid_until: Option<i64>,
 }
 
 /// State shared by the route tasks, the event consumer and the API.
@@ -188,17 +194,12 @@ pub struct Dispatch {
     smscs: RwLock<HashMap<String, Arc<SmscLink>>>,
     routes: Mutex<HashMap<String, Arc<RouteState>>>,
     in_flight: Mutex<HashMap<u64, InFlight>>,
-    /// SMSCs that refused a part with a failover status, so the next attempt goes elsewhere.
-    refused: Mutex<HashMap<PartRef, Vec<Arc<str>>>>,
-    /// The SMSC each multipart message's parts go to.
-    affinity: Mutex<HashMap<MessageId, Arc<str>>>,
+    /// Refusals, affinity and re-split marks (see [`parts`]); released by `finish` when a
+    /// message is done, by whatever road.
+    side: Arc<parts::SideState>,
     next_key: AtomicU64,
     routes_stop: Mutex<CancellationToken>,
     route_tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
-    /// Messages to re-split (for the SMSC named) after the current batch.
-    resplit: Mutex<HashMap<MessageId, Arc<str>>>,
-    /// Messages whose re-split was refused: their parts go as rendered.
-    no_resplit: Mutex<std::collections::HashSet<MessageId>>,
     /// Acknowledged submits per second, per SMSC and per route (for `smppd status`); keyed by
     /// configured names only, so bounded by the configuration.
     smsc_rates: Mutex<HashMap<Arc<str>, rate::RateMeter>>,
@@ -236,9 +237,11 @@ impl Dispatch {
             .iter()
             .map(|r| (r.name.clone(), Arc::new(RouteState::new(r))))
             .collect();
+        let side = Arc::new(parts::SideState::new());
         Arc::new(Dispatch {
             submit_metrics: m::Handles::new(),
-            results: results::Results::start(store.clone()),
+            results: results::Results::start(store.clone(), side.clone()),
+            side,
             store,
             config,
             smscs: RwLock::new(
@@ -249,13 +252,9 @@ impl Dispatch {
             ),
             routes: Mutex::new(routes),
             in_flight: Mutex::new(HashMap::new()),
-            refused: Mutex::new(HashMap::new()),
-            affinity: Mutex::new(HashMap::new()),
             next_key: AtomicU64::new(1),
             routes_stop: Mutex::new(CancellationToken::new()),
             route_tasks: Mutex::new(Vec::new()),
-            resplit: Mutex::new(HashMap::new()),
-            no_resplit: Mutex::new(std::collections::HashSet::new()),
             smsc_rates: Mutex::new(HashMap::new()),
             route_rates: Mutex::new(HashMap::new()),
         })
@@ -309,6 +308,26 @@ impl Dispatch {
     /// Parts handed to sessions and not yet answered.
     pub fn in_flight(&self) -> usize {
         self.in_flight.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Entries of the per-part side state (for the gauge); messages past their validity are
+    /// released first (see [`parts`]).
+    pub fn side_state(&self) -> SideSizes {
+        self.side.sweep(now_ms());
+        self.side.sizes()
+    }
+
+    /// A message none of whose parts will be sent again (the store reported it final, e.g.
+    /// expired by a sweep): its side state goes.
+    pub fn finish(&self, id: MessageId) {
+        self.side.finish(id);
+    }
+
+    /// Waits until every result write handed to the store so far is durable, was refused for
+    /// good, or `deadline` passed (at a stop, before the store closes). Returns false on the
+    /// deadline.
+    pub async fn flush_results(&self, deadline: Duration) -> bool {
+        self.results.flush(deadline).await
     }
 
     /// Wakes a route's task: a message was just accepted for it.
@@ -525,22 +544,14 @@ impl Dispatch {
         };
         let differs = part.split != smsc.split.name()
             && (part.total > 1 || smsc.split == crate::text::SplitMethod::Payload);
-        differs
-            && !self
-                .no_resplit
-                .lock()
-                .is_ok_and(|n| n.contains(&part.part.message))
+        differs && !self.side.resplit_refused(&part.part.message)
     }
 
     /// Re-splits the messages set aside by `send` for the SMSC they now go to, from their
     /// stored text. A message that cannot be re-split (a part already acknowledged, text
     /// dropped, too long for that SMSC) is sent as it is rendered.
     async fn resplit_waiting(&self) {
-        let waiting: Vec<(MessageId, Arc<str>)> = self
-            .resplit
-            .lock()
-            .map(|mut w| w.drain().collect())
-            .unwrap_or_default();
+        let waiting = self.side.take_resplits();
         for (id, smsc_name) in waiting {
             let outcome = self.resplit_one(id, &smsc_name).await;
             match outcome {
@@ -549,9 +560,7 @@ impl Dispatch {
                 }
                 Err(why) => {
                     tracing::info!(message = %id, smsc = %smsc_name, reason = %why, "not re-split; sending as rendered");
-                    if let Ok(mut n) = self.no_resplit.lock() {
-                        n.insert(id);
-                    }
+                    self.side.refuse_resplit(id);
                 }
             }
         }
@@ -643,12 +652,7 @@ impl Dispatch {
     /// SMSCs this part must not go to: those that refused it with a failover status and, for a
     /// part resent after an UNDELIV/REJECTD receipt, the SMSC whose receipt failed it.
     fn excluded(&self, part: &QueuedPart) -> Vec<Arc<str>> {
-        let mut out = self
-            .refused
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&part.part).cloned())
-            .unwrap_or_default();
+        let mut out = self.side.refused(&part.part);
         if let Some(s) = &part.rerouted_from {
             out.push(Arc::from(s.as_str()));
         }
@@ -662,11 +666,7 @@ impl Dispatch {
         let now = Instant::now();
         let refused = self.excluded(part);
         if part.total > 1
-            && let Some(s) = self
-                .affinity
-                .lock()
-                .ok()
-                .and_then(|m| m.get(&part.part.message).cloned())
+            && let Some(s) = self.side.affinity(&part.part.message)
             && !refused.contains(&s)
             && let Some(link) = self.link(&s)
             && link.usable(now)
@@ -706,18 +706,13 @@ impl Dispatch {
             }));
             return;
         };
-        let resplitting = self
-            .resplit
-            .lock()
-            .is_ok_and(|w| w.contains_key(&part.part.message));
+        let resplitting = self.side.resplitting(&part.part.message);
         if resplitting || self.needs_resplit(&link, part) {
             // Back to the queue (durably, so the re-split sees no part in flight); the message
             // is re-split for this SMSC once the batch is through.
             let _ = self.requeue_unsent_part(part.part).await;
-            if let Ok(mut w) = self.resplit.lock() {
-                w.entry(part.part.message)
-                    .or_insert_with(|| link.name.clone());
-            }
+            self.side
+                .want_resplit(part.part.message, link.name.clone(), part.valid_until_ms);
             return;
         }
         if let Some(b) = &state.bucket {
@@ -743,21 +738,20 @@ impl Dispatch {
             }
         };
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
-        if part.total > 1
-            && let Ok(mut a) = self.affinity.lock()
-        {
-            a.insert(part.part.message, link.name.clone());
+        if part.total > 1 {
+            self.side
+                .follow(part.part.message, link.name.clone(), part.valid_until_ms);
         }
         if let Ok(mut f) = self.in_flight.lock() {
             f.insert(
                 key,
                 InFlight {
                     part: part.part,
-                    total: part.total,
                     route: state.name.clone(),
                     smsc: link.name.clone(),
                     attempts: part.attempts,
                     rerouted_from: part.rerouted_from.as_deref().map(Arc::from),
+                    valid_until: part.valid_until_ms,
                 },
             );
         }
@@ -808,17 +802,9 @@ impl Dispatch {
                     submitted.increment(1);
                     self.count_submit(&f.route, &f.smsc);
                     to_submit.record(((now_ms() - f.part.message.millis()).max(0) as f64) / 1000.0);
-                    if f.part.n == f.total {
-                        if let Ok(mut a) = self.affinity.lock() {
-                            a.remove(&f.part.message);
-                        }
-                        if let Ok(mut n) = self.no_resplit.lock() {
-                            n.remove(&f.part.message);
-                        }
-                    }
-                    if let Ok(mut r) = self.refused.lock() {
-                        r.remove(&f.part);
-                    }
+                    // The message's side state goes once the store says no part is pending
+                    // (in `results`), whatever order its parts were acknowledged in.
+                    self.side.part_done(&f.part);
                     // A receipt that came before this response is applied now; on a route that
                     // reroutes it may send the part back to the queue, so the answer is looked
                     // at (off this loop) to log and count that.
@@ -856,13 +842,7 @@ impl Dispatch {
                         .iter()
                         .find(|r| *r.name == *f.route)
                         .and_then(|r| {
-                            let refused = self
-                                .refused
-                                .lock()
-                                .ok()?
-                                .get(&f.part)
-                                .cloned()
-                                .unwrap_or_default();
+                            let refused = self.side.refused(&f.part);
                             r.smsc
                                 .iter()
                                 .find(|s| {
@@ -876,20 +856,13 @@ impl Dispatch {
                         (Some(to), true) => {
                             tracing::warn!(message = %f.part.message, part = f.part.n, from = %f.smsc, %to, status = %name, "failover: part refused, trying the next SMSC");
                             metrics::counter!(m::FAILOVERS, m::label::ROUTE => f.route.to_string(), m::label::FROM => f.smsc.to_string(), m::label::TO => to.clone()).increment(1);
-                            if let Ok(mut r) = self.refused.lock() {
-                                r.entry(f.part).or_default().push(f.smsc.clone());
-                            }
-                            if let Ok(mut a) = self.affinity.lock() {
-                                a.remove(&f.part.message);
-                            }
+                            self.side.refuse(f.part, f.smsc.clone(), f.valid_until);
                             Disposition::Requeue { maybe_sent: false }
                         }
                         _ => Disposition::Permanent,
                     };
-                    if matches!(disposition, Disposition::Permanent)
-                        && let Ok(mut r) = self.refused.lock()
-                    {
-                        r.remove(&f.part);
+                    if matches!(disposition, Disposition::Permanent) {
+                        self.side.part_done(&f.part);
                     }
                     drop(self.results.failure(Failure {
                         part: f.part,

@@ -11,15 +11,24 @@
 //! hundreds at once, and one wake-up for the batch costs far less than hundreds). Owns nothing
 //! but the writes being watched: at most one per part in flight, and parts in flight are bounded
 //! by the SMSC windows and the claim batches, which bounds the keeper's channel and set too.
+//!
+//! The store's answer says the message's state after the write: when no part of it is pending
+//! any more (acknowledged, failed for good, or both), its side state is released here
+//! ([`SideState::finish`]), so every road to a final state through a result goes one way.
+//! At a stop, [`Results::flush`] waits for the writes being watched before the store closes, so
+//! a part handed back unsent is re-queued as such, not left `sending` for recovery to mark.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
-use crate::store::{Ack, AckResult, Failure, MessageState, Pending, Store, StoreError};
+use super::parts::SideState;
+use crate::store::{Ack, AckResult, Failure, MessageId, MessageState, Pending, Store, StoreError};
 
 /// First delay before a refused write is resubmitted; doubles up to [`RETRY_MAX`].
 const RETRY_FIRST: Duration = Duration::from_millis(100);
@@ -30,8 +39,12 @@ type Watch = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// The handle dispatch records results through.
 pub(crate) struct Results {
     store: Store,
+    side: Arc<SideState>,
     // Unbounded by type, bounded by use: one entry per part in flight (see the module docs).
     tx: mpsc::UnboundedSender<Watch>,
+    /// Writes handed over and not yet settled (durable or given up), and its wake-up at zero.
+    outstanding: Arc<AtomicUsize>,
+    settled: Arc<Notify>,
 }
 
 /// Resolves once a failure write is durable, or was given up (store closed, part gone).
@@ -46,7 +59,7 @@ impl Future for Recorded {
 
 impl Results {
     /// Starts the keeper task (it ends when every handle is dropped and its writes are done).
-    pub(crate) fn start(store: Store) -> Results {
+    pub(crate) fn start(store: Store, side: Arc<SideState>) -> Results {
         let (tx, mut rx) = mpsc::unbounded_channel::<Watch>();
         tokio::spawn(async move {
             let mut watched = FuturesUnordered::new();
@@ -61,18 +74,28 @@ impl Results {
             }
             while watched.next().await.is_some() {}
         });
-        Results { store, tx }
+        Results {
+            store,
+            side,
+            tx,
+            outstanding: Arc::new(AtomicUsize::new(0)),
+            settled: Arc::new(Notify::new()),
+        }
     }
 
     /// Records an acknowledgement; `then` gets the store's answer once it is durable.
     pub(crate) fn ack(&self, ack: Ack, then: impl FnOnce(AckResult) + Send + 'static) {
         let first = self.store.backend().acked(ack.clone());
+        let (side, id) = (self.side.clone(), ack.part.message);
         self.watch(keep(
             self.store.clone(),
             ack,
             first,
             |s, a| s.backend().acked(a),
-            then,
+            move |done: AckResult| {
+                release_if_done(&side, id, done.state);
+                then(done)
+            },
         ));
     }
 
@@ -81,24 +104,59 @@ impl Results {
     pub(crate) fn failure(&self, failure: Failure) -> Recorded {
         let (done, recorded) = oneshot::channel();
         let first = self.store.backend().failed(failure.clone());
+        let (side, id) = (self.side.clone(), failure.part.message);
         self.watch(keep(
             self.store.clone(),
             failure,
             first,
             |s, f| s.backend().failed(f),
-            move |_: MessageState| {
+            move |state: MessageState| {
+                release_if_done(&side, id, state);
                 let _ = done.send(());
             },
         ));
         Recorded(recorded)
     }
 
+    /// Waits until every write handed over so far has settled (durable, or given up), or until
+    /// `deadline` has passed; false on the deadline (a store that keeps refusing).
+    pub(crate) async fn flush(&self, deadline: Duration) -> bool {
+        let end = tokio::time::Instant::now() + deadline;
+        loop {
+            let settled = self.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            if self.outstanding.load(Ordering::Acquire) == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(end, settled).await.is_err() {
+                return false;
+            }
+        }
+    }
+
     fn watch(&self, w: impl Future<Output = ()> + Send + 'static) {
+        self.outstanding.fetch_add(1, Ordering::AcqRel);
+        let (outstanding, settled) = (self.outstanding.clone(), self.settled.clone());
+        let w = async move {
+            w.await;
+            if outstanding.fetch_sub(1, Ordering::AcqRel) == 1 {
+                settled.notify_waiters();
+            }
+        };
         if let Err(e) = self.tx.send(Box::pin(w)) {
             // The keeper is gone (the runtime is shutting down): run the write's watch on its
             // own so it is still resubmitted while the process lives.
             tokio::spawn(e.0);
         }
+    }
+}
+
+/// Releases a message's side state once the store says none of its parts is pending: queued
+/// means a part is still to be sent (a later part, a retry, a failover, a reroute's resend).
+fn release_if_done(side: &SideState, id: MessageId, state: MessageState) {
+    if state != MessageState::Queued {
+        side.finish(id);
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! Owns: every metric name as a documented constant (so a rename is a visible change), the
 //! one-time `describe` call, and the label keys. Must never label by phone number, message id or
-//! any other unbounded value: labels are route, smsc, bind, status, stat, code, from, to.
+//! any other unbounded value: labels are route, smsc, bind, status, stat, code, from, to, state,
+//! map, reason.
 
 pub mod http;
 
@@ -97,6 +98,10 @@ pub mod label {
     pub const FROM: &str = "from";
     pub const TO: &str = "to";
     pub const STATE: &str = "state";
+    /// Which of dispatch's side-state maps: `refused`, `affinity`, `resplit`, `no_resplit`.
+    pub const MAP: &str = "map";
+    /// Why a concatenated MO was given up: `expired`, `evicted`, `superseded`.
+    pub const REASON: &str = "reason";
 }
 
 /// Messages accepted (durably stored) through the submit protocol. Labels: route.
@@ -124,6 +129,11 @@ pub const THROTTLED: &str = "smppd_throttled_total";
 pub const BIND_UP: &str = "smppd_bind_up";
 /// Requests in flight on a bind. Labels: smsc, bind.
 pub const BIND_IN_FLIGHT: &str = "smppd_bind_in_flight";
+/// Entries in dispatch's per-part side state (see `dispatch::parts`); every entry belongs to a
+/// message still being sent, so it returns to 0 when traffic stops. Labels: map (`refused`:
+/// parts with SMSCs that refused them; `affinity`: multipart messages following one SMSC;
+/// `resplit`: messages waiting for a re-split; `no_resplit`: messages whose re-split was refused).
+pub const DISPATCH_SIDE_STATE: &str = "smppd_dispatch_side_state";
 /// Parts waiting to be sent. Labels: route.
 pub const QUEUE_DEPTH: &str = "smppd_queue_depth";
 /// Age of the oldest waiting part's message. Labels: route.
@@ -138,6 +148,10 @@ pub const STORE_COMMIT_SECONDS: &str = "smppd_store_commit_seconds";
 pub const STORE_BATCH_SIZE: &str = "smppd_store_batch_size";
 /// Mobile-originated messages received. Labels: smsc.
 pub const MO_RECEIVED: &str = "smppd_mo_received_total";
+/// Concatenated MO messages given up before all their parts came, recorded with the parts that
+/// did (`incomplete` in the `mo` event). Labels: smsc, reason (`expired`, `evicted`,
+/// `superseded`).
+pub const MO_INCOMPLETE: &str = "smppd_mo_incomplete_total";
 /// Opt-out list changes from MO keywords or the CLI. Labels: state (`added`, `removed`).
 pub const OPTOUTS: &str = "smppd_optouts_total";
 /// Requests refused for a missing or wrong token.
@@ -246,6 +260,11 @@ pub fn describe() {
         "Mobile-originated messages received, by smsc."
     );
     describe_counter!(
+        MO_INCOMPLETE,
+        Unit::Count,
+        "Concatenated MO messages given up before all their parts came (recorded as incomplete), by smsc and reason."
+    );
+    describe_counter!(
         OPTOUTS,
         Unit::Count,
         "Opt-out list changes, by state (added, removed)."
@@ -254,6 +273,11 @@ pub fn describe() {
         UNAUTHORIZED,
         Unit::Count,
         "Submit-protocol requests refused for a missing or wrong token."
+    );
+    describe_gauge!(
+        DISPATCH_SIDE_STATE,
+        Unit::Count,
+        "Entries in dispatch's per-part side state of messages still being sent, by map (refused, affinity, resplit, no_resplit)."
     );
     describe_gauge!(
         API_CONNECTIONS,
@@ -288,10 +312,12 @@ pub const ALL: &[&str] = &[
     STORE_COMMIT_SECONDS,
     STORE_BATCH_SIZE,
     MO_RECEIVED,
+    MO_INCOMPLETE,
     OPTOUTS,
     UNAUTHORIZED,
     API_CONNECTIONS,
     API_SLOW_CLIENTS,
+    DISPATCH_SIDE_STATE,
 ];
 
 #[cfg(test)]

@@ -29,9 +29,10 @@
 //!    the reply or does not answer within `inbound_timeout`, the session answers ESME_RX_T_APPN so
 //!    the SMSC redelivers. [`Event::BindState`] reports every state change.
 //! 4. [`SmscHandle::stop`]: the binds take no new jobs, wait for in-flight responses (and inbound
-//!    answers) up to the deadline, unbind and close; everything still in flight and every job still
-//!    queued in the channel comes back as `Retry { reason: Shutdown }`. For a live reload with
-//!    changed connection settings, stop the old handle and start a new one.
+//!    answers) up to the deadline, unbind and close; everything still in flight comes back as
+//!    `Retry { reason: Shutdown }` (it may have reached the SMSC) and every job still queued in
+//!    the channel as `Retry { reason: NotSent }` (it never left, so it is no possible duplicate).
+//!    For a live reload with changed connection settings, stop the old handle and start a new one.
 //!
 //! **Do not block the event consumer on `jobs().send()`**: when both channels are full the binds
 //! wait for the consumer and the consumer waits for the binds. Feed jobs from a different task, or
@@ -203,8 +204,12 @@ pub enum RetryReason {
     ResponseTimeout,
     /// The connection closed with the job in flight: the outcome is unknown.
     ConnectionLost,
-    /// The handle is stopping; the job was not sent, or was in flight at the drain deadline.
+    /// The handle is stopping and the job was in flight at the drain deadline (it was written:
+    /// the SMSC may have it).
     Shutdown,
+    /// The handle stopped before any bind took the job from the channel: it never left, so a
+    /// resend is not a duplicate.
+    NotSent,
 }
 
 impl RetryReason {
@@ -225,6 +230,7 @@ impl fmt::Display for RetryReason {
             RetryReason::ResponseTimeout => f.write_str("response timeout"),
             RetryReason::ConnectionLost => f.write_str("connection lost"),
             RetryReason::Shutdown => f.write_str("shutdown"),
+            RetryReason::NotSent => f.write_str("not sent (stopping)"),
         }
     }
 }
@@ -635,9 +641,10 @@ impl SmscHandle {
     }
 
     /// Stops gracefully: no new jobs; in-flight responses and inbound answers are awaited until
-    /// `drain` has passed; then unbind and close. Everything not answered, and every job still in
-    /// the channel, comes back as `Retry { reason: Shutdown }`. Returns when every bind has stopped
-    /// and everything was handed back.
+    /// `drain` has passed; then unbind and close. Everything not answered comes back as
+    /// `Retry { reason: Shutdown }`, every job still in the channel as
+    /// `Retry { reason: NotSent }`. Returns when every bind has stopped and everything was handed
+    /// back.
     ///
     /// Dropping the handle without `stop` does the same with no drain time, in a spawned task.
     pub async fn stop(mut self, drain: Duration) {
@@ -690,7 +697,7 @@ async fn wind_down(
         let _ = events
             .send(Event::Retry {
                 job,
-                reason: RetryReason::Shutdown,
+                reason: RetryReason::NotSent,
                 bind: None,
             })
             .await;

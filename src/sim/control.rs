@@ -28,6 +28,7 @@
 //! | `drop` | close every connection now |
 //! | `malformed body\|command\|length` | send a malformed PDU to every ESME |
 //! | `mo FROM TO TEXT…` / `mo_concat FROM TO TEXT…` | inject a mobile-originated message |
+//! | `mo_part FROM TO REF TOTAL SEQ TEXT…` | inject one part of a concatenated MO (UDH 8-bit) |
 //! | `unknown_receipt ID` | a receipt for an id never issued |
 
 use std::time::Duration;
@@ -36,7 +37,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tracing::warn;
 
-use super::{Malformed, MoMessage, ReceiptIds, SimControl, StatusMix};
+use super::{Malformed, MoMessage, MoPart, ReceiptIds, SimControl, StatusMix};
 use crate::pdu::CommandStatus;
 
 /// A command that could not be applied.
@@ -59,7 +60,7 @@ pub enum ControlError {
 pub const COMMANDS: &str = "stats, faults, reset, throttle_every, throttle_above_tps, reject_binds, \
 fail, drop_after, response_delay, silent, ignore_enquire_link, receipts, receipt_delay, receipt_mix, \
 receipt_ids, receipts_before_response, duplicate_receipts, drop, malformed, mo, mo_concat, \
-unknown_receipt, pacing, pacing_reset";
+mo_part, unknown_receipt, pacing, pacing_reset";
 
 /// Parses a duration: `250ms`, `2s`, `1m`, or a bare number of milliseconds.
 pub fn parse_duration(s: &str) -> Option<Duration> {
@@ -277,6 +278,23 @@ pub fn apply(sim: &SimControl, line: &str) -> Result<String, ControlError> {
                 to: to.to_owned(),
                 text,
                 concatenated: command == "mo_concat",
+            });
+            ok()
+        }
+        "mo_part" => {
+            let usage = "expected FROM TO REF TOTAL SEQ TEXT";
+            let from = a1.ok_or_else(|| arg(command, usage))?;
+            let to = words.next().ok_or_else(|| arg(command, usage))?;
+            let reference = number(command, words.next())?;
+            let total = number(command, words.next())?;
+            let seq = number(command, words.next())?;
+            sim.inject_mo_part(MoPart {
+                from: from.to_owned(),
+                to: to.to_owned(),
+                reference,
+                total,
+                seq,
+                text: words.collect::<Vec<_>>().join(" "),
             });
             ok()
         }

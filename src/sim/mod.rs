@@ -41,7 +41,7 @@ use tracing::{info, warn};
 
 use crate::pdu::CommandStatus;
 
-pub use receipts::{MoMessage, utc_timestamp};
+pub use receipts::{MoMessage, MoPart, utc_timestamp};
 use state::Shared;
 pub use state::{ReceiptRecord, Stats, SubmitRecord};
 
@@ -428,6 +428,11 @@ impl SimControl {
     /// receiver bind of `msg.system_id` (or any receiver bind when `None`).
     pub fn inject_mo(&self, msg: MoMessage) {
         receipts::inject_mo(&self.shared, msg);
+    }
+
+    /// Queues one part of a concatenated MO (the rest of its set is the caller's business).
+    pub fn inject_mo_part(&self, part: MoPart) {
+        receipts::inject_mo_part(&self.shared, part);
     }
 
     /// Queues a receipt for a message id this simulator never issued.

@@ -270,6 +270,48 @@ pub(crate) fn inject_mo(shared: &Shared, msg: MoMessage) {
     }
 }
 
+/// One part of a concatenated MO (UDH 8-bit reference), for tests that need a set to arrive
+/// part by part: `seq` of `total`, reference `reference`, GSM-safe ASCII text (data_coding 0).
+#[derive(Debug, Clone)]
+pub struct MoPart {
+    /// The handset number (source_addr).
+    pub from: String,
+    /// The short code or number it was sent to (destination_addr).
+    pub to: String,
+    /// The concatenation reference shared by the set's parts.
+    pub reference: u8,
+    /// Parts in the set.
+    pub total: u8,
+    /// This part's 1-based number.
+    pub seq: u8,
+    /// This part's text.
+    pub text: String,
+}
+
+/// Queues one part of a concatenated MO for any receiver bind.
+pub(crate) fn inject_mo_part(shared: &Shared, part: MoPart) {
+    let mut b = BytesMut::with_capacity(part.text.len() + 6);
+    b.put_slice(&[0x05, 0x00, 0x03, part.reference, part.total, part.seq]);
+    b.put_slice(part.text.as_bytes());
+    let Ok(short_message) = OctetString::new(b.freeze()) else {
+        return;
+    };
+    let body = DeliverSm {
+        source_addr: sme_address(1, 1, part.from.trim_start_matches('+').as_bytes()),
+        dest_addr: sme_address(0, 1, part.to.trim_start_matches('+').as_bytes()),
+        esm_class: EsmClass::DEFAULT.with_udhi(true),
+        data_coding: DataCoding::DEFAULT,
+        short_message,
+        ..DeliverSm::default()
+    };
+    let _ = shared.receipts_tx.try_send(Delivery {
+        system_id: None,
+        body: Box::new(body),
+        receipt: false,
+        serial: 0,
+    });
+}
+
 /// Bytes of a malformed PDU.
 pub(crate) fn malformed(kind: Malformed) -> Bytes {
     let mut b = BytesMut::new();

@@ -98,6 +98,21 @@ pub trait StoreBackend: Send + Sync + 'static {
     fn record_receipt(&self, receipt: IncomingReceipt) -> Pending<ReceiptRecorded>;
     /// Records a mobile-originated message (and an opt-out change) with an `mo` event.
     fn record_mo(&self, mo: IncomingMo) -> Pending<MoRecorded>;
+    /// Keeps one part of a concatenated MO until its set ends (a part kept before is left as
+    /// it is). Acknowledge the part's deliver_sm only after this resolves Ok.
+    fn record_mo_fragment(&self, fragment: MoFragment) -> Pending<()>;
+    /// Ends a concatenated MO's set in one transaction: records `mo` as [`Self::record_mo`]
+    /// does and deletes the set's kept parts. `incomplete` names why a set was given up before
+    /// all its parts came (`expired`, `evicted`, `superseded`): the MO then holds what did come,
+    /// its row and `mo` event say `incomplete`, and no opt-out change applies.
+    fn record_mo_set(
+        &self,
+        mo: IncomingMo,
+        set: MoSet,
+        incomplete: Option<&'static str>,
+    ) -> Pending<MoRecorded>;
+    /// Every kept MO part, in arrival order (to rebuild reassembly at start).
+    fn mo_fragments(&self) -> Pending<Vec<MoFragment>>;
     /// Expires what waited too long: parts queued or waiting for a retry past their validity
     /// (whether or not an SMSC is bound), and parts acknowledged more than `receipt_wait_ms` ago
     /// without a final receipt (`no_receipt`); each message reaching a final state this way gets

@@ -358,6 +358,42 @@ pub struct IncomingMo {
     pub now_ms: i64,
 }
 
+/// Identifies a concatenated MO being collected, as reassembly keys it (addresses as received).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MoSet {
+    /// Originating address, as received.
+    pub source: String,
+    /// Destination address, as received.
+    pub dest: String,
+    /// Concatenation reference.
+    pub reference: u16,
+    /// Parts announced.
+    pub total: u8,
+}
+
+/// One part of a concatenated MO, kept durably until its set is complete (or given up), so a
+/// crash between its `deliver_sm_resp` and the last part loses nothing. Holds the PDU's fields
+/// as received, so the part is decoded the same way when the set is rebuilt at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MoFragment {
+    /// The set it belongs to.
+    pub set: MoSet,
+    /// This part's 1-based number.
+    pub seq: u8,
+    /// SMSC name.
+    pub smsc: String,
+    /// The PDU's `data_coding`.
+    pub data_coding: u8,
+    /// Whether `esm_class` had UDHI set.
+    pub udhi: bool,
+    /// The SAR TLVs (reference, total, number), when the part carried them.
+    pub sar: Option<(u16, u8, u8)>,
+    /// `short_message` (or `message_payload`) bytes, UDH included.
+    pub payload: Vec<u8>,
+    /// When it arrived (ms since epoch).
+    pub now_ms: i64,
+}
+
 /// The answer to [`super::StoreBackend::record_mo`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MoRecorded {
@@ -368,7 +404,7 @@ pub struct MoRecorded {
 }
 
 /// The answer to [`super::StoreBackend::expire`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Expired {
     /// Messages that became `expired` (validity passed before sending).
     pub expired: u64,
@@ -378,6 +414,9 @@ pub struct Expired {
     pub scanned: u64,
     /// The call stopped at its limit: more may be due now, so call again.
     pub more: bool,
+    /// Every message this call made final (expired, no_receipt, or a worse part's state), so
+    /// that whoever keeps state per message in memory can release it.
+    pub finished: Vec<MessageId>,
 }
 
 /// Retention ages (ms). `None` keeps for ever.

@@ -263,6 +263,35 @@ impl Reassembler {
         Some(set)
     }
 
+    /// Takes back a part pushed before (the caller could not keep it, so its sender will send
+    /// it again); the set goes when that was its only part. Returns whether a part was held.
+    pub fn forget_part(
+        &mut self,
+        source: &str,
+        destination: &str,
+        reference: u16,
+        seq: u8,
+    ) -> bool {
+        let key: Key = (source.to_owned(), destination.to_owned(), reference);
+        let Some(set) = self.sets.get_mut(&key) else {
+            return false;
+        };
+        let Some(part) = usize::from(seq)
+            .checked_sub(1)
+            .and_then(|i| set.parts.get_mut(i))
+            .and_then(Option::take)
+        else {
+            return false;
+        };
+        set.received -= 1;
+        set.bytes -= part.len();
+        self.bytes -= part.len();
+        if set.received == 0 {
+            self.remove(&key);
+        }
+        true
+    }
+
     /// Adds a part received at `now_ms`. Expired sets are given up first, so memory stays
     /// bounded even if [`Reassembler::expire`] is never called.
     pub fn push(&mut self, now_ms: u64, frag: Fragment<'_>) -> PushResult {

@@ -21,8 +21,9 @@ pub use read::Reader;
 use super::error::classify;
 use super::{
     Accepted, Ack, AckResult, Event, Expired, Failure, IncomingMo, IncomingReceipt, MessageId,
-    MessageState, MessageView, MoRecorded, NewMessage, NewPart, OptOutEntry, Pending, QueuedPart,
-    ReceiptRecorded, Recovery, Retention, Settings, StoreBackend, StoreError, StoreStats, SyncMode,
+    MessageState, MessageView, MoFragment, MoRecorded, MoSet, NewMessage, NewPart, OptOutEntry,
+    Pending, QueuedPart, ReceiptRecorded, Recovery, Retention, Settings, StoreBackend, StoreError,
+    StoreStats, SyncMode,
 };
 use rusqlite::Connection;
 use std::fs::OpenOptions;
@@ -629,6 +630,25 @@ impl StoreBackend for SqliteStore {
 
     fn record_mo(&self, mo: IncomingMo) -> Pending<MoRecorded> {
         self.submit(mo, |w, m| w.record_mo(m))
+    }
+
+    fn record_mo_fragment(&self, fragment: MoFragment) -> Pending<()> {
+        self.submit(fragment, |w, f| w.record_mo_fragment(f))
+    }
+
+    fn record_mo_set(
+        &self,
+        mo: IncomingMo,
+        set: MoSet,
+        incomplete: Option<&'static str>,
+    ) -> Pending<MoRecorded> {
+        self.submit((mo, set, incomplete), |w, (m, s, i)| {
+            w.record_mo_set(m, s, *i)
+        })
+    }
+
+    fn mo_fragments(&self) -> Pending<Vec<MoFragment>> {
+        self.read(|r| r.mo_fragments())
     }
 
     fn expire(&self, now_ms: i64, receipt_wait_ms: i64, limit: usize) -> Pending<Expired> {

@@ -5,8 +5,8 @@
 use super::schema;
 use crate::store::error::classify;
 use crate::store::{
-    Event, MessageClass, MessageFilter, MessageId, MessageState, MessageView, OptOutEntry,
-    PartState, PartView, QueueDepth, ReceiptView, StoreError, StoreStats, aggregate,
+    Event, MessageClass, MessageFilter, MessageId, MessageState, MessageView, MoFragment, MoSet,
+    OptOutEntry, PartState, PartView, QueueDepth, ReceiptView, StoreError, StoreStats, aggregate,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use std::path::Path;
@@ -399,6 +399,42 @@ impl Reader {
     }
 
     /// Counters.
+    /// Every kept part of a concatenated MO, in arrival order (see [`MoFragment`]).
+    pub fn mo_fragments(&mut self) -> Result<Vec<MoFragment>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT source, dest, ref, total, seq, at, smsc, data_coding, udhi, sar_ref,
+                    sar_total, sar_seq, payload
+                 FROM mo_fragment ORDER BY at, source, dest, ref, total, seq",
+            )
+            .map_err(db)?;
+        let rows = st
+            .query_map([], |r| {
+                let sar = match (r.get(9)?, r.get(10)?, r.get(11)?) {
+                    (Some(a), Some(b), Some(c)) => Some((a, b, c)),
+                    _ => None,
+                };
+                Ok(MoFragment {
+                    set: MoSet {
+                        source: r.get(0)?,
+                        dest: r.get(1)?,
+                        reference: r.get(2)?,
+                        total: r.get(3)?,
+                    },
+                    seq: r.get(4)?,
+                    now_ms: r.get(5)?,
+                    smsc: r.get(6)?,
+                    data_coding: r.get(7)?,
+                    udhi: r.get(8)?,
+                    sar,
+                    payload: r.get(12)?,
+                })
+            })
+            .map_err(db)?;
+        rows.collect::<Result<_, _>>().map_err(db)
+    }
+
     pub fn stats(&mut self) -> Result<StoreStats, StoreError> {
         let one = |c: &Connection, sql: &str| -> Result<i64, StoreError> {
             c.prepare_cached(sql)

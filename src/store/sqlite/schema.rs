@@ -148,6 +148,28 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX part_validity ON part(valid_until) WHERE valid_until IS NOT NULL AND state IN (0, 2);
     CREATE INDEX part_awaiting ON part(acked_at) WHERE state = 3 AND dlr = 1;
     "#,
+    // 6: the parts of a concatenated MO are durable before their deliver_sm_resp: kept here until
+    // the set is complete (or given up), then deleted in the transaction that records the MO.
+    // An MO recorded from a set given up says why in `incomplete`.
+    r#"
+    CREATE TABLE mo_fragment (
+        source      TEXT NOT NULL,
+        dest        TEXT NOT NULL,
+        ref         INTEGER NOT NULL,
+        total       INTEGER NOT NULL,
+        seq         INTEGER NOT NULL,
+        at          INTEGER NOT NULL,
+        smsc        TEXT NOT NULL,
+        data_coding INTEGER NOT NULL,
+        udhi        INTEGER NOT NULL,
+        sar_ref     INTEGER,
+        sar_total   INTEGER,
+        sar_seq     INTEGER,
+        payload     BLOB NOT NULL,
+        PRIMARY KEY (source, dest, ref, total, seq)
+    ) WITHOUT ROWID;
+    ALTER TABLE mo ADD COLUMN incomplete TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

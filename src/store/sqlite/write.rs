@@ -8,9 +8,9 @@ use crate::receipt::{self, Outcome};
 use crate::store::id::IdGen;
 use crate::store::{
     Accepted, Ack, AckResult, Disposition, Expired, Failure, IncomingMo, IncomingReceipt,
-    MessageId, MessageState, MoRecorded, NewMessage, NewPart, OptOutChange, PartRef, PartState,
-    QueuedPart, ReceiptApplied, ReceiptRecorded, Recovery, Reroute, RerouteRule, Retention,
-    Settings, StoreError, aggregate,
+    MessageId, MessageState, MoFragment, MoRecorded, MoSet, NewMessage, NewPart, OptOutChange,
+    PartRef, PartState, QueuedPart, ReceiptApplied, ReceiptRecorded, Recovery, Reroute,
+    RerouteRule, Retention, Settings, StoreError, aggregate,
 };
 use rusqlite::{Connection, OptionalExtension, Statement, params};
 use serde_json::json;
@@ -1093,11 +1093,67 @@ impl<'c> Writer<'c> {
     }
 
     pub(crate) fn record_mo(&mut self, m: &IncomingMo) -> Result<MoRecorded, JobError> {
+        self.insert_mo(m, None)
+    }
+
+    pub(crate) fn record_mo_fragment(&mut self, f: &MoFragment) -> Result<(), JobError> {
+        let (sar_ref, sar_total, sar_seq) = match f.sar {
+            Some((r, t, s)) => (Some(r), Some(t), Some(s)),
+            None => (None, None, None),
+        };
         self.conn
             .prepare_cached(
-                "INSERT INTO mo (at, smsc, source, dest, text, parts) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO mo_fragment (source, dest, ref, total, seq, at, smsc, data_coding,
+                    udhi, sar_ref, sar_total, sar_seq, payload)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                 ON CONFLICT DO NOTHING",
             )?
-            .execute(params![m.now_ms, m.smsc, m.from, m.to, m.text, m.parts])?;
+            .execute(params![
+                f.set.source,
+                f.set.dest,
+                f.set.reference,
+                f.set.total,
+                f.seq,
+                f.now_ms,
+                f.smsc,
+                f.data_coding,
+                f.udhi,
+                sar_ref,
+                sar_total,
+                sar_seq,
+                f.payload
+            ])?;
+        Ok(())
+    }
+
+    pub(crate) fn record_mo_set(
+        &mut self,
+        m: &IncomingMo,
+        set: &MoSet,
+        incomplete: Option<&str>,
+    ) -> Result<MoRecorded, JobError> {
+        let recorded = self.insert_mo(m, incomplete)?;
+        self.conn
+            .prepare_cached(
+                "DELETE FROM mo_fragment WHERE source = ?1 AND dest = ?2 AND ref = ?3 AND total = ?4",
+            )?
+            .execute(params![set.source, set.dest, set.reference, set.total])?;
+        Ok(recorded)
+    }
+
+    fn insert_mo(
+        &mut self,
+        m: &IncomingMo,
+        incomplete: Option<&str>,
+    ) -> Result<MoRecorded, JobError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO mo (at, smsc, source, dest, text, parts, incomplete)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                m.now_ms, m.smsc, m.from, m.to, m.text, m.parts, incomplete
+            ])?;
         let id = self.conn.last_insert_rowid();
         let optout = match &m.optout {
             Some(OptOutChange::Add { keyword }) => {
@@ -1118,11 +1174,14 @@ impl<'c> Writer<'c> {
             }
             None => None,
         };
-        let body = json!({
+        let mut body = json!({
             "mo_id": id, "from": m.from, "to": m.to, "text": m.text, "smsc": m.smsc,
             "parts": m.parts, "optout": optout,
-        })
-        .to_string();
+        });
+        if let Some(why) = incomplete {
+            body["incomplete"] = json!(why);
+        }
+        let body = body.to_string();
         let seq = self.event("mo", None, &body, m.now_ms)?;
         Ok(MoRecorded { id, seq })
     }
@@ -1229,6 +1288,9 @@ impl<'c> Writer<'c> {
         }
         let change = self.recompute(id, now)?;
         self.state_event(id, change, now)?;
+        if change.1.is_final() && !change.0.is_final() {
+            out.finished.push(id);
+        }
         match change.1 {
             MessageState::Expired if change.0 != MessageState::Expired => out.expired += 1,
             MessageState::NoReceipt if change.0 != MessageState::NoReceipt => out.no_receipt += 1,
@@ -1274,10 +1336,16 @@ impl<'c> Writer<'c> {
                 "message {id} has {blocking} part(s) in flight or acknowledged; it cannot be re-split"
             ))));
         }
-        let maybe_dup: bool = self
+        // The new parts inherit the possible-duplicate mark and the reroute mark: a message
+        // rerouted after UNDELIV/REJECTD and re-split for the next SMSC must still avoid the
+        // SMSC that failed it and never be rerouted again (without the mark it went back there,
+        // failed, was rerouted and re-split again, for ever).
+        let (maybe_dup, rerouted_from): (bool, Option<String>) = self
             .conn
-            .prepare_cached("SELECT coalesce(max(maybe_dup), 0) FROM part WHERE message_id = ?1")?
-            .query_row([id.as_i64()], |r| r.get(0))?;
+            .prepare_cached(
+                "SELECT coalesce(max(maybe_dup), 0), max(rerouted_from) FROM part WHERE message_id = ?1",
+            )?
+            .query_row([id.as_i64()], |r| Ok((r.get(0)?, r.get(1)?)))?;
         self.conn
             .prepare_cached("DELETE FROM part WHERE message_id = ?1")?
             .execute([id.as_i64()])?;
@@ -1288,10 +1356,12 @@ impl<'c> Writer<'c> {
             valid_until,
         };
         self.insert_parts(id, fields, parts)?;
-        if maybe_dup {
+        if maybe_dup || rerouted_from.is_some() {
             self.conn
-                .prepare_cached("UPDATE part SET maybe_dup = 1 WHERE message_id = ?1")?
-                .execute([id.as_i64()])?;
+                .prepare_cached(
+                    "UPDATE part SET maybe_dup = ?2, rerouted_from = ?3 WHERE message_id = ?1",
+                )?
+                .execute(params![id.as_i64(), maybe_dup, rerouted_from])?;
         }
         self.conn
             .prepare_cached("UPDATE message SET split = ?2, parts = ?3 WHERE id = ?1")?
