@@ -97,6 +97,9 @@ pub mod label {
     pub const FROM: &str = "from";
     pub const TO: &str = "to";
     pub const STATE: &str = "state";
+    /// Why a receipt matched no part: `unknown_id` (no part has its id, yet) or `no_id` (it
+    /// carries no message id at all).
+    pub const REASON: &str = "reason";
 }
 
 /// Messages accepted (durably stored) through the submit protocol. Labels: route.
@@ -111,7 +114,8 @@ pub const PARTS_SUBMITTED: &str = "smppd_parts_submitted_total";
 pub const PARTS_TIMED_OUT: &str = "smppd_parts_timed_out_total";
 /// Receipts received. Labels: route, smsc, stat.
 pub const RECEIPTS: &str = "smppd_receipts_total";
-/// Receipts that matched no sent part (kept in the log). Labels: smsc.
+/// Receipts that matched no sent part (kept in the log, answered ESME_ROK). Labels: smsc, reason
+/// (`unknown_id`, `no_id`).
 pub const RECEIPTS_UNMATCHED: &str = "smppd_receipts_unmatched_total";
 /// A part moved from one SMSC to the next of its route. Labels: route, from, to.
 pub const FAILOVERS: &str = "smppd_failovers_total";
@@ -182,7 +186,7 @@ pub fn describe() {
     describe_counter!(
         RECEIPTS_UNMATCHED,
         Unit::Count,
-        "Receipts that matched no sent part (kept in the delivery-report log)."
+        "Receipts that matched no sent part (kept in the delivery-report log), by smsc and reason (unknown_id, no_id)."
     );
     describe_counter!(
         FAILOVERS,

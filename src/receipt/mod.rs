@@ -7,11 +7,13 @@
 //! Every function here accepts any input without panicking and with work linear in its length:
 //! [`parse_receipt`] is the entry point for a fuzz target.
 
+mod coding;
 mod id;
 mod parse;
 
+pub use coding::{ReceiptCoding, receipt_text};
 pub use id::{IdRule, canonical_id, receipt_keys, submit_key};
-pub use parse::{ReceiptDate, ReceiptError, parse_receipt};
+pub use parse::{ReceiptDate, ReceiptError, parse_receipt, parse_receipt_fields};
 
 use std::fmt;
 
@@ -19,10 +21,31 @@ use std::fmt;
 /// (64 characters); anything longer is truncated so a hostile SMSC cannot make us store junk.
 pub const MAX_ID_LEN: usize = 64;
 
+/// Stat words that say a message is still on its way (intermediate): ENROUTE itself, and what
+/// SMSCs and aggregators write for "buffered / handed to the next hop / acknowledged by it / sent
+/// on": Kannel treats ACKED, BUFFRED and ENROUTE alike as "buffered"; SUBMITTED, SENT, PENDING,
+/// QUEUED and SCHEDULED come from aggregators' receipts. Read as [`Stat::Enroute`].
+pub const INTERMEDIATE_WORDS: &[&str] = &[
+    "ENROUTE",
+    "EN_ROUTE",
+    "BUFFRED",
+    "BUFFERED",
+    "ACKED",
+    "ACK",
+    "SENT",
+    "SUBMITTED",
+    "SUBMITD",
+    "PENDING",
+    "QUEUED",
+    "SCHEDULED",
+    "SCHEDLD",
+];
+
 /// The receipt `stat` (or TLV `message_state`, SMPP-FACTS §5.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Stat {
-    /// ENROUTE (1): the message is still on its way; never final.
+    /// ENROUTE (1), and the other words for "still on its way" ([`INTERMEDIATE_WORDS`]); never
+    /// final.
     Enroute,
     /// DELIVRD (2).
     Delivered,
@@ -32,9 +55,11 @@ pub enum Stat {
     Deleted,
     /// UNDELIV (5).
     Undeliverable,
-    /// ACCEPTD (6): final in SMPP 3.4, "accepted by the next hop" at some providers.
+    /// ACCEPTD (6): final in SMPP 3.4 ("manually accepted"), "accepted by the network / next
+    /// hop" at most real SMSCs and aggregators (see [`AcceptedIs`]). Never delivered.
     Accepted,
-    /// UNKNOWN (7), and every stat text we do not recognise.
+    /// UNKNOWN (7), and every stat text we do not recognise (final, undeliverable: see
+    /// [`final_outcome`]).
     Unknown,
     /// REJECTD (8).
     Rejected,
@@ -55,8 +80,10 @@ impl Stat {
         }
     }
 
-    /// Parses a `stat:` value case-insensitively; also accepts the long `message_state` names.
-    /// Anything else (providers invent states such as `SUBMITTED`) is [`Stat::Unknown`].
+    /// Parses a `stat:` value case-insensitively. Besides the SMPP 3.4 words and the long
+    /// `message_state` names, the words providers use for "still on its way" ([`INTERMEDIATE_WORDS`]:
+    /// BUFFRED, ACKED, SENT, SUBMITTED, …) are [`Stat::Enroute`]: never final, never delivered.
+    /// Any other word is [`Stat::Unknown`] (the parser keeps the word itself in `stat_text`).
     pub fn from_text(text: &str) -> Stat {
         let t = text.trim();
         let eq = |s: &str| t.eq_ignore_ascii_case(s);
@@ -72,7 +99,7 @@ impl Stat {
             Stat::Accepted
         } else if eq("REJECTD") || eq("REJECTED") {
             Stat::Rejected
-        } else if eq("ENROUTE") {
+        } else if INTERMEDIATE_WORDS.iter().any(|w| eq(w)) {
             Stat::Enroute
         } else {
             Stat::Unknown
@@ -102,37 +129,47 @@ impl fmt::Display for Stat {
     }
 }
 
-/// What `ACCEPTD` means for one provider (SMPP-FACTS §7.3): final (SMPP 3.4's "manually accepted")
-/// or an intermediate "accepted by the next hop".
+/// What `ACCEPTD` means for one provider (SMPP-FACTS §7.3; SMSC setting `acceptd_final`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AcceptedIs {
-    /// ACCEPTD is final and counts as delivered (the SMPP 3.4 meaning).
-    #[default]
+    /// ACCEPTD is final with its own outcome, [`Outcome::Accepted`] (the SMPP 3.4 meaning:
+    /// manually accepted, e.g. by customer service). Still not "delivered".
     Final,
-    /// ACCEPTD is an intermediate notification; a later receipt carries the outcome.
+    /// ACCEPTD is an intermediate notification ("accepted by the network / next hop", as real
+    /// SMSCs and aggregators use it); a later receipt carries the outcome. The default.
+    #[default]
     Intermediate,
 }
 
 /// The final outcome a receipt gives one message part.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
-    /// Delivered to the handset (DELIVRD, or ACCEPTD when it is final).
+    /// Delivered to the handset (DELIVRD).
     Delivered,
+    /// ACCEPTD at an SMSC where it is final ([`AcceptedIs::Final`]): final, not delivered.
+    Accepted,
     /// The SMSC gave up when the validity period ran out (EXPIRED).
     Expired,
-    /// The network could not deliver it (UNDELIV, DELETED, UNKNOWN).
+    /// The network could not deliver it (UNDELIV, DELETED, UNKNOWN and unknown words).
     Undeliverable,
     /// The SMSC or the network refused it (REJECTD).
     Rejected,
 }
 
-/// The final outcome a stat gives a part, or `None` when the receipt is intermediate (ENROUTE, or
-/// ACCEPTD at a provider that uses it for "accepted by the next hop").
+/// The final outcome a stat gives a part, or `None` when the receipt is intermediate (ENROUTE
+/// and its synonyms, or ACCEPTD unless the SMSC uses it as final).
+///
+/// A word we do not know is final and undeliverable, as the literal UNKNOWN is (SMPP-FACTS §7.3
+/// maps unknown words to UNKNOWN; Kannel makes anything it does not know a failure): receipts
+/// are sent for final states, so an unknown word is far more often a provider's failure word
+/// (`FAILED`, `BLOCKED`, `NOROUTE`) than a progress report, and leaving the message
+/// `submitted` would hide it until `receipt_wait`. It is never delivered, and a later receipt
+/// (a DELIVRD) still corrects it. Known progress words are in [`INTERMEDIATE_WORDS`].
 pub fn final_outcome(stat: Stat, accepted: AcceptedIs) -> Option<Outcome> {
     match stat {
         Stat::Enroute => None,
         Stat::Accepted => match accepted {
-            AcceptedIs::Final => Some(Outcome::Delivered),
+            AcceptedIs::Final => Some(Outcome::Accepted),
             AcceptedIs::Intermediate => None,
         },
         Stat::Delivered => Some(Outcome::Delivered),
@@ -182,7 +219,8 @@ pub struct Receipt {
     pub done_date: Option<ReceiptDate>,
     /// The stat: TLV `message_state` when present and valid, else the text's `stat:`, else UNKNOWN.
     pub stat: Stat,
-    /// The raw `stat:` text when it was not one we know (e.g. `SUBMITTED`), for the log.
+    /// The raw `stat:` word when it is not the canonical spelling of `stat` (an unknown word such
+    /// as `FAILED`, or a synonym such as `BUFFRED`), for the log.
     pub stat_text: Option<String>,
     /// The `err:` text as given (not necessarily numeric: `21b` exists).
     pub err: Option<String>,

@@ -503,6 +503,9 @@ codes! {
         Failed = 6, "failed";
         /// No receipt within the configured wait.
         NoReceipt = 7, "no_receipt";
+        /// Every part final, some accepted (ACCEPTD at an SMSC where it is final,
+        /// `acceptd_final = true`) and the rest delivered: final, but not known to be delivered.
+        Accepted = 8, "accepted";
     }
 }
 
@@ -529,6 +532,8 @@ codes! {
         Failed = 8, "failed";
         /// No receipt within the wait.
         NoReceipt = 9, "no_receipt";
+        /// Receipt: ACCEPTD at an SMSC where it is final (`acceptd_final = true`).
+        Accepted = 10, "accepted";
     }
 }
 
@@ -556,6 +561,7 @@ impl PartState {
     pub(crate) fn from_outcome(o: Outcome) -> PartState {
         match o {
             Outcome::Delivered => PartState::Delivered,
+            Outcome::Accepted => PartState::Accepted,
             Outcome::Expired => PartState::Expired,
             Outcome::Undeliverable => PartState::Undeliverable,
             Outcome::Rejected => PartState::Rejected,
@@ -570,6 +576,9 @@ impl PartState {
             PartState::Undeliverable => 4,
             PartState::Expired => 3,
             PartState::NoReceipt => 2,
+            // Final and not a failure, but less than delivered: one accepted part makes the
+            // message `accepted`, not `delivered`.
+            PartState::Accepted => 1,
             _ => 0,
         }
     }
@@ -581,6 +590,7 @@ impl PartState {
             PartState::Undeliverable => MessageState::Undeliverable,
             PartState::Expired => MessageState::Expired,
             PartState::NoReceipt => MessageState::NoReceipt,
+            PartState::Accepted => MessageState::Accepted,
             PartState::Delivered => MessageState::Delivered,
             PartState::Queued | PartState::Sending | PartState::Waiting => MessageState::Queued,
             PartState::Submitted => MessageState::Submitted,
@@ -592,7 +602,7 @@ impl PartState {
 ///
 /// Queued while any part is still to be sent; then submitted until every part is final (with no
 /// receipt requested, submitted is final); then the worst part's outcome (failed, rejected,
-/// undeliverable, expired, no_receipt), or delivered when every part was delivered.
+/// undeliverable, expired, no_receipt, accepted), or delivered when every part was delivered.
 pub fn aggregate(dlr: bool, parts: &[PartState]) -> MessageState {
     if parts.is_empty() || parts.iter().any(|p| p.is_pending()) {
         return MessageState::Queued;

@@ -108,6 +108,10 @@ pub(crate) struct Writer<'c> {
 /// Bound on [`Writer::claimed`] (in-flight parts are bounded by the SMPP windows, far below).
 const CLAIMED_MAX: usize = 65_536;
 
+/// The `dlr_log.smsc_key` of a receipt that carries no message id (nothing to correlate): kept
+/// unmatched for ever. `canonical_id` never yields upper case, so no part's key is ever this.
+const NO_ID_KEY: &str = "<NO ID>";
+
 fn outcome_code(o: Outcome) -> i64 {
     PartState::from_outcome(o).code()
 }
@@ -115,6 +119,7 @@ fn outcome_code(o: Outcome) -> i64 {
 fn outcome_from_code(c: i64) -> Option<Outcome> {
     match PartState::from_code(c)? {
         PartState::Delivered => Some(Outcome::Delivered),
+        PartState::Accepted => Some(Outcome::Accepted),
         PartState::Expired => Some(Outcome::Expired),
         PartState::Undeliverable => Some(Outcome::Undeliverable),
         PartState::Rejected => Some(Outcome::Rejected),
@@ -778,6 +783,8 @@ impl<'c> Writer<'c> {
     ) -> Result<(ReceiptApplied, PartState), JobError> {
         let cur = info.state;
         let next = match (cur, outcome) {
+            // A final ACCEPTD says less than a DELIVRD already received: it does not undo it.
+            (PartState::Delivered, Some(Outcome::Accepted)) => PartState::Delivered,
             // A final receipt settles a submitted part, and corrects an earlier receipt or a
             // no_receipt timeout (the latest word from the SMSC wins).
             (s, Some(o)) if !s.is_pending() && s != PartState::Failed => PartState::from_outcome(o),
@@ -831,7 +838,16 @@ impl<'c> Writer<'c> {
         &mut self,
         r: &IncomingReceipt,
     ) -> Result<ReceiptRecorded, JobError> {
-        let keys = receipt::receipt_keys(r.rule, &r.receipt);
+        // A receipt without an id is logged under a key no part can have (see `NO_ID_KEY`); an
+        // empty key would match a part whose SMSC returned an empty id.
+        let keys: Vec<String> = if r.receipt.id.is_empty() {
+            Vec::new()
+        } else {
+            receipt::receipt_keys(r.rule, &r.receipt)
+                .into_iter()
+                .filter(|k| !k.is_empty())
+                .collect()
+        };
         let fp = fingerprint(r);
         // The newest part with this id (SMSCs recycle ids), with what settling it needs.
         let mut matched: Option<(PartRef, PartInfo, Option<String>)> = None;
@@ -861,7 +877,10 @@ impl<'c> Writer<'c> {
                 }
             }
         }
-        let primary_key = keys.first().cloned().unwrap_or_default();
+        let primary_key = keys
+            .first()
+            .cloned()
+            .unwrap_or_else(|| NO_ID_KEY.to_owned());
         let earlier: Option<i64> = match &matched {
             Some((_, _, receipts)) => find_receipt(receipts.as_deref(), fp),
             None => self
@@ -935,7 +954,9 @@ impl<'c> Writer<'c> {
             )),
             None => {
                 // Not durable until the commit, but a filter entry too many is harmless.
-                self.held.insert(&r.smsc, &primary_key);
+                if !keys.is_empty() {
+                    self.held.insert(&r.smsc, &primary_key);
+                }
                 Ok(ReceiptRecorded::Held { log_id })
             }
         }
