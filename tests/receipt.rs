@@ -348,7 +348,10 @@ fn stat_outcomes() {
     use AcceptedIs::*;
     assert_eq!(final_outcome(Stat::Enroute, Final), None);
     assert_eq!(final_outcome(Stat::Enroute, Intermediate), None);
-    assert_eq!(final_outcome(Stat::Accepted, Final), Some(Outcome::Accepted));
+    assert_eq!(
+        final_outcome(Stat::Accepted, Final),
+        Some(Outcome::Accepted)
+    );
     assert_eq!(final_outcome(Stat::Accepted, Intermediate), None);
     assert_eq!(
         final_outcome(Stat::Delivered, Final),
@@ -829,7 +832,10 @@ fn id_forms_and_case_find_their_part() {
             // find it as written.
             let numeric = in_receipt.bytes().all(|c| c.is_ascii_hexdigit());
             if rule == IdRule::Same || !numeric {
-                assert!(keys.contains(&stored), "{rule:?} text {in_receipt}: {keys:?}");
+                assert!(
+                    keys.contains(&stored),
+                    "{rule:?} text {in_receipt}: {keys:?}"
+                );
             }
         }
     }

@@ -13,9 +13,11 @@
 //! | 3 (Latin-1) | Latin-1, to UTF-8 |
 //! | 8 (and 0xE0–0xEF) | UCS-2 / UTF-16BE, to UTF-8 |
 //!
-//! A UDH (UDHI set) is skipped. Two mislabelled forms real SMSCs send are recognised: ASCII
-//! text labelled UCS-2 (it has `id:`/`stat:` as octets and not once decoded) is read as octets,
-//! and UTF-16BE text under another `data_coding` (every other octet zero) is decoded as UCS-2.
+//! A UDH (UDHI set) is skipped. Mislabelled forms real SMSCs send are recognised: ASCII text
+//! labelled UCS-2 (it has `id:`/`stat:` as octets and not once decoded) is read as octets, as is
+//! unpacked text from an SMSC set to `gsm_packed` (its receipts need not be packed like its
+//! messages), and UTF-16BE text under another `data_coding` (every other octet zero) is decoded
+//! as UCS-2.
 //!
 //! Pure: no I/O; total (never fails, never panics).
 
@@ -37,7 +39,10 @@ pub struct ReceiptCoding {
 
 /// Whether octets hold a receipt label as ASCII (`id:` or `stat:`, any case).
 fn has_ascii_labels(b: &[u8]) -> bool {
-    let has = |label: &[u8]| b.windows(label.len()).any(|w| w.eq_ignore_ascii_case(label));
+    let has = |label: &[u8]| {
+        b.windows(label.len())
+            .any(|w| w.eq_ignore_ascii_case(label))
+    };
     has(b"id:") || has(b"stat:")
 }
 
@@ -84,6 +89,14 @@ pub fn receipt_text(user_data: &[u8], coding: ReceiptCoding) -> Cow<'_, [u8]> {
             Body::Binary(b) => Cow::Owned(b),
         },
         Charset::Gsm7 | Charset::Ascii | Charset::Binary => {
+            if coding.gsm_packed && ud.charset == Charset::Gsm7 && !has_ascii_labels(&ud.payload) {
+                // An SMSC that packs its messages may still write receipt text as octets.
+                let udh_len = ud.udh.map_or(0, |u| u.len);
+                let octets = user_data.get(udh_len..).unwrap_or_default();
+                if has_ascii_labels(octets) {
+                    return Cow::Borrowed(octets);
+                }
+            }
             if !has_ascii_labels(&ud.payload) && looks_utf16be(&ud.payload) {
                 let decoded = ucs2(&ud.payload);
                 if has_ascii_labels(&decoded) {
@@ -147,6 +160,12 @@ mod tests {
     #[test]
     fn mislabelled_codings_are_recognised() {
         let text = "id:7f stat:DELIVRD";
+        // Octets from an SMSC set to send packed GSM.
+        let packed = ReceiptCoding {
+            gsm_packed: true,
+            ..coding(0)
+        };
+        assert_eq!(&*receipt_text(text.as_bytes(), packed), text.as_bytes());
         // ASCII octets labelled UCS-2.
         assert_eq!(&*receipt_text(text.as_bytes(), coding(8)), text.as_bytes());
         // UTF-16BE labelled as the default alphabet.

@@ -1,11 +1,50 @@
-//! Delivery receipts: parsing the receipt text (SMPP 3.4 appendix B and the real-world deviations
-//! in SMPP-FACTS §7.3), combining it with the receipt TLVs, mapping `stat` to a final outcome, and
-//! normalizing SMSC message ids into the key under which parts are stored and receipts matched.
+//! Delivery receipts: decoding the receipt text by `data_coding`, parsing it (SMPP 3.4 appendix
+//! B and the real-world deviations in SMPP-FACTS §7.3), combining it with the receipt TLVs,
+//! mapping `stat` to a final outcome, and normalizing SMSC message ids into the key under which
+//! parts are stored and receipts matched.
 //!
 //! This module is pure: no tokio, no I/O, no clock, no store. The TLV values are handed in by the
-//! caller as plain values (the session decodes the PDU), so this module does not depend on `pdu`.
-//! Every function here accepts any input without panicking and with work linear in its length:
-//! [`parse_receipt`] is the entry point for a fuzz target.
+//! caller as plain values (the session decodes the PDU), so this module does not depend on `pdu`;
+//! it uses `text` (pure) for the character sets. Every function here accepts any input without
+//! panicking and with work linear in its length: [`parse_receipt`] is the entry point for a fuzz
+//! target.
+//!
+//! # Variants handled
+//!
+//! Each row is a case in `tests/receipt.rs` (parser) and, through `smppd run` over the SMPP
+//! wire, in `tests/receipt_wire.rs`.
+//!
+//! | kind | example | how it is handled |
+//! |---|---|---|
+//! | appendix-B line | `id:0a1b sub:001 dlvrd:001 submit date:2501021530 done date:2501021531 stat:DELIVRD err:000 text:Hi` | every field read |
+//! | ACCEPTD / TLV `message_state` 6 | `stat:ACCEPTD` | intermediate by default (never final, never delivered); with the SMSC's `acceptd_final = true` final with its own outcome [`Outcome::Accepted`] (state `accepted`, still not delivered); a later DELIVRD settles the message as delivered either way |
+//! | other intermediate words | `stat:BUFFRED`, `ENROUTE`, `ACKED`, `SENT`, `SUBMITTED`, `PENDING` | [`Stat::Enroute`] (see [`INTERMEDIATE_WORDS`]): never final; the word is kept in `stat_text` |
+//! | intermediate notification | esm_class 0x20 | never final, whatever the stat |
+//! | unknown word | `stat:NOROUTE`, `stat:FAILED` | [`Stat::Unknown`], the word kept verbatim in `stat_text` and the log; final undeliverable (see [`final_outcome`]), never delivered |
+//! | literal UNKNOWN / TLV 7 | `stat:UNKNOWN` | final undeliverable |
+//! | bytes before `id:` | `DLR: id:…`, `#id:…`, NULs then `id:…` | a label counts at any non-word boundary; `msgid:` is not `id:` |
+//! | bytes after the last field | `… err:000 \0\0 junk` | values are their first token |
+//! | fields in any order, `text:` not last | `stat:DELIVRD text:Hi id:7 sub:001` | `text:` ends at the next real field not seen yet (the last of its kind, with a value of its form) |
+//! | `text:` holding colons or field words | `text:Meet at 10:30, id: 9 stat:ok` | stays text: a field already seen, or one repeated later, does not end it |
+//! | label case | `Text:`, `TEXT:`, `Stat:`, `ID:` | case-insensitive |
+//! | label spelling | `submitdate:`, `done_date:` | accepted |
+//! | `err:` empty or missing; not numeric | `err: text:`, no `err:`, `err:21b` | `err` `None`; kept as text, `err_code` only when decimal |
+//! | `sub:`/`dlvrd:` unpadded, missing, `dlvrd` > `sub` | `sub:1 dlvrd:3` | read as numbers, no relation assumed; never used to classify |
+//! | dates of 10, 12, 14 digits; all zeros | `2501021530`, `250102153012`, `20250102153012`, `0000000000` | format by length; all zeros is no date |
+//! | dates with a zone | `2501021530+0100`, `…+01:00`, `…Z`, `…-05`, `… UTC`, SMPP `250102153000004+` | converted to UTC; an unknown zone word (`CET`) leaves the date as written |
+//! | ids: long decimal, 32 lowercase hex, UUID, alphanumeric with hyphens | `id:74e02ee1-4e2f-…` | kept whole (up to 64 characters); hyphens survive normalization; hex/decimal conversion only under the SMSC's `receipt_id` rule and only for ids of digits |
+//! | id in another letter case or with leading zeros | `38601FA` for `38601fa`, `0059113978` | [`canonical_id`]: lowercase, leading zeros stripped |
+//! | id in another base in the text | `id:0059113978` for `38601fa` | [`IdRule`] per SMSC; the TLV id is tried first |
+//! | UCS-2 text | data_coding 8 | decoded before parsing ([`receipt_text`]) |
+//! | Latin-1 text | data_coding 3 | decoded before parsing |
+//! | GSM 7-bit | data_coding 0 unpacked; packed with the SMSC's `gsm_packed` | octets read as ASCII (GSM and ASCII agree on every receipt character; GSM-decoding would turn `_` into `§`); packed septets unpacked first |
+//! | mislabelled coding | ASCII under data_coding 8; UTF-16BE under 0; octets from a `gsm_packed` SMSC | recognised by where the labels are |
+//! | text in `message_payload` | `sm_length` 0 | read from the TLV (daemon) |
+//! | TLV-only receipt | `receipted_message_id` + `message_state`, no text | correlated and classified from the TLVs alone |
+//! | TLVs and text disagree | TLV `message_state` 2, `stat:BUFFRED` | the TLVs win |
+//! | receipt TLVs with esm_class 0 | `receipted_message_id` on a plain deliver_sm | taken as a receipt (daemon): an MO never carries it |
+//! | no id anywhere | `DLR for your message: OK` | [`ReceiptError::NoId`] from [`parse_receipt`]; the daemon logs it unmatched (via [`parse_receipt_fields`]), counts it (`reason="no_id"`) and answers ESME_ROK |
+//! | id no part has | `id:feedface0` | held unmatched in the log (matched if its submit_sm_resp comes later), counted (`reason="unknown_id"`), answered ESME_ROK |
 
 mod coding;
 mod id;

@@ -73,7 +73,10 @@ impl ReceiptDate {
             (15, "+" | "-") => {
                 let quarters = i64::from(two_digits(&digits.as_bytes()[13..15])?);
                 let sign = if suffix == "+" { 1 } else { -1 };
-                (Self::from_digits(&digits[..12])?, Some(sign * quarters * 15))
+                (
+                    Self::from_digits(&digits[..12])?,
+                    Some(sign * quarters * 15),
+                )
             }
             (10 | 12 | 14, "") => {
                 let next_is_zone = words.next().and_then(zone_offset);
@@ -227,7 +230,6 @@ impl fmt::Display for ReceiptDate {
         )
     }
 }
-
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Field {
@@ -435,7 +437,9 @@ fn text_fields(text: &[u8]) -> TextFields {
     };
     let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
     TextFields {
-        id: get(Field::Id).and_then(|v| nonempty(token(&v))).map(|id| truncate_id(&id)),
+        id: get(Field::Id)
+            .and_then(|v| nonempty(token(&v)))
+            .map(|id| truncate_id(&id)),
         sub: get(Field::Sub).and_then(|v| decimal(&v)),
         dlvrd: get(Field::Dlvrd).and_then(|v| decimal(&v)),
         submit_date: get(Field::SubmitDate).and_then(|v| ReceiptDate::parse(&v)),
