@@ -759,6 +759,15 @@ fn text_that_is_not_the_textbook_format() {
         assert_eq!(r.err.as_deref(), err, "{shown}");
         assert_eq!(r.text.as_deref(), body, "{shown}");
     }
+    // Fields separated by `;` or `,` with no space.
+    let r = text("id:a1b2;sub:1;dlvrd:1;stat:DELIVRD;err:0");
+    assert_eq!(
+        (r.id.as_str(), r.stat, r.err.as_deref(), r.dlvrd),
+        ("a1b2", Stat::Delivered, Some("0"), Some(1))
+    );
+    // No stat anywhere: `dlvrd:` says whether it was delivered.
+    assert_eq!(text("id:1 sub:001 dlvrd:001 err:000").stat, Stat::Delivered);
+    assert_eq!(text("id:1 sub:001 dlvrd:000 err:000").stat, Stat::Unknown);
     // A receipt whose only id-like word is part of another word has no id.
     assert_eq!(
         parse_receipt(b"msgid:12 stat:DELIVRD", &ReceiptTlvs::default()),

@@ -13,11 +13,11 @@
 //! | 3 (Latin-1) | Latin-1, to UTF-8 |
 //! | 8 (and 0xE0–0xEF) | UCS-2 / UTF-16BE, to UTF-8 |
 //!
-//! A UDH (UDHI set) is skipped. Mislabelled forms real SMSCs send are recognised: ASCII text
-//! labelled UCS-2 (it has `id:`/`stat:` as octets and not once decoded) is read as octets, as is
-//! unpacked text from an SMSC set to `gsm_packed` (its receipts need not be packed like its
-//! messages), and UTF-16BE text under another `data_coding` (every other octet zero) is decoded
-//! as UCS-2.
+//! A UDH (UDHI set) is skipped. Mislabelled forms real SMSCs send are recognised by where the
+//! labels (`id:`, `stat:`) show up: ASCII octets labelled UCS-2 are read as octets; UTF-16LE
+//! labelled UCS-2 is decoded little-endian; unpacked octets from an SMSC set to `gsm_packed` are
+//! read as they are (its receipts need not be packed like its messages); UTF-16BE under another
+//! `data_coding` (every other octet zero) is decoded as UCS-2.
 //!
 //! Pure: no I/O; total (never fails, never panics).
 
@@ -79,8 +79,20 @@ pub fn receipt_text(user_data: &[u8], coding: ReceiptCoding) -> Cow<'_, [u8]> {
     match ud.charset {
         Charset::Ucs2 => {
             let decoded = ucs2(&ud.payload);
-            if has_ascii_labels(&ud.payload) && !has_ascii_labels(&decoded) {
-                return Cow::Owned(ud.payload);
+            if !has_ascii_labels(&decoded) {
+                if has_ascii_labels(&ud.payload) {
+                    return Cow::Owned(ud.payload);
+                }
+                // Little-endian UTF-16 (a Windows-built SMSC): swap and decode.
+                let swapped: Vec<u8> = ud
+                    .payload
+                    .chunks(2)
+                    .flat_map(|p| p.iter().rev().copied())
+                    .collect();
+                let le = ucs2(&swapped);
+                if has_ascii_labels(&le) {
+                    return Cow::Owned(le);
+                }
             }
             Cow::Owned(decoded)
         }
@@ -168,6 +180,9 @@ mod tests {
         assert_eq!(&*receipt_text(text.as_bytes(), packed), text.as_bytes());
         // ASCII octets labelled UCS-2.
         assert_eq!(&*receipt_text(text.as_bytes(), coding(8)), text.as_bytes());
+        // UTF-16LE labelled UCS-2.
+        let le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        assert_eq!(&*receipt_text(&le, coding(8)), text.as_bytes());
         // UTF-16BE labelled as the default alphabet.
         assert_eq!(&*receipt_text(&utf16(text), coding(0)), text.as_bytes());
     }

@@ -8,7 +8,10 @@
 //!   skipped; `msgid:` or `smsc_id:` is not an `id:`.
 //! - Fields come in any order; the first label of each field wins, a repeated one is junk.
 //! - Every value but `text:` is its first token (cut at whitespace, NUL padding trimmed), so
-//!   bytes after the last field are ignored.
+//!   bytes after the last field are ignored; a `;`, `,`, `|` or `&` right before the next label
+//!   separates fields (`id:7;stat:DELIVRD`).
+//! - No stat at all (no `stat:`, no `message_state` TLV) with `dlvrd:` of 1 or more reads as
+//!   delivered; with nothing to go by the stat is UNKNOWN.
 //! - `text:` runs to the next label of a field not seen yet that is the last label of its field
 //!   and whose value looks like that field's (digits for `sub:`, a word for `stat:`, …). So a
 //!   `text:` that is not last ends where the real fields resume, and labels inside the message's
@@ -369,7 +372,16 @@ fn field_values(b: &[u8]) -> [Option<(usize, usize)>; 8] {
         } else {
             k + 1
         };
-        let end = labels.get(next).map_or(b.len(), |n| n.at);
+        let mut end = labels.get(next).map_or(b.len(), |n| n.at);
+        // `id:7;stat:…`, `id:7,stat:…`: a separator right before the next label is not part of
+        // the value (with a space in between it would already be a token of its own).
+        if l.field != Field::Text
+            && end < b.len()
+            && end > l.value
+            && matches!(b[end - 1], b';' | b',' | b'|' | b'&')
+        {
+            end -= 1;
+        }
         out[l.field as usize] = Some((l.value, end));
         k = next;
     }
@@ -474,10 +486,13 @@ pub fn parse_receipt_fields(text: &[u8], tlvs: &ReceiptTlvs<'_>) -> Receipt {
     let id = tlv_id.clone().or_else(|| f.id.clone()).unwrap_or_default();
 
     let text_stat = f.stat.as_deref().map(Stat::from_text);
+    // With no stat anywhere, `dlvrd:` (messages delivered) of 1 or more still says delivered.
+    let from_count = f.dlvrd.filter(|&n| n > 0).map(|_| Stat::Delivered);
     let stat = tlvs
         .message_state
         .and_then(Stat::from_message_state)
         .or(text_stat)
+        .or(from_count)
         .unwrap_or(Stat::Unknown);
     // The provider's own word when it is another spelling of the stat taken (BUFFRED for
     // ENROUTE, an unknown word for UNKNOWN), so the log shows what the SMSC said. A text stat
