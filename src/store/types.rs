@@ -229,7 +229,9 @@ pub struct IncomingReceipt {
     /// The final outcome for the part, or `None` for an intermediate receipt
     /// (see [`crate::receipt::final_outcome`]).
     pub outcome: Option<Outcome>,
-    /// The raw receipt text bytes (`short_message` or `message_payload`).
+    /// The receipt text as parsed: `short_message` or `message_payload` decoded by its
+    /// `data_coding` (UTF-8 for UCS-2 and Latin-1, the octets otherwise; see
+    /// [`crate::receipt::receipt_text`]).
     pub raw: Vec<u8>,
     /// The TLV `message_state`, as received.
     pub tlv_state: Option<u8>,
