@@ -552,7 +552,7 @@ fn intermediate_and_unknown_stat_words() {
         let expect_text = (!word.eq_ignore_ascii_case("ENROUTE")).then_some(word);
         assert_eq!(r.stat_text.as_deref(), expect_text, "{word}");
     }
-    for word in ["NOROUTE", "FAILED", "Blocked", "X_42"] {
+    for word in ["NOROUTE", "ERROR", "Blocked", "X_42"] {
         let r = text(&format!("id:1 stat:{word} err:000"));
         assert_eq!(r.stat, Stat::Unknown, "{word}");
         assert_eq!(r.stat_text.as_deref(), Some(word));
@@ -561,6 +561,24 @@ fn intermediate_and_unknown_stat_words() {
             Some(Outcome::Undeliverable)
         );
     }
+    // Long names and message_state numbers name their stat.
+    for (word, stat) in [
+        ("DELIVERED", Stat::Delivered),
+        ("2", Stat::Delivered),
+        ("5", Stat::Undeliverable),
+        ("FAILED", Stat::Undeliverable),
+        ("Rejected", Stat::Rejected),
+        ("6", Stat::Accepted),
+        ("1", Stat::Enroute),
+    ] {
+        let r = text(&format!("id:1 stat:{word}"));
+        assert_eq!(
+            (r.stat, r.stat_text.as_deref()),
+            (stat, Some(word)),
+            "{word}"
+        );
+    }
+    assert_eq!(text("id:1 stat:0").stat, Stat::Unknown);
     let r = text("id:1 stat:UNKNOWN");
     assert_eq!((r.stat, r.stat_text), (Stat::Unknown, None));
     // A text word the TLV contradicts is not shown as what was applied.

@@ -20,8 +20,9 @@
 //! | ACCEPTD / TLV `message_state` 6 | `stat:ACCEPTD` | intermediate by default (never final, never delivered); with the SMSC's `acceptd_final = true` final with its own outcome [`Outcome::Accepted`] (state `accepted`, still not delivered); a later DELIVRD settles the message as delivered either way |
 //! | other intermediate words | `stat:BUFFRED`, `ENROUTE`, `ACKED`, `SENT`, `SUBMITTED`, `PENDING` | [`Stat::Enroute`] (see [`INTERMEDIATE_WORDS`]): never final; the word is kept in `stat_text` |
 //! | intermediate notification | esm_class 0x20 | never final, whatever the stat |
-//! | unknown word | `stat:NOROUTE`, `stat:FAILED` | [`Stat::Unknown`], the word kept verbatim in `stat_text` and the log; final undeliverable (see [`final_outcome`]), never delivered |
+//! | unknown word | `stat:NOROUTE`, `stat:ERROR` | [`Stat::Unknown`], the word kept verbatim in `stat_text` and the log; final undeliverable (see [`final_outcome`]), never delivered |
 //! | literal UNKNOWN / TLV 7 | `stat:UNKNOWN` | final undeliverable |
+//! | long names, numbers | `stat:DELIVERED`, `stat:UNDELIVERABLE`, `stat:FAILED`, `stat:2` | the stat they name (`message_state` numbers 1–8); the word kept in `stat_text` |
 //! | bytes before `id:` | `DLR: id:…`, `#id:…`, NULs then `id:…` | a label counts at any non-word boundary; `msgid:` is not `id:` |
 //! | bytes after the last field | `… err:000 \0\0 junk` | values are their first token |
 //! | fields in any order, `text:` not last | `stat:DELIVRD text:Hi id:7 sub:001` | `text:` ends at the next real field not seen yet (the last of its kind, with a value of its form) |
@@ -119,10 +120,11 @@ impl Stat {
         }
     }
 
-    /// Parses a `stat:` value case-insensitively. Besides the SMPP 3.4 words and the long
-    /// `message_state` names, the words providers use for "still on its way" ([`INTERMEDIATE_WORDS`]:
-    /// BUFFRED, ACKED, SENT, SUBMITTED, …) are [`Stat::Enroute`]: never final, never delivered.
-    /// Any other word is [`Stat::Unknown`] (the parser keeps the word itself in `stat_text`).
+    /// Parses a `stat:` value case-insensitively. Besides the SMPP 3.4 words, the long
+    /// `message_state` names (and FAILED for UNDELIV) and the `message_state` numbers 1–8, the
+    /// words providers use for "still on its way" ([`INTERMEDIATE_WORDS`]: BUFFRED, ACKED, SENT,
+    /// SUBMITTED, …) are [`Stat::Enroute`]: never final, never delivered. Any other word is
+    /// [`Stat::Unknown`] (the parser keeps the word itself in `stat_text`).
     pub fn from_text(text: &str) -> Stat {
         let t = text.trim();
         let eq = |s: &str| t.eq_ignore_ascii_case(s);
@@ -132,7 +134,7 @@ impl Stat {
             Stat::Expired
         } else if eq("DELETED") {
             Stat::Deleted
-        } else if eq("UNDELIV") || eq("UNDELIVERABLE") || eq("UNDELIVERED") {
+        } else if eq("UNDELIV") || eq("UNDELIVERABLE") || eq("UNDELIVERED") || eq("FAILED") {
             Stat::Undeliverable
         } else if eq("ACCEPTD") || eq("ACCEPTED") {
             Stat::Accepted
@@ -140,6 +142,9 @@ impl Stat {
             Stat::Rejected
         } else if INTERMEDIATE_WORDS.iter().any(|w| eq(w)) {
             Stat::Enroute
+        } else if let Some(s) = t.parse::<u8>().ok().and_then(Stat::from_message_state) {
+            // Some SMSCs write the message_state number (`stat:2`) instead of the word.
+            s
         } else {
             Stat::Unknown
         }
@@ -201,7 +206,7 @@ pub enum Outcome {
 /// A word we do not know is final and undeliverable, as the literal UNKNOWN is (SMPP-FACTS §7.3
 /// maps unknown words to UNKNOWN; Kannel makes anything it does not know a failure): receipts
 /// are sent for final states, so an unknown word is far more often a provider's failure word
-/// (`FAILED`, `BLOCKED`, `NOROUTE`) than a progress report, and leaving the message
+/// (`ERROR`, `BLOCKED`, `NOROUTE`) than a progress report, and leaving the message
 /// `submitted` would hide it until `receipt_wait`. It is never delivered, and a later receipt
 /// (a DELIVRD) still corrects it. Known progress words are in [`INTERMEDIATE_WORDS`].
 pub fn final_outcome(stat: Stat, accepted: AcceptedIs) -> Option<Outcome> {
@@ -259,7 +264,7 @@ pub struct Receipt {
     /// The stat: TLV `message_state` when present and valid, else the text's `stat:`, else UNKNOWN.
     pub stat: Stat,
     /// The raw `stat:` word when it is not the canonical spelling of `stat` (an unknown word such
-    /// as `FAILED`, or a synonym such as `BUFFRED`), for the log.
+    /// as `NOROUTE`, or a synonym such as `BUFFRED`), for the log.
     pub stat_text: Option<String>,
     /// The `err:` text as given (not necessarily numeric: `21b` exists).
     pub err: Option<String>,
