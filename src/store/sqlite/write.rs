@@ -203,6 +203,9 @@ impl HeldFilter {
     }
 }
 
+/// A part a receipt matched: the part, what settling it needs, its receipts list.
+type Matched = (PartRef, PartInfo, Option<String>);
+
 /// A held receipt: log id, stat, err, outcome code, fingerprint.
 type HeldRow = (i64, String, Option<String>, Option<i64>, i64);
 
@@ -834,49 +837,57 @@ impl<'c> Writer<'c> {
         ))
     }
 
+    /// The keys a receipt is matched by, best first. A receipt without an id has none: it is
+    /// logged under a key no part can have (see [`NO_ID_KEY`]); an empty key would match a part
+    /// whose SMSC returned an empty id.
+    fn receipt_keys(r: &IncomingReceipt) -> Vec<String> {
+        if r.receipt.id.is_empty() {
+            return Vec::new();
+        }
+        receipt::receipt_keys(r.rule, &r.receipt)
+            .into_iter()
+            .filter(|k| !k.is_empty())
+            .collect()
+    }
+
+    /// The newest part of `smsc` under the first of `keys` that has one (SMSCs recycle ids),
+    /// with what settling it needs and its receipts list.
+    fn part_by_keys(&mut self, keys: &[String], smsc: &str) -> Result<Option<Matched>, JobError> {
+        let mut matched: Option<Matched> = None;
+        // Picked here rather than with ORDER BY, which SQLite would re-prepare at every
+        // execution (see `acked`).
+        let st = &mut self.st.match_key;
+        for key in keys {
+            let mut rows = st.query(params![key, smsc])?;
+            while let Some(row) = rows.next()? {
+                let p = PartRef {
+                    message: MessageId::from_i64(row.get(0)?),
+                    n: row.get(1)?,
+                };
+                if matched.as_ref().is_none_or(|(f, _, _)| p > *f) {
+                    let info = PartInfo {
+                        state: part_state(row.get(2)?)?,
+                        parts: row.get(3)?,
+                        dlr: row.get(4)?,
+                        acked_at: row.get(6)?,
+                    };
+                    matched = Some((p, info, row.get(5)?));
+                }
+            }
+            if matched.is_some() {
+                break;
+            }
+        }
+        Ok(matched)
+    }
+
     pub(crate) fn record_receipt(
         &mut self,
         r: &IncomingReceipt,
     ) -> Result<ReceiptRecorded, JobError> {
-        // A receipt without an id is logged under a key no part can have (see `NO_ID_KEY`); an
-        // empty key would match a part whose SMSC returned an empty id.
-        let keys: Vec<String> = if r.receipt.id.is_empty() {
-            Vec::new()
-        } else {
-            receipt::receipt_keys(r.rule, &r.receipt)
-                .into_iter()
-                .filter(|k| !k.is_empty())
-                .collect()
-        };
+        let keys = Self::receipt_keys(r);
         let fp = fingerprint(r);
-        // The newest part with this id (SMSCs recycle ids), with what settling it needs.
-        let mut matched: Option<(PartRef, PartInfo, Option<String>)> = None;
-        {
-            // Picked here rather than with ORDER BY, which SQLite would re-prepare at every
-            // execution (see `acked`).
-            let st = &mut self.st.match_key;
-            for key in &keys {
-                let mut rows = st.query(params![key, r.smsc])?;
-                while let Some(row) = rows.next()? {
-                    let p = PartRef {
-                        message: MessageId::from_i64(row.get(0)?),
-                        n: row.get(1)?,
-                    };
-                    if matched.as_ref().is_none_or(|(f, _, _)| p > *f) {
-                        let info = PartInfo {
-                            state: part_state(row.get(2)?)?,
-                            parts: row.get(3)?,
-                            dlr: row.get(4)?,
-                            acked_at: row.get(6)?,
-                        };
-                        matched = Some((p, info, row.get(5)?));
-                    }
-                }
-                if matched.is_some() {
-                    break;
-                }
-            }
-        }
+        let matched = self.part_by_keys(&keys, &r.smsc)?;
         let primary_key = keys
             .first()
             .cloned()
