@@ -579,6 +579,22 @@ fn intermediate_and_unknown_stat_words() {
         );
     }
     assert_eq!(text("id:1 stat:0").stat, Stat::Unknown);
+    // message_state 0 (SMPP 5.0 SCHEDULED, what Kannel sends with BUFFRED): not yet final,
+    // unless the text says more.
+    let scheduled = ReceiptTlvs {
+        receipted_message_id: Some("1"),
+        message_state: Some(0),
+        network_error_code: None,
+    };
+    let r = parse_receipt(b"", &scheduled).expect("parses");
+    assert_eq!(r.stat, Stat::Enroute);
+    let r = parse_receipt(b"id:1 stat:BUFFERD", &scheduled).expect("parses");
+    assert_eq!(
+        (r.stat, r.stat_text.as_deref()),
+        (Stat::Enroute, Some("BUFFERD"))
+    );
+    let r = parse_receipt(b"id:1 stat:DELIVRD", &scheduled).expect("parses");
+    assert_eq!(r.stat, Stat::Delivered);
     let r = text("id:1 stat:UNKNOWN");
     assert_eq!((r.stat, r.stat_text), (Stat::Unknown, None));
     // A text word the TLV contradicts is not shown as what was applied.
@@ -699,6 +715,16 @@ fn text_that_is_not_the_textbook_format() {
             None,
             Some("000"),
             Some("stat:UNDELIV err:9 id:x"),
+        ),
+        // `text:` empty and followed by the stat, every field out of order.
+        (
+            b"dlvrd:001 err:000 id:c0ffee-77 submit date:1102061930 sub:001 text: stat:UNDELIV done date:1102061931",
+            "c0ffee-77",
+            Stat::Undeliverable,
+            Some(1),
+            Some(1),
+            Some("000"),
+            None,
         ),
         // Label case.
         (

@@ -63,12 +63,14 @@ pub const MAX_ID_LEN: usize = 64;
 
 /// Stat words that say a message is still on its way (intermediate): ENROUTE itself, and what
 /// SMSCs and aggregators write for "buffered / handed to the next hop / acknowledged by it / sent
-/// on": Kannel treats ACKED, BUFFRED and ENROUTE alike as "buffered"; SUBMITTED, SENT, PENDING,
+/// on": Kannel treats ACKED, BUFFRED, BUFFERD and ENROUTE alike as "buffered" (and sends BUFFRED
+/// with `message_state` 0 itself, SMPP 5.0's SCHEDULED); SUBMITTED, SENT, PENDING,
 /// QUEUED and SCHEDULED come from aggregators' receipts. Read as [`Stat::Enroute`].
 pub const INTERMEDIATE_WORDS: &[&str] = &[
     "ENROUTE",
     "EN_ROUTE",
     "BUFFRED",
+    "BUFFERD",
     "BUFFERED",
     "ACKED",
     "ACK",

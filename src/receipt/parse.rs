@@ -10,8 +10,9 @@
 //! - Every value but `text:` is its first token (cut at whitespace, NUL padding trimmed), so
 //!   bytes after the last field are ignored; a `;`, `,`, `|` or `&` right before the next label
 //!   separates fields (`id:7;stat:DELIVRD`).
-//! - No stat at all (no `stat:`, no `message_state` TLV) with `dlvrd:` of 1 or more reads as
-//!   delivered; with nothing to go by the stat is UNKNOWN.
+//! - No stat at all (no `stat:`, no `message_state` TLV of 1–8) with `dlvrd:` of 1 or more
+//!   reads as delivered; else a `message_state` of 0 (SMPP 5.0 SCHEDULED) is ENROUTE; with
+//!   nothing to go by the stat is UNKNOWN.
 //! - `text:` runs to the next label of a field not seen yet that is the last label of its field
 //!   and whose value looks like that field's (digits for `sub:`, a word for `stat:`, …). So a
 //!   `text:` that is not last ends where the real fields resume, and labels inside the message's
@@ -486,13 +487,16 @@ pub fn parse_receipt_fields(text: &[u8], tlvs: &ReceiptTlvs<'_>) -> Receipt {
     let id = tlv_id.clone().or_else(|| f.id.clone()).unwrap_or_default();
 
     let text_stat = f.stat.as_deref().map(Stat::from_text);
-    // With no stat anywhere, `dlvrd:` (messages delivered) of 1 or more still says delivered.
+    // With no stat anywhere, `dlvrd:` (messages delivered) of 1 or more still says delivered;
+    // a `message_state` of 0 (SMPP 5.0 SCHEDULED; Kannel's BUFFRED) says "not yet".
     let from_count = f.dlvrd.filter(|&n| n > 0).map(|_| Stat::Delivered);
+    let scheduled = (tlvs.message_state == Some(0)).then_some(Stat::Enroute);
     let stat = tlvs
         .message_state
         .and_then(Stat::from_message_state)
         .or(text_stat)
         .or(from_count)
+        .or(scheduled)
         .unwrap_or(Stat::Unknown);
     // The provider's own word when it is another spelling of the stat taken (BUFFRED for
     // ENROUTE, an unknown word for UNKNOWN), so the log shows what the SMSC said. A text stat
