@@ -351,6 +351,18 @@ fn default_cases() -> Vec<Case> {
             )],
         },
         Case {
+            name: "receipt marked as an SME delivery acknowledgement (esm_class 0x08)",
+            to: TO_B,
+            steps: vec![step(
+                move |id| DeliverSm {
+                    esm_class: EsmClass::DELIVERY_ACK,
+                    ..text(std_line(id, "DELIVRD"))
+                },
+                "DELIVRD",
+                "delivered",
+            )],
+        },
+        Case {
             name: "receipt TLVs with esm_class 0",
             to: TO_A,
             steps: vec![step(

@@ -141,11 +141,12 @@ pub async fn run(
     while mo_tasks.join_next().await.is_some() {}
 }
 
-/// A delivery receipt (or intermediate notification) by its esm_class, or by the receipt TLVs:
-/// some SMSCs send receipts with esm_class 0, and an MO never carries `receipted_message_id`.
+/// A delivery receipt by its esm_class message type: SMSC delivery receipt (0x04), SME delivery
+/// acknowledgement (0x08: some SMSCs mark their receipts so; Kannel takes it as a receipt too)
+/// or intermediate notification (0x20); or by the receipt TLVs: some SMSCs send receipts with
+/// esm_class 0, and an MO never carries `receipted_message_id`.
 fn is_receipt(msg: &Inbound) -> bool {
-    msg.esm_class.is_receipt()
-        || msg.esm_class.is_intermediate_notification()
+    matches!(msg.esm_class.message_type(), 0x04 | 0x08 | 0x20)
         || msg.tlvs.receipted_message_id().is_some()
 }
 

@@ -46,12 +46,14 @@ fn has_ascii_labels(b: &[u8]) -> bool {
     has(b"id:") || has(b"stat:")
 }
 
-/// Whether octets look like UTF-16BE ASCII text: an even length and mostly zero high octets.
+/// Whether octets may be UTF-16BE text with ASCII labels: an even length and at least half the
+/// pairs an ASCII character (the labels, ids and digits; the `text:` excerpt may be in any
+/// script). Only a hint: the decoded text must then show the labels.
 fn looks_utf16be(b: &[u8]) -> bool {
     let pairs = b.len() / 2;
     b.len() >= 6
         && b.len().is_multiple_of(2)
-        && b.chunks_exact(2).filter(|p| p[0] == 0 && p[1] != 0).count() * 10 >= pairs * 9
+        && b.chunks_exact(2).filter(|p| p[0] == 0 && p[1] != 0).count() * 2 >= pairs
 }
 
 fn ucs2(payload: &[u8]) -> Vec<u8> {

@@ -44,6 +44,7 @@
 //! | TLV-only receipt | `receipted_message_id` + `message_state`, no text | correlated and classified from the TLVs alone |
 //! | TLVs and text disagree | TLV `message_state` 2, `stat:BUFFRED` | the TLVs win |
 //! | receipt TLVs with esm_class 0 | `receipted_message_id` on a plain deliver_sm | taken as a receipt (daemon): an MO never carries it |
+//! | receipt marked as SME delivery acknowledgement | esm_class 0x08 | taken as a receipt (daemon), as Kannel does |
 //! | no id anywhere | `DLR for your message: OK` | [`ReceiptError::NoId`] from [`parse_receipt`]; the daemon logs it unmatched (via [`parse_receipt_fields`]), counts it (`reason="no_id"`) and answers ESME_ROK |
 //! | id no part has | `id:feedface0` | held unmatched in the log (matched if its submit_sm_resp comes later), counted (`reason="unknown_id"`), answered ESME_ROK |
 
