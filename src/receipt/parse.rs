@@ -18,7 +18,7 @@
 //!   `text:` that is not last ends where the real fields resume, and labels inside the message's
 //!   own words (`your id: 12`, `stat: ok`, `10:30`) stay text.
 //!
-//! Never allocates per byte and never looks at more than [`MAX_LABELS`] labels, so any input is
+//! Never allocates per byte and never looks at more than `MAX_LABELS` labels, so any input is
 //! parsed in time linear in its length.
 
 use super::{MAX_ID_LEN, NetworkError, Receipt, ReceiptTlvs, Stat};
