@@ -3,14 +3,14 @@
 #
 #   bench/vs-kannel.sh                      # 3 rounds of 50,000 messages each (about 5 minutes)
 #   COUNT=20000 ROUNDS=5 bench/vs-kannel.sh
-#   bench/vs-kannel.sh --window 200 --kannel-connections 256   # any option of benches/kannel_load.rs
+#   bench/vs-kannel.sh --window 200 --kannel-connections 256   # any option of tools/src/bin/kannel-load.rs
 #   bench/vs-kannel.sh --help
 #
 # Installs Debian's `kannel` package when bearerbox is missing (root or sudo), builds smppd and the
-# load driver in release, then runs benches/kannel_load.rs, which starts `smppd sim`, runs each
+# load driver in release, then runs tools/src/bin/kannel-load.rs, which starts `smppd sim`, runs each
 # gateway in turn against it, prints per-round rows and the medians with the smppd/Kannel ratios,
 # and writes bench/results/vs-kannel.json and .csv. Every Kannel setting and why it is Kannel's
-# best is documented in kannel_conf() of benches/kannel_load.rs and in README.md.
+# best is documented in kannel_conf() of tools/src/bin/kannel-load.rs and in README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,4 +30,4 @@ args=()
 [ -n "${ROUNDS:-}" ] && args+=(--rounds "$ROUNDS")
 
 cargo build --release --locked --bin smppd
-exec cargo bench --locked --bench kannel_load -- --run "${args[@]}" "$@"
+exec cargo run --release --locked -p smppd-tools --bin kannel-load -- "${args[@]}" "$@"

@@ -50,6 +50,7 @@ async fn one_bind(window: usize, n: u64, receipts: bool) -> f64 {
             let job = Job {
                 key,
                 body: JobBody::SubmitSm(sm.clone()),
+                validity: None,
             };
             if jobs.send(job).await.is_err() {
                 return;

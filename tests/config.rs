@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use smppd::config::{BindMode, Config, ConfigError, ListenAddr, SplitMethod};
+use smppd::config::{BindMode, Config, ConfigError, ListenAddr, SplitMethod, ValidityFormat};
 
 const BASE: &str = r#"[listen]
 submit = "127.0.0.1:2776"
@@ -73,6 +73,7 @@ fn defaults_are_applied() {
     assert_eq!((s.binds, s.window, s.tps), (1, 10, None));
     assert_eq!(s.split, SplitMethod::Udh8);
     assert_eq!(s.max_parts, 10);
+    assert_eq!(s.validity, ValidityFormat::Relative);
     assert_eq!(
         cfg.listen.submit,
         ListenAddr::Tcp("127.0.0.1:2776".parse().expect("addr"))
@@ -123,6 +124,12 @@ fn bad_values_name_key_and_line() {
             "password = \"secret\"\nshift_tables = [\"tr\", \"de\"]",
             "smsc[0].shift_tables",
             "tr, es, pt",
+        ),
+        (
+            "password = \"secret\"",
+            "password = \"secret\"\nvalidity = \"later\"",
+            "smsc[0].validity",
+            "relative, absolute, none",
         ),
         (
             "password = \"secret\"",

@@ -990,6 +990,162 @@ async fn a_message_past_its_validity_is_expired_and_never_sent() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_message_expires_at_its_validity_while_no_smsc_is_bound() {
+    let (a, b) = sims().await;
+    // Neither SMSC lets us bind, and neither ever will during this test.
+    for s in [&a, &b] {
+        s.update_faults(|f| f.reject_binds = Some(smppd::pdu::CommandStatus::ESME_RBINDFAIL));
+    }
+    let d = Daemon::start(&a, &b, "");
+    let mut c = d.client().await;
+    let mut sub = d.client().await;
+    assert_eq!(
+        sub.call(json!({"op":"subscribe","after":0})).await["ok"],
+        true
+    );
+    let r = c
+        .call(json!({"op":"submit","to":"+33612345678","from":"ACME","text":"code 1234","validity":"10s"}))
+        .await;
+    assert_eq!(r["ok"], true, "{r}");
+    let id = r["id"].as_str().expect("id");
+    let m = c.final_state(id).await;
+    assert_eq!(m["state"], "expired", "{m}");
+    // Its final event came without any bind: a `state` event saying expired.
+    let ev = sub.line().await;
+    assert_eq!(
+        (ev["event"].clone(), ev["id"].clone(), ev["state"].clone()),
+        (json!("state"), json!(id), json!("expired")),
+        "{ev}"
+    );
+    // Expired within a few seconds of the end of its validity (the sweep runs every second),
+    // not when a bind came back (none did).
+    let valid_until = m["accepted_at"].as_i64().expect("accepted_at") + 10_000;
+    let late = m["done_at"].as_i64().expect("done_at") - valid_until;
+    assert!(
+        (0..5_000).contains(&late),
+        "expired {late} ms after its validity: {m}"
+    );
+    assert_eq!(m["parts"][0]["state"], "expired", "{m}");
+    assert_eq!(a.stats().submits + b.stats().submits, 0);
+    drop(d);
+}
+
+/// Seconds of a relative SMPP time (`0000DDhhmmss000R`).
+fn relative_secs(t: &str) -> u64 {
+    assert!(
+        t.len() == 16 && t.starts_with("0000") && t.ends_with("000R"),
+        "{t:?}"
+    );
+    let n = |r: std::ops::Range<usize>| t[r].parse::<u64>().expect("digits");
+    n(4..6) * 86_400 + n(6..8) * 3600 + n(8..10) * 60 + n(10..12)
+}
+
+/// Unix seconds of an absolute UTC SMPP time (`YYMMDDhhmmss000+`, 20YY).
+fn absolute_secs(t: &str) -> i64 {
+    assert!(t.len() == 16 && t.ends_with("000+"), "{t:?}");
+    let n = |r: std::ops::Range<usize>| t[r].parse::<i64>().expect("digits");
+    let (y, m, d) = (2000 + n(0..2), n(2..4), n(4..6));
+    // Days from the civil date (Howard Hinnant's days_from_civil), independent of smppd's own.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    days * 86_400 + n(6..8) * 3600 + n(8..10) * 60 + n(10..12)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validity_period_carries_the_time_left_in_each_smscs_format() {
+    let (a, b) = sims().await;
+    // op-a: the default (relative); op-b: absolute.
+    let d = Daemon::start(&a, &b, r#"validity = "absolute""#);
+    let mut c = d.client().await;
+    c.wait_bound(&["op-a", "op-b"]).await;
+    let rel = c
+        .call(json!({"op":"submit","to":"+46701234567","from":"ACME","text":"rel","validity":"1h"}))
+        .await;
+    let abs = c
+        .call(json!({"op":"submit","to":"+33612345678","from":"ACME","text":"abs","validity":"2h"}))
+        .await;
+    let none = c.submit("+46701234567", "none").await;
+    for r in [&rel, &abs, &none] {
+        let m = c.final_state(r["id"].as_str().expect("id")).await;
+        assert_eq!(m["state"], "delivered", "{m}");
+    }
+    let field = |sim: &SimHandle, text: &[u8]| {
+        sim.submits()
+            .into_iter()
+            .find(|s| &s.payload[..] == text)
+            .map(|s| s.validity_period)
+            .unwrap_or_else(|| panic!("{:?} not received", String::from_utf8_lossy(text)))
+    };
+    let left = relative_secs(&field(&a, b"rel"));
+    assert!((3590..=3600).contains(&left), "{left} s left of 1 h");
+    let accepted = c.call(json!({"op":"query","id":abs["id"]})).await["message"]["accepted_at"]
+        .as_i64()
+        .expect("accepted_at");
+    let until = absolute_secs(&field(&b, b"abs"));
+    assert_eq!(
+        until,
+        (accepted + 7_200_000) / 1000,
+        "the end of the validity, UTC"
+    );
+    assert_eq!(field(&a, b"none"), "", "no validity: the SMSC's default");
+    drop(d);
+
+    // `none`: the field stays empty even for a message with a validity.
+    let (a, b) = sims().await;
+    let d = Daemon::start(&a, &b, r#"validity = "none""#);
+    let mut c = d.client().await;
+    c.wait_bound(&["op-a", "op-b"]).await;
+    let r = c
+        .call(
+            json!({"op":"submit","to":"+33612345678","from":"ACME","text":"plain","validity":"1h"}),
+        )
+        .await;
+    assert_eq!(
+        c.final_state(r["id"].as_str().expect("id")).await["state"],
+        "delivered"
+    );
+    assert_eq!(field(&b, b"plain"), "");
+    drop(d);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_part_that_waits_past_its_validity_at_the_bind_is_not_written() {
+    let (a, b) = sims().await;
+    // op-b (route `default`) takes one submit at a time and answers each after 13 s: the second
+    // message is claimed and handed to the bind at once, then waits there for the window.
+    b.update_faults(|f| f.response_delay = Duration::from_secs(13));
+    let d = Daemon::start(&a, &b, "window = 1\nresponse_timeout = \"30s\"");
+    let mut c = d.client().await;
+    c.wait_bound(&["op-a", "op-b"]).await;
+    let first = c.submit("+33612345678", "first").await;
+    assert_eq!(first["ok"], true, "{first}");
+    let second = c
+        .call(json!({"op":"submit","to":"+33612345678","from":"ACME","text":"second","validity":"10s"}))
+        .await;
+    assert_eq!(second["ok"], true, "{second}");
+    // Handed to the bind (claimed) long before its validity ends.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let q = c.call(json!({"op":"query","id":second["id"]})).await;
+    assert_eq!(q["message"]["parts"][0]["attempts"], 1, "claimed: {q}");
+    let m = c.final_state(second["id"].as_str().expect("id")).await;
+    assert_eq!(m["state"], "expired", "{m}");
+    assert_eq!(m["parts"][0]["state"], "expired", "{m}");
+    let m1 = c.final_state(first["id"].as_str().expect("id")).await;
+    assert_eq!(m1["state"], "delivered", "{m1}");
+    let sent: Vec<Vec<u8>> = b.submits().iter().map(|s| s.payload.to_vec()).collect();
+    assert_eq!(
+        sent,
+        vec![b"first".to_vec()],
+        "only the first reached the SMSC"
+    );
+    drop(d);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_load_tool_reports_what_it_measured() {
     let (a, b) = sims().await;
     let d = Daemon::start(&a, &b, "");

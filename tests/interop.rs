@@ -2,11 +2,13 @@
 //! `tests/interop/server.js`. Covers bind, single and concatenated submit_sm, a delivery receipt
 //! answered after the consumer, enquire_link both ways, and unbind.
 //!
-//! Needs `npm ci --prefix tests/interop` (or `npm install --prefix tests/interop smpp`). Skips
-//! with a message only when `tests/interop/node_modules` is missing.
+//! Needs Node.js and the pinned `smpp` package in `tests/interop/node_modules`. When that folder
+//! is missing the test installs it itself (`npm ci --prefix tests/interop`, from the lock file);
+//! when that cannot be done it fails with the command to run. It never passes without running.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
@@ -33,21 +35,35 @@ fn submit(text: &[u8], udh: Option<[u8; 6]>) -> SubmitSm {
     }
 }
 
+/// `tests/interop`, with its `node_modules` installed (once per test process).
+fn interop_dir() -> PathBuf {
+    static INSTALL: Mutex<()> = Mutex::new(());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
+    let _one_at_a_time = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
+    if dir.join("node_modules/smpp").exists() {
+        return dir;
+    }
+    let fix = "npm ci --prefix tests/interop --no-audit --no-fund";
+    let installed = std::process::Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+        .arg(&dir)
+        .status();
+    match installed {
+        Ok(s) if s.success() && dir.join("node_modules/smpp").exists() => dir,
+        Ok(s) => panic!("`{fix}` failed ({s}); install Node.js and npm, then run it by hand"),
+        Err(e) => panic!("cannot run npm ({e}): install Node.js and npm, then run `{fix}`"),
+    }
+}
+
 #[tokio::test]
 async fn node_smpp_server_bind_submit_concatenated_receipt_enquire_link_unbind() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
-    if !dir.join("node_modules/smpp").exists() {
-        eprintln!(
-            "SKIPPED: tests/interop/node_modules is missing; run `npm ci --prefix tests/interop`"
-        );
-        return;
-    }
+    let dir = interop_dir();
     let mut child = tokio::process::Command::new("node")
         .arg(dir.join("server.js"))
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .expect("node must be installed when tests/interop/node_modules exists");
+        .expect("node must be installed (it ran `npm ci` a moment ago)");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let (log_tx, mut log_rx) = mpsc::unbounded_channel::<serde_json::Value>();
     let first = lines.next_line().await.unwrap().expect("server output");
@@ -71,14 +87,17 @@ async fn node_smpp_server_bind_submit_concatenated_receipt_enquire_link_unbind()
         Job {
             key: 1,
             body: JobBody::SubmitSm(submit(b"Hello from smppd", None)),
+            validity: None,
         },
         Job {
             key: 2,
             body: JobBody::SubmitSm(submit(b"part one ", Some([5, 0, 3, 0x42, 2, 1]))),
+            validity: None,
         },
         Job {
             key: 3,
             body: JobBody::SubmitSm(submit(b"part two", Some([5, 0, 3, 0x42, 2, 2]))),
+            validity: None,
         },
     ];
     for j in jobs {
@@ -193,19 +212,13 @@ async fn node_smpp_server_bind_submit_concatenated_receipt_enquire_link_unbind()
 
 #[tokio::test]
 async fn node_smpp_rejects_a_wrong_password_by_name() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
-    if !dir.join("node_modules/smpp").exists() {
-        eprintln!(
-            "SKIPPED: tests/interop/node_modules is missing; run `npm ci --prefix tests/interop`"
-        );
-        return;
-    }
+    let dir = interop_dir();
     let mut child = tokio::process::Command::new("node")
         .arg(dir.join("server.js"))
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .expect("node must be installed when tests/interop/node_modules exists");
+        .expect("node must be installed (it ran `npm ci` a moment ago)");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next_line().await.unwrap().expect("server output");
     let port = serde_json::from_str::<serde_json::Value>(&first).unwrap()["port"]

@@ -50,6 +50,7 @@ fn job(key: u64) -> Job {
     Job {
         key,
         body: JobBody::SubmitSm(sm),
+        validity: None,
     }
 }
 
@@ -66,6 +67,8 @@ fn key_of(payload: &[u8]) -> u64 {
 struct Outcome {
     submitted: HashMap<u64, Vec<String>>,
     failed: HashMap<u64, CommandStatus>,
+    /// Jobs whose validity ended before the bind wrote them.
+    expired: Vec<u64>,
     retries: Vec<(u64, RetryReason)>,
     states: Vec<(BindId, BindState)>,
     inbound: Vec<InboundPdu>,
@@ -75,7 +78,7 @@ struct Outcome {
 
 impl Outcome {
     fn finished(&self) -> usize {
-        self.submitted.len() + self.failed.len()
+        self.submitted.len() + self.failed.len() + self.expired.len()
     }
 }
 
@@ -112,6 +115,7 @@ async fn drive(
                     Event::Failed { key, status, .. } => {
                         out.failed.insert(key, status);
                     }
+                    Event::Expired { key, .. } => out.expired.push(key),
                     Event::Retry { job, reason, .. } => {
                         out.retries.push((job.key, reason));
                         if matches!(reason, RetryReason::Throttled(_)) {
@@ -422,6 +426,79 @@ async fn tls_bind_with_a_generated_certificate_and_refusal_of_an_untrusted_one()
         // A machine without any system roots refuses at start, which is as clear.
         Err(e) => assert!(e.to_string().contains("root"), "{e}"),
     }
+}
+
+/// The `retry_in` of every `Down` state seen, in order.
+fn down_delays(out: &Outcome) -> Vec<Duration> {
+    out.states
+        .iter()
+        .filter_map(|(_, s)| match s {
+            BindState::Down { retry_in, .. } => Some(*retry_in),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_bind_that_worked_comes_back_after_the_minimum_delay_when_the_smsc_drops_it() {
+    // An SMSC that drops every connection at its 40th submit (maintenance, idle timers, load
+    // balancers): each connection carried 39 answered submits, so each drop is followed by a
+    // reconnect after exactly reconnect_min, however many drops there were.
+    let mut sc = sim_config();
+    sc.faults.drop_after = 40;
+    sc.receipts.enabled = false;
+    let min = Duration::from_millis(100);
+    let (sim, handle, mut events) = start(sc, |c| {
+        c.window = 5;
+        c.reconnect_min = min;
+        c.reconnect_max = Duration::from_secs(30);
+    })
+    .await;
+    let out = drive(
+        &handle,
+        &mut events,
+        (0..250).map(job).collect(),
+        ok,
+        |_| true,
+    )
+    .await;
+    assert_eq!(out.submitted.len(), 250);
+    let delays = down_delays(&out);
+    assert!(delays.len() >= 5, "dropped {} times", delays.len());
+    assert!(delays.iter().all(|d| *d == min), "{delays:?}");
+    assert!(sim.stats().dropped_connections >= 5);
+
+    // The same SMSC now drops every connection at its first submit, before answering anything:
+    // a bind that carries nothing is flapping, and the delay grows from there.
+    sim.update_faults(|f| f.drop_after = 1);
+    let mut flaps = Vec::new();
+    let more = tokio::spawn({
+        let tx = handle.jobs();
+        async move {
+            for k in 1000..1010 {
+                let _ = tx.send(job(k)).await;
+            }
+        }
+    });
+    while flaps.len() < 4 {
+        match tokio::time::timeout(Duration::from_secs(60), events.recv()).await {
+            Ok(Some(Event::BindState {
+                state: BindState::Down { retry_in, .. },
+                ..
+            })) => flaps.push(retry_in),
+            Ok(Some(Event::Retry { job, .. })) => {
+                let _ = handle.jobs().try_send(job);
+            }
+            Ok(Some(_)) => {}
+            other => panic!("expected bind downs, got {other:?}; so far {flaps:?}"),
+        }
+    }
+    // Full jitter: each delay is uniform in [min, min * 2^failures]; all four at exactly the
+    // minimum would mean the backoff did not grow.
+    assert!(flaps.iter().all(|d| *d >= min), "{flaps:?}");
+    assert!(flaps.iter().any(|d| *d > min), "backoff grows: {flaps:?}");
+    more.abort();
+    handle.stop(Duration::from_millis(10)).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -1027,6 +1104,7 @@ async fn data_sm_jobs_are_sent_and_answered() {
                 )),
                 ..DataSm::default()
             }),
+            validity: None,
         })
         .collect();
     let out = drive(&handle, &mut erx, jobs, ok, |o| o.inbound.len() >= 20).await;
@@ -1034,4 +1112,70 @@ async fn data_sm_jobs_are_sent_and_answered() {
     let keys: HashSet<u64> = sim.submits().iter().map(|r| key_of(&r.payload)).collect();
     assert_eq!(keys.len(), 20);
     handle.stop(Duration::from_millis(100)).await;
+}
+
+/// The seconds of a relative SMPP time written as days, hours, minutes and seconds.
+fn relative_secs(t: &str) -> u64 {
+    assert!(
+        t.len() == 16 && t.starts_with("0000") && t.ends_with("000R"),
+        "{t:?}"
+    );
+    let n = |r: std::ops::Range<usize>| t[r].parse::<u64>().expect("digits");
+    n(4..6) * 86_400 + n(6..8) * 3600 + n(8..10) * 60 + n(10..12)
+}
+
+#[tokio::test]
+async fn a_job_past_its_validity_is_not_written_and_a_valid_one_carries_the_time_left() {
+    use smppd::session::{Validity, ValidityFormat};
+    use std::time::SystemTime;
+    let mut sc = sim_config();
+    // Window 1 and a slow SMSC: each job waits for the one before it to be answered.
+    sc.faults.response_delay = Duration::from_millis(1500);
+    sc.receipts.enabled = false;
+    let (sim, handle, mut events) = start(sc, |c| c.window = 1).await;
+    let now = SystemTime::now();
+    let with = |key, left: Duration, format| Job {
+        validity: Some(Validity {
+            until: now + left,
+            format,
+        }),
+        ..job(key)
+    };
+    let absolute_until = now + Duration::from_secs(7200);
+    let jobs = vec![
+        job(0),
+        // Still valid when handed over, ended by the time the window has room for it.
+        with(1, Duration::from_millis(1000), ValidityFormat::Relative),
+        with(2, Duration::from_secs(3600), ValidityFormat::Relative),
+        with(3, Duration::from_secs(7200), ValidityFormat::Absolute),
+        with(4, Duration::from_secs(3600), ValidityFormat::None),
+    ];
+    let out = drive(&handle, &mut events, jobs, ok, |_| true).await;
+    assert_eq!(out.expired, vec![1], "{out:?}");
+    let mut sent: Vec<u64> = out.submitted.keys().copied().collect();
+    sent.sort_unstable();
+    assert_eq!(sent, vec![0, 2, 3, 4]);
+
+    let seen: HashMap<u64, String> = sim
+        .submits()
+        .iter()
+        .map(|r| (key_of(&r.payload), r.validity_period.clone()))
+        .collect();
+    assert!(
+        !seen.contains_key(&1),
+        "an expired job reached the SMSC: {seen:?}"
+    );
+    assert_eq!(seen[&0], "", "no validity: the SMSC's default");
+    // Written about 3 s after `now` (two slow answers before it): the time left, not the
+    // whole hour.
+    let left = relative_secs(&seen[&2]);
+    assert!((3500..3600).contains(&left), "{} = {left} s", seen[&2]);
+    let secs = absolute_until
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after the epoch")
+        .as_secs() as i64;
+    assert_eq!(seen[&3], smppd::pdu::smpp_time_utc(secs).to_string());
+    assert!(seen[&3].ends_with("000+"), "{}", seen[&3]);
+    assert_eq!(seen[&4], "", "format none leaves the field empty");
+    handle.stop(Duration::from_secs(1)).await;
 }

@@ -26,6 +26,7 @@ fn job(key: u64) -> Job {
             short_message: OctetString::new(Bytes::from(format!("k={key}"))).unwrap(),
             ..SubmitSm::default()
         }),
+        validity: None,
     }
 }
 

@@ -591,6 +591,99 @@ fn validity_and_receipt_timeouts() {
 }
 
 #[test]
+fn the_expiry_sweep_settles_everything_due_in_bounded_batches() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir.path().join("s.db"));
+    // Accepted just now (far younger than the receipt wait) with a validity already over.
+    let mut due = Vec::new();
+    for i in 0..7 {
+        let mut m = msg(&format!("+4670000000{i}"), 2);
+        m.valid_until_ms = Some(T0 + 1_000);
+        due.push(store.accept(m).wait().expect("accept").id);
+    }
+    // One is handed to a bind (sending): the bind checks it, not the sweep.
+    let mut sending = msg("+46700000009", 1);
+    sending.valid_until_ms = Some(T0 + 1_000);
+    sending.route = "other".into();
+    let sending = store.accept(sending).wait().expect("accept");
+    let claimed = store.claim("other", 10, T0 + 500).wait().expect("claim");
+    assert_eq!(claimed.len(), 1);
+    // Another waits for a retry past its validity.
+    let mut retry = msg("+46700000010", 1);
+    retry.valid_until_ms = Some(T0 + 1_000);
+    retry.route = "third".into();
+    let retry = store.accept(retry).wait().expect("accept");
+    let p = store.claim("third", 10, T0 + 500).wait().expect("claim")[0].part;
+    let failure = |disposition| Failure {
+        part: p,
+        smsc: Some("op-a".into()),
+        status: Some(0x14),
+        disposition,
+        now_ms: T0 + 600,
+    };
+    store
+        .failed(failure(Disposition::RetryAt { at_ms: T0 + 60_000 }))
+        .wait()
+        .expect("retry later");
+
+    let (mut expired, mut calls) = (0, 0);
+    loop {
+        // 3 parts per call: a message's two parts may straddle two calls.
+        let e = store
+            .expire(T0 + 2_000, 3_600_000, 3)
+            .wait()
+            .expect("expire");
+        expired += e.expired;
+        calls += 1;
+        if !e.more {
+            break;
+        }
+        assert!(calls < 20, "the sweep does not end");
+    }
+    assert_eq!(expired, 8, "7 queued + 1 waiting");
+    assert!(calls >= 5, "15 parts in batches of 3: {calls} calls");
+    for id in due.iter().chain([&retry.id]) {
+        let m = store.message(*id).wait().expect("read").expect("found");
+        assert_eq!(m.state, MessageState::Expired, "{id}");
+        assert!(m.parts.iter().all(|p| p.state == PartState::Expired));
+    }
+    let m = store
+        .message(sending.id)
+        .wait()
+        .expect("read")
+        .expect("found");
+    assert_eq!(m.parts[0].state, PartState::Sending, "left to the bind");
+    // The bind found its validity over: not written, expired.
+    let st = store
+        .failed(Failure {
+            part: claimed[0].part,
+            smsc: None,
+            status: None,
+            disposition: Disposition::Expired,
+            now_ms: T0 + 2_500,
+        })
+        .wait()
+        .expect("expired");
+    assert_eq!(st, MessageState::Expired);
+    // Every one of them got its final `state` event.
+    let events = store.events_after(0, 100).wait().expect("events");
+    let finals = events
+        .iter()
+        .filter(|e| e.kind == "state" && e.body.contains(r#""state":"expired""#))
+        .count();
+    assert_eq!(finals, 9, "{events:?}");
+    let e = store
+        .expire(T0 + 3_000, 3_600_000, 3)
+        .wait()
+        .expect("expire");
+    assert_eq!(
+        (e.expired, e.scanned, e.more),
+        (0, 0, false),
+        "nothing left"
+    );
+}
+
+#[test]
 fn text_is_dropped_after_acknowledgement_without_retain_text() {
     let dir = tempfile::tempdir().expect("tempdir");
     let settings = Settings {
@@ -980,14 +1073,22 @@ fn a_version_1_store_is_migrated() {
          INSERT INTO dlr_log (at, smsc, smsc_id, smsc_key, fp, raw, stat, done_date, outcome,
             message_id, part_n)
          VALUES ({T0}, 'op-a', 'a1', 'a1', 11, x'00', 'DELIVRD', '2026-01-01T00:01:00', 4, {id}, 1),
-                ({T0}, 'op-a', 'a2', 'a2', 12, x'00', 'DELIVRD', NULL, 4, {id}, 2);"
+                ({T0}, 'op-a', 'a2', 'a2', 12, x'00', 'DELIVRD', NULL, 4, {id}, 2);
+         INSERT INTO message (id, dest, sender, route, class, priority, valid_until, encoding,
+            split, options, dlr, text, parts, state, accepted_at)
+         VALUES ({queued}, '+46700000003', 'ACME', 'old', 0, 0, {T0} + 1000, 'gsm7', 'udh8',
+            '{{}}', 1, 'late', 1, 0, {T0});
+         INSERT INTO part (message_id, n, route, priority, state, data_coding, esm_class, segment)
+         VALUES ({queued}, 1, 'old', 0, 0, 0, 0, x'00');",
+        queued = id + 1
     ))
     .expect("v1 rows");
     drop(conn);
 
     let (store, rec) = open_with(&path, Settings::default());
-    // 2 (receipt columns), 3 (rerouted_from) and 4 (the done_at index for status).
-    assert_eq!(rec.migrations_applied, 3, "migrations 2, 3 and 4");
+    // 2 (receipt columns), 3 (rerouted_from), 4 (the done_at index for status) and 5 (the
+    // parts' validity and the expiry indexes).
+    assert_eq!(rec.migrations_applied, 4, "migrations 2, 3, 4 and 5");
     let m = store
         .message(MessageId::from_i64(id))
         .wait()
@@ -1022,6 +1123,18 @@ fn a_version_1_store_is_migrated() {
         m.receipts[0].done_date.as_deref(),
         Some("2026-01-01T00:01:00")
     );
+    // A message queued before the migration keeps its validity (the parts got it).
+    let e = store
+        .expire(T0 + 2_000, 3_600_000, 100)
+        .wait()
+        .expect("expire");
+    assert_eq!(e.expired, 1);
+    let m = store
+        .message(MessageId::from_i64(id + 1))
+        .wait()
+        .expect("read")
+        .expect("found");
+    assert_eq!(m.state, MessageState::Expired);
 }
 
 /// A receipt recorded under a reroute rule.

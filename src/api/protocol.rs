@@ -309,50 +309,55 @@ fn describe_json_error(e: &serde_json::Error) -> String {
     }
 }
 
-fn validate(w: Wire<'_>) -> Result<Request, ApiError> {
-    let op = w.op.ok_or_else(|| ApiError::bad("missing field `op`"))?;
-    // Fields that belong to other operations are refused so that typos and mix-ups surface.
-    let stray = |allowed: &[&str]| -> Result<(), ApiError> {
-        let present: [(&str, bool); 18] = [
-            ("to", w.to.is_some()),
-            ("from", w.from.is_some()),
-            ("text", w.text.is_some()),
-            ("route", w.route.is_some()),
-            ("encoding", w.encoding.is_some()),
-            ("smart", w.smart.is_some()),
-            ("dlr", w.dlr.is_some()),
-            ("validity", w.validity.is_some()),
-            ("priority", w.priority.is_some()),
-            ("key", w.key.is_some()),
-            ("class", w.class.is_some()),
-            ("tags", w.tags.is_some()),
-            ("id", w.id.is_some()),
-            ("after", w.after.is_some()),
-            ("token", w.token.is_some()),
-            ("action", w.action.is_some()),
-            ("number", w.number.is_some()),
-            ("op", true),
+impl Wire<'_> {
+    /// Refuses fields that belong to other operations, so that typos and mix-ups surface.
+    fn only(&self, op: &str, allowed: &[&str]) -> Result<(), ApiError> {
+        let present: [(&str, bool); 17] = [
+            ("to", self.to.is_some()),
+            ("from", self.from.is_some()),
+            ("text", self.text.is_some()),
+            ("route", self.route.is_some()),
+            ("encoding", self.encoding.is_some()),
+            ("smart", self.smart.is_some()),
+            ("dlr", self.dlr.is_some()),
+            ("validity", self.validity.is_some()),
+            ("priority", self.priority.is_some()),
+            ("key", self.key.is_some()),
+            ("class", self.class.is_some()),
+            ("tags", self.tags.is_some()),
+            ("id", self.id.is_some()),
+            ("after", self.after.is_some()),
+            ("token", self.token.is_some()),
+            ("action", self.action.is_some()),
+            ("number", self.number.is_some()),
         ];
         match present
             .iter()
-            .find(|(name, is)| *is && *name != "op" && !allowed.contains(name))
+            .find(|(name, is)| *is && !allowed.contains(name))
         {
             Some((name, _)) => Err(ApiError::bad(format!(
                 "field `{name}` does not belong to op `{op}`"
             ))),
             None => Ok(()),
         }
-    };
+    }
+}
+
+/// The fields a submit may carry.
+const SUBMIT_FIELDS: &[&str] = &[
+    "to", "from", "text", "route", "encoding", "smart", "dlr", "validity", "priority", "key",
+    "class", "tags",
+];
+
+fn validate(w: Wire<'_>) -> Result<Request, ApiError> {
+    let op = w.op.ok_or_else(|| ApiError::bad("missing field `op`"))?;
     match op {
         "submit" => {
-            stray(&[
-                "to", "from", "text", "route", "encoding", "smart", "dlr", "validity", "priority",
-                "key", "class", "tags",
-            ])?;
+            w.only(op, SUBMIT_FIELDS)?;
             validate_submit(w).map(|s| Request::Submit(Box::new(s)))
         }
         "query" => {
-            stray(&["id"])?;
+            w.only(op, &["id"])?;
             let id = w.id.ok_or_else(|| ApiError::bad("missing field `id`"))?;
             if id.is_empty() || id.len() > 64 {
                 return Err(ApiError::bad("`id` must be 1-64 characters"));
@@ -360,55 +365,57 @@ fn validate(w: Wire<'_>) -> Result<Request, ApiError> {
             Ok(Request::Query { id })
         }
         "subscribe" => {
-            stray(&["after"])?;
+            w.only(op, &["after"])?;
             Ok(Request::Subscribe {
                 after: w.after.unwrap_or(0),
             })
         }
-        "status" => stray(&[]).map(|()| Request::Status),
-        "ping" => stray(&[]).map(|()| Request::Ping),
-        "reload" => stray(&[]).map(|()| Request::Reload),
+        "status" => w.only(op, &[]).map(|()| Request::Status),
+        "ping" => w.only(op, &[]).map(|()| Request::Ping),
+        "reload" => w.only(op, &[]).map(|()| Request::Reload),
         "auth" => {
-            stray(&["token"])?;
+            w.only(op, &["token"])?;
             let token = w
                 .token
                 .ok_or_else(|| ApiError::bad("missing field `token`"))?;
             Ok(Request::Auth { token })
         }
         "optout" => {
-            stray(&["action", "number"])?;
-            let number = |n: Option<String>| -> Result<Msisdn, ApiError> {
-                let n = n.ok_or_else(|| ApiError::bad("missing field `number`"))?;
-                Msisdn::parse(&n).map_err(|e| {
-                    ApiError::new(
-                        ErrorCode::InvalidDestination,
-                        format!("number {}: {e}", quote_limited(&n)),
-                    )
-                })
-            };
-            let op = match w.action.as_deref() {
-                Some("add") => OptOutOp::Add(number(w.number)?),
-                Some("remove") => OptOutOp::Remove(number(w.number)?),
-                Some("list") => OptOutOp::List {
-                    after: match w.number {
-                        Some(n) => Some(number(Some(n))?),
-                        None => None,
-                    },
-                },
-                Some(other) => {
-                    return Err(ApiError::bad(format!(
-                        "`action` {}: expected add, remove or list",
-                        quote_limited(other)
-                    )));
-                }
-                None => return Err(ApiError::bad("missing field `action`")),
-            };
-            Ok(Request::OptOut(op))
+            w.only(op, &["action", "number"])?;
+            validate_optout(w.action.as_deref(), w.number).map(Request::OptOut)
         }
         other => Err(ApiError::bad(format!(
             "unknown op {}; expected submit, query, subscribe, status, ping, auth, reload or optout",
             quote_limited(other)
         ))),
+    }
+}
+
+fn optout_number(n: Option<String>) -> Result<Msisdn, ApiError> {
+    let n = n.ok_or_else(|| ApiError::bad("missing field `number`"))?;
+    Msisdn::parse(&n).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidDestination,
+            format!("number {}: {e}", quote_limited(&n)),
+        )
+    })
+}
+
+fn validate_optout(action: Option<&str>, number: Option<String>) -> Result<OptOutOp, ApiError> {
+    match action {
+        Some("add") => Ok(OptOutOp::Add(optout_number(number)?)),
+        Some("remove") => Ok(OptOutOp::Remove(optout_number(number)?)),
+        Some("list") => Ok(OptOutOp::List {
+            after: match number {
+                Some(n) => Some(optout_number(Some(n))?),
+                None => None,
+            },
+        }),
+        Some(other) => Err(ApiError::bad(format!(
+            "`action` {}: expected add, remove or list",
+            quote_limited(other)
+        ))),
+        None => Err(ApiError::bad("missing field `action`")),
     }
 }
 
@@ -435,52 +442,11 @@ fn validate_submit(w: Wire<'_>) -> Result<Submit, ApiError> {
     if text.is_empty() {
         return Err(ApiError::bad("`text` is empty"));
     }
-    let validity = match w.validity {
-        None => None,
-        Some(v) => {
-            let d = crate::config::parse_duration(&v).map_err(|_| {
-                ApiError::bad(format!(
-                    "`validity` {} is not a duration like \"30s\", \"10m\" or \"48h\"",
-                    quote_limited(&v)
-                ))
-            })?;
-            if !(MIN_VALIDITY..=MAX_VALIDITY).contains(&d) {
-                return Err(ApiError::bad(format!(
-                    "`validity` must be between 10s and 30d (got {})",
-                    quote_limited(&v)
-                )));
-            }
-            Some(d)
-        }
-    };
-    let priority = match w.priority {
-        None => 0,
-        Some(p @ 0..=3) => p as u8,
-        Some(p) => {
-            return Err(ApiError::bad(format!("`priority` must be 0-3 (got {p})")));
-        }
-    };
     if let Some(k) = &w.key
         && (k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY)
     {
         return Err(ApiError::bad(format!(
             "`key` must be 1-{MAX_IDEMPOTENCY_KEY} bytes"
-        )));
-    }
-    let tags = w.tags.unwrap_or_default();
-    if tags.len() > MAX_TAGS {
-        return Err(ApiError::bad(format!(
-            "`tags` has {} entries; at most {MAX_TAGS}",
-            tags.len()
-        )));
-    }
-    if let Some((k, _)) = tags
-        .iter()
-        .find(|(k, v)| k.is_empty() || k.len() > MAX_TAG_KEY || v.len() > MAX_TAG_VALUE)
-    {
-        return Err(ApiError::bad(format!(
-            "tag {}: keys must be 1-{MAX_TAG_KEY} bytes and values at most {MAX_TAG_VALUE}",
-            quote_limited(k)
         )));
     }
     if let Some(r) = &w.route
@@ -496,12 +462,55 @@ fn validate_submit(w: Wire<'_>) -> Result<Submit, ApiError> {
         encoding: w.encoding.unwrap_or_default(),
         smart: w.smart,
         dlr: w.dlr.unwrap_or(true),
-        validity,
-        priority,
+        validity: w.validity.as_deref().map(validity).transpose()?,
+        priority: priority(w.priority)?,
         key: w.key,
         class: w.class.unwrap_or_default(),
-        tags,
+        tags: tags(w.tags.unwrap_or_default())?,
     })
+}
+
+fn validity(v: &str) -> Result<Duration, ApiError> {
+    let d = crate::config::parse_duration(v).map_err(|_| {
+        ApiError::bad(format!(
+            "`validity` {} is not a duration like \"30s\", \"10m\" or \"48h\"",
+            quote_limited(v)
+        ))
+    })?;
+    if !(MIN_VALIDITY..=MAX_VALIDITY).contains(&d) {
+        return Err(ApiError::bad(format!(
+            "`validity` must be between 10s and 30d (got {})",
+            quote_limited(v)
+        )));
+    }
+    Ok(d)
+}
+
+fn priority(p: Option<i64>) -> Result<u8, ApiError> {
+    match p {
+        None => Ok(0),
+        Some(p @ 0..=3) => Ok(p as u8),
+        Some(p) => Err(ApiError::bad(format!("`priority` must be 0-3 (got {p})"))),
+    }
+}
+
+fn tags(tags: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ApiError> {
+    if tags.len() > MAX_TAGS {
+        return Err(ApiError::bad(format!(
+            "`tags` has {} entries; at most {MAX_TAGS}",
+            tags.len()
+        )));
+    }
+    if let Some((k, _)) = tags
+        .iter()
+        .find(|(k, v)| k.is_empty() || k.len() > MAX_TAG_KEY || v.len() > MAX_TAG_VALUE)
+    {
+        return Err(ApiError::bad(format!(
+            "tag {}: keys must be 1-{MAX_TAG_KEY} bytes and values at most {MAX_TAG_VALUE}",
+            quote_limited(k)
+        )));
+    }
+    Ok(tags)
 }
 
 /// A client value quoted for an error message, cut so that an absurd value does not make an

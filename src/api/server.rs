@@ -149,7 +149,12 @@ pub async fn serve<H: Handler>(
     let shutdown = stop_accepting;
     let limit = Arc::new(Semaphore::new(settings.max_connections.max(1)));
     let tracker = TaskTracker::new();
-    let token = settings.token.map(Arc::new);
+    let cx = ConnContext {
+        handler,
+        token: settings.token.map(Arc::new),
+        close,
+        write_timeout: settings.write_timeout,
+    };
     loop {
         let permit = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -164,15 +169,12 @@ pub async fn serve<H: Handler>(
         };
         match accepted {
             Ok((stream, peer)) => {
-                let handler = handler.clone();
-                let token = token.clone();
-                let close = close.clone();
-                let write_timeout = settings.write_timeout;
+                let cx = cx.clone();
                 tracker.spawn(async move {
                     let _permit = permit;
                     let (r, w) = stream;
                     metrics::gauge!(crate::metrics::API_CONNECTIONS).increment(1.0);
-                    connection(r, w, peer, handler, token, close, write_timeout).await;
+                    connection(r, w, peer, cx).await;
                     metrics::gauge!(crate::metrics::API_CONNECTIONS).decrement(1.0);
                 });
             }
@@ -280,206 +282,286 @@ impl Decoder for LineCodec {
     }
 }
 
-async fn connection<H: Handler>(
-    reader: BoxRead,
-    mut writer: BoxWrite,
-    peer: Peer,
+/// What every connection of one server shares.
+struct ConnContext<H> {
     handler: Arc<H>,
     token: Option<Arc<Secret>>,
+    /// Cancelled when the daemon closes connections (end of a graceful stop).
     close: CancellationToken,
     write_timeout: Duration,
-) {
-    let (tx, mut rx) = mpsc::channel::<String>(PIPELINE);
-    let mut authenticated = token.is_none();
-    let closed = CancellationToken::new();
+}
 
-    // Writer: sends response lines; disconnects a client that does not read.
-    let writer_closed = closed.clone();
-    let writer_peer = peer.addr.clone();
-    let writer_task = tokio::spawn(async move {
-        // Every response ready at this moment goes out in one write: under pipelined load a
-        // write per line was a third of the daemon's time in `send(2)`.
-        let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
-        while let Some(line) = rx.recv().await {
-            out.clear();
-            out.extend_from_slice(line.as_bytes());
-            // A store commit answers many requests at once; let their handlers run and queue
-            // their lines before this write, so the burst goes out together.
-            tokio::task::yield_now().await;
-            while out.len() < WRITE_BATCH
-                && let Ok(more) = rx.try_recv()
-            {
-                out.extend_from_slice(more.as_bytes());
-            }
-            let write = async {
-                writer.write_all(&out).await?;
-                writer.flush().await
-            };
-            match tokio::time::timeout(write_timeout, write).await {
-                Ok(Ok(())) => {}
-                // The client went away; nothing to report.
-                Ok(Err(_)) => break,
-                Err(_) => {
-                    metrics::counter!(crate::metrics::API_SLOW_CLIENTS).increment(1);
-                    tracing::info!(
-                        peer = %writer_peer,
-                        timeout_ms = write_timeout.as_millis() as u64,
-                        "client disconnected: it left a response unread for listen.write_timeout"
-                    );
-                    break;
-                }
-            }
+impl<H> Clone for ConnContext<H> {
+    fn clone(&self) -> Self {
+        ConnContext {
+            handler: self.handler.clone(),
+            token: self.token.clone(),
+            close: self.close.clone(),
+            write_timeout: self.write_timeout,
         }
-        writer_closed.cancel();
-        let _ = writer.shutdown().await;
-    });
+    }
+}
 
-    let mut lines = FramedRead::with_capacity(reader, LineCodec::default(), 8 * 1024);
-    let peer = Arc::new(peer);
-    // Requests in progress, awaited by this task itself (a task per request cost more than
-    // most requests): at most PIPELINE, so a client that pipelines more waits for answers.
-    // An event stream (subscribe) keeps its slot while it runs.
-    // Each request's future returns the bytes it was charged (its line's length); their sum is
-    // `charged`, kept under PIPELINE_BYTES.
-    let mut running: FuturesUnordered<Pin<Box<dyn Future<Output = usize> + Send>>> =
-        FuturesUnordered::new();
-    let mut charged: usize = 0;
-    // With a token, a connection that has not authenticated by then is closed, so that
-    // unauthenticated clients cannot hold the `max_connections` slots.
-    let auth_deadline = tokio::time::Instant::now() + AUTH_TIMEOUT;
-    loop {
-        let next = tokio::select! {
-            _ = closed.cancelled() => break,
-            _ = close.cancelled() => break,
-            _ = tokio::time::sleep_until(auth_deadline), if !authenticated => {
-                handler.refused(ErrorCode::Unauthorized);
-                tracing::info!(peer = %peer.addr, "client disconnected: no auth within {AUTH_TIMEOUT:?}");
-                let e = ApiError::new(
-                    ErrorCode::Unauthorized,
-                    format!("not authenticated within {} s; closing", AUTH_TIMEOUT.as_secs()),
+/// A request in progress; resolves to the bytes it was charged (its line's length).
+type Running = Pin<Box<dyn Future<Output = usize> + Send>>;
+
+/// Whether the connection goes on after a line was dealt with.
+enum Flow {
+    Continue,
+    /// The client is gone (its responses can no longer be written): stop reading.
+    Stop,
+}
+
+/// One client connection: reads lines, runs up to [`PIPELINE`] requests (and
+/// [`PIPELINE_BYTES`] of their lines) at once, queues their responses for the writer task.
+struct Connection<H> {
+    cx: ConnContext<H>,
+    peer: Arc<Peer>,
+    authenticated: bool,
+    /// Responses for the writer task (bounded: a client that does not read stops the reading).
+    tx: mpsc::Sender<String>,
+    /// Cancelled when the writer stopped (client gone or too slow).
+    closed: CancellationToken,
+    /// Requests in progress, awaited by this task itself (a task per request cost more than
+    /// most requests). An event stream (subscribe) keeps its slot while it runs.
+    running: FuturesUnordered<Running>,
+    /// Sum of the lines of `running`, kept under [`PIPELINE_BYTES`].
+    charged: usize,
+}
+
+async fn connection<H: Handler>(reader: BoxRead, writer: BoxWrite, peer: Peer, cx: ConnContext<H>) {
+    let (tx, rx) = mpsc::channel::<String>(PIPELINE);
+    let closed = CancellationToken::new();
+    let writer_task = tokio::spawn(write_responses(
+        writer,
+        rx,
+        closed.clone(),
+        peer.addr.clone(),
+        cx.write_timeout,
+    ));
+    let mut conn = Connection {
+        authenticated: cx.token.is_none(),
+        cx,
+        peer: Arc::new(peer),
+        tx,
+        closed,
+        running: FuturesUnordered::new(),
+        charged: 0,
+    };
+    conn.read_requests(FramedRead::with_capacity(
+        reader,
+        LineCodec::default(),
+        8 * 1024,
+    ))
+    .await;
+    conn.finish().await;
+    let _ = writer_task.await;
+}
+
+/// The writer task: sends response lines, every response ready at once in one write (under
+/// pipelined load a write per line was a third of the daemon's time in `send(2)`), and
+/// disconnects a client that leaves a response unread for `write_timeout`.
+async fn write_responses(
+    mut writer: BoxWrite,
+    mut rx: mpsc::Receiver<String>,
+    closed: CancellationToken,
+    peer: String,
+    write_timeout: Duration,
+) {
+    let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
+    while let Some(line) = rx.recv().await {
+        out.clear();
+        out.extend_from_slice(line.as_bytes());
+        // A store commit answers many requests at once; let their handlers run and queue
+        // their lines before this write, so the burst goes out together.
+        tokio::task::yield_now().await;
+        while out.len() < WRITE_BATCH
+            && let Ok(more) = rx.try_recv()
+        {
+            out.extend_from_slice(more.as_bytes());
+        }
+        let write = async {
+            writer.write_all(&out).await?;
+            writer.flush().await
+        };
+        match tokio::time::timeout(write_timeout, write).await {
+            Ok(Ok(())) => {}
+            // The client went away; nothing to report.
+            Ok(Err(_)) => break,
+            Err(_) => {
+                metrics::counter!(crate::metrics::API_SLOW_CLIENTS).increment(1);
+                tracing::info!(
+                    peer = %peer,
+                    timeout_ms = write_timeout.as_millis() as u64,
+                    "client disconnected: it left a response unread for listen.write_timeout"
                 );
-                let _ = tx.send(Reply::error(None, &e)).await;
                 break;
             }
-            Some(done) = running.next(), if !running.is_empty() => {
-                charged -= done;
-                continue;
-            }
-            n = lines.next(), if running.len() < PIPELINE && charged < PIPELINE_BYTES => n,
-        };
-        let line = match next {
-            None | Some(Err(_)) => break,
-            Some(Ok(Line::TooLong(n))) => {
-                let e = ApiError::new(
-                    ErrorCode::BadRequest,
-                    format!("line is {n} bytes; at most {MAX_LINE} are accepted"),
-                );
-                handler.refused(e.code);
-                if tx.send(Reply::error(None, &e)).await.is_err() {
-                    break;
-                }
-                continue;
-            }
-            Some(Ok(Line::Ok(l))) => l,
-        };
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue; // blank lines are keep-alives for line tools
         }
-        let parsed = parse_line(&line);
-        let request = match parsed.request {
-            Err(e) => {
-                handler.refused(e.code);
-                if tx
-                    .send(Reply::error(parsed.reference.as_deref(), &e))
-                    .await
-                    .is_err()
-                {
-                    break;
+    }
+    closed.cancel();
+    let _ = writer.shutdown().await;
+}
+
+impl<H: Handler> Connection<H> {
+    /// Reads and starts requests until the client or the daemon closes, or the client is too
+    /// slow to authenticate.
+    async fn read_requests(&mut self, mut lines: FramedRead<BoxRead, LineCodec>) {
+        // With a token, a connection that has not authenticated by then is closed, so that
+        // unauthenticated clients cannot hold the `max_connections` slots.
+        let auth_deadline = tokio::time::Instant::now() + AUTH_TIMEOUT;
+        loop {
+            let room = self.running.len() < PIPELINE && self.charged < PIPELINE_BYTES;
+            let next = tokio::select! {
+                _ = self.closed.cancelled() => return,
+                _ = self.cx.close.cancelled() => return,
+                _ = tokio::time::sleep_until(auth_deadline), if !self.authenticated => {
+                    self.auth_timed_out().await;
+                    return;
                 }
-                continue;
+                Some(done) = self.running.next(), if !self.running.is_empty() => {
+                    self.charged -= done;
+                    continue;
+                }
+                n = lines.next(), if room => n,
+            };
+            let flow = match next {
+                None | Some(Err(_)) => return,
+                Some(Ok(Line::TooLong(n))) => {
+                    let e = ApiError::new(
+                        ErrorCode::BadRequest,
+                        format!("line is {n} bytes; at most {MAX_LINE} are accepted"),
+                    );
+                    self.refuse(None, &e).await
+                }
+                Some(Ok(Line::Ok(line))) => self.on_line(&line).await,
+            };
+            if let Flow::Stop = flow {
+                return;
             }
+        }
+    }
+
+    async fn auth_timed_out(&mut self) {
+        self.cx.handler.refused(ErrorCode::Unauthorized);
+        tracing::info!(peer = %self.peer.addr, "client disconnected: no auth within {AUTH_TIMEOUT:?}");
+        let e = ApiError::new(
+            ErrorCode::Unauthorized,
+            format!(
+                "not authenticated within {} s; closing",
+                AUTH_TIMEOUT.as_secs()
+            ),
+        );
+        let _ = self.tx.send(Reply::error(None, &e)).await;
+    }
+
+    /// Queues one response line.
+    async fn answer(&mut self, line: String) -> Flow {
+        match self.tx.send(line).await {
+            Ok(()) => Flow::Continue,
+            Err(_) => Flow::Stop,
+        }
+    }
+
+    /// Answers a request refused before the handler, and counts it.
+    async fn refuse(&mut self, reference: Option<&RawValue>, e: &ApiError) -> Flow {
+        self.cx.handler.refused(e.code);
+        self.answer(Reply::error(reference, e)).await
+    }
+
+    async fn on_line(&mut self, line: &[u8]) -> Flow {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return Flow::Continue; // blank lines are keep-alives for line tools
+        }
+        let parsed = parse_line(line);
+        let reference = parsed.reference;
+        let request = match parsed.request {
+            Err(e) => return self.refuse(reference.as_deref(), &e).await,
             Ok(r) => r,
         };
         if let Request::Auth { token: given } = &request {
-            let reply = match &token {
-                Some(t) if constant_time_eq(t.expose().as_bytes(), given.as_bytes()) => {
-                    authenticated = true;
-                    Reply::ok(parsed.reference.as_deref(), &serde_json::json!({}))
-                }
-                Some(_) => {
-                    handler.refused(ErrorCode::Unauthorized);
-                    Reply::error(
-                        parsed.reference.as_deref(),
-                        &ApiError::new(ErrorCode::Unauthorized, "wrong token"),
-                    )
-                }
-                None => Reply::ok(parsed.reference.as_deref(), &serde_json::json!({})),
-            };
-            if tx.send(reply).await.is_err() {
-                break;
-            }
-            continue;
+            return self.authenticate(reference.as_deref(), given).await;
         }
-        if !authenticated {
-            handler.refused(ErrorCode::Unauthorized);
+        if !self.authenticated {
             let e = ApiError::new(
                 ErrorCode::Unauthorized,
                 "send {\"op\":\"auth\",\"token\":\"…\"} first",
             );
-            if tx
-                .send(Reply::error(parsed.reference.as_deref(), &e))
-                .await
-                .is_err()
-            {
-                break;
-            }
-            continue;
+            return self.refuse(reference.as_deref(), &e).await;
         }
-        let handler = handler.clone();
-        let tx = tx.clone();
-        let peer = peer.clone();
-        let closed = closed.clone();
-        let close = close.clone();
-        let charge = line.len();
-        charged += charge;
-        running.push(Box::pin(async move {
-            match handler.handle(request, parsed.reference, &peer).await {
+        self.start(request, reference, line.len());
+        Flow::Continue
+    }
+
+    async fn authenticate(&mut self, reference: Option<&RawValue>, given: &str) -> Flow {
+        match &self.cx.token {
+            Some(t) if !constant_time_eq(t.expose().as_bytes(), given.as_bytes()) => {
+                let e = ApiError::new(ErrorCode::Unauthorized, "wrong token");
+                self.refuse(reference, &e).await
+            }
+            _ => {
+                self.authenticated = true;
+                self.answer(Reply::ok(reference, &serde_json::json!({})))
+                    .await
+            }
+        }
+    }
+
+    /// Runs a request among the connection's requests in progress, charged `charge` bytes.
+    fn start(&mut self, request: Request, reference: Option<Box<RawValue>>, charge: usize) {
+        let handler = self.cx.handler.clone();
+        let peer = self.peer.clone();
+        let tx = self.tx.clone();
+        let stop = [self.closed.clone(), self.cx.close.clone()];
+        self.charged += charge;
+        self.running.push(Box::pin(async move {
+            match handler.handle(request, reference, &peer).await {
                 Outcome::Line(l) => {
                     let _ = tx.send(l).await;
                 }
-                Outcome::Stream(first, mut events) => {
-                    if tx.send(first).await.is_err() {
-                        return charge;
-                    }
-                    loop {
-                        tokio::select! {
-                            _ = closed.cancelled() => break,
-                            _ = close.cancelled() => break,
-                            ev = events.recv() => match ev {
-                                Some(line) => if tx.send(line).await.is_err() { break },
-                                None => break,
-                            },
-                        }
+                Outcome::Stream(first, events) => {
+                    if tx.send(first).await.is_ok() {
+                        stream_events(events, &tx, &stop).await;
                     }
                 }
             }
             charge
         }));
     }
-    // Let in-progress requests finish and their responses be written, then close.
-    drop(tx);
+
+    /// Lets in-progress requests finish and their responses be written, then closes.
+    async fn finish(mut self) {
+        drop(self.tx);
+        loop {
+            tokio::select! {
+                _ = self.closed.cancelled() => break,
+                _ = self.cx.close.cancelled() => break,
+                more = self.running.next() => if more.is_none() { break },
+            }
+        }
+        // What is left (streams cut by the close) ends here; its responses were written or
+        // are moot.
+        drop(self.running);
+        self.closed.cancel();
+    }
+}
+
+/// Forwards an event stream's lines until it ends, the client goes or the daemon closes.
+async fn stream_events(
+    mut events: mpsc::Receiver<String>,
+    tx: &mpsc::Sender<String>,
+    stop: &[CancellationToken; 2],
+) {
     loop {
         tokio::select! {
-            _ = closed.cancelled() => break,
-            _ = close.cancelled() => break,
-            more = running.next() => if more.is_none() { break },
+            _ = stop[0].cancelled() => return,
+            _ = stop[1].cancelled() => return,
+            ev = events.recv() => match ev {
+                Some(line) => if tx.send(line).await.is_err() { return },
+                None => return,
+            },
         }
     }
-    // What is left (streams cut by the close) ends here; its responses were written or are
-    // moot.
-    drop(running);
-    closed.cancel();
-    let _ = writer_task.await;
 }
 
 /// Compares secrets in time independent of where they differ.

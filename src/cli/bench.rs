@@ -14,6 +14,9 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
+use smppd::api::client::{Client, ClientWriter};
+use smppd::text::samples::Mix;
+
 use super::send::Target;
 
 #[derive(Debug, clap::Args)]
@@ -52,29 +55,6 @@ pub struct BenchArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
-}
-
-fn parse_mix(s: &str) -> anyhow::Result<[u32; 3]> {
-    let mut w = [0u32; 3];
-    for part in s.split(',') {
-        let (k, v) = part
-            .split_once('=')
-            .with_context(|| format!("--mix {part:?}: want name=weight"))?;
-        let v: u32 = v
-            .trim()
-            .parse()
-            .with_context(|| format!("--mix weight {v:?}"))?;
-        match k.trim() {
-            "short" => w[0] = v,
-            "long" => w[1] = v,
-            "emoji" => w[2] = v,
-            other => bail!("--mix: unknown kind {other:?} (short, long, emoji)"),
-        }
-    }
-    if w.iter().sum::<u32>() == 0 {
-        bail!("--mix: all weights are 0");
-    }
-    Ok(w)
 }
 
 /// Per-process CPU seconds (user + system) and peak RSS in KiB.
@@ -231,8 +211,11 @@ async fn record(shared: &Mutex<Shared>, v: &Line<'_>, t0: Instant) {
     }
 }
 
+/// Final states seen by the subscriber: (message id, when, state).
+type Finals = Arc<Mutex<Vec<(String, Instant, String)>>>;
+
 pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
-    let weights = parse_mix(&args.mix)?;
+    let mix = Mix::parse(&args.mix)?;
     if args.connections == 0 || args.pipeline == 0 {
         bail!("--connections and --pipeline must be at least 1");
     }
@@ -240,215 +223,288 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
-        let mut control = args.target.connect().await?;
-        let status = control.call(json!({"op":"status"})).await?;
-        let after = status["last_seq"].as_i64().unwrap_or(0);
-        for a in &args.sim_control {
-            sim_command(a, "pacing_reset").await?;
-        }
-        let sims_before = sim_stats(&args.sim_control).await?;
-        let before = args.pid.and_then(proc_usage);
+    runtime.block_on(run(args, mix))
+}
 
-        // The subscriber: accept → final state per message.
-        let shared = Arc::new(Mutex::new(Shared::default()));
-        let finals: Arc<Mutex<Vec<(String, Instant, String)>>> = Arc::new(Mutex::new(Vec::new()));
-        let mut sub = args.target.connect().await?;
-        sub.call(json!({"op":"subscribe","after":after})).await?;
-        let finals_w = finals.clone();
-        let subscriber = tokio::spawn(async move {
-            let mut line = String::new();
-            while sub.next_raw(&mut line).await.is_ok() {
-                let Ok(ev) = serde_json::from_str::<Line<'_>>(&line) else {
-                    continue;
-                };
-                if ev.event != Some("dlr") {
-                    continue;
-                }
-                let state = ev.state.unwrap_or("");
-                if ["submitted", "queued", ""].contains(&state) {
-                    continue;
-                }
-                let id = ev.id.unwrap_or("").to_owned();
-                finals_w.lock().await.push((id, Instant::now(), state.to_owned()));
-            }
-        });
+async fn run(args: BenchArgs, mix: Mix) -> anyhow::Result<()> {
+    let mut control = args.target.connect().await?;
+    let status = control.call(json!({"op":"status"})).await?;
+    let after = status["last_seq"].as_i64().unwrap_or(0);
+    for a in &args.sim_control {
+        sim_command(a, "pacing_reset").await?;
+    }
+    let sims_before = sim_stats(&args.sim_control).await?;
+    let usage_before = args.pid.and_then(proc_usage);
+    let (subscriber, finals) = subscribe_finals(&args, after).await?;
 
-        let texts = Arc::new(smppd::text::samples::mix_texts());
-        let total_w: u32 = weights.iter().sum();
-        let start = Instant::now();
-        let per_conn = args.count.div_ceil(args.connections);
-        let mut workers = Vec::new();
-        for conn in 0..args.connections {
-            let target_addr = args.target.connect().await?;
-            let shared = shared.clone();
-            let texts = texts.clone();
-            let prefix = args.prefix.clone();
-            let n = per_conn.min(args.count.saturating_sub(conn * per_conn));
-            let pipeline = args.pipeline;
-            let interval = (args.rate > 0)
-                .then(|| Duration::from_secs_f64(args.connections as f64 / args.rate as f64));
-            let to_for = move |k: usize| {
-                format!(
-                    "{prefix}{:0width$}",
-                    k % 10_000_000,
-                    width = 11usize.saturating_sub(prefix.len().saturating_sub(1)).clamp(1, 9)
-                )
-            };
-            let kind_for = move |k: usize| {
-                let pick = (k as u32 * 7919) % total_w;
-                if pick < weights[0] {
-                    0
-                } else if pick < weights[0] + weights[1] {
-                    1
-                } else {
-                    2
-                }
-            };
-            let first = conn * per_conn;
-            match interval {
-                // As fast as possible: one task fills the pipeline, then reads one response
-                // and sends one more.
-                None => workers.push(tokio::spawn(async move {
-                    let mut c = target_addr;
-                    let mut line = String::new();
-                    let mut sent_at: HashMap<u64, Instant> = HashMap::new();
-                    let mut next = 0usize;
-                    while next < n || !sent_at.is_empty() {
-                        while next < n && sent_at.len() < pipeline {
-                            let k = first + next;
-                            let to = to_for(k);
-                            let r = c
-                                .send_typed(&SubmitLine { op: "submit", to: &to, from: "BENCH", text: &texts[kind_for(k)] })
-                                .await?;
-                            sent_at.insert(r, Instant::now());
-                            next += 1;
-                        }
-                        c.flush().await?;
-                        c.next_raw(&mut line).await?;
-                        let Ok(v) = serde_json::from_str::<Line<'_>>(&line) else { continue };
-                        let Some(t0) = v.r.and_then(|r| sent_at.remove(&r)) else { continue };
-                        record(&shared, &v, t0).await;
-                    }
-                    anyhow::Ok(())
-                })),
-                // Paced: the sender ticks on its own and never waits for a response (waiting
-                // would add the pipeline's fill time to every accept latency); the reader
-                // takes responses as they come. The pipeline still bounds what is in flight.
-                Some(every) => workers.push(tokio::spawn(async move {
-                    let (mut reader, mut writer) = target_addr.into_split();
-                    let in_flight: Arc<std::sync::Mutex<HashMap<u64, Instant>>> = Arc::default();
-                    let slots = Arc::new(tokio::sync::Semaphore::new(pipeline));
-                    let (in_flight_s, slots_s) = (in_flight.clone(), slots.clone());
-                    let sender = tokio::spawn(async move {
-                        let mut pace = tokio::time::interval(every);
-                        for next in 0..n {
-                            slots_s.acquire().await.context("pipeline")?.forget();
-                            pace.tick().await;
-                            let k = first + next;
-                            let to = to_for(k);
-                            let r = writer
-                                .send_typed(&SubmitLine { op: "submit", to: &to, from: "BENCH", text: &texts[kind_for(k)] })
-                                .await?;
-                            // Recorded before the flush, so the response always finds it.
-                            in_flight_s
-                                .lock()
-                                .map_err(|_| anyhow::anyhow!("in-flight map poisoned"))?
-                                .insert(r, Instant::now());
-                            writer.flush().await?;
-                        }
-                        anyhow::Ok(writer)
-                    });
-                    let mut line = String::new();
-                    let mut answered = 0usize;
-                    while answered < n {
-                        reader.next_raw(&mut line).await?;
-                        let Ok(v) = serde_json::from_str::<Line<'_>>(&line) else { continue };
-                        let t0 = {
-                            let mut map = in_flight
-                                .lock()
-                                .map_err(|_| anyhow::anyhow!("in-flight map poisoned"))?;
-                            v.r.and_then(|r| map.remove(&r))
-                        };
-                        let Some(t0) = t0 else { continue };
-                        answered += 1;
-                        slots.add_permits(1);
-                        record(&shared, &v, t0).await;
-                    }
-                    // The writer half is kept until every response is read: dropping it
-                    // would close the connection's sending side early.
-                    let _writer = sender.await.context("sender")??;
-                    anyhow::Ok(())
-                })),
-            }
-        }
-        for w in workers {
-            w.await.context("worker")??;
-        }
-        let accept_elapsed = start.elapsed();
-        // Wait for final states.
-        let settle_until = Instant::now() + Duration::from_secs(args.settle);
-        loop {
-            let (done, want) = {
-                let s = shared.lock().await;
-                let f = finals.lock().await;
-                (f.iter().filter(|(id, _, _)| s.accepted.contains_key(id)).count(), s.accepted.len())
-            };
-            if done >= want || Instant::now() > settle_until {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        subscriber.abort();
-        let after_usage = args.pid.and_then(proc_usage);
-        let sims_after = sim_stats(&args.sim_control).await?;
-
-        let s = shared.lock().await;
-        let f = finals.lock().await;
-        let mut e2e_ms = Vec::new();
-        let mut states: HashMap<String, u64> = HashMap::new();
-        let mut last_final = start;
-        for (id, at, state) in f.iter() {
-            if let Some(t0) = s.accepted.get(id) {
-                e2e_ms.push((*at - *t0).as_secs_f64() * 1000.0);
-                *states.entry(state.clone()).or_default() += 1;
-                last_final = last_final.max(*at);
-            }
-        }
-        let mut acc = s.accept_latency_ms.clone();
-        acc.sort_by(f64::total_cmp);
-        e2e_ms.sort_by(f64::total_cmp);
-        let accepted = s.accepted.len();
-        let delivered = states.get("delivered").copied().unwrap_or(0);
-        let e2e_secs = (last_final - start).as_secs_f64();
-        let cpu = match (before, after_usage) {
-            (Some((c0, _)), Some((c1, hwm))) => Some((c1 - c0, hwm)),
-            _ => None,
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    let texts = Arc::new(smppd::text::samples::mix_texts());
+    let start = Instant::now();
+    let per_conn = args.count.div_ceil(args.connections);
+    let interval = (args.rate > 0)
+        .then(|| Duration::from_secs_f64(args.connections as f64 / args.rate as f64));
+    let mut workers = Vec::new();
+    for conn in 0..args.connections {
+        let client = args.target.connect().await?;
+        let worker = Worker {
+            first: conn * per_conn,
+            n: per_conn.min(args.count.saturating_sub(conn * per_conn)),
+            pipeline: args.pipeline,
+            prefix: args.prefix.clone(),
+            mix,
+            texts: texts.clone(),
+            shared: shared.clone(),
         };
-        let report = json!({
-            "sent": args.count,
-            "accepted": accepted,
-            "rejected": s.rejected,
-            "accept_rate": accepted as f64 / accept_elapsed.as_secs_f64(),
-            "final": f.len(),
-            "final_states": states,
-            "end_to_end_rate": if e2e_secs > 0.0 { delivered as f64 / e2e_secs } else { 0.0 },
-            "accept_ms": {"p50": percentile(&acc, 0.5), "p99": percentile(&acc, 0.99), "p999": percentile(&acc, 0.999)},
-            "accept_to_final_ms": {"p50": percentile(&e2e_ms, 0.5), "p99": percentile(&e2e_ms, 0.99), "p999": percentile(&e2e_ms, 0.999)},
-            "daemon_cpu_seconds": cpu.map(|c| c.0),
-            "daemon_cpu_us_per_message": cpu.map(|c| if accepted > 0 { c.0 * 1e6 / accepted as f64 } else { 0.0 }),
-            "daemon_peak_rss_mib": cpu.map(|c| c.1 as f64 / 1024.0),
-            "sim": (!args.sim_control.is_empty()).then(|| sim_report(&sims_before, &sims_after)),
+        workers.push(match interval {
+            None => tokio::spawn(worker.unpaced(client)),
+            Some(every) => tokio::spawn(worker.paced(client, every)),
         });
-        if args.json {
-            println!("{report}");
-        } else {
-            print_table(&report);
+    }
+    for w in workers {
+        w.await.context("worker")??;
+    }
+    let accept_elapsed = start.elapsed();
+    wait_settled(&shared, &finals, Duration::from_secs(args.settle)).await;
+    subscriber.abort();
+    let usage = match (usage_before, args.pid.and_then(proc_usage)) {
+        (Some((c0, _)), Some((c1, hwm))) => Some((c1 - c0, hwm)),
+        _ => None,
+    };
+    let sims = if args.sim_control.is_empty() {
+        None
+    } else {
+        Some(sim_report(
+            &sims_before,
+            &sim_stats(&args.sim_control).await?,
+        ))
+    };
+    let measured = Measured {
+        start,
+        accept_elapsed,
+        usage,
+        sims,
+    };
+    let report = report(&args, &*shared.lock().await, &finals.lock().await, measured);
+    if args.json {
+        println!("{report}");
+    } else {
+        print_table(&report);
+    }
+    if report["accepted"].as_u64() == Some(0) {
+        bail!("nothing was accepted");
+    }
+    Ok(())
+}
+
+/// Subscribes to events from `after` and collects every final `dlr` state.
+async fn subscribe_finals(
+    args: &BenchArgs,
+    after: i64,
+) -> anyhow::Result<(tokio::task::JoinHandle<()>, Finals)> {
+    let finals: Finals = Arc::default();
+    let mut sub = args.target.connect().await?;
+    sub.call(json!({"op":"subscribe","after":after})).await?;
+    let out = finals.clone();
+    let task = tokio::spawn(async move {
+        let mut line = String::new();
+        while sub.next_raw(&mut line).await.is_ok() {
+            let Ok(ev) = serde_json::from_str::<Line<'_>>(&line) else {
+                continue;
+            };
+            let state = ev.state.unwrap_or("");
+            if ev.event != Some("dlr") || ["submitted", "queued", ""].contains(&state) {
+                continue;
+            }
+            let id = ev.id.unwrap_or("").to_owned();
+            out.lock()
+                .await
+                .push((id, Instant::now(), state.to_owned()));
         }
-        if accepted == 0 {
-            bail!("nothing was accepted");
+    });
+    Ok((task, finals))
+}
+
+/// Waits until every accepted message has a final state, or `settle` has passed.
+async fn wait_settled(shared: &Mutex<Shared>, finals: &Finals, settle: Duration) {
+    let until = Instant::now() + settle;
+    loop {
+        let (done, want) = {
+            let s = shared.lock().await;
+            let f = finals.lock().await;
+            let done = f.iter().filter(|(id, _, _)| s.accepted.contains_key(id));
+            (done.count(), s.accepted.len())
+        };
+        if done >= want || Instant::now() > until {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// One submitting connection's share of the run: messages `first..first + n`.
+struct Worker {
+    first: usize,
+    n: usize,
+    pipeline: usize,
+    prefix: String,
+    mix: Mix,
+    texts: Arc<[String; 3]>,
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl Worker {
+    /// The destination of message `k`: the prefix completed by a counter to 11 digits.
+    fn to(&self, k: usize) -> String {
+        let width = 11usize
+            .saturating_sub(self.prefix.len().saturating_sub(1))
+            .clamp(1, 9);
+        format!("{}{:0width$}", self.prefix, k % 10_000_000)
+    }
+
+    fn line<'a>(&'a self, to: &'a str, k: usize) -> SubmitLine<'a> {
+        SubmitLine {
+            op: "submit",
+            to,
+            from: "BENCH",
+            text: &self.texts[self.mix.kind_of(k as u64)],
+        }
+    }
+
+    /// As fast as possible: fills the pipeline, then reads one response and sends one more.
+    async fn unpaced(self, mut c: Client) -> anyhow::Result<()> {
+        let mut line = String::new();
+        let mut sent_at: HashMap<u64, Instant> = HashMap::new();
+        let mut next = 0usize;
+        while next < self.n || !sent_at.is_empty() {
+            while next < self.n && sent_at.len() < self.pipeline {
+                let k = self.first + next;
+                let to = self.to(k);
+                let r = c.send_typed(&self.line(&to, k)).await?;
+                sent_at.insert(r, Instant::now());
+                next += 1;
+            }
+            c.flush().await?;
+            c.next_raw(&mut line).await?;
+            let Ok(v) = serde_json::from_str::<Line<'_>>(&line) else {
+                continue;
+            };
+            if let Some(t0) = v.r.and_then(|r| sent_at.remove(&r)) {
+                record(&self.shared, &v, t0).await;
+            }
         }
         Ok(())
+    }
+
+    /// Paced: the sender ticks on its own and never waits for a response (waiting would add
+    /// the pipeline's fill time to every accept latency); the reader takes responses as they
+    /// come. The pipeline still bounds what is in flight.
+    async fn paced(self, client: Client, every: Duration) -> anyhow::Result<()> {
+        let (mut reader, writer) = client.into_split();
+        let in_flight: InFlight = Arc::default();
+        let slots = Arc::new(tokio::sync::Semaphore::new(self.pipeline));
+        let this = Arc::new(self);
+        let sender =
+            tokio::spawn(
+                this.clone()
+                    .send_paced(writer, every, in_flight.clone(), slots.clone()),
+            );
+        let mut line = String::new();
+        let mut answered = 0usize;
+        while answered < this.n {
+            reader.next_raw(&mut line).await?;
+            let Ok(v) = serde_json::from_str::<Line<'_>>(&line) else {
+                continue;
+            };
+            let t0 = v.r.and_then(|r| lock(&in_flight).ok()?.remove(&r));
+            let Some(t0) = t0 else { continue };
+            answered += 1;
+            slots.add_permits(1);
+            record(&this.shared, &v, t0).await;
+        }
+        // The writer half is kept until every response is read: dropping it would close the
+        // connection's sending side early.
+        let _writer = sender.await.context("sender")??;
+        Ok(())
+    }
+
+    async fn send_paced(
+        self: Arc<Self>,
+        mut writer: ClientWriter,
+        every: Duration,
+        in_flight: InFlight,
+        slots: Arc<tokio::sync::Semaphore>,
+    ) -> anyhow::Result<ClientWriter> {
+        let mut pace = tokio::time::interval(every);
+        for next in 0..self.n {
+            slots.acquire().await.context("pipeline")?.forget();
+            pace.tick().await;
+            let k = self.first + next;
+            let to = self.to(k);
+            let r = writer.send_typed(&self.line(&to, k)).await?;
+            // Recorded before the flush, so the response always finds it.
+            lock(&in_flight)?.insert(r, Instant::now());
+            writer.flush().await?;
+        }
+        Ok(writer)
+    }
+}
+
+/// Requests of a paced connection in flight: ref → when it was sent.
+type InFlight = Arc<std::sync::Mutex<HashMap<u64, Instant>>>;
+
+fn lock(m: &InFlight) -> anyhow::Result<std::sync::MutexGuard<'_, HashMap<u64, Instant>>> {
+    m.lock()
+        .map_err(|_| anyhow::anyhow!("in-flight map poisoned"))
+}
+
+/// What the run measured besides the responses and events.
+struct Measured {
+    start: Instant,
+    accept_elapsed: Duration,
+    /// The daemon's CPU seconds during the run and its peak RSS (KiB), with `--pid`.
+    usage: Option<(f64, u64)>,
+    sims: Option<Value>,
+}
+
+/// The report: rates, latency percentiles, final states, the daemon's usage.
+fn report(
+    args: &BenchArgs,
+    s: &Shared,
+    finals: &[(String, Instant, String)],
+    m: Measured,
+) -> Value {
+    let mut e2e_ms = Vec::new();
+    let mut states: HashMap<String, u64> = HashMap::new();
+    let mut last_final = m.start;
+    for (id, at, state) in finals {
+        if let Some(t0) = s.accepted.get(id) {
+            e2e_ms.push((*at - *t0).as_secs_f64() * 1000.0);
+            *states.entry(state.clone()).or_default() += 1;
+            last_final = last_final.max(*at);
+        }
+    }
+    let mut acc = s.accept_latency_ms.clone();
+    acc.sort_by(f64::total_cmp);
+    e2e_ms.sort_by(f64::total_cmp);
+    let accepted = s.accepted.len();
+    let delivered = states.get("delivered").copied().unwrap_or(0);
+    let e2e_secs = (last_final - m.start).as_secs_f64();
+    let pct = |v: &[f64]| json!({"p50": percentile(v, 0.5), "p99": percentile(v, 0.99), "p999": percentile(v, 0.999)});
+    let cpu = m.usage;
+    json!({
+        "sent": args.count,
+        "accepted": accepted,
+        "rejected": s.rejected,
+        "accept_rate": accepted as f64 / m.accept_elapsed.as_secs_f64(),
+        "final": finals.len(),
+        "final_states": states,
+        "end_to_end_rate": if e2e_secs > 0.0 { delivered as f64 / e2e_secs } else { 0.0 },
+        "accept_ms": pct(&acc),
+        "accept_to_final_ms": pct(&e2e_ms),
+        "daemon_cpu_seconds": cpu.map(|c| c.0),
+        "daemon_cpu_us_per_message": cpu.map(|c| if accepted > 0 { c.0 * 1e6 / accepted as f64 } else { 0.0 }),
+        "daemon_peak_rss_mib": cpu.map(|c| c.1 as f64 / 1024.0),
+        "sim": m.sims,
     })
 }
 

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod check_config;
+pub mod log;
 pub mod optout;
 pub mod pdu;
 pub mod reports;

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
+use smppd::api::client::Client;
 
 use super::send::{Target, runtime};
 
@@ -58,83 +59,80 @@ pub fn run(args: OptOutArgs) -> anyhow::Result<()> {
         };
         let mut c = args.target.connect().await?;
         match args.action {
-            Action::Add => {
-                let number = arg;
-                let v = c
-                    .call(json!({"op":"optout","action":"add","number":number}))
-                    .await?;
-                if v["ok"] != true {
-                    return Err(refused(&v));
-                }
-                let n = v["number"].as_str().unwrap_or("?");
-                if v["changed"] == true {
-                    println!("{n}: added to the opt-out list");
-                } else {
-                    println!("{n}: already on the opt-out list");
-                }
-            }
-            Action::Remove => {
-                let number = arg;
-                let v = c
-                    .call(json!({"op":"optout","action":"remove","number":number}))
-                    .await?;
-                if v["ok"] != true {
-                    return Err(refused(&v));
-                }
-                let n = v["number"].as_str().unwrap_or("?");
-                if v["changed"] == true {
-                    println!("{n}: removed from the opt-out list");
-                } else {
-                    println!("{n}: was not on the opt-out list");
-                }
-            }
-            Action::List => {
-                let json = args.json;
-                if !json {
-                    println!(
-                        "{:<17} {:<12} {:<20} SMSC",
-                        "NUMBER", "KEYWORD", "SINCE (UTC)"
-                    );
-                }
-                let mut after: Option<String> = None;
-                let mut total = 0u64;
-                loop {
-                    let mut req = json!({"op":"optout","action":"list"});
-                    if let Some(a) = &after {
-                        req["number"] = json!(a);
-                    }
-                    let v = c.call(req).await?;
-                    if v["ok"] != true {
-                        return Err(refused(&v));
-                    }
-                    let page = v["numbers"].as_array().cloned().unwrap_or_default();
-                    for e in &page {
-                        total += 1;
-                        if json {
-                            println!("{e}");
-                        } else {
-                            println!(
-                                "{:<17} {:<12} {:<20} {}",
-                                e["number"].as_str().unwrap_or("?"),
-                                e["keyword"].as_str().unwrap_or("?"),
-                                super::reports::utc(e["at_ms"].as_i64().unwrap_or(0)),
-                                e["smsc"].as_str().unwrap_or("?"),
-                            );
-                        }
-                    }
-                    match page.last().and_then(|e| e["number"].as_str()) {
-                        Some(last) if v["more"] == true => after = Some(last.to_owned()),
-                        _ => break,
-                    }
-                }
-                if !json {
-                    println!("{total} number{}", if total == 1 { "" } else { "s" });
-                }
-            }
-            Action::Import => import(&mut c, &PathBuf::from(arg), args.in_flight).await?,
+            Action::Add => change(&mut c, "add", &arg).await,
+            Action::Remove => change(&mut c, "remove", &arg).await,
+            Action::List => list(&mut c, args.json).await,
+            Action::Import => import(&mut c, &PathBuf::from(arg), args.in_flight).await,
         }
-        Ok(())
     })
+}
+
+/// `optout add` / `optout remove` of one number, and what it changed.
+async fn change(c: &mut Client, action: &str, number: &str) -> anyhow::Result<()> {
+    let v = c
+        .call(json!({"op":"optout","action":action,"number":number}))
+        .await?;
+    if v["ok"] != true {
+        return Err(refused(&v));
+    }
+    let n = v["number"].as_str().unwrap_or("?");
+    let what = match (action, v["changed"] == true) {
+        ("add", true) => "added to the opt-out list",
+        ("add", false) => "already on the opt-out list",
+        (_, true) => "removed from the opt-out list",
+        (_, false) => "was not on the opt-out list",
+    };
+    println!("{n}: {what}");
+    Ok(())
+}
+
+/// `optout list`: every page, as a table or one JSON object per line.
+async fn list(c: &mut Client, json: bool) -> anyhow::Result<()> {
+    if !json {
+        println!(
+            "{:<17} {:<12} {:<20} SMSC",
+            "NUMBER", "KEYWORD", "SINCE (UTC)"
+        );
+    }
+    let mut after: Option<String> = None;
+    let mut total = 0u64;
+    loop {
+        let mut req = json!({"op":"optout","action":"list"});
+        if let Some(a) = &after {
+            req["number"] = json!(a);
+        }
+        let v = c.call(req).await?;
+        if v["ok"] != true {
+            return Err(refused(&v));
+        }
+        let page = v["numbers"].as_array().cloned().unwrap_or_default();
+        for e in &page {
+            total += 1;
+            print_entry(e, json);
+        }
+        match page.last().and_then(|e| e["number"].as_str()) {
+            Some(last) if v["more"] == true => after = Some(last.to_owned()),
+            _ => break,
+        }
+    }
+    if !json {
+        println!("{total} number{}", if total == 1 { "" } else { "s" });
+    }
+    Ok(())
+}
+
+fn print_entry(e: &Value, json: bool) {
+    if json {
+        println!("{e}");
+        return;
+    }
+    println!(
+        "{:<17} {:<12} {:<20} {}",
+        e["number"].as_str().unwrap_or("?"),
+        e["keyword"].as_str().unwrap_or("?"),
+        super::reports::utc(e["at_ms"].as_i64().unwrap_or(0)),
+        e["smsc"].as_str().unwrap_or("?"),
+    );
 }
 
 /// The number on one import line, or `None` for a line to skip.

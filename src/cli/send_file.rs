@@ -222,6 +222,102 @@ fn bar(len: u64, what: &str) -> ProgressBar {
     b
 }
 
+/// Which column holds the destination, and how each row's text is made.
+struct Layout {
+    to_col: usize,
+    template: Vec<Piece>,
+}
+
+impl Layout {
+    fn from_header(path: &Path, header: &[String], template: Option<&str>) -> anyhow::Result<Self> {
+        let Some(to_col) = header.iter().position(|h| h == "to") else {
+            bail!(
+                "{}:1: no `to` column in the header (got: {})",
+                path.display(),
+                header.join(", ")
+            );
+        };
+        let template = match template {
+            Some(t) => compile_template(t, header)?,
+            None => match header.iter().position(|h| h == "text") {
+                Some(i) => vec![Piece::Col(i)],
+                None => bail!(
+                    "{}:1: no `text` column and no --text template",
+                    path.display()
+                ),
+            },
+        };
+        Ok(Layout { to_col, template })
+    }
+
+    fn request(&self, row: &[String], job: &FileJob<'_>) -> serde_json::Value {
+        let to = row.get(self.to_col).map(|s| s.trim()).unwrap_or("");
+        let mut req = json!({
+            "op": "submit",
+            "to": to,
+            "from": job.from,
+            "text": render(&self.template, row),
+        });
+        if let Some(class) = job.class {
+            req["class"] = json!(class);
+        }
+        req
+    }
+}
+
+/// What the answers said, row by row.
+#[derive(Default)]
+struct Tally {
+    accepted_ids: Vec<String>,
+    parts: u64,
+    rejected: BTreeMap<String, u64>,
+    /// The first rejections with their file and line, for the error output.
+    first_rejections: Vec<String>,
+}
+
+impl Tally {
+    fn count(&mut self, v: &serde_json::Value, path: &Path, line_no: usize) {
+        if v["ok"] == true {
+            self.parts += v["parts"].as_u64().unwrap_or(0);
+            if let Some(id) = v["id"].as_str() {
+                self.accepted_ids.push(id.to_owned());
+            }
+            return;
+        }
+        let code = v["error"]["code"].as_str().unwrap_or("unknown").to_owned();
+        if self.first_rejections.len() < 10 {
+            self.first_rejections.push(format!(
+                "{}:{line_no}: {code}: {}",
+                path.display(),
+                v["error"]["message"].as_str().unwrap_or("")
+            ));
+        }
+        *self.rejected.entry(code).or_default() += 1;
+    }
+
+    fn rejected(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+
+    fn print(&self, path: &Path, elapsed: f64) {
+        let accepted = self.accepted_ids.len() as u64;
+        let total = accepted + self.rejected();
+        for r in &self.first_rejections {
+            eprintln!("{r}");
+        }
+        println!(
+            "sent {total} rows from {} in {elapsed:.2} s ({:.0}/s)",
+            path.display(),
+            total as f64 / elapsed.max(1e-6)
+        );
+        println!("accepted: {accepted} ({} parts)", self.parts);
+        println!("rejected: {}", self.rejected());
+        for (code, n) in &self.rejected {
+            println!("  {code}: {n}");
+        }
+    }
+}
+
 /// Sends every row; prints the summary (and with `wait` the final states). Fails when a row
 /// was rejected or a message did not reach a final state in time, after printing the summary.
 pub async fn send_file(c: &mut Client, job: FileJob<'_>) -> anyhow::Result<()> {
@@ -234,49 +330,51 @@ pub async fn send_file(c: &mut Client, job: FileJob<'_>) -> anyhow::Result<()> {
         );
     };
     let header: Vec<String> = header.iter().map(|h| h.trim().to_owned()).collect();
-    let Some(to_col) = header.iter().position(|h| h == "to") else {
-        bail!(
-            "{}:1: no `to` column in the header (got: {})",
-            path.display(),
-            header.join(", ")
-        );
-    };
-    let template = match job.template {
-        Some(t) => compile_template(t, &header)?,
-        None => match header.iter().position(|h| h == "text") {
-            Some(i) => vec![Piece::Col(i)],
-            None => bail!(
-                "{}:1: no `text` column and no --text template",
-                path.display()
-            ),
-        },
-    };
+    let layout = Layout::from_header(path, &header, job.template)?;
     let in_flight = job.in_flight.clamp(1, 10_000);
     let progress = bar(count_rows(path), "sending");
     let start = Instant::now();
+    let tally = send_rows(c, &mut rows, &layout, &job, &progress).await?;
+    progress.finish_and_clear();
+    tally.print(path, start.elapsed().as_secs_f64());
+    let mut unfinished = 0;
+    if job.wait && !tally.accepted_ids.is_empty() {
+        unfinished = wait_final(c, tally.accepted_ids.clone(), in_flight, job.timeout).await?;
+    }
+    let (rejected, total) = (
+        tally.rejected(),
+        tally.accepted_ids.len() as u64 + tally.rejected(),
+    );
+    if rejected > 0 {
+        bail!("{rejected} of {total} rows rejected");
+    }
+    if unfinished > 0 {
+        bail!(
+            "{unfinished} messages not final after {} s",
+            job.timeout.as_secs()
+        );
+    }
+    Ok(())
+}
 
+/// Sends the rows pipelined (at most `in_flight` unanswered) and tallies the answers.
+async fn send_rows(
+    c: &mut Client,
+    rows: &mut Rows,
+    layout: &Layout,
+    job: &FileJob<'_>,
+    progress: &ProgressBar,
+) -> anyhow::Result<Tally> {
+    let in_flight = job.in_flight.clamp(1, 10_000);
     let mut pending: HashMap<u64, usize> = HashMap::new();
-    let mut accepted_ids: Vec<String> = Vec::new();
-    let mut parts: u64 = 0;
-    let mut rejected: BTreeMap<String, u64> = BTreeMap::new();
-    let mut first_rejections: Vec<String> = Vec::new();
+    let mut tally = Tally::default();
     let mut eof = false;
     while !eof || !pending.is_empty() {
         while !eof && pending.len() < in_flight {
-            match rows.next_row(path)? {
+            match rows.next_row(job.path)? {
                 None => eof = true,
                 Some((line_no, row)) => {
-                    let to = row.get(to_col).map(|s| s.trim()).unwrap_or("");
-                    let mut req = json!({
-                        "op": "submit",
-                        "to": to,
-                        "from": job.from,
-                        "text": render(&template, &row),
-                    });
-                    if let Some(class) = job.class {
-                        req["class"] = json!(class);
-                    }
-                    let r = c.send(req).await?;
+                    let r = c.send(layout.request(&row, job)).await?;
                     pending.insert(r, line_no);
                 }
             }
@@ -286,59 +384,12 @@ pub async fn send_file(c: &mut Client, job: FileJob<'_>) -> anyhow::Result<()> {
         }
         c.flush().await?;
         let (r, v) = c.next_line().await?;
-        let Some(line_no) = r.and_then(|r| pending.remove(&r)) else {
-            continue;
-        };
-        progress.inc(1);
-        if v["ok"] == true {
-            parts += v["parts"].as_u64().unwrap_or(0);
-            if let Some(id) = v["id"].as_str() {
-                accepted_ids.push(id.to_owned());
-            }
-        } else {
-            let code = v["error"]["code"].as_str().unwrap_or("unknown").to_owned();
-            if first_rejections.len() < 10 {
-                first_rejections.push(format!(
-                    "{}:{line_no}: {code}: {}",
-                    path.display(),
-                    v["error"]["message"].as_str().unwrap_or("")
-                ));
-            }
-            *rejected.entry(code).or_default() += 1;
+        if let Some(line_no) = r.and_then(|r| pending.remove(&r)) {
+            progress.inc(1);
+            tally.count(&v, job.path, line_no);
         }
     }
-    progress.finish_and_clear();
-    let elapsed = start.elapsed().as_secs_f64();
-    let accepted = accepted_ids.len() as u64;
-    let n_rejected: u64 = rejected.values().sum();
-    let total = accepted + n_rejected;
-    for r in &first_rejections {
-        eprintln!("{r}");
-    }
-    println!(
-        "sent {total} rows from {} in {elapsed:.2} s ({:.0}/s)",
-        path.display(),
-        total as f64 / elapsed.max(1e-6)
-    );
-    println!("accepted: {accepted} ({parts} parts)");
-    println!("rejected: {n_rejected}");
-    for (code, n) in &rejected {
-        println!("  {code}: {n}");
-    }
-    let mut unfinished = 0;
-    if job.wait && !accepted_ids.is_empty() {
-        unfinished = wait_final(c, accepted_ids, in_flight, job.timeout).await?;
-    }
-    if n_rejected > 0 {
-        bail!("{n_rejected} of {total} rows rejected");
-    }
-    if unfinished > 0 {
-        bail!(
-            "{unfinished} messages not final after {} s",
-            job.timeout.as_secs()
-        );
-    }
-    Ok(())
+    Ok(tally)
 }
 
 /// Polls `query` (pipelined, `in_flight` at a time) until every message is final or the

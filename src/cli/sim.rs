@@ -159,6 +159,7 @@ fn run_inner(args: SimArgs) -> Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
+        .with_ansi(super::log::colour_on_stderr())
         .with_writer(std::io::stderr)
         .try_init();
     if !(0.0..=1.0).contains(&args.fail_fraction) {
@@ -253,6 +254,7 @@ async fn serve(args: SimArgs, config: SimConfig) -> Result<()> {
                 "destination_addr": r.destination_addr,
                 "esm_class": r.esm_class,
                 "payload_hex": hex::encode(&r.payload),
+                "validity_period": r.validity_period,
                 "status": r.status.map(|s| s.name().into_owned()),
                 "message_id": r.message_id,
             });

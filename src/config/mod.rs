@@ -13,7 +13,7 @@ pub use raw::parse_duration;
 use std::fmt;
 
 pub use crate::receipt::IdRule as ReceiptIdRule;
-pub use crate::session::{BindMode, Secret, TlsConfig as Tls};
+pub use crate::session::{BindMode, Secret, TlsConfig as Tls, ValidityFormat};
 pub use crate::store::SyncMode;
 pub use crate::text::{NationalLanguage, SplitMethod};
 use std::net::SocketAddr;
@@ -166,6 +166,8 @@ pub struct Smsc {
     /// meaning) or, by default, intermediate ("accepted by the network / next hop", as real SMSCs
     /// and aggregators use it). Never delivered either way.
     pub acceptd_final: bool,
+    /// How a message's remaining validity goes into submit_sm's `validity_period`.
+    pub validity: ValidityFormat,
 }
 
 /// Which messages a route takes and where it sends them.

@@ -101,6 +101,7 @@ struct RawSmsc {
     max_parts: Option<S<i64>>,
     failover_statuses: Option<Vec<S<toml::Value>>>,
     acceptd_final: Option<bool>,
+    validity: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -883,6 +884,16 @@ fn smsc(cx: &Ctx<'_>, i: usize, s: &S<RawSmsc>) -> Result<Smsc, ConfigError> {
             shift_tables.push(lang);
         }
     }
+    let validity = cx.choice(
+        &r.validity,
+        &k("validity"),
+        &[
+            ("relative", ValidityFormat::Relative),
+            ("absolute", ValidityFormat::Absolute),
+            ("none", ValidityFormat::None),
+        ],
+        ValidityFormat::Relative,
+    )?;
     let max_parts = cx.int(&r.max_parts, &k("max_parts"), 1..=255, 10)? as u8;
     let failover_statuses = match &r.failover_statuses {
         None => DEFAULT_FAILOVER_STATUSES.to_vec(),
@@ -935,6 +946,7 @@ fn smsc(cx: &Ctx<'_>, i: usize, s: &S<RawSmsc>) -> Result<Smsc, ConfigError> {
         max_parts,
         failover_statuses,
         acceptd_final: r.acceptd_final.unwrap_or(false),
+        validity,
     })
 }
 

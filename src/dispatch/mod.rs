@@ -4,9 +4,10 @@
 //! them through the route's and the chosen SMSC's token buckets (`governor`, GCRA: smooth, not
 //! once-a-second bursts), picks the SMSC (the first of the route's failover list that has a bound
 //! transmitter and has not refused this part), and hands the `submit_sm` to that SMSC's sessions;
-//! and the consumer of session events, which records acknowledgements, retries and failures, and
-//! fails a part over to the route's next SMSC when the refusing status is one another SMSC may
-//! accept. Parts of one multipart message stay on one SMSC while it is usable.
+//! and the consumer of session events, which records acknowledgements, retries, failures and
+//! expiries (a part whose validity ended before the bind wrote it), and fails a part over to the
+//! route's next SMSC when the refusing status is one another SMSC may accept. Parts of one
+//! multipart message stay on one SMSC while it is usable.
 //!
 //! Must never hold more than a bounded number of parts in memory (claims are small batches,
 //! in-flight parts are bounded by the SMSC windows and job channels), and never drop a part: every
@@ -35,7 +36,7 @@ use crate::metrics as m;
 use crate::pdu::{
     Address, DataCoding, EsmClass, Npi, OctetString, RegisteredDelivery, SubmitSm, Tlv, Ton,
 };
-use crate::session::{Event, Job, JobBody, RetryReason, SmscHandle};
+use crate::session::{Event, Job, JobBody, RetryReason, SmscHandle, Validity};
 use crate::store::{
     Ack, AckResult, Disposition, Failure, MessageId, PartRef, QueuedPart, Reroute, RerouteRule,
     Store,
@@ -763,6 +764,7 @@ impl Dispatch {
         let job = Job {
             key,
             body: JobBody::SubmitSm(body),
+            validity: self.validity(&link.name, part.valid_until_ms),
         };
         if let Err(e) = link.jobs.send(job).await {
             // The SMSC's sessions are gone (stopping): back to the queue.
@@ -898,6 +900,17 @@ impl Dispatch {
                     }));
                     self.wake(&f.route);
                 }
+                Event::Expired { key, .. } => {
+                    // Its validity ended while it waited for the bind: it was never written.
+                    let Some(f) = self.take(key) else { continue };
+                    drop(self.results.failure(Failure {
+                        part: f.part,
+                        smsc: None,
+                        status: None,
+                        disposition: Disposition::Expired,
+                        now_ms: now_ms(),
+                    }));
+                }
                 Event::Retry { job, reason, .. } => {
                     let Some(f) = self.take(job.key) else {
                         continue;
@@ -1011,6 +1024,22 @@ impl Dispatch {
         tracing::warn!(message = %r.part.message, part = r.part.n, route = %r.route, from = %r.from_smsc, to = %r.to_smsc, stat = %r.stat, "reroute: receipt says not delivered, resending once through the next SMSC");
         metrics::counter!(m::REROUTES, m::label::ROUTE => r.route.clone(), m::label::FROM => r.from_smsc.clone(), m::label::TO => r.to_smsc.clone()).increment(1);
         self.wake(&r.route);
+    }
+
+    /// A part's validity as its job carries it: the end of the message's validity, written in
+    /// the SMSC's `validity` format by the bind (see [`Validity`]).
+    fn validity(&self, smsc: &str, valid_until_ms: Option<i64>) -> Option<Validity> {
+        let until_ms = u64::try_from(valid_until_ms?).unwrap_or(0);
+        let format = self
+            .config
+            .borrow()
+            .smsc(smsc)
+            .map(|s| s.validity)
+            .unwrap_or_default();
+        Some(Validity {
+            until: UNIX_EPOCH + Duration::from_millis(until_ms),
+            format,
+        })
     }
 
     fn take(&self, key: u64) -> Option<InFlight> {

@@ -106,7 +106,8 @@ pub mod label {
 pub const MESSAGES_ACCEPTED: &str = "smppd_messages_accepted_total";
 /// Submits refused. Labels: code.
 pub const MESSAGES_REJECTED: &str = "smppd_messages_rejected_total";
-/// Messages reaching a final state through a receipt. Labels: state.
+/// Messages reaching a final state through a receipt or the expiry sweeps (`expired`,
+/// `no_receipt`). Labels: state.
 pub const MESSAGES_FINAL: &str = "smppd_messages_final_total";
 /// Parts answered by an SMSC. Labels: route, smsc, status.
 pub const PARTS_SUBMITTED: &str = "smppd_parts_submitted_total";
@@ -166,7 +167,7 @@ pub fn describe() {
     describe_counter!(
         MESSAGES_FINAL,
         Unit::Count,
-        "Messages reaching a final state through a receipt, by state."
+        "Messages reaching a final state through a receipt or the expiry sweeps, by state."
     );
     describe_counter!(
         PARTS_SUBMITTED,

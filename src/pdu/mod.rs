@@ -35,7 +35,7 @@ pub use types::{
     Address, AddressRange, COctetString, CommandId, CommandStatus, DataCoding, DlName, EsmClass,
     MessageId, MessageState, Npi, OctetString, Password, RegisteredDelivery, ServiceType,
     ShortMessage, SmeAddress, SmppTime, SystemId, SystemType, Ton, ValueError, WideAddress,
-    is_smpp_time,
+    civil_from_days, is_smpp_time, smpp_time_relative, smpp_time_utc,
 };
 
 use body::BodyCodec;

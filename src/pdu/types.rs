@@ -371,6 +371,56 @@ pub fn is_smpp_time(t: &SmppTime) -> bool {
             && matches!(b[15], b'+' | b'-' | b'R'))
 }
 
+/// A relative SMPP time (`…R`, SMPP-FACTS §1.3) for a duration of `secs` seconds, written as
+/// days, hours, minutes and seconds (`0000DDhhmmss000R`): years and months are left at zero
+/// because their length in days is the SMSC's to interpret. Longer than 99 days is written as
+/// 99 days, 23:59:59 (the day field has two digits; submits allow at most 30 days).
+pub fn smpp_time_relative(secs: u64) -> SmppTime {
+    const MAX: u64 = 99 * 86_400 + 86_399;
+    let s = secs.min(MAX);
+    let text = format!(
+        "0000{:02}{:02}{:02}{:02}000R",
+        s / 86_400,
+        (s % 86_400) / 3600,
+        (s % 3600) / 60,
+        s % 60
+    );
+    SmppTime::from_checked(Bytes::from(text))
+}
+
+/// An absolute SMPP time in UTC (`YYMMDDhhmmss000+`, SMPP-FACTS §1.3) for `unix_secs` seconds
+/// since the Unix epoch (times before it are written as the epoch).
+pub fn smpp_time_utc(unix_secs: i64) -> SmppTime {
+    let secs = unix_secs.max(0);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    let text = format!(
+        "{:02}{:02}{:02}{:02}{:02}{:02}000+",
+        y.rem_euclid(100),
+        m,
+        d,
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    );
+    SmppTime::from_checked(Bytes::from(text))
+}
+
+/// The (year, month, day) of a day number counted from 1970-01-01 (Howard Hinnant's
+/// days-to-civil algorithm, proleptic Gregorian): dates without a date library.
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
 /// The `password` field (C≤9). Its `Debug` is redacted: passwords never reach logs.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Password(pub COctetString<9>);
@@ -669,3 +719,28 @@ impl<const MAX: usize> Address<MAX> {
 pub type SmeAddress = Address<21>;
 /// Address of data_sm and alert_notification (C≤65).
 pub type WideAddress = Address<65>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_times_are_days_hours_minutes_seconds() {
+        assert_eq!(smpp_time_relative(0), "000000000000000R");
+        assert_eq!(smpp_time_relative(86_400), "000001000000000R");
+        assert_eq!(smpp_time_relative(30 * 86_400 + 3661), "000030010101000R");
+        assert_eq!(smpp_time_relative(u64::MAX), "000099235959000R");
+        assert!(is_smpp_time(&smpp_time_relative(12_345)));
+    }
+
+    #[test]
+    fn absolute_times_are_utc_with_a_zero_offset() {
+        assert_eq!(smpp_time_utc(0), "700101000000000+");
+        // 2026-12-06T18:30:05Z
+        assert_eq!(smpp_time_utc(1_796_581_805), "261206183005000+");
+        // 2000-02-29T23:59:59Z (a leap day in a century leap year)
+        assert_eq!(smpp_time_utc(951_868_799), "000229235959000+");
+        assert_eq!(smpp_time_utc(-5), "700101000000000+");
+        assert!(is_smpp_time(&smpp_time_utc(1_796_581_805)));
+    }
+}

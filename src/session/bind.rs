@@ -66,29 +66,26 @@ impl BindTask {
                 break;
             }
             self.set_state(BindState::Connecting).await;
-            // When the bind came up (None while an attempt fails): only time spent bound says the
-            // SMSC was healthy, not a slow attempt that timed out.
-            let mut bound_at = None;
-            let exit = match self.connect_and_bind().await {
+            let (exit, worked) = match self.connect_and_bind().await {
                 Ok(conn) => {
-                    bound_at = Some(Instant::now());
                     self.shared.binds.fetch_add(1, Ordering::Relaxed);
                     self.set_state(BindState::Bound).await;
                     self.serve(conn).await
                 }
                 Err(exit) => {
                     self.shared.bind_failures.fetch_add(1, Ordering::Relaxed);
-                    exit
+                    (exit, false)
                 }
             };
             let reason = match exit {
                 Exit::Stopped => break,
                 Exit::Down(reason) => reason,
             };
-            // A bind that stayed up for a while was healthy: start the backoff from the bottom.
-            // A bind that drops at once (flapping SMSC) keeps growing the backoff.
-            let healthy = cfg.reconnect_max.max(Duration::from_secs(10));
-            if bound_at.is_some_and(|t| t.elapsed() >= healthy) {
+            // A connection that carried traffic was healthy: an SMSC that drops it (maintenance,
+            // idle timers, load balancers) gets us back after `reconnect_min`. Only attempts that
+            // fail, and binds dropped before anything was exchanged (a flapping SMSC), grow
+            // the backoff.
+            if worked {
                 reconnect.reset();
             }
             let retry_in = reconnect.next_delay();
@@ -236,7 +233,8 @@ impl BindTask {
     }
 
     /// The bound loop. Returns how the connection ended; hands back whatever is in flight.
-    async fn serve(&mut self, mut conn: Conn) -> Exit {
+    /// Serves one bound connection until it ends; also says whether it carried traffic.
+    async fn serve(&mut self, mut conn: Conn) -> (Exit, bool) {
         let mut s = Serve::new(&self.config);
         let exit = self.serve_loop(&mut conn, &mut s).await;
         let reason = match &exit {
@@ -254,7 +252,7 @@ impl BindTask {
         self.shared.in_flight.store(0, Ordering::Relaxed);
         // Unanswered inbound PDUs: the SMSC redelivers them on the next bind.
         s.inbound.clear();
-        exit
+        (exit, s.worked)
     }
 
     async fn emit(&self, event: Event) {
@@ -359,7 +357,16 @@ impl BindTask {
                 }
                 Step::Jobs => {
                     let now = Instant::now();
+                    let wall = std::time::SystemTime::now();
                     for job in batch.drain(..) {
+                        let job = match stamp_validity(job, wall) {
+                            Ok(job) => job,
+                            Err(key) => {
+                                let bind = id.clone();
+                                self.emit(Event::Expired { key, bind }).await;
+                                continue;
+                            }
+                        };
                         let seq = s.window.next_sequence();
                         let (job, encoded) = encode_job(conn, seq, job);
                         if let Err(e) = encoded {
@@ -493,6 +500,17 @@ impl BindTask {
         };
         let seq = pdu.sequence_number;
         let status = pdu.command_status;
+        // Traffic the SMSC answered or started: this connection worked, so losing it later is a
+        // drop (reconnect at once), not a flapping bind (back off).
+        s.worked |= matches!(
+            pdu.body,
+            Body::SubmitSmResp(_)
+                | Body::DataSmResp(_)
+                | Body::EnquireLinkResp
+                | Body::EnquireLink
+                | Body::DeliverSm(_)
+                | Body::DataSm(_)
+        );
         match pdu.body {
             Body::SubmitSmResp(resp) => {
                 let message_id = resp.message_id.as_str().unwrap_or_default().to_owned();
@@ -688,9 +706,29 @@ impl BindTask {
     }
 }
 
+/// Applies a job's validity at the last moment before its write (after any wait for a window
+/// slot or a throttling pause): a job whose validity has ended is not written (`Err` with its
+/// key); otherwise its submit_sm carries the time left in `validity_period`.
+fn stamp_validity(mut job: Job, now: std::time::SystemTime) -> Result<Job, u64> {
+    let Some(v) = job.validity else {
+        return Ok(job);
+    };
+    if v.ended(now) {
+        return Err(job.key);
+    }
+    if let JobBody::SubmitSm(sm) = &mut job.body {
+        sm.validity_period = v.period(now);
+    }
+    Ok(job)
+}
+
 /// Encodes a job's request without copying its body: the body moves into the PDU and back.
 fn encode_job(conn: &mut Conn, seq: u32, job: Job) -> (Job, Result<(), PduError>) {
-    let Job { key, body } = job;
+    let Job {
+        key,
+        body,
+        validity,
+    } = job;
     match body {
         JobBody::SubmitSm(sm) => {
             let pdu = Pdu::new(seq, Body::SubmitSm(sm));
@@ -702,6 +740,7 @@ fn encode_job(conn: &mut Conn, seq: u32, job: Job) -> (Job, Result<(), PduError>
                 Job {
                     key,
                     body: JobBody::SubmitSm(sm),
+                    validity,
                 },
                 result,
             )
@@ -716,6 +755,7 @@ fn encode_job(conn: &mut Conn, seq: u32, job: Job) -> (Job, Result<(), PduError>
                 Job {
                     key,
                     body: JobBody::DataSm(dm),
+                    validity,
                 },
                 result,
             )
@@ -766,6 +806,8 @@ struct Serve {
     unbind_seq: Option<u32>,
     unbind_deadline: Option<Instant>,
     enquire_link: Duration,
+    /// The SMSC exchanged traffic with us after the bind (see `on_frame`).
+    worked: bool,
 }
 
 impl Serve {
@@ -782,6 +824,7 @@ impl Serve {
             stopping: false,
             unbind_seq: None,
             unbind_deadline: None,
+            worked: false,
         }
     }
 

@@ -55,6 +55,20 @@ pub enum BindMode {
     TxRx,
 }
 
+/// How a submit_sm tells the SMSC until when its message is valid (`validity_period`), so the
+/// SMSC stops trying once the gateway would have given up too. The SMSC's `validity` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ValidityFormat {
+    /// The time left, relative to the SMSC's clock (`0000DDhhmmss000R`): needs no clock
+    /// agreement between gateway and SMSC, so it is the default.
+    #[default]
+    Relative,
+    /// The expiry instant in UTC (`YYMMDDhhmmss000+`), for SMSCs that refuse relative times.
+    Absolute,
+    /// Leave `validity_period` empty (the SMSC's default validity applies).
+    None,
+}
+
 /// TLS towards the SMSC (rustls with the ring provider).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsConfig {

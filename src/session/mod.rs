@@ -2,7 +2,8 @@
 //! keeps a window of in-flight requests, keeps the link alive, backs off on throttling and
 //! reconnects. This module owns the wire conversation of a bind; it never decides routing, never
 //! retries a message on its own and never drops one: every job it takes leaves as exactly one
-//! [`Event`] — [`Event::Submitted`], [`Event::Failed`] or [`Event::Retry`] (with the job).
+//! [`Event`] — [`Event::Submitted`], [`Event::Failed`], [`Event::Retry`] (with the job) or
+//! [`Event::Expired`] (its validity ended before it could be written).
 //!
 //! # How the daemon uses it
 //!
@@ -19,7 +20,8 @@
 //!    [`SmscHandle::jobs`]. The channel is bounded: when every window is full, `send` waits.
 //!    A transmitting bind takes as many jobs as it has free window permits.
 //! 3. Read [`Event`]s. For every job exactly one of: `Submitted` (with the SMSC's message id and
-//!    the bind), `Failed` (a permanent status, by name), or `Retry` (the job back, with a
+//!    the bind), `Failed` (a permanent status, by name), `Expired` (a job with a [`Validity`]
+//!    that ended before the bind could write it; never written), or `Retry` (the job back, with a
 //!    [`RetryReason`]: throttled — put it at the head of the line —, a temporary status, a
 //!    response timeout, the connection lost, or shutdown). Inbound deliver_sm/data_sm arrive as
 //!    [`Event::Inbound`] with an [`InboundReply`]: the session sends deliver_sm_resp/data_sm_resp
@@ -37,6 +39,9 @@
 //!
 //! # Behaviour on the wire
 //!
+//! - Validity: a job with a [`Validity`] is checked right before it is written; past its end it
+//!   comes back as [`Event::Expired`] and never reaches the SMSC, otherwise its submit_sm carries
+//!   the time left in `validity_period` (relative or absolute, per [`ValidityFormat`]).
 //! - Window: at most `window` submit_sm/data_sm outstanding per bind (see [`window`]), matched by
 //!   sequence number; a response that does not come within `response_timeout` hands the job back
 //!   (`Retry { reason: ResponseTimeout }`) and is counted in [`BindStatus::response_timeouts`].
@@ -69,7 +74,7 @@ use tokio::sync::{Mutex, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-pub use config::{BindMode, Secret, SessionConfig, TlsConfig};
+pub use config::{BindMode, Secret, SessionConfig, TlsConfig, ValidityFormat};
 pub use status::StatusClass;
 
 use crate::pdu::{CommandStatus, DataSm, DeliverSm, SubmitSm};
@@ -140,6 +145,51 @@ pub struct Job {
     pub key: u64,
     /// The request to send. Its sequence number is assigned by the bind.
     pub body: JobBody,
+    /// Until when the message may be sent, if it has a validity; see [`Validity`].
+    pub validity: Option<Validity>,
+}
+
+/// A job's validity. Checked by the bind right before it writes the job: a job past `until`
+/// is not written but comes back as [`Event::Expired`]. A submit_sm written gets the time left
+/// in its `validity_period` (as `format` says), computed at that moment, so time spent waiting
+/// for a window slot is not promised to the SMSC. (data_sm has no `validity_period`; its
+/// deadline is still checked.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Validity {
+    /// The end of the message's validity (wall clock).
+    pub until: std::time::SystemTime,
+    /// How `validity_period` is written.
+    pub format: ValidityFormat,
+}
+
+impl Validity {
+    /// Whether the validity has ended at `now`.
+    pub fn ended(&self, now: std::time::SystemTime) -> bool {
+        now >= self.until
+    }
+
+    /// The `validity_period` to write at `now` (empty for [`ValidityFormat::None`]). Relative:
+    /// the whole seconds left, rounded down (so the SMSC does not hold the message longer than
+    /// the gateway would), but at least one: a zero validity is refused by some SMSCs
+    /// (ESME_RINVEXPIRY) and the bind writes only jobs whose validity has not ended.
+    pub fn period(&self, now: std::time::SystemTime) -> crate::pdu::SmppTime {
+        match self.format {
+            ValidityFormat::None => crate::pdu::SmppTime::default(),
+            ValidityFormat::Relative => crate::pdu::smpp_time_relative(
+                self.until
+                    .duration_since(now)
+                    .map_or(0, |left| left.as_secs())
+                    .max(1),
+            ),
+            ValidityFormat::Absolute => {
+                let secs = self
+                    .until
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                crate::pdu::smpp_time_utc(i64::try_from(secs).unwrap_or(i64::MAX))
+            }
+        }
+    }
 }
 
 /// Why a job came back without a final answer.
@@ -287,6 +337,14 @@ pub enum Event {
         /// The SMSC's status (its `Display` is the name).
         status: CommandStatus,
         /// The bind that carried it.
+        bind: BindId,
+    },
+    /// The job's validity ended before the bind could write it: it was not sent (see
+    /// [`Validity`]).
+    Expired {
+        /// The job's key.
+        key: u64,
+        /// The bind that held it.
         bind: BindId,
     },
     /// The job comes back to be sent again (see [`RetryReason`]).

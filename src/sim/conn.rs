@@ -436,6 +436,7 @@ impl Conn {
             source_addr: submit.source().2.escape_ascii().to_string(),
             esm_class: submit.esm_class(),
             payload: submit.payload_bytes(),
+            validity_period: submit.validity_period(),
             status: None,
             message_id: String::new(),
         });
@@ -665,6 +666,12 @@ impl Submit {
         match self {
             Submit::Sm(s) => s.payload(),
             Submit::Data(d) => d.tlvs.message_payload().map_or(&[][..], |b| &b[..]),
+        }
+    }
+    fn validity_period(&self) -> String {
+        match self {
+            Submit::Sm(s) => s.validity_period.to_string(),
+            Submit::Data(_) => String::new(),
         }
     }
     fn payload_bytes(&self) -> bytes::Bytes {

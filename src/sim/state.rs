@@ -81,6 +81,8 @@ pub struct SubmitRecord {
     pub esm_class: u8,
     /// The user data (short_message, or message_payload).
     pub payload: Bytes,
+    /// `validity_period` as received (empty: none given; data_sm has no such field).
+    pub validity_period: String,
     /// The status it was answered with (`None`: never answered).
     pub status: Option<CommandStatus>,
     /// The message id given (empty unless ESME_ROK).

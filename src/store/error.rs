@@ -37,6 +37,16 @@ pub enum StoreError {
         /// Newest version this build knows.
         supported: i64,
     },
+    /// Another process (another `smppd run`) has this store open for writing.
+    #[error(
+        "in use by {holder}, which holds {path}.lock: another smppd runs on this store; stop it or set another [store] path"
+    )]
+    InUse {
+        /// The store file.
+        path: PathBuf,
+        /// Who holds it, e.g. `pid 1234`.
+        holder: String,
+    },
     /// The store file could not be opened or prepared.
     #[error("cannot open store {path}: {detail}")]
     Open {

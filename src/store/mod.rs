@@ -102,9 +102,12 @@ pub trait StoreBackend: Send + Sync + 'static {
     fn record_receipt(&self, receipt: IncomingReceipt) -> Pending<ReceiptRecorded>;
     /// Records a mobile-originated message (and an opt-out change) with an `mo` event.
     fn record_mo(&self, mo: IncomingMo) -> Pending<MoRecorded>;
-    /// Expires what waited too long: parts still queued past their validity, and parts
-    /// acknowledged more than `receipt_wait_ms` ago without a final receipt (`no_receipt`).
-    /// Works through at most `limit` messages per call so it never stalls other writes.
+    /// Expires what waited too long: parts queued or waiting for a retry past their validity
+    /// (whether or not an SMSC is bound), and parts acknowledged more than `receipt_wait_ms` ago
+    /// without a final receipt (`no_receipt`); each message reaching a final state this way gets
+    /// a `state` event. Finds them through indexes of what is due (oldest first), so the cost
+    /// follows the work, not the store's size. Works through at most `limit` parts of each kind
+    /// per call so it never stalls other writes; `more` in the answer says to call again.
     fn expire(&self, now_ms: i64, receipt_wait_ms: i64, limit: usize) -> Pending<Expired>;
     /// Replaces the parts of a message none of whose parts was acknowledged yet (failover to an
     /// SMSC with other split settings).

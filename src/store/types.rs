@@ -200,6 +200,9 @@ pub enum Disposition {
     },
     /// Permanent failure: the part (and so the message) is `failed`.
     Permanent,
+    /// Its validity ended before it was written to an SMSC (the session checks right before
+    /// the write): the part (and so the message) is `expired`.
+    Expired,
 }
 
 /// A part was not acknowledged.
@@ -375,6 +378,8 @@ pub struct Expired {
     pub no_receipt: u64,
     /// Messages looked at.
     pub scanned: u64,
+    /// The call stopped at its limit: more may be due now, so call again.
+    pub more: bool,
 }
 
 /// Retention ages (ms). `None` keeps for ever.

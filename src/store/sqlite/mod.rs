@@ -11,6 +11,7 @@
 //! (disk full, read-only, I/O) fail the whole batch with [`StoreError::Unavailable`]; the next
 //! batch tries again, so the store recovers by itself when space returns.
 
+mod lock;
 mod read;
 mod schema;
 mod write;
@@ -133,6 +134,8 @@ pub struct SqliteStore {
     threads: Mutex<Vec<JoinHandle<()>>>,
     seq: watch::Receiver<i64>,
     capacity: usize,
+    /// Released by [`StoreBackend::close`] once the writer has stopped.
+    lock: Mutex<Option<lock::StoreLock>>,
 }
 
 fn open_error(path: &Path, detail: impl ToString) -> StoreError {
@@ -212,6 +215,9 @@ impl SqliteStore {
     pub fn open(opts: SqliteOptions) -> Result<(SqliteStore, Recovery), StoreError> {
         let path = opts.path.clone();
         create_private(&path)?;
+        // Before anything else touches the file: recovery below requeues every part in flight,
+        // which must never happen under a daemon that is still sending them.
+        let lock = lock::StoreLock::acquire(&path)?;
         let mut conn = Connection::open(&path).map_err(|e| open_error(&path, e))?;
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
@@ -303,6 +309,7 @@ impl SqliteStore {
                 threads: Mutex::new(threads),
                 seq: seq_rx,
                 capacity: opts.queue_capacity.max(1),
+                lock: Mutex::new(Some(lock)),
             },
             recovery,
         ))
@@ -700,5 +707,7 @@ impl StoreBackend for SqliteStore {
                 tracing::error!("a store thread panicked");
             }
         }
+        // Last: another daemon may take the file only when nothing of ours writes to it.
+        drop(self.lock.lock().unwrap_or_else(|p| p.into_inner()).take());
     }
 }

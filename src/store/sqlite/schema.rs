@@ -138,6 +138,16 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX message_done ON message(done_at) WHERE done_at IS NOT NULL;
     "#,
+    // 5: expiry that keeps up at any rate. A part carries its message's validity, and each sweep
+    // reads a partial index of exactly what may be due (queued or waiting parts with a validity;
+    // acknowledged parts waiting for a receipt), oldest first, instead of walking the messages.
+    r#"
+    ALTER TABLE part ADD COLUMN valid_until INTEGER;
+    UPDATE part SET valid_until = (SELECT m.valid_until FROM message m WHERE m.id = part.message_id)
+        WHERE message_id IN (SELECT id FROM message WHERE valid_until IS NOT NULL);
+    CREATE INDEX part_validity ON part(valid_until) WHERE valid_until IS NOT NULL AND state IN (0, 2);
+    CREATE INDEX part_awaiting ON part(acked_at) WHERE state = 3 AND dlr = 1;
+    "#,
 ];
 
 /// The schema version this build writes.

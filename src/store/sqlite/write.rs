@@ -48,8 +48,8 @@ impl<'c> Stmts<'c> {
                     text = CASE WHEN ?5 THEN NULL ELSE text END
                  WHERE id = ?1")?,
             insert_part: conn.prepare("INSERT INTO part (message_id, n, route, priority, parts, dlr, state, data_coding,
-                esm_class, sar_ref, segment)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?10)")?,
+                esm_class, sar_ref, segment, valid_until)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?10, ?11)")?,
             // One statement per part: measured cheaper than one `UPDATE … WHERE (message_id, n)
             // IN (the same ordered, limited select)`, which sorts again.
             claim_send: conn.prepare("UPDATE part SET state = 1, attempts = attempts + 1 WHERE message_id = ?1 AND n = ?2")?,
@@ -94,9 +94,6 @@ pub(crate) struct Writer<'c> {
     batch_seq: Option<i64>,
     /// Highest event seq committed and not yet published.
     committed_seq: Option<i64>,
-    /// Rolling sweep position of `expire`, and the oldest non-final message seen this sweep.
-    expire_cursor: i64,
-    expire_pass_min: Option<i64>,
     /// Settings to apply once the current transaction is committed.
     pending_settings: Option<Settings>,
     held: HeldFilter,
@@ -206,6 +203,15 @@ impl HeldFilter {
 /// A part a receipt matched: the part, what settling it needs, its receipts list.
 type Matched = (PartRef, PartInfo, Option<String>);
 
+/// What every part of a message repeats from it (so the queue and the sweeps need no join).
+#[derive(Clone, Copy)]
+struct PartFields<'a> {
+    route: &'a str,
+    priority: u8,
+    dlr: bool,
+    valid_until: Option<i64>,
+}
+
 /// A held receipt: log id, stat, err, outcome code, fingerprint.
 type HeldRow = (i64, String, Option<String>, Option<i64>, i64);
 
@@ -257,8 +263,6 @@ impl<'c> Writer<'c> {
             settings,
             batch_seq: None,
             committed_seq: None,
-            expire_cursor: 0,
-            expire_pass_min: None,
             pending_settings: None,
             held,
             claimed: HashMap::new(),
@@ -541,7 +545,13 @@ impl<'c> Writer<'c> {
                 ))
             });
         }
-        self.insert_parts(id, &m.route, m.priority, m.dlr, &m.parts)?;
+        let fields = PartFields {
+            route: &m.route,
+            priority: m.priority,
+            dlr: m.dlr,
+            valid_until: m.valid_until_ms,
+        };
+        self.insert_parts(id, fields, &m.parts)?;
         Ok(Accepted {
             id,
             parts,
@@ -554,9 +564,7 @@ impl<'c> Writer<'c> {
     fn insert_parts(
         &mut self,
         id: MessageId,
-        route: &str,
-        priority: u8,
-        dlr: bool,
+        f: PartFields<'_>,
         parts: &[NewPart],
     ) -> Result<(), JobError> {
         let st = &mut self.st.insert_part;
@@ -564,14 +572,15 @@ impl<'c> Writer<'c> {
             st.execute(params![
                 id.as_i64(),
                 (i + 1) as i64,
-                route,
-                priority,
+                f.route,
+                f.priority,
                 parts.len() as i64,
-                dlr,
+                f.dlr,
                 p.data_coding,
                 p.esm_class,
                 p.sar_ref,
-                p.segment
+                p.segment,
+                f.valid_until
             ])?;
         }
         Ok(())
@@ -1102,6 +1111,13 @@ impl<'c> Writer<'c> {
                     )?
                     .execute(params![id, f.part.n, f.status, f.now_ms, f.smsc])?;
             }
+            Disposition::Expired => {
+                self.conn
+                    .prepare_cached(
+                        "UPDATE part SET state = 6, done_at = ?3 WHERE message_id = ?1 AND n = ?2",
+                    )?
+                    .execute(params![id, f.part.n, f.now_ms])?;
+            }
         }
         let change = self.recompute(f.part.message, f.now_ms)?;
         self.state_event(f.part.message, change, f.now_ms)?;
@@ -1168,75 +1184,89 @@ impl<'c> Writer<'c> {
         receipt_wait: i64,
         limit: usize,
     ) -> Result<Expired, JobError> {
-        let cutoff = MessageId::first_at(now.saturating_sub(receipt_wait.max(0))).as_i64();
-        let rows: Vec<(i64, i64, Option<i64>, bool)> = {
-            let mut st = self.conn.prepare_cached(
-                "SELECT id, state, valid_until, dlr FROM message
-                 WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT ?3",
-            )?;
-            st.query_map(params![self.expire_cursor, cutoff, limit as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })?
-            .collect::<Result<_, _>>()?
-        };
-        let mut out = Expired {
-            scanned: rows.len() as u64,
-            ..Expired::default()
-        };
-        for &(raw_id, state, valid_until, dlr) in &rows {
-            let id = MessageId::from_i64(raw_id);
-            let state = MessageState::from_code(state).unwrap_or(MessageState::Queued);
-            if state.is_final() || (!dlr && state == MessageState::Submitted) {
-                continue;
-            }
-            let mut touched = false;
-            if valid_until.is_some_and(|v| v < now) {
-                touched |= self
-                    .conn
-                    .prepare_cached(
-                        "UPDATE part SET state = 6, done_at = ?2
-                         WHERE message_id = ?1 AND state IN (0, 2)",
-                    )?
-                    .execute(params![raw_id, now])?
-                    > 0;
-            }
-            if dlr {
-                touched |= self
-                    .conn
-                    .prepare_cached(
-                        "UPDATE part SET state = 9, done_at = ?2
-                         WHERE message_id = ?1 AND state = 3 AND acked_at <= ?3",
-                    )?
-                    .execute(params![raw_id, now, now - receipt_wait])?
-                    > 0;
-            }
-            let after = if touched {
-                let change = self.recompute(id, now)?;
-                self.state_event(id, change, now)?;
-                match change.1 {
-                    MessageState::Expired if change.0 != MessageState::Expired => out.expired += 1,
-                    MessageState::NoReceipt if change.0 != MessageState::NoReceipt => {
-                        out.no_receipt += 1
-                    }
-                    _ => {}
-                }
-                change.1
-            } else {
-                state
-            };
-            if !after.is_final() {
-                self.expire_pass_min = Some(self.expire_pass_min.map_or(raw_id, |m| m.min(raw_id)));
-            }
+        let limit = limit.max(1);
+        let mut out = Expired::default();
+        // Queued or waiting parts past their validity (SMSC bound or not).
+        let due = self.due_messages(
+            "SELECT message_id FROM part
+             WHERE state IN (0, 2) AND valid_until < ?1 ORDER BY valid_until LIMIT ?2",
+            now,
+            limit,
+            &mut out,
+        )?;
+        for id in due {
+            let n = self
+                .conn
+                .prepare_cached(
+                    "UPDATE part SET state = 6, done_at = ?2
+                     WHERE message_id = ?1 AND state IN (0, 2) AND valid_until < ?2",
+                )?
+                .execute(params![id.as_i64(), now])?;
+            self.settle_swept(id, n, now, &mut out)?;
         }
-        // A rolling sweep: continue after the last row; at the end, restart from the oldest
-        // message that was still open, so open messages never block the sweep.
-        if rows.len() < limit {
-            let after_last = rows.last().map_or(self.expire_cursor, |r| r.0 + 1);
-            self.expire_cursor = self.expire_pass_min.take().unwrap_or(after_last);
-        } else if let Some(last) = rows.last() {
-            self.expire_cursor = last.0 + 1;
+        // Acknowledged parts whose receipt did not come within the wait.
+        let cut = now.saturating_sub(receipt_wait.max(0));
+        let waiting = self.due_messages(
+            "SELECT message_id FROM part
+             WHERE state = 3 AND dlr = 1 AND acked_at <= ?1 ORDER BY acked_at LIMIT ?2",
+            cut,
+            limit,
+            &mut out,
+        )?;
+        for id in waiting {
+            let n = self
+                .conn
+                .prepare_cached(
+                    "UPDATE part SET state = 9, done_at = ?2
+                     WHERE message_id = ?1 AND state = 3 AND dlr = 1 AND acked_at <= ?3",
+                )?
+                .execute(params![id.as_i64(), now, cut])?;
+            self.settle_swept(id, n, now, &mut out)?;
         }
         Ok(out)
+    }
+
+    /// The messages of up to `limit` due parts found by `sql` (parameters: the bound, the
+    /// limit), each once. Notes in `out` when the limit was reached (more may be due).
+    fn due_messages(
+        &mut self,
+        sql: &str,
+        bound: i64,
+        limit: usize,
+        out: &mut Expired,
+    ) -> Result<Vec<MessageId>, JobError> {
+        let mut ids: Vec<i64> = self
+            .conn
+            .prepare_cached(sql)?
+            .query_map(params![bound, limit as i64], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        out.more |= ids.len() >= limit;
+        ids.sort_unstable();
+        ids.dedup();
+        out.scanned += ids.len() as u64;
+        Ok(ids.into_iter().map(MessageId::from_i64).collect())
+    }
+
+    /// Settles a message after the sweep changed `changed` of its parts: its state, the `state`
+    /// event when it became final, and the counts.
+    fn settle_swept(
+        &mut self,
+        id: MessageId,
+        changed: usize,
+        now: i64,
+        out: &mut Expired,
+    ) -> Result<(), JobError> {
+        if changed == 0 {
+            return Ok(());
+        }
+        let change = self.recompute(id, now)?;
+        self.state_event(id, change, now)?;
+        match change.1 {
+            MessageState::Expired if change.0 != MessageState::Expired => out.expired += 1,
+            MessageState::NoReceipt if change.0 != MessageState::NoReceipt => out.no_receipt += 1,
+            _ => {}
+        }
+        Ok(())
     }
 
     pub(crate) fn resplit(
@@ -1251,10 +1281,12 @@ impl<'c> Writer<'c> {
                 problem: format!("a message has 1 to 255 parts, not {}", parts.len()),
             }));
         }
-        let (route, priority, dlr): (String, u8, bool) = self
+        let (route, priority, dlr, valid_until): (String, u8, bool, Option<i64>) = self
             .conn
-            .prepare_cached("SELECT route, priority, dlr FROM message WHERE id = ?1")?
-            .query_row([id.as_i64()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .prepare_cached("SELECT route, priority, dlr, valid_until FROM message WHERE id = ?1")?
+            .query_row([id.as_i64()], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
             .optional()?
             .ok_or_else(|| {
                 JobError::Domain(StoreError::NotFound {
@@ -1281,7 +1313,13 @@ impl<'c> Writer<'c> {
         self.conn
             .prepare_cached("DELETE FROM part WHERE message_id = ?1")?
             .execute([id.as_i64()])?;
-        self.insert_parts(id, &route, priority, dlr, parts)?;
+        let fields = PartFields {
+            route: &route,
+            priority,
+            dlr,
+            valid_until,
+        };
+        self.insert_parts(id, fields, parts)?;
         if maybe_dup {
             self.conn
                 .prepare_cached("UPDATE part SET maybe_dup = 1 WHERE message_id = ?1")?

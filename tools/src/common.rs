@@ -1,4 +1,4 @@
-//! Shared plumbing of the end-to-end benchmark tools (`kannel_load`, `scaling`): starting
+//! Shared plumbing of the end-to-end measurement programs (`kannel-load`, `scaling`): starting
 //! `smppd sim` and `smppd run` as child processes on loopback with free ports, talking to the
 //! simulator's control port and the daemon's submit protocol (one JSON line each way), running
 //! `smppd bench --json`, reading CPU time and RSS from /proc, and small statistics.
@@ -282,7 +282,7 @@ impl Daemon {
             None => String::new(),
         };
         format!(
-            r#"# Written by the benchmark tools (benches/common/mod.rs).
+            r#"# Written by the benchmark tools (tools/src/common.rs).
 [listen]
 submit = "{submit}"
 

@@ -1,5 +1,5 @@
 //! Scaling figures of smppd end to end against `smppd sim` (issue #8, item 4), run by
-//! `bench/scaling.sh`, or directly: `cargo bench --bench scaling -- --quick`.
+//! `bench/scaling.sh`, or directly: `cargo run --release -p smppd-tools --bin scaling -- --quick`.
 //!
 //! Every point starts a fresh simulator (receipts at once) and a fresh `smppd run` (store
 //! `sync = "normal"`) and drives it with `smppd bench`:
@@ -14,8 +14,6 @@
 //! Writes `bench/results/scaling.{csv,json}`, `drain.csv`, `pacing.csv` and the plot
 //! `scaling.png` (plotters; text in DejaVu Sans from the system's fonts).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,10 +21,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use common::{BenchRun, Daemon, DaemonSpec, Sim};
 use plotters::prelude::*;
 use serde::Serialize;
 use serde_json::{Value, json};
+use smppd_tools::common;
+use smppd_tools::common::{BenchRun, Daemon, DaemonSpec, Sim};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -72,11 +71,8 @@ struct Args {
     /// A TTF font for the plot's text (default: DejaVu Sans from /usr/share/fonts).
     #[arg(long)]
     font: Option<PathBuf>,
-    /// Passed by `cargo bench`; ignored.
+    /// Accepted for older scripts (`-- --run`); the program always runs.
     #[arg(long, hide = true)]
-    bench: bool,
-    /// Run with the defaults (a plain `cargo bench` passes no option and is skipped).
-    #[arg(long)]
     run: bool,
 }
 
@@ -444,15 +440,6 @@ fn pacing(args: &Args, smppd: &Path, work: &Path, rate: u32, seconds: u32) -> Re
 }
 
 fn main() -> std::process::ExitCode {
-    // A plain `cargo bench` passes only `--bench`: this run takes minutes, so it needs options.
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    if argv.iter().all(|a| a == "--bench") {
-        println!(
-            "scaling: skipped (takes minutes); run bench/scaling.sh [--quick], or cargo bench \
-             --bench scaling -- --run"
-        );
-        return std::process::ExitCode::SUCCESS;
-    }
     match run(Args::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

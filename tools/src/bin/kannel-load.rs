@@ -1,5 +1,5 @@
 //! The side-by-side benchmark of smppd against Kannel (issue #8, item 2), run by
-//! `bench/vs-kannel.sh`, or directly: `cargo bench --bench kannel_load -- --rounds 3`.
+//! `bench/vs-kannel.sh`, or directly: `cargo run --release -p smppd-tools --bin kannel-load -- --rounds 3`.
 //!
 //! One `smppd sim` (receipts at once) is the SMSC of both gateways. Each round runs smppd
 //! (`smppd run` driven by `smppd bench`) and then Kannel (bearerbox + smsbox driven over HTTP
@@ -15,8 +15,6 @@
 //! Kannel's settings, and why each is its best, are in [`kannel_conf`]. The results go to
 //! `bench/results/vs-kannel.{json,csv}` (per-round rows, medians, ratios, both configurations).
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,12 +25,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use clap::Parser;
-use common::{BenchRun, Daemon, DaemonSpec, Proc, Sim};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use serde_json::{Value, json};
+use smppd::text::samples::Mix;
+use smppd_tools::common;
+use smppd_tools::common::{BenchRun, Daemon, DaemonSpec, Proc, Sim};
 
 /// Options; the defaults are what `bench/vs-kannel.sh` runs.
 #[derive(Debug, Parser)]
@@ -94,11 +94,8 @@ struct Args {
     /// Working directory for stores, configurations and logs (default: a fresh one in /tmp).
     #[arg(long)]
     work: Option<PathBuf>,
-    /// Passed by `cargo bench`; ignored.
+    /// Accepted for older scripts (`-- --run`); the program always runs.
     #[arg(long, hide = true)]
-    bench: bool,
-    /// Run with the defaults (a plain `cargo bench` passes no option and is skipped).
-    #[arg(long)]
     run: bool,
 }
 
@@ -116,39 +113,6 @@ struct Load {
     count: usize,
     mix: String,
     rate: Option<u32>,
-}
-
-fn parse_mix(s: &str) -> Result<[u32; 3]> {
-    let mut w = [0u32; 3];
-    for part in s.split(',') {
-        let (k, v) = part
-            .split_once('=')
-            .with_context(|| format!("--mix {part:?}: want name=weight"))?;
-        let v: u32 = v.trim().parse().with_context(|| format!("--mix {v:?}"))?;
-        match k.trim() {
-            "short" => w[0] = v,
-            "long" => w[1] = v,
-            "emoji" => w[2] = v,
-            other => bail!("--mix: unknown kind {other:?}"),
-        }
-    }
-    if w.iter().sum::<u32>() == 0 {
-        bail!("--mix: all weights are 0");
-    }
-    Ok(w)
-}
-
-/// The kind of message number `k`: the same rule as `smppd bench`.
-fn kind_of(k: usize, w: &[u32; 3]) -> usize {
-    let total: u32 = w.iter().sum();
-    let pick = (k as u32).wrapping_mul(7919) % total;
-    if pick < w[0] {
-        0
-    } else if pick < w[0] + w[1] {
-        1
-    } else {
-        2
-    }
 }
 
 /// The destination of message number `k`: the same numbers as `smppd bench` (+4670 and 7 digits).
@@ -196,7 +160,7 @@ fn kannel_conf(
 ) -> String {
     let throughput = throughput.map_or(String::new(), |r| format!("throughput = {r}\n"));
     format!(
-        r#"# Written by benches/kannel_load.rs for one round; see kannel_conf() there for the reasons.
+        r#"# Written by tools/src/bin/kannel-load.rs for one round; see kannel_conf() there for the reasons.
 group = core
 admin-port = {admin}
 admin-password = bench
@@ -458,7 +422,7 @@ async fn kannel_load(
     dlr_port: u16,
     count: usize,
     conns: usize,
-    weights: [u32; 3],
+    mix: Mix,
 ) -> Result<(WorkerOut, f64)> {
     let next = Arc::new(AtomicUsize::new(0));
     let texts = Arc::new(smppd::text::samples::mix_texts());
@@ -473,7 +437,7 @@ async fn kannel_load(
                 if k >= count {
                     break;
                 }
-                let uri = sendsms_uri(k, kind_of(k, &weights), &texts, dlr_port);
+                let uri = sendsms_uri(k, mix.kind_of(k as u64), &texts, dlr_port);
                 let t0 = run.now_ns();
                 run.sent_ns[k].store(t0, Ordering::Release);
                 match get(&mut sender, port, &uri).await {
@@ -514,7 +478,7 @@ async fn kannel_load(
 
 /// One Kannel round: start bearerbox and smsbox, warm up, load, wait for the DLRs, stop.
 fn kannel_round(args: &Args, sim: &Sim, dir: &Path, round: usize, load: &Load) -> Result<Row> {
-    let weights = parse_mix(&load.mix)?;
+    let mix = Mix::parse(&load.mix)?;
     std::fs::create_dir_all(dir)?;
     let ports = KannelPorts {
         admin: common::free_port()?,
@@ -567,7 +531,7 @@ fn kannel_round(args: &Args, sim: &Sim, dir: &Path, round: usize, load: &Load) -
             dlr_port,
             n,
             args.kannel_connections,
-            weights,
+            mix,
         )
         .await?;
         let want = out.accepted.len();
@@ -901,27 +865,17 @@ fn write_results(
 }
 
 fn main() -> std::process::ExitCode {
-    // A plain `cargo bench` runs every bench target with only `--bench`: this one takes minutes
-    // and needs Kannel, so it runs only when asked with options (bench/vs-kannel.sh does).
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    if argv.iter().all(|a| a == "--bench") {
-        println!(
-            "kannel_load: skipped (the side-by-side run against Kannel takes minutes); run \
-             bench/vs-kannel.sh, or cargo bench --bench kannel_load -- --run"
-        );
-        return std::process::ExitCode::SUCCESS;
-    }
     match run(Args::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("kannel_load: {e:#}");
+            eprintln!("kannel-load: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }
 }
 
 fn run(args: Args) -> Result<()> {
-    let weights = parse_mix(&args.mix)?;
+    let mix = Mix::parse(&args.mix)?;
     let smppd = args.smppd.clone().unwrap_or_else(common::default_smppd);
     if !smppd.exists() {
         bail!(
@@ -948,7 +902,7 @@ fn run(args: Args) -> Result<()> {
         "simulator {} (control {}), {} messages per run, mix {}, window {}, {} rounds",
         sim.addr, sim.control, args.count, args.mix, args.window, args.rounds
     );
-    let expected_parts: u64 = (0..args.count).map(|k| PARTS[kind_of(k, &weights)]).sum();
+    let expected_parts: u64 = (0..args.count).map(|k| PARTS[mix.kind_of(k as u64)]).sum();
     print_header();
     let mut rows = Vec::new();
     let mut smppd_config = String::new();
