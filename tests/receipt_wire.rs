@@ -176,6 +176,27 @@ fn default_cases() -> Vec<Case> {
             ],
         },
         Case {
+            name: "a late ENROUTE or ACCEPTD after DELIVRD changes nothing",
+            to: TO_B,
+            steps: vec![
+                step(
+                    move |id| text(std_line(id, "DELIVRD")),
+                    "DELIVRD",
+                    "delivered",
+                ),
+                step(
+                    move |id| text(std_line(id, "ENROUTE")),
+                    "DELIVRD",
+                    "delivered",
+                ),
+                step(
+                    move |id| text(std_line(id, "ACCEPTD")),
+                    "DELIVRD",
+                    "delivered",
+                ),
+            ],
+        },
+        Case {
             name: "an intermediate notification (esm_class 0x20) never settles",
             to: TO_A,
             steps: vec![step(
@@ -391,6 +412,14 @@ fn final_acceptd_cases() -> Vec<Case> {
             steps: vec![
                 step(move |id| text(line(id, "ACCEPTD")), "ACCEPTD", "accepted"),
                 step(move |id| text(line(id, "DELIVRD")), "DELIVRD", "delivered"),
+            ],
+        },
+        Case {
+            name: "a final ACCEPTD after DELIVRD does not undo it",
+            to: TO_A,
+            steps: vec![
+                step(move |id| text(line(id, "DELIVRD")), "DELIVRD", "delivered"),
+                step(move |id| text(line(id, "ACCEPTD")), "DELIVRD", "delivered"),
             ],
         },
         Case {

@@ -68,7 +68,8 @@ impl<'c> Stmts<'c> {
             ack: conn.prepare("UPDATE part SET state = 3, smsc = ?3, smsc_id = ?4, smsc_key = ?5, last_status = 0,
                     acked_at = ?6
                  WHERE message_id = ?1 AND n = ?2 AND state <= 2")?,
-            receipt_part: conn.prepare("UPDATE part SET state = ?3, stat = ?4, err = ?5,
+            receipt_part: conn.prepare("UPDATE part SET state = ?3,
+                    stat = CASE WHEN ?9 THEN ?4 ELSE stat END, err = CASE WHEN ?9 THEN ?5 ELSE err END,
                     done_at = CASE WHEN ?6 THEN ?7 ELSE done_at END,
                     receipts = coalesce(receipts || ',', '') || ?8
                  WHERE message_id = ?1 AND n = ?2")?,
@@ -802,6 +803,11 @@ impl<'c> Writer<'c> {
             (s, Some(o)) if !s.is_pending() && s != PartState::Failed => PartState::from_outcome(o),
             (s, _) => s,
         };
+        // The part shows the stat that decided its state: a late intermediate receipt (ENROUTE
+        // after DELIVRD) or a final ACCEPTD after DELIVRD is logged but leaves stat and err.
+        let decides = !cur.is_final()
+            || next != cur
+            || outcome.is_some_and(|o| PartState::from_outcome(o) == next);
         self.st.receipt_part.execute(params![
             part.message.as_i64(),
             part.n,
@@ -810,7 +816,8 @@ impl<'c> Writer<'c> {
             err,
             next.is_final() && next != cur,
             now,
-            format!("{log_id}:{fp}")
+            format!("{log_id}:{fp}"),
+            decides
         ])?;
         // A receipt matched by SMSC id means the part was acknowledged.
         let state = self.settle(
