@@ -384,6 +384,46 @@ fn default_cases() -> Vec<Case> {
             )],
         },
         Case {
+            name: "the literal UNKNOWN is final undeliverable; a message_state number names its stat",
+            to: TO_A,
+            steps: vec![
+                step(
+                    move |id| text(std_line(id, "UNKNOWN")),
+                    "UNKNOWN",
+                    "undeliverable",
+                ),
+                step(move |id| text(std_line(id, "2")), "2", "delivered"),
+            ],
+        },
+        Case {
+            name: "ASCII octets labelled UCS-2, submitdate:/donedate: spellings",
+            to: TO_B,
+            steps: vec![step(
+                |id| {
+                    let line = format!(
+                        "id:{id} sub:1 dlvrd:0 submitdate:2501021530 donedate:2501021531 stat:EXPIRED err:0"
+                    );
+                    coded(8, line.into_bytes())
+                },
+                "EXPIRED",
+                "expired",
+            )],
+        },
+        Case {
+            name: "the message_state TLV wins over the text's stat",
+            to: TO_A,
+            steps: vec![step(
+                move |id| DeliverSm {
+                    tlvs: Tlvs::new()
+                        .with(receipted(id))
+                        .with(Tlv::MessageState(MessageState::REJECTED)),
+                    ..text(std_line(id, "DELIVRD"))
+                },
+                "REJECTD",
+                "rejected",
+            )],
+        },
+        Case {
             name: "receipt TLVs with esm_class 0",
             to: TO_A,
             steps: vec![step(
@@ -598,4 +638,32 @@ async fn acceptd_final_is_its_own_state_and_packed_receipts_are_read() {
             .await,
         2.0
     );
+}
+
+/// An SMSC (`receipt_id = "hex_to_dec"`) whose receipt text carries the decimal form of the
+/// hex id its submit_sm_resp returned, with leading zeros and no TLV to fall back on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_text_id_in_the_other_base_is_matched_by_the_smscs_rule() {
+    let smscs = smscs(IdFormat::Hex, IdFormat::Hex).await;
+    let d = Daemon::start(&smscs, "", "receipt_id = \"hex_to_dec\"").await;
+    d.wait_bound().await;
+    let decimal = |id: &str| {
+        let n = u128::from_str_radix(id, 16).expect("a hex id");
+        format!("00{n}")
+    };
+    let cases = vec![Case {
+        name: "decimal text id for a hex submit id",
+        to: TO_A,
+        steps: vec![step(
+            move |id| {
+                text(format!(
+                    "id:{} sub:001 dlvrd:001 stat:DELIVRD err:000",
+                    decimal(id)
+                ))
+            },
+            "DELIVRD",
+            "delivered",
+        )],
+    }];
+    run_cases(&d, &smscs, cases).await;
 }

@@ -11,8 +11,9 @@
 //!
 //! # Variants handled
 //!
-//! Each row is a case in `tests/receipt.rs` (parser) and, through `smppd run` over the SMPP
-//! wire, in `tests/receipt_wire.rs`.
+//! Each row has a case in `tests/receipt.rs` (the parser) and in `tests/receipt_wire.rs`
+//! (deliver_sm over the SMPP wire to `smppd run`, checked through `query` and the
+//! deliver_sm_resp status; the date forms there only as far as they must not disturb a receipt).
 //!
 //! | kind | example | how it is handled |
 //! |---|---|---|
