@@ -445,7 +445,8 @@ impl SimControl {
     /// bind of `system_id` (any receiver bind when `None`). It is counted as a receipt and, with
     /// `record_receipts`, recorded under `message_id` with how it was answered; returns its
     /// [`ReceiptRecord::serial`] (0 when not recorded). An answer other than ESME_ROK makes the
-    /// simulator redeliver it, as an SMSC does.
+    /// simulator redeliver it, as an SMSC does. Dropped (and counted in
+    /// [`Stats::deliveries_dropped`]) when the delivery queue is full.
     pub fn inject_deliver(
         &self,
         system_id: Option<&str>,

@@ -203,7 +203,9 @@ pub(crate) fn inject_deliver(
     shared.track_receipt(&mut d, message_id, false);
     shared.c.receipts_created.fetch_add(1, Ordering::Relaxed);
     let serial = d.serial;
-    let _ = shared.receipts_tx.try_send(d);
+    if shared.receipts_tx.try_send(d).is_err() {
+        shared.c.deliveries_dropped.fetch_add(1, Ordering::Relaxed);
+    }
     serial
 }
 
