@@ -267,7 +267,7 @@ fn real_world_deviations() {
             Some(0),
             date(2025, 1, 2, 15, 30, 0),
             date(2025, 1, 2, 15, 31, 0),
-            Stat::Unknown,
+            Stat::Enroute,
             Some("000"),
             Some(0),
             None,
@@ -315,7 +315,12 @@ fn real_world_deviations() {
         text("id:14 stat:SUBMITTED").stat_text.as_deref(),
         Some("SUBMITTED")
     );
+    assert_eq!(
+        text("id:14 stat:NOROUTE").stat_text.as_deref(),
+        Some("NOROUTE")
+    );
     assert_eq!(text("id:14 stat:DELIVRD").stat_text, None);
+    assert_eq!(text("id:14 stat:delivrd").stat_text, None);
 }
 
 #[test]
@@ -345,7 +350,7 @@ fn stat_outcomes() {
     assert_eq!(final_outcome(Stat::Enroute, Intermediate), None);
     assert_eq!(
         final_outcome(Stat::Accepted, Final),
-        Some(Outcome::Delivered)
+        Some(Outcome::Accepted)
     );
     assert_eq!(final_outcome(Stat::Accepted, Intermediate), None);
     assert_eq!(
@@ -497,6 +502,433 @@ fn an_id_of_nul_padding_is_no_id() {
     let r = text("id:\0\0ab12\0 stat:DELIVRD");
     assert_eq!(r.id, "ab12");
     assert_eq!(receipt_keys(IdRule::Same, &r), vec!["ab12".to_string()]);
+}
+
+/// ACCEPTD is "accepted by the network / next hop" unless the SMSC is configured otherwise, and
+/// it never counts as delivered either way (issue #16: it used to read as delivered).
+#[test]
+fn acceptd_is_intermediate_by_default_and_never_delivered() {
+    assert_eq!(AcceptedIs::default(), AcceptedIs::Intermediate);
+    for spelling in ["ACCEPTD", "acceptd", "Accepted"] {
+        let r = text(&format!("id:1 stat:{spelling}"));
+        assert_eq!(r.stat, Stat::Accepted, "{spelling}");
+        assert_eq!(final_outcome(r.stat, AcceptedIs::default()), None);
+        assert_eq!(
+            final_outcome(r.stat, AcceptedIs::Final),
+            Some(Outcome::Accepted)
+        );
+    }
+    // The TLV form (message_state 6) is the same stat.
+    let tlvs = ReceiptTlvs {
+        receipted_message_id: Some("1"),
+        message_state: Some(6),
+        network_error_code: None,
+    };
+    let r = parse_receipt(b"", &tlvs).expect("parses");
+    assert_eq!(final_outcome(r.stat, AcceptedIs::default()), None);
+}
+
+/// Words for "still on its way" are intermediate and keep their spelling; words nobody defined
+/// are kept verbatim, final and never delivered; the literal UNKNOWN stays final undeliverable.
+#[test]
+fn intermediate_and_unknown_stat_words() {
+    for word in [
+        "ENROUTE",
+        "enroute",
+        "BUFFRED",
+        "BUFFERED",
+        "ACKED",
+        "SENT",
+        "SUBMITTED",
+        "PENDING",
+        "Queued",
+        "SCHEDULED",
+    ] {
+        let r = text(&format!("id:1 sub:001 dlvrd:000 stat:{word} err:000"));
+        assert_eq!(r.stat, Stat::Enroute, "{word}");
+        for acc in [AcceptedIs::Final, AcceptedIs::Intermediate] {
+            assert_eq!(final_outcome(r.stat, acc), None, "{word}");
+        }
+        let expect_text = (!word.eq_ignore_ascii_case("ENROUTE")).then_some(word);
+        assert_eq!(r.stat_text.as_deref(), expect_text, "{word}");
+    }
+    for word in ["NOROUTE", "ERROR", "Blocked", "X_42"] {
+        let r = text(&format!("id:1 stat:{word} err:000"));
+        assert_eq!(r.stat, Stat::Unknown, "{word}");
+        assert_eq!(r.stat_text.as_deref(), Some(word));
+        assert_eq!(
+            final_outcome(r.stat, AcceptedIs::default()),
+            Some(Outcome::Undeliverable)
+        );
+    }
+    // Long names and message_state numbers name their stat.
+    for (word, stat) in [
+        ("DELIVERED", Stat::Delivered),
+        ("2", Stat::Delivered),
+        ("5", Stat::Undeliverable),
+        ("FAILED", Stat::Undeliverable),
+        ("Rejected", Stat::Rejected),
+        ("6", Stat::Accepted),
+        ("1", Stat::Enroute),
+    ] {
+        let r = text(&format!("id:1 stat:{word}"));
+        assert_eq!(
+            (r.stat, r.stat_text.as_deref()),
+            (stat, Some(word)),
+            "{word}"
+        );
+    }
+    assert_eq!(text("id:1 stat:0").stat, Stat::Unknown);
+    // message_state 0 (SMPP 5.0 SCHEDULED, what Kannel sends with BUFFRED): not yet final,
+    // unless the text says more.
+    let scheduled = ReceiptTlvs {
+        receipted_message_id: Some("1"),
+        message_state: Some(0),
+        network_error_code: None,
+    };
+    let r = parse_receipt(b"", &scheduled).expect("parses");
+    assert_eq!(r.stat, Stat::Enroute);
+    let r = parse_receipt(b"id:1 stat:BUFFERD", &scheduled).expect("parses");
+    assert_eq!(
+        (r.stat, r.stat_text.as_deref()),
+        (Stat::Enroute, Some("BUFFERD"))
+    );
+    let r = parse_receipt(b"id:1 stat:DELIVRD", &scheduled).expect("parses");
+    assert_eq!(r.stat, Stat::Delivered);
+    let r = text("id:1 stat:UNKNOWN");
+    assert_eq!((r.stat, r.stat_text), (Stat::Unknown, None));
+    // A text word the TLV contradicts is not shown as what was applied.
+    let tlvs = ReceiptTlvs {
+        receipted_message_id: Some("1"),
+        message_state: Some(2),
+        network_error_code: None,
+    };
+    let r = parse_receipt(b"id:1 stat:BUFFRED", &tlvs).expect("parses");
+    assert_eq!((r.stat, r.stat_text), (Stat::Delivered, None));
+}
+
+/// Real receipt texts that are not the appendix-B line, each with what must be read from it.
+#[test]
+fn text_that_is_not_the_textbook_format() {
+    // (input, id, stat, sub, dlvrd, err, text)
+    type Row<'a> = (
+        &'a [u8],
+        &'a str,
+        Stat,
+        Option<u32>,
+        Option<u32>,
+        Option<&'a str>,
+        Option<&'a str>,
+    );
+    let cases: Vec<Row> = vec![
+        // Bytes before `id:`, with and without a space.
+        (
+            b"DLR: id:a1b2 sub:001 dlvrd:001 stat:DELIVRD err:000",
+            "a1b2",
+            Stat::Delivered,
+            Some(1),
+            Some(1),
+            Some("000"),
+            None,
+        ),
+        (
+            b"#id:a1b2 stat:DELIVRD",
+            "a1b2",
+            Stat::Delivered,
+            None,
+            None,
+            None,
+            None,
+        ),
+        (
+            b"\x00\x05\x00id:a1b2 stat:UNDELIV err:001",
+            "a1b2",
+            Stat::Undeliverable,
+            None,
+            None,
+            Some("001"),
+            None,
+        ),
+        // `msgid:` is another word: the id is the real `id:`.
+        (
+            b"msgid:999 id:a1b2 stat:DELIVRD",
+            "a1b2",
+            Stat::Delivered,
+            None,
+            None,
+            None,
+            None,
+        ),
+        // Bytes after the last field.
+        (
+            b"id:a1b2 sub:1 dlvrd:1 stat:DELIVRD err:0 \x00\x00 trailing junk;",
+            "a1b2",
+            Stat::Delivered,
+            Some(1),
+            Some(1),
+            Some("0"),
+            None,
+        ),
+        (
+            b"id:a1b2\x00\x00 stat:DELIVRD\tERR:000\r\n",
+            "a1b2",
+            Stat::Delivered,
+            None,
+            None,
+            Some("000"),
+            None,
+        ),
+        // Fields in another order, `text:` not last.
+        (
+            b"stat:DELIVRD err:000 text:Hello there id:a1b2 sub:001 dlvrd:001 submit date:2501021530 done date:2501021531",
+            "a1b2",
+            Stat::Delivered,
+            Some(1),
+            Some(1),
+            Some("000"),
+            Some("Hello there"),
+        ),
+        (
+            b"id:a1b2 sub:001 dlvrd:001 submit date:2501021530 done date:2501021531 text:Your code: 1234 stat:REJECTD err:021",
+            "a1b2",
+            Stat::Rejected,
+            Some(1),
+            Some(1),
+            Some("021"),
+            Some("Your code: 1234"),
+        ),
+        // `text:` holding colons and field-like words, before and after the real fields.
+        (
+            b"id:a1b2 sub:001 dlvrd:001 text:Meet at 10:30, id: 77 sub:2 stat:maybe stat:EXPIRED err:000",
+            "a1b2",
+            Stat::Expired,
+            Some(1),
+            Some(1),
+            Some("000"),
+            Some("Meet at 10:30, id: 77 sub:2 stat:maybe"),
+        ),
+        (
+            b"id:a1b2 stat:DELIVRD err:000 text:stat:UNDELIV err:9 id:x",
+            "a1b2",
+            Stat::Delivered,
+            None,
+            None,
+            Some("000"),
+            Some("stat:UNDELIV err:9 id:x"),
+        ),
+        // `text:` empty and followed by the stat, every field out of order.
+        (
+            b"dlvrd:001 err:000 id:c0ffee-77 submit date:1102061930 sub:001 text: stat:UNDELIV done date:1102061931",
+            "c0ffee-77",
+            Stat::Undeliverable,
+            Some(1),
+            Some(1),
+            Some("000"),
+            None,
+        ),
+        // Label case.
+        (
+            b"Id:a1b2 Sub:001 Dlvrd:001 Submit Date:2501021530 Done Date:2501021531 Stat:DELIVRD Err:000 Text:Hi",
+            "a1b2",
+            Stat::Delivered,
+            Some(1),
+            Some(1),
+            Some("000"),
+            Some("Hi"),
+        ),
+        (
+            b"ID:a1b2 STAT:delivrd ERR:000 TEXT:Hi",
+            "a1b2",
+            Stat::Delivered,
+            None,
+            None,
+            Some("000"),
+            Some("Hi"),
+        ),
+        // Empty and missing err; unpadded sub/dlvrd; dlvrd greater than sub.
+        (
+            b"id:a1b2 sub:1 dlvrd:3 submit date:2501021530 done date:2501021531 stat:DELIVRD err: text:x",
+            "a1b2",
+            Stat::Delivered,
+            Some(1),
+            Some(3),
+            None,
+            Some("x"),
+        ),
+        (
+            b"id:a1b2 sub:2 dlvrd:5 stat:DELIVRD text:x",
+            "a1b2",
+            Stat::Delivered,
+            Some(2),
+            Some(5),
+            None,
+            Some("x"),
+        ),
+        // Id forms.
+        (
+            b"id:9f86d081884c7d659a2feaa0c55ad015 stat:DELIVRD err:000",
+            "9f86d081884c7d659a2feaa0c55ad015",
+            Stat::Delivered,
+            None,
+            None,
+            Some("000"),
+            None,
+        ),
+        (
+            b"id:74E02EE1-4E2F-4B8A-9A1C-2F0E5D7C9B11 stat:DELIVRD",
+            "74E02EE1-4E2F-4B8A-9A1C-2F0E5D7C9B11",
+            Stat::Delivered,
+            None,
+            None,
+            None,
+            None,
+        ),
+        (
+            b"id:MSG-2025-ab12-X9 stat:DELIVRD",
+            "MSG-2025-ab12-X9",
+            Stat::Delivered,
+            None,
+            None,
+            None,
+            None,
+        ),
+    ];
+    for (input, id, stat, sub, dlvrd, err, body) in cases {
+        let shown = String::from_utf8_lossy(input);
+        let r = parse_receipt(input, &ReceiptTlvs::default()).expect("receipt parses");
+        assert_eq!(r.id, id, "{shown}");
+        assert_eq!(r.stat, stat, "{shown}");
+        assert_eq!(r.sub, sub, "{shown}");
+        assert_eq!(r.dlvrd, dlvrd, "{shown}");
+        assert_eq!(r.err.as_deref(), err, "{shown}");
+        assert_eq!(r.text.as_deref(), body, "{shown}");
+    }
+    // Fields separated by `;` or `,` with no space.
+    let r = text("id:a1b2;sub:1;dlvrd:1;stat:DELIVRD;err:0");
+    assert_eq!(
+        (r.id.as_str(), r.stat, r.err.as_deref(), r.dlvrd),
+        ("a1b2", Stat::Delivered, Some("0"), Some(1))
+    );
+    // No stat anywhere: `dlvrd:` says whether it was delivered.
+    assert_eq!(text("id:1 sub:001 dlvrd:001 err:000").stat, Stat::Delivered);
+    assert_eq!(text("id:1 sub:001 dlvrd:000 err:000").stat, Stat::Unknown);
+    // A receipt whose only id-like word is part of another word has no id.
+    assert_eq!(
+        parse_receipt(b"msgid:12 stat:DELIVRD", &ReceiptTlvs::default()),
+        Err(ReceiptError::NoId)
+    );
+}
+
+/// Dates of 10, 12 and 14 digits, and with a zone (converted to UTC), or the SMPP time form.
+#[test]
+fn dates_in_every_length_and_with_a_zone() {
+    let cases: &[(&str, Option<ReceiptDate>)] = &[
+        ("2501021530", date(2025, 1, 2, 15, 30, 0)),
+        ("250102153012", date(2025, 1, 2, 15, 30, 12)),
+        ("20250102153012", date(2025, 1, 2, 15, 30, 12)),
+        ("2501021530+0100", date(2025, 1, 2, 14, 30, 0)),
+        ("2501021530 +01:00", date(2025, 1, 2, 14, 30, 0)),
+        ("20250102153012Z", date(2025, 1, 2, 15, 30, 12)),
+        ("250102153012-05", date(2025, 1, 2, 20, 30, 12)),
+        ("2501021530 UTC", date(2025, 1, 2, 15, 30, 0)),
+        // A zone word we cannot convert: the date as written.
+        ("2501021530 CET", date(2025, 1, 2, 15, 30, 0)),
+        // Across a year boundary.
+        ("2501010030+0100", date(2024, 12, 31, 23, 30, 0)),
+        // SMPP absolute time: quarter hours, `+` ahead of UTC.
+        ("250102153012004+", date(2025, 1, 2, 14, 30, 12)),
+        ("250102153012008-", date(2025, 1, 2, 17, 30, 12)),
+        // Not dates.
+        ("2501021530+01x0", None),
+        ("25010215", None),
+        ("0000000000+0100", None),
+    ];
+    for (s, want) in cases {
+        assert_eq!(ReceiptDate::parse(s), *want, "{s}");
+        let r = text(&format!("id:1 submit date:{s} done date:{s} stat:DELIVRD"));
+        assert_eq!(r.done_date, *want, "{s} in a receipt");
+        assert_eq!(r.stat, Stat::Delivered, "{s} in a receipt");
+    }
+}
+
+/// Ids as SMSCs write them find the part stored under the submit_sm_resp id, whatever the case.
+#[test]
+fn id_forms_and_case_find_their_part() {
+    let pairs = [
+        // (submit_sm_resp id, id in the receipt)
+        (
+            "9F86D081884C7D659A2FEAA0C55AD015",
+            "9f86d081884c7d659a2feaa0c55ad015",
+        ),
+        (
+            "74e02ee1-4e2f-4b8a-9a1c-2f0e5d7c9b11",
+            "74E02EE1-4E2F-4B8A-9A1C-2F0E5D7C9B11",
+        ),
+        ("Msg-0A1B2C-x7", "MSG-0A1B2C-X7"),
+        ("0059113978", "59113978"),
+    ];
+    for (submitted, in_receipt) in pairs {
+        for rule in [IdRule::Same, IdRule::HexToDec, IdRule::DecToHex] {
+            let stored = submit_key(rule, submitted);
+            let r = text(&format!("id:{in_receipt} stat:DELIVRD"));
+            let keys = receipt_keys(rule, &r);
+            let tlvs = ReceiptTlvs {
+                receipted_message_id: Some(in_receipt),
+                ..ReceiptTlvs::default()
+            };
+            let via_tlv = parse_receipt(b"stat:DELIVRD", &tlvs).expect("parses");
+            assert!(
+                receipt_keys(rule, &via_tlv).contains(&stored),
+                "{rule:?} TLV {in_receipt}"
+            );
+            // The text id in another base only under the conversion rules; the others must
+            // find it as written.
+            let numeric = in_receipt.bytes().all(|c| c.is_ascii_hexdigit());
+            if rule == IdRule::Same || !numeric {
+                assert!(
+                    keys.contains(&stored),
+                    "{rule:?} text {in_receipt}: {keys:?}"
+                );
+            }
+        }
+    }
+    assert_eq!(canonical_id("74E02EE1-4E2F"), "74e02ee1-4e2f");
+}
+
+/// Receipt text is decoded by data_coding before it is parsed.
+#[test]
+fn receipt_text_is_decoded_by_data_coding() {
+    use smppd::receipt::{ReceiptCoding, receipt_text};
+    let line = "id:7f3a sub:001 dlvrd:001 stat:DELIVRD err:000 text:Grüße";
+    let coding = |data_coding: u8| ReceiptCoding {
+        data_coding,
+        ..ReceiptCoding::default()
+    };
+    let ucs2: Vec<u8> = line.encode_utf16().flat_map(u16::to_be_bytes).collect();
+    let latin1: Vec<u8> = line.chars().map(|c| c as u8).collect();
+    for (bytes, c) in [(ucs2, coding(8)), (latin1, coding(3))] {
+        let decoded = receipt_text(&bytes, c);
+        let r = parse_receipt(&decoded, &ReceiptTlvs::default()).expect("parses");
+        assert_eq!(
+            (r.id.as_str(), r.stat, r.text.as_deref()),
+            ("7f3a", Stat::Delivered, Some("Grüße"))
+        );
+    }
+    let mut packed = Vec::new();
+    smppd::text::gsm::pack_septets(b"id:7f3a stat:UNDELIV err:001", 0, &mut packed);
+    let c = ReceiptCoding {
+        gsm_packed: true,
+        ..coding(0)
+    };
+    let r = parse_receipt(&receipt_text(&packed, c), &ReceiptTlvs::default()).expect("parses");
+    assert_eq!((r.id.as_str(), r.stat), ("7f3a", Stat::Undeliverable));
+    // ASCII octets under data_coding 0 are read as they are (`_` stays `_`).
+    let r = parse_receipt(
+        &receipt_text(b"id:ab_12 stat:DELIVRD", coding(0)),
+        &ReceiptTlvs::default(),
+    )
+    .expect("parses");
+    assert_eq!(r.id, "ab_12");
 }
 
 proptest! {

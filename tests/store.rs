@@ -936,8 +936,13 @@ fn aggregation_table() {
     use MessageState as M;
     use PartState::*;
     use smppd::store::aggregate;
-    let cases: [(bool, &[PartState], MessageState); 12] = [
+    let cases: [(bool, &[PartState], MessageState); 16] = [
         (true, &[Queued], M::Queued),
+        // ACCEPTD final (acceptd_final): final, less than delivered, more than nothing.
+        (true, &[Accepted], M::Accepted),
+        (true, &[Delivered, Accepted], M::Accepted),
+        (true, &[Accepted, Undeliverable], M::Undeliverable),
+        (true, &[Accepted, Submitted], M::Submitted),
         (true, &[Submitted, Sending], M::Queued),
         (true, &[Submitted, Waiting], M::Queued),
         (true, &[Submitted, Submitted], M::Submitted),
@@ -1359,4 +1364,57 @@ fn an_event_line_is_the_body_with_event_seq_and_at() {
             assert_eq!(v["body"], "not json");
         }
     }
+}
+
+/// A receipt with no message id at all (unparseable) is logged unmatched under a key no part
+/// can have: not even a part whose SMSC returned an empty id, then or later.
+#[test]
+fn a_receipt_without_an_id_is_kept_unmatched_and_never_matches() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir.path().join("s.db"));
+    store.accept(msg("+46700000001", 1)).wait().expect("accept");
+    let parts = claim_all(&store, "default");
+    ack(&store, parts[0].part, "op-a", "", IdRule::Same);
+    let text = "stat:DELIVRD err:000 text:no id here";
+    let no_id = || {
+        let r = smppd::receipt::parse_receipt_fields(text.as_bytes(), &ReceiptTlvs::default());
+        assert!(r.id.is_empty());
+        IncomingReceipt {
+            smsc: "op-a".into(),
+            rule: IdRule::Same,
+            outcome: final_outcome(r.stat, AcceptedIs::default()),
+            receipt: r,
+            raw: text.as_bytes().to_vec(),
+            tlv_state: None,
+            tlv_network_error: None,
+            now_ms: T0 + 20,
+            reroute: RerouteRule::none(),
+        }
+    };
+    let first = store.record_receipt(no_id()).wait().expect("logged");
+    let ReceiptRecorded::Held { log_id } = first else {
+        panic!("{first:?}")
+    };
+    // The same receipt again is recognised, not logged twice.
+    assert_eq!(
+        store.record_receipt(no_id()).wait().expect("logged"),
+        ReceiptRecorded::Duplicate { log_id }
+    );
+    // A part acknowledged with an empty id later does not take it either.
+    store.accept(msg("+46700000002", 1)).wait().expect("accept");
+    let later = claim_all(&store, "default");
+    assert_eq!(
+        ack(&store, later[0].part, "op-a", "", IdRule::Same),
+        MessageState::Submitted
+    );
+    for p in [parts[0].part, later[0].part] {
+        let m = store
+            .message(p.message)
+            .wait()
+            .expect("read")
+            .expect("found");
+        assert_eq!(m.state, MessageState::Submitted);
+        assert!(m.receipts.is_empty());
+    }
+    assert_eq!(store.stats().wait().expect("stats").unmatched_receipts, 1);
 }

@@ -20,7 +20,7 @@ pub struct ReportsArgs {
     #[arg(long)]
     to: Option<String>,
     /// Messages in this state: queued, submitted, delivered, undeliverable, expired, rejected,
-    /// failed, no_receipt.
+    /// failed, no_receipt, accepted.
     #[arg(long)]
     state: Option<String>,
     /// Messages accepted within this long, e.g. 90s, 30m, 2h, 7d.
@@ -185,7 +185,7 @@ pub fn run(args: ReportsArgs) -> Result<()> {
         Some(s) => Some(MessageState::from_name(s).with_context(|| {
             format!(
                 "--state {s:?}: expected one of queued, submitted, delivered, undeliverable, \
-                 expired, rejected, failed, no_receipt"
+                 expired, rejected, failed, no_receipt, accepted"
             )
         })?),
         None => None,

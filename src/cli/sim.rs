@@ -104,6 +104,9 @@ pub struct SimArgs {
 enum IdArg {
     Hex,
     Decimal,
+    Uuid,
+    Hex32,
+    Hyphenated,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -171,6 +174,9 @@ fn run_inner(args: SimArgs) -> Result<()> {
     config.id_format = match args.id_format {
         IdArg::Hex => IdFormat::Hex,
         IdArg::Decimal => IdFormat::Decimal,
+        IdArg::Uuid => IdFormat::Uuid,
+        IdArg::Hex32 => IdFormat::Hex32,
+        IdArg::Hyphenated => IdFormat::Hyphenated,
     };
     config.receipts.enabled = !args.no_receipts;
     config.receipts.delay = args.receipt_delay;

@@ -162,7 +162,9 @@ pub struct Smsc {
     /// command_status values after which a permanently rejected part is tried on the next SMSC
     /// of its route instead of failing.
     pub failover_statuses: Vec<u32>,
-    /// Whether a receipt with `stat:ACCEPTD` is final (SMPP 3.4) or intermediate (some providers).
+    /// Whether a receipt with `stat:ACCEPTD` is final with the state `accepted` (the SMPP 3.4
+    /// meaning) or, by default, intermediate ("accepted by the network / next hop", as real SMSCs
+    /// and aggregators use it). Never delivered either way.
     pub acceptd_final: bool,
     /// How a message's remaining validity goes into submit_sm's `validity_period`.
     pub validity: ValidityFormat,

@@ -945,7 +945,7 @@ fn smsc(cx: &Ctx<'_>, i: usize, s: &S<RawSmsc>) -> Result<Smsc, ConfigError> {
         gsm_packed: r.gsm_packed.unwrap_or(false),
         max_parts,
         failover_statuses,
-        acceptd_final: r.acceptd_final.unwrap_or(true),
+        acceptd_final: r.acceptd_final.unwrap_or(false),
         validity,
     })
 }

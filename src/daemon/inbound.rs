@@ -4,7 +4,9 @@
 //! an event; or the MO with any opt-out change and an event; or one part of a concatenated MO,
 //! kept until its set is complete, see [`super::mo_sets`]) before the session is told to answer
 //! ESME_ROK; if the store cannot take it, the answer is ESME_RX_T_APPN and the SMSC redelivers
-//! later. Never acknowledge first.
+//! later. Never acknowledge first. A receipt that cannot be parsed or matched is still recorded
+//! (unmatched, counted) and answered ESME_ROK: never an error status the SMSC would redeliver
+//! for ever.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +19,9 @@ use crate::dispatch::Dispatch;
 use crate::dispatch::now_ms;
 use crate::metrics as m;
 use crate::pdu::{CommandStatus, SubmitSm, Tlvs};
-use crate::receipt::{AcceptedIs, ReceiptTlvs, final_outcome, parse_receipt};
+use crate::receipt::{
+    AcceptedIs, ReceiptCoding, ReceiptTlvs, final_outcome, parse_receipt_fields, receipt_text,
+};
 use crate::session::{Event, InboundPdu, InboundReply};
 use crate::store::{
     IncomingMo, IncomingReceipt, OptOutChange, ReceiptRecorded, RerouteRule, Store,
@@ -77,7 +81,8 @@ struct ReceiptMetrics {
     unmatched: metrics::Counter,
 }
 
-type ReceiptHandles = m::Handles<(Arc<str>, &'static str), ReceiptMetrics>;
+/// Keyed by (smsc, stat, unmatched reason).
+type ReceiptHandles = m::Handles<(Arc<str>, &'static str, &'static str), ReceiptMetrics>;
 
 /// Inbound PDUs being recorded at once, at most (each holds an unanswered deliver_sm; the
 /// sessions bound theirs too, this bounds the total).
@@ -131,7 +136,7 @@ pub async fn run(
             rule_of = (cfg.clone(), Arc::new(reroute_rule(&cfg)));
         }
         let msg = inbound_of(pdu);
-        if msg.esm_class.is_receipt() || msg.esm_class.is_intermediate_notification() {
+        if is_receipt(&msg) {
             let ctx = ctx.clone();
             let rule = rule_of.1.clone();
             receipts.push(async move {
@@ -147,6 +152,15 @@ pub async fn run(
     }
     while receipts.next().await.is_some() {}
     while mo_tasks.join_next().await.is_some() {}
+}
+
+/// A delivery receipt by its esm_class message type: SMSC delivery receipt (0x04), SME delivery
+/// acknowledgement (0x08: some SMSCs mark their receipts so; Kannel takes it as a receipt too)
+/// or intermediate notification (0x20); or by the receipt TLVs: some SMSCs send receipts with
+/// esm_class 0, and an MO never carries `receipted_message_id`.
+fn is_receipt(msg: &Inbound) -> bool {
+    matches!(msg.esm_class.message_type(), 0x04 | 0x08 | 0x20)
+        || msg.tlvs.receipted_message_id().is_some()
 }
 
 /// The routes that resend a part once through another SMSC after UNDELIV/REJECTD.
@@ -166,6 +180,54 @@ struct ReceiptCtx {
     handles: ReceiptHandles,
 }
 
+/// A receipt as read from its PDU: the parsed fields (`id` empty when it carries none), the text
+/// the parser read (decoded by `data_coding`), and the raw TLVs for the log.
+struct ReadReceipt {
+    receipt: crate::receipt::Receipt,
+    text: Vec<u8>,
+    tlv_state: Option<u8>,
+    tlv_network_error: Option<[u8; 3]>,
+}
+
+fn read_receipt(msg: &Inbound, gsm_packed: bool) -> ReadReceipt {
+    // A receipted_message_id that is not UTF-8 is still an id (lossy, as the text is).
+    let tlv_id = msg
+        .tlvs
+        .receipted_message_id()
+        .map(|id| String::from_utf8_lossy(id.as_bytes()).into_owned());
+    let tlv_state = msg.tlvs.message_state().map(|s| s.0);
+    let tlv_network_error = msg.tlvs.network_error_code().map(|n| {
+        let c = n.error_code.to_be_bytes();
+        [n.network_type, c[0], c[1]]
+    });
+    let tlvs = ReceiptTlvs {
+        receipted_message_id: tlv_id.as_deref(),
+        message_state: tlv_state,
+        network_error_code: tlv_network_error,
+    };
+    let coding = ReceiptCoding {
+        data_coding: msg.data_coding,
+        udhi: msg.esm_class.udhi(),
+        gsm_packed,
+    };
+    let text = receipt_text(&msg.payload, coding).into_owned();
+    ReadReceipt {
+        receipt: parse_receipt_fields(&text, &tlvs),
+        text,
+        tlv_state,
+        tlv_network_error,
+    }
+}
+
+/// Why a receipt matched no part (the `reason` label of `smppd_receipts_unmatched_total`).
+fn unmatched_reason(has_id: bool) -> &'static str {
+    if has_id { "unknown_id" } else { "no_id" }
+}
+
+/// Records one receipt and answers it. Every receipt the store takes is answered ESME_ROK,
+/// whether it matched a part, matched none (kept unmatched in the log, counted) or carried no
+/// id at all: an error answer would make the SMSC redeliver it for ever or give up on the bind.
+/// Only a store that cannot take it gets ESME_RX_T_APPN, so the SMSC redelivers later.
 async fn receipt(
     ctx: &ReceiptCtx,
     cfg: &Config,
@@ -178,58 +240,40 @@ async fn receipt(
     let smsc: &str = smsc_name;
     let smsc_cfg = cfg.smsc(smsc);
     let rule = smsc_cfg.map(|s| s.receipt_id).unwrap_or_default();
-    let accepted = if smsc_cfg.is_none_or(|s| s.acceptd_final) {
+    let accepted = if smsc_cfg.is_some_and(|s| s.acceptd_final) {
         AcceptedIs::Final
     } else {
         AcceptedIs::Intermediate
     };
-    let tlv_id = msg
-        .tlvs
-        .receipted_message_id()
-        .and_then(|id| id.as_str().map(str::to_owned));
-    let tlv_state = msg.tlvs.message_state().map(|s| s.0);
-    let tlv_network_error = msg.tlvs.network_error_code().map(|n| {
-        let c = n.error_code.to_be_bytes();
-        [n.network_type, c[0], c[1]]
-    });
-    let tlvs = ReceiptTlvs {
-        receipted_message_id: tlv_id.as_deref(),
-        message_state: tlv_state,
-        network_error_code: tlv_network_error,
-    };
-    let parsed = match parse_receipt(&msg.payload, &tlvs) {
-        Ok(r) => r,
-        Err(e) => {
-            // No id at all: nothing to correlate. A permanent "no" stops the SMSC resending
-            // something that will never parse; it is logged for on-call.
-            tracing::warn!(%smsc, error = %e, raw = %String::from_utf8_lossy(&msg.payload), "unparseable receipt refused");
-            reply.answer(CommandStatus::ESME_RX_P_APPN);
-            return;
-        }
-    };
+    let read = read_receipt(&msg, smsc_cfg.is_some_and(|s| s.gsm_packed));
+    let has_id = !read.receipt.id.is_empty();
+    if !has_id {
+        tracing::warn!(%smsc, raw = %String::from_utf8_lossy(&read.text), "receipt without a message id kept unmatched");
+    }
     let outcome = if msg.esm_class.is_intermediate_notification() {
         None
     } else {
-        final_outcome(parsed.stat, accepted)
+        final_outcome(read.receipt.stat, accepted)
     };
-    let stat = parsed.stat.as_str();
+    let stat = read.receipt.stat.as_str();
     let incoming = IncomingReceipt {
         smsc: smsc.to_owned(),
         rule,
-        receipt: parsed,
+        receipt: read.receipt,
         outcome,
-        raw: msg.payload.to_vec(),
-        tlv_state,
-        tlv_network_error,
+        raw: read.text,
+        tlv_state: read.tlv_state,
+        tlv_network_error: read.tlv_network_error,
         now_ms: now_ms(),
         reroute: reroute.clone(),
     };
     match store.backend().record_receipt(incoming).await {
         Ok(recorded) => {
-            let h = handles.get(&(smsc_name.clone(), stat), |(smsc, stat)| ReceiptMetrics {
+            let reason = unmatched_reason(has_id);
+            let h = handles.get(&(smsc_name.clone(), stat, reason), |(smsc, stat, reason)| ReceiptMetrics {
                 receipts: metrics::counter!(m::RECEIPTS, m::label::SMSC => smsc.to_string(), m::label::STAT => *stat),
                 to_receipt: metrics::histogram!(m::ACCEPT_TO_RECEIPT_SECONDS, m::label::SMSC => smsc.to_string()),
-                unmatched: metrics::counter!(m::RECEIPTS_UNMATCHED, m::label::SMSC => smsc.to_string()),
+                unmatched: metrics::counter!(m::RECEIPTS_UNMATCHED, m::label::SMSC => smsc.to_string(), m::label::REASON => *reason),
             });
             match &recorded {
                 ReceiptRecorded::Matched(applied) => {

@@ -100,7 +100,9 @@ pub mod label {
     pub const STATE: &str = "state";
     /// Which of dispatch's side-state maps: `refused`, `affinity`, `resplit`, `no_resplit`.
     pub const MAP: &str = "map";
-    /// Why a concatenated MO was given up: `expired`, `evicted`, `superseded`.
+    /// Why a receipt matched no part (`unknown_id`: no part has its id, yet; `no_id`: it carries
+    /// no message id at all), or why a concatenated MO was given up (`expired`, `evicted`,
+    /// `superseded`).
     pub const REASON: &str = "reason";
 }
 
@@ -117,7 +119,8 @@ pub const PARTS_SUBMITTED: &str = "smppd_parts_submitted_total";
 pub const PARTS_TIMED_OUT: &str = "smppd_parts_timed_out_total";
 /// Receipts received. Labels: route, smsc, stat.
 pub const RECEIPTS: &str = "smppd_receipts_total";
-/// Receipts that matched no sent part (kept in the log). Labels: smsc.
+/// Receipts that matched no sent part (kept in the log, answered ESME_ROK). Labels: smsc, reason
+/// (`unknown_id`, `no_id`).
 pub const RECEIPTS_UNMATCHED: &str = "smppd_receipts_unmatched_total";
 /// A part moved from one SMSC to the next of its route. Labels: route, from, to.
 pub const FAILOVERS: &str = "smppd_failovers_total";
@@ -197,7 +200,7 @@ pub fn describe() {
     describe_counter!(
         RECEIPTS_UNMATCHED,
         Unit::Count,
-        "Receipts that matched no sent part (kept in the delivery-report log)."
+        "Receipts that matched no sent part (kept in the delivery-report log), by smsc and reason (unknown_id, no_id)."
     );
     describe_counter!(
         FAILOVERS,

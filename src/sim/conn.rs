@@ -535,7 +535,7 @@ impl Conn {
         }
         if d.receipt {
             self.shared.c.receipts_sent.fetch_add(1, Ordering::Relaxed);
-            self.shared.receipt_event(d.serial, false);
+            self.shared.receipt_event(d.serial, None);
         } else {
             self.shared.c.mo_sent.fetch_add(1, Ordering::Relaxed);
         }
@@ -547,12 +547,14 @@ impl Conn {
         let Some((d, _)) = self.deliveries.remove(&seq) else {
             return;
         };
+        if d.receipt {
+            self.shared.receipt_event(d.serial, Some(status));
+        }
         if status.is_ok() {
             self.shared
                 .c
                 .deliveries_acked
                 .fetch_add(1, Ordering::Relaxed);
-            self.shared.receipt_event(d.serial, true);
         } else {
             self.shared
                 .c

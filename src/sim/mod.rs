@@ -63,13 +63,19 @@ impl std::fmt::Debug for Account {
     }
 }
 
-/// How submit_sm_resp message ids are written.
+/// How submit_sm_resp message ids are written (real SMSCs use all of these).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdFormat {
     /// Lowercase hexadecimal (`38601fa`).
     Hex,
     /// Decimal (`59113978`).
     Decimal,
+    /// An upper-case UUID (`74E02EE1-0000-4012-8001-00AB12CD3401`).
+    Uuid,
+    /// 32 lowercase hex digits (`a5a5000000ab12cd…`).
+    Hex32,
+    /// Letters of both cases and digits with hyphens (`Msg-AB12CD34-x7`).
+    Hyphenated,
 }
 
 /// Which base receipts carry the id in, relative to the submit_sm_resp id.
@@ -438,6 +444,21 @@ impl SimControl {
     /// Queues a receipt for a message id this simulator never issued.
     pub fn inject_unknown_receipt(&self, system_id: Option<&str>, message_id: &str) {
         receipts::inject_unknown_receipt(&self.shared, system_id, message_id);
+    }
+
+    /// Queues an arbitrary deliver_sm (a receipt in any form a real SMSC sends) for a receiver
+    /// bind of `system_id` (any receiver bind when `None`). It is counted as a receipt and, with
+    /// `record_receipts`, recorded under `message_id` with how it was answered; returns its
+    /// [`ReceiptRecord::serial`] (0 when not recorded). An answer other than ESME_ROK makes the
+    /// simulator redeliver it, as an SMSC does. Dropped (and counted in
+    /// [`Stats::deliveries_dropped`]) when the delivery queue is full.
+    pub fn inject_deliver(
+        &self,
+        system_id: Option<&str>,
+        message_id: &str,
+        body: crate::pdu::DeliverSm,
+    ) -> u64 {
+        receipts::inject_deliver(&self.shared, system_id, message_id, body)
     }
 
     /// Runs one control command (see [`control`]) and returns its answer.

@@ -64,6 +64,8 @@ fn other_base(id: &str, format: IdFormat) -> String {
         IdFormat::Decimal => id
             .parse::<u64>()
             .map_or_else(|_| id.to_owned(), |n| format!("{n:x}")),
+        // Not numbers: the same in every base.
+        IdFormat::Uuid | IdFormat::Hex32 | IdFormat::Hyphenated => id.to_owned(),
     }
 }
 
@@ -183,6 +185,28 @@ pub(crate) fn inject_unknown_receipt(shared: &Shared, system_id: Option<&str>, m
         shared.c.receipts_created.fetch_add(1, Ordering::Relaxed);
         let _ = shared.receipts_tx.try_send(d);
     }
+}
+
+/// Queues a caller-made deliver_sm as a receipt (see [`super::SimControl::inject_deliver`]).
+pub(crate) fn inject_deliver(
+    shared: &Shared,
+    system_id: Option<&str>,
+    message_id: &str,
+    body: DeliverSm,
+) -> u64 {
+    let mut d = Delivery {
+        system_id: system_id.map(Arc::from),
+        body: Box::new(body),
+        receipt: true,
+        serial: 0,
+    };
+    shared.track_receipt(&mut d, message_id, false);
+    shared.c.receipts_created.fetch_add(1, Ordering::Relaxed);
+    let serial = d.serial;
+    if shared.receipts_tx.try_send(d).is_err() {
+        shared.c.deliveries_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+    serial
 }
 
 /// Whether the text can go as unpacked GSM 7-bit with the same octets as ASCII.

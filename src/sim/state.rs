@@ -109,6 +109,10 @@ pub struct ReceiptRecord {
     pub sent: u64,
     /// Answers ESME_ROK received for it.
     pub acked: u64,
+    /// Answers with any other status (each one makes the simulator redeliver it).
+    pub refused: u64,
+    /// The status of the last answer (`None`: never answered).
+    pub last_status: Option<u32>,
 }
 
 /// Something for a connection to send (or do) on behalf of another task.
@@ -265,6 +269,15 @@ impl Shared {
         match self.config.id_format {
             IdFormat::Hex => format!("{n:x}"),
             IdFormat::Decimal => n.to_string(),
+            IdFormat::Uuid => format!(
+                "74E02EE1-{:04X}-4{:03X}-8{:03X}-{:012X}",
+                (n >> 48) & 0xffff,
+                (n >> 36) & 0xfff,
+                (n >> 24) & 0xfff,
+                n & 0xffff_ffff_ffff
+            ),
+            IdFormat::Hex32 => format!("a5a5{:012x}{n:016x}", n & 0xffff_ffff_ffff),
+            IdFormat::Hyphenated => format!("Msg-{n:X}-x{}", n % 10),
         }
     }
 
@@ -346,20 +359,28 @@ impl Shared {
             unknown,
             sent: 0,
             acked: 0,
+            refused: 0,
+            last_status: None,
         });
     }
 
-    /// A tracked receipt was written to an ESME (`acked == false`) or answered ESME_ROK.
-    pub fn receipt_event(&self, serial: u64, acked: bool) {
+    /// A tracked receipt was written to an ESME (`answer == None`) or answered with a status.
+    pub fn receipt_event(&self, serial: u64, answer: Option<CommandStatus>) {
         if serial == 0 {
             return;
         }
         let mut log = self.receipt_log.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(r) = log.get_mut(serial as usize - 1) {
-            if acked {
-                r.acked += 1;
-            } else {
-                r.sent += 1;
+            match answer {
+                None => r.sent += 1,
+                Some(s) => {
+                    r.last_status = Some(s.0);
+                    if s.is_ok() {
+                        r.acked += 1;
+                    } else {
+                        r.refused += 1;
+                    }
+                }
             }
         }
     }

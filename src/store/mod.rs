@@ -89,6 +89,10 @@ pub trait StoreBackend: Send + Sync + 'static {
     /// Records a delivery receipt: a log row, the part's and message's state, a `dlr` event, in
     /// one transaction. Acknowledge the SMSC's deliver_sm only after this resolves Ok.
     ///
+    /// A receipt whose `receipt.id` is empty (no message id anywhere: unparseable) is logged
+    /// unmatched under a key no part can have and answered [`ReceiptRecorded::Held`]; it is
+    /// never matched, and shows in `smppd reports --unmatched` and the unmatched count.
+    ///
     /// Reroute: when the receipt's [`RerouteRule`] covers the part's route, the outcome is
     /// UNDELIV or REJECTD, the part was acknowledged (submitted) and never rerouted, and the
     /// route has an SMSC other than the receipt's, the receipt is logged as usual but the part

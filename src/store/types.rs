@@ -232,7 +232,9 @@ pub struct IncomingReceipt {
     /// The final outcome for the part, or `None` for an intermediate receipt
     /// (see [`crate::receipt::final_outcome`]).
     pub outcome: Option<Outcome>,
-    /// The raw receipt text bytes (`short_message` or `message_payload`).
+    /// The receipt text as parsed: `short_message` or `message_payload` decoded by its
+    /// `data_coding` (UTF-8 for UCS-2 and Latin-1, the octets otherwise; see
+    /// [`crate::receipt::receipt_text`]).
     pub raw: Vec<u8>,
     /// The TLV `message_state`, as received.
     pub tlv_state: Option<u8>,
@@ -547,6 +549,9 @@ codes! {
         Failed = 6, "failed";
         /// No receipt within the configured wait.
         NoReceipt = 7, "no_receipt";
+        /// Every part final, some accepted (ACCEPTD at an SMSC where it is final,
+        /// `acceptd_final = true`) and the rest delivered: final, but not known to be delivered.
+        Accepted = 8, "accepted";
     }
 }
 
@@ -573,6 +578,8 @@ codes! {
         Failed = 8, "failed";
         /// No receipt within the wait.
         NoReceipt = 9, "no_receipt";
+        /// Receipt: ACCEPTD at an SMSC where it is final (`acceptd_final = true`).
+        Accepted = 10, "accepted";
     }
 }
 
@@ -600,6 +607,7 @@ impl PartState {
     pub(crate) fn from_outcome(o: Outcome) -> PartState {
         match o {
             Outcome::Delivered => PartState::Delivered,
+            Outcome::Accepted => PartState::Accepted,
             Outcome::Expired => PartState::Expired,
             Outcome::Undeliverable => PartState::Undeliverable,
             Outcome::Rejected => PartState::Rejected,
@@ -614,6 +622,9 @@ impl PartState {
             PartState::Undeliverable => 4,
             PartState::Expired => 3,
             PartState::NoReceipt => 2,
+            // Final and not a failure, but less than delivered: one accepted part makes the
+            // message `accepted`, not `delivered`.
+            PartState::Accepted => 1,
             _ => 0,
         }
     }
@@ -625,6 +636,7 @@ impl PartState {
             PartState::Undeliverable => MessageState::Undeliverable,
             PartState::Expired => MessageState::Expired,
             PartState::NoReceipt => MessageState::NoReceipt,
+            PartState::Accepted => MessageState::Accepted,
             PartState::Delivered => MessageState::Delivered,
             PartState::Queued | PartState::Sending | PartState::Waiting => MessageState::Queued,
             PartState::Submitted => MessageState::Submitted,
@@ -636,7 +648,7 @@ impl PartState {
 ///
 /// Queued while any part is still to be sent; then submitted until every part is final (with no
 /// receipt requested, submitted is final); then the worst part's outcome (failed, rejected,
-/// undeliverable, expired, no_receipt), or delivered when every part was delivered.
+/// undeliverable, expired, no_receipt, accepted), or delivered when every part was delivered.
 pub fn aggregate(dlr: bool, parts: &[PartState]) -> MessageState {
     if parts.is_empty() || parts.iter().any(|p| p.is_pending()) {
         return MessageState::Queued;

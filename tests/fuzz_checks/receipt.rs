@@ -118,18 +118,19 @@ pub fn check(input: &[u8]) {
         );
     }
 
-    // Stat: the TLV wins when it is a defined value; text round-trips.
-    match tlvs.message_state.and_then(Stat::from_message_state) {
-        Some(s) => assert_eq!(r.stat, s),
-        None => assert!(r.stat_text.is_none() || r.stat == Stat::Unknown),
+    // Stat: the TLV wins when it is a defined value; text round-trips; the provider's word is
+    // kept only as another spelling of the stat applied.
+    if let Some(s) = tlvs.message_state.and_then(Stat::from_message_state) {
+        assert_eq!(r.stat, s);
     }
     assert_eq!(Stat::from_text(r.stat.as_str()), r.stat);
     if let Some(t) = &r.stat_text {
-        assert_eq!(Stat::from_text(t), Stat::Unknown);
+        assert_eq!(Stat::from_text(t), r.stat, "stat_text {t:?}");
+        assert!(!t.eq_ignore_ascii_case(r.stat.as_str()), "stat_text {t:?}");
         assert!(!t.is_empty() && t.chars().count() <= 64);
     }
-    // Final outcome is a function of the stat: intermediate only for ENROUTE and (sometimes)
-    // ACCEPTD.
+    // Final outcome is a function of the stat: intermediate only for ENROUTE (and its
+    // synonyms) and ACCEPTD unless final; never delivered but for DELIVRD.
     for acc in [
         receipt::AcceptedIs::Final,
         receipt::AcceptedIs::Intermediate,
@@ -138,6 +139,12 @@ pub fn check(input: &[u8]) {
         let intermediate = r.stat == Stat::Enroute
             || (r.stat == Stat::Accepted && acc == receipt::AcceptedIs::Intermediate);
         assert_eq!(o.is_none(), intermediate, "{:?} {acc:?}", r.stat);
+        assert_eq!(
+            o == Some(receipt::Outcome::Delivered),
+            r.stat == Stat::Delivered,
+            "{:?} {acc:?}",
+            r.stat
+        );
     }
 
     // Error code: the TLV's code when present, else a decimal `err:`.

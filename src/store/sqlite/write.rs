@@ -68,7 +68,8 @@ impl<'c> Stmts<'c> {
             ack: conn.prepare("UPDATE part SET state = 3, smsc = ?3, smsc_id = ?4, smsc_key = ?5, last_status = 0,
                     acked_at = ?6
                  WHERE message_id = ?1 AND n = ?2 AND state <= 2")?,
-            receipt_part: conn.prepare("UPDATE part SET state = ?3, stat = ?4, err = ?5,
+            receipt_part: conn.prepare("UPDATE part SET state = ?3,
+                    stat = CASE WHEN ?9 THEN ?4 ELSE stat END, err = CASE WHEN ?9 THEN ?5 ELSE err END,
                     done_at = CASE WHEN ?6 THEN ?7 ELSE done_at END,
                     receipts = coalesce(receipts || ',', '') || ?8
                  WHERE message_id = ?1 AND n = ?2")?,
@@ -105,6 +106,10 @@ pub(crate) struct Writer<'c> {
 /// Bound on [`Writer::claimed`] (in-flight parts are bounded by the SMPP windows, far below).
 const CLAIMED_MAX: usize = 65_536;
 
+/// The `dlr_log.smsc_key` of a receipt that carries no message id (nothing to correlate): kept
+/// unmatched for ever. `canonical_id` never yields upper case, so no part's key is ever this.
+const NO_ID_KEY: &str = "<NO ID>";
+
 fn outcome_code(o: Outcome) -> i64 {
     PartState::from_outcome(o).code()
 }
@@ -112,6 +117,7 @@ fn outcome_code(o: Outcome) -> i64 {
 fn outcome_from_code(c: i64) -> Option<Outcome> {
     match PartState::from_code(c)? {
         PartState::Delivered => Some(Outcome::Delivered),
+        PartState::Accepted => Some(Outcome::Accepted),
         PartState::Expired => Some(Outcome::Expired),
         PartState::Undeliverable => Some(Outcome::Undeliverable),
         PartState::Rejected => Some(Outcome::Rejected),
@@ -194,6 +200,9 @@ impl HeldFilter {
             .all(|&p| self.bits[(p / 64) as usize] & (1 << (p % 64)) != 0)
     }
 }
+
+/// A part a receipt matched: the part, what settling it needs, its receipts list.
+type Matched = (PartRef, PartInfo, Option<String>);
 
 /// What every part of a message repeats from it (so the queue and the sweeps need no join).
 #[derive(Clone, Copy)]
@@ -787,11 +796,18 @@ impl<'c> Writer<'c> {
     ) -> Result<(ReceiptApplied, PartState), JobError> {
         let cur = info.state;
         let next = match (cur, outcome) {
+            // A final ACCEPTD says less than a DELIVRD already received: it does not undo it.
+            (PartState::Delivered, Some(Outcome::Accepted)) => PartState::Delivered,
             // A final receipt settles a submitted part, and corrects an earlier receipt or a
             // no_receipt timeout (the latest word from the SMSC wins).
             (s, Some(o)) if !s.is_pending() && s != PartState::Failed => PartState::from_outcome(o),
             (s, _) => s,
         };
+        // The part shows the stat that decided its state: a late intermediate receipt (ENROUTE
+        // after DELIVRD) or a final ACCEPTD after DELIVRD is logged but leaves stat and err.
+        let decides = !cur.is_final()
+            || next != cur
+            || outcome.is_some_and(|o| PartState::from_outcome(o) == next);
         self.st.receipt_part.execute(params![
             part.message.as_i64(),
             part.n,
@@ -800,7 +816,8 @@ impl<'c> Writer<'c> {
             err,
             next.is_final() && next != cur,
             now,
-            format!("{log_id}:{fp}")
+            format!("{log_id}:{fp}"),
+            decides
         ])?;
         // A receipt matched by SMSC id means the part was acknowledged.
         let state = self.settle(
@@ -836,41 +853,61 @@ impl<'c> Writer<'c> {
         ))
     }
 
+    /// The keys a receipt is matched by, best first. A receipt without an id has none: it is
+    /// logged under a key no part can have (see [`NO_ID_KEY`]); an empty key would match a part
+    /// whose SMSC returned an empty id.
+    fn receipt_keys(r: &IncomingReceipt) -> Vec<String> {
+        if r.receipt.id.is_empty() {
+            return Vec::new();
+        }
+        receipt::receipt_keys(r.rule, &r.receipt)
+            .into_iter()
+            .filter(|k| !k.is_empty())
+            .collect()
+    }
+
+    /// The newest part of `smsc` under the first of `keys` that has one (SMSCs recycle ids),
+    /// with what settling it needs and its receipts list.
+    fn part_by_keys(&mut self, keys: &[String], smsc: &str) -> Result<Option<Matched>, JobError> {
+        let mut matched: Option<Matched> = None;
+        // Picked here rather than with ORDER BY, which SQLite would re-prepare at every
+        // execution (see `acked`).
+        let st = &mut self.st.match_key;
+        for key in keys {
+            let mut rows = st.query(params![key, smsc])?;
+            while let Some(row) = rows.next()? {
+                let p = PartRef {
+                    message: MessageId::from_i64(row.get(0)?),
+                    n: row.get(1)?,
+                };
+                if matched.as_ref().is_none_or(|(f, _, _)| p > *f) {
+                    let info = PartInfo {
+                        state: part_state(row.get(2)?)?,
+                        parts: row.get(3)?,
+                        dlr: row.get(4)?,
+                        acked_at: row.get(6)?,
+                    };
+                    matched = Some((p, info, row.get(5)?));
+                }
+            }
+            if matched.is_some() {
+                break;
+            }
+        }
+        Ok(matched)
+    }
+
     pub(crate) fn record_receipt(
         &mut self,
         r: &IncomingReceipt,
     ) -> Result<ReceiptRecorded, JobError> {
-        let keys = receipt::receipt_keys(r.rule, &r.receipt);
+        let keys = Self::receipt_keys(r);
         let fp = fingerprint(r);
-        // The newest part with this id (SMSCs recycle ids), with what settling it needs.
-        let mut matched: Option<(PartRef, PartInfo, Option<String>)> = None;
-        {
-            // Picked here rather than with ORDER BY, which SQLite would re-prepare at every
-            // execution (see `acked`).
-            let st = &mut self.st.match_key;
-            for key in &keys {
-                let mut rows = st.query(params![key, r.smsc])?;
-                while let Some(row) = rows.next()? {
-                    let p = PartRef {
-                        message: MessageId::from_i64(row.get(0)?),
-                        n: row.get(1)?,
-                    };
-                    if matched.as_ref().is_none_or(|(f, _, _)| p > *f) {
-                        let info = PartInfo {
-                            state: part_state(row.get(2)?)?,
-                            parts: row.get(3)?,
-                            dlr: row.get(4)?,
-                            acked_at: row.get(6)?,
-                        };
-                        matched = Some((p, info, row.get(5)?));
-                    }
-                }
-                if matched.is_some() {
-                    break;
-                }
-            }
-        }
-        let primary_key = keys.first().cloned().unwrap_or_default();
+        let matched = self.part_by_keys(&keys, &r.smsc)?;
+        let primary_key = keys
+            .first()
+            .cloned()
+            .unwrap_or_else(|| NO_ID_KEY.to_owned());
         let earlier: Option<i64> = match &matched {
             Some((_, _, receipts)) => find_receipt(receipts.as_deref(), fp),
             None => self
@@ -944,7 +981,9 @@ impl<'c> Writer<'c> {
             )),
             None => {
                 // Not durable until the commit, but a filter entry too many is harmless.
-                self.held.insert(&r.smsc, &primary_key);
+                if !keys.is_empty() {
+                    self.held.insert(&r.smsc, &primary_key);
+                }
                 Ok(ReceiptRecorded::Held { log_id })
             }
         }
