@@ -24,7 +24,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{Daemon, Load, Pace, Smscs, check, drain, emit, env_u64, table};
+use support::{Load, Pace, Smscs, check, drain, emit, env_u64, table};
 
 /// A small deterministic generator (xorshift64*), so a campaign's choices can be replayed with
 /// `SMPPD_CAMPAIGN_SEED` (timing still differs from run to run).
@@ -99,7 +99,7 @@ async fn campaign(scale: Scale, seed: u64) -> Outcome {
     let started = Instant::now();
     let mut rng = Rng(seed.max(1));
     let smscs = Smscs::start().await;
-    let mut daemon = Daemon::start(&smscs, "", "").await;
+    let mut daemon = smscs.daemon("", "").start().await;
     daemon.wait_bound().await;
     let load = Load::start(4, 200, Pace::Rate(300), scale.max_messages);
     load.target(Some(&daemon.submit));

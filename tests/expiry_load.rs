@@ -98,7 +98,7 @@ async fn queued_messages_past_their_validity_all_expire_although_no_smsc_is_boun
     let smscs = Smscs::start().await;
     // No bind ever comes up: only the sweep can settle these messages.
     smscs.command("reject_binds ESME_RBINDFAIL");
-    let d = Daemon::start(&smscs, "", "").await;
+    let d = smscs.daemon("", "").start().await;
     let started = Instant::now();
     submit_all(&d, N, |i| {
         json!({"op":"submit","to":format!("+4670{:07}", i),"from":"ACME","text":"code","validity":"10s"})
@@ -129,7 +129,7 @@ async fn submitted_messages_without_a_receipt_all_become_no_receipt_once_the_wai
     let smscs = Smscs::start().await;
     // The SMSCs accept everything and never send a receipt.
     smscs.command("receipts off");
-    let mut d = Daemon::start(&smscs, r#"receipt_wait = "1h""#, "").await;
+    let mut d = smscs.daemon(r#"receipt_wait = "1h""#, "").start().await;
     d.wait_bound().await;
     let started = Instant::now();
     submit_all(
@@ -153,7 +153,7 @@ async fn submitted_messages_without_a_receipt_all_become_no_receipt_once_the_wai
     eprintln!("{N} submitted in {:?}", started.elapsed());
     assert_eq!(d.metric(FINAL, &["state=\"no_receipt\""]).await, 0.0);
     // A shorter wait, reloaded: all of them are due at once.
-    d.write_config(&smscs, r#"receipt_wait = "1s""#, "");
+    d.rebuild(|b| b.store(r#"receipt_wait = "1s""#));
     let r = d.call(json!({"op":"reload"})).await;
     assert_eq!(r["ok"], true, "{r}");
     let due = Instant::now() + Duration::from_secs(1);

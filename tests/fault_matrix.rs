@@ -71,7 +71,7 @@ impl Row {
 impl Env {
     async fn start(store_extra: &str, rate: u32) -> Env {
         let smscs = Smscs::start().await;
-        let daemon = Daemon::start(&smscs, store_extra, "").await;
+        let daemon = smscs.daemon(store_extra, "").start().await;
         daemon.wait_bound().await;
         let load = Load::start(2, 200, Pace::Rate(rate), u64::MAX);
         load.target(Some(&daemon.submit));
@@ -474,7 +474,7 @@ async fn probe_without_a_verdict() -> Row {
 /// with ESME_RX_T_APPN (redelivered), nothing acknowledged is lost; raising the cap by a reload
 /// (space returns) and everything goes on.
 async fn store_full_then_space_returns() -> Row {
-    let env = Env::start("max_size = \"1MiB\"", 400).await;
+    let mut env = Env::start("max_size = \"1MiB\"", 400).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     while env.load.told.lock().expect("told").overloaded < 20 {
         assert!(Instant::now() < deadline, "the store never filled up");
@@ -483,8 +483,7 @@ async fn store_full_then_space_returns() -> Row {
     // Full for two seconds, under load.
     sleep_ms(2000).await;
     let refused = env.load.told.lock().expect("told").overloaded;
-    env.daemon
-        .write_config(&env.smscs, "max_size = \"256MiB\"", "");
+    env.daemon.rebuild(|b| b.store("max_size = \"256MiB\""));
     let r = env.daemon.call(json!({"op":"reload"})).await;
     assert_eq!(r["ok"], true, "{r}");
     let accepted_at_raise = env.load.accepted();
@@ -607,7 +606,11 @@ async fn tmpfs_full_then_space_returns() -> Option<Row> {
     }
     let started = Instant::now();
     let smscs = Smscs::start().await;
-    let daemon = Daemon::start_in(Some(mnt.path().join("store")), &smscs, "", "").await;
+    let daemon = smscs
+        .daemon("", "")
+        .store_dir(Some(mnt.path().join("store")))
+        .start()
+        .await;
     daemon.wait_bound().await;
     let load = Load::start(2, 200, Pace::Rate(400), u64::MAX);
     load.target(Some(&daemon.submit));

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use smppd::sim::MoPart;
 use smppd::store::{IncomingMo, MoFragment, MoSet, SqliteOptions, Store};
-use support::{Daemon, Smscs};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use support::{Daemon, Smscs, reports_json, until};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 const SIDE_STATE: &str = "smppd_dispatch_side_state";
@@ -35,23 +35,10 @@ fn long_text(tag: &str, n: usize) -> String {
     t
 }
 
-/// The `/metrics` text.
-async fn scrape(d: &Daemon) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", d.metrics_port))
-        .await
-        .expect("metrics connect");
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
-        .await
-        .expect("write");
-    let mut body = String::new();
-    s.read_to_string(&mut body).await.expect("read");
-    body
-}
-
 /// The side-state gauge per map, from one scrape; panics when the gauge is not exported (a sum
 /// over nothing would pass for 0).
 async fn side_state(d: &Daemon) -> Vec<(String, f64)> {
-    let body = scrape(d).await;
+    let body = d.scrape().await;
     let maps: Vec<(String, f64)> = body
         .lines()
         .filter(|l| l.starts_with(&format!("{SIDE_STATE}{{")))
@@ -117,40 +104,10 @@ async fn final_message(d: &Daemon, id: &str, timeout: Duration) -> Value {
     }
 }
 
-/// Waits until the simulator's condition holds.
-async fn until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Waits until the binds of `smsc` are up (status op), whatever the other SMSC does.
-async fn wait_smsc_bound(d: &Daemon, smsc: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let v = d.call(json!({"op":"status"})).await;
-        let up = v["smscs"].as_array().is_some_and(|l| {
-            l.iter().any(|s| {
-                s["name"] == smsc
-                    && s["binds"]
-                        .as_array()
-                        .is_some_and(|b| !b.is_empty() && b.iter().all(|b| b["state"] == "Bound"))
-            })
-        });
-        if up {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{smsc} not bound: {v}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn side_state_is_released_when_the_last_part_fails_permanently() {
     let smscs = Smscs::start().await;
-    let d = Daemon::start(&smscs, "", "").await;
+    let d = smscs.daemon("", "").start().await;
     d.wait_bound().await;
     // op-a refuses every part for good (a status that does not fail over).
     smscs
@@ -168,7 +125,7 @@ async fn side_state_is_released_when_the_last_part_fails_permanently() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn side_state_is_released_when_parts_are_acknowledged_out_of_order() {
     let smscs = Smscs::start().await;
-    let d = Daemon::start(&smscs, "", "").await;
+    let d = smscs.daemon("", "").start().await;
     d.wait_bound().await;
     smscs.command("receipts off");
     // The second submit is throttled: part 2 goes again after part 3 was acknowledged.
@@ -199,8 +156,8 @@ async fn side_state_is_released_when_a_message_expires() {
         .b
         .sim
         .update_faults(|f| f.reject_binds = Some(smppd::pdu::CommandStatus::ESME_RBINDFAIL));
-    let d = Daemon::start(&smscs, "", "").await;
-    wait_smsc_bound(&d, "op-a").await;
+    let d = smscs.daemon("", "").start().await;
+    d.wait_smsc_bound("op-a").await;
     // Every attempt at op-a fails temporarily: the parts wait for retries past their validity.
     smscs.a.sim.command("fail 1 ESME_RSYSERR").expect("fault");
     let id = submit(
@@ -228,7 +185,7 @@ async fn side_state_is_released_when_a_message_expires() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn side_state_is_released_after_a_reroute() {
     let smscs = Smscs::start().await;
-    let d = Daemon::start(&smscs, "", "").await;
+    let d = smscs.daemon("", "").start().await;
     d.wait_bound().await;
     // Route r1 resends once through op-b what op-a's receipts say was not delivered.
     let conf = std::fs::read_to_string(&d.config).expect("config");
@@ -255,24 +212,17 @@ async fn side_state_is_released_after_a_reroute() {
 
 /// Sends `texts` as pipelined submits on one connection; returns the ids in order.
 async fn submit_pipelined(d: &Daemon, to: &str, texts: &[String]) -> Vec<String> {
-    let s = TcpStream::connect(&d.submit).await.expect("connect");
-    let (r, mut w) = s.into_split();
+    let mut c = d.client().await;
     let mut lines = String::new();
     for (i, t) in texts.iter().enumerate() {
         let req = json!({"op":"submit","ref":i,"to":to,"from":"ACME","text":t,"dlr":false});
         lines.push_str(&req.to_string());
         lines.push('\n');
     }
-    w.write_all(lines.as_bytes()).await.expect("write");
-    let mut r = BufReader::new(r);
+    c.send(lines.as_bytes()).await;
     let mut ids = vec![String::new(); texts.len()];
     for _ in texts {
-        let mut line = String::new();
-        tokio::time::timeout(Duration::from_secs(10), r.read_line(&mut line))
-            .await
-            .expect("an answer in time")
-            .expect("read");
-        let v: Value = serde_json::from_str(&line).expect("JSON");
+        let v = c.line().await;
         assert_eq!(v["ok"], true, "{v}");
         let i = v["ref"].as_u64().expect("ref") as usize;
         ids[i] = v["id"].as_str().expect("id").to_owned();
@@ -283,7 +233,7 @@ async fn submit_pipelined(d: &Daemon, to: &str, texts: &[String]) -> Vec<String>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parts_still_queued_for_a_bind_at_a_stop_are_not_marked_as_possible_duplicates() {
     let smscs = Smscs::start().await;
-    let mut d = Daemon::start(&smscs, "", "").await;
+    let mut d = smscs.daemon("", "").start().await;
     d.wait_bound().await;
     smscs.command("receipts off");
     // op-a answers nothing: its window (50) fills, the rest waits in its bind queue.
@@ -317,17 +267,11 @@ async fn parts_still_queued_for_a_bind_at_a_stop_are_not_marked_as_possible_dupl
         assert_eq!(m["state"], "submitted", "{m}");
     }
     // The mark, as `smppd reports` shows it (the store is read while the daemon runs).
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_smppd"))
-        .args(["reports", "--json", "--limit", "1000", "--db"])
-        .arg(&d.db)
-        .output()
-        .expect("smppd reports");
-    assert!(out.status.success(), "{out:?}");
+    let reported = reports_json(&d.db, &["--limit", "1000"]);
     let mut seen = 0;
     let mut marked_wrongly = Vec::new();
     let mut unmarked_wrongly = Vec::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let m: Value = serde_json::from_str(line).expect("a JSON message");
+    for m in reported {
         let text = m["text"].as_str().unwrap_or("").to_owned();
         if !texts.contains(&text) {
             continue;
@@ -392,7 +336,7 @@ fn mo_part(reference: u8, total: u8, seq: u8, text: &str) -> MoPart {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_concatenated_mo_survives_a_kill_between_its_parts() {
     let smscs = Smscs::start().await;
-    let mut d = Daemon::start(&smscs, "", "").await;
+    let mut d = smscs.daemon("", "").start().await;
     d.wait_bound().await;
     let sim = &smscs.a.sim;
     sim.inject_mo_part(mo_part(7, 2, 1, "Hello "));
@@ -430,7 +374,7 @@ async fn a_concatenated_mo_survives_a_kill_between_its_parts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_concatenated_mo_given_up_is_recorded_as_incomplete() {
     let smscs = Smscs::start().await;
-    let mut d = Daemon::start(&smscs, "", "").await;
+    let mut d = smscs.daemon("", "").start().await;
     d.wait_bound().await;
     let sim = &smscs.a.sim;
     sim.inject_mo_part(mo_part(9, 3, 1, "first of three "));

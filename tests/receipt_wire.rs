@@ -18,7 +18,7 @@ use smppd::pdu::{
     Tlv, Tlvs,
 };
 use smppd::sim::{IdFormat, SimConfig, SimHandle, Simulator};
-use support::{Daemon, Smsc, Smscs};
+use support::{Daemon, Smsc, Smscs, reports_json};
 
 /// Two SMSCs that send no receipts of their own, with the given id formats: op-a takes +46…
 /// (route r1), op-b everything else (route r2).
@@ -574,22 +574,13 @@ async fn run_cases(d: &Daemon, smscs: &Smscs, cases: Vec<Case>) {
 
 /// `smppd reports --unmatched --json` on the daemon's store.
 fn unmatched_rows(d: &Daemon) -> Vec<Value> {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_smppd"))
-        .args(["reports", "--unmatched", "--json", "--db"])
-        .arg(&d.db)
-        .output()
-        .expect("smppd reports");
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect()
+    reports_json(&d.db, &["--unmatched"])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_kind_of_receipt_is_correlated_classified_and_answered_rok() {
     let smscs = smscs(IdFormat::Hex, IdFormat::Uuid).await;
-    let d = Daemon::start(&smscs, "", "").await;
+    let d = smscs.daemon("", "").start().await;
     d.wait_bound().await;
     run_cases(&d, &smscs, default_cases()).await;
 
@@ -617,20 +608,11 @@ async fn every_kind_of_receipt_is_correlated_classified_and_answered_rok() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acceptd_final_is_its_own_state_and_packed_receipts_are_read() {
     let smscs = smscs(IdFormat::Hex32, IdFormat::Hyphenated).await;
-    let d = Daemon::start(&smscs, "", "acceptd_final = true\ngsm_packed = true").await;
+    let d = smscs.daemon("", "acceptd_final = true\ngsm_packed = true").start().await;
     d.wait_bound().await;
     run_cases(&d, &smscs, final_acceptd_cases()).await;
     // `accepted` is a final state of its own in the reports.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_smppd"))
-        .args(["reports", "--state", "accepted", "--json", "--db"])
-        .arg(&d.db)
-        .output()
-        .expect("smppd reports");
-    assert!(out.status.success(), "{out:?}");
-    let rows: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect();
+    let rows = reports_json(&d.db, &["--state", "accepted"]);
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["state"], "accepted");
     assert_eq!(
@@ -645,7 +627,7 @@ async fn acceptd_final_is_its_own_state_and_packed_receipts_are_read() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_text_id_in_the_other_base_is_matched_by_the_smscs_rule() {
     let smscs = smscs(IdFormat::Hex, IdFormat::Hex).await;
-    let d = Daemon::start(&smscs, "", "receipt_id = \"hex_to_dec\"").await;
+    let d = smscs.daemon("", "receipt_id = \"hex_to_dec\"").start().await;
     d.wait_bound().await;
     let decimal = |id: &str| {
         let n = u128::from_str_radix(id, 16).expect("a hex id");
