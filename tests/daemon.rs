@@ -1,38 +1,18 @@
 //! `smppd run` as a process, with two simulated SMSCs, driven through the submit protocol.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use smppd::sim::{MoMessage, SimConfig, SimHandle, Simulator};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as TokioBufReader};
-use tokio::net::TcpStream;
+use support::metrics::{first as sample, http_get};
+use support::{Client, Daemon, DaemonBuilder, free_port};
 
-struct Daemon {
-    child: Child,
-    submit: String,
-    _dir: tempfile::TempDir,
-    config: std::path::PathBuf,
-}
-
-impl Daemon {
-    /// Starts `smppd run` with a config naming the two simulators; returns once it listens.
-    fn start(a: &SimHandle, b: &SimHandle, extra: &str) -> Daemon {
-        Daemon::start_with(a, b, "", extra)
-    }
-
-    fn start_with(a: &SimHandle, b: &SimHandle, listen: &str, extra: &str) -> Daemon {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let conf = format!(
-            r#"[listen]
-submit = "127.0.0.1:0"
-{listen}
-[store]
-path = "{db}"
-[log]
-level = "warn"
-[[smsc]]
+/// The `[[smsc]]` and `[[route]]` sections naming the two simulators; `extra` ends op-b's.
+fn smscs(a: &SimHandle, b: &SimHandle, extra: &str) -> String {
+    format!(
+        r#"[[smsc]]
 name = "op-a"
 address = "{a}"
 system_id = "smppd"
@@ -57,147 +37,22 @@ smsc = ["op-a", "op-b"]
 name = "default"
 smsc = ["op-b"]
 "#,
-            db = dir.path().join("smppd.db").display(),
-            a = a.addr(),
-            b = b.addr(),
-        );
-        let path = dir.path().join("smppd.toml");
-        std::fs::write(&path, &conf).expect("write config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_smppd"))
-            .arg("run")
-            .arg("--config")
-            .arg(&path)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn smppd run");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the listening line");
-        let submit = line
-            .trim()
-            .rsplit(' ')
-            .next()
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
-        Daemon {
-            child,
-            submit,
-            _dir: dir,
-            config: path,
-        }
-    }
-
-    async fn client(&self) -> Client {
-        let s = TcpStream::connect(&self.submit).await.expect("connect");
-        let (r, w) = s.into_split();
-        Client {
-            r: TokioBufReader::new(r),
-            w,
-            next: 0,
-        }
-    }
-
-    /// SIGTERM, and the exit status.
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("smppd did not stop within 20 s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
+        a = a.addr(),
+        b = b.addr(),
+    )
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts `smppd run` with a config naming the two simulators; returns once it listens.
+fn start(a: &SimHandle, b: &SimHandle, extra: &str) -> Daemon {
+    start_with(a, b, "", extra)
 }
 
-struct Client {
-    r: TokioBufReader<tokio::net::tcp::OwnedReadHalf>,
-    w: tokio::net::tcp::OwnedWriteHalf,
-    next: u64,
-}
-
-impl Client {
-    async fn line(&mut self) -> Value {
-        let mut line = String::new();
-        let n = tokio::time::timeout(Duration::from_secs(10), self.r.read_line(&mut line))
-            .await
-            .expect("a line in time")
-            .expect("read");
-        assert!(n > 0, "connection closed");
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"))
-    }
-
-    async fn call(&mut self, mut req: Value) -> Value {
-        self.next += 1;
-        req["ref"] = json!(self.next);
-        let mut line = req.to_string();
-        line.push('\n');
-        self.w.write_all(line.as_bytes()).await.expect("write");
-        let v = self.line().await;
-        assert_eq!(v["ref"], json!(self.next), "{v}");
-        v
-    }
-
-    async fn submit(&mut self, to: &str, text: &str) -> Value {
-        self.call(json!({"op":"submit","to":to,"from":"ACME","text":text}))
-            .await
-    }
-
-    /// Waits until every bind of the named SMSCs is bound (status op).
-    async fn wait_bound(&mut self, smscs: &[&str]) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let v = self.call(json!({"op":"status"})).await;
-            let up = smscs.iter().all(|name| {
-                v["smscs"].as_array().is_some_and(|list| {
-                    list.iter().any(|s| {
-                        s["name"] == *name
-                            && s["binds"].as_array().is_some_and(|b| {
-                                !b.is_empty() && b.iter().all(|b| b["state"] == "Bound")
-                            })
-                    })
-                })
-            });
-            if up {
-                return;
-            }
-            assert!(Instant::now() < deadline, "binds not up: {v}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Polls `query` until the message reaches a final state.
-    async fn final_state(&mut self, id: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let v = self.call(json!({"op":"query","id":id})).await;
-            assert_eq!(v["ok"], true, "{v}");
-            let state = v["message"]["state"].as_str().unwrap_or("").to_owned();
-            if !["queued", "submitted"].contains(&state.as_str()) {
-                return v["message"].clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "message {id} stuck in {state}: {v}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+/// As [`start`], with extra `[listen]` lines.
+fn start_with(a: &SimHandle, b: &SimHandle, listen: &str, extra: &str) -> Daemon {
+    DaemonBuilder::new(smscs(a, b, extra))
+        .listen(listen)
+        .inherit_stderr()
+        .start_blocking()
 }
 
 async fn sims() -> (SimHandle, SimHandle) {
@@ -215,7 +70,7 @@ async fn sims() -> (SimHandle, SimHandle) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_and_multipart_messages_are_delivered_through_their_routes() {
     let (a, b) = sims().await;
-    let d = Daemon::start(&a, &b, "");
+    let mut d = start(&a, &b, "");
     let mut c = d.client().await;
     c.wait_bound(&["op-a", "op-b"]).await;
 
@@ -267,13 +122,13 @@ async fn single_and_multipart_messages_are_delivered_through_their_routes() {
     let sb = b.submits();
     assert_eq!(sa.len(), 3, "{sa:?}");
     assert_eq!(sb.len(), 2, "{sb:?}");
-    assert_eq!(d.terminate().code(), Some(0));
+    assert_eq!(d.stop().code(), Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_requests_get_their_codes_and_duplicates_their_first_id() {
     let (a, b) = sims().await;
-    let d = Daemon::start(&a, &b, "");
+    let d = start(&a, &b, "");
     let mut c = d.client().await;
     c.wait_bound(&["op-a", "op-b"]).await;
     let code = |v: &Value| v["error"]["code"].as_str().unwrap_or("").to_owned();
@@ -311,7 +166,7 @@ async fn invalid_requests_get_their_codes_and_duplicates_their_first_id() {
         "not_found"
     );
     // A malformed line: bad_request, and the connection stays usable.
-    c.w.write_all(b"{not json\n").await.expect("write");
+    c.send(b"{not json\n").await;
     assert_eq!(code(&c.line().await), "bad_request");
 
     let first = c
@@ -344,7 +199,7 @@ async fn failover_when_the_first_smsc_is_down_and_nothing_is_lost() {
     let (a, b) = sims().await;
     // op-a rejects every bind: the nordics route must use op-b.
     a.update_faults(|f| f.reject_binds = Some(smppd::pdu::CommandStatus::ESME_RBINDFAIL));
-    let d = Daemon::start(&a, &b, "");
+    let d = start(&a, &b, "");
     let mut c = d.client().await;
     let mut ids = Vec::new();
     for i in 0..20 {
@@ -388,7 +243,7 @@ async fn failover_when_the_first_smsc_is_down_and_nothing_is_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribers_get_receipts_and_mo_and_resume_without_gaps() {
     let (a, b) = sims().await;
-    let d = Daemon::start(&a, &b, "");
+    let d = start(&a, &b, "");
     let mut c = d.client().await;
     c.wait_bound(&["op-a", "op-b"]).await;
     let mut sub = d.client().await;
@@ -456,7 +311,7 @@ async fn submit_many(c: &mut Client, to: &str, n: usize) -> Vec<String> {
         );
         batch.push('\n');
     }
-    c.w.write_all(batch.as_bytes()).await.expect("write");
+    c.send(batch.as_bytes()).await;
     let mut ids = Vec::with_capacity(n);
     for _ in 0..n {
         let v = c.line().await;
@@ -469,7 +324,7 @@ async fn submit_many(c: &mut Client, to: &str, n: usize) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_routes_tps_is_respected_at_the_smsc() {
     let (a, b) = sims().await;
-    let d = Daemon::start(
+    let d = start(
         &a,
         &b,
         "[[route]]\nname = \"paced\"\nprefix = [\"+49\"]\nsmsc = [\"op-a\"]\ntps = 100\nburst = 10\n",
@@ -500,7 +355,7 @@ async fn a_routes_tps_is_respected_at_the_smsc() {
 async fn a_throttling_smsc_slows_the_bind_and_every_message_gets_through() {
     let (a, b) = sims().await;
     a.update_faults(|f| f.throttle_every = 4);
-    let d = Daemon::start(&a, &b, "");
+    let d = start(&a, &b, "");
     let mut c = d.client().await;
     c.wait_bound(&["op-a", "op-b"]).await;
     let ids = submit_many(&mut c, "+46701234567", 60).await;
@@ -520,52 +375,11 @@ async fn a_throttling_smsc_slows_the_bind_and_every_message_gets_through() {
     drop(d);
 }
 
-/// A free loopback port (bound then released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// One HTTP GET on loopback; returns (status line, body).
-async fn http_get(port: u16, path: &str) -> (String, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect metrics");
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .await
-        .expect("write");
-    let mut out = String::new();
-    tokio::io::AsyncReadExt::read_to_string(&mut s, &mut out)
-        .await
-        .expect("read");
-    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-    (
-        head.lines().next().unwrap_or("").to_owned(),
-        body.to_owned(),
-    )
-}
-
-/// The value of the first sample of `name` whose labels contain all of `labels`.
-fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find(|l| {
-            l.starts_with(name)
-                && (l.as_bytes().get(name.len()) == Some(&b'{')
-                    || l.as_bytes().get(name.len()) == Some(&b' '))
-                && labels.iter().all(|x| l.contains(x))
-        })
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_and_healthz_after_traffic() {
     let (a, b) = sims().await;
     let port = free_port();
-    let d = Daemon::start_with(&a, &b, &format!("metrics = \"127.0.0.1:{port}\""), "");
+    let d = start_with(&a, &b, &format!("metrics = \"127.0.0.1:{port}\""), "");
     let mut c = d.client().await;
     c.wait_bound(&["op-a", "op-b"]).await;
     let ids = submit_many(&mut c, "+46701234567", 5).await;
@@ -629,7 +443,7 @@ async fn metrics_and_healthz_after_traffic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_when_an_smsc_goes_down_mid_run_loses_nothing() {
     let (a, b) = sims().await;
-    let d = Daemon::start(&a, &b, "");
+    let d = start(&a, &b, "");
     let mut c = d.client().await;
     c.wait_bound(&["op-a", "op-b"]).await;
     let mut batch = String::new();
@@ -637,7 +451,7 @@ async fn failover_when_an_smsc_goes_down_mid_run_loses_nothing() {
         batch.push_str(&json!({"op":"submit","ref":i,"to":"+46701234567","from":"ACME","text":format!("m{i}")}).to_string());
         batch.push('\n');
     }
-    c.w.write_all(batch.as_bytes()).await.expect("write");
+    c.send(batch.as_bytes()).await;
     let mut ids = Vec::new();
     for n in 0..300 {
         if n == 100 {
@@ -680,7 +494,7 @@ async fn failover_when_an_smsc_goes_down_mid_run_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_applies_a_good_file_and_keeps_the_running_config_on_a_bad_one() {
     let (a, b) = sims().await;
-    let d = Daemon::start(&a, &b, "");
+    let d = start(&a, &b, "");
     let mut c = d.client().await;
     c.wait_bound(&["op-a", "op-b"]).await;
     let before = std::fs::read_to_string(&d.config).expect("read config");
@@ -755,7 +569,7 @@ async fn reload_applies_a_good_file_and_keeps_the_running_config_on_a_bad_one() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opt_out_by_mo_keyword_blocks_marketing_but_not_transactional() {
     let (a, b) = sims().await;
-    let d = Daemon::start(&a, &b, "");
+    let d = start(&a, &b, "");
     let mut c = d.client().await;
     c.wait_bound(&["op-a", "op-b"]).await;
     let marketing =
@@ -800,18 +614,17 @@ async fn opt_out_by_mo_keyword_blocks_marketing_but_not_transactional() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_with_messages_in_flight_loses_nothing_and_they_go_after_a_restart() {
     let (a, b) = sims().await;
-    let d = Daemon::start(&a, &b, "");
+    let d = start(&a, &b, "");
     let mut c = d.client().await;
     c.wait_bound(&["op-a", "op-b"]).await;
     // op-a stops answering: everything sent stays in flight.
     a.update_faults(|f| f.silent = true);
     let ids = submit_many(&mut c, "+46701234567", 30).await;
-    let dir = d._dir.path().to_path_buf();
+    let dir = d.dir.clone();
     // The same Daemon value (and so its directory and store) lives across the restart.
     let mut d = d;
     let status = {
-        let pid = d.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        d.sigterm();
         // While it drains (op-a is silent, so the window waits for its deadline), a connected
         // client's new submit is refused with shutting_down.
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -828,32 +641,12 @@ async fn sigterm_with_messages_in_flight_loses_nothing_and_they_go_after_a_resta
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         drop(c);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(s)) = d.child.try_wait() {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "no stop after SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        d.wait_stopped(Duration::from_secs(30))
     };
     assert_eq!(status.code(), Some(0), "a clean exit");
     // Restart on the same store with op-a answering again.
     a.update_faults(|f| f.silent = false);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_smppd"))
-        .arg("run")
-        .arg("--config")
-        .arg(&d.config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("restart");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("line");
-    d.child = child;
-    d.submit = line.trim().rsplit(' ').next().unwrap_or("").to_owned();
+    d.spawn().await;
     assert!(dir.join("smppd.db").exists());
     let mut c = d.client().await;
     for id in &ids {
@@ -866,17 +659,8 @@ async fn sigterm_with_messages_in_flight_loses_nothing_and_they_go_after_a_resta
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_password_or_token_in_logs_status_or_errors() {
     let (a, b) = sims().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let conf = format!(
-        r#"[listen]
-submit = "127.0.0.1:0"
-token = "tok-9f8e7d6c5b4a3210"
-[store]
-path = "{db}"
-[log]
-level = "trace"
-format = "json"
-[[smsc]]
+    let body = format!(
+        r#"[[smsc]]
 name = "op-a"
 address = "{a}"
 system_id = "smppd"
@@ -890,32 +674,17 @@ password = "Pw9xQz"
 name = "default"
 smsc = ["op-a", "op-b"]
 "#,
-        db = dir.path().join("s.db").display(),
         a = a.addr(),
         b = b.addr()
     );
-    let path = dir.path().join("smppd.toml");
-    std::fs::write(&path, conf).expect("write");
-    let log = std::fs::File::create(dir.path().join("log")).expect("log file");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_smppd"))
-        .args(["run", "--config"])
-        .arg(&path)
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .expect("spawn");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("line");
-    let addr = line.trim().rsplit(' ').next().unwrap_or("").to_owned();
-    let s = TcpStream::connect(&addr).await.expect("connect");
-    let (r, w) = s.into_split();
-    let mut c = Client {
-        r: TokioBufReader::new(r),
-        w,
-        next: 0,
-    };
+    let mut d = DaemonBuilder::new(body)
+        .listen(r#"token = "tok-9f8e7d6c5b4a3210""#)
+        .store_file("s.db")
+        .level("trace")
+        .log(r#"format = "json""#)
+        .start()
+        .await;
+    let mut c = d.client().await;
     // Unauthenticated, then a wrong token, then the right one.
     assert_eq!(
         c.call(json!({"op":"status"})).await["error"]["code"],
@@ -935,11 +704,8 @@ smsc = ["op-a", "op-b"]
     let r = c.submit("+46701234567", "hello").await;
     c.final_state(r["id"].as_str().expect("id")).await;
     let status = c.call(json!({"op":"status"})).await.to_string();
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
-    let logs = std::fs::read_to_string(dir.path().join("log")).expect("logs");
+    let _ = d.stop();
+    let logs = std::fs::read_to_string(&d.log).expect("logs");
     assert!(logs.lines().count() > 5, "expected trace logs: {logs}");
     for secret in ["Pw9xQz", "tok-9f8e7d6c5b4a3210", "50773978517a"] {
         assert!(!logs.contains(secret), "{secret} in the logs");
@@ -954,7 +720,7 @@ async fn a_message_past_its_validity_is_expired_and_never_sent() {
     for s in [&a, &b] {
         s.update_faults(|f| f.reject_binds = Some(smppd::pdu::CommandStatus::ESME_RBINDFAIL));
     }
-    let d = Daemon::start(&a, &b, "");
+    let d = start(&a, &b, "");
     let mut c = d.client().await;
     let r = c
         .call(json!({"op":"submit","to":"+46701234567","from":"ACME","text":"code 1234","validity":"10s"}))
@@ -996,7 +762,7 @@ async fn a_queued_message_expires_at_its_validity_while_no_smsc_is_bound() {
     for s in [&a, &b] {
         s.update_faults(|f| f.reject_binds = Some(smppd::pdu::CommandStatus::ESME_RBINDFAIL));
     }
-    let d = Daemon::start(&a, &b, "");
+    let d = start(&a, &b, "");
     let mut c = d.client().await;
     let mut sub = d.client().await;
     assert_eq!(
@@ -1059,7 +825,7 @@ fn absolute_secs(t: &str) -> i64 {
 async fn validity_period_carries_the_time_left_in_each_smscs_format() {
     let (a, b) = sims().await;
     // op-a: the default (relative); op-b: absolute.
-    let d = Daemon::start(&a, &b, r#"validity = "absolute""#);
+    let d = start(&a, &b, r#"validity = "absolute""#);
     let mut c = d.client().await;
     c.wait_bound(&["op-a", "op-b"]).await;
     let rel = c
@@ -1096,7 +862,7 @@ async fn validity_period_carries_the_time_left_in_each_smscs_format() {
 
     // `none`: the field stays empty even for a message with a validity.
     let (a, b) = sims().await;
-    let d = Daemon::start(&a, &b, r#"validity = "none""#);
+    let d = start(&a, &b, r#"validity = "none""#);
     let mut c = d.client().await;
     c.wait_bound(&["op-a", "op-b"]).await;
     let r = c
@@ -1118,7 +884,7 @@ async fn a_part_that_waits_past_its_validity_at_the_bind_is_not_written() {
     // op-b (route `default`) takes one submit at a time and answers each after 13 s: the second
     // message is claimed and handed to the bind at once, then waits there for the window.
     b.update_faults(|f| f.response_delay = Duration::from_secs(13));
-    let d = Daemon::start(&a, &b, "window = 1\nresponse_timeout = \"30s\"");
+    let d = start(&a, &b, "window = 1\nresponse_timeout = \"30s\"");
     let mut c = d.client().await;
     c.wait_bound(&["op-a", "op-b"]).await;
     let first = c.submit("+33612345678", "first").await;
@@ -1148,7 +914,7 @@ async fn a_part_that_waits_past_its_validity_at_the_bind_is_not_written() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_load_tool_reports_what_it_measured() {
     let (a, b) = sims().await;
-    let d = Daemon::start(&a, &b, "");
+    let d = start(&a, &b, "");
     let mut c = d.client().await;
     c.wait_bound(&["op-a", "op-b"]).await;
     // Both simulators' control ports, so the tool reports what the SMSCs counted.
@@ -1158,7 +924,7 @@ async fn the_load_tool_reports_what_it_measured() {
         controls.push(l.local_addr().unwrap().to_string());
         tokio::spawn(smppd::sim::control::serve(l, s.control()));
     }
-    let pid = d.child.id().to_string();
+    let pid = d.pid().expect("smppd runs").to_string();
     let r = bench_json(&[
         "--addr",
         &d.submit,
@@ -1214,7 +980,7 @@ async fn the_load_tool_reports_what_it_measured() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_load_tool_paces_to_a_target_rate_and_counts_every_response() {
     let (a, b) = sims().await;
-    let d = Daemon::start(&a, &b, "");
+    let d = start(&a, &b, "");
     let mut c = d.client().await;
     c.wait_bound(&["op-a", "op-b"]).await;
     // 40 messages at 100/s over 2 connections: each connection sends every 20 ms, while the
@@ -1270,7 +1036,7 @@ async fn reroute_after_undeliv_resends_once_through_the_next_smsc() {
     a.update_receipts(|r| r.mix = mix(0, 1, 0));
     b.update_receipts(|r| r.mix = mix(1, 0, 0));
     let port = free_port();
-    let d = Daemon::start_with(
+    let mut d = start_with(
         &a,
         &b,
         &format!("metrics = \"127.0.0.1:{port}\""),
@@ -1332,15 +1098,12 @@ async fn reroute_after_undeliv_resends_once_through_the_next_smsc() {
         Some(3.0),
         "{body}"
     );
-    assert_eq!(d.terminate().code(), Some(0));
+    assert_eq!(d.stop().code(), Some(0));
 }
 
 /// Runs the `smppd` binary with `args`; returns (success, stdout, stderr).
 fn smppd(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_smppd"))
-        .args(args)
-        .output()
-        .expect("run smppd");
+    let out = support::smppd(args);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -1351,7 +1114,7 @@ fn smppd(args: &[&str]) -> (bool, String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_file_pipelines_every_row_and_prints_the_summary_and_final_states() {
     let (a, b) = sims().await;
-    let d = Daemon::start(&a, &b, "");
+    let d = start(&a, &b, "");
     let mut c = d.client().await;
     c.wait_bound(&["op-a", "op-b"]).await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -1436,7 +1199,7 @@ async fn send_file_pipelines_every_row_and_prints_the_summary_and_final_states()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn optout_cli_add_import_list_remove_through_the_daemon() {
     let (a, b) = sims().await;
-    let d = Daemon::start(&a, &b, "");
+    let d = start(&a, &b, "");
     let mut c = d.client().await;
     c.wait_bound(&["op-a", "op-b"]).await;
     let addr = d.submit.clone();
@@ -1514,7 +1277,7 @@ async fn optout_cli_add_import_list_remove_through_the_daemon() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_shows_bind_since_rates_and_delivery_ratio_after_traffic() {
     let (a, b) = sims().await;
-    let d = Daemon::start(&a, &b, "");
+    let d = start(&a, &b, "");
     let mut c = d.client().await;
     c.wait_bound(&["op-a", "op-b"]).await;
     let ids = submit_many(&mut c, "+46701230000", 40).await;
