@@ -9,46 +9,29 @@
 //! (see it with `cargo test --test bad_input -- --nocapture`); the longer campaign is
 //! `cargo test --test bad_input -- --ignored --nocapture`.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use smppd::sim::{SimConfig, SimHandle, Simulator};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader as TokioBufReader};
+use support::{Client, Daemon, DaemonBuilder};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 /// The daemon's peak RSS may not pass this (it idles near 20 MiB; 1,000 connections and the slow
 /// clients' bounded buffers add a few tens).
 const MAX_PEAK_RSS_KIB: u64 = 256 * 1024;
 const WRITE_TIMEOUT: &str = "2s";
 
-struct Daemon {
-    child: Child,
-    submit: String,
-    metrics: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Daemon {
-    fn start(sim: &SimHandle, max_connections: usize) -> Daemon {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let metrics = free_port();
-        let conf = format!(
-            r#"[listen]
-submit = "127.0.0.1:0"
-metrics = "127.0.0.1:{metrics}"
-max_connections = {max_connections}
-write_timeout = "{WRITE_TIMEOUT}"
-[store]
-path = "{db}"
-[log]
-level = "warn"
-[[smsc]]
+/// Starts `smppd run` against `sim` with metrics and at most `max_connections` submit
+/// connections.
+async fn start(sim: &SimHandle, max_connections: usize) -> Daemon {
+    let body = format!(
+        r#"[[smsc]]
 name = "op-a"
 address = "{a}"
 system_id = "smppd"
@@ -60,140 +43,26 @@ reconnect_max = "1s"
 name = "default"
 smsc = ["op-a"]
 "#,
-            db = dir.path().join("smppd.db").display(),
-            a = sim.addr(),
-        );
-        let path = dir.path().join("smppd.toml");
-        std::fs::write(&path, conf).expect("write config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_smppd"))
-            .arg("run")
-            .arg("--config")
-            .arg(&path)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn smppd run");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read the listening line");
-        let submit = line
-            .trim()
-            .rsplit(' ')
-            .next()
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
-        Daemon {
-            child,
-            submit,
-            metrics,
-            _dir: dir,
-        }
-    }
-
-    fn assert_alive(&mut self, after: &str) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("smppd exited ({status}) during {after}");
-        }
-    }
-
-    /// `VmHWM` (peak resident set) and `VmRSS` of the daemon, KiB.
-    fn memory_kib(&self) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("/proc/PID/status");
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
-        (field("VmHWM:"), field("VmRSS:"))
-    }
-
-    async fn conn(&self) -> Conn {
-        Conn::connect(&self.submit).await
-    }
-
-    async fn metrics(&self) -> String {
-        let mut s = TcpStream::connect(("127.0.0.1", self.metrics))
-            .await
-            .expect("metrics");
-        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
-            .await
-            .expect("write");
-        let mut body = String::new();
-        s.read_to_string(&mut body).await.expect("read");
-        body
-    }
+        a = sim.addr(),
+    );
+    DaemonBuilder::new(body)
+        .metrics()
+        .listen(&format!(
+            "max_connections = {max_connections}\nwrite_timeout = \"{WRITE_TIMEOUT}\""
+        ))
+        .inherit_stderr()
+        .start()
+        .await
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
+/// A submit-protocol connection that waits up to 30 s for each answer (the daemon is busy).
+async fn conn(d: &Daemon) -> Client {
+    d.client().await.with_timeout(Duration::from_secs(30))
 }
 
 /// Sum of a metric's samples whose label set contains `label` (or all of them).
 fn metric(text: &str, name: &str, label: &str) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-        })
-        .filter(|l| label.is_empty() || l.contains(label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-struct Conn {
-    r: TokioBufReader<OwnedReadHalf>,
-    w: OwnedWriteHalf,
-}
-
-impl Conn {
-    async fn connect(addr: &str) -> Conn {
-        let s = TcpStream::connect(addr).await.expect("connect");
-        let (r, w) = s.into_split();
-        Conn {
-            r: TokioBufReader::new(r),
-            w,
-        }
-    }
-
-    async fn send(&mut self, bytes: &[u8]) {
-        self.w.write_all(bytes).await.expect("write");
-    }
-
-    async fn line(&mut self) -> Value {
-        let mut line = String::new();
-        let n = tokio::time::timeout(Duration::from_secs(30), self.r.read_line(&mut line))
-            .await
-            .expect("a response in time")
-            .expect("read");
-        assert!(n > 0, "connection closed");
-        serde_json::from_str(&line).unwrap_or_else(|e| {
-            let start: String = line.chars().take(200).collect();
-            panic!("not JSON ({e}): {start:?}…")
-        })
-    }
-
-    async fn call(&mut self, req: &Value) -> Value {
-        let mut l = req.to_string();
-        l.push('\n');
-        self.send(l.as_bytes()).await;
-        self.line().await
-    }
+    support::metrics::sum(text, name, &[label])
 }
 
 /// What one case sent and what came back.
@@ -238,7 +107,7 @@ fn submit(to: &str, text: &str) -> Value {
 }
 
 /// Sends each line and checks the code of its one response; returns the responses.
-async fn expect_codes(c: &mut Conn, row: &mut Row, cases: &[(Vec<u8>, &str)]) -> Vec<Value> {
+async fn expect_codes(c: &mut Client, row: &mut Row, cases: &[(Vec<u8>, &str)]) -> Vec<Value> {
     let mut out = Vec::new();
     for (line, want) in cases {
         let mut l = line.clone();
@@ -261,7 +130,7 @@ async fn expect_codes(c: &mut Conn, row: &mut Row, cases: &[(Vec<u8>, &str)]) ->
         out.push(v);
     }
     // The connection is still usable.
-    let v = c.call(&json!({"op":"ping","ref":"after"})).await;
+    let v = c.request(&json!({"op":"ping","ref":"after"})).await;
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(v["ref"], "after");
     out
@@ -273,7 +142,7 @@ fn b(s: &str) -> Vec<u8> {
 
 async fn malformed_json(d: &Daemon) -> Row {
     let mut row = Row::new("malformed JSON");
-    let mut c = d.conn().await;
+    let mut c = conn(d).await;
     let deep = format!("{}{}", "[".repeat(20_000), "]".repeat(20_000));
     let cases: Vec<(Vec<u8>, &str)> = [
         "not json",
@@ -302,9 +171,9 @@ async fn malformed_json(d: &Daemon) -> Row {
     .collect();
     let replies = expect_codes(&mut c, &mut row, &cases).await;
     // An invalid request still echoes the ref it could read.
-    let mut c2 = d.conn().await;
+    let mut c2 = conn(d).await;
     let v = c2
-        .call(&json!({"op":"submit","ref":{"k":[1,"x"]},"priority":"high"}))
+        .request(&json!({"op":"submit","ref":{"k":[1,"x"]},"priority":"high"}))
         .await;
     row.requests += 1;
     row.count(&v);
@@ -316,7 +185,7 @@ async fn malformed_json(d: &Daemon) -> Row {
 
 async fn invalid_utf8(d: &Daemon) -> Row {
     let mut row = Row::new("invalid UTF-8");
-    let mut c = d.conn().await;
+    let mut c = conn(d).await;
     let cases: Vec<(Vec<u8>, &str)> = [
         b"\xff".to_vec(),
         b"{\"op\":\"ping\",\"ref\":\"\xc3\x28\"}".to_vec(),
@@ -340,7 +209,7 @@ async fn invalid_utf8(d: &Daemon) -> Row {
 
 async fn long_lines(d: &Daemon) -> Row {
     let mut row = Row::new("lines over 64 KiB");
-    let mut c = d.conn().await;
+    let mut c = conn(d).await;
     const MAX: usize = 64 * 1024;
     // Exactly the limit is accepted: a ping padded with spaces.
     let mut exact = b"{\"op\":\"ping\"".to_vec();
@@ -365,7 +234,7 @@ async fn long_lines(d: &Daemon) -> Row {
     assert_eq!(row.count(&v), "bad_request", "{v}");
     let m = v["error"]["message"].as_str().unwrap_or("");
     assert!(m.contains("16777216 bytes"), "{m}");
-    let v = c.call(&json!({"op":"ping"})).await;
+    let v = c.request(&json!({"op":"ping"})).await;
     assert_eq!(v["ok"], true);
     row.note = "64 KiB ok, 64 KiB+1 .. 16 MiB refused".into();
     row
@@ -373,7 +242,7 @@ async fn long_lines(d: &Daemon) -> Row {
 
 async fn wrong_fields(d: &Daemon) -> Row {
     let mut row = Row::new("missing/wrong-typed fields");
-    let mut c = d.conn().await;
+    let mut c = conn(d).await;
     let to = "+46701234567";
     let base =
         |extra: &str| format!(r#"{{"op":"submit","to":"{to}","from":"ACME","text":"x"{extra}}}"#);
@@ -473,7 +342,7 @@ async fn wrong_fields(d: &Daemon) -> Row {
 
 async fn absurd_values(d: &Daemon, accepted: &mut Accepted) -> Row {
     let mut row = Row::new("absurd values");
-    let mut c = d.conn().await;
+    let mut c = conn(d).await;
     let to = "+46701234567";
     let line = |text: &str, extra: &str| {
         format!(r#"{{"op":"submit","to":"{to}","from":"ACME","text":"{text}"{extra}}}"#)
@@ -576,7 +445,7 @@ async fn absurd_values(d: &Daemon, accepted: &mut Accepted) -> Row {
 /// responses wait, and disconnects them after `write_timeout`.
 async fn slow_readers(d: &mut Daemon, clients: usize) -> Row {
     let mut row = Row::new("slow readers (never read)");
-    let before = metric(&d.metrics().await, "smppd_api_slow_clients_total", "");
+    let before = metric(&d.scrape().await, "smppd_api_slow_clients_total", "");
     let sent = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for i in 0..clients {
@@ -611,12 +480,12 @@ async fn slow_readers(d: &mut Daemon, clients: usize) -> Row {
             longest = longest.max(after);
         }
     }
-    d.assert_alive("slow readers");
+    d.assert_alive_during("slow readers");
     assert_eq!(disconnected, clients, "every slow reader is disconnected");
     // The counter is updated when the writer gives up; give it a moment to be scraped.
     let deadline = Instant::now() + Duration::from_secs(10);
     let counted = loop {
-        let n = metric(&d.metrics().await, "smppd_api_slow_clients_total", "") - before;
+        let n = metric(&d.scrape().await, "smppd_api_slow_clients_total", "") - before;
         if n >= clients as f64 || Instant::now() > deadline {
             break n;
         }
@@ -638,15 +507,15 @@ async fn many_connections(d: &Daemon, n: usize, accepted: &mut Accepted) -> Row 
     let mut row = Row::new(&format!("{n} concurrent connections"));
     let mut conns = Vec::with_capacity(n);
     for _ in 0..n {
-        conns.push(d.conn().await);
+        conns.push(conn(d).await);
     }
-    let peak_open = metric(&d.metrics().await, "smppd_api_connections", "");
+    let peak_open = metric(&d.scrape().await, "smppd_api_connections", "");
     let tasks: Vec<_> = conns
         .into_iter()
         .enumerate()
         .map(|(i, mut c)| {
             tokio::spawn(async move {
-                let v = c.call(&submit("+46709990000", &format!("conn {i}"))).await;
+                let v = c.request(&submit("+46709990000", &format!("conn {i}"))).await;
                 (v, c)
             })
         })
@@ -669,7 +538,7 @@ async fn many_connections(d: &Daemon, n: usize, accepted: &mut Accepted) -> Row 
 async fn disconnects(d: &Daemon, n: usize, accepted: &mut Accepted) -> Row {
     let mut row = Row::new("disconnect mid-request");
     for i in 0..n {
-        let mut c = d.conn().await;
+        let mut c = conn(d).await;
         c.send(br#"{"op":"submit","to":"+46701234567","from":"AC"#)
             .await;
         row.requests += 1;
@@ -680,7 +549,7 @@ async fn disconnects(d: &Daemon, n: usize, accepted: &mut Accepted) -> Row {
         let _ = w.write_all(br#"{"op":"submit","to":"+4670"#).await;
         row.requests += 1;
         drop(w);
-        let mut c = d.conn().await;
+        let mut c = conn(d).await;
         let key = format!("left-{i}");
         let mut l =
             json!({"op":"submit","to":"+46701234567","from":"ACME","text":"left","key":key})
@@ -692,11 +561,11 @@ async fn disconnects(d: &Daemon, n: usize, accepted: &mut Accepted) -> Row {
     }
     *row.codes.entry("(no answer)".into()).or_default() += row.requests;
     // The retries: each key was accepted once, before its client left.
-    let mut c = d.conn().await;
+    let mut c = conn(d).await;
     let mut duplicates = 0;
     for i in 0..n {
         let v = c
-            .call(&json!({"op":"submit","to":"+46701234567","from":"ACME","text":"left","key":format!("left-{i}")}))
+            .request(&json!({"op":"submit","to":"+46701234567","from":"ACME","text":"left","key":format!("left-{i}")}))
             .await;
         row.requests += 1;
         assert_eq!(row.count(&v), "ok", "{v}");
@@ -711,7 +580,7 @@ async fn disconnects(d: &Daemon, n: usize, accepted: &mut Accepted) -> Row {
 
 /// Waits until every id is final; returns (delivered, not delivered).
 async fn delivered(d: &Daemon, ids: &[String]) -> (usize, Vec<String>) {
-    let mut c = d.conn().await;
+    let mut c = conn(d).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut pending: Vec<String> = ids.to_vec();
     let mut delivered = 0;
@@ -790,18 +659,18 @@ async fn campaign(rounds: usize, slow: usize, connections: usize, leavers: usize
     let sim = Simulator::start(SimConfig::new("127.0.0.1:0"))
         .await
         .expect("simulator");
-    let mut d = Daemon::start(&sim, connections + 512);
+    let mut d = start(&sim, connections + 512).await;
 
     // The well-behaved client: one submit every 10 ms on its own connection, throughout.
     let stop = Arc::new(AtomicBool::new(false));
     let good = {
         let stop = stop.clone();
-        let mut c = d.conn().await;
+        let mut c = conn(&d).await;
         tokio::spawn(async move {
             let mut ids = Vec::new();
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let v = c.call(&submit("+46701234567", &format!("good {i}"))).await;
+                let v = c.request(&submit("+46701234567", &format!("good {i}"))).await;
                 assert_eq!(v["ok"], true, "well-behaved submit refused: {v}");
                 ids.push(v["id"].as_str().expect("id").to_owned());
                 i += 1;
@@ -825,20 +694,20 @@ async fn campaign(rounds: usize, slow: usize, connections: usize, leavers: usize
             }
         };
         rows.push(tag(malformed_json(&d).await));
-        d.assert_alive("malformed JSON");
+        d.assert_alive_during("malformed JSON");
         rows.push(tag(invalid_utf8(&d).await));
-        d.assert_alive("invalid UTF-8");
+        d.assert_alive_during("invalid UTF-8");
         rows.push(tag(long_lines(&d).await));
-        d.assert_alive("long lines");
+        d.assert_alive_during("long lines");
         rows.push(tag(wrong_fields(&d).await));
-        d.assert_alive("wrong fields");
+        d.assert_alive_during("wrong fields");
         rows.push(tag(absurd_values(&d, &mut accepted).await));
-        d.assert_alive("absurd values");
+        d.assert_alive_during("absurd values");
         rows.push(tag(slow_readers(&mut d, slow).await));
         rows.push(tag(many_connections(&d, connections, &mut accepted).await));
-        d.assert_alive("many connections");
+        d.assert_alive_during("many connections");
         rows.push(tag(disconnects(&d, leavers, &mut accepted).await));
-        d.assert_alive("disconnects");
+        d.assert_alive_during("disconnects");
     }
 
     stop.store(true, Ordering::Relaxed);
@@ -854,9 +723,9 @@ async fn campaign(rounds: usize, slow: usize, connections: usize, leavers: usize
         other_failed.is_empty(),
         "accepted messages not delivered: {other_failed:?}"
     );
-    d.assert_alive("the drain");
+    d.assert_alive_during("the drain");
     let (peak, _) = d.memory_kib();
-    let metrics = d.metrics().await;
+    let metrics = d.scrape().await;
     print_table(
         &rows,
         (
@@ -876,9 +745,7 @@ async fn campaign(rounds: usize, slow: usize, connections: usize, leavers: usize
         "peak RSS {peak} KiB over {MAX_PEAK_RSS_KIB}"
     );
     // Still a clean, graceful stop.
-    let pid = d.child.id().to_string();
-    let _ = Command::new("kill").args(["-TERM", &pid]).status();
-    let status = d.child.wait().expect("wait");
+    let status = d.stop();
     assert!(status.success(), "smppd exited with {status}");
 }
 

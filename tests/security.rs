@@ -7,16 +7,17 @@
 //! (Logs and `status` are covered by `tests/daemon.rs`
 //! `no_password_or_token_in_logs_status_or_errors`.)
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use smppd::sim::{SimConfig, Simulator};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader as TokioBufReader};
+use support::{Daemon, DaemonBuilder, smppd};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader as TokioBufReader};
 use tokio::net::TcpStream;
 
 const SMSC: &str = r#"
@@ -30,13 +31,6 @@ password = "Pw9xQz"
 name = "default"
 smsc = ["op-a"]
 "#;
-
-fn smppd(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_smppd"))
-        .args(args)
-        .output()
-        .expect("run smppd")
-}
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
     let path = dir.join(name);
@@ -97,138 +91,20 @@ fn the_submit_listener_is_loopback_unless_a_token_guards_it() {
     assert!(!stderr.contains("short\""), "the token is echoed: {stderr}");
 }
 
-struct Daemon {
-    child: Child,
-    submit: String,
-    metrics: u16,
-    log: std::path::PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
-/// Starts `smppd run` with `[listen]` extras and the rest of the config; stderr goes to a file.
-fn start(dir: &Path, listen: &str, rest: &str) -> Daemon {
-    let metrics = free_port();
-    let conf = format!(
-        "[listen]\nsubmit = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:{metrics}\"\n{listen}\n\
-         [store]\npath = \"{}\"\n[log]\nlevel = \"info\"\n{rest}",
-        dir.join("var/smppd.db").display()
-    );
-    let path = dir.join("smppd.toml");
-    std::fs::write(&path, conf).expect("write config");
-    let log = dir.join("stderr.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_smppd"))
-        .args(["run", "--config"])
-        .arg(&path)
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).expect("log file"))
-        .spawn()
-        .expect("spawn smppd run");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read the listening line");
-    let submit = line.trim().rsplit(' ').next().unwrap_or("").to_owned();
-    assert!(
-        submit.contains(':'),
-        "no listening line: {line:?}; stderr: {}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
-    Daemon {
-        child,
-        submit,
-        metrics,
-        log,
-    }
-}
-
-struct Client {
-    r: TokioBufReader<tokio::net::tcp::OwnedReadHalf>,
-    w: tokio::net::tcp::OwnedWriteHalf,
-}
-
-impl Client {
-    async fn connect(addr: &str) -> Client {
-        let s = TcpStream::connect(addr).await.expect("connect");
-        let (r, w) = s.into_split();
-        Client {
-            r: TokioBufReader::new(r),
-            w,
-        }
-    }
-
-    async fn call(&mut self, req: Value) -> Value {
-        let mut l = req.to_string();
-        l.push('\n');
-        self.w.write_all(l.as_bytes()).await.expect("write");
-        let mut line = String::new();
-        tokio::time::timeout(Duration::from_secs(10), self.r.read_line(&mut line))
-            .await
-            .expect("a response in time")
-            .expect("read");
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"))
-    }
-}
-
-async fn http_metrics(port: u16) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port))
+/// Starts `smppd run` with metrics, `[listen]` extras and the rest of the config, its store in
+/// `dir/var` (created by the daemon); stderr goes to a file.
+async fn start(dir: &Path, listen: &str, rest: &str) -> Daemon {
+    DaemonBuilder::new(rest)
+        .metrics()
+        .listen(listen)
+        .store_dir(Some(dir.join("var")))
+        .level("info")
+        .start()
         .await
-        .expect("metrics");
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
-        .await
-        .expect("write");
-    let mut body = String::new();
-    s.read_to_string(&mut body).await.expect("read");
-    body
 }
 
 fn sample(text: &str, name: &str, label: &str) -> f64 {
-    text.lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|r| r.starts_with(' ') || r.starts_with('{'))
-        })
-        .filter(|l| label.is_empty() || l.contains(label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-/// Polls `status` until `pred` holds for the named SMSC's binds, or panics with the last status.
-async fn wait_binds(
-    c: &mut Client,
-    smsc: &str,
-    what: &str,
-    pred: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let v = c.call(json!({"op":"status"})).await;
-        let binds = v["smscs"]
-            .as_array()
-            .and_then(|l| l.iter().find(|s| s["name"] == smsc))
-            .map(|s| s["binds"].clone())
-            .unwrap_or(Value::Null);
-        if binds
-            .as_array()
-            .is_some_and(|b| !b.is_empty() && b.iter().all(&pred))
-        {
-            return binds;
-        }
-        assert!(Instant::now() < deadline, "{smsc}: {what}: {v}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    support::metrics::sum(text, name, &[label])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -239,11 +115,11 @@ async fn unauthenticated_requests_are_refused_counted_and_secrets_stay_out_of_me
     let dir = tempfile::tempdir().expect("tempdir");
     let token = "tok-9f8e7d6c5b4a3210";
     let rest = SMSC.replace("127.0.0.1:2775", &sim.addr().to_string());
-    let d = start(dir.path(), &format!("token = \"{token}\""), &rest);
+    let d = start(dir.path(), &format!("token = \"{token}\""), &rest).await;
 
     // A client that connects and never authenticates (it could hold a connection slot).
     let idle = TcpStream::connect(&d.submit).await.expect("connect");
-    let mut c = Client::connect(&d.submit).await;
+    let mut c = d.client().await;
     let refused = [
         json!({"op":"submit","to":"+46701234567","from":"ACME","text":"x"}),
         json!({"op":"status"}),
@@ -252,24 +128,24 @@ async fn unauthenticated_requests_are_refused_counted_and_secrets_stay_out_of_me
         json!({"op":"auth","token":""}),
     ];
     for req in &refused {
-        let v = c.call(req.clone()).await;
+        let v = c.request(req).await;
         assert_eq!(v["error"]["code"], "unauthorized", "{req} → {v}");
         assert!(!v.to_string().contains(token), "{v}");
     }
     // Another connection is not authenticated by this one's later success.
-    let mut other = Client::connect(&d.submit).await;
-    let v = c.call(json!({"op":"auth","token":token})).await;
+    let mut other = d.client().await;
+    let v = c.request(&json!({"op":"auth","token":token})).await;
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(
-        other.call(json!({"op":"ping"})).await["error"]["code"],
+        other.request(&json!({"op":"ping"})).await["error"]["code"],
         "unauthorized"
     );
     let v = c
-        .call(json!({"op":"submit","to":"+46701234567","from":"ACME","text":"x"}))
+        .request(&json!({"op":"submit","to":"+46701234567","from":"ACME","text":"x"}))
         .await;
     assert_eq!(v["ok"], true, "{v}");
 
-    let m = http_metrics(d.metrics).await;
+    let m = d.scrape().await;
     assert_eq!(sample(&m, "smppd_unauthorized_total", ""), 6.0, "{m}");
     assert_eq!(
         sample(&m, "smppd_messages_rejected_total", "code=\"unauthorized\""),
@@ -278,7 +154,7 @@ async fn unauthenticated_requests_are_refused_counted_and_secrets_stay_out_of_me
     for secret in [token, "Pw9xQz"] {
         assert!(!m.contains(secret), "{secret} in /metrics");
     }
-    let status = c.call(json!({"op":"status"})).await.to_string();
+    let status = c.request(&json!({"op":"status"})).await.to_string();
     assert!(!status.contains("Pw9xQz") && !status.contains(token));
 
     // Connections that never authenticate are told so and closed after AUTH_TIMEOUT (10 s);
@@ -304,12 +180,12 @@ async fn unauthenticated_requests_are_refused_counted_and_secrets_stay_out_of_me
         0,
         "{rest}"
     );
-    assert_eq!(c.call(json!({"op":"ping"})).await["ok"], true);
+    assert_eq!(c.request(&json!({"op":"ping"})).await["ok"], true);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         // `idle` and `other` were both closed unauthenticated.
         let n = sample(
-            &http_metrics(d.metrics).await,
+            &d.scrape().await,
             "smppd_unauthorized_total",
             "",
         );
@@ -385,11 +261,11 @@ async fn tls_to_smscs_verifies_certificates_and_the_opt_out_is_loud() {
         ),
         smsc("op-insecure", "{ insecure = true }"),
     );
-    let d = start(dir.path(), "", &rest);
-    let mut c = Client::connect(&d.submit).await;
+    let d = start(dir.path(), "", &rest).await;
+    let mut c = d.client().await;
 
     // The certificate is not signed by the configured CA: the bind never comes up, and says why.
-    let binds = wait_binds(&mut c, "op-untrusted", "a certificate error", |b| {
+    let binds = c.wait_binds("op-untrusted", "a certificate error", |b| {
         b["state"] != "Bound"
             && b["last_error"]
                 .as_str()
@@ -399,11 +275,11 @@ async fn tls_to_smscs_verifies_certificates_and_the_opt_out_is_loud() {
     let reason = binds[0]["last_error"].as_str().unwrap_or("").to_owned();
     assert!(reason.contains("tls handshake"), "{reason}");
     // Trusted CA and the explicit opt-out both bind.
-    wait_binds(&mut c, "op-trusted", "bound", |b| b["state"] == "Bound").await;
-    wait_binds(&mut c, "op-insecure", "bound", |b| b["state"] == "Bound").await;
+    c.wait_binds("op-trusted", "bound", |b| b["state"] == "Bound").await;
+    c.wait_binds("op-insecure", "bound", |b| b["state"] == "Bound").await;
     for to in ["+46701234567", "+4791234567"] {
         let v = c
-            .call(json!({"op":"submit","to":to,"from":"ACME","text":"over TLS"}))
+            .request(&json!({"op":"submit","to":to,"from":"ACME","text":"over TLS"}))
             .await;
         assert_eq!(v["ok"], true, "{v}");
     }
