@@ -515,7 +515,9 @@ async fn many_connections(d: &Daemon, n: usize, accepted: &mut Accepted) -> Row 
         .enumerate()
         .map(|(i, mut c)| {
             tokio::spawn(async move {
-                let v = c.request(&submit("+46709990000", &format!("conn {i}"))).await;
+                let v = c
+                    .request(&submit("+46709990000", &format!("conn {i}")))
+                    .await;
                 (v, c)
             })
         })
@@ -670,7 +672,9 @@ async fn campaign(rounds: usize, slow: usize, connections: usize, leavers: usize
             let mut ids = Vec::new();
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let v = c.request(&submit("+46701234567", &format!("good {i}"))).await;
+                let v = c
+                    .request(&submit("+46701234567", &format!("good {i}")))
+                    .await;
                 assert_eq!(v["ok"], true, "well-behaved submit refused: {v}");
                 ids.push(v["id"].as_str().expect("id").to_owned());
                 i += 1;

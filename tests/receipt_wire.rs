@@ -608,7 +608,10 @@ async fn every_kind_of_receipt_is_correlated_classified_and_answered_rok() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acceptd_final_is_its_own_state_and_packed_receipts_are_read() {
     let smscs = smscs(IdFormat::Hex32, IdFormat::Hyphenated).await;
-    let d = smscs.daemon("", "acceptd_final = true\ngsm_packed = true").start().await;
+    let d = smscs
+        .daemon("", "acceptd_final = true\ngsm_packed = true")
+        .start()
+        .await;
     d.wait_bound().await;
     run_cases(&d, &smscs, final_acceptd_cases()).await;
     // `accepted` is a final state of its own in the reports.
@@ -627,7 +630,10 @@ async fn acceptd_final_is_its_own_state_and_packed_receipts_are_read() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_text_id_in_the_other_base_is_matched_by_the_smscs_rule() {
     let smscs = smscs(IdFormat::Hex, IdFormat::Hex).await;
-    let d = smscs.daemon("", "receipt_id = \"hex_to_dec\"").start().await;
+    let d = smscs
+        .daemon("", "receipt_id = \"hex_to_dec\"")
+        .start()
+        .await;
     d.wait_bound().await;
     let decimal = |id: &str| {
         let n = u128::from_str_radix(id, 16).expect("a hex id");

@@ -184,11 +184,7 @@ async fn unauthenticated_requests_are_refused_counted_and_secrets_stay_out_of_me
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         // `idle` and `other` were both closed unauthenticated.
-        let n = sample(
-            &d.scrape().await,
-            "smppd_unauthorized_total",
-            "",
-        );
+        let n = sample(&d.scrape().await, "smppd_unauthorized_total", "");
         if n == 8.0 {
             break;
         }
@@ -265,18 +261,21 @@ async fn tls_to_smscs_verifies_certificates_and_the_opt_out_is_loud() {
     let mut c = d.client().await;
 
     // The certificate is not signed by the configured CA: the bind never comes up, and says why.
-    let binds = c.wait_binds("op-untrusted", "a certificate error", |b| {
-        b["state"] != "Bound"
-            && b["last_error"]
-                .as_str()
-                .is_some_and(|e| e.contains("certificate"))
-    })
-    .await;
+    let binds = c
+        .wait_binds("op-untrusted", "a certificate error", |b| {
+            b["state"] != "Bound"
+                && b["last_error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("certificate"))
+        })
+        .await;
     let reason = binds[0]["last_error"].as_str().unwrap_or("").to_owned();
     assert!(reason.contains("tls handshake"), "{reason}");
     // Trusted CA and the explicit opt-out both bind.
-    c.wait_binds("op-trusted", "bound", |b| b["state"] == "Bound").await;
-    c.wait_binds("op-insecure", "bound", |b| b["state"] == "Bound").await;
+    c.wait_binds("op-trusted", "bound", |b| b["state"] == "Bound")
+        .await;
+    c.wait_binds("op-insecure", "bound", |b| b["state"] == "Bound")
+        .await;
     for to in ["+46701234567", "+4791234567"] {
         let v = c
             .request(&json!({"op":"submit","to":to,"from":"ACME","text":"over TLS"}))

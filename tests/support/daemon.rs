@@ -454,7 +454,10 @@ impl Daemon {
 
     /// The `/metrics` text.
     pub async fn scrape(&self) -> String {
-        assert!(self.metrics_port > 0, "the daemon was built without metrics");
+        assert!(
+            self.metrics_port > 0,
+            "the daemon was built without metrics"
+        );
         metrics::scrape(self.metrics_port).await
     }
 
