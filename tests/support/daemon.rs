@@ -13,8 +13,6 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as TokioBufReader};
-use tokio::net::TcpStream;
 
 use super::client::Client;
 use super::{free_port, metrics};
@@ -388,21 +386,11 @@ impl Daemon {
 
     /// One request on a fresh connection.
     pub async fn call(&self, req: Value) -> Value {
-        let s = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(&self.submit))
+        tokio::time::timeout(Duration::from_secs(5), self.client())
             .await
             .expect("connect in time")
-            .expect("connect");
-        let (r, mut w) = s.into_split();
-        let mut line = req.to_string();
-        line.push('\n');
-        w.write_all(line.as_bytes()).await.expect("write");
-        let mut r = TokioBufReader::new(r);
-        let mut answer = String::new();
-        tokio::time::timeout(Duration::from_secs(10), r.read_line(&mut answer))
+            .request(&req)
             .await
-            .expect("an answer in time")
-            .expect("read");
-        serde_json::from_str(&answer).unwrap_or_else(|e| panic!("not JSON ({e}): {answer:?}"))
     }
 
     /// Waits until every bind of every SMSC is bound.
