@@ -1358,18 +1358,13 @@ async fn status_shows_bind_since_rates_and_delivery_ratio_after_traffic() {
 fn start_and_connect_errors_give_their_cause_once() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().expect("addr").port();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let conf = dir.path().join("smppd.toml");
-    std::fs::write(
-        &conf,
-        format!(
-            "[listen]\nsubmit = \"127.0.0.1:{port}\"\n[store]\npath = \"{}\"\n[[smsc]]\n\
-             name = \"x\"\naddress = \"127.0.0.1:9\"\nsystem_id = \"a\"\npassword = \"b\"\n\
-             [[route]]\nname = \"r\"\nsmsc = [\"x\"]\n",
-            dir.path().join("smppd.db").display()
-        ),
+    let d = DaemonBuilder::new(
+        "[[smsc]]\nname = \"x\"\naddress = \"127.0.0.1:9\"\nsystem_id = \"a\"\n\
+         password = \"b\"\n[[route]]\nname = \"r\"\nsmsc = [\"x\"]\n",
     )
-    .expect("write config");
+    .submit(&format!("127.0.0.1:{port}"))
+    .build();
+    let conf = &d.config;
     let (ok, _, err) = smppd(&["run", "--config", conf.to_str().expect("utf-8")]);
     assert!(!ok, "{err}");
     let line = err

@@ -33,7 +33,7 @@ enum Stderr {
 ///
 /// ```toml
 /// [listen]
-/// submit = "127.0.0.1:0"
+/// submit = "127.0.0.1:0"             # or `submit(addr)`
 /// metrics = "127.0.0.1:<free port>"   # with `metrics()`
 /// <listen>
 /// [store]
@@ -47,6 +47,7 @@ enum Stderr {
 #[derive(Clone)]
 pub struct DaemonBuilder {
     body: String,
+    submit: String,
     listen: String,
     store: String,
     log: String,
@@ -62,6 +63,7 @@ impl DaemonBuilder {
     pub fn new(body: impl Into<String>) -> DaemonBuilder {
         DaemonBuilder {
             body: body.into(),
+            submit: "127.0.0.1:0".to_owned(),
             listen: String::new(),
             store: String::new(),
             log: String::new(),
@@ -71,6 +73,12 @@ impl DaemonBuilder {
             store_file: "smppd.db".to_owned(),
             stderr: Stderr::File,
         }
+    }
+
+    /// `[listen] submit` (default `127.0.0.1:0`: a free port, read from the daemon's first line).
+    pub fn submit(mut self, addr: &str) -> Self {
+        self.submit = addr.to_owned();
+        self
     }
 
     /// Extra lines of `[listen]`.
@@ -166,9 +174,10 @@ impl DaemonBuilder {
             String::new()
         };
         format!(
-            "[listen]\nsubmit = \"127.0.0.1:0\"\n{metrics}{listen}\n\
+            "[listen]\nsubmit = \"{submit}\"\n{metrics}{listen}\n\
              [store]\npath = \"{db}\"\n{store}\n\
              [log]\nlevel = \"{level}\"\n{log}\n{body}",
+            submit = self.submit,
             listen = self.listen,
             db = db.display(),
             store = self.store,
