@@ -8,10 +8,10 @@
 //! - [`campaign`]: the reliability campaigns' load generator and their lost/duplicated verdict;
 //! - here: [`free_port`], [`smppd`] (one CLI run), [`until`] (a poll with a deadline).
 //!
-//! Each test binary uses a subset of it (`mod support;`), hence the `dead_code` allowance. The
-//! harness never asserts on the daemon's behaviour beyond "it started" and "it stopped": that is
-//! the tests' job.
-#![allow(dead_code, unused_imports)]
+//! Each test binary uses a subset of it (`mod support;`), hence the `dead_code` allowance (and
+//! `unused_imports` on the re-exports). The harness never asserts on the daemon's behaviour
+//! beyond "it started" and "it stopped": that is the tests' job.
+#![allow(dead_code)]
 
 pub mod campaign;
 pub mod client;
@@ -22,9 +22,14 @@ pub mod smscs;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+// The names most tests use, at `support::`; each binary uses some of them.
+#[allow(unused_imports)]
 pub use campaign::*;
+#[allow(unused_imports)]
 pub use client::Client;
+#[allow(unused_imports)]
 pub use daemon::{Daemon, DaemonBuilder};
+#[allow(unused_imports)]
 pub use smscs::{Smsc, Smscs};
 
 /// A free loopback port (bound, then released).
