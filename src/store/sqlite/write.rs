@@ -4,6 +4,7 @@
 //! partial write behind in the shared transaction.
 
 use super::JobError;
+use crate::fnv::Fnv1a;
 use crate::receipt::{self, Outcome};
 use crate::store::id::IdGen;
 use crate::store::{
@@ -142,23 +143,16 @@ fn json_str(s: &str) -> String {
     serde_json::Value::from(s).to_string()
 }
 
-/// FNV-1a over everything that makes a receipt this receipt, to recognise a re-sent one.
+/// FNV-1a over everything that makes a receipt this receipt, to recognise a re-sent one. Stored
+/// in `dlr_log.fp` and the parts' `receipts` lists, so its value must never change.
 fn fingerprint(r: &IncomingReceipt) -> i64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        h ^= 0xff;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    };
-    eat(r.smsc.as_bytes());
-    eat(&r.raw);
-    eat(r.receipt.tlv_id.as_deref().unwrap_or("").as_bytes());
-    eat(&[r.tlv_state.unwrap_or(0xff)]);
-    eat(&r.tlv_network_error.unwrap_or([0xff; 3]));
-    h as i64
+    Fnv1a::new()
+        .field(r.smsc.as_bytes())
+        .field(&r.raw)
+        .field(r.receipt.tlv_id.as_deref().unwrap_or("").as_bytes())
+        .field(&[r.tlv_state.unwrap_or(0xff)])
+        .field(&r.tlv_network_error.unwrap_or([0xff; 3]))
+        .finish() as i64
 }
 
 /// A Bloom filter over the (SMSC, key) of receipts held unmatched, so that an acknowledgement
@@ -179,11 +173,10 @@ impl HeldFilter {
     }
 
     fn positions(smsc: &str, key: &str) -> [u64; 3] {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for &b in smsc.as_bytes().iter().chain(&[0xff]).chain(key.as_bytes()) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
+        let h = Fnv1a::new()
+            .field(smsc.as_bytes())
+            .write(key.as_bytes())
+            .finish();
         let h2 = h.rotate_left(31).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
         [0, 1, 2].map(|i| h.wrapping_add(h2.wrapping_mul(i)) % Self::BITS)
     }
@@ -1464,5 +1457,46 @@ impl<'c> Writer<'c> {
         self.pending_settings = Some(*s);
         self.settings = *s;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::receipt::{IdRule, ReceiptTlvs, parse_receipt};
+
+    fn incoming(tlvs: &ReceiptTlvs<'_>) -> IncomingReceipt {
+        let raw = b"id:abc1 sub:001 dlvrd:001 submit date:2601010000 done date:2601010001 stat:DELIVRD err:000 text:hi";
+        IncomingReceipt {
+            smsc: "op-a".into(),
+            rule: IdRule::Same,
+            receipt: parse_receipt(raw, tlvs).expect("parses"),
+            outcome: Some(Outcome::Delivered),
+            raw: raw.to_vec(),
+            tlv_state: tlvs.message_state,
+            tlv_network_error: tlvs.network_error_code,
+            now_ms: 0,
+            reroute: RerouteRule::none(),
+        }
+    }
+
+    /// Fingerprints are stored (`dlr_log.fp`, `part.receipts`): a re-sent receipt is recognised
+    /// only if this build hashes it as the build that stored it did. Values from the first
+    /// release's hand-written FNV-1a.
+    #[test]
+    fn fingerprints_and_filter_positions_never_change() {
+        let plain = incoming(&ReceiptTlvs::default());
+        let tlv = incoming(&ReceiptTlvs {
+            receipted_message_id: Some("ABC1"),
+            message_state: Some(2),
+            network_error_code: Some([3, 0, 1]),
+        });
+        assert_eq!(fingerprint(&plain), 2_555_955_833_078_113_357);
+        assert_eq!(fingerprint(&tlv), 5_103_028_653_421_821_278);
+        assert_eq!(
+            HeldFilter::positions("op-a", "abc1"),
+            [388_114, 28_809, 718_080]
+        );
+        assert_eq!(HeldFilter::positions("", ""), [191_342, 787_341, 334_764]);
     }
 }
