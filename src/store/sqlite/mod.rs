@@ -14,6 +14,7 @@
 mod lock;
 mod read;
 mod schema;
+mod sql;
 mod write;
 
 pub use read::Reader;

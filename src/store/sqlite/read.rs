@@ -3,6 +3,7 @@
 //! committed state and never block the writer. A reader never writes and never migrates.
 
 use super::schema;
+use super::sql::{self, Sql, sql};
 use crate::store::error::classify;
 use crate::store::{
     Event, MessageClass, MessageFilter, MessageId, MessageState, MessageView, MoFragment, MoSet,
@@ -35,10 +36,13 @@ fn db(e: rusqlite::Error) -> StoreError {
 const MESSAGE_COLUMNS: &str = "id, idem_key, dest, sender, route, class, priority, encoding, split,
     dlr, state, text, tags, accepted_at, submitted_at, done_at, valid_until, options";
 
-/// A message's state in SQL: the stored one, or `submitted` for a message left `queued` whose
-/// parts are all acknowledged (see `schema`).
-const STATE_EXPR: &str = "(CASE WHEN state = 0 AND NOT EXISTS
-    (SELECT 1 FROM part p WHERE p.message_id = message.id AND p.state <= 2) THEN 1 ELSE state END)";
+/// A message's state in SQL: the stored one, or `submitted` for a message left `queued` none of
+/// whose parts is pending (see `schema`).
+static STATE_EXPR: Sql = Sql::new(
+    "(CASE WHEN state = {message:queued} AND NOT EXISTS
+        (SELECT 1 FROM part p WHERE p.message_id = message.id AND p.state <= {part:waiting})
+     THEN {message:submitted} ELSE state END)",
+);
 
 fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageView> {
     Ok(MessageView {
@@ -224,9 +228,10 @@ impl Reader {
             });
             return Ok(found.into_iter().collect());
         }
+        let state = STATE_EXPR.get();
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM message
-             WHERE id >= ?1 AND (?2 IS NULL OR dest = ?2) AND (?3 IS NULL OR {STATE_EXPR} = ?3)
+             WHERE id >= ?1 AND (?2 IS NULL OR dest = ?2) AND (?3 IS NULL OR {state} = ?3)
              ORDER BY id DESC LIMIT ?4"
         );
         let since = MessageId::first_at(f.since_ms.unwrap_or(0)).as_i64();
@@ -310,11 +315,7 @@ impl Reader {
         // acceptance time in milliseconds.
         let mut st = self
             .conn
-            .prepare_cached(
-                "SELECT route, count(*), min(message_id) FROM part WHERE state = 0 GROUP BY route
-                 UNION ALL
-                 SELECT route, count(*), min(message_id) FROM part WHERE state = 2 GROUP BY route",
-            )
+            .prepare_cached(sql::QUEUE_DEPTH.get())
             .map_err(db)?;
         let rows: Vec<(String, u64, i64)> = st
             .query_map([], |r| {
@@ -447,11 +448,11 @@ impl Reader {
                 &self.conn,
                 "SELECT count(*) FROM dlr_log WHERE message_id IS NULL",
             )? as u64,
-            queued_parts: one(
+            queued_parts: one(&self.conn, sql::QUEUED_COUNT.get())? as u64,
+            in_flight_parts: one(
                 &self.conn,
-                "SELECT (SELECT count(*) FROM part WHERE state = 0) + (SELECT count(*) FROM part WHERE state = 2)",
+                sql!("SELECT count(*) FROM part WHERE state = {part:sending}"),
             )? as u64,
-            in_flight_parts: one(&self.conn, "SELECT count(*) FROM part WHERE state = 1")? as u64,
             last_seq: one(&self.conn, "SELECT coalesce(max(seq), 0) FROM event")?,
         })
     }

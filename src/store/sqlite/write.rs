@@ -4,6 +4,7 @@
 //! partial write behind in the shared transaction.
 
 use super::JobError;
+use super::sql::{self, sql};
 use crate::fnv::Fnv1a;
 use crate::receipt::{self, Outcome};
 use crate::store::id::IdGen;
@@ -48,27 +49,23 @@ impl<'c> Stmts<'c> {
                     done_at = CASE WHEN ?4 THEN coalesce(done_at, ?6) ELSE NULL END,
                     text = CASE WHEN ?5 THEN NULL ELSE text END
                  WHERE id = ?1")?,
-            insert_part: conn.prepare("INSERT INTO part (message_id, n, route, priority, parts, dlr, state, data_coding,
+            insert_part: conn.prepare(sql!("INSERT INTO part (message_id, n, route, priority, parts, dlr, state, data_coding,
                 esm_class, sar_ref, segment, valid_until)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?10, ?11)")?,
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, {part:queued}, ?7, ?8, ?9, ?10, ?11)"))?,
             // One statement per part: measured cheaper than one `UPDATE … WHERE (message_id, n)
             // IN (the same ordered, limited select)`, which sorts again.
-            claim_send: conn.prepare("UPDATE part SET state = 1, attempts = attempts + 1 WHERE message_id = ?1 AND n = ?2")?,
+            claim_send: conn.prepare(sql!("UPDATE part SET state = {part:sending}, attempts = attempts + 1
+                 WHERE message_id = ?1 AND n = ?2"))?,
             part_states: conn.prepare("SELECT state, acked_at, dlr FROM part WHERE message_id = ?1")?,
-            reopen: conn.prepare("UPDATE message SET state = 0, done_at = NULL WHERE id = ?1 AND state != 0")?,
-            claim_select: conn.prepare("SELECT p.message_id, p.n, m.parts, m.dest, m.sender, p.priority, m.dlr,
-                        m.valid_until, m.split, p.data_coding, p.esm_class, p.segment, p.sar_ref,
-                        p.attempts, p.maybe_dup, p.smsc, p.rerouted_from
-                 FROM part p JOIN message m ON m.id = p.message_id
-                 WHERE p.route = ?1 AND p.state = 0
-                 ORDER BY p.priority DESC, p.message_id, p.n
-                 LIMIT ?2")?,
+            reopen: conn.prepare(sql!("UPDATE message SET state = {message:queued}, done_at = NULL
+                 WHERE id = ?1 AND state != {message:queued}"))?,
+            claim_select: conn.prepare(sql::QUEUE_HEAD.get())?,
             part_info: conn.prepare("SELECT state, parts, dlr, acked_at FROM part WHERE message_id = ?1 AND n = ?2")?,
-            // `state <= 2`: the pending states (queued, sending, waiting). A range rather than
-            // `IN (0, 1, 2)`, which builds an ephemeral table at every execution.
-            ack: conn.prepare("UPDATE part SET state = 3, smsc = ?3, smsc_id = ?4, smsc_key = ?5, last_status = 0,
-                    acked_at = ?6
-                 WHERE message_id = ?1 AND n = ?2 AND state <= 2")?,
+            // `state <= waiting`: the pending states (queued, sending, waiting). A range rather
+            // than `IN (…)`, which builds an ephemeral table at every execution.
+            ack: conn.prepare(sql!("UPDATE part SET state = {part:submitted}, smsc = ?3, smsc_id = ?4, smsc_key = ?5,
+                    last_status = 0, acked_at = ?6
+                 WHERE message_id = ?1 AND n = ?2 AND state <= {part:waiting}"))?,
             receipt_part: conn.prepare("UPDATE part SET state = ?3,
                     stat = CASE WHEN ?9 THEN ?4 ELSE stat END, err = CASE WHEN ?9 THEN ?5 ELSE err END,
                     done_at = CASE WHEN ?6 THEN ?7 ELSE done_at END,
@@ -79,10 +76,10 @@ impl<'c> Stmts<'c> {
             insert_log: conn.prepare("INSERT INTO dlr_log (at, smsc, smsc_id, smsc_key, fp, raw, tlv_state, tlv_err,
                     stat, err, submit_ts, done_ts, outcome, message_id, part_n)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)")?,
-            insert_message: conn.prepare("INSERT INTO message (id, idem_key, dest, sender, route, class, priority,
+            insert_message: conn.prepare(sql!("INSERT INTO message (id, idem_key, dest, sender, route, class, priority,
                     valid_until, encoding, split, options, dlr, tags, text, parts, state, accepted_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 0, ?16)
-                 ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING")?,
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, {message:queued}, ?16)
+                 ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING"))?,
         })
     }
 }
@@ -325,14 +322,14 @@ impl<'c> Writer<'c> {
     /// Re-queues what was in flight when the store was last closed (or the process died).
     pub(crate) fn recover(&mut self) -> rusqlite::Result<Recovery> {
         let requeued = self.conn.execute(
-            "UPDATE part SET state = 0, maybe_dup = 1 WHERE state = 1",
+            sql!(
+                "UPDATE part SET state = {part:queued}, maybe_dup = 1 WHERE state = {part:sending}"
+            ),
             [],
         )?;
-        let queued: i64 = self.conn.query_row(
-            "SELECT (SELECT count(*) FROM part WHERE state = 0) + (SELECT count(*) FROM part WHERE state = 2)",
-            [],
-            |r| r.get(0),
-        )?;
+        let queued: i64 = self
+            .conn
+            .query_row(sql::QUEUED_COUNT.get(), [], |r| r.get(0))?;
         Ok(Recovery {
             requeued_in_flight: requeued as u64,
             queued: queued as u64,
@@ -587,7 +584,7 @@ impl<'c> Writer<'c> {
         now: i64,
     ) -> Result<Vec<QueuedPart>, JobError> {
         self.conn
-            .prepare_cached("UPDATE part SET state = 0 WHERE state = 2 AND ready_at <= ?1")?
+            .prepare_cached(sql::WAKE_WAITING.get())?
             .execute([now])?;
         let mut out = Vec::with_capacity(limit.min(4096));
         {
@@ -620,9 +617,9 @@ impl<'c> Writer<'c> {
         let mut expired = Vec::new();
         {
             let send = &mut self.st.claim_send;
-            let mut expire = self.conn.prepare_cached(
-                "UPDATE part SET state = 6, done_at = ?3 WHERE message_id = ?1 AND n = ?2",
-            )?;
+            let mut expire = self.conn.prepare_cached(sql!(
+                "UPDATE part SET state = {part:expired}, done_at = ?3 WHERE message_id = ?1 AND n = ?2"
+            ))?;
             for p in &out {
                 if p.valid_until_ms.is_some_and(|v| v < now) {
                     expire.execute(params![p.part.message.as_i64(), p.part.n, now])?;
@@ -1022,11 +1019,11 @@ impl<'c> Writer<'c> {
             return Ok(None);
         };
         self.conn
-            .prepare_cached(
-                "UPDATE part SET state = 0, ready_at = 0, rerouted_from = ?3, stat = ?4, err = ?5,
-                    acked_at = NULL, receipts = coalesce(receipts || ',', '') || ?6
-                 WHERE message_id = ?1 AND n = ?2",
-            )?
+            .prepare_cached(sql!(
+                "UPDATE part SET state = {part:queued}, ready_at = 0, rerouted_from = ?3, stat = ?4,
+                    err = ?5, acked_at = NULL, receipts = coalesce(receipts || ',', '') || ?6
+                 WHERE message_id = ?1 AND n = ?2"
+            ))?
             .execute(params![
                 part.message.as_i64(),
                 part.n,
@@ -1094,28 +1091,29 @@ impl<'c> Writer<'c> {
             }
             Disposition::Requeue { maybe_sent } => {
                 self.conn
-                    .prepare_cached(
-                        "UPDATE part SET state = 0, maybe_dup = maybe_dup | ?3,
+                    .prepare_cached(sql!(
+                        "UPDATE part SET state = {part:queued}, maybe_dup = maybe_dup | ?3,
                             attempts = CASE WHEN ?3 THEN attempts ELSE max(attempts - 1, 0) END,
                             acked_at = NULL, smsc = coalesce(?4, smsc)
-                         WHERE message_id = ?1 AND n = ?2",
-                    )?
+                         WHERE message_id = ?1 AND n = ?2"
+                    ))?
                     .execute(params![id, f.part.n, maybe_sent, f.smsc])?;
             }
             Disposition::Permanent => {
                 self.conn
-                    .prepare_cached(
-                        "UPDATE part SET state = 8, last_status = ?3, done_at = ?4,
+                    .prepare_cached(sql!(
+                        "UPDATE part SET state = {part:failed}, last_status = ?3, done_at = ?4,
                             smsc = coalesce(?5, smsc)
-                         WHERE message_id = ?1 AND n = ?2",
-                    )?
+                         WHERE message_id = ?1 AND n = ?2"
+                    ))?
                     .execute(params![id, f.part.n, f.status, f.now_ms, f.smsc])?;
             }
             Disposition::Expired => {
                 self.conn
-                    .prepare_cached(
-                        "UPDATE part SET state = 6, done_at = ?3 WHERE message_id = ?1 AND n = ?2",
-                    )?
+                    .prepare_cached(sql!(
+                        "UPDATE part SET state = {part:expired}, done_at = ?3
+                         WHERE message_id = ?1 AND n = ?2"
+                    ))?
                     .execute(params![id, f.part.n, f.now_ms])?;
             }
         }
@@ -1246,39 +1244,29 @@ impl<'c> Writer<'c> {
         let limit = limit.max(1);
         let mut out = Expired::default();
         // Queued or waiting parts past their validity (SMSC bound or not).
-        let due = self.due_messages(
-            "SELECT message_id FROM part
-             WHERE state IN (0, 2) AND valid_until < ?1 ORDER BY valid_until LIMIT ?2",
-            now,
-            limit,
-            &mut out,
-        )?;
+        let due = self.due_messages(sql::DUE_VALIDITY.get(), now, limit, &mut out)?;
         for id in due {
             let n = self
                 .conn
-                .prepare_cached(
-                    "UPDATE part SET state = 6, done_at = ?2
-                     WHERE message_id = ?1 AND state IN (0, 2) AND valid_until < ?2",
-                )?
+                .prepare_cached(sql!(
+                    "UPDATE part SET state = {part:expired}, done_at = ?2
+                     WHERE message_id = ?1 AND state IN ({part:queued}, {part:waiting})
+                        AND valid_until < ?2"
+                ))?
                 .execute(params![id.as_i64(), now])?;
             self.settle_swept(id, n, now, &mut out)?;
         }
         // Acknowledged parts whose receipt did not come within the wait.
         let cut = now.saturating_sub(receipt_wait.max(0));
-        let waiting = self.due_messages(
-            "SELECT message_id FROM part
-             WHERE state = 3 AND dlr = 1 AND acked_at <= ?1 ORDER BY acked_at LIMIT ?2",
-            cut,
-            limit,
-            &mut out,
-        )?;
+        let waiting = self.due_messages(sql::DUE_RECEIPT.get(), cut, limit, &mut out)?;
         for id in waiting {
             let n = self
                 .conn
-                .prepare_cached(
-                    "UPDATE part SET state = 9, done_at = ?2
-                     WHERE message_id = ?1 AND state = 3 AND dlr = 1 AND acked_at <= ?3",
-                )?
+                .prepare_cached(sql!(
+                    "UPDATE part SET state = {part:no_receipt}, done_at = ?2
+                     WHERE message_id = ?1 AND state = {part:submitted} AND dlr = 1
+                        AND acked_at <= ?3"
+                ))?
                 .execute(params![id.as_i64(), now, cut])?;
             self.settle_swept(id, n, now, &mut out)?;
         }
@@ -1358,10 +1346,10 @@ impl<'c> Writer<'c> {
             })?;
         let blocking: i64 = self
             .conn
-            .prepare_cached(
+            .prepare_cached(sql!(
                 "SELECT count(*) FROM part WHERE message_id = ?1
-                 AND (acked_at IS NOT NULL OR state NOT IN (0, 2))",
-            )?
+                 AND (acked_at IS NOT NULL OR state NOT IN ({part:queued}, {part:waiting}))"
+            ))?
             .query_row([id.as_i64()], |r| r.get(0))?;
         if blocking > 0 {
             return Err(JobError::Domain(StoreError::Conflict(format!(
