@@ -223,8 +223,39 @@ struct Logged<'a> {
     fp: i64,
     stat: &'a str,
     err: Option<&'a str>,
+    /// The final outcome it gives the part; `None` for an intermediate receipt.
+    outcome: Option<Outcome>,
     smsc: &'a str,
     smsc_id: &'a str,
+}
+
+/// What a matched receipt did to its part.
+enum Effect {
+    /// Applied: the receipt, and the part's state now.
+    Applied(ReceiptApplied, PartState),
+    /// The part goes back to the queue for another SMSC (see `Writer::reroute`).
+    Rerouted(ReceiptApplied, Reroute),
+}
+
+/// The stat a receipt is logged and shown with: the SMSC's own word when it had one.
+fn stat_text(r: &crate::receipt::Receipt) -> &str {
+    r.stat_text.as_deref().unwrap_or(r.stat.as_str())
+}
+
+/// The `dlr` event's body. Written by hand: this runs once per receipt and `json!` costs a map
+/// of allocations.
+fn dlr_body(part: PartRef, state: MessageState, next: PartState, r: &Logged<'_>) -> String {
+    format!(
+        r#"{{"id":"{}","part":{},"state":"{}","part_state":"{}","stat":{},"err":{},"smsc":{},"smsc_id":{}}}"#,
+        part.message,
+        part.n,
+        state.as_str(),
+        next.as_str(),
+        json_str(r.stat),
+        r.err.map_or_else(|| "null".to_string(), json_str),
+        json_str(r.smsc),
+        json_str(r.smsc_id),
+    )
 }
 
 /// Finds a fingerprint in a part's `receipts` list (`log_id:fp,…`); returns the log id.
@@ -668,6 +699,30 @@ impl<'c> Writer<'c> {
 
     pub(crate) fn acked(&mut self, a: &Ack) -> Result<AckResult, JobError> {
         let key = receipt::submit_key(a.rule, &a.smsc_id);
+        let Some((parts, dlr)) = self.mark_acked(a, &key)? else {
+            // A late or repeated response: the part moved on already.
+            let (_, state) = self.recompute(a.part.message, a.now_ms)?;
+            return Ok(AckResult {
+                state,
+                held_receipts: Vec::new(),
+                rerouted: None,
+            });
+        };
+        let info = PartInfo {
+            state: PartState::Submitted,
+            parts,
+            dlr,
+            acked_at: Some(a.now_ms),
+        };
+        let held = self.held_receipts(&a.smsc, &key)?;
+        self.apply_held(a, info, held)
+    }
+
+    /// Marks a part acknowledged; returns its (parts, dlr), or `None` when the part was no
+    /// longer pending (nothing written). The update only applies to a part still to be
+    /// acknowledged; a part claimed by this writer needs no read first (UPDATE … RETURNING
+    /// would, through an ephemeral table).
+    fn mark_acked(&mut self, a: &Ack, key: &str) -> Result<Option<(i64, bool)>, JobError> {
         let params = params![
             a.part.message.as_i64(),
             a.part.n,
@@ -676,88 +731,76 @@ impl<'c> Writer<'c> {
             key,
             a.now_ms
         ];
-        // The update only applies to a part still to be acknowledged; a part claimed by this
-        // writer needs no read first (UPDATE … RETURNING would, through an ephemeral table).
         let remembered = self.claimed.remove(&(a.part.message.as_i64(), a.part.n));
-        let (parts, dlr) = match remembered {
-            Some(known) if self.st.ack.execute(params)? == 1 => known,
-            _ => {
-                let info = self.part_info(a.part)?;
-                if !info.state.is_pending() {
-                    // A late or repeated response: the part moved on already.
-                    let (_, now_state) = self.recompute(a.part.message, a.now_ms)?;
-                    return Ok(AckResult {
-                        state: now_state,
-                        held_receipts: Vec::new(),
-                        rerouted: None,
-                    });
-                }
-                self.st.ack.execute(params)?;
-                (info.parts, info.dlr)
-            }
-        };
-        // Receipts that arrived before this response (only looked for when one may exist).
-        let held: Vec<HeldRow> = if !self.held.may_contain(&a.smsc, &key) {
-            Vec::new()
-        } else {
-            // No ORDER BY here: with a bound parameter in the WHERE clause, SQLite re-prepares
-            // ORDER BY statements at every execution (measured: a quarter of the writer's time).
-            // Rows are sorted below instead.
-            let mut st = self.conn.prepare_cached(
-                "SELECT id, stat, err, outcome, fp FROM dlr_log
-                 WHERE smsc_key = ?1 AND message_id IS NULL AND smsc = ?2",
-            )?;
-            let mut held: Vec<HeldRow> = st
-                .query_map(params![key, a.smsc], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                })?
-                .collect::<Result<_, _>>()?;
-            held.sort_by_key(|h| h.0);
-            held
-        };
+        if let Some(known) = remembered
+            && self.st.ack.execute(params)? == 1
+        {
+            return Ok(Some(known));
+        }
+        let info = self.part_info(a.part)?;
+        if !info.state.is_pending() {
+            return Ok(None);
+        }
+        self.st.ack.execute(params)?;
+        Ok(Some((info.parts, info.dlr)))
+    }
+
+    /// Receipts of `smsc` held under `key` (they arrived before the part's response), oldest
+    /// first; only looked for when the filter says one may exist.
+    fn held_receipts(&mut self, smsc: &str, key: &str) -> Result<Vec<HeldRow>, JobError> {
+        if !self.held.may_contain(smsc, key) {
+            return Ok(Vec::new());
+        }
+        // No ORDER BY here: with a bound parameter in the WHERE clause, SQLite re-prepares
+        // ORDER BY statements at every execution (measured: a quarter of the writer's time).
+        // Rows are sorted below instead.
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, stat, err, outcome, fp FROM dlr_log
+             WHERE smsc_key = ?1 AND message_id IS NULL AND smsc = ?2",
+        )?;
+        let mut held: Vec<HeldRow> = st
+            .query_map(params![key, smsc], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        held.sort_by_key(|h| h.0);
+        Ok(held)
+    }
+
+    /// Matches the held receipts to the part just acknowledged and applies them in arrival
+    /// order; then the message's state (from the last receipt, or from the acknowledgement).
+    fn apply_held(
+        &mut self,
+        a: &Ack,
+        mut info: PartInfo,
+        held: Vec<HeldRow>,
+    ) -> Result<AckResult, JobError> {
         let mut applied = Vec::with_capacity(held.len());
         let mut rerouted = None;
-        let mut info = PartInfo {
-            state: PartState::Submitted,
-            parts,
-            dlr,
-            acked_at: Some(a.now_ms),
-        };
         for (log_id, stat, err, outcome, fp) in held {
             self.conn
                 .prepare_cached("UPDATE dlr_log SET message_id = ?2, part_n = ?3 WHERE id = ?1")?
                 .execute(params![log_id, a.part.message.as_i64(), a.part.n])?;
-            let outcome = outcome.and_then(outcome_from_code);
             let logged = Logged {
                 log_id,
                 fp,
                 stat: &stat,
                 err: err.as_deref(),
+                outcome: outcome.and_then(outcome_from_code),
                 smsc: &a.smsc,
                 smsc_id: &a.smsc_id,
             };
-            if let Some((done, reroute)) =
-                self.reroute(a.part, info, &a.reroute, outcome, logged, a.now_ms)?
-            {
-                info.state = PartState::Queued;
-                applied.push(done);
-                rerouted = Some(reroute);
-                continue;
+            match self.apply_matched(a.part, info, &a.reroute, logged, a.now_ms)? {
+                Effect::Applied(done, next) => {
+                    info.state = next;
+                    applied.push(done);
+                }
+                Effect::Rerouted(done, reroute) => {
+                    info.state = PartState::Queued;
+                    applied.push(done);
+                    rerouted = Some(reroute);
+                }
             }
-            let done = self.apply_receipt(
-                a.part,
-                info,
-                log_id,
-                fp,
-                &stat,
-                err.as_deref(),
-                outcome,
-                &a.smsc,
-                &a.smsc_id,
-                a.now_ms,
-            )?;
-            info.state = done.1;
-            applied.push(done.0);
         }
         let state = match applied.last() {
             Some(last) => last.state,
@@ -770,22 +813,33 @@ impl<'c> Writer<'c> {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Applies a logged receipt to the part it matched, or sends the part back to the queue
+    /// (see [`Self::reroute`]).
+    fn apply_matched(
+        &mut self,
+        part: PartRef,
+        info: PartInfo,
+        rule: &RerouteRule,
+        r: Logged<'_>,
+        now: i64,
+    ) -> Result<Effect, JobError> {
+        if let Some((applied, reroute)) = self.reroute(part, info, rule, r, now)? {
+            return Ok(Effect::Rerouted(applied, reroute));
+        }
+        let (applied, next) = self.apply_receipt(part, info, r, now)?;
+        Ok(Effect::Applied(applied, next))
+    }
+
+    /// Settles a part (and its message) by a receipt; returns the part's new state too.
     fn apply_receipt(
         &mut self,
         part: PartRef,
         info: PartInfo,
-        log_id: i64,
-        fp: i64,
-        stat: &str,
-        err: Option<&str>,
-        outcome: Option<Outcome>,
-        smsc: &str,
-        smsc_id: &str,
+        r: Logged<'_>,
         now: i64,
     ) -> Result<(ReceiptApplied, PartState), JobError> {
         let cur = info.state;
-        let next = match (cur, outcome) {
+        let next = match (cur, r.outcome) {
             // A final ACCEPTD says less than a DELIVRD already received: it does not undo it.
             (PartState::Delivered, Some(Outcome::Accepted)) => PartState::Delivered,
             // A final receipt settles a submitted part, and corrects an earlier receipt or a
@@ -797,50 +851,34 @@ impl<'c> Writer<'c> {
         // after DELIVRD) or a final ACCEPTD after DELIVRD is logged but leaves stat and err.
         let decides = !cur.is_final()
             || next != cur
-            || outcome.is_some_and(|o| PartState::from_outcome(o) == next);
+            || r.outcome
+                .is_some_and(|o| PartState::from_outcome(o) == next);
         self.st.receipt_part.execute(params![
             part.message.as_i64(),
             part.n,
             next.code(),
-            stat,
-            err,
+            r.stat,
+            r.err,
             next.is_final() && next != cur,
             now,
-            format!("{log_id}:{fp}"),
+            format!("{}:{}", r.log_id, r.fp),
             decides
         ])?;
         // A receipt matched by SMSC id means the part was acknowledged.
-        let state = self.settle(
-            part.message,
-            PartInfo {
-                state: next,
-                ..info
-            },
-            !next.is_pending(),
-            now,
-        )?;
-        // Written by hand: this runs once per receipt and `json!` costs a map of allocations.
-        let body = format!(
-            r#"{{"id":"{}","part":{},"state":"{}","part_state":"{}","stat":{},"err":{},"smsc":{},"smsc_id":{}}}"#,
-            part.message,
-            part.n,
-            state.as_str(),
-            next.as_str(),
-            json_str(stat),
-            err.map_or_else(|| "null".to_string(), json_str),
-            json_str(smsc),
-            json_str(smsc_id),
-        );
+        let settled = PartInfo {
+            state: next,
+            ..info
+        };
+        let state = self.settle(part.message, settled, !next.is_pending(), now)?;
+        let body = dlr_body(part, state, next, &r);
         let seq = self.event("dlr", Some(part.message), &body, now)?;
-        Ok((
-            ReceiptApplied {
-                log_id,
-                part,
-                state,
-                seq,
-            },
-            next,
-        ))
+        let applied = ReceiptApplied {
+            log_id: r.log_id,
+            part,
+            state,
+            seq,
+        };
+        Ok((applied, next))
     }
 
     /// The keys a receipt is matched by, best first. A receipt without an id has none: it is
@@ -894,89 +932,84 @@ impl<'c> Writer<'c> {
         let keys = Self::receipt_keys(r);
         let fp = fingerprint(r);
         let matched = self.part_by_keys(&keys, &r.smsc)?;
-        let primary_key = keys
-            .first()
-            .cloned()
-            .unwrap_or_else(|| NO_ID_KEY.to_owned());
-        let earlier: Option<i64> = match &matched {
-            Some((_, _, receipts)) => find_receipt(receipts.as_deref(), fp),
-            None => self
-                .conn
-                .prepare_cached(
-                    "SELECT id FROM dlr_log WHERE smsc_key = ?1 AND message_id IS NULL AND fp = ?2 LIMIT 1",
-                )?
-                .query_row(params![primary_key, fp], |row| row.get(0))
-                .optional()?,
-        };
-        if let Some(log_id) = earlier {
+        let primary_key = keys.first().map_or(NO_ID_KEY, String::as_str);
+        if let Some(log_id) = self.earlier_copy(matched.as_ref(), primary_key, fp)? {
             return Ok(ReceiptRecorded::Duplicate { log_id });
         }
-        let rc = &r.receipt;
-        let stat = rc.stat_text.as_deref().unwrap_or(rc.stat.as_str());
-        let log_id = {
-            let st = &mut self.st.insert_log;
-            st.execute(params![
-                r.now_ms,
-                r.smsc,
-                rc.id,
-                primary_key,
-                fp,
-                r.raw,
-                r.tlv_state,
-                r.tlv_network_error.map(hex::encode),
-                stat,
-                rc.err,
-                rc.submit_date.map(|d| d.as_number()),
-                rc.done_date.map(|d| d.as_number()),
-                r.outcome.map(outcome_code),
-                matched.as_ref().map(|m| m.0.message.as_i64()),
-                matched.as_ref().map(|m| m.0.n)
-            ])?;
-            self.conn.last_insert_rowid()
-        };
-        if let Some((part, info, _)) = &matched
-            && let Some((applied, reroute)) = self.reroute(
-                *part,
-                *info,
-                &r.reroute,
-                r.outcome,
-                Logged {
-                    log_id,
-                    fp,
-                    stat,
-                    err: rc.err.as_deref(),
-                    smsc: &r.smsc,
-                    smsc_id: &rc.id,
-                },
-                r.now_ms,
-            )?
-        {
-            return Ok(ReceiptRecorded::Rerouted { applied, reroute });
-        }
-        match matched {
-            Some((part, info, _)) => Ok(ReceiptRecorded::Matched(
-                self.apply_receipt(
-                    part,
-                    info,
-                    log_id,
-                    fp,
-                    stat,
-                    rc.err.as_deref(),
-                    r.outcome,
-                    &r.smsc,
-                    &rc.id,
-                    r.now_ms,
-                )?
-                .0,
-            )),
-            None => {
-                // Not durable until the commit, but a filter entry too many is harmless.
-                if !keys.is_empty() {
-                    self.held.insert(&r.smsc, &primary_key);
-                }
-                Ok(ReceiptRecorded::Held { log_id })
+        let log_id = self.log_receipt(r, primary_key, fp, matched.as_ref().map(|m| m.0))?;
+        let Some((part, info, _)) = matched else {
+            // Not durable until the commit, but a filter entry too many is harmless.
+            if !keys.is_empty() {
+                self.held.insert(&r.smsc, primary_key);
             }
+            return Ok(ReceiptRecorded::Held { log_id });
+        };
+        let logged = Logged {
+            log_id,
+            fp,
+            stat: stat_text(&r.receipt),
+            err: r.receipt.err.as_deref(),
+            outcome: r.outcome,
+            smsc: &r.smsc,
+            smsc_id: &r.receipt.id,
+        };
+        Ok(
+            match self.apply_matched(part, info, &r.reroute, logged, r.now_ms)? {
+                Effect::Applied(applied, _) => ReceiptRecorded::Matched(applied),
+                Effect::Rerouted(applied, reroute) => {
+                    ReceiptRecorded::Rerouted { applied, reroute }
+                }
+            },
+        )
+    }
+
+    /// The log row of an earlier copy of this receipt (the SMSC re-sent it): among the matched
+    /// part's receipts, or among the receipts held unmatched under `key`.
+    fn earlier_copy(
+        &mut self,
+        matched: Option<&Matched>,
+        key: &str,
+        fp: i64,
+    ) -> Result<Option<i64>, JobError> {
+        if let Some((_, _, receipts)) = matched {
+            return Ok(find_receipt(receipts.as_deref(), fp));
         }
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM dlr_log WHERE smsc_key = ?1 AND message_id IS NULL AND fp = ?2 LIMIT 1",
+            )?
+            .query_row(params![key, fp], |row| row.get(0))
+            .optional()?)
+    }
+
+    /// Writes the delivery-report log row (matched to `part`, or held); returns its id.
+    fn log_receipt(
+        &mut self,
+        r: &IncomingReceipt,
+        key: &str,
+        fp: i64,
+        part: Option<PartRef>,
+    ) -> Result<i64, JobError> {
+        let rc = &r.receipt;
+        self.st.insert_log.execute(params![
+            r.now_ms,
+            r.smsc,
+            rc.id,
+            key,
+            fp,
+            r.raw,
+            r.tlv_state,
+            r.tlv_network_error.map(hex::encode),
+            stat_text(rc),
+            rc.err,
+            rc.submit_date.map(|d| d.as_number()),
+            rc.done_date.map(|d| d.as_number()),
+            r.outcome.map(outcome_code),
+            part.map(|p| p.message.as_i64()),
+            part.map(|p| p.n)
+        ])?;
+        Ok(self.conn.last_insert_rowid())
     }
 
     /// Sends a part back to the queue instead of settling it when the receipt is an UNDELIV or
@@ -990,32 +1023,10 @@ impl<'c> Writer<'c> {
         part: PartRef,
         info: PartInfo,
         rule: &RerouteRule,
-        outcome: Option<Outcome>,
         r: Logged<'_>,
         now: i64,
     ) -> Result<Option<(ReceiptApplied, Reroute)>, JobError> {
-        if rule.is_empty()
-            || info.state != PartState::Submitted
-            || !matches!(outcome, Some(Outcome::Undeliverable | Outcome::Rejected))
-        {
-            return Ok(None);
-        }
-        let row: Option<(String, bool)> = self
-            .conn
-            .prepare_cached(
-                "SELECT route, rerouted_from IS NOT NULL FROM part WHERE message_id = ?1 AND n = ?2",
-            )?
-            .query_row(params![part.message.as_i64(), part.n], |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })
-            .optional()?;
-        let Some((route, already)) = row else {
-            return Ok(None);
-        };
-        if already {
-            return Ok(None);
-        }
-        let Some(to) = rule.next_smsc(&route, r.smsc).map(str::to_owned) else {
+        let Some((route, to)) = self.reroute_target(part, info, rule, &r)? else {
             return Ok(None);
         };
         self.conn
@@ -1032,15 +1043,11 @@ impl<'c> Writer<'c> {
                 r.err,
                 format!("{}:{}", r.log_id, r.fp)
             ])?;
-        let state = self.settle(
-            part.message,
-            PartInfo {
-                state: PartState::Queued,
-                ..info
-            },
-            false,
-            now,
-        )?;
+        let queued = PartInfo {
+            state: PartState::Queued,
+            ..info
+        };
+        let state = self.settle(part.message, queued, false, now)?;
         // The dlr event says what the receipt said and that the part goes again; the message's
         // final outcome follows in the resend's dlr event.
         let body = json!({
@@ -1050,21 +1057,52 @@ impl<'c> Writer<'c> {
         })
         .to_string();
         let seq = self.event("dlr", Some(part.message), &body, now)?;
-        Ok(Some((
-            ReceiptApplied {
-                log_id: r.log_id,
-                part,
-                state,
-                seq,
-            },
-            Reroute {
-                part,
-                route,
-                from_smsc: r.smsc.to_owned(),
-                to_smsc: to,
-                stat: r.stat.to_owned(),
-            },
-        )))
+        let applied = ReceiptApplied {
+            log_id: r.log_id,
+            part,
+            state,
+            seq,
+        };
+        let reroute = Reroute {
+            part,
+            route,
+            from_smsc: r.smsc.to_owned(),
+            to_smsc: to,
+            stat: r.stat.to_owned(),
+        };
+        Ok(Some((applied, reroute)))
+    }
+
+    /// The (route, next SMSC) a receipt reroutes its part to (see [`Self::reroute`]), or `None`.
+    fn reroute_target(
+        &mut self,
+        part: PartRef,
+        info: PartInfo,
+        rule: &RerouteRule,
+        r: &Logged<'_>,
+    ) -> Result<Option<(String, String)>, JobError> {
+        if rule.is_empty()
+            || info.state != PartState::Submitted
+            || !matches!(r.outcome, Some(Outcome::Undeliverable | Outcome::Rejected))
+        {
+            return Ok(None);
+        }
+        let row: Option<(String, bool)> = self
+            .conn
+            .prepare_cached(
+                "SELECT route, rerouted_from IS NOT NULL FROM part WHERE message_id = ?1 AND n = ?2",
+            )?
+            .query_row(params![part.message.as_i64(), part.n], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()?;
+        let Some((route, false)) = row else {
+            return Ok(None);
+        };
+        let Some(to) = rule.next_smsc(&route, r.smsc).map(str::to_owned) else {
+            return Ok(None);
+        };
+        Ok(Some((route, to)))
     }
 
     pub(crate) fn failed(&mut self, f: &Failure) -> Result<MessageState, JobError> {
