@@ -69,6 +69,23 @@ fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageView> {
     })
 }
 
+/// A part as read back, from the first 11 columns of `load_parts`' query.
+fn part_row(r: &Row<'_>) -> rusqlite::Result<PartView> {
+    Ok(PartView {
+        n: r.get(0)?,
+        state: PartState::from_code(r.get(1)?).unwrap_or(PartState::Queued),
+        smsc: r.get(2)?,
+        smsc_id: r.get(3)?,
+        attempts: r.get(4)?,
+        last_status: r.get(5)?,
+        stat: r.get(6)?,
+        error: r.get(7)?,
+        maybe_duplicate: r.get(8)?,
+        acked_at: r.get(9)?,
+        done_at: r.get(10)?,
+    })
+}
+
 impl Reader {
     /// Opens a store file read-only. Refuses files that are not smppd stores or that a newer
     /// smppd wrote.
@@ -105,6 +122,24 @@ impl Reader {
     }
 
     fn load_details(&self, m: &mut MessageView) -> Result<(), StoreError> {
+        let (parts, log_ids) = self.load_parts(m.id)?;
+        // The writer leaves a single-part message `queued` when its part is acknowledged (one
+        // write instead of two on the hot path); its state until the receipt follows from the
+        // parts (see `schema`).
+        if m.state == MessageState::Queued {
+            let states: Vec<PartState> = parts.iter().map(|p| p.state).collect();
+            m.state = aggregate(m.dlr, &states);
+        }
+        if m.submitted_at.is_none() && m.state != MessageState::Queued {
+            m.submitted_at = parts.iter().filter_map(|p| p.acked_at).min();
+        }
+        m.parts = parts;
+        m.receipts = self.load_receipts(log_ids)?;
+        Ok(())
+    }
+
+    /// A message's parts in order, and the log ids of the receipts matched to them.
+    fn load_parts(&self, id: MessageId) -> Result<(Vec<PartView>, Vec<i64>), StoreError> {
         let mut st = self
             .conn
             .prepare_cached(
@@ -115,23 +150,8 @@ impl Reader {
             .map_err(db)?;
         let mut log_ids: Vec<i64> = Vec::new();
         let mut parts: Vec<PartView> = st
-            .query_map([m.id.as_i64()], |r| {
-                Ok((
-                    PartView {
-                        n: r.get(0)?,
-                        state: PartState::from_code(r.get(1)?).unwrap_or(PartState::Queued),
-                        smsc: r.get(2)?,
-                        smsc_id: r.get(3)?,
-                        attempts: r.get(4)?,
-                        last_status: r.get(5)?,
-                        stat: r.get(6)?,
-                        error: r.get(7)?,
-                        maybe_duplicate: r.get(8)?,
-                        acked_at: r.get(9)?,
-                        done_at: r.get(10)?,
-                    },
-                    r.get::<_, Option<String>>(11)?,
-                ))
+            .query_map([id.as_i64()], |r| {
+                Ok((part_row(r)?, r.get::<_, Option<String>>(11)?))
             })
             .map_err(db)?
             .map(|row| {
@@ -149,19 +169,13 @@ impl Reader {
             .collect::<Result<_, _>>()
             .map_err(db)?;
         parts.sort_by_key(|p| p.n);
-        // The writer leaves a single-part message `queued` when its part is acknowledged (one
-        // write instead of two on the hot path); its state until the receipt follows from the
-        // parts (see `schema`).
-        if m.state == MessageState::Queued {
-            let states: Vec<PartState> = parts.iter().map(|p| p.state).collect();
-            m.state = aggregate(m.dlr, &states);
-        }
-        if m.submitted_at.is_none() && m.state != MessageState::Queued {
-            m.submitted_at = parts.iter().filter_map(|p| p.acked_at).min();
-        }
-        m.parts = parts;
         log_ids.sort_unstable();
         log_ids.dedup();
+        Ok((parts, log_ids))
+    }
+
+    /// The delivery-report log rows with these ids, in id order (a pruned row is simply gone).
+    fn load_receipts(&self, log_ids: Vec<i64>) -> Result<Vec<ReceiptView>, StoreError> {
         let mut st = self
             .conn
             .prepare_cached(
@@ -171,7 +185,7 @@ impl Reader {
                  FROM dlr_log WHERE id = ?1",
             )
             .map_err(db)?;
-        m.receipts = Vec::with_capacity(log_ids.len());
+        let mut receipts = Vec::with_capacity(log_ids.len());
         for id in log_ids {
             let row = st
                 .query_row([id], |r| {
@@ -193,10 +207,9 @@ impl Reader {
                 })
                 .optional()
                 .map_err(db)?;
-            // A pruned log row is simply gone from the view.
-            m.receipts.extend(row);
+            receipts.extend(row);
         }
-        Ok(())
+        Ok(receipts)
     }
 
     /// One message with its parts and receipts.
