@@ -135,6 +135,13 @@ fn not_found(p: PartRef) -> JobError {
     })
 }
 
+fn message_not_found(id: MessageId) -> JobError {
+    JobError::Domain(StoreError::NotFound {
+        what: "message",
+        id: id.to_string(),
+    })
+}
+
 /// A JSON string literal (quoted and escaped).
 fn json_str(s: &str) -> String {
     serde_json::Value::from(s).to_string()
@@ -410,10 +417,7 @@ impl<'c> Writer<'c> {
             }
         }
         if states.is_empty() {
-            return Err(JobError::Domain(StoreError::NotFound {
-                what: "message",
-                id: id.to_string(),
-            }));
+            return Err(message_not_found(id));
         }
         let new = aggregate(dlr, &states);
         let is_done = new.is_final() || (!dlr && new == MessageState::Submitted);
@@ -433,12 +437,7 @@ impl<'c> Writer<'c> {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })
             .optional()?
-            .ok_or_else(|| {
-                JobError::Domain(StoreError::NotFound {
-                    what: "message",
-                    id: id.to_string(),
-                })
-            })?
+            .ok_or_else(|| message_not_found(id))?
         };
         let old = MessageState::from_code(old).unwrap_or(MessageState::Queued);
         let any_acked = first_ack.is_some();
@@ -1376,12 +1375,7 @@ impl<'c> Writer<'c> {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })
             .optional()?
-            .ok_or_else(|| {
-                JobError::Domain(StoreError::NotFound {
-                    what: "message",
-                    id: id.to_string(),
-                })
-            })?;
+            .ok_or_else(|| message_not_found(id))?;
         let blocking: i64 = self
             .conn
             .prepare_cached(sql!(
