@@ -5,10 +5,12 @@
 //! written in a statement, and the filled text is exactly what a literal would have been.
 //!
 //! Why codes are filled into the text rather than bound as parameters: SQLite uses a partial
-//! index only when it can prove from the query's WHERE clause, as prepared, that the rows it
-//! wants are in the index; a bound parameter proves nothing. The statements that rely on a
-//! partial index are named here, each with its index, and a test checks with `EXPLAIN QUERY
-//! PLAN` that SQLite still uses them.
+//! index only when it can prove from the query's WHERE clause that the rows it wants are in the
+//! index. A literal proves it once, when the statement is prepared; a bound parameter only for
+//! the value bound, so SQLite prepares the statement again at every execution (what that costs
+//! the writer: see `Writer::held_receipts`). The statements that rely on a partial index are
+//! named here, each with its index, and a test checks with `EXPLAIN QUERY PLAN` that SQLite
+//! still uses them.
 //!
 //! Schema migrations (`schema.rs`) keep their literal codes: they are history, run once per file
 //! and never edited, and their partial indexes are what these statements must match.

@@ -315,7 +315,7 @@ impl Writer<'_> {
     fn part_by_keys(&mut self, keys: &[String], smsc: &str) -> Result<Option<Matched>, JobError> {
         let mut matched: Option<Matched> = None;
         // Picked here rather than with ORDER BY, which SQLite would re-prepare at every
-        // execution (see `acked`).
+        // execution (see `held_receipts`).
         let st = &mut self.st.match_key;
         for key in keys {
             let mut rows = st.query(params![key, smsc])?;
