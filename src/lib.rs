@@ -38,6 +38,7 @@ pub mod api;
 pub mod config;
 pub mod daemon;
 pub mod dispatch;
+mod fnv;
 pub mod metrics;
 pub mod pdu;
 pub mod receipt;

@@ -22,11 +22,7 @@ impl ReferenceAllocator {
 
     /// The next reference for `destination`.
     pub fn next(&mut self, destination: &str) -> u16 {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for &b in destination.as_bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
+        let h = crate::fnv::fnv1a(destination.as_bytes());
         let i = (h % self.slots.len() as u64) as usize;
         let n = self.slots[i];
         self.slots[i] = n.wrapping_add(1);

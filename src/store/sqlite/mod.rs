@@ -14,6 +14,7 @@
 mod lock;
 mod read;
 mod schema;
+mod sql;
 mod write;
 
 pub use read::Reader;
@@ -219,89 +220,23 @@ impl SqliteStore {
         // Before anything else touches the file: recovery below requeues every part in flight,
         // which must never happen under a daemon that is still sending them.
         let lock = lock::StoreLock::acquire(&path)?;
-        let mut conn = Connection::open(&path).map_err(|e| open_error(&path, e))?;
-        let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-            .map_err(|e| open_error(&path, e))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(open_error(
-                &path,
-                format!("cannot switch to WAL (journal_mode is {mode})"),
-            ));
-        }
-        conn.pragma_update(None, "cache_size", -i64::from(opts.cache_kib))
-            .map_err(|e| open_error(&path, e))?;
-        conn.pragma_update(None, "temp_store", "MEMORY")
-            .map_err(|e| open_error(&path, e))?;
-        // After a checkpoint, shrink the WAL file back so a burst does not leave it huge.
-        conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
-            .map_err(|e| open_error(&path, e))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(|e| open_error(&path, e))?;
-        apply_settings(&conn, &opts.settings).map_err(|e| open_error(&path, e))?;
+        let mut conn = writer_connection(&opts)?;
         let migrations_applied = migrate(&mut conn, &path)?;
         conn.set_prepared_statement_cache_capacity(64);
         // Checkpoints run on their own thread (below), not inside the writer's commits.
         conn.pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(|e| open_error(&path, e))?;
-
-        let (mut recovery, last_seq) = {
-            // Prepared here once too, so a statement that does not compile fails the open.
-            let mut writer =
-                write::Writer::new(&conn, opts.settings).map_err(|e| open_error(&path, e))?;
-            let recovery = writer.recover().map_err(|e| classify(&e))?;
-            (recovery, writer.last_seq().map_err(|e| classify(&e))?)
-        };
+        let (mut recovery, last_seq) = recover(&conn, &opts)?;
         recovery.migrations_applied = migrations_applied;
-        let settings = opts.settings;
 
         let (seq_tx, seq_rx) = watch::channel(last_seq);
         let (wtx, wrx) = mpsc::sync_channel::<Box<dyn Job>>(opts.queue_capacity.max(1));
-        let limits = BatchLimits {
-            max_writes: opts.max_batch.max(1),
-            max_time: opts.max_batch_time,
-        };
         let wal = Arc::new(WalState::new());
-        let wal_ckpt = Arc::clone(&wal);
-        let mut threads = Vec::new();
-        threads.push(
-            std::thread::Builder::new()
-                .name("store-writer".into())
-                .spawn(move || match write::Writer::new(&conn, settings) {
-                    Ok(writer) => writer_loop(writer, wrx, limits, seq_tx, &wal),
-                    // Prepared fine a moment ago on the same connection; if it fails now, the
-                    // writes fail with `Closed` and the error is logged.
-                    Err(e) => tracing::error!(error = %e, "store writer could not start"),
-                })
-                .map_err(|e| open_error(&path, e))?,
-        );
-
-        let (stop_tx, stop_rx) = mpsc::channel::<()>();
-        let mut ckpt = Connection::open(&path).map_err(|e| open_error(&path, e))?;
-        ckpt.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(|e| open_error(&path, e))?;
-        apply_settings(&ckpt, &opts.settings).map_err(|e| open_error(&path, e))?;
-        // Read-only is enough to fdatasync it (see `checkpoint_loop`).
-        let db_file = std::fs::File::open(&path).map_err(|e| open_error(&path, e))?;
-        threads.push(
-            std::thread::Builder::new()
-                .name("store-checkpoint".into())
-                .spawn(move || checkpoint_loop(&mut ckpt, &db_file, &stop_rx, &wal_ckpt))
-                .map_err(|e| open_error(&path, e))?,
-        );
-
-        let (rtx, rrx) = mpsc::sync_channel::<ReadJob>(opts.queue_capacity.max(1));
-        let rrx = Arc::new(Mutex::new(rrx));
-        for i in 0..opts.readers.max(1) {
-            let mut reader = Reader::open(&path)?;
-            let rrx = Arc::clone(&rrx);
-            threads.push(
-                std::thread::Builder::new()
-                    .name(format!("store-reader-{i}"))
-                    .spawn(move || reader_loop(&mut reader, &rrx))
-                    .map_err(|e| open_error(&path, e))?,
-            );
-        }
+        let mut threads = vec![spawn_writer(conn, wrx, seq_tx, &opts, Arc::clone(&wal))?];
+        let (stop_tx, checkpointer) = spawn_checkpointer(&opts, wal)?;
+        threads.push(checkpointer);
+        let (rtx, readers) = spawn_readers(&opts)?;
+        threads.extend(readers);
         Ok((
             SqliteStore {
                 writes: Mutex::new(Some(wtx)),
@@ -366,6 +301,106 @@ impl SqliteStore {
         };
         Pending::ready(Err(result))
     }
+}
+
+/// The writer's connection, in WAL mode with the writer's pragmas (before migrations).
+fn writer_connection(opts: &SqliteOptions) -> Result<Connection, StoreError> {
+    let path = &opts.path;
+    let conn = Connection::open(path).map_err(|e| open_error(path, e))?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+        .map_err(|e| open_error(path, e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(open_error(
+            path,
+            format!("cannot switch to WAL (journal_mode is {mode})"),
+        ));
+    }
+    conn.pragma_update(None, "cache_size", -i64::from(opts.cache_kib))
+        .map_err(|e| open_error(path, e))?;
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(|e| open_error(path, e))?;
+    // After a checkpoint, shrink the WAL file back so a burst does not leave it huge.
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
+        .map_err(|e| open_error(path, e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(|e| open_error(path, e))?;
+    apply_settings(&conn, &opts.settings).map_err(|e| open_error(path, e))?;
+    Ok(conn)
+}
+
+/// Re-queues what was in flight at the last stop; returns that and the last event sequence.
+fn recover(conn: &Connection, opts: &SqliteOptions) -> Result<(Recovery, i64), StoreError> {
+    // Prepared here once too, so a statement that does not compile fails the open.
+    let mut writer =
+        write::Writer::new(conn, opts.settings).map_err(|e| open_error(&opts.path, e))?;
+    let recovery = writer.recover().map_err(|e| classify(&e))?;
+    Ok((recovery, writer.last_seq().map_err(|e| classify(&e))?))
+}
+
+/// Starts the writer thread (group commit, see the module docs) on `conn`.
+fn spawn_writer(
+    conn: Connection,
+    jobs: Receiver<Box<dyn Job>>,
+    seq: watch::Sender<i64>,
+    opts: &SqliteOptions,
+    wal: Arc<WalState>,
+) -> Result<JoinHandle<()>, StoreError> {
+    let limits = BatchLimits {
+        max_writes: opts.max_batch.max(1),
+        max_time: opts.max_batch_time,
+    };
+    let settings = opts.settings;
+    std::thread::Builder::new()
+        .name("store-writer".into())
+        .spawn(move || match write::Writer::new(&conn, settings) {
+            Ok(writer) => writer_loop(writer, jobs, limits, seq, &wal),
+            // Prepared fine a moment ago on the same connection; if it fails now, the
+            // writes fail with `Closed` and the error is logged.
+            Err(e) => tracing::error!(error = %e, "store writer could not start"),
+        })
+        .map_err(|e| open_error(&opts.path, e))
+}
+
+/// Starts the checkpoint thread (see [`checkpoint_loop`]) on its own connection; dropping the
+/// returned sender stops it.
+fn spawn_checkpointer(
+    opts: &SqliteOptions,
+    wal: Arc<WalState>,
+) -> Result<(mpsc::Sender<()>, JoinHandle<()>), StoreError> {
+    let path = &opts.path;
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let mut ckpt = Connection::open(path).map_err(|e| open_error(path, e))?;
+    ckpt.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(|e| open_error(path, e))?;
+    apply_settings(&ckpt, &opts.settings).map_err(|e| open_error(path, e))?;
+    // Read-only is enough to fdatasync it (see `checkpoint_loop`).
+    let db_file = std::fs::File::open(path).map_err(|e| open_error(path, e))?;
+    let thread = std::thread::Builder::new()
+        .name("store-checkpoint".into())
+        .spawn(move || checkpoint_loop(&mut ckpt, &db_file, &stop_rx, &wal))
+        .map_err(|e| open_error(path, e))?;
+    Ok((stop_tx, thread))
+}
+
+/// Starts the reader threads, each with its own read-only connection, sharing one queue.
+fn spawn_readers(
+    opts: &SqliteOptions,
+) -> Result<(SyncSender<ReadJob>, Vec<JoinHandle<()>>), StoreError> {
+    let (rtx, rrx) = mpsc::sync_channel::<ReadJob>(opts.queue_capacity.max(1));
+    let rrx = Arc::new(Mutex::new(rrx));
+    let mut threads = Vec::new();
+    for i in 0..opts.readers.max(1) {
+        let mut reader = Reader::open(&opts.path)?;
+        let rrx = Arc::clone(&rrx);
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("store-reader-{i}"))
+                .spawn(move || reader_loop(&mut reader, &rrx))
+                .map_err(|e| open_error(&opts.path, e))?,
+        );
+    }
+    Ok((rtx, threads))
 }
 
 fn reader_loop(reader: &mut Reader, jobs: &Mutex<Receiver<ReadJob>>) {

@@ -3,6 +3,7 @@
 //! committed state and never block the writer. A reader never writes and never migrates.
 
 use super::schema;
+use super::sql::{self, Sql, sql};
 use crate::store::error::classify;
 use crate::store::{
     Event, MessageClass, MessageFilter, MessageId, MessageState, MessageView, MoFragment, MoSet,
@@ -35,10 +36,13 @@ fn db(e: rusqlite::Error) -> StoreError {
 const MESSAGE_COLUMNS: &str = "id, idem_key, dest, sender, route, class, priority, encoding, split,
     dlr, state, text, tags, accepted_at, submitted_at, done_at, valid_until, options";
 
-/// A message's state in SQL: the stored one, or `submitted` for a message left `queued` whose
-/// parts are all acknowledged (see `schema`).
-const STATE_EXPR: &str = "(CASE WHEN state = 0 AND NOT EXISTS
-    (SELECT 1 FROM part p WHERE p.message_id = message.id AND p.state <= 2) THEN 1 ELSE state END)";
+/// A message's state in SQL: the stored one, or `submitted` for a message left `queued` none of
+/// whose parts is pending (see `schema`).
+static STATE_EXPR: Sql = Sql::new(
+    "(CASE WHEN state = {message:queued} AND NOT EXISTS
+        (SELECT 1 FROM part p WHERE p.message_id = message.id AND p.state <= {part:waiting})
+     THEN {message:submitted} ELSE state END)",
+);
 
 fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageView> {
     Ok(MessageView {
@@ -62,6 +66,23 @@ fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageView> {
         options: r.get(17)?,
         parts: Vec::new(),
         receipts: Vec::new(),
+    })
+}
+
+/// A part as read back, from the first 11 columns of `load_parts`' query.
+fn part_row(r: &Row<'_>) -> rusqlite::Result<PartView> {
+    Ok(PartView {
+        n: r.get(0)?,
+        state: PartState::from_code(r.get(1)?).unwrap_or(PartState::Queued),
+        smsc: r.get(2)?,
+        smsc_id: r.get(3)?,
+        attempts: r.get(4)?,
+        last_status: r.get(5)?,
+        stat: r.get(6)?,
+        error: r.get(7)?,
+        maybe_duplicate: r.get(8)?,
+        acked_at: r.get(9)?,
+        done_at: r.get(10)?,
     })
 }
 
@@ -101,6 +122,24 @@ impl Reader {
     }
 
     fn load_details(&self, m: &mut MessageView) -> Result<(), StoreError> {
+        let (parts, log_ids) = self.load_parts(m.id)?;
+        // The writer leaves a single-part message `queued` when its part is acknowledged (one
+        // write instead of two on the hot path); its state until the receipt follows from the
+        // parts (see `schema`).
+        if m.state == MessageState::Queued {
+            let states: Vec<PartState> = parts.iter().map(|p| p.state).collect();
+            m.state = aggregate(m.dlr, &states);
+        }
+        if m.submitted_at.is_none() && m.state != MessageState::Queued {
+            m.submitted_at = parts.iter().filter_map(|p| p.acked_at).min();
+        }
+        m.parts = parts;
+        m.receipts = self.load_receipts(log_ids)?;
+        Ok(())
+    }
+
+    /// A message's parts in order, and the log ids of the receipts matched to them.
+    fn load_parts(&self, id: MessageId) -> Result<(Vec<PartView>, Vec<i64>), StoreError> {
         let mut st = self
             .conn
             .prepare_cached(
@@ -111,23 +150,8 @@ impl Reader {
             .map_err(db)?;
         let mut log_ids: Vec<i64> = Vec::new();
         let mut parts: Vec<PartView> = st
-            .query_map([m.id.as_i64()], |r| {
-                Ok((
-                    PartView {
-                        n: r.get(0)?,
-                        state: PartState::from_code(r.get(1)?).unwrap_or(PartState::Queued),
-                        smsc: r.get(2)?,
-                        smsc_id: r.get(3)?,
-                        attempts: r.get(4)?,
-                        last_status: r.get(5)?,
-                        stat: r.get(6)?,
-                        error: r.get(7)?,
-                        maybe_duplicate: r.get(8)?,
-                        acked_at: r.get(9)?,
-                        done_at: r.get(10)?,
-                    },
-                    r.get::<_, Option<String>>(11)?,
-                ))
+            .query_map([id.as_i64()], |r| {
+                Ok((part_row(r)?, r.get::<_, Option<String>>(11)?))
             })
             .map_err(db)?
             .map(|row| {
@@ -145,19 +169,13 @@ impl Reader {
             .collect::<Result<_, _>>()
             .map_err(db)?;
         parts.sort_by_key(|p| p.n);
-        // The writer leaves a single-part message `queued` when its part is acknowledged (one
-        // write instead of two on the hot path); its state until the receipt follows from the
-        // parts (see `schema`).
-        if m.state == MessageState::Queued {
-            let states: Vec<PartState> = parts.iter().map(|p| p.state).collect();
-            m.state = aggregate(m.dlr, &states);
-        }
-        if m.submitted_at.is_none() && m.state != MessageState::Queued {
-            m.submitted_at = parts.iter().filter_map(|p| p.acked_at).min();
-        }
-        m.parts = parts;
         log_ids.sort_unstable();
         log_ids.dedup();
+        Ok((parts, log_ids))
+    }
+
+    /// The delivery-report log rows with these ids, in id order (a pruned row is simply gone).
+    fn load_receipts(&self, log_ids: Vec<i64>) -> Result<Vec<ReceiptView>, StoreError> {
         let mut st = self
             .conn
             .prepare_cached(
@@ -167,7 +185,7 @@ impl Reader {
                  FROM dlr_log WHERE id = ?1",
             )
             .map_err(db)?;
-        m.receipts = Vec::with_capacity(log_ids.len());
+        let mut receipts = Vec::with_capacity(log_ids.len());
         for id in log_ids {
             let row = st
                 .query_row([id], |r| {
@@ -189,10 +207,9 @@ impl Reader {
                 })
                 .optional()
                 .map_err(db)?;
-            // A pruned log row is simply gone from the view.
-            m.receipts.extend(row);
+            receipts.extend(row);
         }
-        Ok(())
+        Ok(receipts)
     }
 
     /// One message with its parts and receipts.
@@ -224,9 +241,10 @@ impl Reader {
             });
             return Ok(found.into_iter().collect());
         }
+        let state = STATE_EXPR.get();
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM message
-             WHERE id >= ?1 AND (?2 IS NULL OR dest = ?2) AND (?3 IS NULL OR {STATE_EXPR} = ?3)
+             WHERE id >= ?1 AND (?2 IS NULL OR dest = ?2) AND (?3 IS NULL OR {state} = ?3)
              ORDER BY id DESC LIMIT ?4"
         );
         let since = MessageId::first_at(f.since_ms.unwrap_or(0)).as_i64();
@@ -310,11 +328,7 @@ impl Reader {
         // acceptance time in milliseconds.
         let mut st = self
             .conn
-            .prepare_cached(
-                "SELECT route, count(*), min(message_id) FROM part WHERE state = 0 GROUP BY route
-                 UNION ALL
-                 SELECT route, count(*), min(message_id) FROM part WHERE state = 2 GROUP BY route",
-            )
+            .prepare_cached(sql::QUEUE_DEPTH.get())
             .map_err(db)?;
         let rows: Vec<(String, u64, i64)> = st
             .query_map([], |r| {
@@ -447,11 +461,11 @@ impl Reader {
                 &self.conn,
                 "SELECT count(*) FROM dlr_log WHERE message_id IS NULL",
             )? as u64,
-            queued_parts: one(
+            queued_parts: one(&self.conn, sql::QUEUED_COUNT.get())? as u64,
+            in_flight_parts: one(
                 &self.conn,
-                "SELECT (SELECT count(*) FROM part WHERE state = 0) + (SELECT count(*) FROM part WHERE state = 2)",
+                sql!("SELECT count(*) FROM part WHERE state = {part:sending}"),
             )? as u64,
-            in_flight_parts: one(&self.conn, "SELECT count(*) FROM part WHERE state = 1")? as u64,
             last_seq: one(&self.conn, "SELECT coalesce(max(seq), 0) FROM event")?,
         })
     }

@@ -8,6 +8,11 @@
 //! a single-part message acknowledged by an SMSC and waiting for its receipt keeps `queued` (0)
 //! until the receipt settles it, so the acknowledgement writes one row, not two. Readers take
 //! a stored `queued` as the aggregate of the parts' states (`submitted` when none is pending).
+//!
+//! States are stored as their codes (`PartState`, `MessageState`). The migrations write codes
+//! as numbers (the partial indexes' `WHERE state = 0` and the like): they are history, run once
+//! per file and never edited. Every other statement names states through `sql!` (`sql.rs`),
+//! whose test checks that the statements still match these indexes.
 
 /// Migrations, applied in order. Never edit one that has shipped; append.
 pub(crate) const MIGRATIONS: &[&str] = &[

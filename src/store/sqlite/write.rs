@@ -1,17 +1,21 @@
 //! The writer connection and every write command. Runs on the writer thread only, inside the
 //! batch transaction opened by `run_batch`; commands never commit themselves. Commands validate
 //! their input before writing anything, so a domain error (unknown part, bad input) leaves no
-//! partial write behind in the shared transaction.
+//! partial write behind in the shared transaction. The receipt path (recording, matching,
+//! applying, rerouting, held receipts) is in `receipts`.
+
+mod receipts;
 
 use super::JobError;
-use crate::receipt::{self, Outcome};
+use super::sql::{self, sql};
+use crate::receipt;
 use crate::store::id::IdGen;
 use crate::store::{
-    Accepted, Ack, AckResult, Disposition, Expired, Failure, IncomingMo, IncomingReceipt,
-    MessageId, MessageState, MoFragment, MoRecorded, MoSet, NewMessage, NewPart, OptOutChange,
-    PartRef, PartState, QueuedPart, ReceiptApplied, ReceiptRecorded, Recovery, Reroute,
-    RerouteRule, Retention, Settings, StoreError, aggregate,
+    Accepted, Ack, AckResult, Disposition, Expired, Failure, IncomingMo, MessageId, MessageState,
+    MoFragment, MoRecorded, MoSet, NewMessage, NewPart, OptOutChange, PartRef, PartState,
+    QueuedPart, Recovery, Retention, Settings, StoreError, aggregate,
 };
+use receipts::HeldFilter;
 use rusqlite::{Connection, OptionalExtension, Statement, params};
 use serde_json::json;
 use std::collections::HashMap;
@@ -47,27 +51,23 @@ impl<'c> Stmts<'c> {
                     done_at = CASE WHEN ?4 THEN coalesce(done_at, ?6) ELSE NULL END,
                     text = CASE WHEN ?5 THEN NULL ELSE text END
                  WHERE id = ?1")?,
-            insert_part: conn.prepare("INSERT INTO part (message_id, n, route, priority, parts, dlr, state, data_coding,
+            insert_part: conn.prepare(sql!("INSERT INTO part (message_id, n, route, priority, parts, dlr, state, data_coding,
                 esm_class, sar_ref, segment, valid_until)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?10, ?11)")?,
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, {part:queued}, ?7, ?8, ?9, ?10, ?11)"))?,
             // One statement per part: measured cheaper than one `UPDATE … WHERE (message_id, n)
             // IN (the same ordered, limited select)`, which sorts again.
-            claim_send: conn.prepare("UPDATE part SET state = 1, attempts = attempts + 1 WHERE message_id = ?1 AND n = ?2")?,
+            claim_send: conn.prepare(sql!("UPDATE part SET state = {part:sending}, attempts = attempts + 1
+                 WHERE message_id = ?1 AND n = ?2"))?,
             part_states: conn.prepare("SELECT state, acked_at, dlr FROM part WHERE message_id = ?1")?,
-            reopen: conn.prepare("UPDATE message SET state = 0, done_at = NULL WHERE id = ?1 AND state != 0")?,
-            claim_select: conn.prepare("SELECT p.message_id, p.n, m.parts, m.dest, m.sender, p.priority, m.dlr,
-                        m.valid_until, m.split, p.data_coding, p.esm_class, p.segment, p.sar_ref,
-                        p.attempts, p.maybe_dup, p.smsc, p.rerouted_from
-                 FROM part p JOIN message m ON m.id = p.message_id
-                 WHERE p.route = ?1 AND p.state = 0
-                 ORDER BY p.priority DESC, p.message_id, p.n
-                 LIMIT ?2")?,
+            reopen: conn.prepare(sql!("UPDATE message SET state = {message:queued}, done_at = NULL
+                 WHERE id = ?1 AND state != {message:queued}"))?,
+            claim_select: conn.prepare(sql::QUEUE_HEAD.get())?,
             part_info: conn.prepare("SELECT state, parts, dlr, acked_at FROM part WHERE message_id = ?1 AND n = ?2")?,
-            // `state <= 2`: the pending states (queued, sending, waiting). A range rather than
-            // `IN (0, 1, 2)`, which builds an ephemeral table at every execution.
-            ack: conn.prepare("UPDATE part SET state = 3, smsc = ?3, smsc_id = ?4, smsc_key = ?5, last_status = 0,
-                    acked_at = ?6
-                 WHERE message_id = ?1 AND n = ?2 AND state <= 2")?,
+            // `state <= waiting`: the pending states (queued, sending, waiting). A range rather
+            // than `IN (…)`, which builds an ephemeral table at every execution.
+            ack: conn.prepare(sql!("UPDATE part SET state = {part:submitted}, smsc = ?3, smsc_id = ?4, smsc_key = ?5,
+                    last_status = 0, acked_at = ?6
+                 WHERE message_id = ?1 AND n = ?2 AND state <= {part:waiting}"))?,
             receipt_part: conn.prepare("UPDATE part SET state = ?3,
                     stat = CASE WHEN ?9 THEN ?4 ELSE stat END, err = CASE WHEN ?9 THEN ?5 ELSE err END,
                     done_at = CASE WHEN ?6 THEN ?7 ELSE done_at END,
@@ -78,10 +78,10 @@ impl<'c> Stmts<'c> {
             insert_log: conn.prepare("INSERT INTO dlr_log (at, smsc, smsc_id, smsc_key, fp, raw, tlv_state, tlv_err,
                     stat, err, submit_ts, done_ts, outcome, message_id, part_n)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)")?,
-            insert_message: conn.prepare("INSERT INTO message (id, idem_key, dest, sender, route, class, priority,
+            insert_message: conn.prepare(sql!("INSERT INTO message (id, idem_key, dest, sender, route, class, priority,
                     valid_until, encoding, split, options, dlr, tags, text, parts, state, accepted_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 0, ?16)
-                 ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING")?,
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, {message:queued}, ?16)
+                 ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING"))?,
         })
     }
 }
@@ -106,25 +106,6 @@ pub(crate) struct Writer<'c> {
 /// Bound on [`Writer::claimed`] (in-flight parts are bounded by the SMPP windows, far below).
 const CLAIMED_MAX: usize = 65_536;
 
-/// The `dlr_log.smsc_key` of a receipt that carries no message id (nothing to correlate): kept
-/// unmatched for ever. `canonical_id` never yields upper case, so no part's key is ever this.
-const NO_ID_KEY: &str = "<NO ID>";
-
-fn outcome_code(o: Outcome) -> i64 {
-    PartState::from_outcome(o).code()
-}
-
-fn outcome_from_code(c: i64) -> Option<Outcome> {
-    match PartState::from_code(c)? {
-        PartState::Delivered => Some(Outcome::Delivered),
-        PartState::Accepted => Some(Outcome::Accepted),
-        PartState::Expired => Some(Outcome::Expired),
-        PartState::Undeliverable => Some(Outcome::Undeliverable),
-        PartState::Rejected => Some(Outcome::Rejected),
-        _ => None,
-    }
-}
-
 fn part_state(c: i64) -> Result<PartState, JobError> {
     PartState::from_code(c)
         .ok_or_else(|| JobError::Domain(StoreError::Internal(format!("bad part state {c}"))))
@@ -137,72 +118,12 @@ fn not_found(p: PartRef) -> JobError {
     })
 }
 
-/// A JSON string literal (quoted and escaped).
-fn json_str(s: &str) -> String {
-    serde_json::Value::from(s).to_string()
+fn message_not_found(id: MessageId) -> JobError {
+    JobError::Domain(StoreError::NotFound {
+        what: "message",
+        id: id.to_string(),
+    })
 }
-
-/// FNV-1a over everything that makes a receipt this receipt, to recognise a re-sent one.
-fn fingerprint(r: &IncomingReceipt) -> i64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        h ^= 0xff;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    };
-    eat(r.smsc.as_bytes());
-    eat(&r.raw);
-    eat(r.receipt.tlv_id.as_deref().unwrap_or("").as_bytes());
-    eat(&[r.tlv_state.unwrap_or(0xff)]);
-    eat(&r.tlv_network_error.unwrap_or([0xff; 3]));
-    h as i64
-}
-
-/// A Bloom filter over the (SMSC, key) of receipts held unmatched, so that an acknowledgement
-/// (the hot path) queries the held receipts only when one may be waiting for it. 2^20 bits
-/// (128 KiB); entries are never removed (a matched receipt leaves a false positive, which only
-/// costs one query), and it is rebuilt at every open.
-struct HeldFilter {
-    bits: Vec<u64>,
-}
-
-impl HeldFilter {
-    const BITS: u64 = 1 << 20;
-
-    fn new() -> HeldFilter {
-        HeldFilter {
-            bits: vec![0; (Self::BITS / 64) as usize],
-        }
-    }
-
-    fn positions(smsc: &str, key: &str) -> [u64; 3] {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for &b in smsc.as_bytes().iter().chain(&[0xff]).chain(key.as_bytes()) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        let h2 = h.rotate_left(31).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        [0, 1, 2].map(|i| h.wrapping_add(h2.wrapping_mul(i)) % Self::BITS)
-    }
-
-    fn insert(&mut self, smsc: &str, key: &str) {
-        for p in Self::positions(smsc, key) {
-            self.bits[(p / 64) as usize] |= 1 << (p % 64);
-        }
-    }
-
-    fn may_contain(&self, smsc: &str, key: &str) -> bool {
-        Self::positions(smsc, key)
-            .iter()
-            .all(|&p| self.bits[(p / 64) as usize] & (1 << (p % 64)) != 0)
-    }
-}
-
-/// A part a receipt matched: the part, what settling it needs, its receipts list.
-type Matched = (PartRef, PartInfo, Option<String>);
 
 /// What every part of a message repeats from it (so the queue and the sweeps need no join).
 #[derive(Clone, Copy)]
@@ -212,9 +133,6 @@ struct PartFields<'a> {
     dlr: bool,
     valid_until: Option<i64>,
 }
-
-/// A held receipt: log id, stat, err, outcome code, fingerprint.
-type HeldRow = (i64, String, Option<String>, Option<i64>, i64);
 
 /// What the hot path knows about a part without reading its message.
 #[derive(Clone, Copy)]
@@ -226,37 +144,10 @@ struct PartInfo {
     acked_at: Option<i64>,
 }
 
-/// A receipt as written to the log, for applying it to its part.
-#[derive(Clone, Copy)]
-struct Logged<'a> {
-    log_id: i64,
-    fp: i64,
-    stat: &'a str,
-    err: Option<&'a str>,
-    smsc: &'a str,
-    smsc_id: &'a str,
-}
-
-/// Finds a fingerprint in a part's `receipts` list (`log_id:fp,…`); returns the log id.
-fn find_receipt(list: Option<&str>, fp: i64) -> Option<i64> {
-    list?.split(',').find_map(|entry| {
-        let (id, f) = entry.split_once(':')?;
-        (f.parse::<i64>().ok()? == fp).then(|| id.parse().ok())?
-    })
-}
-
 impl<'c> Writer<'c> {
     pub(crate) fn new(conn: &'c Connection, settings: Settings) -> rusqlite::Result<Writer<'c>> {
         let last: Option<i64> = conn.query_row("SELECT max(id) FROM message", [], |r| r.get(0))?;
-        let mut held = HeldFilter::new();
-        {
-            let mut st =
-                conn.prepare("SELECT smsc, smsc_key FROM dlr_log WHERE message_id IS NULL")?;
-            let mut rows = st.query([])?;
-            while let Some(r) = rows.next()? {
-                held.insert(&r.get::<_, String>(0)?, &r.get::<_, String>(1)?);
-            }
-        }
+        let held = HeldFilter::load(conn)?;
         Ok(Writer {
             conn,
             st: Stmts::prepare(conn)?,
@@ -332,14 +223,14 @@ impl<'c> Writer<'c> {
     /// Re-queues what was in flight when the store was last closed (or the process died).
     pub(crate) fn recover(&mut self) -> rusqlite::Result<Recovery> {
         let requeued = self.conn.execute(
-            "UPDATE part SET state = 0, maybe_dup = 1 WHERE state = 1",
+            sql!(
+                "UPDATE part SET state = {part:queued}, maybe_dup = 1 WHERE state = {part:sending}"
+            ),
             [],
         )?;
-        let queued: i64 = self.conn.query_row(
-            "SELECT (SELECT count(*) FROM part WHERE state = 0) + (SELECT count(*) FROM part WHERE state = 2)",
-            [],
-            |r| r.get(0),
-        )?;
+        let queued: i64 = self
+            .conn
+            .query_row(sql::QUEUED_COUNT.get(), [], |r| r.get(0))?;
         Ok(Recovery {
             requeued_in_flight: requeued as u64,
             queued: queued as u64,
@@ -389,10 +280,7 @@ impl<'c> Writer<'c> {
             }
         }
         if states.is_empty() {
-            return Err(JobError::Domain(StoreError::NotFound {
-                what: "message",
-                id: id.to_string(),
-            }));
+            return Err(message_not_found(id));
         }
         let new = aggregate(dlr, &states);
         let is_done = new.is_final() || (!dlr && new == MessageState::Submitted);
@@ -412,12 +300,7 @@ impl<'c> Writer<'c> {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })
             .optional()?
-            .ok_or_else(|| {
-                JobError::Domain(StoreError::NotFound {
-                    what: "message",
-                    id: id.to_string(),
-                })
-            })?
+            .ok_or_else(|| message_not_found(id))?
         };
         let old = MessageState::from_code(old).unwrap_or(MessageState::Queued);
         let any_acked = first_ack.is_some();
@@ -594,7 +477,7 @@ impl<'c> Writer<'c> {
         now: i64,
     ) -> Result<Vec<QueuedPart>, JobError> {
         self.conn
-            .prepare_cached("UPDATE part SET state = 0 WHERE state = 2 AND ready_at <= ?1")?
+            .prepare_cached(sql::WAKE_WAITING.get())?
             .execute([now])?;
         let mut out = Vec::with_capacity(limit.min(4096));
         {
@@ -627,9 +510,9 @@ impl<'c> Writer<'c> {
         let mut expired = Vec::new();
         {
             let send = &mut self.st.claim_send;
-            let mut expire = self.conn.prepare_cached(
-                "UPDATE part SET state = 6, done_at = ?3 WHERE message_id = ?1 AND n = ?2",
-            )?;
+            let mut expire = self.conn.prepare_cached(sql!(
+                "UPDATE part SET state = {part:expired}, done_at = ?3 WHERE message_id = ?1 AND n = ?2"
+            ))?;
             for p in &out {
                 if p.valid_until_ms.is_some_and(|v| v < now) {
                     expire.execute(params![p.part.message.as_i64(), p.part.n, now])?;
@@ -678,6 +561,30 @@ impl<'c> Writer<'c> {
 
     pub(crate) fn acked(&mut self, a: &Ack) -> Result<AckResult, JobError> {
         let key = receipt::submit_key(a.rule, &a.smsc_id);
+        let Some((parts, dlr)) = self.mark_acked(a, &key)? else {
+            // A late or repeated response: the part moved on already.
+            let (_, state) = self.recompute(a.part.message, a.now_ms)?;
+            return Ok(AckResult {
+                state,
+                held_receipts: Vec::new(),
+                rerouted: None,
+            });
+        };
+        let info = PartInfo {
+            state: PartState::Submitted,
+            parts,
+            dlr,
+            acked_at: Some(a.now_ms),
+        };
+        let held = self.held_receipts(&a.smsc, &key)?;
+        self.apply_held(a, info, held)
+    }
+
+    /// Marks a part acknowledged; returns its (parts, dlr), or `None` when the part was no
+    /// longer pending (nothing written). The update only applies to a part still to be
+    /// acknowledged; a part claimed by this writer needs no read first (UPDATE … RETURNING
+    /// would, through an ephemeral table).
+    fn mark_acked(&mut self, a: &Ack, key: &str) -> Result<Option<(i64, bool)>, JobError> {
         let params = params![
             a.part.message.as_i64(),
             a.part.n,
@@ -686,395 +593,18 @@ impl<'c> Writer<'c> {
             key,
             a.now_ms
         ];
-        // The update only applies to a part still to be acknowledged; a part claimed by this
-        // writer needs no read first (UPDATE … RETURNING would, through an ephemeral table).
         let remembered = self.claimed.remove(&(a.part.message.as_i64(), a.part.n));
-        let (parts, dlr) = match remembered {
-            Some(known) if self.st.ack.execute(params)? == 1 => known,
-            _ => {
-                let info = self.part_info(a.part)?;
-                if !info.state.is_pending() {
-                    // A late or repeated response: the part moved on already.
-                    let (_, now_state) = self.recompute(a.part.message, a.now_ms)?;
-                    return Ok(AckResult {
-                        state: now_state,
-                        held_receipts: Vec::new(),
-                        rerouted: None,
-                    });
-                }
-                self.st.ack.execute(params)?;
-                (info.parts, info.dlr)
-            }
-        };
-        // Receipts that arrived before this response (only looked for when one may exist).
-        let held: Vec<HeldRow> = if !self.held.may_contain(&a.smsc, &key) {
-            Vec::new()
-        } else {
-            // No ORDER BY here: with a bound parameter in the WHERE clause, SQLite re-prepares
-            // ORDER BY statements at every execution (measured: a quarter of the writer's time).
-            // Rows are sorted below instead.
-            let mut st = self.conn.prepare_cached(
-                "SELECT id, stat, err, outcome, fp FROM dlr_log
-                 WHERE smsc_key = ?1 AND message_id IS NULL AND smsc = ?2",
-            )?;
-            let mut held: Vec<HeldRow> = st
-                .query_map(params![key, a.smsc], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                })?
-                .collect::<Result<_, _>>()?;
-            held.sort_by_key(|h| h.0);
-            held
-        };
-        let mut applied = Vec::with_capacity(held.len());
-        let mut rerouted = None;
-        let mut info = PartInfo {
-            state: PartState::Submitted,
-            parts,
-            dlr,
-            acked_at: Some(a.now_ms),
-        };
-        for (log_id, stat, err, outcome, fp) in held {
-            self.conn
-                .prepare_cached("UPDATE dlr_log SET message_id = ?2, part_n = ?3 WHERE id = ?1")?
-                .execute(params![log_id, a.part.message.as_i64(), a.part.n])?;
-            let outcome = outcome.and_then(outcome_from_code);
-            let logged = Logged {
-                log_id,
-                fp,
-                stat: &stat,
-                err: err.as_deref(),
-                smsc: &a.smsc,
-                smsc_id: &a.smsc_id,
-            };
-            if let Some((done, reroute)) =
-                self.reroute(a.part, info, &a.reroute, outcome, logged, a.now_ms)?
-            {
-                info.state = PartState::Queued;
-                applied.push(done);
-                rerouted = Some(reroute);
-                continue;
-            }
-            let done = self.apply_receipt(
-                a.part,
-                info,
-                log_id,
-                fp,
-                &stat,
-                err.as_deref(),
-                outcome,
-                &a.smsc,
-                &a.smsc_id,
-                a.now_ms,
-            )?;
-            info.state = done.1;
-            applied.push(done.0);
-        }
-        let state = match applied.last() {
-            Some(last) => last.state,
-            None => self.settle_ack(a.part.message, info, a.now_ms)?,
-        };
-        Ok(AckResult {
-            state,
-            held_receipts: applied,
-            rerouted,
-        })
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn apply_receipt(
-        &mut self,
-        part: PartRef,
-        info: PartInfo,
-        log_id: i64,
-        fp: i64,
-        stat: &str,
-        err: Option<&str>,
-        outcome: Option<Outcome>,
-        smsc: &str,
-        smsc_id: &str,
-        now: i64,
-    ) -> Result<(ReceiptApplied, PartState), JobError> {
-        let cur = info.state;
-        let next = match (cur, outcome) {
-            // A final ACCEPTD says less than a DELIVRD already received: it does not undo it.
-            (PartState::Delivered, Some(Outcome::Accepted)) => PartState::Delivered,
-            // A final receipt settles a submitted part, and corrects an earlier receipt or a
-            // no_receipt timeout (the latest word from the SMSC wins).
-            (s, Some(o)) if !s.is_pending() && s != PartState::Failed => PartState::from_outcome(o),
-            (s, _) => s,
-        };
-        // The part shows the stat that decided its state: a late intermediate receipt (ENROUTE
-        // after DELIVRD) or a final ACCEPTD after DELIVRD is logged but leaves stat and err.
-        let decides = !cur.is_final()
-            || next != cur
-            || outcome.is_some_and(|o| PartState::from_outcome(o) == next);
-        self.st.receipt_part.execute(params![
-            part.message.as_i64(),
-            part.n,
-            next.code(),
-            stat,
-            err,
-            next.is_final() && next != cur,
-            now,
-            format!("{log_id}:{fp}"),
-            decides
-        ])?;
-        // A receipt matched by SMSC id means the part was acknowledged.
-        let state = self.settle(
-            part.message,
-            PartInfo {
-                state: next,
-                ..info
-            },
-            !next.is_pending(),
-            now,
-        )?;
-        // Written by hand: this runs once per receipt and `json!` costs a map of allocations.
-        let body = format!(
-            r#"{{"id":"{}","part":{},"state":"{}","part_state":"{}","stat":{},"err":{},"smsc":{},"smsc_id":{}}}"#,
-            part.message,
-            part.n,
-            state.as_str(),
-            next.as_str(),
-            json_str(stat),
-            err.map_or_else(|| "null".to_string(), json_str),
-            json_str(smsc),
-            json_str(smsc_id),
-        );
-        let seq = self.event("dlr", Some(part.message), &body, now)?;
-        Ok((
-            ReceiptApplied {
-                log_id,
-                part,
-                state,
-                seq,
-            },
-            next,
-        ))
-    }
-
-    /// The keys a receipt is matched by, best first. A receipt without an id has none: it is
-    /// logged under a key no part can have (see [`NO_ID_KEY`]); an empty key would match a part
-    /// whose SMSC returned an empty id.
-    fn receipt_keys(r: &IncomingReceipt) -> Vec<String> {
-        if r.receipt.id.is_empty() {
-            return Vec::new();
-        }
-        receipt::receipt_keys(r.rule, &r.receipt)
-            .into_iter()
-            .filter(|k| !k.is_empty())
-            .collect()
-    }
-
-    /// The newest part of `smsc` under the first of `keys` that has one (SMSCs recycle ids),
-    /// with what settling it needs and its receipts list.
-    fn part_by_keys(&mut self, keys: &[String], smsc: &str) -> Result<Option<Matched>, JobError> {
-        let mut matched: Option<Matched> = None;
-        // Picked here rather than with ORDER BY, which SQLite would re-prepare at every
-        // execution (see `acked`).
-        let st = &mut self.st.match_key;
-        for key in keys {
-            let mut rows = st.query(params![key, smsc])?;
-            while let Some(row) = rows.next()? {
-                let p = PartRef {
-                    message: MessageId::from_i64(row.get(0)?),
-                    n: row.get(1)?,
-                };
-                if matched.as_ref().is_none_or(|(f, _, _)| p > *f) {
-                    let info = PartInfo {
-                        state: part_state(row.get(2)?)?,
-                        parts: row.get(3)?,
-                        dlr: row.get(4)?,
-                        acked_at: row.get(6)?,
-                    };
-                    matched = Some((p, info, row.get(5)?));
-                }
-            }
-            if matched.is_some() {
-                break;
-            }
-        }
-        Ok(matched)
-    }
-
-    pub(crate) fn record_receipt(
-        &mut self,
-        r: &IncomingReceipt,
-    ) -> Result<ReceiptRecorded, JobError> {
-        let keys = Self::receipt_keys(r);
-        let fp = fingerprint(r);
-        let matched = self.part_by_keys(&keys, &r.smsc)?;
-        let primary_key = keys
-            .first()
-            .cloned()
-            .unwrap_or_else(|| NO_ID_KEY.to_owned());
-        let earlier: Option<i64> = match &matched {
-            Some((_, _, receipts)) => find_receipt(receipts.as_deref(), fp),
-            None => self
-                .conn
-                .prepare_cached(
-                    "SELECT id FROM dlr_log WHERE smsc_key = ?1 AND message_id IS NULL AND fp = ?2 LIMIT 1",
-                )?
-                .query_row(params![primary_key, fp], |row| row.get(0))
-                .optional()?,
-        };
-        if let Some(log_id) = earlier {
-            return Ok(ReceiptRecorded::Duplicate { log_id });
-        }
-        let rc = &r.receipt;
-        let stat = rc.stat_text.as_deref().unwrap_or(rc.stat.as_str());
-        let log_id = {
-            let st = &mut self.st.insert_log;
-            st.execute(params![
-                r.now_ms,
-                r.smsc,
-                rc.id,
-                primary_key,
-                fp,
-                r.raw,
-                r.tlv_state,
-                r.tlv_network_error.map(hex::encode),
-                stat,
-                rc.err,
-                rc.submit_date.map(|d| d.as_number()),
-                rc.done_date.map(|d| d.as_number()),
-                r.outcome.map(outcome_code),
-                matched.as_ref().map(|m| m.0.message.as_i64()),
-                matched.as_ref().map(|m| m.0.n)
-            ])?;
-            self.conn.last_insert_rowid()
-        };
-        if let Some((part, info, _)) = &matched
-            && let Some((applied, reroute)) = self.reroute(
-                *part,
-                *info,
-                &r.reroute,
-                r.outcome,
-                Logged {
-                    log_id,
-                    fp,
-                    stat,
-                    err: rc.err.as_deref(),
-                    smsc: &r.smsc,
-                    smsc_id: &rc.id,
-                },
-                r.now_ms,
-            )?
+        if let Some(known) = remembered
+            && self.st.ack.execute(params)? == 1
         {
-            return Ok(ReceiptRecorded::Rerouted { applied, reroute });
+            return Ok(Some(known));
         }
-        match matched {
-            Some((part, info, _)) => Ok(ReceiptRecorded::Matched(
-                self.apply_receipt(
-                    part,
-                    info,
-                    log_id,
-                    fp,
-                    stat,
-                    rc.err.as_deref(),
-                    r.outcome,
-                    &r.smsc,
-                    &rc.id,
-                    r.now_ms,
-                )?
-                .0,
-            )),
-            None => {
-                // Not durable until the commit, but a filter entry too many is harmless.
-                if !keys.is_empty() {
-                    self.held.insert(&r.smsc, &primary_key);
-                }
-                Ok(ReceiptRecorded::Held { log_id })
-            }
-        }
-    }
-
-    /// Sends a part back to the queue instead of settling it when the receipt is an UNDELIV or
-    /// REJECTD for a submitted part of a route that reroutes, the part was not rerouted before,
-    /// and the route has another SMSC. The receipt is already in the log; the part keeps its
-    /// SMSC key (so a re-sent copy of this receipt is still recognised as a duplicate) and
-    /// remembers the SMSC that failed it, which both marks it rerouted (once only) and tells
-    /// dispatch which SMSC to avoid. Returns `None` when the receipt is to be applied as usual.
-    fn reroute(
-        &mut self,
-        part: PartRef,
-        info: PartInfo,
-        rule: &RerouteRule,
-        outcome: Option<Outcome>,
-        r: Logged<'_>,
-        now: i64,
-    ) -> Result<Option<(ReceiptApplied, Reroute)>, JobError> {
-        if rule.is_empty()
-            || info.state != PartState::Submitted
-            || !matches!(outcome, Some(Outcome::Undeliverable | Outcome::Rejected))
-        {
+        let info = self.part_info(a.part)?;
+        if !info.state.is_pending() {
             return Ok(None);
         }
-        let row: Option<(String, bool)> = self
-            .conn
-            .prepare_cached(
-                "SELECT route, rerouted_from IS NOT NULL FROM part WHERE message_id = ?1 AND n = ?2",
-            )?
-            .query_row(params![part.message.as_i64(), part.n], |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })
-            .optional()?;
-        let Some((route, already)) = row else {
-            return Ok(None);
-        };
-        if already {
-            return Ok(None);
-        }
-        let Some(to) = rule.next_smsc(&route, r.smsc).map(str::to_owned) else {
-            return Ok(None);
-        };
-        self.conn
-            .prepare_cached(
-                "UPDATE part SET state = 0, ready_at = 0, rerouted_from = ?3, stat = ?4, err = ?5,
-                    acked_at = NULL, receipts = coalesce(receipts || ',', '') || ?6
-                 WHERE message_id = ?1 AND n = ?2",
-            )?
-            .execute(params![
-                part.message.as_i64(),
-                part.n,
-                r.smsc,
-                r.stat,
-                r.err,
-                format!("{}:{}", r.log_id, r.fp)
-            ])?;
-        let state = self.settle(
-            part.message,
-            PartInfo {
-                state: PartState::Queued,
-                ..info
-            },
-            false,
-            now,
-        )?;
-        // The dlr event says what the receipt said and that the part goes again; the message's
-        // final outcome follows in the resend's dlr event.
-        let body = json!({
-            "id": part.message.to_string(), "part": part.n, "state": state.as_str(),
-            "part_state": PartState::Queued.as_str(), "stat": r.stat, "err": r.err,
-            "smsc": r.smsc, "smsc_id": r.smsc_id, "rerouted_to": to,
-        })
-        .to_string();
-        let seq = self.event("dlr", Some(part.message), &body, now)?;
-        Ok(Some((
-            ReceiptApplied {
-                log_id: r.log_id,
-                part,
-                state,
-                seq,
-            },
-            Reroute {
-                part,
-                route,
-                from_smsc: r.smsc.to_owned(),
-                to_smsc: to,
-                stat: r.stat.to_owned(),
-            },
-        )))
+        self.st.ack.execute(params)?;
+        Ok(Some((info.parts, info.dlr)))
     }
 
     pub(crate) fn failed(&mut self, f: &Failure) -> Result<MessageState, JobError> {
@@ -1101,28 +631,29 @@ impl<'c> Writer<'c> {
             }
             Disposition::Requeue { maybe_sent } => {
                 self.conn
-                    .prepare_cached(
-                        "UPDATE part SET state = 0, maybe_dup = maybe_dup | ?3,
+                    .prepare_cached(sql!(
+                        "UPDATE part SET state = {part:queued}, maybe_dup = maybe_dup | ?3,
                             attempts = CASE WHEN ?3 THEN attempts ELSE max(attempts - 1, 0) END,
                             acked_at = NULL, smsc = coalesce(?4, smsc)
-                         WHERE message_id = ?1 AND n = ?2",
-                    )?
+                         WHERE message_id = ?1 AND n = ?2"
+                    ))?
                     .execute(params![id, f.part.n, maybe_sent, f.smsc])?;
             }
             Disposition::Permanent => {
                 self.conn
-                    .prepare_cached(
-                        "UPDATE part SET state = 8, last_status = ?3, done_at = ?4,
+                    .prepare_cached(sql!(
+                        "UPDATE part SET state = {part:failed}, last_status = ?3, done_at = ?4,
                             smsc = coalesce(?5, smsc)
-                         WHERE message_id = ?1 AND n = ?2",
-                    )?
+                         WHERE message_id = ?1 AND n = ?2"
+                    ))?
                     .execute(params![id, f.part.n, f.status, f.now_ms, f.smsc])?;
             }
             Disposition::Expired => {
                 self.conn
-                    .prepare_cached(
-                        "UPDATE part SET state = 6, done_at = ?3 WHERE message_id = ?1 AND n = ?2",
-                    )?
+                    .prepare_cached(sql!(
+                        "UPDATE part SET state = {part:expired}, done_at = ?3
+                         WHERE message_id = ?1 AND n = ?2"
+                    ))?
                     .execute(params![id, f.part.n, f.now_ms])?;
             }
         }
@@ -1253,39 +784,29 @@ impl<'c> Writer<'c> {
         let limit = limit.max(1);
         let mut out = Expired::default();
         // Queued or waiting parts past their validity (SMSC bound or not).
-        let due = self.due_messages(
-            "SELECT message_id FROM part
-             WHERE state IN (0, 2) AND valid_until < ?1 ORDER BY valid_until LIMIT ?2",
-            now,
-            limit,
-            &mut out,
-        )?;
+        let due = self.due_messages(sql::DUE_VALIDITY.get(), now, limit, &mut out)?;
         for id in due {
             let n = self
                 .conn
-                .prepare_cached(
-                    "UPDATE part SET state = 6, done_at = ?2
-                     WHERE message_id = ?1 AND state IN (0, 2) AND valid_until < ?2",
-                )?
+                .prepare_cached(sql!(
+                    "UPDATE part SET state = {part:expired}, done_at = ?2
+                     WHERE message_id = ?1 AND state IN ({part:queued}, {part:waiting})
+                        AND valid_until < ?2"
+                ))?
                 .execute(params![id.as_i64(), now])?;
             self.settle_swept(id, n, now, &mut out)?;
         }
         // Acknowledged parts whose receipt did not come within the wait.
         let cut = now.saturating_sub(receipt_wait.max(0));
-        let waiting = self.due_messages(
-            "SELECT message_id FROM part
-             WHERE state = 3 AND dlr = 1 AND acked_at <= ?1 ORDER BY acked_at LIMIT ?2",
-            cut,
-            limit,
-            &mut out,
-        )?;
+        let waiting = self.due_messages(sql::DUE_RECEIPT.get(), cut, limit, &mut out)?;
         for id in waiting {
             let n = self
                 .conn
-                .prepare_cached(
-                    "UPDATE part SET state = 9, done_at = ?2
-                     WHERE message_id = ?1 AND state = 3 AND dlr = 1 AND acked_at <= ?3",
-                )?
+                .prepare_cached(sql!(
+                    "UPDATE part SET state = {part:no_receipt}, done_at = ?2
+                     WHERE message_id = ?1 AND state = {part:submitted} AND dlr = 1
+                        AND acked_at <= ?3"
+                ))?
                 .execute(params![id.as_i64(), now, cut])?;
             self.settle_swept(id, n, now, &mut out)?;
         }
@@ -1357,18 +878,13 @@ impl<'c> Writer<'c> {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })
             .optional()?
-            .ok_or_else(|| {
-                JobError::Domain(StoreError::NotFound {
-                    what: "message",
-                    id: id.to_string(),
-                })
-            })?;
+            .ok_or_else(|| message_not_found(id))?;
         let blocking: i64 = self
             .conn
-            .prepare_cached(
+            .prepare_cached(sql!(
                 "SELECT count(*) FROM part WHERE message_id = ?1
-                 AND (acked_at IS NOT NULL OR state NOT IN (0, 2))",
-            )?
+                 AND (acked_at IS NOT NULL OR state NOT IN ({part:queued}, {part:waiting}))"
+            ))?
             .query_row([id.as_i64()], |r| r.get(0))?;
         if blocking > 0 {
             return Err(JobError::Domain(StoreError::Conflict(format!(
