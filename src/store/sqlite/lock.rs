@@ -18,6 +18,11 @@ use std::path::{Path, PathBuf};
 
 use crate::store::StoreError;
 
+/// How long a start waits for a holder that is going away: a restart (systemd's, or an
+/// operator's `stop; start`) may begin while the old process is still exiting, and a child
+/// process forked by the holder keeps the lock's file description until its `exec` closes it.
+const HOLDER_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The held lock; dropping it (or the process dying) releases it.
 #[derive(Debug)]
 pub(crate) struct StoreLock {
@@ -32,7 +37,8 @@ pub(crate) fn lock_path(store: &Path) -> PathBuf {
 }
 
 impl StoreLock {
-    /// Takes the lock without waiting; fails with [`StoreError::InUse`] naming the file and the
+    /// Takes the lock, waiting at most [`HOLDER_GRACE`] for a holder on its way out; fails with
+    /// [`StoreError::InUse`] naming the file and the
     /// holder's PID when another process (or another open store in this one) holds it.
     pub(crate) fn acquire(store: &Path) -> Result<StoreLock, StoreError> {
         let path = lock_path(store);
@@ -48,15 +54,21 @@ impl StoreLock {
             .mode(0o600)
             .open(&path)
             .map_err(open_err)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(StoreError::InUse {
-                    path: store.to_path_buf(),
-                    holder: holder_of(&mut file),
-                });
+        let give_up = std::time::Instant::now() + HOLDER_GRACE;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) if std::time::Instant::now() < give_up => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(StoreError::InUse {
+                        path: store.to_path_buf(),
+                        holder: holder_of(&mut file),
+                    });
+                }
+                Err(TryLockError::Error(e)) => return Err(open_err(e)),
             }
-            Err(TryLockError::Error(e)) => return Err(open_err(e)),
         }
         // Ours now: say who holds it, for the next one that tries.
         file.set_len(0)
