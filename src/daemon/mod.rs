@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::server::{self, Listener, Settings};
 use crate::config::{Config, ListenAddr};
 use crate::dispatch::{Dispatch, SmscLink, now_ms};
-use crate::session::SmscHandle;
+use crate::session::{Channels, SmscHandle};
 use crate::store::{Retention, SqliteOptions, Store, StoreError};
 
 pub use handler::DaemonHandler;
@@ -157,10 +157,15 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> Result<Running, Sta
     }
 
     let (events_tx, events_rx) = mpsc::channel(8192);
+    let (inbound_tx, inbound_rx) = mpsc::channel(4096);
+    let channels = Channels {
+        events: events_tx,
+        inbound: inbound_tx,
+    };
     let mut links = Vec::with_capacity(config.smscs.len());
     for smsc in &config.smscs {
         let capacity = (smsc.window as usize * usize::from(smsc.binds)).max(16);
-        let handle = SmscHandle::start(smsc.session_config(), capacity, events_tx.clone())?;
+        let handle = SmscHandle::start_with(smsc.session_config(), capacity, channels.clone())?;
         links.push(SmscLink::new(handle, smsc.tps));
     }
 
@@ -180,8 +185,7 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> Result<Running, Sta
     let routes_stop = CancellationToken::new();
     dispatch.spawn_routes(routes_stop.clone());
 
-    let (inbound_tx, inbound_rx) = mpsc::channel(4096);
-    let consumer = tokio::spawn(dispatch.clone().consume_events(events_rx, inbound_tx));
+    let consumer = tokio::spawn(dispatch.clone().consume_events(events_rx));
     let inbound_task = tokio::spawn(inbound::run(
         store.clone(),
         dispatch.clone(),
@@ -193,7 +197,7 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> Result<Running, Sta
         path,
         dispatch: dispatch.clone(),
         store: store.clone(),
-        events: std::sync::Mutex::new(Some(events_tx)),
+        channels: std::sync::Mutex::new(Some(channels)),
         config_tx,
         lock: tokio::sync::Mutex::new(()),
     });
@@ -335,7 +339,7 @@ pub struct Reloader {
     path: Option<PathBuf>,
     dispatch: Arc<Dispatch>,
     store: Store,
-    events: std::sync::Mutex<Option<mpsc::Sender<crate::session::Event>>>,
+    channels: std::sync::Mutex<Option<Channels>>,
     config_tx: watch::Sender<Arc<Config>>,
     /// One reload at a time.
     lock: tokio::sync::Mutex<()>,
@@ -350,8 +354,8 @@ impl Reloader {
             return Err("this daemon was not started from a file".to_owned());
         };
         let new = Config::load(path).map_err(|e| e.to_string())?;
-        let events = self
-            .events
+        let channels = self
+            .channels
             .lock()
             .ok()
             .and_then(|e| e.clone())
@@ -363,7 +367,7 @@ impl Reloader {
         };
         let summary = self
             .dispatch
-            .apply(new, &events, &self.config_tx)
+            .apply(new, &channels, &self.config_tx)
             .map_err(|e| with_causes(&e))?;
         if let Err(e) = self.store.backend().reload(settings).await {
             tracing::warn!(error = %e, "store settings not reloaded");
@@ -373,7 +377,7 @@ impl Reloader {
     }
 
     fn close(&self) {
-        if let Ok(mut e) = self.events.lock() {
+        if let Ok(mut e) = self.channels.lock() {
             e.take();
         }
     }

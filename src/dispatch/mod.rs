@@ -41,7 +41,7 @@ use crate::metrics as m;
 use crate::pdu::{
     Address, DataCoding, EsmClass, Npi, OctetString, RegisteredDelivery, SubmitSm, Tlv, Ton,
 };
-use crate::session::{Event, Job, JobBody, RetryReason, SmscHandle, Validity};
+use crate::session::{Channels, Event, Job, JobBody, RetryReason, SmscHandle, Validity};
 use crate::store::{
     Ack, AckResult, Disposition, Failure, MessageId, PartRef, QueuedPart, Reroute, RerouteRule,
     Store,
@@ -387,7 +387,7 @@ impl Dispatch {
     pub fn apply(
         self: &Arc<Self>,
         new: Config,
-        events: &mpsc::Sender<Event>,
+        channels: &Channels,
         config_tx: &watch::Sender<Arc<Config>>,
     ) -> Result<String, crate::session::StartError> {
         let old = self.config.borrow().clone();
@@ -399,7 +399,7 @@ impl Dispatch {
                 .is_some_and(|o| !o.connection_settings_differ(smsc));
             if !unchanged {
                 let capacity = (smsc.window as usize * usize::from(smsc.binds)).max(16);
-                match SmscHandle::start(smsc.session_config(), capacity, events.clone()) {
+                match SmscHandle::start_with(smsc.session_config(), capacity, channels.clone()) {
                     Ok(h) => started.push((smsc.name.clone(), h)),
                     Err(e) => {
                         for (_, h) in started {
@@ -767,12 +767,9 @@ impl Dispatch {
         }
     }
 
-    /// Consumes session events until the channel closes. Inbound PDUs go to `inbound`.
-    pub async fn consume_events(
-        self: Arc<Self>,
-        mut events: mpsc::Receiver<Event>,
-        inbound: mpsc::Sender<Event>,
-    ) {
+    /// Consumes session events until the channel closes. Inbound PDUs have their own channel
+    /// (see [`Channels`]) and never come here.
+    pub async fn consume_events(self: Arc<Self>, mut events: mpsc::Receiver<Event>) {
         while let Some(ev) = events.recv().await {
             match ev {
                 Event::Submitted {
@@ -930,11 +927,10 @@ impl Dispatch {
                     }));
                     self.wake(&f.route);
                 }
-                ev @ Event::Inbound { .. } => {
-                    if inbound.send(ev).await.is_err() {
-                        // The inbound handler is gone (shutting down): dropping the reply makes
-                        // the session answer ESME_RX_T_APPN, so the SMSC redelivers later.
-                    }
+                Event::Inbound { bind, .. } => {
+                    // A wiring mistake: dropping the reply makes the session answer
+                    // ESME_RX_T_APPN, so the SMSC redelivers rather than loses it.
+                    tracing::error!(smsc = %bind.smsc, "inbound PDU on the events channel; not answered");
                 }
                 Event::BindState { bind, state } => {
                     let up = matches!(state, crate::session::BindState::Bound);
