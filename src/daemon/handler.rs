@@ -1,22 +1,20 @@
-//! The submit protocol's behaviour: what each request does.
+//! The submit protocol's behaviour: what each request does. A submit goes through the accept
+//! flow ([`super::accept`]); the rest (query, subscribe, status, opt-out, reload) is answered
+//! here. Must never answer `ok` to a submit before the store said durable.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, watch};
 
-use crate::api::protocol::{
-    ApiError, Class, ErrorCode, OPTOUT_PAGE, OptOutOp, Reply, Request, Submit,
-};
+use super::accept::{Accept, SubmitOk, store_error};
+use crate::api::protocol::{ApiError, ErrorCode, OPTOUT_PAGE, OptOutOp, Reply, Request, Submit};
 use crate::api::server::{Handler, Outcome, Peer};
 use crate::config::Config;
 use crate::dispatch::{Dispatch, now_ms};
 use crate::metrics as m;
-use crate::route::{self, Facts, RouteError};
-use crate::store::{MessageId, MessageState, NewMessage, NewPart, Store, StoreError};
-use crate::text::{self, EncodeOptions, LanguageSet, ReferenceAllocator};
+use crate::store::{MessageId, MessageState, Store};
 
 /// Events sent per read when a subscriber catches up.
 const EVENT_PAGE: usize = 512;
@@ -27,10 +25,9 @@ pub struct DaemonHandler {
     dispatch: Arc<Dispatch>,
     config: watch::Receiver<Arc<Config>>,
     shutting_down: Arc<AtomicBool>,
-    references: Mutex<ReferenceAllocator>,
+    /// Route → encode → policy checks → durable accept.
+    accept: Accept,
     reloader: Arc<super::Reloader>,
-    /// Messages accepted, per route.
-    accepted: m::Handles<String, metrics::Counter>,
 }
 
 impl DaemonHandler {
@@ -42,13 +39,12 @@ impl DaemonHandler {
         reloader: Arc<super::Reloader>,
     ) -> DaemonHandler {
         DaemonHandler {
+            accept: Accept::new(store.clone(), dispatch.clone(), config.clone()),
             store,
             dispatch,
             config,
             shutting_down,
-            references: Mutex::new(ReferenceAllocator::default()),
             reloader,
-            accepted: m::Handles::new(),
         }
     }
 
@@ -59,127 +55,7 @@ impl DaemonHandler {
                 "smppd is stopping; retry against the restarted daemon",
             ));
         }
-        let cfg = self.config.borrow().clone();
-        let facts = Facts {
-            to: &s.to,
-            from: &s.from,
-            tags: &s.tags,
-        };
-        let route = route::select(&cfg.routes, facts, s.route.as_deref()).map_err(|e| match e {
-            RouteError::Unknown(_) => ApiError::new(ErrorCode::BadRequest, e.to_string()),
-            _ => ApiError::new(ErrorCode::NoRoute, e.to_string()),
-        })?;
-        // The first SMSC's settings decide the encoding and split; dispatch re-splits when a
-        // message fails over to an SMSC that splits differently.
-        let smsc = route
-            .smsc
-            .first()
-            .and_then(|n| cfg.smsc(n))
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::NoRoute,
-                    format!("route {} has no SMSC", route.name),
-                )
-            })?;
-        let mut languages = LanguageSet::EMPTY;
-        for l in &smsc.shift_tables {
-            languages.insert(*l);
-        }
-        let opts = EncodeOptions {
-            languages,
-            encoding: s.encoding,
-            smart: s.smart.unwrap_or(route.smart),
-            split: smsc.split,
-            max_parts: smsc.max_parts,
-            packed: smsc.gsm_packed,
-        };
-        let reference = self
-            .references
-            .lock()
-            .map(|mut r| r.next(s.to.digits()))
-            .unwrap_or(0);
-        let encoded = text::encode(&s.text, &opts, reference).map_err(|e| {
-            let code = match e.code() {
-                "unencodable" => ErrorCode::Unencodable,
-                "too_long" => ErrorCode::TooLong,
-                _ => ErrorCode::BadRequest,
-            };
-            ApiError::new(code, e.to_string())
-        })?;
-        if s.class == Class::Marketing {
-            let opted = self
-                .store
-                .backend()
-                .is_opted_out(&s.to.to_string())
-                .await
-                .map_err(store_error)?;
-            if opted {
-                return Err(ApiError::new(
-                    ErrorCode::OptedOut,
-                    format!("{} has opted out of marketing messages", s.to),
-                ));
-            }
-        }
-        let plan = *encoded.plan();
-        let esm_class = if plan.udhi { 0x40 } else { 0 };
-        let parts: Vec<NewPart> = encoded
-            .segments()
-            .map(|seg| NewPart {
-                data_coding: plan.data_coding,
-                esm_class,
-                segment: seg.short_message().to_vec(),
-                sar_ref: seg.sar.map(|x| x.msg_ref_num),
-            })
-            .collect();
-        let now = now_ms();
-        let msg = NewMessage {
-            key: s.key.clone(),
-            to: s.to.to_string(),
-            from: s.from.to_string(),
-            route: route.name.clone(),
-            class: s.class,
-            priority: s.priority,
-            valid_until_ms: s.validity.map(|v| now + v.as_millis() as i64),
-            encoding: plan.encoding.to_string(),
-            split: plan.split.name().to_owned(),
-            // Both values are fixed words: formatted directly (no JSON tree per message).
-            options: format!(
-                r#"{{"encoding":"{}","smart":{}}}"#,
-                s.encoding.name(),
-                opts.smart
-            ),
-            dlr: s.dlr,
-            tags: if s.tags.is_empty() {
-                None
-            } else {
-                serde_json::to_string(&s.tags).ok()
-            },
-            text: s.text,
-            parts,
-            now_ms: now,
-        };
-        let accepted = self
-            .store
-            .backend()
-            .accept(msg)
-            .await
-            .map_err(store_error)?;
-        if !accepted.duplicate {
-            // A repeated idempotency key stored nothing new.
-            self.accepted
-                .get_by(accepted.route.as_str(), |route| {
-                    metrics::counter!(m::MESSAGES_ACCEPTED, m::label::ROUTE => route.to_owned())
-                })
-                .increment(1);
-        }
-        self.dispatch.wake(&accepted.route);
-        Ok(SubmitOk {
-            id: accepted.id.to_string(),
-            parts: accepted.parts,
-            encoding: accepted.encoding,
-            route: accepted.route,
-            duplicate: accepted.duplicate.then_some(true),
-        })
+        self.accept.submit(s).await
     }
 
     /// `optout`: add and remove go through the store's writer (durable before the answer);
@@ -341,16 +217,6 @@ impl DaemonHandler {
     }
 }
 
-#[derive(Serialize)]
-struct SubmitOk {
-    id: String,
-    parts: u8,
-    encoding: String,
-    route: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    duplicate: Option<bool>,
-}
-
 /// Two decimals: status output, not accounting.
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
@@ -374,13 +240,6 @@ fn delivery_ratio(counts: &[(MessageState, u64)]) -> serde_json::Value {
         "ratio": (total > 0).then(|| round2(delivered as f64 / total as f64 * 100.0) / 100.0),
         "states": states,
     })
-}
-
-fn store_error(e: StoreError) -> ApiError {
-    // Whatever the store's trouble (disk full, read-only, queue full), the client must retry
-    // later: nothing was accepted.
-    tracing::warn!(error = %e, "store refused a request");
-    ApiError::new(ErrorCode::Overloaded, format!("store unavailable: {e}"))
 }
 
 impl Handler for DaemonHandler {
