@@ -176,6 +176,46 @@ impl DaemonHandler {
         rx
     }
 
+    /// `status`: binds, in-flight, then routes (queue depth, oldest, rate) and delivery ratios
+    /// over the last 5 and 60 minutes.
+    async fn status_with_queues(&self) -> serde_json::Value {
+        let mut status = self.status();
+        let depth = self.store.backend().queue_depth().await.unwrap_or_default();
+        let cfg = self.config.borrow().clone();
+        let routes: Vec<serde_json::Value> = cfg
+            .routes
+            .iter()
+            .map(|route| {
+                let q = depth.iter().find(|q| q.route == route.name);
+                let queued = q.map_or(0, |q| q.parts);
+                let oldest_s = q.map(|q| (now_ms() - q.oldest_ms).max(0) as f64 / 1000.0);
+                serde_json::json!({
+                    "name": route.name,
+                    "queued": queued,
+                    "oldest_s": oldest_s,
+                    "tps": route.tps,
+                    "rate": round2(self.dispatch.route_rate(&route.name)),
+                })
+            })
+            .collect();
+        let now = now_ms();
+        let mut delivery = serde_json::Map::new();
+        for (label, minutes) in [("5m", 5), ("60m", 60)] {
+            let counts = self
+                .store
+                .backend()
+                .final_counts(now - minutes * 60_000)
+                .await
+                .unwrap_or_default();
+            delivery.insert(label.into(), delivery_ratio(&counts));
+        }
+        if let serde_json::Value::Object(o) = &mut status {
+            o.insert("routes".into(), routes.into());
+            o.insert("delivery".into(), delivery.into());
+        }
+        status
+    }
+
     fn status(&self) -> serde_json::Value {
         let smscs: Vec<serde_json::Value> = self
             .dispatch
@@ -267,43 +307,7 @@ impl Handler for DaemonHandler {
                 let rx = self.subscribe(after);
                 return Outcome::Stream(Reply::ok(r, &serde_json::json!({})), rx);
             }
-            Request::Status => {
-                let mut status = self.status();
-                let depth = self.store.backend().queue_depth().await.unwrap_or_default();
-                let cfg = self.config.borrow().clone();
-                let routes: Vec<serde_json::Value> = cfg
-                    .routes
-                    .iter()
-                    .map(|route| {
-                        let q = depth.iter().find(|q| q.route == route.name);
-                        let queued = q.map_or(0, |q| q.parts);
-                        let oldest_s = q.map(|q| (now_ms() - q.oldest_ms).max(0) as f64 / 1000.0);
-                        serde_json::json!({
-                            "name": route.name,
-                            "queued": queued,
-                            "oldest_s": oldest_s,
-                            "tps": route.tps,
-                            "rate": round2(self.dispatch.route_rate(&route.name)),
-                        })
-                    })
-                    .collect();
-                let now = now_ms();
-                let mut delivery = serde_json::Map::new();
-                for (label, minutes) in [("5m", 5), ("60m", 60)] {
-                    let counts = self
-                        .store
-                        .backend()
-                        .final_counts(now - minutes * 60_000)
-                        .await
-                        .unwrap_or_default();
-                    delivery.insert(label.into(), delivery_ratio(&counts));
-                }
-                if let serde_json::Value::Object(o) = &mut status {
-                    o.insert("routes".into(), routes.into());
-                    o.insert("delivery".into(), delivery.into());
-                }
-                Reply::ok(r, &status)
-            }
+            Request::Status => Reply::ok(r, &self.status_with_queues().await),
             Request::Ping => Reply::ok(r, &serde_json::json!({})),
             // Answered by the server itself; reaching here means no token is configured.
             Request::Auth { .. } => Reply::ok(r, &serde_json::json!({})),

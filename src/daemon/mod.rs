@@ -187,7 +187,8 @@ impl Daemon {
 /// next begins, so that nothing a later phase closes is still in use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
-    /// Submits are refused (`shutting_down`) and the listener takes no new connections.
+    /// Submits are refused (`shutting_down`), the listener takes no new connections, and
+    /// reloads are refused (no session may start any more).
     StopAccepting,
     /// Route tasks claim no more; what they hold unsent goes back to the queue.
     StopRoutes,
@@ -326,6 +327,8 @@ impl Wired {
                 tracing::info!("stopping: no new submits; draining in-flight windows");
                 self.shutting_down.store(true, Ordering::Release);
                 self.stop_accepting.cancel();
+                // No reload may start sessions from here on (one in progress finishes first).
+                self.reloader.close().await;
             }
             Phase::StopRoutes => self.dispatch.stop_routes().await,
             Phase::DrainBinds => self.drain_binds().await,
@@ -365,9 +368,8 @@ impl Wired {
 
     /// [`Phase::FlushResults`].
     async fn flush_results(&mut self) {
-        // Every session sender is gone now but the reloader's: dropping it lets the consumer
-        // record the last outcomes and end, and the inbound task end.
-        self.reloader.close().await;
+        // Every session sender is gone now (the reloader's went at StopAccepting): the consumer
+        // records the last outcomes and ends, and so does the inbound task.
         join(self.consumer.take(), "event consumer").await;
         // The results of what came back (parts handed back unsent, late answers) are written
         // before the store closes, so none is left `sending` for recovery to mark as a possible
