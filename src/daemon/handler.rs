@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, watch};
+use tokio_util::task::TaskTracker;
 
 use super::accept::{Accept, SubmitOk, store_error};
 use crate::api::protocol::{ApiError, ErrorCode, OPTOUT_PAGE, OptOutOp, Reply, Request, Submit};
@@ -28,6 +29,9 @@ pub struct DaemonHandler {
     /// Route → encode → policy checks → durable accept.
     accept: Accept,
     reloader: Arc<super::Reloader>,
+    /// The daemon's tracker: subscriber tasks are joined at the stop like every other task
+    /// (each ends when its connection closes).
+    tasks: TaskTracker,
 }
 
 impl DaemonHandler {
@@ -37,6 +41,7 @@ impl DaemonHandler {
         config: watch::Receiver<Arc<Config>>,
         shutting_down: Arc<AtomicBool>,
         reloader: Arc<super::Reloader>,
+        tasks: TaskTracker,
     ) -> DaemonHandler {
         DaemonHandler {
             accept: Accept::new(store.clone(), dispatch.clone(), config.clone()),
@@ -45,6 +50,7 @@ impl DaemonHandler {
             config,
             shutting_down,
             reloader,
+            tasks,
         }
     }
 
@@ -147,7 +153,7 @@ impl DaemonHandler {
         let (tx, rx) = mpsc::channel(EVENT_PAGE);
         let store = self.store.clone();
         let mut last = store.backend().last_seq();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let mut after = after as i64;
             loop {
                 let events = match store.backend().events_after(after, EVENT_PAGE).await {

@@ -200,7 +200,8 @@ pub enum Phase {
     FlushResults,
     /// Open API connections close; the listener task ends.
     CloseApi,
-    /// Gauges, expiry, pruning and the metrics endpoint end.
+    /// Gauges, expiry, pruning and the metrics endpoint end; every task still tracked
+    /// (subscribers, whose connections closed at [`Phase::CloseApi`]) is joined.
     StopHousekeeping,
     /// The store's writer finishes and closes; embedded simulators stop.
     CloseStore,
@@ -276,6 +277,7 @@ impl Wired {
             config_rx,
             self.shutting_down.clone(),
             self.reloader.clone(),
+            self.tasks.clone(),
         ));
         let settings = Settings {
             listen: config.listen.submit.clone(),
