@@ -152,6 +152,7 @@ pub async fn run(
     }
     while receipts.next().await.is_some() {}
     while mo_tasks.join_next().await.is_some() {}
+    mo_sets.settle().await;
 }
 
 /// A delivery receipt by its esm_class message type: SMSC delivery receipt (0x04), SME delivery
