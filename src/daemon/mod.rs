@@ -86,14 +86,6 @@ pub struct Daemon {
     reloader: Arc<Reloader>,
 }
 
-/// A running daemon (the name `smppd run` knew it by).
-pub type Running = Daemon;
-
-/// Starts everything; returns once the listener is bound (see [`Daemon::start`]).
-pub async fn start(config: Config, path: Option<PathBuf>) -> Result<Daemon, StartError> {
-    Daemon::start(config, path).await
-}
-
 impl Daemon {
     /// Starts everything in order; returns once the listener is bound. `path` is the file a
     /// reload reads again.
@@ -158,11 +150,6 @@ impl Daemon {
     pub async fn stop(self) {
         self.stop.cancel();
         self.wait().await;
-    }
-
-    /// Asks the daemon to stop gracefully and waits until it has (the same as [`Self::stop`]).
-    pub async fn shutdown(self) {
-        self.stop().await;
     }
 
     /// A token that stops the daemon when cancelled (signal handlers hold it).
