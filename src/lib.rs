@@ -19,8 +19,8 @@
 //! | [`config`] | the TOML file → validated [`config::Config`]; errors name key and line | print a secret |
 //! | [`route`] | which route a message takes (first match, or the requested one) | look at SMSC health or do I/O |
 //! | [`api`] | the submit protocol: request parsing/validation and replies, the server (pipelining, auth, back-pressure), a client | say `ok` before the store said durable |
-//! | [`dispatch`] | from the store's queue to the SMSCs: token buckets, SMSC choice, failover, circuit breakers, re-split, reroute; session results back into the store | keep an unbounded queue or drop a part |
-//! | [`daemon`] | `smppd run`: start-up, the submit handler, inbound receipts and MO, housekeeping, live reload, graceful stop | acknowledge a deliver_sm before it is durable |
+//! | [`dispatch`] | from the store's queue to the SMSCs, one module per step: route tasks (token buckets, SMSC choice, circuit breakers), re-split, outcomes of what was sent (acknowledged, failed over, retried, expired), result writes, per-part side state | keep an unbounded queue, drop a part, or see an inbound PDU |
+//! | [`daemon`] | `smppd run` as wiring: the `Daemon` value (start, reload, stop in named phases, every task joined) and the flows it wires: accept, inbound receipts and MO, housekeeping, live reload | acknowledge a deliver_sm before it is durable |
 //! | [`metrics`] | metric names (documented constants), descriptions, the Prometheus recorder, `/metrics` and `/healthz` | label by number or message id |
 //! | [`text`] | GSM 03.38 (+ national shift tables), Latin-1, UCS-2; encoding choice; splitting (UDH 8/16, SAR, payload); decoding; MO reassembly | I/O, tokio, clocks (time is a parameter) |
 //! | [`receipt`] | delivery-receipt text/TLV parsing, stat → outcome, SMSC message-id normalization | touch the store or the network |

@@ -1400,3 +1400,36 @@ async fn bench_json(args: &[&str]) -> Value {
     );
     serde_json::from_slice(&out.stdout).expect("one JSON object")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_while_stopping_is_refused_and_the_stop_still_exits_cleanly() {
+    let (a, b) = sims().await;
+    let mut d = start(&a, &b, "");
+    let mut c = d.client().await;
+    c.wait_bound(&["op-a", "op-b"]).await;
+    // op-a stops answering: the stop waits in its drain while the connection is still open.
+    a.update_faults(|f| f.silent = true);
+    submit_many(&mut c, "+46701234567", 5).await;
+    d.sigterm();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let v = c.submit("+46701234567", "too late").await;
+        if v["ok"] == false {
+            assert_eq!(v["error"]["code"], "shutting_down", "{v}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still accepting after SIGTERM: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Stopping: no reload may start sessions the stop would not drain.
+    let v = c.call(json!({"op":"reload"})).await;
+    assert_eq!(v["error"]["code"], "bad_request", "{v}");
+    let msg = v["error"]["message"].as_str().unwrap_or("");
+    assert!(msg.contains("stopping"), "{msg}");
+    drop(c);
+    let status = d.wait_stopped(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0), "a clean exit");
+}

@@ -34,7 +34,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
         let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
-        let running = smppd::daemon::start(config, Some(args.config.clone())).await?;
+        let running = smppd::daemon::Daemon::start(config, Some(args.config.clone())).await?;
         // A line for scripts and people: where to submit.
         println!("smppd: accepting submits on {}", running.submit);
         let stop = running.stop_token();

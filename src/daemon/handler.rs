@@ -1,22 +1,21 @@
-//! The submit protocol's behaviour: what each request does.
+//! The submit protocol's behaviour: what each request does. A submit goes through the accept
+//! flow ([`super::accept`]); the rest (query, subscribe, status, opt-out, reload) is answered
+//! here. Must never answer `ok` to a submit before the store said durable.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, watch};
+use tokio_util::task::TaskTracker;
 
-use crate::api::protocol::{
-    ApiError, Class, ErrorCode, OPTOUT_PAGE, OptOutOp, Reply, Request, Submit,
-};
+use super::accept::{Accept, SubmitOk, store_error};
+use crate::api::protocol::{ApiError, ErrorCode, OPTOUT_PAGE, OptOutOp, Reply, Request, Submit};
 use crate::api::server::{Handler, Outcome, Peer};
 use crate::config::Config;
 use crate::dispatch::{Dispatch, now_ms};
 use crate::metrics as m;
-use crate::route::{self, Facts, RouteError};
-use crate::store::{MessageId, MessageState, NewMessage, NewPart, Store, StoreError};
-use crate::text::{self, EncodeOptions, LanguageSet, ReferenceAllocator};
+use crate::store::{MessageId, MessageState, Store};
 
 /// Events sent per read when a subscriber catches up.
 const EVENT_PAGE: usize = 512;
@@ -27,10 +26,12 @@ pub struct DaemonHandler {
     dispatch: Arc<Dispatch>,
     config: watch::Receiver<Arc<Config>>,
     shutting_down: Arc<AtomicBool>,
-    references: Mutex<ReferenceAllocator>,
+    /// Route → encode → policy checks → durable accept.
+    accept: Accept,
     reloader: Arc<super::Reloader>,
-    /// Messages accepted, per route.
-    accepted: m::Handles<String, metrics::Counter>,
+    /// The daemon's tracker: subscriber tasks are joined at the stop like every other task
+    /// (each ends when its connection closes).
+    tasks: TaskTracker,
 }
 
 impl DaemonHandler {
@@ -40,15 +41,16 @@ impl DaemonHandler {
         config: watch::Receiver<Arc<Config>>,
         shutting_down: Arc<AtomicBool>,
         reloader: Arc<super::Reloader>,
+        tasks: TaskTracker,
     ) -> DaemonHandler {
         DaemonHandler {
+            accept: Accept::new(store.clone(), dispatch.clone(), config.clone()),
             store,
             dispatch,
             config,
             shutting_down,
-            references: Mutex::new(ReferenceAllocator::default()),
             reloader,
-            accepted: m::Handles::new(),
+            tasks,
         }
     }
 
@@ -59,127 +61,7 @@ impl DaemonHandler {
                 "smppd is stopping; retry against the restarted daemon",
             ));
         }
-        let cfg = self.config.borrow().clone();
-        let facts = Facts {
-            to: &s.to,
-            from: &s.from,
-            tags: &s.tags,
-        };
-        let route = route::select(&cfg.routes, facts, s.route.as_deref()).map_err(|e| match e {
-            RouteError::Unknown(_) => ApiError::new(ErrorCode::BadRequest, e.to_string()),
-            _ => ApiError::new(ErrorCode::NoRoute, e.to_string()),
-        })?;
-        // The first SMSC's settings decide the encoding and split; dispatch re-splits when a
-        // message fails over to an SMSC that splits differently.
-        let smsc = route
-            .smsc
-            .first()
-            .and_then(|n| cfg.smsc(n))
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::NoRoute,
-                    format!("route {} has no SMSC", route.name),
-                )
-            })?;
-        let mut languages = LanguageSet::EMPTY;
-        for l in &smsc.shift_tables {
-            languages.insert(*l);
-        }
-        let opts = EncodeOptions {
-            languages,
-            encoding: s.encoding,
-            smart: s.smart.unwrap_or(route.smart),
-            split: smsc.split,
-            max_parts: smsc.max_parts,
-            packed: smsc.gsm_packed,
-        };
-        let reference = self
-            .references
-            .lock()
-            .map(|mut r| r.next(s.to.digits()))
-            .unwrap_or(0);
-        let encoded = text::encode(&s.text, &opts, reference).map_err(|e| {
-            let code = match e.code() {
-                "unencodable" => ErrorCode::Unencodable,
-                "too_long" => ErrorCode::TooLong,
-                _ => ErrorCode::BadRequest,
-            };
-            ApiError::new(code, e.to_string())
-        })?;
-        if s.class == Class::Marketing {
-            let opted = self
-                .store
-                .backend()
-                .is_opted_out(&s.to.to_string())
-                .await
-                .map_err(store_error)?;
-            if opted {
-                return Err(ApiError::new(
-                    ErrorCode::OptedOut,
-                    format!("{} has opted out of marketing messages", s.to),
-                ));
-            }
-        }
-        let plan = *encoded.plan();
-        let esm_class = if plan.udhi { 0x40 } else { 0 };
-        let parts: Vec<NewPart> = encoded
-            .segments()
-            .map(|seg| NewPart {
-                data_coding: plan.data_coding,
-                esm_class,
-                segment: seg.short_message().to_vec(),
-                sar_ref: seg.sar.map(|x| x.msg_ref_num),
-            })
-            .collect();
-        let now = now_ms();
-        let msg = NewMessage {
-            key: s.key.clone(),
-            to: s.to.to_string(),
-            from: s.from.to_string(),
-            route: route.name.clone(),
-            class: s.class,
-            priority: s.priority,
-            valid_until_ms: s.validity.map(|v| now + v.as_millis() as i64),
-            encoding: plan.encoding.to_string(),
-            split: plan.split.name().to_owned(),
-            // Both values are fixed words: formatted directly (no JSON tree per message).
-            options: format!(
-                r#"{{"encoding":"{}","smart":{}}}"#,
-                s.encoding.name(),
-                opts.smart
-            ),
-            dlr: s.dlr,
-            tags: if s.tags.is_empty() {
-                None
-            } else {
-                serde_json::to_string(&s.tags).ok()
-            },
-            text: s.text,
-            parts,
-            now_ms: now,
-        };
-        let accepted = self
-            .store
-            .backend()
-            .accept(msg)
-            .await
-            .map_err(store_error)?;
-        if !accepted.duplicate {
-            // A repeated idempotency key stored nothing new.
-            self.accepted
-                .get_by(accepted.route.as_str(), |route| {
-                    metrics::counter!(m::MESSAGES_ACCEPTED, m::label::ROUTE => route.to_owned())
-                })
-                .increment(1);
-        }
-        self.dispatch.wake(&accepted.route);
-        Ok(SubmitOk {
-            id: accepted.id.to_string(),
-            parts: accepted.parts,
-            encoding: accepted.encoding,
-            route: accepted.route,
-            duplicate: accepted.duplicate.then_some(true),
-        })
+        self.accept.submit(s).await
     }
 
     /// `optout`: add and remove go through the store's writer (durable before the answer);
@@ -271,7 +153,7 @@ impl DaemonHandler {
         let (tx, rx) = mpsc::channel(EVENT_PAGE);
         let store = self.store.clone();
         let mut last = store.backend().last_seq();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let mut after = after as i64;
             loop {
                 let events = match store.backend().events_after(after, EVENT_PAGE).await {
@@ -298,6 +180,46 @@ impl DaemonHandler {
             }
         });
         rx
+    }
+
+    /// `status`: binds, in-flight, then routes (queue depth, oldest, rate) and delivery ratios
+    /// over the last 5 and 60 minutes.
+    async fn status_with_queues(&self) -> serde_json::Value {
+        let mut status = self.status();
+        let depth = self.store.backend().queue_depth().await.unwrap_or_default();
+        let cfg = self.config.borrow().clone();
+        let routes: Vec<serde_json::Value> = cfg
+            .routes
+            .iter()
+            .map(|route| {
+                let q = depth.iter().find(|q| q.route == route.name);
+                let queued = q.map_or(0, |q| q.parts);
+                let oldest_s = q.map(|q| (now_ms() - q.oldest_ms).max(0) as f64 / 1000.0);
+                serde_json::json!({
+                    "name": route.name,
+                    "queued": queued,
+                    "oldest_s": oldest_s,
+                    "tps": route.tps,
+                    "rate": round2(self.dispatch.route_rate(&route.name)),
+                })
+            })
+            .collect();
+        let now = now_ms();
+        let mut delivery = serde_json::Map::new();
+        for (label, minutes) in [("5m", 5), ("60m", 60)] {
+            let counts = self
+                .store
+                .backend()
+                .final_counts(now - minutes * 60_000)
+                .await
+                .unwrap_or_default();
+            delivery.insert(label.into(), delivery_ratio(&counts));
+        }
+        if let serde_json::Value::Object(o) = &mut status {
+            o.insert("routes".into(), routes.into());
+            o.insert("delivery".into(), delivery.into());
+        }
+        status
     }
 
     fn status(&self) -> serde_json::Value {
@@ -341,16 +263,6 @@ impl DaemonHandler {
     }
 }
 
-#[derive(Serialize)]
-struct SubmitOk {
-    id: String,
-    parts: u8,
-    encoding: String,
-    route: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    duplicate: Option<bool>,
-}
-
 /// Two decimals: status output, not accounting.
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
@@ -374,13 +286,6 @@ fn delivery_ratio(counts: &[(MessageState, u64)]) -> serde_json::Value {
         "ratio": (total > 0).then(|| round2(delivered as f64 / total as f64 * 100.0) / 100.0),
         "states": states,
     })
-}
-
-fn store_error(e: StoreError) -> ApiError {
-    // Whatever the store's trouble (disk full, read-only, queue full), the client must retry
-    // later: nothing was accepted.
-    tracing::warn!(error = %e, "store refused a request");
-    ApiError::new(ErrorCode::Overloaded, format!("store unavailable: {e}"))
 }
 
 impl Handler for DaemonHandler {
@@ -408,43 +313,7 @@ impl Handler for DaemonHandler {
                 let rx = self.subscribe(after);
                 return Outcome::Stream(Reply::ok(r, &serde_json::json!({})), rx);
             }
-            Request::Status => {
-                let mut status = self.status();
-                let depth = self.store.backend().queue_depth().await.unwrap_or_default();
-                let cfg = self.config.borrow().clone();
-                let routes: Vec<serde_json::Value> = cfg
-                    .routes
-                    .iter()
-                    .map(|route| {
-                        let q = depth.iter().find(|q| q.route == route.name);
-                        let queued = q.map_or(0, |q| q.parts);
-                        let oldest_s = q.map(|q| (now_ms() - q.oldest_ms).max(0) as f64 / 1000.0);
-                        serde_json::json!({
-                            "name": route.name,
-                            "queued": queued,
-                            "oldest_s": oldest_s,
-                            "tps": route.tps,
-                            "rate": round2(self.dispatch.route_rate(&route.name)),
-                        })
-                    })
-                    .collect();
-                let now = now_ms();
-                let mut delivery = serde_json::Map::new();
-                for (label, minutes) in [("5m", 5), ("60m", 60)] {
-                    let counts = self
-                        .store
-                        .backend()
-                        .final_counts(now - minutes * 60_000)
-                        .await
-                        .unwrap_or_default();
-                    delivery.insert(label.into(), delivery_ratio(&counts));
-                }
-                if let serde_json::Value::Object(o) = &mut status {
-                    o.insert("routes".into(), routes.into());
-                    o.insert("delivery".into(), delivery.into());
-                }
-                Reply::ok(r, &status)
-            }
+            Request::Status => Reply::ok(r, &self.status_with_queues().await),
             Request::Ping => Reply::ok(r, &serde_json::json!({})),
             // Answered by the server itself; reaching here means no token is configured.
             Request::Auth { .. } => Reply::ok(r, &serde_json::json!({})),

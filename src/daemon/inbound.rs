@@ -1,4 +1,6 @@
-//! Inbound deliver_sm / data_sm: delivery receipts and mobile-originated messages.
+//! Inbound deliver_sm / data_sm: delivery receipts and mobile-originated messages, read from
+//! the sessions' own inbound channel (see [`crate::session::Channels`]; dispatch never relays
+//! them).
 //!
 //! Each PDU is recorded durably (the receipt log row with the part's and message's state and
 //! an event; or the MO with any opt-out change and an event; or one part of a concatenated MO,
@@ -129,6 +131,8 @@ pub async fn run(
             }
         };
         let Event::Inbound { pdu, reply, bind } = ev else {
+            // The sessions' inbound channel carries nothing else (see `session::Channels`).
+            tracing::error!(event = ?ev, "not an inbound PDU on the inbound channel; ignored");
             continue;
         };
         let cfg = config.borrow().clone();
@@ -152,6 +156,7 @@ pub async fn run(
     }
     while receipts.next().await.is_some() {}
     while mo_tasks.join_next().await.is_some() {}
+    mo_sets.settle().await;
 }
 
 /// A delivery receipt by its esm_class message type: SMSC delivery receipt (0x04), SME delivery

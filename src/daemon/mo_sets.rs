@@ -17,6 +17,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use tokio_util::task::TaskTracker;
+
 use crate::config::Config;
 use crate::dispatch::now_ms;
 use crate::metrics as m;
@@ -49,6 +51,9 @@ struct Inner {
     /// The SMSC each pending set came through (for the MO it ends as); one entry per set
     /// pending in the reassembler, which bounds it.
     smsc: HashMap<MoSet, Arc<str>>,
+    /// The writes of sets given up or completed from kept parts: not awaited by anyone's
+    /// answer, only logged on failure; joined by [`MoSets::settle`] before the store closes.
+    writes: TaskTracker,
 }
 
 fn set_of(source: &str, dest: &str, reference: u16, total: u8) -> MoSet {
@@ -81,6 +86,7 @@ impl MoSets {
             inner: Mutex::new(Inner {
                 reassembler: Reassembler::new(ReassemblyConfig::default()),
                 smsc: HashMap::new(),
+                writes: TaskTracker::new(),
             }),
         }
     }
@@ -91,6 +97,14 @@ impl MoSets {
             self.inner.clear_poison();
             poisoned.into_inner()
         })
+    }
+
+    /// Waits for the writes of sets given up or completed from kept parts (when the inbound
+    /// task ends, at a stop).
+    pub(super) async fn settle(&self) {
+        let writes = self.lock().writes.clone();
+        writes.close();
+        writes.wait().await;
     }
 
     /// Rebuilds the pending sets from the parts the store kept (at start, before any inbound
@@ -263,7 +277,7 @@ fn settle_rebuilt(inner: &mut Inner, store: &Store, cfg: &Config, smsc: &str, pu
         let text = body_text(a.decode().body);
         let mo = incoming_mo(cfg, smsc, &a.source, &a.destination, text, a.total);
         let write = store.backend().record_mo_set(mo, set, None);
-        tokio::spawn(async move {
+        inner.writes.spawn(async move {
             if let Err(e) = write.await {
                 tracing::warn!(error = %e, "MO completed from kept parts not recorded; retried at the next start");
             }
@@ -305,7 +319,7 @@ fn give_up(inner: &mut Inner, store: &Store, cfg: &Config, inc: Incomplete) {
     );
     mo.optout = None;
     let write = store.backend().record_mo_set(mo, set, Some(reason));
-    tokio::spawn(async move {
+    inner.writes.spawn(async move {
         if let Err(e) = write.await {
             tracing::warn!(error = %e, "incomplete MO not recorded now; its parts stay kept until the next start");
         }

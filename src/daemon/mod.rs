@@ -1,32 +1,45 @@
 //! The daemon (`smppd run`): wires config, store, sessions, dispatch and the submit protocol,
-//! and runs until told to stop.
+//! and runs until told to stop. It only wires: each flow lives in its own module —
+//! [`accept`] (route → encode → policy checks → durable accept, behind the API [`handler`]),
+//! [`crate::dispatch`] (route tasks and the outcomes of what was sent), [`inbound`] (receipts
+//! and MO, fed by the sessions' own inbound channel), [`housekeeping`] (gauges, expiry,
+//! pruning, the metrics endpoint) and [`reload`].
 //!
-//! Owns: start-up order (store and recovery first, then sessions, dispatch, and only then the
-//! listener, so nothing is accepted that cannot be stored), the submit-protocol [`Handler`]
-//! (route → encode → store → reply), inbound receipts and MO (parse, record durably, only then
-//! answer the SMSC), periodic expiry and pruning, and the graceful stop (stop accepting, drain
-//! windows, unbind, flush the store). Must never reply `ok` before the store said durable, and
-//! never answer a deliver_sm with ESME_ROK before its receipt or MO is durable.
+//! Owns: the start-up order (metrics, then the store and recovery, simulators, sessions,
+//! dispatch, and only then the listener, so nothing is accepted that cannot be stored), one
+//! task tracker for every task it spawns, and the graceful stop in named phases (see
+//! [`Phase`]), each joining the tasks it ends. Must never reply `ok` before the store said
+//! durable, never answer a deliver_sm with ESME_ROK before its receipt or MO is durable, and
+//! never close the store before the result writes of what came back were made.
 
+mod accept;
 mod handler;
+mod housekeeping;
 mod inbound;
 mod mo_sets;
+mod reload;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::api::server::{self, Listener, Settings};
 use crate::config::{Config, ListenAddr};
-use crate::dispatch::{Dispatch, SmscLink, now_ms};
-use crate::session::SmscHandle;
-use crate::store::{Retention, SqliteOptions, Store, StoreError};
+use crate::dispatch::{Dispatch, SmscLink, start_sessions};
+use crate::session::Channels;
+use crate::sim::SimHandle;
+use crate::store::{SqliteOptions, Store, StoreError};
 
 pub use handler::DaemonHandler;
+pub use reload::Reloader;
 
 /// Why the daemon could not start. The cause is each variant's `source` (not repeated in the
 /// message: `smppd` prints the chain, "store var/smppd.db: storage unavailable …").
@@ -58,20 +71,85 @@ pub enum StartError {
 /// How long a graceful stop waits for in-flight responses before unbinding.
 pub const DRAIN: Duration = Duration::from_secs(10);
 
+/// Capacity of the sessions' events channel (submit outcomes, bind states).
+const EVENTS: usize = 8192;
+/// Capacity of the sessions' inbound channel (receipts, MO).
+const INBOUND: usize = 4096;
+
 /// A running daemon.
-pub struct Running {
+pub struct Daemon {
     /// Where the submit protocol listens (the real port when 0 was configured).
     pub submit: ListenAddr,
     stop: CancellationToken,
-    done: tokio::task::JoinHandle<()>,
+    /// The stop sequence (see [`Phase`]), waiting for `stop`.
+    done: JoinHandle<()>,
     reloader: Arc<Reloader>,
 }
 
-impl Running {
-    /// Asks the daemon to stop gracefully and waits until it has.
-    pub async fn shutdown(self) {
+impl Daemon {
+    /// Starts everything in order; returns once the listener is bound. `path` is the file a
+    /// reload reads again.
+    pub async fn start(config: Config, path: Option<PathBuf>) -> Result<Daemon, StartError> {
+        // Metrics first, so that nothing recorded during start-up (binds coming up) is lost.
+        let metrics = open_metrics(&config).await?;
+        let store = open_store(&config)?;
+        // Embedded simulators come up before the binds that use them.
+        let simulators = start_simulators(&config).await?;
+        let (events_tx, events_rx) = mpsc::channel(EVENTS);
+        let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND);
+        let channels = Channels {
+            events: events_tx,
+            inbound: inbound_tx,
+        };
+        let links = config
+            .smscs
+            .iter()
+            .map(|smsc| Ok(SmscLink::new(start_sessions(smsc, &channels)?, smsc.tps)))
+            .collect::<Result<Vec<_>, StartError>>()?;
+        let listener = Listener::bind(&config.listen.submit)
+            .await
+            .map_err(|source| listen_error(&config, source))?;
+        let submit = listener
+            .local_addr()
+            .map_err(|source| listen_error(&config, source))?;
+        let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
+        let dispatch = Dispatch::new(store.clone(), config_rx.clone(), links);
+        dispatch.spawn_routes();
+        let reloader = Arc::new(Reloader::new(
+            path,
+            dispatch.clone(),
+            store.clone(),
+            config_tx,
+            channels,
+        ));
+        let mut wired = Wired::new(store, dispatch, simulators, reloader.clone());
+        wired.spawn_flows(events_rx, inbound_rx, config_rx.clone());
+        wired.spawn_api(listener, &config, config_rx.clone());
+        tracing::info!(submit = %submit, smscs = config.smscs.len(), routes = config.routes.len(), "smppd running");
+        wired.spawn_housekeeping(metrics, config_rx);
+        let stop = CancellationToken::new();
+        let stop_wait = stop.clone();
+        let done = tokio::spawn(async move {
+            stop_wait.cancelled().await;
+            wired.stop().await;
+        });
+        Ok(Daemon {
+            submit,
+            stop,
+            done,
+            reloader,
+        })
+    }
+
+    /// Re-reads the configuration file and applies it (see [`Reloader::reload`]).
+    pub async fn reload(&self) -> Result<String, String> {
+        self.reloader.reload().await
+    }
+
+    /// Stops gracefully (every [`Phase`] in order) and waits until it has.
+    pub async fn stop(self) {
         self.stop.cancel();
-        let _ = self.done.await;
+        self.wait().await;
     }
 
     /// A token that stops the daemon when cancelled (signal handlers hold it).
@@ -86,27 +164,249 @@ impl Running {
 
     /// Waits until the daemon has stopped.
     pub async fn wait(self) {
-        let _ = self.done.await;
+        if let Err(e) = self.done.await {
+            tracing::error!(error = %e, "the stop sequence failed");
+        }
     }
 }
 
-/// Starts everything; returns once the listener is bound.
-pub async fn start(config: Config, path: Option<PathBuf>) -> Result<Running, StartError> {
-    // Metrics first, so that nothing recorded during start-up (binds coming up) is lost.
-    let metrics_listener = match config.listen.metrics {
-        None => None,
-        Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|source| StartError::Listen {
-                    addr: addr.to_string(),
-                    source,
-                })?;
-            let handle =
-                crate::metrics::install().map_err(|e| StartError::Metrics(e.to_string()))?;
-            Some((listener, handle))
+/// The phases of a graceful stop, in order. Each ends some tasks and joins them before the
+/// next begins, so that nothing a later phase closes is still in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Submits are refused (`shutting_down`), the listener takes no new connections, and
+    /// reloads are refused (no session may start any more).
+    StopAccepting,
+    /// Route tasks claim no more; what they hold unsent goes back to the queue.
+    StopRoutes,
+    /// Sessions (live and retired by a reload) drain their windows, unbind and hand back what
+    /// was not answered.
+    DrainBinds,
+    /// The event consumer records the last outcomes and ends; their result writes are waited
+    /// for (up to [`DRAIN`]); the inbound task answers what it holds and ends.
+    FlushResults,
+    /// Open API connections close; the listener task ends.
+    CloseApi,
+    /// Gauges, expiry, pruning and the metrics endpoint end; every task still tracked
+    /// (subscribers, whose connections closed at [`Phase::CloseApi`]) is joined.
+    StopHousekeeping,
+    /// The store's writer finishes and closes; embedded simulators stop.
+    CloseStore,
+}
+
+/// Everything [`Daemon::start`] wired, and the tasks it spawned, for the stop sequence.
+struct Wired {
+    store: Store,
+    dispatch: Arc<Dispatch>,
+    simulators: Vec<SimHandle>,
+    reloader: Arc<Reloader>,
+    /// Read by the API handler: set at [`Phase::StopAccepting`].
+    shutting_down: Arc<AtomicBool>,
+    /// Every task the daemon spawns; closed and waited for at the end of the stop.
+    tasks: TaskTracker,
+    /// [`Phase::StopAccepting`]: the listener takes no new connections.
+    stop_accepting: CancellationToken,
+    /// [`Phase::CloseApi`]: open connections close.
+    close_api: CancellationToken,
+    /// [`Phase::StopHousekeeping`].
+    stop_housekeeping: CancellationToken,
+    consumer: Option<JoinHandle<()>>,
+    inbound: Option<JoinHandle<()>>,
+    server: Option<JoinHandle<()>>,
+}
+
+impl Wired {
+    fn new(
+        store: Store,
+        dispatch: Arc<Dispatch>,
+        simulators: Vec<SimHandle>,
+        reloader: Arc<Reloader>,
+    ) -> Wired {
+        Wired {
+            store,
+            dispatch,
+            simulators,
+            reloader,
+            shutting_down: Arc::new(AtomicBool::new(false)),
+            tasks: TaskTracker::new(),
+            stop_accepting: CancellationToken::new(),
+            close_api: CancellationToken::new(),
+            stop_housekeeping: CancellationToken::new(),
+            consumer: None,
+            inbound: None,
+            server: None,
         }
+    }
+
+    /// The two readers of the sessions' channels: dispatch's outcomes and the inbound task.
+    fn spawn_flows(
+        &mut self,
+        events: mpsc::Receiver<crate::session::Event>,
+        inbound: mpsc::Receiver<crate::session::Event>,
+        config: watch::Receiver<Arc<Config>>,
+    ) {
+        let consumer = self.dispatch.clone().consume_events(events);
+        self.consumer = Some(self.tasks.spawn(consumer));
+        let inbound = inbound::run(self.store.clone(), self.dispatch.clone(), config, inbound);
+        self.inbound = Some(self.tasks.spawn(inbound));
+    }
+
+    /// The submit protocol's listener, with the daemon's handler.
+    fn spawn_api(
+        &mut self,
+        listener: Listener,
+        config: &Config,
+        config_rx: watch::Receiver<Arc<Config>>,
+    ) {
+        let handler = Arc::new(DaemonHandler::new(
+            self.store.clone(),
+            self.dispatch.clone(),
+            config_rx,
+            self.shutting_down.clone(),
+            self.reloader.clone(),
+            self.tasks.clone(),
+        ));
+        let settings = Settings {
+            listen: config.listen.submit.clone(),
+            token: config.listen.token.clone(),
+            max_connections: config.listen.max_connections,
+            write_timeout: config.listen.write_timeout,
+        };
+        self.server = Some(self.tasks.spawn(server::serve(
+            listener,
+            settings,
+            handler,
+            self.stop_accepting.clone(),
+            self.close_api.clone(),
+        )));
+    }
+
+    fn spawn_housekeeping(
+        &self,
+        metrics: Option<(TcpListener, PrometheusHandle)>,
+        config: watch::Receiver<Arc<Config>>,
+    ) {
+        let stop = &self.stop_housekeeping;
+        if let Some(m) = metrics {
+            housekeeping::spawn_metrics(&self.tasks, m, &self.store, &self.dispatch, stop);
+        }
+        housekeeping::spawn(&self.tasks, &self.store, &self.dispatch, config, stop);
+    }
+
+    /// Runs every [`Phase`] in order.
+    async fn stop(mut self) {
+        for phase in [
+            Phase::StopAccepting,
+            Phase::StopRoutes,
+            Phase::DrainBinds,
+            Phase::FlushResults,
+            Phase::CloseApi,
+            Phase::StopHousekeeping,
+            Phase::CloseStore,
+        ] {
+            tracing::debug!(?phase, "stopping");
+            self.run(phase).await;
+        }
+        tracing::info!("stopped");
+    }
+
+    async fn run(&mut self, phase: Phase) {
+        match phase {
+            Phase::StopAccepting => {
+                tracing::info!("stopping: no new submits; draining in-flight windows");
+                self.shutting_down.store(true, Ordering::Release);
+                self.stop_accepting.cancel();
+                // No reload may start sessions from here on (one in progress finishes first).
+                self.reloader.close().await;
+            }
+            Phase::StopRoutes => self.dispatch.stop_routes().await,
+            Phase::DrainBinds => self.drain_binds().await,
+            Phase::FlushResults => self.flush_results().await,
+            Phase::CloseApi => {
+                self.close_api.cancel();
+                join(self.server.take(), "submit listener").await;
+            }
+            Phase::StopHousekeeping => {
+                self.stop_housekeeping.cancel();
+                // Every task left (housekeeping, metrics endpoint) ends with this token.
+                self.tasks.close();
+                self.tasks.wait().await;
+            }
+            Phase::CloseStore => {
+                self.store.backend().close();
+                for sim in std::mem::take(&mut self.simulators) {
+                    sim.shutdown().await;
+                }
+            }
+        }
+    }
+
+    /// [`Phase::DrainBinds`]: every SMSC's sessions stop at once, each draining for up to
+    /// [`DRAIN`].
+    async fn drain_binds(&self) {
+        let stops: Vec<_> = self
+            .dispatch
+            .smscs()
+            .iter()
+            .filter_map(|link| link.take_handle())
+            .map(|h| h.stop(DRAIN))
+            .collect();
+        futures_util::future::join_all(stops).await;
+        self.dispatch.wait_retired().await;
+    }
+
+    /// [`Phase::FlushResults`].
+    async fn flush_results(&mut self) {
+        // Every session sender is gone now (the reloader's went at StopAccepting): the consumer
+        // records the last outcomes and ends, and so does the inbound task.
+        join(self.consumer.take(), "event consumer").await;
+        // The results of what came back (parts handed back unsent, late answers) are written
+        // before the store closes, so none is left `sending` for recovery to mark as a possible
+        // duplicate. A store that keeps refusing them does not hold the stop for ever.
+        if !self.dispatch.flush_results(DRAIN).await {
+            tracing::warn!(
+                "stopping with result writes the store has not taken; recovery re-queues those parts at the next start"
+            );
+        }
+        join(self.inbound.take(), "inbound").await;
+    }
+}
+
+/// Joins a task, saying loudly if it panicked.
+async fn join(task: Option<JoinHandle<()>>, what: &str) {
+    if let Some(t) = task
+        && let Err(e) = t.await
+    {
+        tracing::error!(task = what, error = %e, "task failed");
+    }
+}
+
+fn listen_error(config: &Config, source: std::io::Error) -> StartError {
+    StartError::Listen {
+        addr: config.listen.submit.to_string(),
+        source,
+    }
+}
+
+/// The metrics listener and recorder, when configured.
+async fn open_metrics(
+    config: &Config,
+) -> Result<Option<(TcpListener, PrometheusHandle)>, StartError> {
+    let Some(addr) = config.listen.metrics else {
+        return Ok(None);
     };
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: addr.to_string(),
+            source,
+        })?;
+    let handle = crate::metrics::install().map_err(|e| StartError::Metrics(e.to_string()))?;
+    Ok(Some((listener, handle)))
+}
+
+/// Opens the store (creating its directory), running recovery.
+fn open_store(config: &Config) -> Result<Store, StartError> {
     let mut options = SqliteOptions::new(&config.store.path);
     options.settings.sync = config.store.sync;
     options.settings.retain_text = config.store.retain_text;
@@ -130,8 +430,11 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> Result<Running, Sta
         migrations = recovery.migrations_applied,
         "store open"
     );
+    Ok(store)
+}
 
-    // Embedded simulators come up before the binds that use them.
+/// Starts the embedded simulators (`[[simulator]]`).
+async fn start_simulators(config: &Config) -> Result<Vec<SimHandle>, StartError> {
     let mut simulators = Vec::with_capacity(config.simulators.len());
     for sim in &config.simulators {
         let mut sc = crate::sim::SimConfig::new(sim.listen.to_string());
@@ -155,358 +458,5 @@ pub async fn start(config: Config, path: Option<PathBuf>) -> Result<Running, Sta
         tracing::info!(simulator = %sim.name, listen = %handle.addr(), "embedded SMSC simulator started");
         simulators.push(handle);
     }
-
-    let (events_tx, events_rx) = mpsc::channel(8192);
-    let mut links = Vec::with_capacity(config.smscs.len());
-    for smsc in &config.smscs {
-        let capacity = (smsc.window as usize * usize::from(smsc.binds)).max(16);
-        let handle = SmscHandle::start(smsc.session_config(), capacity, events_tx.clone())?;
-        links.push(SmscLink::new(handle, smsc.tps));
-    }
-
-    let listener = Listener::bind(&config.listen.submit)
-        .await
-        .map_err(|source| StartError::Listen {
-            addr: config.listen.submit.to_string(),
-            source,
-        })?;
-    let submit = listener.local_addr().map_err(|source| StartError::Listen {
-        addr: config.listen.submit.to_string(),
-        source,
-    })?;
-
-    let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
-    let dispatch = Dispatch::new(store.clone(), config_rx.clone(), links);
-    let routes_stop = CancellationToken::new();
-    dispatch.spawn_routes(routes_stop.clone());
-
-    let (inbound_tx, inbound_rx) = mpsc::channel(4096);
-    let consumer = tokio::spawn(dispatch.clone().consume_events(events_rx, inbound_tx));
-    let inbound_task = tokio::spawn(inbound::run(
-        store.clone(),
-        dispatch.clone(),
-        config_rx.clone(),
-        inbound_rx,
-    ));
-
-    let reloader = Arc::new(Reloader {
-        path,
-        dispatch: dispatch.clone(),
-        store: store.clone(),
-        events: std::sync::Mutex::new(Some(events_tx)),
-        config_tx,
-        lock: tokio::sync::Mutex::new(()),
-    });
-    let shutting_down = Arc::new(AtomicBool::new(false));
-    let handler = Arc::new(DaemonHandler::new(
-        store.clone(),
-        dispatch.clone(),
-        config_rx.clone(),
-        shutting_down.clone(),
-        reloader.clone(),
-    ));
-    let stop_accepting = CancellationToken::new();
-    let close = CancellationToken::new();
-    let server_task = tokio::spawn(server::serve(
-        listener,
-        Settings {
-            listen: config.listen.submit.clone(),
-            token: config.listen.token.clone(),
-            max_connections: config.listen.max_connections,
-            write_timeout: config.listen.write_timeout,
-        },
-        handler,
-        stop_accepting.clone(),
-        close.clone(),
-    ));
-    tracing::info!(submit = %submit, smscs = config.smscs.len(), routes = config.routes.len(), "smppd running");
-
-    let housekeeping_stop = CancellationToken::new();
-    if let Some((listener, handle)) = metrics_listener {
-        // Histogram samples wait in the recorder until an upkeep folds them in: without it
-        // they pile up between scrapes (or forever, with no scraper) at several per message.
-        let upkeep = handle.clone();
-        let upkeep_stop = housekeeping_stop.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(METRICS_UPKEEP);
-            loop {
-                tokio::select! {
-                    _ = upkeep_stop.cancelled() => return,
-                    _ = tick.tick() => upkeep.run_upkeep(),
-                }
-            }
-        });
-        let health_store = store.clone();
-        let health_dispatch = dispatch.clone();
-        tokio::spawn(crate::metrics::http::serve(
-            listener,
-            move || handle.render(),
-            move || {
-                let store = health_store.clone();
-                let dispatch = health_dispatch.clone();
-                async move {
-                    let stats = store
-                        .backend()
-                        .stats()
-                        .await
-                        .map_err(|e| format!("store: {e}"))?;
-                    let (mut up, mut all) = (0, 0);
-                    for l in dispatch.smscs() {
-                        for b in l.status() {
-                            all += 1;
-                            up += usize::from(matches!(b.state, crate::session::BindState::Bound));
-                        }
-                    }
-                    Ok(format!(
-                        "ok: {up}/{all} binds up, {} parts queued",
-                        stats.queued_parts
-                    ))
-                }
-            },
-            housekeeping_stop.clone(),
-        ));
-    }
-    tokio::spawn(gauges(
-        store.clone(),
-        dispatch.clone(),
-        housekeeping_stop.clone(),
-    ));
-    let housekeeping = tokio::spawn(housekeeping(
-        store.clone(),
-        dispatch.clone(),
-        config_rx,
-        housekeeping_stop.clone(),
-    ));
-
-    let stop = CancellationToken::new();
-    let stop_wait = stop.clone();
-    let reloader_for_stop = reloader.clone();
-    let done = tokio::spawn(async move {
-        stop_wait.cancelled().await;
-        tracing::info!("stopping: no new submits; draining in-flight windows");
-        shutting_down.store(true, Ordering::Release);
-        stop_accepting.cancel();
-        // Routes stop claiming; what they hold unsent goes back to the queue.
-        routes_stop.cancel();
-        dispatch.join_routes().await;
-        // Sessions drain their windows, unbind, and hand back what was not answered.
-        let mut stops = Vec::new();
-        for link in dispatch.smscs() {
-            if let Some(h) = link.take_handle() {
-                stops.push(tokio::spawn(h.stop(DRAIN)));
-            }
-        }
-        for s in stops {
-            let _ = s.await;
-        }
-        // Every event sender is gone now (the reloader's last): the consumer records the last
-        // results and ends.
-        reloader_for_stop.close();
-        let _ = consumer.await;
-        // The results of what came back (parts handed back unsent, late answers) are written
-        // before the store closes, so none is left `sending` for recovery to mark as a possible
-        // duplicate. A store that keeps refusing them does not hold the stop for ever.
-        if !dispatch.flush_results(DRAIN).await {
-            tracing::warn!(
-                "stopping with result writes the store has not taken; recovery re-queues those parts at the next start"
-            );
-        }
-        let _ = inbound_task.await;
-        close.cancel();
-        let _ = server_task.await;
-        housekeeping_stop.cancel();
-        let _ = housekeeping.await;
-        store.backend().close();
-        for sim in simulators {
-            sim.shutdown().await;
-        }
-        tracing::info!("stopped");
-    });
-    Ok(Running {
-        submit,
-        stop,
-        done,
-        reloader,
-    })
-}
-
-/// Re-reads the configuration file and applies it (SIGHUP, `smppd reload`).
-pub struct Reloader {
-    path: Option<PathBuf>,
-    dispatch: Arc<Dispatch>,
-    store: Store,
-    events: std::sync::Mutex<Option<mpsc::Sender<crate::session::Event>>>,
-    config_tx: watch::Sender<Arc<Config>>,
-    /// One reload at a time.
-    lock: tokio::sync::Mutex<()>,
-}
-
-impl Reloader {
-    /// Validates the file fully first; a bad file changes nothing and the error (file, line,
-    /// key) is returned. Returns a summary of what changed.
-    pub async fn reload(&self) -> Result<String, String> {
-        let _one = self.lock.lock().await;
-        let Some(path) = &self.path else {
-            return Err("this daemon was not started from a file".to_owned());
-        };
-        let new = Config::load(path).map_err(|e| e.to_string())?;
-        let events = self
-            .events
-            .lock()
-            .ok()
-            .and_then(|e| e.clone())
-            .ok_or_else(|| "smppd is stopping".to_owned())?;
-        let settings = crate::store::Settings {
-            sync: new.store.sync,
-            retain_text: new.store.retain_text,
-            max_size_bytes: new.store.max_size,
-        };
-        let summary = self
-            .dispatch
-            .apply(new, &events, &self.config_tx)
-            .map_err(|e| with_causes(&e))?;
-        if let Err(e) = self.store.backend().reload(settings).await {
-            tracing::warn!(error = %e, "store settings not reloaded");
-        }
-        tracing::info!(path = %path.display(), changes = %summary, "configuration reloaded");
-        Ok(summary)
-    }
-
-    fn close(&self) {
-        if let Ok(mut e) = self.events.lock() {
-            e.take();
-        }
-    }
-}
-
-/// How often the metrics recorder folds recorded histogram samples into its histograms.
-const METRICS_UPKEEP: Duration = Duration::from_secs(1);
-
-/// An error and its causes, `outer: inner: …` (what `{:#}` prints for anyhow), for the reload
-/// answer that goes to the client as one string.
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
-}
-
-/// Refreshes the gauges (queue depth per route, in-flight per bind, dispatch's side state) once
-/// a second.
-async fn gauges(store: Store, dispatch: Arc<Dispatch>, stop: CancellationToken) {
-    use crate::metrics as m;
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        if let Ok(depth) = store.backend().queue_depth().await {
-            let now = now_ms();
-            for q in depth {
-                metrics::gauge!(m::QUEUE_OLDEST_SECONDS, m::label::ROUTE => q.route.clone())
-                    .set((now - q.oldest_ms).max(0) as f64 / 1000.0);
-                metrics::gauge!(m::QUEUE_DEPTH, m::label::ROUTE => q.route).set(q.parts as f64);
-            }
-        }
-        dispatch.reclaim_stranded();
-        for (map, entries) in dispatch.side_state().by_name() {
-            metrics::gauge!(m::DISPATCH_SIDE_STATE, m::label::MAP => map).set(entries as f64);
-        }
-        for link in dispatch.smscs() {
-            for b in link.status() {
-                metrics::gauge!(m::BIND_IN_FLIGHT, m::label::SMSC => link.name.to_string(), m::label::BIND => b.bind.to_string())
-                    .set(b.in_flight as f64);
-            }
-        }
-    }
-}
-
-/// Parts per kind one expiry call settles at most: one call is one short write among the
-/// others (a few ms), so the writer never stalls on it.
-const EXPIRE_BATCH: usize = 500;
-
-/// Expires everything due now (validity passed, receipt wait over): calls the store in batches
-/// of [`EXPIRE_BATCH`] until it says nothing more is due, so the sweep keeps up with any
-/// accept rate instead of settling a fixed number per second. Each message settled this way
-/// counts in `smppd_messages_final_total` like one settled by a receipt.
-async fn sweep(store: &Store, dispatch: &Dispatch, wait_ms: i64, stop: &CancellationToken) {
-    let (mut expired, mut no_receipt) = (0, 0);
-    loop {
-        match store
-            .backend()
-            .expire(now_ms(), wait_ms, EXPIRE_BATCH)
-            .await
-        {
-            Ok(e) => {
-                expired += e.expired;
-                no_receipt += e.no_receipt;
-                // Dispatch forgets what it kept for the messages that became final.
-                for id in e.finished {
-                    dispatch.finish(id);
-                }
-                if !e.more || stop.is_cancelled() {
-                    break;
-                }
-                // Other writes queue between two batches; let their tasks run too.
-                tokio::task::yield_now().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "expiry failed");
-                break;
-            }
-        }
-    }
-    use crate::metrics as m;
-    for (state, n) in [("expired", expired), ("no_receipt", no_receipt)] {
-        if n > 0 {
-            metrics::counter!(m::MESSAGES_FINAL, m::label::STATE => state).increment(n);
-        }
-    }
-    if expired + no_receipt > 0 {
-        tracing::info!(expired, no_receipt, "messages expired");
-    }
-}
-
-/// Expires what waited too long (every second, until caught up; dispatch forgets what it kept
-/// for the messages that became final) and prunes old rows (every minute), in small batches so
-/// the writer never stalls.
-async fn housekeeping(
-    store: Store,
-    dispatch: Arc<Dispatch>,
-    config: watch::Receiver<Arc<Config>>,
-    stop: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut n: u64 = 0;
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        n += 1;
-        let cfg = config.borrow().clone();
-        let wait_ms = cfg.store.receipt_wait.as_millis() as i64;
-        sweep(&store, &dispatch, wait_ms, &stop).await;
-        if n.is_multiple_of(60) {
-            let retention = Retention {
-                messages_ms: Some(cfg.store.keep_messages.as_millis() as i64),
-                log_ms: Some(cfg.store.keep_reports.as_millis() as i64),
-            };
-            loop {
-                match store.backend().prune(retention, now_ms(), 1000).await {
-                    Ok(n) if n >= 1000 => tokio::task::yield_now().await,
-                    Ok(_) => break,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "pruning failed");
-                        break;
-                    }
-                }
-            }
-        }
-    }
+    Ok(simulators)
 }

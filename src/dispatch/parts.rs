@@ -71,13 +71,9 @@ impl SideState {
     }
 
     fn lock(&self) -> MutexGuard<'_, Maps> {
-        self.maps.lock().unwrap_or_else(|poisoned| {
-            tracing::error!(
-                "dispatch side state: a task panicked while holding its lock; carrying on with the maps as left"
-            );
-            self.maps.clear_poison();
-            poisoned.into_inner()
-        })
+        // Each update is a single map operation, so the maps are consistent even after a
+        // panic elsewhere (see `locks`).
+        super::locks::lock(&self.maps, "dispatch side state")
     }
 
     /// Remembers a message's validity for [`Self::sweep`] (no-op without one).

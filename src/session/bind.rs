@@ -39,6 +39,8 @@ pub(super) struct BindTask {
     pub shared: Arc<BindShared>,
     pub jobs: Option<SharedJobs>,
     pub events: mpsc::Sender<Event>,
+    /// Where [`Event::Inbound`] goes (see [`super::Channels`]).
+    pub inbound: mpsc::Sender<Event>,
     pub stop: watch::Receiver<Option<Instant>>,
     /// When the task was made; the stop deadline if the handle vanishes without one.
     pub created: Instant,
@@ -685,12 +687,13 @@ impl BindTask {
                 .err();
         }
         let (tx, rx) = oneshot::channel();
-        self.emit(Event::Inbound {
+        let event = Event::Inbound {
             pdu,
             reply: InboundReply(tx),
             bind: self.shared.id.clone(),
-        })
-        .await;
+        };
+        // A receiver gone (stopping) drops the reply: the answer below is ESME_RX_T_APPN.
+        let _ = self.inbound.send(event).await;
         let timeout = self.config.inbound_timeout;
         // Awaited in the serve loop itself (no task per PDU: at full rate a spawn per receipt
         // was a measurable share of the bind's time).

@@ -11,10 +11,13 @@
 //!            jobs (bounded mpsc, shared by the SMSC's binds)
 //!  dispatch ───────────────► SmscHandle ──► bind task #0 (trx)   ◄──► SMSC
 //!     ▲                                 └─► bind task #1 (trx)   ◄──► SMSC
-//!     └──────────────── events (bounded mpsc supplied by the caller) ◄───┘
+//!     └──────────────── events (bounded mpsc supplied by the caller) ◄───┤
+//!  inbound task ◄────── inbound (bounded mpsc; may be the events channel) ◄──┘
 //! ```
 //!
-//! 1. [`SmscHandle::start`] with a [`SessionConfig`] and an event sender. It spawns one task per
+//! 1. [`SmscHandle::start`] with a [`SessionConfig`] and an event sender, or
+//!    [`SmscHandle::start_with`] and [`Channels`] to have inbound PDUs on a channel of their
+//!    own (the daemon's receipt task reads it; dispatch never sees them). It spawns one task per
 //!    bind (two per bind index in [`BindMode::TxRx`]: a transmitter and a receiver).
 //! 2. Send [`Job`]s (an opaque `u64` key of the caller's + a submit_sm or data_sm body) through
 //!    [`SmscHandle::jobs`]. The channel is bounded: when every window is full, `send` waits.
@@ -511,32 +514,28 @@ impl fmt::Debug for SmscHandle {
 
 impl SmscHandle {
     /// Starts the binds of one SMSC. `job_capacity` bounds the jobs channel; `events` receives
-    /// everything the binds report. Must be called within a tokio runtime.
+    /// everything the binds report, inbound PDUs included. Must be called within a tokio runtime.
     pub fn start(
         config: SessionConfig,
         job_capacity: usize,
         events: mpsc::Sender<Event>,
     ) -> Result<Self, StartError> {
-        let invalid = |key, problem| StartError::Invalid {
-            smsc: config.name.clone(),
-            key,
-            problem,
+        let channels = Channels {
+            inbound: events.clone(),
+            events,
         };
-        if config.binds == 0 {
-            return Err(invalid("binds", "must be at least 1"));
-        }
-        if config.window == 0 {
-            return Err(invalid("window", "must be at least 1"));
-        }
-        if config.response_timeout.is_zero() {
-            return Err(invalid("response_timeout", "must be above zero"));
-        }
-        if config.reconnect_min.is_zero() {
-            return Err(invalid(
-                "reconnect_min",
-                "must be above zero (no tight reconnect loops)",
-            ));
-        }
+        Self::start_with(config, job_capacity, channels)
+    }
+
+    /// Starts the binds of one SMSC with inbound PDUs on their own channel (see [`Channels`]).
+    /// Must be called within a tokio runtime.
+    pub fn start_with(
+        config: SessionConfig,
+        job_capacity: usize,
+        channels: Channels,
+    ) -> Result<Self, StartError> {
+        check(&config)?;
+        let Channels { events, inbound } = channels;
         let tls = match &config.tls {
             Some(t) => {
                 Some(
@@ -584,6 +583,7 @@ impl SmscHandle {
                     shared: shared.clone(),
                     jobs: role.transmits().then(|| jobs_rx.clone()),
                     events: events.clone(),
+                    inbound: inbound.clone(),
                     stop: stop_tx.subscribe(),
                     created: Instant::now(),
                 };
@@ -677,6 +677,45 @@ impl Drop for SmscHandle {
             ));
         }
     }
+}
+
+/// Refuses settings no bind can run with (each error names its key).
+fn check(config: &SessionConfig) -> Result<(), StartError> {
+    let invalid = |key, problem| StartError::Invalid {
+        smsc: config.name.clone(),
+        key,
+        problem,
+    };
+    if config.binds == 0 {
+        return Err(invalid("binds", "must be at least 1"));
+    }
+    if config.window == 0 {
+        return Err(invalid("window", "must be at least 1"));
+    }
+    if config.response_timeout.is_zero() {
+        return Err(invalid("response_timeout", "must be above zero"));
+    }
+    if config.reconnect_min.is_zero() {
+        return Err(invalid(
+            "reconnect_min",
+            "must be above zero (no tight reconnect loops)",
+        ));
+    }
+    Ok(())
+}
+
+/// Where the binds of one SMSC report. Submit outcomes and bind states go to `events`;
+/// inbound PDUs (receipts, MO) to `inbound`, so the daemon can feed its receipt task directly
+/// rather than through whoever reads `events`. Both may be the same channel
+/// ([`SmscHandle::start`]). Each sender is held by every bind task, so a receiver ends once
+/// the binds have stopped and the caller dropped its own copies.
+#[derive(Debug, Clone)]
+pub struct Channels {
+    /// [`Event::Submitted`], [`Event::Failed`], [`Event::Expired`], [`Event::Retry`],
+    /// [`Event::BindState`].
+    pub events: mpsc::Sender<Event>,
+    /// [`Event::Inbound`] only.
+    pub inbound: mpsc::Sender<Event>,
 }
 
 /// Waits for the bind tasks, then hands back every job still queued.

@@ -1,0 +1,218 @@
+//! The accept flow: a validated submit becomes a durable message, in named steps —
+//! [`route`](Accept::route) (which route and its first SMSC), [`encode`](Accept::encode)
+//! (encoding and split for that SMSC), [`check_policy`](Accept::check_policy) (opt-out for
+//! `marketing`), [`message`] (the row and its parts) and [`durable`](Accept::durable) (one
+//! store write; counted, the route's task woken).
+//!
+//! Owns the steps and the concatenation references handed out per destination. Must never
+//! answer before the store said durable, and never wait for an SMSC: dispatch sends later.
+
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::api::protocol::{ApiError, Class, ErrorCode, Submit};
+use crate::config::{Config, Route, Smsc};
+use crate::dispatch::locks::lock;
+use crate::dispatch::{Dispatch, now_ms};
+use crate::metrics as m;
+use crate::route::{self, Facts, RouteError};
+use crate::store::{NewMessage, NewPart, Store, StoreError};
+use crate::text::{self, EncodeOptions, Encoded, LanguageSet, ReferenceAllocator};
+
+/// The accept flow's state (shared by every API connection).
+pub(super) struct Accept {
+    store: Store,
+    dispatch: Arc<Dispatch>,
+    config: watch::Receiver<Arc<Config>>,
+    /// Concatenation references per destination; one map operation per message.
+    references: Mutex<ReferenceAllocator>,
+    /// Messages accepted, per route.
+    accepted: m::Handles<String, metrics::Counter>,
+}
+
+/// The `ok` answer to a submit.
+#[derive(Serialize)]
+pub(super) struct SubmitOk {
+    id: String,
+    parts: u8,
+    encoding: String,
+    route: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duplicate: Option<bool>,
+}
+
+impl Accept {
+    pub(super) fn new(
+        store: Store,
+        dispatch: Arc<Dispatch>,
+        config: watch::Receiver<Arc<Config>>,
+    ) -> Accept {
+        Accept {
+            store,
+            dispatch,
+            config,
+            references: Mutex::new(ReferenceAllocator::default()),
+            accepted: m::Handles::new(),
+        }
+    }
+
+    /// Route → encode → policy checks → durable accept.
+    pub(super) async fn submit(&self, s: Submit) -> Result<SubmitOk, ApiError> {
+        let cfg = self.config.borrow().clone();
+        let (route, smsc) = Self::route(&cfg, &s)?;
+        let (encoded, smart) = self.encode(&s, route, smsc)?;
+        self.check_policy(&s).await?;
+        let msg = message(s, &route.name, &encoded, smart);
+        self.durable(msg).await
+    }
+
+    /// The route for the message and the SMSC whose settings decide its encoding and split
+    /// (the route's first; dispatch re-splits when a message fails over to an SMSC that
+    /// splits differently).
+    fn route<'c>(cfg: &'c Config, s: &Submit) -> Result<(&'c Route, &'c Smsc), ApiError> {
+        let facts = Facts {
+            to: &s.to,
+            from: &s.from,
+            tags: &s.tags,
+        };
+        let route = route::select(&cfg.routes, facts, s.route.as_deref()).map_err(|e| match e {
+            RouteError::Unknown(_) => ApiError::new(ErrorCode::BadRequest, e.to_string()),
+            _ => ApiError::new(ErrorCode::NoRoute, e.to_string()),
+        })?;
+        let smsc = route
+            .smsc
+            .first()
+            .and_then(|n| cfg.smsc(n))
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::NoRoute,
+                    format!("route {} has no SMSC", route.name),
+                )
+            })?;
+        Ok((route, smsc))
+    }
+
+    /// Encodes and splits the text for `smsc`. Returns the segments and whether smart
+    /// substitution was on (stored with the message, for a re-split).
+    fn encode(&self, s: &Submit, route: &Route, smsc: &Smsc) -> Result<(Encoded, bool), ApiError> {
+        let mut languages = LanguageSet::EMPTY;
+        for l in &smsc.shift_tables {
+            languages.insert(*l);
+        }
+        let opts = EncodeOptions {
+            languages,
+            encoding: s.encoding,
+            smart: s.smart.unwrap_or(route.smart),
+            split: smsc.split,
+            max_parts: smsc.max_parts,
+            packed: smsc.gsm_packed,
+        };
+        let reference = lock(&self.references, "references").next(s.to.digits());
+        let encoded = text::encode(&s.text, &opts, reference).map_err(|e| {
+            let code = match e.code() {
+                "unencodable" => ErrorCode::Unencodable,
+                "too_long" => ErrorCode::TooLong,
+                _ => ErrorCode::BadRequest,
+            };
+            ApiError::new(code, e.to_string())
+        })?;
+        Ok((encoded, opts.smart))
+    }
+
+    /// A `marketing` message to a number that opted out is refused.
+    async fn check_policy(&self, s: &Submit) -> Result<(), ApiError> {
+        if s.class != Class::Marketing {
+            return Ok(());
+        }
+        let opted = self
+            .store
+            .backend()
+            .is_opted_out(&s.to.to_string())
+            .await
+            .map_err(store_error)?;
+        if opted {
+            return Err(ApiError::new(
+                ErrorCode::OptedOut,
+                format!("{} has opted out of marketing messages", s.to),
+            ));
+        }
+        Ok(())
+    }
+
+    /// One store write holds the message and its parts; the answer comes once it is durable.
+    async fn durable(&self, msg: NewMessage) -> Result<SubmitOk, ApiError> {
+        let accepted = self
+            .store
+            .backend()
+            .accept(msg)
+            .await
+            .map_err(store_error)?;
+        if !accepted.duplicate {
+            // A repeated idempotency key stored nothing new.
+            self.accepted
+                .get_by(accepted.route.as_str(), |route| {
+                    metrics::counter!(m::MESSAGES_ACCEPTED, m::label::ROUTE => route.to_owned())
+                })
+                .increment(1);
+        }
+        self.dispatch.wake(&accepted.route);
+        Ok(SubmitOk {
+            id: accepted.id.to_string(),
+            parts: accepted.parts,
+            encoding: accepted.encoding,
+            route: accepted.route,
+            duplicate: accepted.duplicate.then_some(true),
+        })
+    }
+}
+
+/// The message row and its parts, as the store takes them.
+fn message(s: Submit, route: &str, encoded: &Encoded, smart: bool) -> NewMessage {
+    let plan = *encoded.plan();
+    let esm_class = if plan.udhi { 0x40 } else { 0 };
+    let parts: Vec<NewPart> = encoded
+        .segments()
+        .map(|seg| NewPart {
+            data_coding: plan.data_coding,
+            esm_class,
+            segment: seg.short_message().to_vec(),
+            sar_ref: seg.sar.map(|x| x.msg_ref_num),
+        })
+        .collect();
+    let now = now_ms();
+    NewMessage {
+        key: s.key,
+        to: s.to.to_string(),
+        from: s.from.to_string(),
+        route: route.to_owned(),
+        class: s.class,
+        priority: s.priority,
+        valid_until_ms: s.validity.map(|v| now + v.as_millis() as i64),
+        encoding: plan.encoding.to_string(),
+        split: plan.split.name().to_owned(),
+        // Both values are fixed words: formatted directly (no JSON tree per message).
+        options: format!(
+            r#"{{"encoding":"{}","smart":{}}}"#,
+            s.encoding.name(),
+            smart
+        ),
+        dlr: s.dlr,
+        tags: if s.tags.is_empty() {
+            None
+        } else {
+            serde_json::to_string(&s.tags).ok()
+        },
+        text: s.text,
+        parts,
+        now_ms: now,
+    }
+}
+
+/// Whatever the store's trouble (disk full, read-only, queue full), the client must retry
+/// later: nothing was accepted.
+pub(super) fn store_error(e: StoreError) -> ApiError {
+    tracing::warn!(error = %e, "store refused a request");
+    ApiError::new(ErrorCode::Overloaded, format!("store unavailable: {e}"))
+}
