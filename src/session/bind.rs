@@ -256,8 +256,8 @@ impl BindTask {
         }
     }
 
-    /// The bound loop. Returns how the connection ended; hands back whatever is in flight.
-    /// Serves one bound connection until it ends; also says whether it carried traffic.
+    /// Serves one bound connection until it ends; hands back whatever is in flight. Returns how
+    /// the connection ended and whether it carried traffic.
     async fn serve(&mut self, mut conn: Conn) -> (Exit, bool) {
         let mut s = Serve::new(&self.config);
         let exit = self.serve_loop(&mut conn, &mut s).await;
@@ -285,6 +285,8 @@ impl BindTask {
         let _ = self.events.send(event).await;
     }
 
+    /// The bound loop: write what is due, wait for the next [`Step`], handle it; returns how the
+    /// connection ended.
     async fn serve_loop(&mut self, conn: &mut Conn, s: &mut Serve) -> Exit {
         let mut batch: Vec<Job> = Vec::with_capacity(self.config.window);
         // PDUs that arrived together with the bind response are already buffered.
