@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 /// Largest request head read.
@@ -40,26 +40,9 @@ where
         let render = render.clone();
         let healthy = healthy.clone();
         tokio::spawn(async move {
-            let mut buf = vec![0u8; MAX_REQUEST];
-            let mut len = 0;
-            let head = tokio::time::timeout(READ_TIMEOUT, async {
-                loop {
-                    let n = stream.read(&mut buf[len..]).await.ok()?;
-                    if n == 0 {
-                        return None;
-                    }
-                    len += n;
-                    if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") || len == buf.len() {
-                        return Some(());
-                    }
-                }
-            })
-            .await;
-            if !matches!(head, Ok(Some(()))) {
+            let Some(line) = read_request_line(&mut stream).await else {
                 return;
-            }
-            let line = buf[..len].split(|b| *b == b'\n').next().unwrap_or(&[]);
-            let line = String::from_utf8_lossy(line);
+            };
             let mut words = line.split_whitespace();
             let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
             let (status, ctype, body) = match (method, path.split('?').next().unwrap_or("")) {
@@ -95,4 +78,29 @@ where
             let _ = stream.shutdown().await;
         });
     }
+}
+
+/// Reads the request head (up to [`MAX_REQUEST`] bytes, within [`READ_TIMEOUT`]) and returns its
+/// first line; `None` when the client closed, failed or was too slow.
+async fn read_request_line(stream: &mut TcpStream) -> Option<String> {
+    let mut buf = vec![0u8; MAX_REQUEST];
+    let mut len = 0;
+    let head = tokio::time::timeout(READ_TIMEOUT, async {
+        loop {
+            let n = stream.read(&mut buf[len..]).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            len += n;
+            if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") || len == buf.len() {
+                return Some(());
+            }
+        }
+    })
+    .await;
+    if !matches!(head, Ok(Some(()))) {
+        return None;
+    }
+    let line = buf[..len].split(|b| *b == b'\n').next().unwrap_or(&[]);
+    Some(String::from_utf8_lossy(line).into_owned())
 }

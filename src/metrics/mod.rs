@@ -1,9 +1,9 @@
 //! Metric names, their descriptions and labels: the contract with dashboards and alerts.
 //!
-//! Owns: every metric name as a documented constant (so a rename is a visible change), the
-//! one-time `describe` call, and the label keys. Must never label by phone number, message id or
-//! any other unbounded value: labels are route, smsc, bind, status, stat, code, from, to, state,
-//! map, reason.
+//! Owns: every metric name as a documented constant (so a rename is a visible change), its kind,
+//! unit and description in one table (`DESCRIPTIONS`), the one-time `describe` call, and the
+//! label keys. Must never label by phone number, message id or any other unbounded value: labels
+//! are route, smsc, bind, status, stat, code, from, to, state, map, reason.
 
 pub mod http;
 
@@ -164,134 +164,178 @@ pub const API_CONNECTIONS: &str = "smppd_api_connections";
 /// Submit-protocol clients disconnected for leaving a response unread for `listen.write_timeout`.
 pub const API_SLOW_CLIENTS: &str = "smppd_api_slow_clients_total";
 
+/// What a metric is, for its description.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// Every metric's kind, unit and description (the `# HELP` line), registered by [`describe`].
+const DESCRIPTIONS: &[(&str, Kind, Unit, &str)] = &[
+    (
+        MESSAGES_ACCEPTED,
+        Kind::Counter,
+        Unit::Count,
+        "Messages durably accepted through the submit protocol, by route.",
+    ),
+    (
+        MESSAGES_REJECTED,
+        Kind::Counter,
+        Unit::Count,
+        "Submits refused, by error code.",
+    ),
+    (
+        MESSAGES_FINAL,
+        Kind::Counter,
+        Unit::Count,
+        "Messages reaching a final state through a receipt or the expiry sweeps, by state.",
+    ),
+    (
+        PARTS_SUBMITTED,
+        Kind::Counter,
+        Unit::Count,
+        "Parts answered by an SMSC, by route, smsc and command_status.",
+    ),
+    (
+        PARTS_TIMED_OUT,
+        Kind::Counter,
+        Unit::Count,
+        "Parts with no submit_sm_resp within the response timeout (handed back for retry).",
+    ),
+    (
+        RECEIPTS,
+        Kind::Counter,
+        Unit::Count,
+        "Delivery receipts received, by route, smsc and stat.",
+    ),
+    (
+        RECEIPTS_UNMATCHED,
+        Kind::Counter,
+        Unit::Count,
+        "Receipts that matched no sent part (kept in the delivery-report log), by smsc and reason (unknown_id, no_id).",
+    ),
+    (
+        FAILOVERS,
+        Kind::Counter,
+        Unit::Count,
+        "Parts moved to the next SMSC of their route, by route, from and to.",
+    ),
+    (
+        REROUTES,
+        Kind::Counter,
+        Unit::Count,
+        "Parts resent through the next SMSC after an UNDELIV/REJECTD receipt.",
+    ),
+    (
+        THROTTLED,
+        Kind::Counter,
+        Unit::Count,
+        "ESME_RTHROTTLED / ESME_RMSGQFUL answers, by smsc and status.",
+    ),
+    (
+        BIND_UP,
+        Kind::Gauge,
+        Unit::Count,
+        "1 while the bind is bound, 0 otherwise.",
+    ),
+    (
+        BIND_IN_FLIGHT,
+        Kind::Gauge,
+        Unit::Count,
+        "Requests in flight on the bind.",
+    ),
+    (
+        QUEUE_DEPTH,
+        Kind::Gauge,
+        Unit::Count,
+        "Parts waiting to be sent, by route.",
+    ),
+    (
+        QUEUE_OLDEST_SECONDS,
+        Kind::Gauge,
+        Unit::Seconds,
+        "Age of the oldest waiting part's message, by route.",
+    ),
+    (
+        ACCEPT_TO_SUBMIT_SECONDS,
+        Kind::Histogram,
+        Unit::Seconds,
+        "From durable accept to the last part's submit_sm_resp.",
+    ),
+    (
+        ACCEPT_TO_RECEIPT_SECONDS,
+        Kind::Histogram,
+        Unit::Seconds,
+        "From durable accept to the final delivery receipt of a part, by smsc.",
+    ),
+    (
+        STORE_COMMIT_SECONDS,
+        Kind::Histogram,
+        Unit::Seconds,
+        "Duration of one store group commit.",
+    ),
+    (
+        STORE_BATCH_SIZE,
+        Kind::Histogram,
+        Unit::Count,
+        "Writes in one store group commit.",
+    ),
+    (
+        MO_RECEIVED,
+        Kind::Counter,
+        Unit::Count,
+        "Mobile-originated messages received, by smsc.",
+    ),
+    (
+        MO_INCOMPLETE,
+        Kind::Counter,
+        Unit::Count,
+        "Concatenated MO messages given up before all their parts came (recorded as incomplete), by smsc and reason.",
+    ),
+    (
+        OPTOUTS,
+        Kind::Counter,
+        Unit::Count,
+        "Opt-out list changes, by state (added, removed).",
+    ),
+    (
+        UNAUTHORIZED,
+        Kind::Counter,
+        Unit::Count,
+        "Submit-protocol requests refused for a missing or wrong token.",
+    ),
+    (
+        DISPATCH_SIDE_STATE,
+        Kind::Gauge,
+        Unit::Count,
+        "Entries in dispatch's per-part side state of messages still being sent, by map (refused, affinity, resplit, no_resplit).",
+    ),
+    (
+        API_CONNECTIONS,
+        Kind::Gauge,
+        Unit::Count,
+        "Open submit-protocol connections.",
+    ),
+    (
+        API_SLOW_CLIENTS,
+        Kind::Counter,
+        Unit::Count,
+        "Submit-protocol clients disconnected for leaving a response unread for listen.write_timeout.",
+    ),
+];
+
 /// Registers every metric's description and unit with the installed recorder. Call once after
 /// installing the exporter.
 pub fn describe() {
-    describe_counter!(
-        MESSAGES_ACCEPTED,
-        Unit::Count,
-        "Messages durably accepted through the submit protocol, by route."
-    );
-    describe_counter!(
-        MESSAGES_REJECTED,
-        Unit::Count,
-        "Submits refused, by error code."
-    );
-    describe_counter!(
-        MESSAGES_FINAL,
-        Unit::Count,
-        "Messages reaching a final state through a receipt or the expiry sweeps, by state."
-    );
-    describe_counter!(
-        PARTS_SUBMITTED,
-        Unit::Count,
-        "Parts answered by an SMSC, by route, smsc and command_status."
-    );
-    describe_counter!(
-        PARTS_TIMED_OUT,
-        Unit::Count,
-        "Parts with no submit_sm_resp within the response timeout (handed back for retry)."
-    );
-    describe_counter!(
-        RECEIPTS,
-        Unit::Count,
-        "Delivery receipts received, by route, smsc and stat."
-    );
-    describe_counter!(
-        RECEIPTS_UNMATCHED,
-        Unit::Count,
-        "Receipts that matched no sent part (kept in the delivery-report log), by smsc and reason (unknown_id, no_id)."
-    );
-    describe_counter!(
-        FAILOVERS,
-        Unit::Count,
-        "Parts moved to the next SMSC of their route, by route, from and to."
-    );
-    describe_counter!(
-        REROUTES,
-        Unit::Count,
-        "Parts resent through the next SMSC after an UNDELIV/REJECTD receipt."
-    );
-    describe_counter!(
-        THROTTLED,
-        Unit::Count,
-        "ESME_RTHROTTLED / ESME_RMSGQFUL answers, by smsc and status."
-    );
-    describe_gauge!(
-        BIND_UP,
-        Unit::Count,
-        "1 while the bind is bound, 0 otherwise."
-    );
-    describe_gauge!(
-        BIND_IN_FLIGHT,
-        Unit::Count,
-        "Requests in flight on the bind."
-    );
-    describe_gauge!(
-        QUEUE_DEPTH,
-        Unit::Count,
-        "Parts waiting to be sent, by route."
-    );
-    describe_gauge!(
-        QUEUE_OLDEST_SECONDS,
-        Unit::Seconds,
-        "Age of the oldest waiting part's message, by route."
-    );
-    describe_histogram!(
-        ACCEPT_TO_SUBMIT_SECONDS,
-        Unit::Seconds,
-        "From durable accept to the last part's submit_sm_resp."
-    );
-    describe_histogram!(
-        ACCEPT_TO_RECEIPT_SECONDS,
-        Unit::Seconds,
-        "From durable accept to the final delivery receipt of a part, by smsc."
-    );
-    describe_histogram!(
-        STORE_COMMIT_SECONDS,
-        Unit::Seconds,
-        "Duration of one store group commit."
-    );
-    describe_histogram!(
-        STORE_BATCH_SIZE,
-        Unit::Count,
-        "Writes in one store group commit."
-    );
-    describe_counter!(
-        MO_RECEIVED,
-        Unit::Count,
-        "Mobile-originated messages received, by smsc."
-    );
-    describe_counter!(
-        MO_INCOMPLETE,
-        Unit::Count,
-        "Concatenated MO messages given up before all their parts came (recorded as incomplete), by smsc and reason."
-    );
-    describe_counter!(
-        OPTOUTS,
-        Unit::Count,
-        "Opt-out list changes, by state (added, removed)."
-    );
-    describe_counter!(
-        UNAUTHORIZED,
-        Unit::Count,
-        "Submit-protocol requests refused for a missing or wrong token."
-    );
-    describe_gauge!(
-        DISPATCH_SIDE_STATE,
-        Unit::Count,
-        "Entries in dispatch's per-part side state of messages still being sent, by map (refused, affinity, resplit, no_resplit)."
-    );
-    describe_gauge!(
-        API_CONNECTIONS,
-        Unit::Count,
-        "Open submit-protocol connections."
-    );
-    describe_counter!(
-        API_SLOW_CLIENTS,
-        Unit::Count,
-        "Submit-protocol clients disconnected for leaving a response unread for listen.write_timeout."
-    );
+    for &(name, kind, unit, text) in DESCRIPTIONS {
+        match kind {
+            Kind::Counter => describe_counter!(name, unit, text),
+            Kind::Gauge => describe_gauge!(name, unit, text),
+            Kind::Histogram => describe_histogram!(name, unit, text),
+        }
+    }
 }
 
 /// Every metric name, for tests that check the exporter's output and the dashboard.
@@ -337,6 +381,17 @@ mod tests {
                 "{name}"
             );
             assert!(seen.insert(*name), "duplicate {name}");
+        }
+    }
+
+    #[test]
+    fn every_metric_is_described_once() {
+        for name in ALL {
+            let n = DESCRIPTIONS.iter().filter(|d| d.0 == *name).count();
+            assert_eq!(n, 1, "{name} described {n} times");
+        }
+        for (name, ..) in DESCRIPTIONS {
+            assert!(ALL.contains(name), "{name} described but not in ALL");
         }
     }
 }

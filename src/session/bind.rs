@@ -26,12 +26,14 @@ use super::{
     Role, SessionConfig, SharedJobs,
 };
 use crate::pdu::codec::{Frame, PduCodec};
-use crate::pdu::{Bind, Body, CommandStatus, Pdu, PduError};
+use crate::pdu::{Bind, Body, CommandId, CommandStatus, Pdu, PduError};
 
 /// Read buffer size: room for a few hundred responses per read.
 const READ_CHUNK: usize = 64 * 1024;
 /// How long a graceful unbind waits for unbind_resp at most.
 const UNBIND_WAIT: Duration = Duration::from_secs(2);
+/// The sequence number of the bind request (the window numbers everything after it).
+const BIND_SEQ: u32 = 1;
 
 pub(super) struct BindTask {
     pub config: Arc<SessionConfig>,
@@ -52,6 +54,22 @@ enum Exit {
     Down(DownReason),
     /// Stopped on request; do not reconnect.
     Stopped,
+}
+
+/// What woke the serve loop.
+enum Step {
+    /// Bytes from the SMSC (0 = closed).
+    Read(std::io::Result<usize>),
+    /// The consumer answered an inbound PDU: (sequence, data_sm?, status).
+    Answer((u32, bool, CommandStatus)),
+    /// Jobs were taken into the batch.
+    Jobs,
+    /// The jobs channel closed.
+    JobsClosed,
+    /// A deadline or the keep-alive is due.
+    Timer,
+    /// A stop was requested.
+    StopChanged,
 }
 
 /// A job in the window, with what the bind needs to answer for it.
@@ -140,6 +158,15 @@ impl BindTask {
     }
 
     async fn connect_and_bind(&mut self) -> Result<Conn, Exit> {
+        let mut conn = self.connect().await?;
+        conn.send(Pdu::new(BIND_SEQ, self.bind_request()?))?;
+        conn.flush().await?;
+        self.await_bind_resp(&mut conn).await?;
+        Ok(conn)
+    }
+
+    /// Opens the TCP (or TLS) connection, unless a stop comes first.
+    async fn connect(&mut self) -> Result<Conn, Exit> {
         let cfg = self.config.clone();
         if let Some(t) = &cfg.tls
             && t.insecure_skip_verify
@@ -155,14 +182,19 @@ impl BindTask {
             _ = self.stop.changed() => return Err(Exit::Stopped),
         };
         let (reader, writer) = tokio::io::split(stream);
-        let mut conn = Conn {
+        Ok(Conn {
             reader,
             writer,
             rbuf: BytesMut::with_capacity(READ_CHUNK),
             wbuf: BytesMut::with_capacity(READ_CHUNK),
             codec: PduCodec::default(),
             write_timeout: cfg.response_timeout,
-        };
+        })
+    }
+
+    /// The bind request for this bind's role, with the configured credentials.
+    fn bind_request(&self) -> Result<Body, Exit> {
+        let cfg = &self.config;
         let bind = Bind {
             system_id: cstr(&cfg.system_id, "system_id")?,
             password: crate::pdu::Password::new(cfg.password.expose().as_bytes().to_vec())
@@ -171,15 +203,17 @@ impl BindTask {
             interface_version: 0x34,
             ..Bind::default()
         };
-        let body = match self.shared.id.role {
+        Ok(match self.shared.id.role {
             Role::Transceiver => Body::BindTransceiver(bind),
             Role::Transmitter => Body::BindTransmitter(bind),
             Role::Receiver => Body::BindReceiver(bind),
-        };
-        const BIND_SEQ: u32 = 1;
-        conn.send(Pdu::new(BIND_SEQ, body))?;
-        conn.flush().await?;
-        let deadline = Instant::now() + cfg.response_timeout;
+        })
+    }
+
+    /// Waits for the answer to the bind request (`Ok` = bound), answering what the SMSC may send
+    /// before it: enquire_link, and generic_nack to malformed requests.
+    async fn await_bind_resp(&mut self, conn: &mut Conn) -> Result<(), Exit> {
+        let deadline = Instant::now() + self.config.response_timeout;
         loop {
             let frame = tokio::select! {
                 f = conn.next_frame() => f?,
@@ -210,32 +244,22 @@ impl BindTask {
                 | Body::GenericNack
                     if pdu.sequence_number == BIND_SEQ =>
                 {
-                    if pdu.command_status == CommandStatus::ESME_ROK
-                        && !matches!(pdu.body, Body::GenericNack)
-                    {
-                        return Ok(conn);
-                    }
-                    let status = if pdu.command_status == CommandStatus::ESME_ROK {
-                        CommandStatus::ESME_RBINDFAIL
-                    } else {
-                        pdu.command_status
-                    };
-                    return Err(Exit::Down(DownReason::BindRejected(status)));
+                    return bind_outcome(&pdu);
                 }
                 Body::EnquireLink => {
                     conn.send(Pdu::new(pdu.sequence_number, Body::EnquireLinkResp))?;
                     conn.flush().await?;
                 }
                 _ => {
-                    debug!(smsc = %cfg.name, bind = self.shared.id.index, pdu = ?pdu.body,
+                    debug!(smsc = %self.config.name, bind = self.shared.id.index, pdu = ?pdu.body,
                         "ignoring a PDU before the bind response");
                 }
             }
         }
     }
 
-    /// The bound loop. Returns how the connection ended; hands back whatever is in flight.
-    /// Serves one bound connection until it ends; also says whether it carried traffic.
+    /// Serves one bound connection until it ends; hands back whatever is in flight. Returns how
+    /// the connection ended and whether it carried traffic.
     async fn serve(&mut self, mut conn: Conn) -> (Exit, bool) {
         let mut s = Serve::new(&self.config);
         let exit = self.serve_loop(&mut conn, &mut s).await;
@@ -263,193 +287,207 @@ impl BindTask {
         let _ = self.events.send(event).await;
     }
 
+    /// The bound loop: write what is due, wait for the next [`Step`], handle it; returns how the
+    /// connection ended.
     async fn serve_loop(&mut self, conn: &mut Conn, s: &mut Serve) -> Exit {
-        let cfg = self.config.clone();
-        let id = self.shared.id.clone();
-        let mut batch: Vec<Job> = Vec::with_capacity(cfg.window);
+        let mut batch: Vec<Job> = Vec::with_capacity(self.config.window);
         // PDUs that arrived together with the bind response are already buffered.
         if let Some(exit) = self.drain_frames(conn, s).await {
             return exit;
         }
         loop {
             let now = Instant::now();
-            // Stop requested: drain, then unbind once nothing is outstanding or the deadline
-            // passed.
-            if let Some(deadline) = self.stopping() {
-                if !s.stopping {
-                    s.stopping = true;
-                    self.set_state(BindState::Stopping).await;
-                }
-                let drained = s.window.is_empty() && s.inbound.is_empty();
-                if s.unbind_deadline.is_none() && (drained || now >= deadline) {
-                    let seq = s.window.next_sequence();
-                    s.unbind_seq = Some(seq);
-                    s.unbind_deadline = Some(now + UNBIND_WAIT.min(cfg.response_timeout));
-                    if let Err(e) = conn.send(Pdu::new(seq, Body::Unbind)) {
-                        return e;
-                    }
-                }
+            if let Err(exit) = self.before_wait(conn, s, now).await {
+                return exit;
             }
-            if let Some(end) = s.paused_until
-                && now >= end
-            {
-                s.paused_until = None;
-                self.set_state(BindState::Bound).await;
-            }
-            if let Err(e) = conn.flush().await {
-                return e;
-            }
-
-            let take_jobs = !s.stopping
-                && s.paused_until.is_none()
-                && s.window.available() > 0
-                && self.jobs.is_some();
-            let read_ok = s.inbound.len() < cfg.max_inbound;
-            let wake = s.next_wake(now, self.stopping());
-            let jobs = self.jobs.clone();
-            let room = s.window.available();
-
-            enum Step {
-                Read(std::io::Result<usize>),
-                Answer((u32, bool, CommandStatus)),
-                Jobs,
-                JobsClosed,
-                Timer,
-                StopChanged,
-            }
-            let step = tokio::select! {
-                biased;
-                r = conn.reader.read_buf(&mut conn.rbuf), if read_ok => Step::Read(r),
-                Some(a) = s.inbound.next(), if !s.inbound.is_empty() => Step::Answer(a),
-                n = take(jobs.as_ref(), room, &mut batch), if take_jobs => {
-                    if n == 0 { Step::JobsClosed } else { Step::Jobs }
-                }
-                _ = sleep_until(wake) => Step::Timer,
-                _ = self.stop.changed(), if !s.stopping => Step::StopChanged,
-            };
-            match step {
-                Step::Read(Ok(0)) => {
-                    return if s.unbind_seq.is_some() {
-                        Exit::Stopped
-                    } else {
-                        Exit::Down(DownReason::Closed)
-                    };
-                }
+            let step = self.next_step(conn, s, &mut batch, now).await;
+            let ended = match step {
+                Step::Read(Ok(0)) => Some(if s.unbind_seq.is_some() {
+                    Exit::Stopped
+                } else {
+                    Exit::Down(DownReason::Closed)
+                }),
                 Step::Read(Ok(_)) => {
                     s.last_rx = Instant::now();
-                    if let Some(exit) = self.drain_frames(conn, s).await {
-                        return exit;
-                    }
+                    self.drain_frames(conn, s).await
                 }
-                Step::Read(Err(e)) => return Exit::Down(DownReason::Io(e.to_string())),
-                Step::Answer(first) => {
-                    // Every answer ready now goes out with this one, in one write.
-                    let mut next = Some(first);
-                    while let Some((seq, data_sm, status)) = next {
-                        let body = if data_sm {
-                            Body::DataSmResp(Default::default())
-                        } else {
-                            Body::DeliverSmResp(Default::default())
-                        };
-                        if let Err(e) = conn.send(Pdu::response(status, seq, body)) {
-                            return e;
-                        }
-                        next = s.inbound.next().now_or_never().flatten();
-                    }
-                }
+                Step::Read(Err(e)) => Some(Exit::Down(DownReason::Io(e.to_string()))),
+                Step::Answer(first) => send_answers(first, conn, s).err(),
                 Step::Jobs => {
-                    let now = Instant::now();
-                    let wall = std::time::SystemTime::now();
-                    for job in batch.drain(..) {
-                        let job = match stamp_validity(job, wall) {
-                            Ok(job) => job,
-                            Err(key) => {
-                                let bind = id.clone();
-                                self.emit(Event::Expired { key, bind }).await;
-                                continue;
-                            }
-                        };
-                        let seq = s.window.next_sequence();
-                        let (job, encoded) = encode_job(conn, seq, job);
-                        if let Err(e) = encoded {
-                            // A body the codec refuses can never be sent: fail it with the
-                            // status an SMSC would have answered, rather than retry forever.
-                            warn!(smsc = %id.smsc, bind = id.index, key = job.key, error = %e,
-                                "job cannot be encoded; failing it");
-                            self.emit(Event::Failed {
-                                key: job.key,
-                                status: e.command_status(),
-                                bind: id.clone(),
-                            })
-                            .await;
-                            continue;
-                        }
-                        if let Err(InFlight { job }) = s.window.insert(seq, InFlight { job }, now) {
-                            // Unreachable by construction (we took at most `room` jobs), but a
-                            // job is never dropped.
-                            self.emit(Event::Retry {
-                                job,
-                                reason: RetryReason::Temporary(CommandStatus::ESME_RTHROTTLED),
-                                bind: Some(id.clone()),
-                            })
-                            .await;
-                        }
-                    }
-                    self.shared
-                        .in_flight
-                        .store(s.window.len(), Ordering::Relaxed);
+                    self.write_jobs(&mut batch, conn, s).await;
+                    None
                 }
                 Step::JobsClosed => {
                     // The handle is gone: nothing more will come; behave as a stop.
                     self.jobs = None;
+                    None
                 }
-                Step::StopChanged => {}
-                Step::Timer => {
-                    let now = Instant::now();
-                    let expired = s.window.expire(now);
-                    if !expired.is_empty() {
-                        self.shared
-                            .response_timeouts
-                            .fetch_add(expired.len() as u64, Ordering::Relaxed);
-                        // One line per batch: a silent SMSC at full rate must not flood the log.
-                        warn!(smsc = %id.smsc, bind = id.index, count = expired.len(),
-                            "no response within response_timeout; handing the jobs back");
-                    }
-                    for (_, inflight) in expired {
-                        self.emit(Event::Retry {
-                            job: inflight.job,
-                            reason: RetryReason::ResponseTimeout,
-                            bind: Some(id.clone()),
-                        })
-                        .await;
-                    }
-                    self.shared
-                        .in_flight
-                        .store(s.window.len(), Ordering::Relaxed);
-                    if let Some(d) = s.enquire_deadline
-                        && now >= d
-                    {
-                        return Exit::Down(DownReason::KeepAliveTimeout);
-                    }
-                    if let Some(d) = s.unbind_deadline
-                        && now >= d
-                    {
-                        return Exit::Stopped;
-                    }
-                    if s.enquire_deadline.is_none()
-                        && s.unbind_seq.is_none()
-                        && now >= s.last_rx + cfg.enquire_link
-                    {
-                        let seq = s.window.next_sequence();
-                        s.enquire_seq = seq;
-                        s.enquire_deadline = Some(now + cfg.response_timeout);
-                        if let Err(e) = conn.send(Pdu::new(seq, Body::EnquireLink)) {
-                            return e;
-                        }
-                    }
-                }
+                Step::StopChanged => None,
+                Step::Timer => self.on_timer(conn, s).await,
+            };
+            if let Some(exit) = ended {
+                return exit;
             }
         }
+    }
+
+    /// What comes before each wait: a requested stop (drain, then unbind once nothing is
+    /// outstanding or the deadline passed), the end of a throttling pause, and the write of
+    /// everything encoded since the last wait.
+    async fn before_wait(
+        &mut self,
+        conn: &mut Conn,
+        s: &mut Serve,
+        now: Instant,
+    ) -> Result<(), Exit> {
+        if let Some(deadline) = self.stopping() {
+            if !s.stopping {
+                s.stopping = true;
+                self.set_state(BindState::Stopping).await;
+            }
+            let drained = s.window.is_empty() && s.inbound.is_empty();
+            if s.unbind_deadline.is_none() && (drained || now >= deadline) {
+                let seq = s.window.next_sequence();
+                s.unbind_seq = Some(seq);
+                s.unbind_deadline = Some(now + UNBIND_WAIT.min(self.config.response_timeout));
+                conn.send(Pdu::new(seq, Body::Unbind))?;
+            }
+        }
+        if let Some(end) = s.paused_until
+            && now >= end
+        {
+            s.paused_until = None;
+            self.set_state(BindState::Bound).await;
+        }
+        conn.flush().await
+    }
+
+    /// Waits for the next thing to do: bytes from the SMSC, an inbound answer, jobs (when there
+    /// is window room and no pause or stop), a timer, or a stop request.
+    async fn next_step(
+        &mut self,
+        conn: &mut Conn,
+        s: &mut Serve,
+        batch: &mut Vec<Job>,
+        now: Instant,
+    ) -> Step {
+        let take_jobs = !s.stopping
+            && s.paused_until.is_none()
+            && s.window.available() > 0
+            && self.jobs.is_some();
+        let read_ok = s.inbound.len() < self.config.max_inbound;
+        let wake = s.next_wake(now, self.stopping());
+        let room = s.window.available();
+        tokio::select! {
+            biased;
+            r = conn.reader.read_buf(&mut conn.rbuf), if read_ok => Step::Read(r),
+            Some(a) = s.inbound.next(), if !s.inbound.is_empty() => Step::Answer(a),
+            n = take(self.jobs.as_ref(), room, batch), if take_jobs => {
+                if n == 0 { Step::JobsClosed } else { Step::Jobs }
+            }
+            _ = sleep_until(wake) => Step::Timer,
+            _ = self.stop.changed(), if !s.stopping => Step::StopChanged,
+        }
+    }
+
+    /// Writes the jobs taken (into the write buffer; the next flush sends them): each one is
+    /// checked for validity, given a sequence number and put in the window.
+    async fn write_jobs(&mut self, batch: &mut Vec<Job>, conn: &mut Conn, s: &mut Serve) {
+        let now = Instant::now();
+        let wall = std::time::SystemTime::now();
+        for job in batch.drain(..) {
+            let job = match stamp_validity(job, wall) {
+                Ok(job) => job,
+                Err(key) => {
+                    let bind = self.shared.id.clone();
+                    self.emit(Event::Expired { key, bind }).await;
+                    continue;
+                }
+            };
+            let seq = s.window.next_sequence();
+            let (job, encoded) = encode_job(conn, seq, job);
+            if let Err(e) = encoded {
+                // A body the codec refuses can never be sent: fail it with the status an SMSC
+                // would have answered, rather than retry forever.
+                let id = &self.shared.id;
+                warn!(smsc = %id.smsc, bind = id.index, key = job.key, error = %e,
+                    "job cannot be encoded; failing it");
+                self.emit(Event::Failed {
+                    key: job.key,
+                    status: e.command_status(),
+                    bind: id.clone(),
+                })
+                .await;
+                continue;
+            }
+            if let Err(InFlight { job }) = s.window.insert(seq, InFlight { job }, now) {
+                // Unreachable by construction (we took at most `room` jobs), but a job is never
+                // dropped.
+                let reason = RetryReason::Temporary(CommandStatus::ESME_RTHROTTLED);
+                self.hand_back(job, reason).await;
+            }
+        }
+        self.shared
+            .in_flight
+            .store(s.window.len(), Ordering::Relaxed);
+    }
+
+    /// A timer fired: hands back jobs whose response is overdue, ends a dead keep-alive or an
+    /// unanswered unbind, and sends enquire_link when the link was idle for `enquire_link`.
+    async fn on_timer(&mut self, conn: &mut Conn, s: &mut Serve) -> Option<Exit> {
+        let now = Instant::now();
+        self.expire_responses(s, now).await;
+        if let Some(d) = s.enquire_deadline
+            && now >= d
+        {
+            return Some(Exit::Down(DownReason::KeepAliveTimeout));
+        }
+        if let Some(d) = s.unbind_deadline
+            && now >= d
+        {
+            return Some(Exit::Stopped);
+        }
+        if s.enquire_deadline.is_none()
+            && s.unbind_seq.is_none()
+            && now >= s.last_rx + self.config.enquire_link
+        {
+            let seq = s.window.next_sequence();
+            s.enquire_seq = seq;
+            s.enquire_deadline = Some(now + self.config.response_timeout);
+            return conn.send(Pdu::new(seq, Body::EnquireLink)).err();
+        }
+        None
+    }
+
+    /// Hands back every job whose response did not come within `response_timeout`.
+    async fn expire_responses(&mut self, s: &mut Serve, now: Instant) {
+        let expired = s.window.expire(now);
+        if !expired.is_empty() {
+            self.shared
+                .response_timeouts
+                .fetch_add(expired.len() as u64, Ordering::Relaxed);
+            // One line per batch: a silent SMSC at full rate must not flood the log.
+            let id = &self.shared.id;
+            warn!(smsc = %id.smsc, bind = id.index, count = expired.len(),
+                "no response within response_timeout; handing the jobs back");
+        }
+        for (_, inflight) in expired {
+            self.hand_back(inflight.job, RetryReason::ResponseTimeout)
+                .await;
+        }
+        self.shared
+            .in_flight
+            .store(s.window.len(), Ordering::Relaxed);
+    }
+
+    /// Hands a job back to the caller as `Retry` from this bind.
+    async fn hand_back(&self, job: Job, reason: RetryReason) {
+        self.emit(Event::Retry {
+            job,
+            reason,
+            bind: Some(self.shared.id.clone()),
+        })
+        .await;
     }
 
     /// Handles every whole frame in the read buffer.
@@ -472,7 +510,6 @@ impl BindTask {
 
     /// Handles one frame; returns `Some` when the connection must end.
     async fn on_frame(&mut self, frame: Frame, conn: &mut Conn, s: &mut Serve) -> Option<Exit> {
-        let id = self.shared.id.clone();
         let pdu = match frame {
             Frame::Pdu(pdu) => pdu,
             Frame::Invalid {
@@ -480,24 +517,9 @@ impl BindTask {
                 sequence_number,
                 error,
             } => {
-                warn!(smsc = %id.smsc, bind = id.index, command_id = %command_id, error = %error,
-                    "malformed PDU from the SMSC; answering generic_nack");
-                // A response we cannot read still answers its request: hand the job back rather
-                // than wait for the timeout (its outcome is unknown).
-                if command_id.is_response() {
-                    if let Some(inflight) = s.window.take(sequence_number) {
-                        self.emit(Event::Retry {
-                            job: inflight.job,
-                            reason: RetryReason::Temporary(error.command_status()),
-                            bind: Some(id.clone()),
-                        })
-                        .await;
-                    }
-                    return None;
-                }
-                return conn
-                    .send(Pdu::generic_nack(error.command_status(), sequence_number))
-                    .err();
+                return self
+                    .on_malformed(command_id, sequence_number, error, conn, s)
+                    .await;
             }
         };
         let seq = pdu.sequence_number;
@@ -522,26 +544,7 @@ impl BindTask {
                 let message_id = resp.message_id.as_str().unwrap_or_default().to_owned();
                 self.on_response(seq, status, message_id, s).await
             }
-            Body::GenericNack => {
-                // An SMSC that does not support enquire_link nacks it: still a sign of life.
-                if seq == s.enquire_seq && s.enquire_deadline.is_some() {
-                    s.enquire_deadline = None;
-                    return None;
-                }
-                // A nacked unbind: the SMSC is done with us either way.
-                if Some(seq) == s.unbind_seq {
-                    return Some(Exit::Stopped);
-                }
-                if !s.window.is_empty() {
-                    let code = if status == CommandStatus::ESME_ROK {
-                        CommandStatus::ESME_RSYSERR
-                    } else {
-                        status
-                    };
-                    return self.on_response(seq, code, String::new(), s).await;
-                }
-                None
-            }
+            Body::GenericNack => self.on_generic_nack(seq, status, s).await,
             Body::EnquireLinkResp => {
                 if seq == s.enquire_seq {
                     s.enquire_deadline = None;
@@ -549,27 +552,11 @@ impl BindTask {
                 None
             }
             Body::EnquireLink => conn.send(Pdu::new(seq, Body::EnquireLinkResp)).err(),
-            Body::Unbind => {
-                info!(smsc = %id.smsc, bind = id.index, "SMSC sent unbind; answering and reconnecting");
-                if let Err(e) = conn.send(Pdu::new(seq, Body::UnbindResp)) {
-                    return Some(e);
-                }
-                let _ = conn.flush().await;
-                Some(if s.stopping {
-                    Exit::Stopped
-                } else {
-                    Exit::Down(DownReason::UnboundBySmsc)
-                })
-            }
-            Body::UnbindResp => {
-                if Some(seq) == s.unbind_seq {
-                    Some(Exit::Stopped)
-                } else {
-                    None
-                }
-            }
+            Body::Unbind => self.on_unbind(seq, conn, s.stopping).await,
+            Body::UnbindResp => (Some(seq) == s.unbind_seq).then_some(Exit::Stopped),
             // alert_notification has no response PDU (SMPP-FACTS §2): note it, never nack it.
             Body::AlertNotification(_) => {
+                let id = &self.shared.id;
                 debug!(smsc = %id.smsc, bind = id.index, "alert_notification ignored");
                 None
             }
@@ -578,17 +565,90 @@ impl BindTask {
                     .await
             }
             Body::DataSm(d) => self.on_inbound(seq, InboundPdu::DataSm(d), conn, s).await,
-            other => {
-                let command_id = other.command_id();
-                if command_id.is_response() {
-                    debug!(smsc = %id.smsc, bind = id.index, command_id = %command_id, seq,
-                        "unexpected response ignored");
-                    None
-                } else {
-                    conn.send(Pdu::generic_nack(CommandStatus::ESME_RINVCMDID, seq))
-                        .err()
-                }
+            other => self.on_unexpected(seq, other.command_id(), conn),
+        }
+    }
+
+    /// A frame that could not be decoded: answered with generic_nack, or, for a response,
+    /// taken as the answer to its request.
+    async fn on_malformed(
+        &mut self,
+        command_id: CommandId,
+        seq: u32,
+        error: PduError,
+        conn: &mut Conn,
+        s: &mut Serve,
+    ) -> Option<Exit> {
+        let id = &self.shared.id;
+        warn!(smsc = %id.smsc, bind = id.index, command_id = %command_id, error = %error,
+            "malformed PDU from the SMSC; answering generic_nack");
+        // A response we cannot read still answers its request: hand the job back rather than
+        // wait for the timeout (its outcome is unknown).
+        if command_id.is_response() {
+            if let Some(inflight) = s.window.take(seq) {
+                let reason = RetryReason::Temporary(error.command_status());
+                self.hand_back(inflight.job, reason).await;
             }
+            return None;
+        }
+        conn.send(Pdu::generic_nack(error.command_status(), seq))
+            .err()
+    }
+
+    /// A generic_nack: to our enquire_link (a sign of life), to our unbind (done), or to a
+    /// request in the window (its answer).
+    async fn on_generic_nack(
+        &mut self,
+        seq: u32,
+        status: CommandStatus,
+        s: &mut Serve,
+    ) -> Option<Exit> {
+        // An SMSC that does not support enquire_link nacks it: still a sign of life.
+        if seq == s.enquire_seq && s.enquire_deadline.is_some() {
+            s.enquire_deadline = None;
+            return None;
+        }
+        // A nacked unbind: the SMSC is done with us either way.
+        if Some(seq) == s.unbind_seq {
+            return Some(Exit::Stopped);
+        }
+        if !s.window.is_empty() {
+            let code = if status == CommandStatus::ESME_ROK {
+                CommandStatus::ESME_RSYSERR
+            } else {
+                status
+            };
+            return self.on_response(seq, code, String::new(), s).await;
+        }
+        None
+    }
+
+    /// The SMSC unbinds: answer, then end the connection (reconnect unless stopping).
+    async fn on_unbind(&mut self, seq: u32, conn: &mut Conn, stopping: bool) -> Option<Exit> {
+        let id = &self.shared.id;
+        info!(smsc = %id.smsc, bind = id.index, "SMSC sent unbind; answering and reconnecting");
+        if let Err(e) = conn.send(Pdu::new(seq, Body::UnbindResp)) {
+            return Some(e);
+        }
+        let _ = conn.flush().await;
+        Some(if stopping {
+            Exit::Stopped
+        } else {
+            Exit::Down(DownReason::UnboundBySmsc)
+        })
+    }
+
+    /// Any other PDU: a response to nothing we sent is ignored, a request we do not serve is
+    /// nacked with ESME_RINVCMDID.
+    fn on_unexpected(&self, seq: u32, command_id: CommandId, conn: &mut Conn) -> Option<Exit> {
+        if command_id.is_response() {
+            let id = &self.shared.id;
+            debug!(smsc = %id.smsc, bind = id.index, command_id = %command_id, seq,
+                "unexpected response ignored");
+            None
+        } else {
+            conn.send(Pdu::generic_nack(CommandStatus::ESME_RINVCMDID, seq))
+                .err()
         }
     }
 
@@ -613,22 +673,19 @@ impl BindTask {
                 if s.throttle.failures() > 0 {
                     s.throttle.reset();
                 }
+                let bind = id.clone();
                 self.emit(Event::Submitted {
                     key,
                     message_id,
-                    bind: id.clone(),
+                    bind,
                 })
                 .await;
                 None
             }
             StatusClass::Throttled => {
                 self.shared.throttled.fetch_add(1, Ordering::Relaxed);
-                self.emit(Event::Retry {
-                    job: inflight.job,
-                    reason: RetryReason::Throttled(status),
-                    bind: Some(id.clone()),
-                })
-                .await;
+                self.hand_back(inflight.job, RetryReason::Throttled(status))
+                    .await;
                 // One pause per burst: responses to the rest of the window also say "throttled"
                 // and must not grow the pause each.
                 if s.paused_until.is_none() {
@@ -639,30 +696,18 @@ impl BindTask {
                 None
             }
             StatusClass::Temporary => {
-                self.emit(Event::Retry {
-                    job: inflight.job,
-                    reason: RetryReason::Temporary(status),
-                    bind: Some(id.clone()),
-                })
-                .await;
+                self.hand_back(inflight.job, RetryReason::Temporary(status))
+                    .await;
                 None
             }
             StatusClass::Rebind => {
-                self.emit(Event::Retry {
-                    job: inflight.job,
-                    reason: RetryReason::Temporary(status),
-                    bind: Some(id.clone()),
-                })
-                .await;
+                self.hand_back(inflight.job, RetryReason::Temporary(status))
+                    .await;
                 Some(Exit::Down(DownReason::BindStateLost))
             }
             StatusClass::Permanent => {
-                self.emit(Event::Failed {
-                    key,
-                    status,
-                    bind: id.clone(),
-                })
-                .await;
+                let bind = id.clone();
+                self.emit(Event::Failed { key, status, bind }).await;
                 None
             }
         }
@@ -707,6 +752,41 @@ impl BindTask {
         }));
         None
     }
+}
+
+/// What the answer to our bind request means: bound, or rejected with the SMSC's status (a
+/// generic_nack, even one saying ESME_ROK, is a rejection: ESME_RBINDFAIL then).
+fn bind_outcome(pdu: &Pdu) -> Result<(), Exit> {
+    let nack = matches!(pdu.body, Body::GenericNack);
+    if pdu.command_status == CommandStatus::ESME_ROK && !nack {
+        return Ok(());
+    }
+    let status = if pdu.command_status == CommandStatus::ESME_ROK {
+        CommandStatus::ESME_RBINDFAIL
+    } else {
+        pdu.command_status
+    };
+    Err(Exit::Down(DownReason::BindRejected(status)))
+}
+
+/// Encodes the answers to inbound PDUs: `first`, and every other answer ready now, so they go
+/// out in one write.
+fn send_answers(
+    first: (u32, bool, CommandStatus),
+    conn: &mut Conn,
+    s: &mut Serve,
+) -> Result<(), Exit> {
+    let mut next = Some(first);
+    while let Some((seq, data_sm, status)) = next {
+        let body = if data_sm {
+            Body::DataSmResp(Default::default())
+        } else {
+            Body::DeliverSmResp(Default::default())
+        };
+        conn.send(Pdu::response(status, seq, body))?;
+        next = s.inbound.next().now_or_never().flatten();
+    }
+    Ok(())
 }
 
 /// Applies a job's validity at the last moment before its write (after any wait for a window

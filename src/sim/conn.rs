@@ -85,23 +85,7 @@ pub(crate) async fn serve<S>(
 {
     shared.c.connections.fetch_add(1, Ordering::Relaxed);
     let (out_tx, mut out_rx) = mpsc::channel(OUTBOUND_QUEUE);
-    let mut conn = Conn {
-        id: shared.next_connection(),
-        live: shared.live(),
-        generation: shared.generation(),
-        shared: shared.clone(),
-        bound: None,
-        wbuf: BytesMut::with_capacity(64 * 1024),
-        unanswered: 0,
-        answered_unwritten: 0,
-        submits_here: 0,
-        delayed: VecDeque::new(),
-        deliveries: HashMap::new(),
-        last_seq: 0,
-        records: Vec::new(),
-        out_tx,
-        close_after_write: false,
-    };
+    let mut conn = Conn::new(shared.clone(), out_tx);
     debug!(%peer, conn = conn.id, "simulator connection");
     let (mut reader, mut writer) = tokio::io::split(stream);
     let mut rbuf = BytesMut::with_capacity(64 * 1024);
@@ -114,68 +98,17 @@ pub(crate) async fn serve<S>(
             biased;
             r = reader.read_buf(&mut rbuf) => match r {
                 Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    conn.refresh();
-                    let mut flow = Flow::Continue;
-                    loop {
-                        match codec.decode(&mut rbuf) {
-                            Ok(Some(frame)) => {
-                                flow = conn.on_frame(frame).await;
-                                if !matches!(flow, Flow::Continue) {
-                                    break;
-                                }
-                            }
-                            Ok(None) => break,
-                            Err(e) => {
-                                // Framing lost: a last generic_nack, then close (SMPP-FACTS §9).
-                                let _ = Pdu::generic_nack(e.command_status(), 0)
-                                    .encode(&mut conn.wbuf);
-                                flow = Flow::Close;
-                                break;
-                            }
-                        }
-                    }
-                    if rbuf.capacity() - rbuf.len() < 4096 {
-                        rbuf.reserve(64 * 1024);
-                    }
-                    flow
-                }
+                Ok(_) => conn.on_read(&mut codec, &mut rbuf).await,
             },
             o = out_rx.recv(), if can_deliver => match o {
-                Some(o) => {
-                    // Take what else is queued, up to the window, into the same write.
-                    let mut flow = conn.on_outbound(o);
-                    while matches!(flow, Flow::Continue) && conn.deliveries.len() < deliver_window {
-                        match out_rx.try_recv() {
-                            Ok(o) => flow = conn.on_outbound(o),
-                            Err(_) => break,
-                        }
-                    }
-                    flow
-                }
+                Some(o) => conn.on_outbound_burst(o, &mut out_rx, deliver_window),
                 None => Flow::Continue,
             },
             _ = sleep_until(wake) => conn.on_timer().await,
             _ = shutdown.changed() => Flow::Drop,
         };
-        match flow {
-            Flow::Drop => {
-                conn.abandon();
-                break;
-            }
-            Flow::Close | Flow::Continue => {
-                if !conn.wbuf.is_empty() {
-                    if writer.write_all(&conn.wbuf).await.is_err() {
-                        conn.abandon();
-                        break;
-                    }
-                    conn.wbuf.clear();
-                }
-                conn.written();
-                if matches!(flow, Flow::Close) || conn.close_after_write {
-                    break;
-                }
-            }
+        if !conn.write_out(&mut writer, flow).await {
+            break;
         }
     }
     let _ = writer.shutdown().await;
@@ -183,6 +116,86 @@ pub(crate) async fn serve<S>(
 }
 
 impl Conn {
+    fn new(shared: Arc<Shared>, out_tx: mpsc::Sender<Outbound>) -> Self {
+        Self {
+            id: shared.next_connection(),
+            live: shared.live(),
+            generation: shared.generation(),
+            shared,
+            bound: None,
+            wbuf: BytesMut::with_capacity(64 * 1024),
+            unanswered: 0,
+            answered_unwritten: 0,
+            submits_here: 0,
+            delayed: VecDeque::new(),
+            deliveries: HashMap::new(),
+            last_seq: 0,
+            records: Vec::new(),
+            out_tx,
+            close_after_write: false,
+        }
+    }
+
+    /// Handles every whole frame that arrived.
+    async fn on_read(&mut self, codec: &mut PduCodec, rbuf: &mut BytesMut) -> Flow {
+        self.refresh();
+        let mut flow = Flow::Continue;
+        loop {
+            match codec.decode(rbuf) {
+                Ok(Some(frame)) => {
+                    flow = self.on_frame(frame).await;
+                    if !matches!(flow, Flow::Continue) {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    // Framing lost: a last generic_nack, then close (SMPP-FACTS §9).
+                    let _ = Pdu::generic_nack(e.command_status(), 0).encode(&mut self.wbuf);
+                    flow = Flow::Close;
+                    break;
+                }
+            }
+        }
+        if rbuf.capacity() - rbuf.len() < 4096 {
+            rbuf.reserve(64 * 1024);
+        }
+        flow
+    }
+
+    /// Takes `first` and what else is queued, up to the delivery window, into the same write.
+    fn on_outbound_burst(
+        &mut self,
+        first: Outbound,
+        out_rx: &mut mpsc::Receiver<Outbound>,
+        deliver_window: usize,
+    ) -> Flow {
+        let mut flow = self.on_outbound(first);
+        while matches!(flow, Flow::Continue) && self.deliveries.len() < deliver_window {
+            match out_rx.try_recv() {
+                Ok(o) => flow = self.on_outbound(o),
+                Err(_) => break,
+            }
+        }
+        flow
+    }
+
+    /// Writes what the last step produced, as `flow` says; `false` when the connection ends.
+    async fn write_out<W: AsyncWrite + Unpin>(&mut self, writer: &mut W, flow: Flow) -> bool {
+        if matches!(flow, Flow::Drop) {
+            self.abandon();
+            return false;
+        }
+        if !self.wbuf.is_empty() {
+            if writer.write_all(&self.wbuf).await.is_err() {
+                self.abandon();
+                return false;
+            }
+            self.wbuf.clear();
+        }
+        self.written();
+        !(matches!(flow, Flow::Close) || self.close_after_write)
+    }
     /// Re-reads faults and receipt settings when they changed.
     fn refresh(&mut self) {
         let g = self.shared.generation();
@@ -397,39 +410,55 @@ impl Conn {
 
     async fn on_submit(&mut self, seq: u32, submit: Submit) -> Flow {
         let is_data = matches!(submit, Submit::Data(_));
-        let resp = |status: CommandStatus, id: &str| {
-            let body = SubmitSmResp {
-                message_id: crate::pdu::COctetString::try_from(id).unwrap_or_default(),
-                tlvs: Tlvs::new(),
-            };
-            Pdu::response(
-                status,
-                seq,
-                if is_data {
-                    Body::DataSmResp(body)
-                } else {
-                    Body::SubmitSmResp(body)
-                },
-            )
-        };
         let (system_id, role) = match &self.bound {
-            Some(b) => (b.system_id.clone(), b.role),
-            None => {
-                self.respond(&resp(CommandStatus::ESME_RINVBNDSTS, ""));
+            Some(b) if b.role != Role::Receiver => (b.system_id.clone(), b.role),
+            // Not bound, or bound as a receiver: no submits here.
+            _ => {
+                let status = CommandStatus::ESME_RINVBNDSTS;
+                self.respond(&submit_resp(seq, is_data, status, ""));
                 return Flow::Continue;
             }
         };
-        if role == Role::Receiver {
-            self.respond(&resp(CommandStatus::ESME_RINVBNDSTS, ""));
-            return Flow::Continue;
-        }
         let ordinal = self.shared.count_submit();
         self.submits_here += 1;
         self.unanswered += 1;
         self.shared.observe_window(self.unanswered);
-        let faults = &self.live.faults;
-        let record = self.shared.config.record_submits.then(|| SubmitRecord {
-            system_id: system_id.to_string(),
+        let record = self.record_of(&system_id, seq, &submit);
+        let record = match self.fault_takes(record) {
+            Ok(record) => record,
+            Err(flow) => return flow,
+        };
+        let status = self.submit_status(ordinal);
+        self.shared.count_status(status, 1);
+        let message_id = if status.is_ok() {
+            self.shared.new_message_id()
+        } else {
+            String::new()
+        };
+        let delay = self.live.faults.response_delay;
+        if let Some(mut r) = record {
+            r.status = Some(status);
+            r.message_id = message_id.clone();
+            self.records.push(r);
+        }
+        let pdu = submit_resp(seq, is_data, status, &message_id);
+        if status.is_ok() {
+            self.issue_receipt(&system_id, &message_id, &submit, role)
+                .await;
+        }
+        if delay.is_zero() {
+            self.respond(&pdu);
+            self.answered_unwritten += 1;
+        } else {
+            self.delayed.push_back((Instant::now() + delay, pdu, true));
+        }
+        Flow::Continue
+    }
+
+    /// The record of a submit, when the simulator keeps them (`record_submits`).
+    fn record_of(&self, system_id: &str, seq: u32, submit: &Submit) -> Option<SubmitRecord> {
+        self.shared.config.record_submits.then(|| SubmitRecord {
+            system_id: system_id.to_owned(),
             connection: self.id,
             sequence_number: seq,
             destination_addr: submit.dest().2.escape_ascii().to_string(),
@@ -439,7 +468,14 @@ impl Conn {
             validity_period: submit.validity_period(),
             status: None,
             message_id: String::new(),
-        });
+        })
+    }
+
+    /// The faults that take a submit before it is answered: `drop_after` (the connection
+    /// drops) and `silent` (never answered). `Err` with the flow when one did; otherwise the
+    /// record back.
+    fn fault_takes(&mut self, record: Option<SubmitRecord>) -> Result<Option<SubmitRecord>, Flow> {
+        let faults = &self.live.faults;
         if faults.drop_after > 0 && self.submits_here >= faults.drop_after {
             info!(
                 conn = self.id,
@@ -451,15 +487,21 @@ impl Conn {
                 .dropped_connections
                 .fetch_add(1, Ordering::Relaxed);
             self.records.extend(record);
-            return Flow::Drop;
+            return Err(Flow::Drop);
         }
         if faults.silent {
             self.shared.c.unanswered.fetch_add(1, Ordering::Relaxed);
             self.unanswered -= 1;
             self.records.extend(record);
-            return Flow::Continue;
+            return Err(Flow::Continue);
         }
-        let status = if faults.throttle_every > 0 && ordinal.is_multiple_of(faults.throttle_every)
+        Ok(record)
+    }
+
+    /// The status the faults give the `ordinal`th submit: throttled, failed, or ESME_ROK.
+    fn submit_status(&self, ordinal: u64) -> CommandStatus {
+        let faults = &self.live.faults;
+        if faults.throttle_every > 0 && ordinal.is_multiple_of(faults.throttle_every)
             || faults.throttle_above_tps > 0 && self.shared.over_rate(faults.throttle_above_tps)
         {
             self.shared.c.throttled.fetch_add(1, Ordering::Relaxed);
@@ -468,57 +510,47 @@ impl Conn {
             faults.fail_status.unwrap_or(CommandStatus::ESME_RSYSERR)
         } else {
             CommandStatus::ESME_ROK
-        };
-        self.shared.count_status(status, 1);
-        let message_id = if status.is_ok() {
-            self.shared.new_message_id()
-        } else {
-            String::new()
-        };
-        let delay = faults.response_delay;
-        if let Some(mut r) = record {
-            r.status = Some(status);
-            r.message_id = message_id.clone();
-            self.records.push(r);
         }
-        let pdu = resp(status, &message_id);
-        if status.is_ok() {
-            let info = SubmitInfo {
-                source: submit.source(),
-                dest: submit.dest(),
-                payload: submit.payload(),
-                wants_receipt: submit.registered_delivery(),
-            };
-            if let Some(mut receipt) = receipts::receipt_for(
-                &self.live.receipts,
-                self.shared.config.id_format,
-                &system_id,
-                &message_id,
-                &info,
-            ) {
-                self.shared.track_receipt(&mut receipt, &message_id, false);
-                self.shared
-                    .c
-                    .receipts_created
-                    .fetch_add(1, Ordering::Relaxed);
-                let copies = if self.live.receipts.duplicate { 2 } else { 1 };
-                for _ in 0..copies {
-                    if self.live.receipts.before_response && role == Role::Transceiver {
-                        self.send_delivery(receipt.clone());
-                    } else {
-                        // The scheduler holds it for the delay and picks a receiver bind.
-                        let _ = self.shared.receipts_tx.send(receipt.clone()).await;
-                    }
-                }
+    }
+
+    /// Makes the receipt of an accepted submit, if it asked for one and receipts are on: sent
+    /// here before the response (`receipts_before_response` on a transceiver) or handed to the
+    /// scheduler, which holds it for the delay and picks a receiver bind.
+    async fn issue_receipt(
+        &mut self,
+        system_id: &Arc<str>,
+        message_id: &str,
+        submit: &Submit,
+        role: Role,
+    ) {
+        let info = SubmitInfo {
+            source: submit.source(),
+            dest: submit.dest(),
+            payload: submit.payload(),
+            wants_receipt: submit.registered_delivery(),
+        };
+        let Some(mut receipt) = receipts::receipt_for(
+            &self.live.receipts,
+            self.shared.config.id_format,
+            system_id,
+            message_id,
+            &info,
+        ) else {
+            return;
+        };
+        self.shared.track_receipt(&mut receipt, message_id, false);
+        self.shared
+            .c
+            .receipts_created
+            .fetch_add(1, Ordering::Relaxed);
+        let copies = if self.live.receipts.duplicate { 2 } else { 1 };
+        for _ in 0..copies {
+            if self.live.receipts.before_response && role == Role::Transceiver {
+                self.send_delivery(receipt.clone());
+            } else {
+                let _ = self.shared.receipts_tx.send(receipt.clone()).await;
             }
         }
-        if delay.is_zero() {
-            self.respond(&pdu);
-            self.answered_unwritten += 1;
-        } else {
-            self.delayed.push_back((Instant::now() + delay, pdu, true));
-        }
-        Flow::Continue
     }
 
     /// Writes a deliver_sm and tracks it until its response.
@@ -614,6 +646,23 @@ impl Conn {
         }
         Flow::Continue
     }
+}
+
+/// The response to a submit_sm (or data_sm) with `status` and the SMSC's message id.
+fn submit_resp(seq: u32, is_data: bool, status: CommandStatus, id: &str) -> Pdu {
+    let body = SubmitSmResp {
+        message_id: crate::pdu::COctetString::try_from(id).unwrap_or_default(),
+        tlvs: Tlvs::new(),
+    };
+    Pdu::response(
+        status,
+        seq,
+        if is_data {
+            Body::DataSmResp(body)
+        } else {
+            Body::SubmitSmResp(body)
+        },
+    )
 }
 
 enum Submit {

@@ -31,6 +31,7 @@
 //! | `mo_part FROM TO REF TOTAL SEQ TEXT…` | inject one part of a concatenated MO (UDH 8-bit) |
 //! | `unknown_receipt ID` | a receipt for an id never issued |
 
+use std::str::SplitWhitespace;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -147,29 +148,48 @@ pub fn apply(sim: &SimControl, line: &str) -> Result<String, ControlError> {
     let Some(command) = words.next() else {
         return Err(ControlError::Unknown(String::new()));
     };
+    if let Some(report) = report(sim, command) {
+        return Ok(report);
+    }
+    // The first argument is taken here: a group that does not know the command must leave the
+    // words as they were for the next.
     let a1 = words.next();
-    let ok = || Ok("ok".to_owned());
+    if fault(sim, command, a1, &mut words)?
+        || receipt_setting(sim, command, a1)?
+        || action(sim, command, a1, &mut words)?
+    {
+        Ok("ok".to_owned())
+    } else {
+        Err(ControlError::Unknown(command.to_owned()))
+    }
+}
+
+/// The commands that answer with a report rather than `ok`.
+fn report(sim: &SimControl, command: &str) -> Option<String> {
     match command {
-        "stats" => Ok(serde_json::to_string(&sim.stats()).unwrap_or_default()),
-        "pacing" => Ok(serde_json::to_string(&sim.pacing()).unwrap_or_default()),
-        "pacing_reset" => {
-            sim.reset_pacing();
-            ok()
-        }
-        "faults" => Ok(format!("{:?}", sim.faults())),
-        "reset" => {
-            sim.update_faults(|f| *f = Default::default());
-            ok()
-        }
+        "stats" => Some(serde_json::to_string(&sim.stats()).unwrap_or_default()),
+        "pacing" => Some(serde_json::to_string(&sim.pacing()).unwrap_or_default()),
+        "faults" => Some(format!("{:?}", sim.faults())),
+        _ => None,
+    }
+}
+
+/// The fault commands; `Ok(false)` when `command` is not one of them.
+fn fault(
+    sim: &SimControl,
+    command: &str,
+    a1: Option<&str>,
+    words: &mut SplitWhitespace,
+) -> Result<bool, ControlError> {
+    match command {
+        "reset" => sim.update_faults(|f| *f = Default::default()),
         "throttle_every" => {
             let n = number(command, a1)?;
             sim.update_faults(|f| f.throttle_every = n);
-            ok()
         }
         "throttle_above_tps" => {
             let n = number(command, a1)?;
             sim.update_faults(|f| f.throttle_above_tps = n);
-            ok()
         }
         "reject_binds" => {
             let status = match a1 {
@@ -178,7 +198,6 @@ pub fn apply(sim: &SimControl, line: &str) -> Result<String, ControlError> {
                 None => return Err(arg(command, "expected a status or off")),
             };
             sim.update_faults(|f| f.reject_binds = status);
-            ok()
         }
         "fail" => {
             let fraction: f64 = number(command, a1)?;
@@ -193,44 +212,48 @@ pub fn apply(sim: &SimControl, line: &str) -> Result<String, ControlError> {
                 f.fail_fraction = fraction;
                 f.fail_status = status;
             });
-            ok()
         }
         "drop_after" => {
             let n = number(command, a1)?;
             sim.update_faults(|f| f.drop_after = n);
-            ok()
         }
         "response_delay" => {
             let d = duration(command, a1)?;
             sim.update_faults(|f| f.response_delay = d);
-            ok()
         }
         "silent" => {
             let on = on_off(command, a1)?;
             sim.update_faults(|f| f.silent = on);
-            ok()
         }
         "ignore_enquire_link" => {
             let on = on_off(command, a1)?;
             sim.update_faults(|f| f.ignore_enquire_link = on);
-            ok()
         }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// The receipt settings; `Ok(false)` when `command` is not one of them.
+fn receipt_setting(
+    sim: &SimControl,
+    command: &str,
+    a1: Option<&str>,
+) -> Result<bool, ControlError> {
+    match command {
         "receipts" => {
             let on = on_off(command, a1)?;
             sim.update_receipts(|r| r.enabled = on);
-            ok()
         }
         "receipt_delay" => {
             let d = duration(command, a1)?;
             sim.update_receipts(|r| r.delay = d);
-            ok()
         }
         "receipt_mix" => {
             let mix = a1
                 .and_then(parse_mix)
                 .ok_or_else(|| arg(command, "expected DELIVRD=N,UNDELIV=N,EXPIRED=N,REJECTD=N"))?;
             sim.update_receipts(|r| r.mix = mix);
-            ok()
         }
         "receipt_ids" => {
             let ids = match a1 {
@@ -240,22 +263,31 @@ pub fn apply(sim: &SimControl, line: &str) -> Result<String, ControlError> {
                 _ => return Err(arg(command, "expected same, other or other_text")),
             };
             sim.update_receipts(|r| r.ids = ids);
-            ok()
         }
         "receipts_before_response" => {
             let on = on_off(command, a1)?;
             sim.update_receipts(|r| r.before_response = on);
-            ok()
         }
         "duplicate_receipts" => {
             let on = on_off(command, a1)?;
             sim.update_receipts(|r| r.duplicate = on);
-            ok()
         }
-        "drop" => {
-            sim.drop_connections();
-            ok()
-        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// The commands that act at once (drop, malformed PDUs, injected MO and receipts, pacing
+/// reset); `Ok(false)` when `command` is not one of them.
+fn action(
+    sim: &SimControl,
+    command: &str,
+    a1: Option<&str>,
+    words: &mut SplitWhitespace,
+) -> Result<bool, ControlError> {
+    match command {
+        "pacing_reset" => sim.reset_pacing(),
+        "drop" => sim.drop_connections(),
         "malformed" => {
             let kind = match a1 {
                 Some("body") => Malformed::Body,
@@ -264,22 +296,18 @@ pub fn apply(sim: &SimControl, line: &str) -> Result<String, ControlError> {
                 _ => return Err(arg(command, "expected body, command or length")),
             };
             sim.send_malformed(kind);
-            ok()
         }
         "mo" | "mo_concat" => {
-            let from = a1.ok_or_else(|| arg(command, "expected FROM TO TEXT"))?;
-            let to = words
-                .next()
-                .ok_or_else(|| arg(command, "expected FROM TO TEXT"))?;
-            let text = words.collect::<Vec<_>>().join(" ");
+            let usage = "expected FROM TO TEXT";
+            let from = a1.ok_or_else(|| arg(command, usage))?;
+            let to = words.next().ok_or_else(|| arg(command, usage))?;
             sim.inject_mo(MoMessage {
                 system_id: None,
                 from: from.to_owned(),
                 to: to.to_owned(),
-                text,
+                text: words.collect::<Vec<_>>().join(" "),
                 concatenated: command == "mo_concat",
             });
-            ok()
         }
         "mo_part" => {
             let usage = "expected FROM TO REF TOTAL SEQ TEXT";
@@ -296,15 +324,14 @@ pub fn apply(sim: &SimControl, line: &str) -> Result<String, ControlError> {
                 seq,
                 text: words.collect::<Vec<_>>().join(" "),
             });
-            ok()
         }
         "unknown_receipt" => {
             let id = a1.ok_or_else(|| arg(command, "expected an id"))?;
             sim.inject_unknown_receipt(None, id);
-            ok()
         }
-        other => Err(ControlError::Unknown(other.to_owned())),
+        _ => return Ok(false),
     }
+    Ok(true)
 }
 
 /// Serves the control language on `listener`, one connection at a time per task, until the

@@ -424,9 +424,13 @@ macro_rules! with_cost {
     };
 }
 
+/// An unencodable character and its 0-based position in Unicode scalar values (as
+/// [`TextError::Unencodable`] reports them).
+type Unencodable = (char, usize);
+
 /// Counts units, replacements and characters; `Err((char, position))` at the first
 /// unencodable character.
-fn measure(text: &str, coder: Coder, smart: bool) -> Result<(usize, usize, usize), (char, usize)> {
+fn measure(text: &str, coder: Coder, smart: bool) -> Result<(usize, usize, usize), Unencodable> {
     with_cost!(coder, |cost| measure_with(text, coder, smart, cost))
 }
 
@@ -436,7 +440,7 @@ fn measure_with(
     coder: Coder,
     smart: bool,
     cost: impl Fn(char) -> Option<usize>,
-) -> Result<(usize, usize, usize), (char, usize)> {
+) -> Result<(usize, usize, usize), Unencodable> {
     let mut units = 0;
     let mut replaced = 0;
     let mut chars = 0;
@@ -596,7 +600,7 @@ fn evaluate(
     smart: bool,
     opts: &EncodeOptions,
     bounds: Option<&mut Vec<usize>>,
-) -> Result<Candidate, (char, usize)> {
+) -> Result<Candidate, Unencodable> {
     let (units, replaced, chars) = measure(text, coder, smart)?;
     let g = geometry(coder, opts);
     let mut laid_out = false;
@@ -641,7 +645,7 @@ fn best_gsm(
     opts: &EncodeOptions,
     smart: bool,
     bounds: Option<&mut Vec<usize>>,
-) -> Result<Candidate, (char, usize)> {
+) -> Result<Candidate, Unencodable> {
     // Only the default tables get the bounds vector: they win in the common case. A national
     // winner is laid out again by `encode`.
     let default = evaluate(text, Coder::gsm(Gsm7Tables::DEFAULT), smart, opts, bounds);
@@ -817,80 +821,131 @@ pub fn encode(text: &str, opts: &EncodeOptions, reference: u16) -> Result<Encode
     let mut bounds = Vec::new();
     let cand = choose(text, opts, Some(&mut bounds))?;
     let plan = plan_of(&cand, opts);
-    let coder = cand.coder;
-    let g = geometry(coder, opts);
-    let multi = cand.parts > 1;
-    let concat_in_udh = multi && matches!(opts.split, SplitMethod::Udh8 | SplitMethod::Udh16);
-    let udh = if concat_in_udh {
-        g.multi_udh_counted
+    let g = geometry(cand.coder, opts);
+    let ends: &[usize] = if cand.parts > 1 {
+        part_ends(text, &cand, g.multi_cap, &mut bounds);
+        &bounds
     } else {
-        g.single_udh
+        &whole
     };
-    let tables = match coder {
-        Coder::Gsm(t, _) if !t.is_default() => Some(t),
-        _ => None,
-    };
-
-    if multi && !cand.laid_out {
-        bounds.clear();
-        Layout {
-            coder,
-            smart: cand.smart,
-            cap: g.multi_cap,
-            parts: 1,
-            bounds: Some(&mut bounds),
-            keep: cand.parts,
-            oversized_until: 0,
-        }
-        .run(text);
-    }
-    if multi {
-        bounds.push(text.len());
-    }
-    let ends: &[usize] = if multi { &bounds } else { &whole };
-
-    let payload_octets = match coder {
-        Coder::Ucs2 => cand.units * 2,
-        _ => cand.units,
-    };
-    let air_udh = if multi && opts.split == SplitMethod::Sar {
-        g.multi_udh_counted
-    } else {
-        udh
-    };
-    let mut buf = Vec::with_capacity(payload_octets + cand.parts * udh);
-    let mut segs = Segs::with_capacity(cand.parts);
-    let total = cand.parts as u8;
-    let mut from = 0;
-    for (i, &to) in ends.iter().enumerate() {
-        let start = buf.len();
-        let concat = concat_in_udh.then_some((opts.split, reference, total, (i + 1) as u8));
-        write_udh(&mut buf, udh, concat, tables);
-        let payload_start = buf.len();
-        write_str(coder, cand.smart, &text[from..to], &mut buf);
-        let written = buf.len() - payload_start;
-        let units = match coder {
-            Coder::Ucs2 => written / 2,
-            _ => written,
-        };
-        if plan.packed {
-            pack_in_place(&mut buf, payload_start, fill_bits(udh));
-        }
-        segs.push(SegMeta {
-            start,
-            udh_len: udh,
-            air_udh,
-            end: buf.len(),
-            units,
-        });
-        from = to;
-    }
+    let (buf, segs) = PartWriter::new(&cand, opts, &g, reference, plan.packed).write(text, ends);
     Ok(Encoded {
         plan,
         reference,
         buf,
         segs,
     })
+}
+
+/// Leaves in `bounds` the end of every part of a split message (the last is `text.len()`),
+/// laying the text out unless [`evaluate`] already did.
+fn part_ends(text: &str, cand: &Candidate, cap: usize, bounds: &mut Vec<usize>) {
+    if !cand.laid_out {
+        bounds.clear();
+        Layout {
+            coder: cand.coder,
+            smart: cand.smart,
+            cap,
+            parts: 1,
+            bounds: Some(&mut *bounds),
+            keep: cand.parts,
+            oversized_until: 0,
+        }
+        .run(text);
+    }
+    bounds.push(text.len());
+}
+
+/// How every part of one message is written: its UDH (concatenation and shift elements), its
+/// payload, and whether septets are packed.
+struct PartWriter {
+    coder: Coder,
+    smart: bool,
+    parts: usize,
+    /// UDH octets written in each part.
+    udh: usize,
+    /// UDH octets on the air (with the element an SMSC adds for SAR).
+    air_udh: usize,
+    /// The concatenation element (method, reference, total) when it goes in the UDH.
+    concat: Option<(SplitMethod, u16, u8)>,
+    /// National tables to announce in the UDH.
+    tables: Option<Gsm7Tables>,
+    packed: bool,
+    /// Payload octets of the whole text (for the buffer's one allocation).
+    payload_octets: usize,
+}
+
+impl PartWriter {
+    fn new(
+        cand: &Candidate,
+        opts: &EncodeOptions,
+        g: &Geometry,
+        reference: u16,
+        packed: bool,
+    ) -> Self {
+        let multi = cand.parts > 1;
+        let concat_in_udh = multi && matches!(opts.split, SplitMethod::Udh8 | SplitMethod::Udh16);
+        let udh = if concat_in_udh {
+            g.multi_udh_counted
+        } else {
+            g.single_udh
+        };
+        let air_udh = if multi && opts.split == SplitMethod::Sar {
+            g.multi_udh_counted
+        } else {
+            udh
+        };
+        PartWriter {
+            coder: cand.coder,
+            smart: cand.smart,
+            parts: cand.parts,
+            udh,
+            air_udh,
+            concat: concat_in_udh.then_some((opts.split, reference, cand.parts as u8)),
+            tables: match cand.coder {
+                Coder::Gsm(t, _) if !t.is_default() => Some(t),
+                _ => None,
+            },
+            packed,
+            payload_octets: match cand.coder {
+                Coder::Ucs2 => cand.units * 2,
+                _ => cand.units,
+            },
+        }
+    }
+
+    /// Writes the parts ending at `ends` into one buffer, with where each lies in it.
+    fn write(&self, text: &str, ends: &[usize]) -> (Vec<u8>, Segs) {
+        let mut buf = Vec::with_capacity(self.payload_octets + self.parts * self.udh);
+        let mut segs = Segs::with_capacity(self.parts);
+        let mut from = 0;
+        for (i, &to) in ends.iter().enumerate() {
+            let start = buf.len();
+            let concat = self
+                .concat
+                .map(|(method, reference, total)| (method, reference, total, (i + 1) as u8));
+            write_udh(&mut buf, self.udh, concat, self.tables);
+            let payload_start = buf.len();
+            write_str(self.coder, self.smart, &text[from..to], &mut buf);
+            let written = buf.len() - payload_start;
+            let units = match self.coder {
+                Coder::Ucs2 => written / 2,
+                _ => written,
+            };
+            if self.packed {
+                pack_in_place(&mut buf, payload_start, fill_bits(self.udh));
+            }
+            segs.push(SegMeta {
+                start,
+                udh_len: self.udh,
+                air_udh: self.air_udh,
+                end: buf.len(),
+                units,
+            });
+            from = to;
+        }
+        (buf, segs)
+    }
 }
 
 /// Single GSM septet limit without UDH.

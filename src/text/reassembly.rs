@@ -330,8 +330,6 @@ impl Reassembler {
             frag.reference,
         );
         let idx = usize::from(frag.seq - 1);
-        let part_cost = frag.payload.len();
-
         match self.sets.get(&key) {
             Some(set) if set.total != frag.total => {
                 if let Some(old) = self.remove(&key) {
@@ -341,13 +339,12 @@ impl Reassembler {
             Some(set) if set.parts[idx].is_some() => return PushStatus::Duplicate,
             _ => {}
         }
-
         let new_set_cost = if self.sets.contains_key(&key) {
             0
         } else {
             SET_OVERHEAD + key.0.len() + key.1.len() + SLOT_OVERHEAD * usize::from(frag.total)
         };
-        let need = new_set_cost + part_cost;
+        let need = new_set_cost + frag.payload.len();
         let own = self.sets.get(&key).map_or(0, |s| s.bytes);
         if own + need > self.cfg.max_bytes {
             // Even alone this set would not fit: drop it and the part.
@@ -356,14 +353,23 @@ impl Reassembler {
             }
             return PushStatus::TooLarge;
         }
-        // Make room, oldest first, never evicting the set this part belongs to.
+        self.make_room(&key, need, new_set_cost > 0, out);
+        if new_set_cost > 0 {
+            self.open_set(&key, &frag, new_set_cost, now_ms);
+        }
+        self.store_part(key, idx, frag.payload)
+    }
+
+    /// Evicts sets, oldest first, until `need` more bytes (and, for a new set, one more set)
+    /// fit; never the set of `key`, which fits alone (checked by the caller).
+    fn make_room(&mut self, key: &Key, need: usize, new_set: bool, out: &mut Vec<Incomplete>) {
         while self.bytes + need > self.cfg.max_bytes
-            || (new_set_cost > 0 && self.sets.len() >= self.cfg.max_sets.max(1))
+            || (new_set && self.sets.len() >= self.cfg.max_sets.max(1))
         {
             let victim = self
                 .by_deadline
                 .iter()
-                .find(|(_, k)| **k != key)
+                .find(|(_, k)| *k != key)
                 .map(|(dk, _)| *dk);
             let Some(victim) = victim else {
                 // Only this set is left, and it fits alone (checked above).
@@ -376,34 +382,40 @@ impl Reassembler {
                 out.push(incomplete(k, set, IncompleteReason::Evicted));
             }
         }
+    }
 
-        if new_set_cost > 0 {
-            let id = self.next_id;
-            self.next_id += 1;
-            let deadline = now_ms.saturating_add(self.cfg.timeout_ms);
-            self.by_deadline.insert((deadline, id), key.clone());
-            self.sets.insert(
-                key.clone(),
-                Pending {
-                    total: frag.total,
-                    received: 0,
-                    charset: frag.charset,
-                    tables: frag.tables,
-                    parts: vec![None; usize::from(frag.total)],
-                    bytes: new_set_cost,
-                    deadline,
-                    id,
-                },
-            );
-            self.bytes += new_set_cost;
-        }
+    /// Starts the set of `key` for `frag`'s total, due to expire `timeout_ms` after `now_ms`.
+    fn open_set(&mut self, key: &Key, frag: &Fragment<'_>, cost: usize, now_ms: u64) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let deadline = now_ms.saturating_add(self.cfg.timeout_ms);
+        self.by_deadline.insert((deadline, id), key.clone());
+        self.sets.insert(
+            key.clone(),
+            Pending {
+                total: frag.total,
+                received: 0,
+                charset: frag.charset,
+                tables: frag.tables,
+                parts: vec![None; usize::from(frag.total)],
+                bytes: cost,
+                deadline,
+                id,
+            },
+        );
+        self.bytes += cost;
+    }
+
+    /// Keeps part `idx` of the set of `key`; when it was the last one missing, the set is
+    /// complete and leaves as one message.
+    fn store_part(&mut self, key: Key, idx: usize, payload: &[u8]) -> PushStatus {
         let Some(set) = self.sets.get_mut(&key) else {
             return PushStatus::TooLarge;
         };
-        set.parts[idx] = Some(frag.payload.to_vec());
+        set.parts[idx] = Some(payload.to_vec());
         set.received += 1;
-        set.bytes += part_cost;
-        self.bytes += part_cost;
+        set.bytes += payload.len();
+        self.bytes += payload.len();
         if set.received < set.total {
             return PushStatus::Stored {
                 received: set.received,
