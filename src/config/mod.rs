@@ -6,9 +6,17 @@
 //! the daemon receives a [`Config`] and trusts it. Must never print a password or token
 //! ([`Secret`] redacts itself).
 
-mod raw;
+mod docs;
+mod keys;
+mod parse;
+mod route;
+mod schema;
+mod smsc;
+mod table;
+mod values;
 
-pub use raw::parse_duration;
+pub use docs::{annotate, reference_markdown};
+pub use values::parse_duration;
 
 use std::fmt;
 
@@ -224,7 +232,7 @@ impl Config {
     /// (TLS files) — the store path stays relative to the working directory, like a shell user
     /// expects.
     pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Config, ConfigError> {
-        raw::parse(text, origin, base)
+        parse::parse(text, origin, base)
     }
 
     pub fn smsc(&self, name: &str) -> Option<&Smsc> {
