@@ -144,7 +144,7 @@ pub const LOG: Section = Section {
             "format",
             Kind::Choice(&["text", "json"]),
             Default::Str("text"),
-            "One line of text, or one JSON object, per event.",
+            "\"text\" or \"json\" (one JSON object per line).",
         ),
         key(
             "level",
@@ -209,9 +209,9 @@ pub const SMSC: Section = Section {
             "tls",
             Kind::FlagOrTable(&TLS),
             Default::Bool(false),
-            "false (plain TCP), true (TLS with the system's trusted roots), or a table:\n  \
+            "false (plain TCP), true (TLS with the system's trusted roots), or a table:\n   \
              { ca = \"ca.pem\", cert = \"client.pem\", key = \"client.key\", server_name = \
-             \"smsc.example.net\",\n    insecure = false }\n\
+             \"smsc.example.net\",\n     insecure = false }\n\
              `insecure = true` skips certificate checks (test SMSCs only; logged loudly at every \
              bind).",
         ),
@@ -299,13 +299,14 @@ pub const SMSC: Section = Section {
             "receipt_id",
             Kind::Choice(&["same", "hex_to_dec", "dec_to_hex"]),
             Default::Str("same"),
-            "How this SMSC's receipt ids relate to its submit_sm_resp ids.",
+            "How this SMSC's receipt ids relate to its submit_sm_resp ids: \"same\", \"hex_to_dec\" \
+             (decimal receipts for hex ids) or \"dec_to_hex\".",
         ),
         key(
             "shift_tables",
             Kind::Choices(&["tr", "es", "pt"]),
             Default::List(&[]),
-            "National language shift tables this SMSC delivers correctly.",
+            "National language shift tables this SMSC delivers correctly: any of \"tr\", \"es\", \"pt\".",
         ),
         key(
             "gsm_packed",
@@ -510,7 +511,7 @@ pub const SIMULATOR: Section = Section {
             "id_format",
             Kind::Choice(&["hex", "decimal"]),
             Default::Str("hex"),
-            "How its message ids are written.",
+            "Its message ids: \"hex\" or \"decimal\".",
         ),
     ],
 };
