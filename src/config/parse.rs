@@ -22,10 +22,10 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config, Con
         cx.err(span.clone(), key_at(text, span.start), e.message().trim())
     })?;
     let mut doc = Document::new(&cx, root.get_ref(), TOP)?;
-    let listen = listen(&doc.table(&cx, &LISTEN))?;
-    let store = store(&doc.table(&cx, &STORE))?;
-    let log = log(&doc.table(&cx, &LOG))?;
-    let optout = optout(&doc.table(&cx, &OPTOUT))?;
+    let listen = listen(&doc.table(&LISTEN))?;
+    let store = store(&doc.table(&STORE))?;
+    let log = log(&doc.table(&LOG))?;
+    let optout = optout(&doc.table(&OPTOUT))?;
     let smscs = super::smsc::smscs(&doc.tables(&SMSC))?;
     let routes = super::route::routes(&cx, &doc.tables(&ROUTE), &smscs)?;
     let simulators = simulators(&doc.tables(&SIMULATOR))?;

@@ -62,6 +62,7 @@ type Value<'a> = Spanned<DeValue<'a>>;
 
 /// The file's top-level sections, each checked against its key table.
 pub(super) struct Document<'a> {
+    cx: &'a Ctx<'a>,
     sections: BTreeMap<&'static str, Vec<Table<'a>>>,
 }
 
@@ -86,15 +87,15 @@ impl<'a> Document<'a> {
             let tables = section_tables(cx, section, value)?;
             sections.insert(section.name, tables);
         }
-        Ok(Document { sections })
+        Ok(Document { cx, sections })
     }
 
     /// A `[table]` section; an absent one has every key at its default.
-    pub fn table(&mut self, cx: &'a Ctx<'a>, section: &'static Section) -> Table<'a> {
+    pub fn table(&mut self, section: &'static Section) -> Table<'a> {
         self.sections
             .remove(section.name)
             .and_then(|mut t| t.pop())
-            .unwrap_or_else(|| Table::empty(cx, section))
+            .unwrap_or_else(|| Table::empty(self.cx, section))
     }
 
     /// The sections of an `[[array]]`, in file order.
