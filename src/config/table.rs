@@ -137,23 +137,21 @@ fn section_tables<'a>(
 }
 
 /// serde's wording, which the file's errors have always used: "unknown field `x`, expected one
-/// of `a`, `b`".
+/// of `a`, `b`, `c`" (or "expected `a` or `b`").
 fn unknown(
     cx: &Ctx<'_>,
     at: &Spanned<std::borrow::Cow<'_, str>>,
     key: &str,
     known: &[&str],
 ) -> ConfigError {
-    let known: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
-    cx.err(
-        at.span(),
-        key,
-        format!(
-            "unknown field `{}`, expected one of {}",
-            at.get_ref(),
-            known.join(", ")
-        ),
-    )
+    let quoted: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
+    let expected = match quoted.as_slice() {
+        [one] => format!("expected {one}"),
+        [a, b] => format!("expected {a} or {b}"),
+        _ => format!("expected one of {}", quoted.join(", ")),
+    };
+    let message = format!("unknown field `{}`, {expected}", at.get_ref());
+    cx.err(at.span(), key, message)
 }
 
 /// "invalid type: integer `5`, expected a string", in serde's words.
