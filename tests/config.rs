@@ -357,3 +357,198 @@ fn check_config_cli() {
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
+
+/// The shipped examples, with the production example's TLS files (under /etc/smppd) provided in
+/// `dir` so that only each file's own content is under test.
+fn shipped_examples(dir: &Path) -> Vec<(String, String)> {
+    for file in ["telia-ca.pem", "client.pem", "client.key"] {
+        std::fs::write(dir.join(file), "x").expect("write");
+    }
+    let etc = dir.to_string_lossy().to_string() + "/";
+    let mut out = Vec::new();
+    for entry in
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/conf")).expect("conf/ exists")
+    {
+        let path = entry.expect("dir entry").path();
+        if path.extension().and_then(|e| e.to_str()) == Some("toml") {
+            let text = std::fs::read_to_string(&path).expect("readable");
+            out.push((
+                path.display().to_string(),
+                text.replace("/etc/smppd/", &etc),
+            ));
+        }
+    }
+    assert!(
+        out.len() >= 2,
+        "conf/ has the default and the production example"
+    );
+    out
+}
+
+/// Each example with one unknown key injected: at the top level, as a table of its own, after
+/// every table header, and inside every inline table. Each variant must be refused, naming the
+/// key (with its table's path) and the line it is on.
+#[test]
+fn an_unknown_key_is_refused_in_every_table_of_every_example() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (origin, text) in shipped_examples(dir.path()) {
+        let lines: Vec<&str> = text.lines().collect();
+        let mut variants: Vec<(Vec<String>, usize)> = Vec::new();
+        let with = |at: usize, line: &str| {
+            let mut v: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+            v.insert(at, line.to_owned());
+            v
+        };
+        variants.push((with(0, "zz_unknown = 1"), 0));
+        variants.push((with(lines.len(), "[zz_unknown]"), lines.len()));
+        for (i, l) in lines.iter().enumerate() {
+            if l.starts_with('[') {
+                variants.push((with(i + 1, "zz_unknown = 1"), i + 1));
+            }
+            if let Some(end) = l.rfind('}').filter(|_| l.contains("= {")) {
+                let mut v: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+                v[i] = format!("{}, zz_unknown = 1 {}", &l[..end], &l[end..]);
+                variants.push((v, i));
+            }
+        }
+        let tables = lines.iter().filter(|l| l.starts_with('[')).count();
+        assert!(variants.len() >= tables + 2, "{origin}");
+        for (v, at) in variants {
+            let changed = v.join("\n");
+            let e = Config::parse(&changed, &origin, Path::new("/")).expect_err(&format!(
+                "{origin}: unknown key on line {} accepted",
+                at + 1
+            ));
+            assert_eq!(e.line, at + 1, "{origin}: {e}");
+            assert!(e.message.contains("unknown field `zz_unknown`"), "{e}");
+            assert!(e.key.ends_with("zz_unknown"), "{e}");
+        }
+    }
+}
+
+/// Runs `smppd check-config` with these arguments; its stdout (it must succeed).
+fn check_config(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_smppd"))
+        .arg("check-config")
+        .args(args)
+        .output()
+        .expect("run smppd");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// The comment above each key of conf/smppd.toml (first section of each kind) is made from the
+/// key table: the file is its own `--annotate` output.
+#[test]
+fn the_default_config_comments_come_from_the_key_table() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/smppd.toml");
+    let committed = std::fs::read_to_string(path).expect("readable");
+    let made = check_config(&["--annotate", path]);
+    if made != committed {
+        let diff: Vec<String> = committed
+            .lines()
+            .zip(made.lines())
+            .enumerate()
+            .filter(|(_, (a, b))| a != b)
+            .take(5)
+            .map(|(i, (a, b))| format!("line {}:\n  committed: {a}\n  made:      {b}", i + 1))
+            .collect();
+        panic!(
+            "conf/smppd.toml's key comments differ from the key table; run `smppd check-config \
+             --annotate conf/smppd.toml` and commit its output\n{}",
+            diff.join("\n")
+        );
+    }
+}
+
+/// The key reference: (section header, key, type, default) per row of `--keys`.
+fn key_rows() -> Vec<(String, String, String, String)> {
+    let mut rows = Vec::new();
+    let mut section = String::new();
+    for line in check_config(&["--keys"]).lines() {
+        if let Some(rest) = line.strip_prefix("**`") {
+            section = rest.split('`').next().expect("header").to_owned();
+        } else if let Some(row) = line.strip_prefix("| `") {
+            let cells: Vec<&str> = row.split(" | ").collect();
+            let key = cells[0].trim_end_matches('`').to_owned();
+            rows.push((
+                section.clone(),
+                key,
+                cells[1].to_owned(),
+                cells[2].to_owned(),
+            ));
+        }
+    }
+    rows
+}
+
+/// The README's key table is `smppd check-config --keys`, and every key of every section is in
+/// conf/smppd.toml (set, or shown commented out), so the annotation covers it.
+#[test]
+fn the_readme_key_table_and_the_default_config_cover_every_key() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    let begin = "<!-- keys: made by `smppd check-config --keys`; tests/config.rs checks it -->\n";
+    let start = readme.find(begin).expect("README has the key table marker") + begin.len();
+    let end = start
+        + readme[start..]
+            .find("<!-- end of keys -->")
+            .expect("end marker");
+    assert_eq!(
+        &readme[start..end],
+        check_config(&["--keys"]),
+        "README's key table differs: paste `smppd check-config --keys` between the markers"
+    );
+
+    let conf = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/smppd.toml"))
+        .expect("readable");
+    let rows = key_rows();
+    assert!(rows.len() > 50, "{rows:?}");
+    for (section, key, _, _) in rows.iter().filter(|r| r.0.starts_with('[')) {
+        let header = format!("\n{section}\n");
+        let from = conf
+            .find(&header)
+            .unwrap_or_else(|| panic!("{section} missing"));
+        let body = &conf[from + header.len() - 1..];
+        let body = &body[..body.find("\n[").unwrap_or(body.len())];
+        let set = body.lines().any(|l| {
+            let l = l.strip_prefix("# ").unwrap_or(l);
+            l.strip_prefix(key.as_str())
+                .is_some_and(|r| r.trim_start().starts_with('='))
+        });
+        assert!(set, "{section} {key} is not in conf/smppd.toml");
+    }
+}
+
+/// Every word a choice key documents is accepted, and each gives a different configuration.
+#[test]
+fn every_documented_choice_is_accepted() {
+    let full = format!(
+        "[store]\n[log]\n{}\n[[simulator]]\nname = \"s\"\nlisten = \"127.0.0.1:2775\"\n",
+        BASE.replace("[listen]", "[listen]\n")
+    );
+    let mut checked = 0;
+    for (section, key, kind, _) in key_rows() {
+        let words: Vec<&str> = match kind.strip_prefix("one of ") {
+            Some(w) => w.split(", ").map(|w| w.trim_matches('"')).collect(),
+            None => continue,
+        };
+        let mut seen = Vec::new();
+        for w in &words {
+            let text = full.replacen(&section, &format!("{section}\n{key} = \"{w}\""), 1);
+            let cfg = parse(&text).unwrap_or_else(|e| panic!("{section} {key} = {w:?}: {e}"));
+            let shown = format!("{cfg:?}");
+            assert!(
+                !seen.contains(&shown),
+                "{section} {key} = {w:?} changes nothing"
+            );
+            seen.push(shown);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 18, "{checked}");
+}

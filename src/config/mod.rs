@@ -1,14 +1,29 @@
 //! The configuration file: TOML parsed once into validated types.
 //!
-//! Owns: the schema of `conf/smppd.toml` (every key documented in `conf/`), parsing with unknown
-//! keys refused, and validation (ranges, references between sections, security rules) with every
-//! error naming the key and the line. Must never be consulted as raw TOML elsewhere: the rest of
-//! the daemon receives a [`Config`] and trusts it. Must never print a password or token
-//! ([`Secret`] redacts itself).
+//! Owns: the schema of `conf/smppd.toml` — every key's name, kind, default and documentation
+//! written once in `keys`; the README's key table and the comments in `conf/smppd.toml` are
+//! made from it ([`reference_markdown`], [`annotate`]) — parsing with unknown keys refused in
+//! every table (`table`), and validation (ranges, references between sections, security
+//! rules; `parse`, `smsc`, `route`) with every error naming the key and the line. Must
+//! never be consulted as raw TOML elsewhere: the rest of the daemon receives a [`Config`] and
+//! trusts it. Must never print a password or token ([`Secret`] redacts itself).
+//!
+//! Adding a key: one entry in its section's table in `keys.rs`, the field in the validated
+//! type below, and the line in the section's parser that reads it through a typed getter
+//! (`t.int("window")`); then `smppd check-config --annotate conf/smppd.toml` and
+//! `smppd check-config --keys` for the documentation (tests/config.rs says when they are stale).
 
-mod raw;
+mod docs;
+mod keys;
+mod parse;
+mod route;
+mod schema;
+mod smsc;
+mod table;
+mod values;
 
-pub use raw::parse_duration;
+pub use docs::{annotate, reference_markdown};
+pub use values::parse_duration;
 
 use std::fmt;
 
@@ -224,7 +239,7 @@ impl Config {
     /// (TLS files) — the store path stays relative to the working directory, like a shell user
     /// expects.
     pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Config, ConfigError> {
-        raw::parse(text, origin, base)
+        parse::parse(text, origin, base)
     }
 
     pub fn smsc(&self, name: &str) -> Option<&Smsc> {
