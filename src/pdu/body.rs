@@ -1,5 +1,5 @@
 //! The mandatory body of every SMPP 3.4 PDU (SMPP-FACTS §3), as plain structs with public fields,
-//! and their wire layout. Each body is written once, as a field list in [`pdu_body!`]: the struct,
+//! and their wire layout. Each body is written once, as a field list in `pdu_body!`: the struct,
 //! its decoder (fields in list order), its length (the sum), its encoder (fields in order) and its
 //! JSON form all follow from that list through the per-kind [`Field`] trait. Field types carry
 //! their own limits, so a body built by hand can only break the cross-field rules, which `check`
@@ -22,7 +22,7 @@ use super::types::{
 use super::wire::{Reader, Writer};
 
 /// How one body (or one entry of a body's list) is read, sized, checked, written and shown as
-/// JSON. Implemented by [`pdu_body!`] from the body's field list.
+/// JSON. Implemented by `pdu_body!` from the body's field list.
 pub(crate) trait BodyCodec: Sized {
     /// Whether the body ends with optional parameters (anything after the mandatory fields is a
     /// TLV); other bodies must end exactly after their last field.

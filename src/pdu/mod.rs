@@ -1,9 +1,11 @@
 //! SMPP 3.4 PDUs as typed values, bytes ⇄ PDU, and the stream codec.
 //!
-//! - [`Pdu`] = header fields + a [`Body`] with one variant per SMPP 3.4 command.
+//! - [`Pdu`] = header fields + a [`Body`] with one variant per SMPP 3.4 command. Each body struct
+//!   is defined once, as a list of its fields in wire order (`body`); its decoder, encoder, length
+//!   and JSON form follow from that list through one trait per field kind (`field`).
 //! - [`Pdu::decode`] takes one whole frame (`Bytes`, header included) and returns a PDU whose
-//!   strings and octet strings are slices of that frame (no copy per field). Field parsers are
-//!   `nom` parsers (`wire`).
+//!   strings and octet strings are slices of that frame (no copy per field). Field parsers are in
+//!   `wire` (`nom` for integers and TLV headers).
 //! - [`Pdu::encode`] computes `command_length`, `sm_length` and the other derived counts itself,
 //!   validates everything first, then writes into a `BytesMut` reserved to the exact size.
 //! - [`codec::PduCodec`] frames a byte stream for `tokio_util::codec`.
@@ -133,7 +135,9 @@ macro_rules! bodies {
                 Ok(match id {
                     $(CommandId::$uid => Self::$uv,)*
                     $(CommandId::$did => Self::$dv(<$dt as BodyCodec>::from_json(o)?),)*
-                    other => return Err(json::err("command", format!("{other} has no JSON form"))),
+                    other => {
+                        return Err(json::err("command", format!("{other} has no JSON form")));
+                    }
                 })
             }
         }
