@@ -36,7 +36,9 @@ pub(crate) trait BodyCodec: Sized {
     fn put_fields(&self, w: &mut Writer<'_>);
     #[inline]
     fn put(&self, dst: &mut BytesMut) {
-        self.put_fields(&mut Writer::new(dst));
+        let mut w = Writer::new(dst);
+        self.put_fields(&mut w);
+        w.flush();
     }
     /// Appends the body's keys to a JSON object, in wire order.
     fn to_json(&self, o: &mut Out);
