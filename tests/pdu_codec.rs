@@ -5,7 +5,8 @@ use bytes::{Bytes, BytesMut};
 use smppd::pdu::codec::CodecError;
 use smppd::pdu::{
     Address, Body, CommandId, CommandStatus, DataCoding, EsmClass, Frame, MessageState, Npi, Pdu,
-    PduCodec, PduError, RegisteredDelivery, ShortMessage, SubmitSm, SubmitSmResp, Tlv, Tlvs, Ton,
+    PduCodec, PduError, RegisteredDelivery, ShortMessage, SubmitMultiResp, SubmitSm, SubmitSmResp,
+    Tlv, Tlvs, Ton, UnsuccessSme,
 };
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -240,4 +241,32 @@ fn truncated_ok_response_is_rejected_but_truncated_error_response_is_not() {
         hex::encode(pdu.to_bytes().unwrap()),
         "00000010800000040000004500000001"
     );
+}
+
+/// The encoder holds fixed-size fields back and writes each run at once; runs that cross list
+/// entries (an empty address's NUL, a 4-octet status, then the next entry's TON and NPI) must come
+/// out complete, in order and big-endian.
+#[test]
+fn runs_of_fixed_size_fields_across_list_entries_encode_in_order() {
+    let entry = |ton, npi, status| UnsuccessSme {
+        addr: Address::new(Ton(ton), Npi(npi), "").unwrap(),
+        error_status_code: CommandStatus(status),
+    };
+    let body = SubmitMultiResp {
+        message_id: "m1".try_into().unwrap(),
+        unsuccess_smes: vec![entry(1, 1, 0x45), entry(2, 8, 0x0b), entry(5, 0, 0x400)],
+        tlvs: Tlvs::new(),
+    };
+    let pdu = Pdu::new(7, Body::SubmitMultiResp(body));
+    let expected = concat!(
+        "00000029800000210000000000000007",
+        "6d3100",
+        "03",
+        "01010000000045",
+        "0208000000000b",
+        "05000000000400",
+    );
+    assert_eq!(hex::encode(pdu.to_bytes().unwrap()), expected);
+    assert_eq!(pdu.encoded_len().unwrap(), expected.len() / 2);
+    assert_eq!(roundtrip(expected), pdu);
 }

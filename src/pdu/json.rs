@@ -19,15 +19,8 @@ use bytes::Bytes;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
-use super::body::{
-    AlertNotification, Bind, BindResp, CancelSm, DataSm, DestAddress, Outbind, QuerySm,
-    QuerySmResp, ReplaceSm, SubmitMulti, SubmitMultiResp, SubmitSm, SubmitSmResp, UnsuccessSme,
-};
 use super::tlv::{Tlv, Tlvs};
-use super::types::{
-    Address, COctetString, CommandId, CommandStatus, DataCoding, EsmClass, MessageState, Npi,
-    OctetString, Password, RegisteredDelivery, Ton,
-};
+use super::types::{COctetString, CommandId, CommandStatus};
 use super::{Body, Pdu};
 
 /// A JSON value whose objects keep their key order (and duplicate keys).
@@ -168,7 +161,7 @@ pub struct JsonError {
     pub problem: String,
 }
 
-fn err(key: &str, problem: impl fmt::Display) -> JsonError {
+pub(crate) fn err(key: &str, problem: impl fmt::Display) -> JsonError {
     JsonError {
         key: key.to_owned(),
         problem: problem.to_string(),
@@ -221,28 +214,26 @@ pub(crate) fn uint_from_json(j: &Json, max: u64) -> Result<u64, String> {
     }
 }
 
-struct Out(Vec<(String, Json)>);
+/// A JSON object being written, keys in order.
+pub(crate) struct Out(Vec<(String, Json)>);
 
 impl Out {
-    fn put(&mut self, k: &str, v: Json) {
+    pub(crate) fn new() -> Self {
+        Self(Vec::new())
+    }
+    pub(crate) fn into_json(self) -> Json {
+        Json::Obj(self.0)
+    }
+    pub(crate) fn put(&mut self, k: &str, v: Json) {
         self.0.push((k.to_owned(), v));
     }
-    fn n(&mut self, k: &str, v: impl Into<u64>) {
+    pub(crate) fn n(&mut self, k: &str, v: impl Into<u64>) {
         self.put(k, Json::num(v));
     }
-    fn s<const M: usize>(&mut self, k: &str, v: &COctetString<M>) {
+    pub(crate) fn s<const M: usize>(&mut self, k: &str, v: &COctetString<M>) {
         self.put(k, text_json(v.as_bytes()));
     }
-    fn addr<const M: usize>(&mut self, ton: &str, npi: &str, addr: &str, a: &Address<M>) {
-        self.n(ton, a.ton.0);
-        self.n(npi, a.npi.0);
-        self.s(addr, &a.addr);
-    }
-    fn short_message(&mut self, sm: &OctetString<0, 254>) {
-        self.n("sm_length", sm.len() as u64);
-        self.put("short_message", Json::Str(hex::encode(sm.as_bytes())));
-    }
-    fn tlvs(&mut self, tlvs: &Tlvs) {
+    pub(crate) fn tlvs(&mut self, k: &str, tlvs: &Tlvs) {
         let kv = tlvs
             .iter()
             .map(|t| {
@@ -253,7 +244,7 @@ impl Out {
                 (key, t.json_value())
             })
             .collect();
-        self.put("tlvs", Json::Obj(kv));
+        self.put(k, Json::Obj(kv));
     }
 }
 
@@ -264,7 +255,7 @@ pub fn to_json(pdu: &Pdu) -> Json {
     o.n("command_status", pdu.command_status.0);
     o.n("sequence_number", pdu.sequence_number);
     if !pdu.omits_body() {
-        body_json(&mut o, &pdu.body);
+        pdu.body.to_json(&mut o);
     }
     // Every PDU gets a `tlvs` key, empty when its body carries none, so consumers can rely on it.
     if !o.0.iter().any(|(k, _)| k == "tlvs") {
@@ -273,214 +264,18 @@ pub fn to_json(pdu: &Pdu) -> Json {
     Json::Obj(o.0)
 }
 
-fn sm_fields_json(o: &mut Out, b: &SubmitSm) {
-    o.s("service_type", &b.service_type);
-    o.addr(
-        "source_addr_ton",
-        "source_addr_npi",
-        "source_addr",
-        &b.source_addr,
-    );
-    o.addr(
-        "dest_addr_ton",
-        "dest_addr_npi",
-        "destination_addr",
-        &b.dest_addr,
-    );
-    o.n("esm_class", b.esm_class.0);
-    o.n("protocol_id", b.protocol_id);
-    o.n("priority_flag", b.priority_flag);
-    o.s("schedule_delivery_time", &b.schedule_delivery_time);
-    o.s("validity_period", &b.validity_period);
-    o.n("registered_delivery", b.registered_delivery.0);
-    o.n("replace_if_present_flag", b.replace_if_present_flag);
-    o.n("data_coding", b.data_coding.0);
-    o.n("sm_default_msg_id", b.sm_default_msg_id);
-    o.short_message(&b.short_message);
-    o.tlvs(&b.tlvs);
-}
-
-fn body_json(o: &mut Out, body: &Body) {
-    match body {
-        Body::GenericNack
-        | Body::Unbind
-        | Body::UnbindResp
-        | Body::ReplaceSmResp
-        | Body::CancelSmResp
-        | Body::EnquireLink
-        | Body::EnquireLinkResp => {}
-        Body::BindReceiver(b) | Body::BindTransmitter(b) | Body::BindTransceiver(b) => {
-            o.s("system_id", &b.system_id);
-            o.s("password", &b.password.0);
-            o.s("system_type", &b.system_type);
-            o.n("interface_version", b.interface_version);
-            o.n("addr_ton", b.addr_ton.0);
-            o.n("addr_npi", b.addr_npi.0);
-            o.s("address_range", &b.address_range);
-        }
-        Body::BindReceiverResp(b) | Body::BindTransmitterResp(b) | Body::BindTransceiverResp(b) => {
-            o.s("system_id", &b.system_id);
-            o.tlvs(&b.tlvs);
-        }
-        Body::Outbind(b) => {
-            o.s("system_id", &b.system_id);
-            o.s("password", &b.password.0);
-        }
-        Body::SubmitSm(b) | Body::DeliverSm(b) => sm_fields_json(o, b),
-        Body::SubmitSmResp(b) | Body::DeliverSmResp(b) | Body::DataSmResp(b) => {
-            o.s("message_id", &b.message_id);
-            o.tlvs(&b.tlvs);
-        }
-        Body::SubmitMulti(b) => {
-            o.s("service_type", &b.service_type);
-            o.addr(
-                "source_addr_ton",
-                "source_addr_npi",
-                "source_addr",
-                &b.source_addr,
-            );
-            o.n("number_of_dests", b.dest_addresses.len() as u64);
-            let dests = b
-                .dest_addresses
-                .iter()
-                .map(|d| {
-                    let mut e = Out(Vec::new());
-                    match d {
-                        DestAddress::Sme(a) => {
-                            e.n("dest_flag", 1u8);
-                            e.addr("dest_addr_ton", "dest_addr_npi", "destination_addr", a);
-                        }
-                        DestAddress::DistributionList(n) => {
-                            e.n("dest_flag", 2u8);
-                            e.s("dl_name", n);
-                        }
-                    }
-                    Json::Obj(e.0)
-                })
-                .collect();
-            o.put("dest_address", Json::Arr(dests));
-            o.n("esm_class", b.esm_class.0);
-            o.n("protocol_id", b.protocol_id);
-            o.n("priority_flag", b.priority_flag);
-            o.s("schedule_delivery_time", &b.schedule_delivery_time);
-            o.s("validity_period", &b.validity_period);
-            o.n("registered_delivery", b.registered_delivery.0);
-            o.n("replace_if_present_flag", b.replace_if_present_flag);
-            o.n("data_coding", b.data_coding.0);
-            o.n("sm_default_msg_id", b.sm_default_msg_id);
-            o.short_message(&b.short_message);
-            o.tlvs(&b.tlvs);
-        }
-        Body::SubmitMultiResp(b) => {
-            o.s("message_id", &b.message_id);
-            o.n("no_unsuccess", b.unsuccess_smes.len() as u64);
-            let list = b
-                .unsuccess_smes
-                .iter()
-                .map(|u| {
-                    let mut e = Out(Vec::new());
-                    e.addr(
-                        "dest_addr_ton",
-                        "dest_addr_npi",
-                        "destination_addr",
-                        &u.addr,
-                    );
-                    e.n("error_status_code", u.error_status_code.0);
-                    Json::Obj(e.0)
-                })
-                .collect();
-            o.put("unsuccess_sme", Json::Arr(list));
-            o.tlvs(&b.tlvs);
-        }
-        Body::DataSm(b) => {
-            o.s("service_type", &b.service_type);
-            o.addr(
-                "source_addr_ton",
-                "source_addr_npi",
-                "source_addr",
-                &b.source_addr,
-            );
-            o.addr(
-                "dest_addr_ton",
-                "dest_addr_npi",
-                "destination_addr",
-                &b.dest_addr,
-            );
-            o.n("esm_class", b.esm_class.0);
-            o.n("registered_delivery", b.registered_delivery.0);
-            o.n("data_coding", b.data_coding.0);
-            o.tlvs(&b.tlvs);
-        }
-        Body::QuerySm(b) => {
-            o.s("message_id", &b.message_id);
-            o.addr(
-                "source_addr_ton",
-                "source_addr_npi",
-                "source_addr",
-                &b.source_addr,
-            );
-        }
-        Body::QuerySmResp(b) => {
-            o.s("message_id", &b.message_id);
-            o.s("final_date", &b.final_date);
-            o.n("message_state", b.message_state.0);
-            o.n("error_code", b.error_code);
-        }
-        Body::CancelSm(b) => {
-            o.s("service_type", &b.service_type);
-            o.s("message_id", &b.message_id);
-            o.addr(
-                "source_addr_ton",
-                "source_addr_npi",
-                "source_addr",
-                &b.source_addr,
-            );
-            o.addr(
-                "dest_addr_ton",
-                "dest_addr_npi",
-                "destination_addr",
-                &b.dest_addr,
-            );
-        }
-        Body::ReplaceSm(b) => {
-            o.s("message_id", &b.message_id);
-            o.addr(
-                "source_addr_ton",
-                "source_addr_npi",
-                "source_addr",
-                &b.source_addr,
-            );
-            o.s("schedule_delivery_time", &b.schedule_delivery_time);
-            o.s("validity_period", &b.validity_period);
-            o.n("registered_delivery", b.registered_delivery.0);
-            o.n("sm_default_msg_id", b.sm_default_msg_id);
-            o.short_message(&b.short_message);
-        }
-        Body::AlertNotification(b) => {
-            o.addr(
-                "source_addr_ton",
-                "source_addr_npi",
-                "source_addr",
-                &b.source_addr,
-            );
-            o.addr("esme_addr_ton", "esme_addr_npi", "esme_addr", &b.esme_addr);
-            o.tlvs(&b.tlvs);
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // JSON → PDU
 
 /// The keys of one JSON object being read; every key must be used exactly once.
-struct In<'a> {
+pub(crate) struct In<'a> {
     prefix: String,
     kv: &'a [(String, Json)],
     used: Vec<bool>,
 }
 
 impl<'a> In<'a> {
-    fn new(prefix: &str, j: &'a Json) -> Result<Self, JsonError> {
+    pub(crate) fn new(prefix: &str, j: &'a Json) -> Result<Self, JsonError> {
         let Json::Obj(kv) = j else {
             return Err(err(prefix.trim_end_matches('.'), "expected a JSON object"));
         };
@@ -496,39 +291,39 @@ impl<'a> In<'a> {
         })
     }
 
-    fn key(&self, k: &str) -> String {
+    pub(crate) fn key(&self, k: &str) -> String {
         format!("{}{k}", self.prefix)
     }
 
-    fn take(&mut self, k: &str) -> Option<&'a Json> {
+    pub(crate) fn take(&mut self, k: &str) -> Option<&'a Json> {
         let i = self.kv.iter().position(|(key, _)| key == k)?;
         self.used[i] = true;
         Some(&self.kv[i].1)
     }
 
-    fn taken(&self, k: &str) -> bool {
+    pub(crate) fn taken(&self, k: &str) -> bool {
         self.kv
             .iter()
             .zip(&self.used)
             .any(|((key, _), used)| key == k && *used)
     }
 
-    fn uint(&mut self, k: &str, max: u64) -> Result<u64, JsonError> {
+    pub(crate) fn uint(&mut self, k: &str, max: u64) -> Result<u64, JsonError> {
         match self.take(k) {
             None => Ok(0),
             Some(j) => uint_from_json(j, max).map_err(|p| err(&self.key(k), p)),
         }
     }
 
-    fn u8(&mut self, k: &str) -> Result<u8, JsonError> {
+    pub(crate) fn u8(&mut self, k: &str) -> Result<u8, JsonError> {
         self.uint(k, u64::from(u8::MAX)).map(|v| v as u8)
     }
 
-    fn u32(&mut self, k: &str) -> Result<u32, JsonError> {
+    pub(crate) fn u32(&mut self, k: &str) -> Result<u32, JsonError> {
         self.uint(k, u64::from(u32::MAX)).map(|v| v as u32)
     }
 
-    fn s<const M: usize>(&mut self, k: &str) -> Result<COctetString<M>, JsonError> {
+    pub(crate) fn s<const M: usize>(&mut self, k: &str) -> Result<COctetString<M>, JsonError> {
         match self.take(k) {
             None => Ok(COctetString::empty()),
             Some(j) => {
@@ -538,41 +333,8 @@ impl<'a> In<'a> {
         }
     }
 
-    fn addr<const M: usize>(
-        &mut self,
-        ton: &str,
-        npi: &str,
-        addr: &str,
-    ) -> Result<Address<M>, JsonError> {
-        Ok(Address {
-            ton: Ton(self.u8(ton)?),
-            npi: Npi(self.u8(npi)?),
-            addr: self.s(addr)?,
-        })
-    }
-
-    fn short_message(&mut self) -> Result<OctetString<0, 254>, JsonError> {
-        let sm = match self.take("short_message") {
-            None => OctetString::default(),
-            Some(j) => {
-                let b = hex_from_json(j).map_err(|p| err(&self.key("short_message"), p))?;
-                OctetString::new(b).map_err(|e| err(&self.key("short_message"), e))?
-            }
-        };
-        if let Some(j) = self.take("sm_length") {
-            let n = uint_from_json(j, 255).map_err(|p| err(&self.key("sm_length"), p))?;
-            if n != sm.len() as u64 {
-                return Err(err(
-                    &self.key("sm_length"),
-                    format!("{n} does not match short_message ({} octets)", sm.len()),
-                ));
-            }
-        }
-        Ok(sm)
-    }
-
     /// A derived count: optional, but when given it must agree with the list.
-    fn count(&mut self, k: &str, actual: usize) -> Result<(), JsonError> {
+    pub(crate) fn count(&mut self, k: &str, actual: usize) -> Result<(), JsonError> {
         if let Some(j) = self.take(k) {
             let n = uint_from_json(j, 255).map_err(|p| err(&self.key(k), p))?;
             if n != actual as u64 {
@@ -585,7 +347,7 @@ impl<'a> In<'a> {
         Ok(())
     }
 
-    fn array(&mut self, k: &str) -> Result<&'a [Json], JsonError> {
+    pub(crate) fn array(&mut self, k: &str) -> Result<&'a [Json], JsonError> {
         match self.take(k) {
             None => Ok(&[]),
             Some(Json::Arr(a)) => Ok(a),
@@ -593,19 +355,16 @@ impl<'a> In<'a> {
         }
     }
 
-    fn tlvs(&mut self) -> Result<Tlvs, JsonError> {
-        let Some(j) = self.take("tlvs") else {
+    pub(crate) fn tlvs(&mut self, k: &str) -> Result<Tlvs, JsonError> {
+        let Some(j) = self.take(k) else {
             return Ok(Tlvs::new());
         };
         let Json::Obj(kv) = j else {
-            return Err(err(
-                &self.key("tlvs"),
-                "expected an object keyed by TLV name",
-            ));
+            return Err(err(&self.key(k), "expected an object keyed by TLV name"));
         };
         let mut out = Tlvs::new();
         for (name, v) in kv {
-            let key = format!("{}tlvs.{name}", self.prefix);
+            let key = format!("{}{k}.{name}", self.prefix);
             let tag = match Tlv::tag_of(name) {
                 Some(t) => t,
                 None => parse_tag(name).ok_or_else(|| {
@@ -620,7 +379,7 @@ impl<'a> In<'a> {
         Ok(out)
     }
 
-    fn finish(self) -> Result<(), JsonError> {
+    pub(crate) fn finish(self) -> Result<(), JsonError> {
         match self.used.iter().position(|u| !u) {
             Some(i) => Err(err(&self.key(&self.kv[i].0), "unknown key for this PDU")),
             None => Ok(()),
@@ -679,7 +438,7 @@ pub fn from_json(j: &Json) -> Result<Pdu, JsonError> {
             uint_from_json(j, u64::from(u32::MAX)).map_err(|p| err("sequence_number", p))? as u32
         }
     };
-    let body = body_from_json(id, &mut o)?;
+    let body = Body::from_json(id, &mut o)?;
     if !o.taken("tlvs") {
         match o.take("tlvs") {
             None => {}
@@ -697,176 +456,5 @@ pub fn from_json(j: &Json) -> Result<Pdu, JsonError> {
         command_status,
         sequence_number,
         body,
-    })
-}
-
-fn bind_from(o: &mut In<'_>) -> Result<Bind, JsonError> {
-    Ok(Bind {
-        system_id: o.s("system_id")?,
-        password: Password(o.s("password")?),
-        system_type: o.s("system_type")?,
-        interface_version: o.u8("interface_version")?,
-        addr_ton: Ton(o.u8("addr_ton")?),
-        addr_npi: Npi(o.u8("addr_npi")?),
-        address_range: o.s("address_range")?,
-    })
-}
-
-fn bind_resp_from(o: &mut In<'_>) -> Result<BindResp, JsonError> {
-    Ok(BindResp {
-        system_id: o.s("system_id")?,
-        tlvs: o.tlvs()?,
-    })
-}
-
-fn resp_from(o: &mut In<'_>) -> Result<SubmitSmResp, JsonError> {
-    Ok(SubmitSmResp {
-        message_id: o.s("message_id")?,
-        tlvs: o.tlvs()?,
-    })
-}
-
-fn sm_from(o: &mut In<'_>) -> Result<SubmitSm, JsonError> {
-    Ok(SubmitSm {
-        service_type: o.s("service_type")?,
-        source_addr: o.addr("source_addr_ton", "source_addr_npi", "source_addr")?,
-        dest_addr: o.addr("dest_addr_ton", "dest_addr_npi", "destination_addr")?,
-        esm_class: EsmClass(o.u8("esm_class")?),
-        protocol_id: o.u8("protocol_id")?,
-        priority_flag: o.u8("priority_flag")?,
-        schedule_delivery_time: o.s("schedule_delivery_time")?,
-        validity_period: o.s("validity_period")?,
-        registered_delivery: RegisteredDelivery(o.u8("registered_delivery")?),
-        replace_if_present_flag: o.u8("replace_if_present_flag")?,
-        data_coding: DataCoding(o.u8("data_coding")?),
-        sm_default_msg_id: o.u8("sm_default_msg_id")?,
-        short_message: o.short_message()?,
-        tlvs: o.tlvs()?,
-    })
-}
-
-fn body_from_json(id: CommandId, o: &mut In<'_>) -> Result<Body, JsonError> {
-    Ok(match id {
-        CommandId::GENERIC_NACK => Body::GenericNack,
-        CommandId::UNBIND => Body::Unbind,
-        CommandId::UNBIND_RESP => Body::UnbindResp,
-        CommandId::REPLACE_SM_RESP => Body::ReplaceSmResp,
-        CommandId::CANCEL_SM_RESP => Body::CancelSmResp,
-        CommandId::ENQUIRE_LINK => Body::EnquireLink,
-        CommandId::ENQUIRE_LINK_RESP => Body::EnquireLinkResp,
-        CommandId::BIND_RECEIVER => Body::BindReceiver(bind_from(o)?),
-        CommandId::BIND_TRANSMITTER => Body::BindTransmitter(bind_from(o)?),
-        CommandId::BIND_TRANSCEIVER => Body::BindTransceiver(bind_from(o)?),
-        CommandId::BIND_RECEIVER_RESP => Body::BindReceiverResp(bind_resp_from(o)?),
-        CommandId::BIND_TRANSMITTER_RESP => Body::BindTransmitterResp(bind_resp_from(o)?),
-        CommandId::BIND_TRANSCEIVER_RESP => Body::BindTransceiverResp(bind_resp_from(o)?),
-        CommandId::OUTBIND => Body::Outbind(Outbind {
-            system_id: o.s("system_id")?,
-            password: Password(o.s("password")?),
-        }),
-        CommandId::SUBMIT_SM => Body::SubmitSm(sm_from(o)?),
-        CommandId::DELIVER_SM => Body::DeliverSm(sm_from(o)?),
-        CommandId::SUBMIT_SM_RESP => Body::SubmitSmResp(resp_from(o)?),
-        CommandId::DELIVER_SM_RESP => Body::DeliverSmResp(resp_from(o)?),
-        CommandId::DATA_SM_RESP => Body::DataSmResp(resp_from(o)?),
-        CommandId::SUBMIT_MULTI => {
-            let service_type = o.s("service_type")?;
-            let source_addr = o.addr("source_addr_ton", "source_addr_npi", "source_addr")?;
-            let mut dest_addresses = Vec::new();
-            for (i, d) in o.array("dest_address")?.iter().enumerate() {
-                let mut e = In::new(&format!("dest_address[{i}]."), d)?;
-                let flag = e.u8("dest_flag")?;
-                dest_addresses.push(match flag {
-                    1 => DestAddress::Sme(e.addr(
-                        "dest_addr_ton",
-                        "dest_addr_npi",
-                        "destination_addr",
-                    )?),
-                    2 => DestAddress::DistributionList(e.s("dl_name")?),
-                    _ => {
-                        return Err(err(
-                            &e.key("dest_flag"),
-                            "expected 1 (SME address) or 2 (distribution list)",
-                        ));
-                    }
-                });
-                e.finish()?;
-            }
-            o.count("number_of_dests", dest_addresses.len())?;
-            Body::SubmitMulti(SubmitMulti {
-                service_type,
-                source_addr,
-                dest_addresses,
-                esm_class: EsmClass(o.u8("esm_class")?),
-                protocol_id: o.u8("protocol_id")?,
-                priority_flag: o.u8("priority_flag")?,
-                schedule_delivery_time: o.s("schedule_delivery_time")?,
-                validity_period: o.s("validity_period")?,
-                registered_delivery: RegisteredDelivery(o.u8("registered_delivery")?),
-                replace_if_present_flag: o.u8("replace_if_present_flag")?,
-                data_coding: DataCoding(o.u8("data_coding")?),
-                sm_default_msg_id: o.u8("sm_default_msg_id")?,
-                short_message: o.short_message()?,
-                tlvs: o.tlvs()?,
-            })
-        }
-        CommandId::SUBMIT_MULTI_RESP => {
-            let message_id = o.s("message_id")?;
-            let mut unsuccess_smes = Vec::new();
-            for (i, u) in o.array("unsuccess_sme")?.iter().enumerate() {
-                let mut e = In::new(&format!("unsuccess_sme[{i}]."), u)?;
-                unsuccess_smes.push(UnsuccessSme {
-                    addr: e.addr("dest_addr_ton", "dest_addr_npi", "destination_addr")?,
-                    error_status_code: CommandStatus(e.u32("error_status_code")?),
-                });
-                e.finish()?;
-            }
-            o.count("no_unsuccess", unsuccess_smes.len())?;
-            Body::SubmitMultiResp(SubmitMultiResp {
-                message_id,
-                unsuccess_smes,
-                tlvs: o.tlvs()?,
-            })
-        }
-        CommandId::DATA_SM => Body::DataSm(DataSm {
-            service_type: o.s("service_type")?,
-            source_addr: o.addr("source_addr_ton", "source_addr_npi", "source_addr")?,
-            dest_addr: o.addr("dest_addr_ton", "dest_addr_npi", "destination_addr")?,
-            esm_class: EsmClass(o.u8("esm_class")?),
-            registered_delivery: RegisteredDelivery(o.u8("registered_delivery")?),
-            data_coding: DataCoding(o.u8("data_coding")?),
-            tlvs: o.tlvs()?,
-        }),
-        CommandId::QUERY_SM => Body::QuerySm(QuerySm {
-            message_id: o.s("message_id")?,
-            source_addr: o.addr("source_addr_ton", "source_addr_npi", "source_addr")?,
-        }),
-        CommandId::QUERY_SM_RESP => Body::QuerySmResp(QuerySmResp {
-            message_id: o.s("message_id")?,
-            final_date: o.s("final_date")?,
-            message_state: MessageState(o.u8("message_state")?),
-            error_code: o.u8("error_code")?,
-        }),
-        CommandId::CANCEL_SM => Body::CancelSm(CancelSm {
-            service_type: o.s("service_type")?,
-            message_id: o.s("message_id")?,
-            source_addr: o.addr("source_addr_ton", "source_addr_npi", "source_addr")?,
-            dest_addr: o.addr("dest_addr_ton", "dest_addr_npi", "destination_addr")?,
-        }),
-        CommandId::REPLACE_SM => Body::ReplaceSm(ReplaceSm {
-            message_id: o.s("message_id")?,
-            source_addr: o.addr("source_addr_ton", "source_addr_npi", "source_addr")?,
-            schedule_delivery_time: o.s("schedule_delivery_time")?,
-            validity_period: o.s("validity_period")?,
-            registered_delivery: RegisteredDelivery(o.u8("registered_delivery")?),
-            sm_default_msg_id: o.u8("sm_default_msg_id")?,
-            short_message: o.short_message()?,
-        }),
-        CommandId::ALERT_NOTIFICATION => Body::AlertNotification(AlertNotification {
-            source_addr: o.addr("source_addr_ton", "source_addr_npi", "source_addr")?,
-            esme_addr: o.addr("esme_addr_ton", "esme_addr_npi", "esme_addr")?,
-            tlvs: o.tlvs()?,
-        }),
-        other => return Err(err("command", format!("{other} has no JSON form"))),
     })
 }

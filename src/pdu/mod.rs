@@ -1,9 +1,11 @@
 //! SMPP 3.4 PDUs as typed values, bytes ⇄ PDU, and the stream codec.
 //!
-//! - [`Pdu`] = header fields + a [`Body`] with one variant per SMPP 3.4 command.
+//! - [`Pdu`] = header fields + a [`Body`] with one variant per SMPP 3.4 command. Each body struct
+//!   is defined once, as a list of its fields in wire order (`body`); its decoder, encoder, length
+//!   and JSON form follow from that list through one trait per field kind (`field`).
 //! - [`Pdu::decode`] takes one whole frame (`Bytes`, header included) and returns a PDU whose
-//!   strings and octet strings are slices of that frame (no copy per field). Field parsers are
-//!   `nom` parsers (`wire`).
+//!   strings and octet strings are slices of that frame (no copy per field). Field parsers are in
+//!   `wire` (`nom` for integers and TLV headers).
 //! - [`Pdu::encode`] computes `command_length`, `sm_length` and the other derived counts itself,
 //!   validates everything first, then writes into a `BytesMut` reserved to the exact size.
 //! - [`codec::PduCodec`] frames a byte stream for `tokio_util::codec`.
@@ -16,6 +18,7 @@
 mod body;
 pub mod codec;
 mod error;
+mod field;
 pub mod json;
 mod tlv;
 mod types;
@@ -39,6 +42,7 @@ pub use types::{
 };
 
 use body::BodyCodec;
+use json::{In, JsonError, Out};
 use wire::Reader;
 
 /// Size of the PDU header.
@@ -67,7 +71,9 @@ macro_rules! bodies {
                 }
             }
 
-            #[inline]
+            // Always inlined into the frame decoder: a call here would return the whole body
+            // through memory and copy it once more.
+            #[inline(always)]
             fn decode(id: CommandId, r: &mut Reader<'_>) -> Result<Self, PduError> {
                 Ok(match id {
                     $(CommandId::$uid => Self::$uv,)*
@@ -96,6 +102,43 @@ macro_rules! bodies {
                     $(Self::$uv => {})*
                     $(Self::$dv(b) => b.put(dst),)*
                 }
+            }
+
+            /// A response body that carries nothing: with a non-zero status it is omitted on the
+            /// wire, as SMPP 3.4 specifies (`command_length` 16).
+            fn is_empty_response(&self) -> bool {
+                match self {
+                    $(Self::$uv => false,)*
+                    $(Self::$dv(b) => CommandId::$did.is_response() && *b == <$dt>::default(),)*
+                }
+            }
+
+            /// Whether this body ends with optional parameters (anything after the mandatory
+            /// fields is a TLV). Other bodies must end exactly after their last field.
+            fn has_tlvs(&self) -> bool {
+                match self {
+                    $(Self::$uv => false,)*
+                    $(Self::$dv(_) => <$dt as BodyCodec>::HAS_TLVS,)*
+                }
+            }
+
+            /// Appends the body's keys to a PDU's JSON object.
+            fn to_json(&self, o: &mut Out) {
+                match self {
+                    $(Self::$uv => {})*
+                    $(Self::$dv(b) => b.to_json(o),)*
+                }
+            }
+
+            /// Reads the body of command `id` from a PDU's JSON object.
+            fn from_json(id: CommandId, o: &mut In<'_>) -> Result<Self, JsonError> {
+                Ok(match id {
+                    $(CommandId::$uid => Self::$uv,)*
+                    $(CommandId::$did => Self::$dv(<$dt as BodyCodec>::from_json(o)?),)*
+                    other => {
+                        return Err(json::err("command", format!("{other} has no JSON form")));
+                    }
+                })
             }
         }
     };
@@ -132,46 +175,6 @@ bodies! {
         AlertNotification(AlertNotification) = ALERT_NOTIFICATION,
         DataSm(DataSm) = DATA_SM,
         DataSmResp(DataSmResp) = DATA_SM_RESP,
-    }
-}
-
-impl Body {
-    /// True for the response bodies that carry nothing: with a non-zero status such a body is
-    /// omitted on the wire, as SMPP 3.4 specifies (`command_length` 16).
-    fn is_empty_response(&self) -> bool {
-        match self {
-            Self::BindReceiverResp(b)
-            | Self::BindTransmitterResp(b)
-            | Self::BindTransceiverResp(b) => b.system_id.is_empty() && b.tlvs.is_empty(),
-            Self::SubmitSmResp(b) | Self::DeliverSmResp(b) | Self::DataSmResp(b) => {
-                b.message_id.is_empty() && b.tlvs.is_empty()
-            }
-            Self::SubmitMultiResp(b) => {
-                b.message_id.is_empty() && b.unsuccess_smes.is_empty() && b.tlvs.is_empty()
-            }
-            Self::QuerySmResp(b) => *b == QuerySmResp::default(),
-            _ => false,
-        }
-    }
-
-    /// Whether this body ends with optional parameters (anything after the mandatory fields is
-    /// a TLV). Other bodies must end exactly after their last field.
-    fn has_tlvs(&self) -> bool {
-        matches!(
-            self,
-            Self::BindReceiverResp(_)
-                | Self::BindTransmitterResp(_)
-                | Self::BindTransceiverResp(_)
-                | Self::SubmitSm(_)
-                | Self::SubmitSmResp(_)
-                | Self::DeliverSm(_)
-                | Self::DeliverSmResp(_)
-                | Self::SubmitMulti(_)
-                | Self::SubmitMultiResp(_)
-                | Self::AlertNotification(_)
-                | Self::DataSm(_)
-                | Self::DataSmResp(_)
-        )
     }
 }
 

@@ -1,7 +1,8 @@
-//! Field-level reading and writing: the `nom` parsers for integers, C-octet strings and octet
-//! strings, wrapped in a cursor that turns sub-slices of the frame into `Bytes` that share the
-//! frame's buffer (`Bytes::slice_ref`: no copy, no allocation). Writing puts fields straight into a
-//! `BytesMut` whose capacity the caller reserved exactly.
+//! Field-level reading and writing: parsers for integers (`nom`), C-octet strings and octet
+//! strings (plain slice splitting, which measured cheaper than nom's combinators), wrapped in a
+//! cursor that turns sub-slices of the frame into `Bytes` that share the frame's buffer
+//! (`Bytes::slice_ref`: no copy, no allocation). Writing puts fields straight into the frame's
+//! `BytesMut` through a [`Writer`], which copies runs of one-octet fields at once.
 //!
 //! This module must never allocate per field, and never panic on any input.
 
@@ -78,25 +79,6 @@ impl<'a> Reader<'a> {
         self.frame.slice(start..start + value.len())
     }
 
-    /// `N` consecutive one-octet fields at once (one bounds check); `fields` are their names, so
-    /// a truncation still names the first missing one.
-    #[inline]
-    pub(crate) fn array<const N: usize>(
-        &mut self,
-        fields: [&'static str; N],
-    ) -> Result<[u8; N], PduError> {
-        match self.rest.split_first_chunk::<N>() {
-            Some((head, rest)) => {
-                self.rest = rest;
-                Ok(*head)
-            }
-            None => {
-                let field = fields[self.rest.len().min(N - 1)];
-                self.fail(PduError::Truncated { field }).map(|()| [0; N])
-            }
-        }
-    }
-
     #[inline]
     pub(crate) fn u8(&mut self, field: &'static str) -> Result<u8, PduError> {
         match be_u8::<&[u8], ()>(self.rest) {
@@ -142,12 +124,14 @@ impl<'a> Reader<'a> {
         n: usize,
         field: &'static str,
     ) -> Result<OctetString<MIN, MAX>, PduError> {
-        match take::<usize, &[u8], ()>(n).parse(self.rest) {
-            Ok((rest, value)) => {
+        // `split_at_checked` rather than nom's `take`: the same check, without the call that
+        // nom's `take` compiled to on the decode path (measured with callgrind).
+        match self.rest.split_at_checked(n) {
+            Some((value, rest)) => {
                 self.rest = rest;
                 Ok(OctetString::from_checked(self.share(value)))
             }
-            Err(_) => self.fail(PduError::Truncated { field }),
+            None => self.fail(PduError::Truncated { field }),
         }
     }
 }
@@ -197,11 +181,111 @@ pub(crate) fn header(input: &[u8]) -> Option<(u32, u32, u32, u32)> {
     Some((word(0), word(4), word(8), word(12)))
 }
 
-/// Writes a C-octet string and its NUL.
-#[inline]
-pub(crate) fn put_cstr<const MAX: usize>(dst: &mut BytesMut, s: &COctetString<MAX>) {
-    if !s.is_empty() {
-        dst.put_slice(s.as_bytes());
+/// How many one-octet fields a [`Writer`] holds back before it copies them out.
+const HEAD: usize = 8;
+
+/// Writes a body's fields into the `BytesMut` of the frame. One-octet fields (and the NUL that
+/// ends a C-octet string) are held back and go out in one copy with the ones that follow them, up
+/// to the next variable-length field: submit_sm then takes 13 copies instead of 21. In a body's
+/// generated `put` every hold-back count is a constant, so the held octets stay in a register and
+/// each run becomes one small fixed-size store (what the hand-written encoders did). The held
+/// octets are an integer, not an array, so that no address of the writer's state reaches a call
+/// (which would force the count back to memory and the copies to `memcpy` of unknown size).
+pub(crate) struct Writer<'a> {
+    dst: &'a mut BytesMut,
+    /// Held octets, the first in the lowest byte.
+    head: u64,
+    held: usize,
+}
+
+impl<'a> Writer<'a> {
+    #[inline(always)]
+    pub(crate) fn new(dst: &'a mut BytesMut) -> Self {
+        Self {
+            dst,
+            head: 0,
+            held: 0,
+        }
     }
-    dst.put_u8(0);
+
+    /// One one-octet field (held back).
+    #[inline(always)]
+    pub(crate) fn u8(&mut self, v: u8) {
+        if self.held == HEAD {
+            self.flush();
+        }
+        self.head |= u64::from(v) << (8 * self.held);
+        self.held += 1;
+    }
+
+    /// A big-endian integer field (held back like one-octet fields).
+    #[inline(always)]
+    pub(crate) fn u32(&mut self, v: u32) {
+        for b in v.to_be_bytes() {
+            self.u8(b);
+        }
+    }
+
+    /// Octets without terminator (`short_message`); an empty value costs no copy.
+    #[inline(always)]
+    pub(crate) fn octets(&mut self, b: &[u8]) {
+        // Flushing whether or not `b` is empty keeps the hold-back count the same on both paths.
+        self.flush();
+        if !b.is_empty() {
+            self.dst.put_slice(b);
+        }
+    }
+
+    /// A C-octet string: its octets, then its NUL (held back).
+    #[inline(always)]
+    pub(crate) fn cstr<const MAX: usize>(&mut self, s: &COctetString<MAX>) {
+        self.octets(s.as_bytes());
+        self.u8(0);
+    }
+
+    /// The buffer itself, for fields that write on their own (TLVs), after the held octets.
+    #[inline(always)]
+    pub(crate) fn dst(&mut self) -> &mut BytesMut {
+        self.flush();
+        self.dst
+    }
+
+    /// Writes out what is held back; a body's `put` ends with it. (Not a `Drop`: a writer that
+    /// must flush on unwinding has to keep its state in memory before every call that may
+    /// panic, which cost about 55 instructions per submit_sm encode.)
+    #[inline(always)]
+    pub(crate) fn flush(&mut self) {
+        if self.held > 0 {
+            let held = self.head.to_le_bytes();
+            self.dst.put_slice(&held[..self.held]);
+            self.head = 0;
+            self.held = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// No body holds more than 6 octets back today; a longer run must still come out whole and
+    /// in order when the hold-back is full.
+    #[test]
+    fn writer_flushes_a_full_hold_back_in_order() {
+        let mut dst = BytesMut::new();
+        let mut w = Writer::new(&mut dst);
+        for v in 1..=10 {
+            w.u8(v);
+        }
+        w.u32(0x0b0c_0d0e);
+        w.cstr(&COctetString::<4>::new(&b"xy"[..]).unwrap());
+        w.u8(0x0f);
+        w.flush();
+        assert_eq!(
+            &dst[..],
+            &[
+                1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, b'x', b'y', 0, 15
+            ][..]
+        );
+    }
 }
