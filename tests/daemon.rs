@@ -627,19 +627,7 @@ async fn sigterm_with_messages_in_flight_loses_nothing_and_they_go_after_a_resta
         d.sigterm();
         // While it drains (op-a is silent, so the window waits for its deadline), a connected
         // client's new submit is refused with shutting_down.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let v = c.submit("+46701234567", "too late").await;
-            if v["ok"] == false {
-                assert_eq!(v["error"]["code"], "shutting_down", "{v}");
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "still accepting after SIGTERM: {v}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        refused_while_stopping(&mut c).await;
         drop(c);
         d.wait_stopped(Duration::from_secs(30))
     };
@@ -1411,19 +1399,7 @@ async fn a_reload_while_stopping_is_refused_and_the_stop_still_exits_cleanly() {
     a.update_faults(|f| f.silent = true);
     submit_many(&mut c, "+46701234567", 5).await;
     d.sigterm();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let v = c.submit("+46701234567", "too late").await;
-        if v["ok"] == false {
-            assert_eq!(v["error"]["code"], "shutting_down", "{v}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still accepting after SIGTERM: {v}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    refused_while_stopping(&mut c).await;
     // Stopping: no reload may start sessions the stop would not drain.
     let v = c.call(json!({"op":"reload"})).await;
     assert_eq!(v["error"]["code"], "bad_request", "{v}");
@@ -1432,4 +1408,21 @@ async fn a_reload_while_stopping_is_refused_and_the_stop_still_exits_cleanly() {
     drop(c);
     let status = d.wait_stopped(Duration::from_secs(30));
     assert_eq!(status.code(), Some(0), "a clean exit");
+}
+
+/// After SIGTERM, a connected client's new submit is refused with `shutting_down` within 5 s.
+async fn refused_while_stopping(c: &mut Client) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let v = c.submit("+46701234567", "too late").await;
+        if v["ok"] == false {
+            assert_eq!(v["error"]["code"], "shutting_down", "{v}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still accepting after SIGTERM: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
