@@ -323,16 +323,27 @@ impl Field for Vec<DestAddress> {
         );
     }
     fn from_json(o: &mut In<'_>, [count, list]: Self::Names) -> Result<Self, JsonError> {
-        let entries = o.array(list)?;
-        let mut out = Vec::with_capacity(entries.len());
-        for (i, d) in entries.iter().enumerate() {
-            let mut e = In::new(&format!("{list}[{i}]."), d)?;
-            out.push(DestAddress::from_json(&mut e)?);
-            e.finish()?;
-        }
-        o.count(count, out.len())?;
-        Ok(out)
+        list_from_json(o, count, list, DestAddress::from_json)
     }
+}
+
+/// Reads a JSON list of entries (each an object read by `entry`, its keys prefixed
+/// `list[i].` in errors) and checks the derived count field against it.
+fn list_from_json<T>(
+    o: &mut In<'_>,
+    count: &'static str,
+    list: &'static str,
+    entry: fn(&mut In<'_>) -> Result<T, JsonError>,
+) -> Result<Vec<T>, JsonError> {
+    let entries = o.array(list)?;
+    let mut out = Vec::with_capacity(entries.len());
+    for (i, item) in entries.iter().enumerate() {
+        let mut e = In::new(&format!("{list}[{i}]."), item)?;
+        out.push(entry(&mut e)?);
+        e.finish()?;
+    }
+    o.count(count, out.len())?;
+    Ok(out)
 }
 
 pdu_body! {
@@ -410,15 +421,7 @@ impl Field for Vec<UnsuccessSme> {
         o.put(list, Json::Arr(entries.collect()));
     }
     fn from_json(o: &mut In<'_>, [count, list]: Self::Names) -> Result<Self, JsonError> {
-        let entries = o.array(list)?;
-        let mut out = Vec::with_capacity(entries.len());
-        for (i, u) in entries.iter().enumerate() {
-            let mut e = In::new(&format!("{list}[{i}]."), u)?;
-            out.push(UnsuccessSme::from_json(&mut e)?);
-            e.finish()?;
-        }
-        o.count(count, out.len())?;
-        Ok(out)
+        list_from_json(o, count, list, UnsuccessSme::from_json)
     }
 }
 
