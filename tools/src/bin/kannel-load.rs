@@ -94,9 +94,6 @@ struct Args {
     /// Working directory for stores, configurations and logs (default: a fresh one in /tmp).
     #[arg(long)]
     work: Option<PathBuf>,
-    /// Accepted for older scripts (`-- --run`); the program always runs.
-    #[arg(long, hide = true)]
-    run: bool,
 }
 
 /// Parts of each text of the mix (GSM 153 septets a part with a UDH; UCS-2 67 characters): the

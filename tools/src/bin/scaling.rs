@@ -71,9 +71,6 @@ struct Args {
     /// A TTF font for the plot's text (default: DejaVu Sans from /usr/share/fonts).
     #[arg(long)]
     font: Option<PathBuf>,
-    /// Accepted for older scripts (`-- --run`); the program always runs.
-    #[arg(long, hide = true)]
-    run: bool,
 }
 
 /// One measured throughput point (one repetition).
