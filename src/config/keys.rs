@@ -14,7 +14,9 @@ pub const SECTIONS: &[&Section] = &[
 ];
 
 /// The top-level sections (`tls` is nested in `[[smsc]]`).
-pub const TOP: &[&Section] = &[&LISTEN, &STORE, &LOG, &OPTOUT, &SMSC, &ROUTE, &SIMULATOR];
+pub const TOP: &[&Section] = &[
+    &LISTEN, &STORE, &CLUSTER, &LOG, &OPTOUT, &SMSC, &ROUTE, &SIMULATOR,
+];
 
 const fn key(name: &'static str, kind: Kind, default: Default, doc: &'static str) -> Key {
     Key {
@@ -82,14 +84,39 @@ pub const STORE: Section = Section {
     name: "store",
     array: false,
     within: None,
-    doc: "The durable queue and logs (SQLite).",
+    doc: "The durable queue and logs: SQLite at `path` (one daemon), or PostgreSQL at `url` \
+          (several daemons sharing it; see `[cluster]`).",
     keys: &[
         key(
             "path",
             Kind::Str,
             Default::Str("var/smppd.db"),
             "The SQLite database (created with mode 0600; WAL files beside it), relative to the \
-             working directory.",
+             working directory. Not used when `url` is set.",
+        ),
+        key(
+            "url",
+            Kind::Str,
+            Default::Off("SQLite at `path`"),
+            "A PostgreSQL database shared by every instance: \
+             `postgres://user@host:5432/smppd`, with `?sslmode=require` (or `verify-full`) for \
+             TLS. Put no password here: use `password_file` or the `PGPASSWORD` environment \
+             variable.",
+        ),
+        key(
+            "password_file",
+            Kind::Str,
+            Default::Off("`PGPASSWORD`, else none"),
+            "A file holding the PostgreSQL password (its first line), relative to this file.",
+        ),
+        key(
+            "pool_size",
+            Kind::Int {
+                min: 2,
+                max: 64,
+            },
+            Default::Int(8),
+            "PostgreSQL connections this instance opens (one is the writer's).",
         ),
         key(
             "sync",
@@ -130,6 +157,30 @@ pub const STORE: Section = Section {
              64KiB). Past it, writes fail as on a full disk: submits get `overloaded`, receipts \
              are answered ESME_RX_T_APPN (the SMSC redelivers) until pruning frees room or a \
              reload raises the cap.",
+        ),
+    ],
+};
+
+pub const CLUSTER: Section = Section {
+    name: "cluster",
+    array: false,
+    within: None,
+    doc: "Several instances on one PostgreSQL store (`[store] url`): each SMSC is owned by one \
+          live instance through a lease in the database. Ignored with SQLite.",
+    keys: &[
+        key(
+            "instance",
+            Kind::Str,
+            Default::Derived("the host name"),
+            "This instance's name, unique in the cluster (letters, digits, `.`, `-`, `_`).",
+        ),
+        key(
+            "lease_ttl",
+            Kind::Duration(Bounds::AtLeast("2s")),
+            Default::Str("10s"),
+            "How long an SMSC lease lasts without renewal. The owner renews it every third of \
+             this and unbinds when it could not renew for half of it; a dead instance's SMSCs \
+             are taken over after at most this long.",
         ),
     ],
 };

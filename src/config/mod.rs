@@ -56,6 +56,7 @@ pub struct ConfigError {
 pub struct Config {
     pub listen: Listen,
     pub store: Store,
+    pub cluster: Cluster,
     pub log: Log,
     pub optout: OptOut,
     pub smscs: Vec<Smsc>,
@@ -112,7 +113,10 @@ impl fmt::Display for ListenAddr {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Store {
+    /// The SQLite file (unused when `postgres` is set).
     pub path: PathBuf,
+    /// The shared PostgreSQL store (`url`), when set.
+    pub postgres: Option<Postgres>,
     pub sync: SyncMode,
     /// Keep message text after every part was acknowledged.
     pub retain_text: bool,
@@ -125,6 +129,24 @@ pub struct Store {
     /// Cap on the store file (bytes): past it, writes fail as on a full disk (submits get
     /// `overloaded`) until rows are pruned or the cap is raised by a reload. `None`: no cap.
     pub max_size: Option<u64>,
+}
+
+/// `[store] url` and what goes with it. The password is never part of `url` (refused at load).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Postgres {
+    /// The URL as written (no password in it).
+    pub url: String,
+    /// `password_file`, resolved against the configuration file's folder; read at connect.
+    pub password_file: Option<PathBuf>,
+    /// Connections in this instance's pool.
+    pub pool_size: usize,
+}
+
+/// `[cluster]`: this instance's name and the SMSC lease length.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cluster {
+    pub instance: String,
+    pub lease_ttl: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

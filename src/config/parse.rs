@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use toml::de::DeTable;
 
-use super::keys::{LISTEN, LOG, OPTOUT, ROUTE, SIMULATOR, SMSC, STORE, TOP};
+use super::keys::{CLUSTER, LISTEN, LOG, OPTOUT, ROUTE, SIMULATOR, SMSC, STORE, TOP};
 use super::table::{Ctx, Document, Table};
 use super::values::{key_at, normalize_keyword, valid_filter, valid_name};
 use super::*;
@@ -24,6 +24,7 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config, Con
     let mut doc = Document::new(&cx, root.get_ref(), TOP)?;
     let listen = listen(&doc.table(&LISTEN))?;
     let store = store(&doc.table(&STORE))?;
+    let cluster = cluster(&doc.table(&CLUSTER))?;
     let log = log(&doc.table(&LOG))?;
     let optout = optout(&doc.table(&OPTOUT))?;
     let smscs = super::smsc::smscs(&doc.tables(&SMSC))?;
@@ -32,6 +33,7 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config, Con
     Ok(Config {
         listen,
         store,
+        cluster,
         log,
         optout,
         smscs,
@@ -93,6 +95,7 @@ fn submit_addr(t: &Table<'_>) -> Result<ListenAddr, ConfigError> {
 fn store(t: &Table<'_>) -> Result<Store, ConfigError> {
     Ok(Store {
         path: PathBuf::from(t.required("path")?.get_ref()),
+        postgres: postgres(t)?,
         sync: t.choice("sync", &[SyncMode::Normal, SyncMode::Full])?,
         retain_text: t.bool("retain_text")?,
         keep_messages: t.duration("keep_messages")?,
@@ -100,6 +103,51 @@ fn store(t: &Table<'_>) -> Result<Store, ConfigError> {
         receipt_wait: t.duration("receipt_wait")?,
         max_size: t.size("max_size")?,
     })
+}
+
+fn postgres(t: &Table<'_>) -> Result<Option<Postgres>, ConfigError> {
+    let Some(url) = t.str("url")? else {
+        return Ok(None);
+    };
+    let u = *url.get_ref();
+    if let Err(problem) = crate::store::postgres::check_url(u) {
+        return Err(t.err(url.span(), "url", problem));
+    }
+    Ok(Some(Postgres {
+        url: u.to_owned(),
+        password_file: t.file("password_file")?,
+        pool_size: t.int("pool_size")? as usize,
+    }))
+}
+
+fn cluster(t: &Table<'_>) -> Result<Cluster, ConfigError> {
+    let instance = match t.str("instance")? {
+        Some(s) => {
+            if !valid_name(s.get_ref()) {
+                let message = format!(
+                    "{:?} is not a name (letters, digits, '.', '-', '_')",
+                    s.get_ref()
+                );
+                return Err(t.err(s.span(), "instance", message));
+            }
+            (*s.get_ref()).to_owned()
+        }
+        None => host_name(),
+    };
+    Ok(Cluster {
+        instance,
+        lease_ttl: t.duration("lease_ttl")?,
+    })
+}
+
+/// The host's name (the default instance name), or `smppd` when it cannot be read.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| valid_name(h))
+        .unwrap_or_else(|| "smppd".to_owned())
 }
 
 fn log(t: &Table<'_>) -> Result<Log, ConfigError> {

@@ -74,6 +74,9 @@ pub enum StoreError {
     /// The write conflicts with the stored state (e.g. re-splitting an acknowledged message).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The store's settings cannot be used (a bad URL, an unreadable password file).
+    #[error("{0}")]
+    Config(String),
     /// An unexpected database error: a bug, not a storage condition.
     #[error("store internal error: {0}")]
     Internal(String),

@@ -13,6 +13,7 @@
 
 mod error;
 mod id;
+pub mod postgres;
 pub mod sqlite;
 mod types;
 

@@ -17,6 +17,7 @@ pub mod campaign;
 pub mod client;
 pub mod daemon;
 pub mod metrics;
+pub mod pg;
 pub mod smscs;
 
 use std::process::{Command, Output};

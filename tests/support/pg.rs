@@ -1,0 +1,180 @@
+//! A throwaway PostgreSQL cluster for one test: `initdb` in a temporary folder (as the
+//! unprivileged `postgres` user when the tests run as root, since PostgreSQL refuses to run as
+//! root), `pg_ctl start` on a free loopback port, `createdb smppd`; stopped and deleted on drop.
+//!
+//! PostgreSQL comes from Debian's `postgresql` package (`.ci/run` installs it). When it is not
+//! installed the test fails naming the package: a test that could not run never passes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// One running cluster with a database `smppd` owned by the user `smppd` (trust auth on
+/// 127.0.0.1: the tests' connections need no password).
+pub struct Pg {
+    dir: PathBuf,
+    bin: PathBuf,
+    pub port: u16,
+    as_root: bool,
+}
+
+impl Pg {
+    /// initdb + start + createdb; panics with the reason when any step fails.
+    pub fn start() -> Pg {
+        let bin = bindir();
+        let as_root = is_root();
+        let dir = std::env::temp_dir().join(format!(
+            "smppd-pg-{}-{}",
+            std::process::id(),
+            super::free_port()
+        ));
+        std::fs::create_dir_all(&dir).expect("create the cluster folder");
+        if as_root {
+            run(Command::new("chown").args(["postgres:postgres"]).arg(&dir), "chown");
+        }
+        let pg = Pg {
+            dir,
+            bin,
+            port: super::free_port(),
+            as_root,
+        };
+        let data = pg.data();
+        pg.tool(
+            "initdb",
+            &[
+                "-D",
+                &data,
+                "-U",
+                "smppd",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+        );
+        pg.start_server();
+        pg.tool(
+            "createdb",
+            &["-h", "127.0.0.1", "-p", &pg.port.to_string(), "-U", "smppd", "smppd"],
+        );
+        pg
+    }
+
+    /// The URL of the `smppd` database, as `[store] url` takes it.
+    pub fn url(&self) -> String {
+        format!("postgres://smppd@127.0.0.1:{}/smppd", self.port)
+    }
+
+    /// Starts the server again after [`Self::stop`] (same port, same data).
+    pub fn start_server(&self) {
+        let data = self.data();
+        let log = format!("{data}/../server.log");
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            self.port, data
+        );
+        self.tool("pg_ctl", &["-D", &data, "-l", &log, "-w", "-o", &options, "start"]);
+    }
+
+    /// `pg_ctl stop -m fast`: the server ends its sessions and stops, as a primary does in a
+    /// planned failover.
+    pub fn stop(&self) {
+        self.tool("pg_ctl", &["-D", &self.data(), "-w", "-m", "fast", "stop"]);
+    }
+
+    /// Runs SQL with `psql` and returns its unaligned, tuples-only output.
+    pub fn psql(&self, sql: &str) -> String {
+        let out = self.tool(
+            "psql",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "smppd",
+                "-d",
+                "smppd",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+            ],
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    fn data(&self) -> String {
+        self.dir.join("data").display().to_string()
+    }
+
+    fn tool(&self, name: &str, args: &[&str]) -> Output {
+        let exe = self.bin.join(name);
+        let mut cmd = if self.as_root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c
+        } else {
+            Command::new(&exe)
+        };
+        cmd.args(args).current_dir(&self.dir);
+        run(&mut cmd, name)
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        let data = self.data();
+        let exe = self.bin.join("pg_ctl");
+        let mut cmd = if self.as_root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c
+        } else {
+            Command::new(&exe)
+        };
+        let _ = cmd.args(["-D", &data, "-m", "immediate", "stop"]).output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn run(cmd: &mut Command, what: &str) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {what} ({cmd:?}): {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
+}
+
+/// The newest PostgreSQL's programs folder (`/usr/lib/postgresql/N/bin`, Debian's layout).
+fn bindir() -> PathBuf {
+    let root = Path::new("/usr/lib/postgresql");
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let v = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").exists().then_some((v, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, b)| b).unwrap_or_else(|| {
+        panic!("PostgreSQL is not installed (no /usr/lib/postgresql/N/bin/initdb): apt-get install postgresql")
+    })
+}
