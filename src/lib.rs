@@ -35,6 +35,7 @@
 
 pub mod address;
 pub mod api;
+pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod dispatch;

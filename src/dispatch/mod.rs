@@ -27,6 +27,7 @@ pub mod breaker;
 mod link;
 pub(crate) mod locks;
 mod outcomes;
+mod owners;
 mod parts;
 pub mod rate;
 mod reload;
@@ -113,6 +114,11 @@ pub struct Dispatch {
     /// configured names only, so bounded by the configuration.
     smsc_rates: Mutex<HashMap<Arc<str>, rate::RateMeter>>,
     route_rates: Mutex<HashMap<Arc<str>, rate::RateMeter>>,
+    /// Cluster mode: the SMSCs this instance owns (name → lease epoch); `None` on a single
+    /// node, which owns every SMSC (see [`owners`]).
+    owned: RwLock<Option<std::collections::BTreeMap<String, i64>>>,
+    /// Cluster mode: the lease task's picture of the cluster.
+    cluster_view: RwLock<Option<Arc<RwLock<crate::cluster::View>>>>,
 }
 
 /// Per-route pacing and wake-up.
@@ -164,6 +170,8 @@ impl Dispatch {
             retiring: TaskTracker::new(),
             smsc_rates: Mutex::new(HashMap::new()),
             route_rates: Mutex::new(HashMap::new()),
+            owned: RwLock::new(None),
+            cluster_view: RwLock::new(None),
         })
     }
 

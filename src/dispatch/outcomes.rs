@@ -40,6 +40,8 @@ pub(super) struct InFlight {
     pub(super) attempts: u32,
     /// The SMSC a reroute moved this part away from (not a failover target either).
     pub(super) rerouted_from: Option<Arc<str>>,
+    /// SMSCs that refused this part before, as the store keeps them (cluster mode).
+    pub(super) refused: Vec<Arc<str>>,
     /// The message's validity (ms since the epoch), for the side state's release.
     pub(super) valid_until: Option<i64>,
 }
@@ -157,7 +159,8 @@ impl Dispatch {
     /// moved it from, none that refused it before.
     fn failover_target(&self, cfg: &Config, f: &InFlight) -> Option<String> {
         let route = cfg.routes.iter().find(|r| *r.name == *f.route)?;
-        let refused = self.side.refused(&f.part);
+        let mut refused = self.side.refused(&f.part);
+        refused.extend(f.refused.iter().cloned());
         route
             .smsc
             .iter()
@@ -173,6 +176,11 @@ impl Dispatch {
     fn failed_over(&self, f: &InFlight, to: &str, status: &str) -> Disposition {
         tracing::warn!(message = %f.part.message, part = f.part.n, from = %f.smsc, %to, %status, "failover: part refused, trying the next SMSC");
         metrics::counter!(m::FAILOVERS, m::label::ROUTE => f.route.to_string(), m::label::FROM => f.smsc.to_string(), m::label::TO => to.to_owned()).increment(1);
+        if self.clustered() {
+            // The refusal and the next SMSC live with the part in the shared store, so that
+            // SMSC's owner (maybe another instance) picks it up and a new owner remembers it.
+            return Disposition::Failover { to: to.to_owned() };
+        }
         self.side.refuse(f.part, f.smsc.clone(), f.valid_until);
         Disposition::Requeue { maybe_sent: false }
     }

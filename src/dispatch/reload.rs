@@ -31,8 +31,12 @@ impl Dispatch {
         config_tx: &watch::Sender<Arc<Config>>,
     ) -> Result<String, StartError> {
         let old = self.config.borrow().clone();
+        // In a cluster only owned SMSCs have sessions here; the lease task takes care of the
+        // rest (a new SMSC is taken by some instance at its next round).
+        let owned = self.owned();
+        let mine = |name: &str| owned.as_ref().is_none_or(|o| o.contains_key(name));
         // Start every new session first, so that a failure changes nothing.
-        let started = start_changed(&old, &new, channels, &self.retiring)?;
+        let started = start_changed(&old, &new, channels, &self.retiring, &mine)?;
         let mut changes = Vec::new();
         for h in self.swap_links(&old, &new, started, &mut changes) {
             // Joined at a stop (see `Dispatch::wait_retired`).
@@ -132,9 +136,10 @@ fn start_changed(
     new: &Config,
     channels: &Channels,
     retiring: &TaskTracker,
+    mine: &dyn Fn(&str) -> bool,
 ) -> Result<Vec<(String, SmscHandle)>, StartError> {
     let mut started: Vec<(String, SmscHandle)> = Vec::new();
-    for smsc in &new.smscs {
+    for smsc in new.smscs.iter().filter(|s| mine(&s.name)) {
         let unchanged = old
             .smsc(&smsc.name)
             .is_some_and(|o| !o.connection_settings_differ(smsc));

@@ -56,18 +56,35 @@ impl Dispatch {
     /// A batch of the route's ready parts; `None` when there is nothing to do now (no SMSC of
     /// the route can transmit, the store refused, nothing is ready).
     async fn claim(&self, route: &Route) -> Option<Vec<QueuedPart>> {
-        if !route.smsc.iter().any(|s| self.can_transmit(s)) {
-            return None;
-        }
         let batch = route
             .tps
             .map_or(CLAIM_BATCH, |t| (t as usize / 10).clamp(1, CLAIM_BATCH));
-        match self
-            .store
-            .backend()
-            .claim(&route.name, batch, now_ms())
-            .await
-        {
+        let claimed = if self.clustered() {
+            // Parts headed for an owned SMSC that cannot transmit move on in the store first.
+            self.retarget_unusable(route).await;
+            let owned = self.owned_usable(route);
+            if owned.is_empty() {
+                return None;
+            }
+            let started = Instant::now();
+            let claimed = self
+                .store
+                .backend()
+                .claim_owned(&route.name, owned, batch, now_ms())
+                .await;
+            metrics::histogram!(crate::metrics::STORE_CLAIM_SECONDS, crate::metrics::label::ROUTE => route.name.clone())
+                .record(started.elapsed().as_secs_f64());
+            claimed
+        } else {
+            if !route.smsc.iter().any(|s| self.can_transmit(s)) {
+                return None;
+            }
+            self.store
+                .backend()
+                .claim(&route.name, batch, now_ms())
+                .await
+        };
+        match claimed {
             Ok(p) if p.is_empty() => None,
             Ok(p) => Some(p),
             Err(e) => {
@@ -94,6 +111,7 @@ impl Dispatch {
     /// part resent after an UNDELIV/REJECTD receipt, the SMSC whose receipt failed it.
     fn excluded(&self, part: &QueuedPart) -> Vec<Arc<str>> {
         let mut out = self.side.refused(&part.part);
+        out.extend(part.refused.iter().map(|s| Arc::from(s.as_str())));
         if let Some(s) = &part.rerouted_from {
             out.push(Arc::from(s.as_str()));
         }
@@ -105,6 +123,10 @@ impl Dispatch {
     /// not excluded for this part (see [`Self::excluded`]).
     fn choose(&self, route: &Route, part: &QueuedPart) -> Option<Arc<SmscLink>> {
         let now = Instant::now();
+        if let Some(target) = &part.target {
+            // The store says where it goes (cluster mode): that SMSC, or back to the queue.
+            return self.link(target).filter(|l| l.usable(now) && l.admit(now));
+        }
         let refused = self.excluded(part);
         if part.total > 1
             && let Some(s) = self.side.affinity(&part.part.message)
@@ -212,6 +234,7 @@ impl Dispatch {
                 smsc: link.name.clone(),
                 attempts: part.attempts,
                 rerouted_from: part.rerouted_from.as_deref().map(Arc::from),
+                refused: part.refused.iter().map(|s| Arc::from(s.as_str())).collect(),
                 valid_until: part.valid_until_ms,
             },
         );

@@ -163,6 +163,34 @@ pub const UNAUTHORIZED: &str = "smppd_unauthorized_total";
 pub const API_CONNECTIONS: &str = "smppd_api_connections";
 /// Submit-protocol clients disconnected for leaving a response unread for `listen.write_timeout`.
 pub const API_SLOW_CLIENTS: &str = "smppd_api_slow_clients_total";
+/// SMSC leases this instance holds (cluster mode).
+pub const CLUSTER_LEASES: &str = "smppd_cluster_leases_held";
+/// SMSC leases taken from another instance whose lease had expired. Labels: smsc.
+pub const CLUSTER_TAKEOVERS: &str = "smppd_cluster_takeovers_total";
+/// Lease rounds that failed (database unreachable or slow).
+pub const CLUSTER_ERRORS: &str = "smppd_cluster_errors_total";
+/// Time a claim of queued parts took in the store. Labels: route.
+pub const STORE_CLAIM_SECONDS: &str = "smppd_store_claim_seconds";
+/// Time spent waiting for a database connection from the pool (PostgreSQL).
+pub const STORE_POOL_WAIT_SECONDS: &str = "smppd_store_pool_wait_seconds";
+/// Database errors by kind (`unavailable`: connection refused, closed, timed out; `other`).
+/// Labels: reason.
+pub const STORE_DB_ERRORS: &str = "smppd_store_db_errors_total";
+
+/// Sets the leases-held gauge.
+pub fn cluster_leases(n: usize) {
+    metrics::gauge!(CLUSTER_LEASES).set(n as f64);
+}
+
+/// Counts a takeover of `smsc`'s lease.
+pub fn cluster_takeover(smsc: &str) {
+    metrics::counter!(CLUSTER_TAKEOVERS, label::SMSC => smsc.to_owned()).increment(1);
+}
+
+/// Counts a failed lease round.
+pub fn cluster_errors() {
+    metrics::counter!(CLUSTER_ERRORS).increment(1);
+}
 
 /// What a metric is, for its description.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,6 +202,42 @@ enum Kind {
 
 /// Every metric's kind, unit and description (the `# HELP` line), registered by [`describe`].
 const DESCRIPTIONS: &[(&str, Kind, Unit, &str)] = &[
+    (
+        CLUSTER_LEASES,
+        Kind::Gauge,
+        Unit::Count,
+        "SMSC leases this instance holds (several instances on PostgreSQL).",
+    ),
+    (
+        CLUSTER_TAKEOVERS,
+        Kind::Counter,
+        Unit::Count,
+        "SMSC leases taken over from an instance whose lease expired, by smsc.",
+    ),
+    (
+        CLUSTER_ERRORS,
+        Kind::Counter,
+        Unit::Count,
+        "Lease rounds that failed (the database unreachable or slow).",
+    ),
+    (
+        STORE_CLAIM_SECONDS,
+        Kind::Histogram,
+        Unit::Seconds,
+        "Time a claim of queued parts took in the store, by route.",
+    ),
+    (
+        STORE_POOL_WAIT_SECONDS,
+        Kind::Histogram,
+        Unit::Seconds,
+        "Time spent waiting for a PostgreSQL connection from the pool.",
+    ),
+    (
+        STORE_DB_ERRORS,
+        Kind::Counter,
+        Unit::Count,
+        "PostgreSQL errors, by reason (unavailable, other).",
+    ),
     (
         MESSAGES_ACCEPTED,
         Kind::Counter,
@@ -365,6 +429,12 @@ pub const ALL: &[&str] = &[
     API_CONNECTIONS,
     API_SLOW_CLIENTS,
     DISPATCH_SIDE_STATE,
+    CLUSTER_LEASES,
+    CLUSTER_TAKEOVERS,
+    CLUSTER_ERRORS,
+    STORE_CLAIM_SECONDS,
+    STORE_POOL_WAIT_SECONDS,
+    STORE_DB_ERRORS,
 ];
 
 #[cfg(test)]

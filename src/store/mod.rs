@@ -131,6 +131,34 @@ pub trait StoreBackend: Send + Sync + 'static {
     /// Deletes up to `batch` rows per table older than the retention ages. Returns how many rows
     /// went; call again while it returns `batch` or more.
     fn prune(&self, retention: Retention, now_ms: i64, batch: usize) -> Pending<usize>;
+    /// Takes up to `limit` ready parts of `route` headed for one of the `owned` SMSCs (name,
+    /// lease epoch), as [`Self::claim`] does, recording the epoch with the claim so that an
+    /// acknowledgement from an older owner cannot overwrite it. A single-node store (SQLite)
+    /// has no targets: its instance owns every SMSC, so this is `claim`.
+    fn claim_owned(
+        &self,
+        route: &str,
+        owned: Vec<(String, i64)>,
+        limit: usize,
+        now_ms: i64,
+    ) -> Pending<Vec<QueuedPart>> {
+        let _ = owned;
+        self.claim(route, limit, now_ms)
+    }
+    /// Moves up to `limit` queued parts of `route` headed for `from` to `to` (the SMSC `from`
+    /// cannot transmit); parts that `to` refused before stay. A store without targets (SQLite,
+    /// where dispatch chooses per part) has nothing to move.
+    fn retarget(&self, route: &str, from: &str, to: &str, limit: usize) -> Pending<usize> {
+        let _ = (route, from, to, limit);
+        Pending::ready(Ok(0))
+    }
+    /// Parts headed for `smsc` claimed under a lease epoch older than `epoch` (their owner died
+    /// with them in flight) go back to the queue, marked as possible duplicates. On a
+    /// single-node store recovery at open does this, so there is nothing left to do.
+    fn requeue_in_flight(&self, smsc: &str, epoch: i64) -> Pending<usize> {
+        let _ = (smsc, epoch);
+        Pending::ready(Ok(0))
+    }
     /// Applies reloadable settings (live config reload).
     fn reload(&self, settings: Settings) -> Pending<()>;
 

@@ -140,6 +140,12 @@ pub struct QueuedPart {
     /// Set when this part is being resent after an UNDELIV/REJECTD receipt (route
     /// `reroute_undelivered`): the SMSC whose receipt failed it, which the resend must avoid.
     pub rerouted_from: Option<String>,
+    /// The SMSC the store says this part is headed for (PostgreSQL: only its owner claims it);
+    /// `None` on SQLite, where dispatch chooses.
+    pub target: Option<String>,
+    /// SMSCs that refused this part with a failover status (PostgreSQL keeps them with the part
+    /// so they survive a change of owner; empty on SQLite, where dispatch remembers them).
+    pub refused: Vec<String>,
 }
 
 /// An SMSC acknowledged a part.
@@ -185,7 +191,7 @@ pub struct AckResult {
 }
 
 /// What to do with a part that was not acknowledged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Disposition {
     /// Temporary error: queue again, not before `at_ms`.
     RetryAt {
@@ -197,6 +203,12 @@ pub enum Disposition {
     Requeue {
         /// The submit_sm may have reached the SMSC.
         maybe_sent: bool,
+    },
+    /// The SMSC (`Failure::smsc`) refused the part with a failover status: queue it again for
+    /// `to`, the route's next SMSC (SQLite treats it as `Requeue { maybe_sent: false }`).
+    Failover {
+        /// The SMSC the part goes to next.
+        to: String,
     },
     /// Permanent failure: the part (and so the message) is `failed`.
     Permanent,

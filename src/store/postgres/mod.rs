@@ -6,3 +6,6 @@
 mod connect;
 
 pub use connect::{check_url, pool};
+
+/// The newest schema version this build knows (its migrations' count).
+pub const SCHEMA_VERSION: i32 = 1;

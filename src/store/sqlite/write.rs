@@ -504,6 +504,8 @@ impl<'c> Writer<'c> {
                     maybe_sent: r.get(14)?,
                     last_smsc: r.get(15)?,
                     rerouted_from: r.get(16)?,
+                    target: None,
+                    refused: Vec::new(),
                 });
             }
         }
@@ -629,7 +631,8 @@ impl<'c> Writer<'c> {
                     )?
                     .execute(params![id, f.part.n, state.code(), at_ms, f.status, f.smsc])?;
             }
-            Disposition::Requeue { maybe_sent } => {
+            Disposition::Requeue { .. } | Disposition::Failover { .. } => {
+                let maybe_sent = matches!(f.disposition, Disposition::Requeue { maybe_sent: true });
                 self.conn
                     .prepare_cached(sql!(
                         "UPDATE part SET state = {part:queued}, maybe_dup = maybe_dup | ?3,
