@@ -165,6 +165,53 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
+/// The cluster part of `smppd status` (empty on a single node): instances, then SMSC owners.
+fn render_cluster(c: &Value) -> String {
+    let mut out = String::new();
+    if c.is_null() {
+        return out;
+    }
+    if c["config_mismatch"] == true {
+        out.push_str("WARNING: live instances run different configurations (CONFIG column)\n\n");
+    }
+    out.push_str(&format!(
+        "{:<16} {:<24} {:<8} {:>14} {:<16} VERSION\n",
+        "INSTANCE", "ADDRESS", "STATE", "HEARTBEAT AGO", "CONFIG"
+    ));
+    for i in c["instances"].as_array().into_iter().flatten() {
+        let me = if i["name"] == c["instance"] {
+            " (this)"
+        } else {
+            ""
+        };
+        out.push_str(&format!(
+            "{:<16} {:<24} {:<8} {:>13.1}s {:<16} {}{}\n",
+            i["name"].as_str().unwrap_or("?"),
+            i["address"].as_str().unwrap_or("?"),
+            i["state"].as_str().unwrap_or("?"),
+            i["heartbeat_age_ms"].as_f64().unwrap_or(0.0) / 1000.0,
+            i["config_hash"].as_str().unwrap_or("?"),
+            i["version"].as_str().unwrap_or("?"),
+            me,
+        ));
+    }
+    out.push_str(&format!(
+        "\n{:<12} {:<16} {:>6}  CAN SEND\n",
+        "SMSC", "OWNER", "EPOCH"
+    ));
+    for l in c["owners"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "{:<12} {:<16} {:>6}  {}\n",
+            l["smsc"].as_str().unwrap_or("?"),
+            l["owner"].as_str().unwrap_or("(none)"),
+            l["epoch"].to_string(),
+            if l["usable"] == true { "yes" } else { "no" },
+        ));
+    }
+    out.push('\n');
+    out
+}
+
 pub fn status(args: StatusArgs) -> anyhow::Result<()> {
     runtime()?.block_on(async move {
         let mut c = args.target.connect().await?;
@@ -182,7 +229,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
 }
 
 fn render_status(v: &Value) -> String {
-    let mut out = String::new();
+    let mut out = render_cluster(&v["cluster"]);
     out.push_str(&format!(
         "{:<12} {:<16} {:<12} {:<20} {:>9} {:>8} {:>9} {:>9}  LAST ERROR\n",
         "SMSC", "BIND", "STATE", "SINCE (UTC)", "IN-FLIGHT", "RATE/S", "TIMEOUTS", "THROTTLED"

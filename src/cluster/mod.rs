@@ -52,11 +52,58 @@ pub struct Ownership {
 /// The cluster as the last round saw it (for `smppd status` and failover choices).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct View {
+    /// This instance's name and configuration fingerprint.
+    pub me: String,
+    pub config_hash: String,
     pub instances: Vec<sql::InstanceRow>,
     pub leases: Vec<sql::LeaseView>,
 }
 
 impl View {
+    /// The status view: every instance (name, address, last heartbeat, config hash), the
+    /// owner of each SMSC, and whether live instances run different configurations.
+    pub fn to_json(&self) -> serde_json::Value {
+        let live_hashes: BTreeSet<&str> = self
+            .instances
+            .iter()
+            .filter(|i| i.live && !i.stopping)
+            .map(|i| i.config_hash.as_str())
+            .collect();
+        let instances: Vec<serde_json::Value> = self
+            .instances
+            .iter()
+            .map(|i| {
+                serde_json::json!({
+                    "name": i.name,
+                    "address": i.address,
+                    "heartbeat_age_ms": i.heartbeat_age_ms,
+                    "config_hash": i.config_hash,
+                    "version": i.version,
+                    "state": if i.stopping { "stopped" } else if i.live { "live" } else { "dead" },
+                })
+            })
+            .collect();
+        let owners: Vec<serde_json::Value> = self
+            .leases
+            .iter()
+            .map(|l| {
+                serde_json::json!({
+                    "smsc": l.smsc,
+                    "owner": if l.live { l.owner.clone() } else { None },
+                    "epoch": l.epoch,
+                    "usable": l.live && l.usable,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "instance": self.me,
+            "config_hash": self.config_hash,
+            "instances": instances,
+            "owners": owners,
+            "config_mismatch": live_hashes.len() > 1,
+        })
+    }
+
     /// Whether `smsc` has a live owner whose transmitter is bound (a failover may go there).
     pub fn usable(&self, smsc: &str) -> bool {
         self.leases
@@ -120,6 +167,8 @@ pub struct Cluster {
     view: Arc<RwLock<View>>,
     /// When the last successful renewal was sent (the fence counts from here).
     renewed: Instant,
+    /// Whether the last round saw other live instances with another configuration.
+    mismatch: bool,
 }
 
 impl Cluster {
@@ -143,13 +192,14 @@ impl Cluster {
             owned,
             view: view.clone(),
             renewed: Instant::now(),
+            mismatch: false,
         };
         (cluster, owned_rx, view)
     }
 
-    /// Rounds until `stop`; then hands back every lease (after the caller stopped the binds:
-    /// see [`Self::release`]).
-    pub async fn run(mut self, stop: CancellationToken) -> Self {
+    /// Rounds until `stop`, taking no lease once `leaving` (what is held is still renewed
+    /// while the binds drain). The caller then gives everything back with [`Self::release`].
+    pub async fn run(mut self, leaving: CancellationToken, stop: CancellationToken) -> Self {
         let mut tick = tokio::time::interval(self.timing.round());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -157,7 +207,7 @@ impl Cluster {
                 _ = stop.cancelled() => return self,
                 _ = tick.tick() => {}
             }
-            if let Err(e) = self.round().await {
+            if let Err(e) = self.round(leaving.is_cancelled()).await {
                 m::cluster_errors();
                 tracing::warn!(error = %e, "cluster round failed (the database is unreachable or slow)");
             }
@@ -166,7 +216,7 @@ impl Cluster {
     }
 
     /// One round: heartbeat, renew, look, take or give back.
-    async fn round(&mut self) -> Result<(), sql::Error> {
+    async fn round(&mut self, leaving: bool) -> Result<(), sql::Error> {
         let client = self.pool.get().await.map_err(sql::Error::pool)?;
         let sent = Instant::now();
         sql::heartbeat(&client, &self.me, self.timing.ttl).await?;
@@ -186,9 +236,14 @@ impl Cluster {
             tracing::error!(smsc = %smsc, "lease lost to another instance: unbinding");
             owned.smscs.remove(smsc);
         }
-        let view = sql::view(&client, self.timing.ttl).await?;
-        self.balance(&client, &view, &mut owned).await?;
-        if !owned.leader {
+        let mut view = sql::view(&client, self.timing.ttl).await?;
+        view.me = self.me.name.clone();
+        view.config_hash = self.me.config_hash.clone();
+        self.warn_mismatch(&view);
+        if !leaving {
+            self.balance(&client, &view, &mut owned).await?;
+        }
+        if !owned.leader && !leaving {
             owned.leader = sql::take_leader(&client, &self.me.name, LEADER, self.timing.ttl)
                 .await?
                 .is_some();
@@ -288,6 +343,21 @@ impl Cluster {
                 tracing::warn!(smsc, epoch, error = %e, "lease taken, but its in-flight parts could not be re-queued yet")
             }
         }
+    }
+
+    /// Says once per change when live instances run different configurations.
+    fn warn_mismatch(&mut self, view: &View) {
+        let others: BTreeSet<&str> = view
+            .instances
+            .iter()
+            .filter(|i| i.live && !i.stopping && i.config_hash != self.me.config_hash)
+            .map(|i| i.name.as_str())
+            .collect();
+        let mismatch = !others.is_empty();
+        if mismatch && !self.mismatch {
+            tracing::warn!(instances = ?others, "instances run a different configuration than this one (see smppd status)");
+        }
+        self.mismatch = mismatch;
     }
 
     /// Gives up everything locally when renewals have failed for half the TTL.

@@ -195,7 +195,11 @@ pub async fn view(c: &Object, ttl: Duration) -> Result<super::View, Error> {
             usable: r.get(4),
         })
         .collect();
-    Ok(super::View { instances, leases })
+    Ok(super::View {
+        instances,
+        leases,
+        ..super::View::default()
+    })
 }
 
 /// A stopping instance: every lease back, its row marked stopping (not counted as live), in

@@ -254,12 +254,18 @@ impl DaemonHandler {
                 })
             })
             .collect();
-        serde_json::json!({
+        let mut status = serde_json::json!({
             "smscs": smscs,
             "in_flight": self.dispatch.in_flight(),
             // Subscribers that only want what happens from now on pass this as `after`.
             "last_seq": *self.store.backend().last_seq().borrow(),
-        })
+        });
+        if let (Some(view), serde_json::Value::Object(o)) =
+            (self.dispatch.cluster_view(), &mut status)
+        {
+            o.insert("cluster".into(), view.to_json());
+        }
+        status
     }
 }
 

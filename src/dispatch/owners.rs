@@ -44,6 +44,13 @@ impl Dispatch {
         read(&self.owned, "owned smscs").clone()
     }
 
+    /// The cluster as the lease task last saw it (`None`: not clustered).
+    pub fn cluster_view(&self) -> Option<View> {
+        let view = read(&self.cluster_view, "cluster view").clone()?;
+        let v = read(&view, "cluster view").clone();
+        Some(v)
+    }
+
     /// The link to `smsc` as the lease task needs to know it.
     pub fn link_state(&self, smsc: &str) -> LinkState {
         match self.link(smsc) {

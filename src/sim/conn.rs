@@ -395,7 +395,8 @@ impl Conn {
         }
         let system_id: Arc<str> = Arc::from(system_id.as_str());
         self.shared.c.binds.fetch_add(1, Ordering::Relaxed);
-        self.shared.c.bound_now.fetch_add(1, Ordering::Relaxed);
+        let now = self.shared.c.bound_now.fetch_add(1, Ordering::Relaxed) + 1;
+        self.shared.c.max_bound.fetch_max(now, Ordering::Relaxed);
         self.shared.register(ConnEntry {
             id: self.id,
             system_id: system_id.clone(),

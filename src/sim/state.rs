@@ -27,6 +27,9 @@ pub struct Stats {
     pub binds_rejected: u64,
     /// Sessions bound right now.
     pub bound_now: u64,
+    /// The most sessions ever bound at once (a gateway cluster that double-binds an account
+    /// shows here).
+    pub max_bound: u64,
     /// submit_sm and data_sm received.
     pub submits: u64,
     /// Responses sent, by status name (ESME_ROK included).
@@ -181,6 +184,7 @@ pub(crate) struct Counters {
     pub binds: AtomicU64,
     pub binds_rejected: AtomicU64,
     pub bound_now: AtomicU64,
+    pub max_bound: AtomicU64,
     pub submits: AtomicU64,
     pub ok: AtomicU64,
     pub throttled: AtomicU64,
@@ -469,6 +473,7 @@ impl Shared {
             binds: l(&c.binds),
             binds_rejected: l(&c.binds_rejected),
             bound_now: l(&c.bound_now),
+            max_bound: l(&c.max_bound),
             submits: l(&c.submits),
             responses,
             throttled: l(&c.throttled),

@@ -1,0 +1,129 @@
+//! The daemon's side of a cluster (`[store] url`): starts the lease task, applies what it
+//! publishes to dispatch (sessions of gained SMSCs start, lost ones drain and stop), tells
+//! housekeeping whether this instance leads, and hands the leases back at a stop.
+//!
+//! Owns the order of a graceful leave: the lease task stops taking leases when the daemon
+//! stops accepting, keeps renewing what it holds while the binds drain, and gives everything
+//! back only after the binds are down and their results written. Must never give a lease back
+//! while one of its binds may still be up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::cluster::{Cluster, Identity, Links, Ownership, Timing};
+use crate::config::Config;
+use crate::dispatch::Dispatch;
+use crate::session::Channels;
+use crate::store::Store;
+
+/// The running lease task and its applier.
+pub(super) struct Membership {
+    /// Stops taking leases (renewals go on).
+    leaving: CancellationToken,
+    /// Ends the lease task.
+    stop: CancellationToken,
+    task: JoinHandle<Cluster>,
+    pub(super) owned: watch::Receiver<Ownership>,
+}
+
+impl Membership {
+    /// Starts the lease task for this instance and the task that applies its ownership to
+    /// dispatch. Dispatch switches to cluster mode (owning nothing until the first round).
+    pub(super) fn start(
+        pool: deadpool_postgres::Pool,
+        store: &Store,
+        config: &Config,
+        config_rx: &watch::Receiver<Arc<Config>>,
+        dispatch: &Arc<Dispatch>,
+        channels: Channels,
+        tasks: &TaskTracker,
+    ) -> Membership {
+        let timing = Timing {
+            ttl: config.cluster.lease_ttl,
+        };
+        let me = Identity {
+            name: config.cluster.instance.clone(),
+            address: config.listen.submit.to_string(),
+            config_hash: config_hash(config),
+        };
+        let (smscs_tx, smscs_rx) = watch::channel(Cluster::configured(config));
+        tasks.spawn(follow_config(config_rx.clone(), smscs_tx));
+        let links: Links = {
+            let d = dispatch.clone();
+            Arc::new(move |s: &str| d.link_state(s))
+        };
+        let (cluster, owned, view) =
+            Cluster::new(pool, store.clone(), me, timing, smscs_rx, links);
+        dispatch.join_cluster(view);
+        let (leaving, stop) = (CancellationToken::new(), CancellationToken::new());
+        let task = tokio::spawn(cluster.run(leaving.clone(), stop.clone()));
+        let drain = timing.ttl / 4;
+        tasks.spawn(apply(owned.clone(), dispatch.clone(), channels, drain, leaving.clone()));
+        Membership {
+            leaving,
+            stop,
+            task,
+            owned,
+        }
+    }
+
+    /// The daemon stops accepting: no lease is taken or applied from now on.
+    pub(super) fn leave(&self) {
+        self.leaving.cancel();
+    }
+
+    /// The binds are down and their results written: every lease goes back.
+    pub(super) async fn release(self) {
+        self.stop.cancel();
+        match self.task.await {
+            Ok(cluster) => cluster.release().await,
+            Err(e) => tracing::error!(error = %e, "the lease task failed; leases expire by themselves"),
+        }
+    }
+}
+
+/// Applies each new ownership to dispatch until the daemon leaves.
+async fn apply(
+    mut owned: watch::Receiver<Ownership>,
+    dispatch: Arc<Dispatch>,
+    channels: Channels,
+    drain: Duration,
+    leaving: CancellationToken,
+) {
+    loop {
+        let now = owned.borrow_and_update().clone();
+        dispatch.set_owned(now.smscs, &channels, drain).await;
+        tokio::select! {
+            _ = leaving.cancelled() => return,
+            changed = owned.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+/// Keeps the lease task's list of configured SMSCs current across reloads.
+async fn follow_config(mut config: watch::Receiver<Arc<Config>>, smscs: watch::Sender<Vec<String>>) {
+    while config.changed().await.is_ok() {
+        let names = Cluster::configured(&config.borrow_and_update());
+        smscs.send_if_modified(|s| {
+            let changed = *s != names;
+            *s = names;
+            changed
+        });
+    }
+}
+
+/// A fingerprint of the configuration (its parsed form, secrets redacted by their `Debug`),
+/// so `smppd status` can warn when instances run different configurations. The instance's own
+/// name and address are left out: they differ by design.
+fn config_hash(config: &Config) -> String {
+    let mut c = config.clone();
+    c.cluster.instance.clear();
+    c.listen.submit = crate::config::ListenAddr::Unix(Default::default());
+    c.listen.metrics = None;
+    format!("{:016x}", crate::fnv::fnv1a(format!("{c:?}").as_bytes()))
+}
