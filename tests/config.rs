@@ -52,7 +52,7 @@ fn every_shipped_config_parses() {
             let text = std::fs::read_to_string(&path).expect("readable");
             let dir = tempfile::tempdir().expect("tempdir");
             let etc = dir.path().to_string_lossy().to_string() + "/";
-            for file in ["telia-ca.pem", "client.pem", "client.key"] {
+            for file in ["telia-ca.pem", "client.pem", "client.key", "pgpass"] {
                 std::fs::write(dir.path().join(file), "x").expect("write");
             }
             let text = text.replace("/etc/smppd/", &etc);
@@ -361,7 +361,7 @@ fn check_config_cli() {
 /// The shipped examples, with the production example's TLS files (under /etc/smppd) provided in
 /// `dir` so that only each file's own content is under test.
 fn shipped_examples(dir: &Path) -> Vec<(String, String)> {
-    for file in ["telia-ca.pem", "client.pem", "client.key"] {
+    for file in ["telia-ca.pem", "client.pem", "client.key", "pgpass"] {
         std::fs::write(dir.join(file), "x").expect("write");
     }
     let etc = dir.to_string_lossy().to_string() + "/";

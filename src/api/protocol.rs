@@ -40,6 +40,8 @@ pub enum ErrorCode {
     OptedOut,
     Unauthorized,
     Overloaded,
+    /// The shared database cannot be reached: nothing was stored; retry (any instance).
+    Unavailable,
     ShuttingDown,
     NotFound,
 }
@@ -56,13 +58,14 @@ impl ErrorCode {
             ErrorCode::OptedOut => "opted_out",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Overloaded => "overloaded",
+            ErrorCode::Unavailable => "unavailable",
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::NotFound => "not_found",
         }
     }
 
     /// Every code, for metrics descriptions and documentation tests.
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 12] = [
         ErrorCode::BadRequest,
         ErrorCode::InvalidDestination,
         ErrorCode::InvalidSender,
@@ -72,6 +75,7 @@ impl ErrorCode {
         ErrorCode::OptedOut,
         ErrorCode::Unauthorized,
         ErrorCode::Overloaded,
+        ErrorCode::Unavailable,
         ErrorCode::ShuttingDown,
         ErrorCode::NotFound,
     ];

@@ -44,9 +44,15 @@ pub struct BenchArgs {
     /// How long to wait for final states after the last accept (seconds).
     #[arg(long, default_value_t = 60)]
     pub settle: u64,
-    /// The daemon's process id, for its CPU time and peak RSS.
+    /// The daemon's process id, for its CPU time and peak RSS (repeatable: the CPU of every
+    /// process given is added up, e.g. two instances and their PostgreSQL; RSS is the largest).
     #[arg(long)]
-    pub pid: Option<u32>,
+    pub pid: Vec<u32>,
+    /// Another instance of a cluster (its submit address, repeatable): submitting connections
+    /// are spread round-robin over the target and these; the subscriber stays on the target,
+    /// which sees the whole cluster's events.
+    #[arg(long, value_name = "ADDR")]
+    pub also: Vec<String>,
     /// Control port of an `smppd sim` the daemon sends to (repeatable): its counts during the
     /// run (submits, receipts, largest window and largest 100 ms burst) are reported. The
     /// simulator's pacing figures are restarted at the start of the run.
@@ -74,6 +80,18 @@ fn proc_usage(pid: u32) -> Option<(f64, u64)> {
         .parse()
         .ok()?;
     Some((ticks / hz, hwm))
+}
+
+/// CPU seconds added up and the largest peak RSS over `pids`; `None` when there is none or one
+/// cannot be read.
+fn usage(pids: &[u32]) -> Option<(f64, u64)> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().try_fold((0.0, 0), |(cpu, rss), pid| {
+        let (c, r) = proc_usage(*pid)?;
+        Some((cpu + c, rss.max(r)))
+    })
 }
 
 /// One line to a simulator's control port, one line back.
@@ -234,7 +252,7 @@ async fn run(args: BenchArgs, mix: Mix) -> anyhow::Result<()> {
         sim_command(a, "pacing_reset").await?;
     }
     let sims_before = sim_stats(&args.sim_control).await?;
-    let usage_before = args.pid.and_then(proc_usage);
+    let usage_before = usage(&args.pid);
     let (subscriber, finals) = subscribe_finals(&args, after).await?;
 
     let shared = Arc::new(Mutex::new(Shared::default()));
@@ -245,7 +263,17 @@ async fn run(args: BenchArgs, mix: Mix) -> anyhow::Result<()> {
         .then(|| Duration::from_secs_f64(args.connections as f64 / args.rate as f64));
     let mut workers = Vec::new();
     for conn in 0..args.connections {
-        let client = args.target.connect().await?;
+        // Connection 0 goes to the target, 1 to the first `--also`, and so on round-robin.
+        let client = match conn % (args.also.len() + 1) {
+            0 => args.target.connect().await?,
+            k => {
+                let target = super::send::Target {
+                    config: args.target.config.clone(),
+                    addr: Some(args.also[k - 1].clone()),
+                };
+                target.connect().await?
+            }
+        };
         let worker = Worker {
             first: conn * per_conn,
             n: per_conn.min(args.count.saturating_sub(conn * per_conn)),
@@ -266,7 +294,7 @@ async fn run(args: BenchArgs, mix: Mix) -> anyhow::Result<()> {
     let accept_elapsed = start.elapsed();
     wait_settled(&shared, &finals, Duration::from_secs(args.settle)).await;
     subscriber.abort();
-    let usage = match (usage_before, args.pid.and_then(proc_usage)) {
+    let usage = match (usage_before, usage(&args.pid)) {
         (Some((c0, _)), Some((c1, hwm))) => Some((c1 - c0, hwm)),
         _ => None,
     };

@@ -210,9 +210,16 @@ fn message(s: Submit, route: &str, encoded: &Encoded, smart: bool) -> NewMessage
     }
 }
 
-/// Whatever the store's trouble (disk full, read-only, queue full), the client must retry
-/// later: nothing was accepted.
+/// Whatever the store's trouble (disk full, read-only, queue full, the shared database
+/// unreachable), the client must retry later: nothing was accepted. An unreachable database is
+/// `unavailable` (retry, maybe at another instance); the rest is `overloaded`.
 pub(super) fn store_error(e: StoreError) -> ApiError {
     tracing::warn!(error = %e, "store refused a request");
-    ApiError::new(ErrorCode::Overloaded, format!("store unavailable: {e}"))
+    let code = match e {
+        StoreError::Unavailable {
+            kind: "database", ..
+        } => ErrorCode::Unavailable,
+        _ => ErrorCode::Overloaded,
+    };
+    ApiError::new(code, format!("store unavailable: {e}"))
 }
