@@ -59,6 +59,7 @@ impl Reloader {
             sync: new.store.sync,
             retain_text: new.store.retain_text,
             max_size_bytes: new.store.max_size,
+            ..Default::default()
         };
         let summary = self
             .dispatch

@@ -4,7 +4,7 @@
 //! partial write behind in the shared transaction. The receipt path (recording, matching,
 //! applying, rerouting, held receipts) is in `receipts`.
 
-mod receipts;
+pub(crate) mod receipts;
 
 use super::JobError;
 use super::sql::{self, sql};
@@ -504,6 +504,8 @@ impl<'c> Writer<'c> {
                     maybe_sent: r.get(14)?,
                     last_smsc: r.get(15)?,
                     rerouted_from: r.get(16)?,
+                    target: None,
+                    refused: Vec::new(),
                 });
             }
         }
@@ -614,8 +616,8 @@ impl<'c> Writer<'c> {
             return Ok(self.recompute(f.part.message, f.now_ms)?.1);
         }
         let id = f.part.message.as_i64();
-        match f.disposition {
-            Disposition::RetryAt { at_ms } => {
+        match &f.disposition {
+            &Disposition::RetryAt { at_ms } => {
                 let state = if at_ms <= f.now_ms {
                     PartState::Queued
                 } else {
@@ -629,7 +631,10 @@ impl<'c> Writer<'c> {
                     )?
                     .execute(params![id, f.part.n, state.code(), at_ms, f.status, f.smsc])?;
             }
-            Disposition::Requeue { maybe_sent } => {
+            // One node owns every SMSC: a failover is a plain requeue here (dispatch keeps
+            // the refusals in memory and picks the next SMSC).
+            d @ (Disposition::Requeue { .. } | Disposition::Failover { .. }) => {
+                let maybe_sent = matches!(d, Disposition::Requeue { maybe_sent: true });
                 self.conn
                     .prepare_cached(sql!(
                         "UPDATE part SET state = {part:queued}, maybe_dup = maybe_dup | ?3,
@@ -977,8 +982,8 @@ impl<'c> Writer<'c> {
         super::apply_size_cap(self.conn, s)?;
         // `synchronous` cannot change inside a transaction: applied right after the commit,
         // before the caller hears back.
-        self.pending_settings = Some(*s);
-        self.settings = *s;
+        self.pending_settings = Some(s.clone());
+        self.settings = s.clone();
         Ok(())
     }
 }
