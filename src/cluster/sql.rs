@@ -65,7 +65,7 @@ pub async fn heartbeat(c: &Object, me: &Identity, _ttl: Duration) -> Result<(), 
             &me.address,
             &me.config_hash,
             &env!("CARGO_PKG_VERSION"),
-            &crate::store::postgres::SCHEMA_VERSION,
+            &(crate::store::postgres::current_version() as i32),
         ],
     )
     .await?;

@@ -28,6 +28,7 @@ pub(super) fn spawn(
     store: &Store,
     dispatch: &Arc<Dispatch>,
     config: watch::Receiver<Arc<Config>>,
+    leader: Option<watch::Receiver<crate::cluster::Ownership>>,
     stop: &CancellationToken,
 ) {
     tasks.spawn(gauges(store.clone(), dispatch.clone(), stop.clone()));
@@ -35,6 +36,7 @@ pub(super) fn spawn(
         store.clone(),
         dispatch.clone(),
         config,
+        leader,
         stop.clone(),
     ));
 }
@@ -169,11 +171,13 @@ async fn sweep(store: &Store, dispatch: &Dispatch, wait_ms: i64, stop: &Cancella
 
 /// Expires what waited too long (every second, until caught up; dispatch forgets what it kept
 /// for the messages that became final) and prunes old rows (every minute), in small batches so
-/// the writer never stalls.
+/// the writer never stalls. In a cluster only the leader does it (`leader`: the lease task's
+/// published ownership), so the shared store is swept once, not once per instance.
 async fn housekeeping(
     store: Store,
     dispatch: Arc<Dispatch>,
     config: watch::Receiver<Arc<Config>>,
+    leader: Option<watch::Receiver<crate::cluster::Ownership>>,
     stop: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -182,6 +186,9 @@ async fn housekeeping(
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
+        }
+        if leader.as_ref().is_some_and(|l| !l.borrow().leader) {
+            continue;
         }
         n += 1;
         let cfg = config.borrow().clone();

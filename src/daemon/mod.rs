@@ -13,6 +13,7 @@
 //! never close the store before the result writes of what came back were made.
 
 mod accept;
+mod cluster;
 mod handler;
 mod housekeeping;
 mod inbound;
@@ -92,7 +93,7 @@ impl Daemon {
     pub async fn start(config: Config, path: Option<PathBuf>) -> Result<Daemon, StartError> {
         // Metrics first, so that nothing recorded during start-up (binds coming up) is lost.
         let metrics = open_metrics(&config).await?;
-        let store = open_store(&config)?;
+        let (store, pool) = open_store(&config).await?;
         // Embedded simulators come up before the binds that use them.
         let simulators = start_simulators(&config).await?;
         let (events_tx, events_rx) = mpsc::channel(EVENTS);
@@ -101,9 +102,11 @@ impl Daemon {
             events: events_tx,
             inbound: inbound_tx,
         };
+        // In a cluster no SMSC is bound before its lease is taken (see `cluster`).
         let links = config
             .smscs
             .iter()
+            .filter(|_| pool.is_none())
             .map(|smsc| Ok(SmscLink::new(start_sessions(smsc, &channels)?, smsc.tps)))
             .collect::<Result<Vec<_>, StartError>>()?;
         let listener = Listener::bind(&config.listen.submit)
@@ -114,6 +117,18 @@ impl Daemon {
             .map_err(|source| listen_error(&config, source))?;
         let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
         let dispatch = Dispatch::new(store.clone(), config_rx.clone(), links);
+        let tasks = TaskTracker::new();
+        let membership = pool.map(|pool| {
+            cluster::Membership::start(
+                pool,
+                &store,
+                &config,
+                &config_rx,
+                &dispatch,
+                channels.clone(),
+                &tasks,
+            )
+        });
         dispatch.spawn_routes();
         let reloader = Arc::new(Reloader::new(
             path,
@@ -122,7 +137,8 @@ impl Daemon {
             config_tx,
             channels,
         ));
-        let mut wired = Wired::new(store, dispatch, simulators, reloader.clone());
+        let mut wired = Wired::new(store, dispatch, simulators, reloader.clone(), tasks);
+        wired.membership = membership;
         wired.spawn_flows(events_rx, inbound_rx, config_rx.clone());
         wired.spawn_api(listener, &config, config_rx.clone());
         tracing::info!(submit = %submit, smscs = config.smscs.len(), routes = config.routes.len(), "smppd running");
@@ -185,6 +201,9 @@ pub enum Phase {
     /// The event consumer records the last outcomes and ends; their result writes are waited
     /// for (up to [`DRAIN`]); the inbound task answers what it holds and ends.
     FlushResults,
+    /// In a cluster: every SMSC lease goes back (the binds are down and their results
+    /// written), so a survivor binds at its next round instead of after the lease TTL.
+    ReleaseLeases,
     /// Open API connections close; the listener task ends.
     CloseApi,
     /// Gauges, expiry, pruning and the metrics endpoint end; every task still tracked
@@ -213,6 +232,8 @@ struct Wired {
     consumer: Option<JoinHandle<()>>,
     inbound: Option<JoinHandle<()>>,
     server: Option<JoinHandle<()>>,
+    /// The lease task, in a cluster.
+    membership: Option<cluster::Membership>,
 }
 
 impl Wired {
@@ -221,6 +242,7 @@ impl Wired {
         dispatch: Arc<Dispatch>,
         simulators: Vec<SimHandle>,
         reloader: Arc<Reloader>,
+        tasks: TaskTracker,
     ) -> Wired {
         Wired {
             store,
@@ -228,13 +250,14 @@ impl Wired {
             simulators,
             reloader,
             shutting_down: Arc::new(AtomicBool::new(false)),
-            tasks: TaskTracker::new(),
+            tasks,
             stop_accepting: CancellationToken::new(),
             close_api: CancellationToken::new(),
             stop_housekeeping: CancellationToken::new(),
             consumer: None,
             inbound: None,
             server: None,
+            membership: None,
         }
     }
 
@@ -290,7 +313,8 @@ impl Wired {
         if let Some(m) = metrics {
             housekeeping::spawn_metrics(&self.tasks, m, &self.store, &self.dispatch, stop);
         }
-        housekeeping::spawn(&self.tasks, &self.store, &self.dispatch, config, stop);
+        let leader = self.membership.as_ref().map(|m| m.owned.clone());
+        housekeeping::spawn(&self.tasks, &self.store, &self.dispatch, config, leader, stop);
     }
 
     /// Runs every [`Phase`] in order.
@@ -300,6 +324,7 @@ impl Wired {
             Phase::StopRoutes,
             Phase::DrainBinds,
             Phase::FlushResults,
+            Phase::ReleaseLeases,
             Phase::CloseApi,
             Phase::StopHousekeeping,
             Phase::CloseStore,
@@ -318,10 +343,18 @@ impl Wired {
                 self.stop_accepting.cancel();
                 // No reload may start sessions from here on (one in progress finishes first).
                 self.reloader.close().await;
+                if let Some(m) = &self.membership {
+                    m.leave();
+                }
             }
             Phase::StopRoutes => self.dispatch.stop_routes().await,
             Phase::DrainBinds => self.drain_binds().await,
             Phase::FlushResults => self.flush_results().await,
+            Phase::ReleaseLeases => {
+                if let Some(m) = self.membership.take() {
+                    m.release().await;
+                }
+            }
             Phase::CloseApi => {
                 self.close_api.cancel();
                 join(self.server.take(), "submit listener").await;
@@ -405,12 +438,49 @@ async fn open_metrics(
     Ok(Some((listener, handle)))
 }
 
-/// Opens the store (creating its directory), running recovery.
-fn open_store(config: &Config) -> Result<Store, StartError> {
+/// Opens the store: PostgreSQL when `[store] url` is set (with the lease task's own small
+/// pool, so renewals never wait behind store traffic), else SQLite (creating its directory,
+/// running recovery).
+async fn open_store(
+    config: &Config,
+) -> Result<(Store, Option<deadpool_postgres::Pool>), StartError> {
+    let Some(pg) = &config.store.postgres else {
+        return open_sqlite(config).map(|s| (s, None));
+    };
+    let err = |source| StartError::Store {
+        path: PathBuf::from(&pg.url),
+        source,
+    };
+    let mut options = crate::store::PostgresOptions::new(pg.clone(), &config.cluster.instance);
+    options.settings = store_settings(config);
+    let (store, recovery) = Store::open_postgres(options).await.map_err(err)?;
+    let mut leases = pg.clone();
+    leases.pool_size = 2;
+    let app = format!("smppd-leases/{}", config.cluster.instance);
+    let pool = crate::store::postgres::pool(&leases, &app).map_err(err)?;
+    tracing::info!(url = %pg.url, instance = %config.cluster.instance, queued = recovery.queued, migrations = recovery.migrations_applied, "store open (PostgreSQL, cluster)");
+    Ok((store, Some(pool)))
+}
+
+/// The store settings a configuration gives (at open and at each reload).
+pub(crate) fn store_settings(config: &Config) -> crate::store::Settings {
+    crate::store::Settings {
+        sync: config.store.sync,
+        retain_text: config.store.retain_text,
+        max_size_bytes: config.store.max_size,
+        routes: std::sync::Arc::new(
+            config
+                .routes
+                .iter()
+                .map(|r| (r.name.clone(), r.smsc.clone()))
+                .collect(),
+        ),
+    }
+}
+
+fn open_sqlite(config: &Config) -> Result<Store, StartError> {
     let mut options = SqliteOptions::new(&config.store.path);
-    options.settings.sync = config.store.sync;
-    options.settings.retain_text = config.store.retain_text;
-    options.settings.max_size_bytes = config.store.max_size;
+    options.settings = store_settings(config);
     if let Some(dir) = config.store.path.parent()
         && !dir.as_os_str().is_empty()
     {

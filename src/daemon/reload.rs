@@ -55,11 +55,7 @@ impl Reloader {
         let channels = channels
             .as_ref()
             .ok_or_else(|| "smppd is stopping".to_owned())?;
-        let settings = crate::store::Settings {
-            sync: new.store.sync,
-            retain_text: new.store.retain_text,
-            max_size_bytes: new.store.max_size,
-        };
+        let settings = super::store_settings(&new);
         let summary = self
             .dispatch
             .apply(new, channels, &self.config_tx)

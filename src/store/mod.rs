@@ -19,6 +19,7 @@ mod types;
 
 pub use error::StoreError;
 pub use id::{BadMessageId, MessageId};
+pub use postgres::PostgresOptions;
 pub use sqlite::{Reader, SqliteOptions};
 pub use types::*;
 
@@ -131,34 +132,6 @@ pub trait StoreBackend: Send + Sync + 'static {
     /// Deletes up to `batch` rows per table older than the retention ages. Returns how many rows
     /// went; call again while it returns `batch` or more.
     fn prune(&self, retention: Retention, now_ms: i64, batch: usize) -> Pending<usize>;
-    /// Takes up to `limit` ready parts of `route` headed for one of the `owned` SMSCs (name,
-    /// lease epoch), as [`Self::claim`] does, recording the epoch with the claim so that an
-    /// acknowledgement from an older owner cannot overwrite it. A single-node store (SQLite)
-    /// has no targets: its instance owns every SMSC, so this is `claim`.
-    fn claim_owned(
-        &self,
-        route: &str,
-        owned: Vec<(String, i64)>,
-        limit: usize,
-        now_ms: i64,
-    ) -> Pending<Vec<QueuedPart>> {
-        let _ = owned;
-        self.claim(route, limit, now_ms)
-    }
-    /// Moves up to `limit` queued parts of `route` headed for `from` to `to` (the SMSC `from`
-    /// cannot transmit); parts that `to` refused before stay. A store without targets (SQLite,
-    /// where dispatch chooses per part) has nothing to move.
-    fn retarget(&self, route: &str, from: &str, to: &str, limit: usize) -> Pending<usize> {
-        let _ = (route, from, to, limit);
-        Pending::ready(Ok(0))
-    }
-    /// Parts headed for `smsc` claimed under a lease epoch older than `epoch` (their owner died
-    /// with them in flight) go back to the queue, marked as possible duplicates. On a
-    /// single-node store recovery at open does this, so there is nothing left to do.
-    fn requeue_in_flight(&self, smsc: &str, epoch: i64) -> Pending<usize> {
-        let _ = (smsc, epoch);
-        Pending::ready(Ok(0))
-    }
     /// Applies reloadable settings (live config reload).
     fn reload(&self, settings: Settings) -> Pending<()>;
 
@@ -187,6 +160,28 @@ pub trait StoreBackend: Send + Sync + 'static {
     fn last_seq(&self) -> watch::Receiver<i64>;
     /// Stops accepting writes, finishes the queued ones and joins the writer.
     fn close(&self);
+
+    /// Like [`Self::claim`], for a cluster: only ready parts of `route` whose target is one of
+    /// the `owned` SMSCs (name, lease epoch), taken so that two instances never take the same
+    /// part, and marked in flight under this instance's name and the epoch paired with the
+    /// part's target. `acked` and `failed` then apply only while that claim stands.
+    /// A single-node store owns every SMSC: SQLite answers exactly as [`Self::claim`].
+    fn claim_owned(
+        &self,
+        route: &str,
+        owned: Vec<(String, i64)>,
+        limit: usize,
+        now_ms: i64,
+    ) -> Pending<Vec<QueuedPart>>;
+    /// Moves up to `limit` queued (and waiting-for-retry) parts of `route` headed for the SMSC
+    /// `from` to the SMSC `to`, except parts that `to` refused before; the parts of one message
+    /// move together. Resolves how many parts moved. SQLite keeps no targets: resolves 0.
+    fn retarget(&self, route: &str, from: &str, to: &str, limit: usize) -> Pending<usize>;
+    /// Puts back in the queue, marked as possible duplicates, the parts in flight to `smsc`
+    /// that were claimed under a lease epoch older than `epoch` (their instance lost the lease:
+    /// it died or stalled). Resolves how many. SQLite: 0 (its recovery at open does this, and
+    /// one process owns every SMSC).
+    fn requeue_in_flight(&self, smsc: &str, epoch: i64) -> Pending<usize>;
 }
 
 /// The handle callers use: clone it freely.
@@ -205,6 +200,16 @@ impl Store {
     /// recovers what was in flight at the last stop.
     pub fn open_sqlite(options: SqliteOptions) -> Result<(Store, Recovery), StoreError> {
         let (backend, recovery) = sqlite::SqliteStore::open(options)?;
+        Ok((Store::new(Arc::new(backend)), recovery))
+    }
+
+    /// Opens the PostgreSQL store of `options.postgres` (shared by every instance of a
+    /// cluster): builds the pool, migrates the schema (refusing one newer than this build) and
+    /// starts the writer and the event sequencer on the current tokio runtime. Unlike SQLite,
+    /// opening requeues nothing (other instances may be sending their parts): the
+    /// [`Recovery`] only counts.
+    pub async fn open_postgres(options: PostgresOptions) -> Result<(Store, Recovery), StoreError> {
+        let (backend, recovery) = postgres::PostgresStore::open(options).await?;
         Ok((Store::new(Arc::new(backend)), recovery))
     }
 

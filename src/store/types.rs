@@ -140,11 +140,11 @@ pub struct QueuedPart {
     /// Set when this part is being resent after an UNDELIV/REJECTD receipt (route
     /// `reroute_undelivered`): the SMSC whose receipt failed it, which the resend must avoid.
     pub rerouted_from: Option<String>,
-    /// The SMSC the store says this part is headed for (PostgreSQL: only its owner claims it);
-    /// `None` on SQLite, where dispatch chooses.
+    /// The SMSC the part is headed for (PostgreSQL: set at accept to its route's first SMSC,
+    /// changed by failover, reroute and `retarget`). SQLite keeps no targets: always `None`.
     pub target: Option<String>,
-    /// SMSCs that refused this part with a failover status (PostgreSQL keeps them with the part
-    /// so they survive a change of owner; empty on SQLite, where dispatch remembers them).
+    /// The SMSCs that refused the part with a failover status ([`Disposition::Failover`]), in
+    /// refusal order. SQLite keeps none (dispatch's in-memory refusal map does): always empty.
     pub refused: Vec<String>,
 }
 
@@ -204,17 +204,19 @@ pub enum Disposition {
         /// The submit_sm may have reached the SMSC.
         maybe_sent: bool,
     },
-    /// The SMSC (`Failure::smsc`) refused the part with a failover status: queue it again for
-    /// `to`, the route's next SMSC (SQLite treats it as `Requeue { maybe_sent: false }`).
-    Failover {
-        /// The SMSC the part goes to next.
-        to: String,
-    },
     /// Permanent failure: the part (and so the message) is `failed`.
     Permanent,
     /// Its validity ended before it was written to an SMSC (the session checks right before
     /// the write): the part (and so the message) is `expired`.
     Expired,
+    /// The SMSC `failure.smsc` refused the part with a failover status: queue it again for the
+    /// SMSC `to`. PostgreSQL appends the refusing SMSC to the part's `refused` list and sets its
+    /// `target` to `to`; SQLite keeps no targets and treats it exactly as
+    /// `Requeue { maybe_sent: false }` (dispatch remembers refusals in memory there).
+    Failover {
+        /// The SMSC the part goes to next.
+        to: String,
+    },
 }
 
 /// A part was not acknowledged.
@@ -464,7 +466,7 @@ impl SyncMode {
 }
 
 /// Settings that can change while running.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// `normal` or `full`.
     pub sync: SyncMode,
@@ -472,6 +474,20 @@ pub struct Settings {
     pub retain_text: bool,
     /// Cap on the store file size (bytes); writes past it fail as `disk_full`.
     pub max_size_bytes: Option<u64>,
+    /// Each route's SMSCs in failover order (route name → SMSC names), filled from the config
+    /// at open and at every reload. PostgreSQL sets a part's `target` from it at accept and at
+    /// a reroute; SQLite ignores it.
+    pub routes: std::sync::Arc<Vec<(String, Vec<String>)>>,
+}
+
+impl Settings {
+    /// The SMSCs of `route` in failover order (empty for a route not listed).
+    pub fn route_smscs(&self, route: &str) -> &[String] {
+        self.routes
+            .iter()
+            .find(|(r, _)| r == route)
+            .map_or(&[][..], |(_, s)| s.as_slice())
+    }
 }
 
 impl Default for Settings {
@@ -480,6 +496,7 @@ impl Default for Settings {
             sync: SyncMode::Normal,
             retain_text: true,
             max_size_bytes: None,
+            routes: std::sync::Arc::default(),
         }
     }
 }

@@ -14,8 +14,8 @@
 mod lock;
 mod read;
 mod schema;
-mod sql;
-mod write;
+pub(crate) mod sql;
+pub(crate) mod write;
 
 pub use read::Reader;
 
@@ -333,7 +333,7 @@ fn writer_connection(opts: &SqliteOptions) -> Result<Connection, StoreError> {
 fn recover(conn: &Connection, opts: &SqliteOptions) -> Result<(Recovery, i64), StoreError> {
     // Prepared here once too, so a statement that does not compile fails the open.
     let mut writer =
-        write::Writer::new(conn, opts.settings).map_err(|e| open_error(&opts.path, e))?;
+        write::Writer::new(conn, opts.settings.clone()).map_err(|e| open_error(&opts.path, e))?;
     let recovery = writer.recover().map_err(|e| classify(&e))?;
     Ok((recovery, writer.last_seq().map_err(|e| classify(&e))?))
 }
@@ -350,7 +350,7 @@ fn spawn_writer(
         max_writes: opts.max_batch.max(1),
         max_time: opts.max_batch_time,
     };
-    let settings = opts.settings;
+    let settings = opts.settings.clone();
     std::thread::Builder::new()
         .name("store-writer".into())
         .spawn(move || match write::Writer::new(&conn, settings) {
@@ -745,6 +745,27 @@ impl StoreBackend for SqliteStore {
 
     fn last_seq(&self) -> watch::Receiver<i64> {
         self.seq.clone()
+    }
+
+    /// One process owns every SMSC: the owned list changes nothing.
+    fn claim_owned(
+        &self,
+        route: &str,
+        _owned: Vec<(String, i64)>,
+        limit: usize,
+        now_ms: i64,
+    ) -> Pending<Vec<QueuedPart>> {
+        self.claim(route, limit, now_ms)
+    }
+
+    /// No targets are kept: nothing to move.
+    fn retarget(&self, _route: &str, _from: &str, _to: &str, _limit: usize) -> Pending<usize> {
+        Pending::ready(Ok(0))
+    }
+
+    /// Recovery at open requeues what was in flight; no other instance can hold a part.
+    fn requeue_in_flight(&self, _smsc: &str, _epoch: i64) -> Pending<usize> {
+        Pending::ready(Ok(0))
     }
 
     fn close(&self) {

@@ -55,7 +55,7 @@ pub(crate) use sql;
 /// Replaces each `{part:name}` / `{message:name}` with the state's code. A placeholder that
 /// names no state is left as it is: SQLite refuses the `{` ("unrecognized token") when the
 /// statement is prepared, so the mistake shows at the first use of the statement.
-fn fill(text: &str) -> String {
+pub(crate) fn fill(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(open) = rest.find('{') {

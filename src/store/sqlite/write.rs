@@ -4,7 +4,7 @@
 //! partial write behind in the shared transaction. The receipt path (recording, matching,
 //! applying, rerouting, held receipts) is in `receipts`.
 
-mod receipts;
+pub(crate) mod receipts;
 
 use super::JobError;
 use super::sql::{self, sql};
@@ -616,8 +616,8 @@ impl<'c> Writer<'c> {
             return Ok(self.recompute(f.part.message, f.now_ms)?.1);
         }
         let id = f.part.message.as_i64();
-        match f.disposition {
-            Disposition::RetryAt { at_ms } => {
+        match &f.disposition {
+            &Disposition::RetryAt { at_ms } => {
                 let state = if at_ms <= f.now_ms {
                     PartState::Queued
                 } else {
@@ -631,8 +631,10 @@ impl<'c> Writer<'c> {
                     )?
                     .execute(params![id, f.part.n, state.code(), at_ms, f.status, f.smsc])?;
             }
-            Disposition::Requeue { .. } | Disposition::Failover { .. } => {
-                let maybe_sent = matches!(f.disposition, Disposition::Requeue { maybe_sent: true });
+            // One node owns every SMSC: a failover is a plain requeue here (dispatch keeps
+            // the refusals in memory and picks the next SMSC).
+            d @ (Disposition::Requeue { .. } | Disposition::Failover { .. }) => {
+                let maybe_sent = matches!(d, Disposition::Requeue { maybe_sent: true });
                 self.conn
                     .prepare_cached(sql!(
                         "UPDATE part SET state = {part:queued}, maybe_dup = maybe_dup | ?3,
@@ -980,8 +982,8 @@ impl<'c> Writer<'c> {
         super::apply_size_cap(self.conn, s)?;
         // `synchronous` cannot change inside a transaction: applied right after the commit,
         // before the caller hears back.
-        self.pending_settings = Some(*s);
-        self.settings = *s;
+        self.pending_settings = Some(s.clone());
+        self.settings = s.clone();
         Ok(())
     }
 }

@@ -16,13 +16,13 @@ use serde_json::json;
 
 /// The `dlr_log.smsc_key` of a receipt that carries no message id (nothing to correlate): kept
 /// unmatched for ever. `canonical_id` never yields upper case, so no part's key is ever this.
-const NO_ID_KEY: &str = "<NO ID>";
+pub(crate) const NO_ID_KEY: &str = "<NO ID>";
 
-fn outcome_code(o: Outcome) -> i64 {
+pub(crate) fn outcome_code(o: Outcome) -> i64 {
     PartState::from_outcome(o).code()
 }
 
-fn outcome_from_code(c: i64) -> Option<Outcome> {
+pub(crate) fn outcome_from_code(c: i64) -> Option<Outcome> {
     match PartState::from_code(c)? {
         PartState::Delivered => Some(Outcome::Delivered),
         PartState::Accepted => Some(Outcome::Accepted),
@@ -34,13 +34,13 @@ fn outcome_from_code(c: i64) -> Option<Outcome> {
 }
 
 /// A JSON string literal (quoted and escaped).
-fn json_str(s: &str) -> String {
+pub(crate) fn json_str(s: &str) -> String {
     serde_json::Value::from(s).to_string()
 }
 
 /// FNV-1a over everything that makes a receipt this receipt, to recognise a re-sent one. Stored
 /// in `dlr_log.fp` and the parts' `receipts` lists, so its value must never change.
-fn fingerprint(r: &IncomingReceipt) -> i64 {
+pub(crate) fn fingerprint(r: &IncomingReceipt) -> i64 {
     Fnv1a::new()
         .field(r.smsc.as_bytes())
         .field(&r.raw)
@@ -108,15 +108,15 @@ type HeldRow = (i64, String, Option<String>, Option<i64>, i64);
 
 /// A receipt as written to the log, for applying it to its part.
 #[derive(Clone, Copy)]
-struct Logged<'a> {
-    log_id: i64,
-    fp: i64,
-    stat: &'a str,
-    err: Option<&'a str>,
+pub(crate) struct Logged<'a> {
+    pub(crate) log_id: i64,
+    pub(crate) fp: i64,
+    pub(crate) stat: &'a str,
+    pub(crate) err: Option<&'a str>,
     /// The final outcome it gives the part; `None` for an intermediate receipt.
-    outcome: Option<Outcome>,
-    smsc: &'a str,
-    smsc_id: &'a str,
+    pub(crate) outcome: Option<Outcome>,
+    pub(crate) smsc: &'a str,
+    pub(crate) smsc_id: &'a str,
 }
 
 /// What a matched receipt did to its part.
@@ -128,13 +128,13 @@ enum Effect {
 }
 
 /// The stat a receipt is logged and shown with: the SMSC's own word when it had one.
-fn stat_text(r: &crate::receipt::Receipt) -> &str {
+pub(crate) fn stat_text(r: &crate::receipt::Receipt) -> &str {
     r.stat_text.as_deref().unwrap_or(r.stat.as_str())
 }
 
 /// The `dlr` event's body. Written by hand: this runs once per receipt and `json!` costs a map
 /// of allocations.
-fn dlr_body(part: PartRef, state: MessageState, next: PartState, r: &Logged<'_>) -> String {
+pub(crate) fn dlr_body(part: PartRef, state: MessageState, next: PartState, r: &Logged<'_>) -> String {
     format!(
         r#"{{"id":"{}","part":{},"state":"{}","part_state":"{}","stat":{},"err":{},"smsc":{},"smsc_id":{}}}"#,
         part.message,
@@ -149,7 +149,7 @@ fn dlr_body(part: PartRef, state: MessageState, next: PartState, r: &Logged<'_>)
 }
 
 /// Finds a fingerprint in a part's `receipts` list (`log_id:fp,…`); returns the log id.
-fn find_receipt(list: Option<&str>, fp: i64) -> Option<i64> {
+pub(crate) fn find_receipt(list: Option<&str>, fp: i64) -> Option<i64> {
     list?.split(',').find_map(|entry| {
         let (id, f) = entry.split_once(':')?;
         (f.parse::<i64>().ok()? == fp).then(|| id.parse().ok())?

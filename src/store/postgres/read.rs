@@ -1,0 +1,284 @@
+//! Reads, each on a pooled connection of its own (never the writer's): they see committed rows
+//! only and never wait behind a write batch. A reader never writes. Events are read only once
+//! numbered (`seq` set, see `events`).
+
+use super::Client;
+use crate::receipt::ReceiptDate;
+use crate::store::{
+    Event, MessageClass, MessageId, MessageState, MessageView, MoFragment, MoSet, OptOutEntry,
+    PartState, PartView, QueueDepth, ReceiptView, StoreStats, aggregate,
+};
+use tokio_postgres::{Error, Row};
+
+async fn rows(
+    c: &Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<Row>, Error> {
+    let st = c.prepare_cached(sql).await?;
+    c.query(&st, params).await
+}
+
+async fn count(c: &Client, sql: &str) -> Result<i64, Error> {
+    Ok(rows(c, sql, &[])
+        .await?
+        .first()
+        .map_or(0, |r| r.get::<_, i64>(0)))
+}
+
+/// Parts queued or waiting for a retry.
+pub(super) async fn queued_count(c: &Client) -> Result<i64, Error> {
+    count(
+        c,
+        filled!(
+            "SELECT (SELECT count(*) FROM part WHERE state = {part:queued})
+                + (SELECT count(*) FROM part WHERE state = {part:waiting})"
+        ),
+    )
+    .await
+}
+
+fn message_row(r: &Row) -> MessageView {
+    MessageView {
+        id: MessageId::from_i64(r.get(0)),
+        key: r.get(1),
+        to: r.get(2),
+        from: r.get(3),
+        route: r.get(4),
+        class: MessageClass::from_code(i64::from(r.get::<_, i32>(5))),
+        priority: r.get::<_, i32>(6) as u8,
+        encoding: r.get(7),
+        split: r.get(8),
+        dlr: r.get(9),
+        state: MessageState::from_code(i64::from(r.get::<_, i32>(10)))
+            .unwrap_or(MessageState::Queued),
+        text: r.get(11),
+        tags: r.get(12),
+        accepted_at: r.get(13),
+        submitted_at: r.get(14),
+        done_at: r.get(15),
+        valid_until: r.get(16),
+        options: r.get(17),
+        parts: Vec::new(),
+        receipts: Vec::new(),
+    }
+}
+
+fn part_row(r: &Row) -> PartView {
+    PartView {
+        n: r.get::<_, i32>(0) as u8,
+        state: PartState::from_code(i64::from(r.get::<_, i32>(1))).unwrap_or(PartState::Queued),
+        smsc: r.get(2),
+        smsc_id: r.get(3),
+        attempts: r.get::<_, i32>(4).max(0) as u32,
+        last_status: r.get::<_, Option<i64>>(5).map(|s| s as u32),
+        stat: r.get(6),
+        error: r.get(7),
+        maybe_duplicate: r.get(8),
+        acked_at: r.get(9),
+        done_at: r.get(10),
+    }
+}
+
+fn receipt_row(r: &Row) -> ReceiptView {
+    let date = |i: usize| r.get::<_, Option<i64>>(i).map(|n| ReceiptDate::from_number(n).to_string());
+    ReceiptView {
+        log_id: r.get(0),
+        at: r.get(1),
+        smsc: r.get(2),
+        smsc_id: r.get(3),
+        message: r.get::<_, Option<i64>>(4).map(MessageId::from_i64),
+        part: r.get::<_, Option<i32>>(5).map(|n| n as u8),
+        stat: r.get(6),
+        err: r.get(7),
+        submit_date: date(8),
+        done_date: date(9),
+        raw: String::from_utf8_lossy(r.get::<_, &[u8]>(10)).into_owned(),
+        tlv_state: r.get::<_, Option<i32>>(11).map(|s| s as u8),
+        tlv_network_error: r.get(12),
+    }
+}
+
+/// One message with its parts and receipts.
+pub(super) async fn message(c: &Client, id: MessageId) -> Result<Option<MessageView>, Error> {
+    let found = rows(
+        c,
+        "SELECT id, idem_key, dest, sender, route, class, priority, encoding, split, dlr, state,
+            text, tags, accepted_at, submitted_at, done_at, valid_until, options
+         FROM message WHERE id = $1",
+        &[&id.as_i64()],
+    )
+    .await?;
+    let Some(row) = found.first() else {
+        return Ok(None);
+    };
+    let mut m = message_row(row);
+    let part_rows = rows(
+        c,
+        "SELECT n, state, smsc, smsc_id, attempts, last_status, stat, err, maybe_dup, acked_at,
+            done_at FROM part WHERE message_id = $1 ORDER BY n",
+        &[&id.as_i64()],
+    )
+    .await?;
+    m.parts = part_rows.iter().map(part_row).collect();
+    m.receipts = rows(
+        c,
+        "SELECT id, at, smsc, smsc_id, message_id, part_n, stat, err, submit_ts, done_ts, raw,
+            tlv_state, tlv_err FROM dlr_log WHERE message_id = $1 ORDER BY id",
+        &[&id.as_i64()],
+    )
+    .await?
+    .iter()
+    .map(receipt_row)
+    .collect();
+    if m.state == MessageState::Queued {
+        let states: Vec<PartState> = m.parts.iter().map(|p| p.state).collect();
+        m.state = aggregate(m.dlr, &states);
+    }
+    if m.submitted_at.is_none() && m.state != MessageState::Queued {
+        m.submitted_at = m.parts.iter().filter_map(|p| p.acked_at).min();
+    }
+    Ok(Some(m))
+}
+
+/// Numbered events after `after`, oldest first.
+pub(super) async fn events_after(c: &Client, after: i64, limit: usize) -> Result<Vec<Event>, Error> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    Ok(rows(
+        c,
+        "SELECT seq, kind, at, body FROM event WHERE seq > $1 ORDER BY seq LIMIT $2",
+        &[&after, &limit],
+    )
+    .await?
+    .iter()
+    .map(|r| Event {
+        seq: r.get(0),
+        kind: r.get(1),
+        at: r.get(2),
+        body: r.get(3),
+    })
+    .collect())
+}
+
+/// Queued and waiting parts per route, with the oldest message.
+pub(super) async fn queue_depth(c: &Client) -> Result<Vec<QueueDepth>, Error> {
+    let found = rows(
+        c,
+        filled!(
+            "SELECT route, count(*), min(message_id) FROM part
+             WHERE state IN ({part:queued}, {part:waiting}) GROUP BY route ORDER BY route"
+        ),
+        &[],
+    )
+    .await?;
+    Ok(found
+        .iter()
+        .map(|r| QueueDepth {
+            route: r.get(0),
+            parts: r.get::<_, i64>(1).max(0) as u64,
+            oldest_ms: MessageId::from_i64(r.get(2)).millis(),
+        })
+        .collect())
+}
+
+pub(super) async fn is_opted_out(c: &Client, number: &str) -> Result<bool, Error> {
+    Ok(!rows(c, "SELECT 1 FROM optout WHERE number = $1", &[&number])
+        .await?
+        .is_empty())
+}
+
+pub(super) async fn optout_list(
+    c: &Client,
+    after: &str,
+    limit: usize,
+) -> Result<Vec<OptOutEntry>, Error> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    Ok(rows(
+        c,
+        "SELECT number, keyword, at, smsc FROM optout WHERE number > $1 ORDER BY number LIMIT $2",
+        &[&after, &limit],
+    )
+    .await?
+    .iter()
+    .map(|r| OptOutEntry {
+        number: r.get(0),
+        keyword: r.get(1),
+        at_ms: r.get(2),
+        smsc: r.get(3),
+    })
+    .collect())
+}
+
+pub(super) async fn final_counts(c: &Client, since_ms: i64) -> Result<Vec<(MessageState, u64)>, Error> {
+    Ok(rows(
+        c,
+        "SELECT state, count(*) FROM message WHERE done_at >= $1 GROUP BY state",
+        &[&since_ms],
+    )
+    .await?
+    .iter()
+    .filter_map(|r| {
+        let s = MessageState::from_code(i64::from(r.get::<_, i32>(0)))?;
+        Some((s, r.get::<_, i64>(1).max(0) as u64))
+    })
+    .filter(|(s, _)| s.is_final())
+    .collect())
+}
+
+/// Every kept part of a concatenated MO, in arrival order.
+pub(super) async fn mo_fragments(c: &Client) -> Result<Vec<MoFragment>, Error> {
+    let found = rows(
+        c,
+        "SELECT source, dest, ref, total, seq, at, smsc, data_coding, udhi, sar_ref, sar_total,
+            sar_seq, payload
+         FROM mo_fragment ORDER BY at, source, dest, ref, total, seq",
+        &[],
+    )
+    .await?;
+    Ok(found
+        .iter()
+        .map(|r| {
+            let sar = match (
+                r.get::<_, Option<i32>>(9),
+                r.get::<_, Option<i32>>(10),
+                r.get::<_, Option<i32>>(11),
+            ) {
+                (Some(a), Some(b), Some(c)) => Some((a as u16, b as u8, c as u8)),
+                _ => None,
+            };
+            MoFragment {
+                set: MoSet {
+                    source: r.get(0),
+                    dest: r.get(1),
+                    reference: r.get::<_, i32>(2) as u16,
+                    total: r.get::<_, i32>(3) as u8,
+                },
+                seq: r.get::<_, i32>(4) as u8,
+                now_ms: r.get(5),
+                smsc: r.get(6),
+                data_coding: r.get::<_, i32>(7) as u8,
+                udhi: r.get(8),
+                sar,
+                payload: r.get(12),
+            }
+        })
+        .collect())
+}
+
+pub(super) async fn stats(c: &Client) -> Result<StoreStats, Error> {
+    let unmatched = count(c, "SELECT count(*) FROM dlr_log WHERE message_id IS NULL");
+    let queued = queued_count(c);
+    let in_flight = count(
+        c,
+        filled!("SELECT count(*) FROM part WHERE state = {part:sending}"),
+    );
+    let last = count(c, "SELECT coalesce(max(seq), 0)::bigint FROM event");
+    let (unmatched, queued, in_flight, last) =
+        futures_util::future::try_join4(unmatched, queued, in_flight, last).await?;
+    Ok(StoreStats {
+        unmatched_receipts: unmatched.max(0) as u64,
+        queued_parts: queued.max(0) as u64,
+        in_flight_parts: in_flight.max(0) as u64,
+        last_seq: last,
+    })
+}

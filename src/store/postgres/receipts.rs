@@ -1,0 +1,451 @@
+//! The receipt path of the writer: acknowledging a part (and matching the receipts that came
+//! before its `submit_sm_resp`), recording a delivery receipt (correlation by SMSC and
+//! normalized id, duplicates by fingerprint, the log row), applying it to its part and message
+//! or rerouting the part after UNDELIV/REJECTD.
+//!
+//! The race between a receipt and its acknowledgement, which several instances may record at
+//! once, is closed in the database: both transactions first take
+//! `pg_advisory_xact_lock(hash(SMSC, key))`, so the second one sees the first one's rows.
+//! Held receipts are `dlr_log` rows without a message, never only in memory. Runs inside the
+//! writer's batch transaction; must never commit.
+
+use super::write::{W, not_found, part_state};
+use super::writer::JobError;
+use crate::fnv::Fnv1a;
+use crate::receipt;
+use crate::store::sqlite::write::receipts::{
+    Logged, NO_ID_KEY, dlr_body, find_receipt, fingerprint, outcome_code, outcome_from_code,
+    stat_text,
+};
+use crate::store::{
+    Ack, AckResult, IncomingReceipt, MessageId, PartRef, PartState, ReceiptApplied,
+    ReceiptRecorded, Reroute, RerouteRule,
+};
+use futures_util::future::try_join3;
+use serde_json::json;
+use tokio_postgres::Row;
+
+/// The advisory lock key of the receipts and acknowledgement of one (SMSC, normalized id).
+/// FNV-1a, so every instance and build computes the same key.
+pub(super) fn lock_key(smsc: &str, key: &str) -> i64 {
+    Fnv1a::new()
+        .field(b"smppd receipt")
+        .field(smsc.as_bytes())
+        .field(key.as_bytes())
+        .finish() as i64
+}
+
+/// What applying a receipt needs to know about its part.
+#[derive(Clone)]
+struct Info {
+    state: PartState,
+    route: String,
+    /// Rerouted before (a part is rerouted at most once).
+    rerouted: bool,
+}
+
+/// A part a receipt matched, with its receipts list.
+type Matched = (PartRef, Info, Option<String>);
+
+/// What a matched receipt did to its part.
+enum Effect {
+    Applied(ReceiptApplied, PartState),
+    Rerouted(ReceiptApplied, Reroute),
+}
+
+const ACK: &str = "UPDATE part SET state = {part:submitted}, smsc = $3, smsc_id = $4,
+        smsc_key = $5, last_status = 0, acked_at = $6, claimed_by = NULL
+    WHERE message_id = $1 AND n = $2 AND state <= {part:waiting}
+      AND (claimed_by IS NULL OR ($7 AND state = {part:sending} AND claimed_by = $8
+           AND claim_epoch IS NOT DISTINCT FROM $9))
+    RETURNING route, rerouted_from IS NOT NULL";
+
+const HELD: &str = "SELECT id, stat, err, outcome, fp FROM dlr_log
+    WHERE smsc_key = $1 AND message_id IS NULL AND smsc = $2 ORDER BY id";
+
+/// The receipt keys' locks, in key order (two transactions taking several never deadlock).
+const LOCKS: &str = "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k";
+
+impl W<'_> {
+    /// Marks a part acknowledged (under the claim guard) and applies the receipts held for it.
+    /// Lock, update and the held receipts' query go in one round trip.
+    pub(super) async fn acked(&mut self, a: &Ack) -> Result<AckResult, JobError> {
+        let key = receipt::submit_key(a.rule, &a.smsc_id);
+        let lock = vec![lock_key(&a.smsc, &key)];
+        let (known, me, epoch) = {
+            let remembered = self
+                .ctx
+                .claims
+                .remove(&(a.part.message.as_i64(), i32::from(a.part.n)));
+            (
+                remembered.is_some(),
+                self.ctx.instance.clone(),
+                remembered.flatten(),
+            )
+        };
+        let (id, n) = (a.part.message.as_i64(), i32::from(a.part.n));
+        let (_, updated, held) = try_join3(
+            self.rows(LOCKS, &[&lock]),
+            self.rows(
+                filled!(ACK),
+                &[&id, &n, &a.smsc, &a.smsc_id, &key, &a.now_ms, &known, &me, &epoch],
+            ),
+            self.rows(HELD, &[&key, &a.smsc]),
+        )
+        .await?;
+        let Some(row) = updated.first() else {
+            return self.ack_ignored(a).await;
+        };
+        let info = Info {
+            state: PartState::Submitted,
+            route: row.get(0),
+            rerouted: row.get(1),
+        };
+        self.apply_held(a, info, held).await
+    }
+
+    /// A late, repeated or stale acknowledgement: nothing written; the message's state.
+    async fn ack_ignored(&mut self, a: &Ack) -> Result<AckResult, JobError> {
+        let (id, n) = (a.part.message.as_i64(), i32::from(a.part.n));
+        let row = self
+            .row(
+                "SELECT state, claimed_by FROM part WHERE message_id = $1 AND n = $2",
+                &[&id, &n],
+            )
+            .await?
+            .ok_or_else(|| not_found(a.part))?;
+        if part_state(row.get(0))?.is_pending() {
+            let holder: Option<String> = row.get(1);
+            tracing::warn!(
+                part = %format!("{}/{}", a.part.message, a.part.n),
+                claimed_by = holder.as_deref().unwrap_or("-"),
+                "stale acknowledgement ignored: the part's claim is gone"
+            );
+        }
+        let (_, state) = self.recompute(a.part.message, a.now_ms).await?;
+        Ok(AckResult {
+            state,
+            held_receipts: Vec::new(),
+            rerouted: None,
+        })
+    }
+
+    /// Matches the held receipts to the part just acknowledged and applies them in arrival
+    /// order; then the message's state.
+    async fn apply_held(
+        &mut self,
+        a: &Ack,
+        mut info: Info,
+        held: Vec<Row>,
+    ) -> Result<AckResult, JobError> {
+        let mut applied = Vec::with_capacity(held.len());
+        let mut rerouted = None;
+        let (id, n) = (a.part.message.as_i64(), i32::from(a.part.n));
+        if !held.is_empty() {
+            let ids: Vec<i64> = held.iter().map(|r| r.get(0)).collect();
+            self.exec(
+                "UPDATE dlr_log SET message_id = $2, part_n = $3 WHERE id = ANY($1)",
+                &[&ids, &id, &n],
+            )
+            .await?;
+        }
+        for r in &held {
+            let (stat, err): (String, Option<String>) = (r.get(1), r.get(2));
+            let logged = Logged {
+                log_id: r.get(0),
+                fp: r.get(4),
+                stat: &stat,
+                err: err.as_deref(),
+                outcome: r
+                    .get::<_, Option<i32>>(3)
+                    .and_then(|c| outcome_from_code(i64::from(c))),
+                smsc: &a.smsc,
+                smsc_id: &a.smsc_id,
+            };
+            match self.apply_matched(a.part, &info, &a.reroute, logged, a.now_ms).await? {
+                Effect::Applied(done, next) => {
+                    info.state = next;
+                    applied.push(done);
+                }
+                Effect::Rerouted(done, reroute) => {
+                    info.state = PartState::Queued;
+                    info.rerouted = true;
+                    applied.push(done);
+                    rerouted = Some(reroute);
+                }
+            }
+        }
+        let state = match applied.last() {
+            Some(last) => last.state,
+            None => self.recompute(a.part.message, a.now_ms).await?.1,
+        };
+        Ok(AckResult {
+            state,
+            held_receipts: applied,
+            rerouted,
+        })
+    }
+
+    async fn apply_matched(
+        &mut self,
+        part: PartRef,
+        info: &Info,
+        rule: &RerouteRule,
+        r: Logged<'_>,
+        now: i64,
+    ) -> Result<Effect, JobError> {
+        if let Some((applied, reroute)) = self.reroute(part, info, rule, r, now).await? {
+            return Ok(Effect::Rerouted(applied, reroute));
+        }
+        let (applied, next) = self.apply_receipt(part, info.state, r, now).await?;
+        Ok(Effect::Applied(applied, next))
+    }
+
+    /// Settles a part (and its message) by a receipt; returns the part's new state too.
+    async fn apply_receipt(
+        &mut self,
+        part: PartRef,
+        cur: PartState,
+        r: Logged<'_>,
+        now: i64,
+    ) -> Result<(ReceiptApplied, PartState), JobError> {
+        let next = match (cur, r.outcome) {
+            // A final ACCEPTD says less than a DELIVRD already received: it does not undo it.
+            (PartState::Delivered, Some(receipt::Outcome::Accepted)) => PartState::Delivered,
+            (s, Some(o)) if !s.is_pending() && s != PartState::Failed => PartState::from_outcome(o),
+            (s, _) => s,
+        };
+        let decides = !cur.is_final()
+            || next != cur
+            || r.outcome
+                .is_some_and(|o| PartState::from_outcome(o) == next);
+        let (id, n) = (part.message.as_i64(), i32::from(part.n));
+        let entry = format!("{}:{}", r.log_id, r.fp);
+        self.exec(
+            "UPDATE part SET state = $3,
+                stat = CASE WHEN $9 THEN $4 ELSE stat END, err = CASE WHEN $9 THEN $5 ELSE err END,
+                done_at = CASE WHEN $6 THEN $7 ELSE done_at END,
+                receipts = coalesce(receipts || ',', '') || $8
+             WHERE message_id = $1 AND n = $2",
+            &[
+                &id,
+                &n,
+                &(next.code() as i32),
+                &r.stat,
+                &r.err,
+                &(next.is_final() && next != cur),
+                &now,
+                &entry,
+                &decides,
+            ],
+        )
+        .await?;
+        let state = self.recompute(part.message, now).await?.1;
+        let body = dlr_body(part, state, next, &r);
+        let seq = self.event("dlr", Some(part.message), &body, now).await?;
+        let applied = ReceiptApplied {
+            log_id: r.log_id,
+            part,
+            state,
+            seq,
+        };
+        Ok((applied, next))
+    }
+
+    /// The keys a receipt is matched by, best first (none without an id).
+    fn receipt_keys(r: &IncomingReceipt) -> Vec<String> {
+        if r.receipt.id.is_empty() {
+            return Vec::new();
+        }
+        receipt::receipt_keys(r.rule, &r.receipt)
+            .into_iter()
+            .filter(|k| !k.is_empty())
+            .collect()
+    }
+
+    pub(super) async fn record_receipt(
+        &mut self,
+        r: &IncomingReceipt,
+    ) -> Result<ReceiptRecorded, JobError> {
+        let keys = Self::receipt_keys(r);
+        let fp = fingerprint(r);
+        let primary_key = keys.first().map_or(NO_ID_KEY, String::as_str);
+        let mut locks: Vec<i64> = keys.iter().map(|k| lock_key(&r.smsc, k)).collect();
+        locks.sort_unstable();
+        locks.dedup();
+        let (_, parts, earlier) = try_join3(
+            self.rows(LOCKS, &[&locks]),
+            self.rows(
+                "SELECT message_id, n, state, receipts, smsc_key, route, rerouted_from IS NOT NULL
+                 FROM part WHERE smsc_key = ANY($1::text[]) AND smsc = $2",
+                &[&keys, &r.smsc],
+            ),
+            self.rows(
+                "SELECT id FROM dlr_log
+                 WHERE smsc_key = $1 AND message_id IS NULL AND fp = $2 AND smsc = $3 LIMIT 1",
+                &[&primary_key, &fp, &r.smsc],
+            ),
+        )
+        .await?;
+        let matched = pick_part(&keys, &parts)?;
+        let copy = match &matched {
+            Some((_, _, receipts)) => find_receipt(receipts.as_deref(), fp),
+            None => earlier.first().map(|row| row.get(0)),
+        };
+        if let Some(log_id) = copy {
+            return Ok(ReceiptRecorded::Duplicate { log_id });
+        }
+        let log_id = self
+            .log_receipt(r, primary_key, fp, matched.as_ref().map(|m| m.0))
+            .await?;
+        let Some((part, info, _)) = matched else {
+            return Ok(ReceiptRecorded::Held { log_id });
+        };
+        let logged = Logged {
+            log_id,
+            fp,
+            stat: stat_text(&r.receipt),
+            err: r.receipt.err.as_deref(),
+            outcome: r.outcome,
+            smsc: &r.smsc,
+            smsc_id: &r.receipt.id,
+        };
+        Ok(
+            match self.apply_matched(part, &info, &r.reroute, logged, r.now_ms).await? {
+                Effect::Applied(applied, _) => ReceiptRecorded::Matched(applied),
+                Effect::Rerouted(applied, reroute) => {
+                    ReceiptRecorded::Rerouted { applied, reroute }
+                }
+            },
+        )
+    }
+
+    /// Writes the delivery-report log row (matched to `part`, or held); returns its id.
+    async fn log_receipt(
+        &mut self,
+        r: &IncomingReceipt,
+        key: &str,
+        fp: i64,
+        part: Option<PartRef>,
+    ) -> Result<i64, JobError> {
+        let rc = &r.receipt;
+        let rows = self
+            .rows(
+                "INSERT INTO dlr_log (at, smsc, smsc_id, smsc_key, fp, raw, tlv_state, tlv_err,
+                    stat, err, submit_ts, done_ts, outcome, message_id, part_n)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                 RETURNING id",
+                &[
+                    &r.now_ms,
+                    &r.smsc,
+                    &rc.id,
+                    &key,
+                    &fp,
+                    &r.raw,
+                    &r.tlv_state.map(i32::from),
+                    &r.tlv_network_error.map(hex::encode),
+                    &stat_text(rc),
+                    &rc.err,
+                    &rc.submit_date.map(|d| d.as_number()),
+                    &rc.done_date.map(|d| d.as_number()),
+                    &r.outcome.map(|o| outcome_code(o) as i32),
+                    &part.map(|p| p.message.as_i64()),
+                    &part.map(|p| i32::from(p.n)),
+                ],
+            )
+            .await?;
+        Ok(rows.first().map(|row| row.get(0)).unwrap_or(0))
+    }
+
+    /// Sends a part back to the queue instead of settling it (see the SQLite writer's
+    /// `reroute`), headed for the first SMSC of its route other than the receipt's.
+    async fn reroute(
+        &mut self,
+        part: PartRef,
+        info: &Info,
+        rule: &RerouteRule,
+        r: Logged<'_>,
+        now: i64,
+    ) -> Result<Option<(ReceiptApplied, Reroute)>, JobError> {
+        if rule.is_empty()
+            || info.rerouted
+            || info.state != PartState::Submitted
+            || !matches!(
+                r.outcome,
+                Some(receipt::Outcome::Undeliverable | receipt::Outcome::Rejected)
+            )
+        {
+            return Ok(None);
+        }
+        let Some(to) = rule.next_smsc(&info.route, r.smsc).map(str::to_owned) else {
+            return Ok(None);
+        };
+        let target = self
+            .ctx
+            .settings
+            .route_smscs(&info.route)
+            .iter()
+            .find(|s| s.as_str() != r.smsc)
+            .cloned()
+            .unwrap_or_else(|| to.clone());
+        let (id, n) = (part.message.as_i64(), i32::from(part.n));
+        let entry = format!("{}:{}", r.log_id, r.fp);
+        self.exec(
+            filled!(
+                "UPDATE part SET state = {part:queued}, ready_at = 0, rerouted_from = $3, stat = $4,
+                    err = $5, acked_at = NULL, receipts = coalesce(receipts || ',', '') || $6,
+                    target = $7
+                 WHERE message_id = $1 AND n = $2"
+            ),
+            &[&id, &n, &r.smsc, &r.stat, &r.err, &entry, &target],
+        )
+        .await?;
+        let state = self.recompute(part.message, now).await?.1;
+        let body = json!({
+            "id": part.message.to_string(), "part": part.n, "state": state.as_str(),
+            "part_state": PartState::Queued.as_str(), "stat": r.stat, "err": r.err,
+            "smsc": r.smsc, "smsc_id": r.smsc_id, "rerouted_to": to,
+        })
+        .to_string();
+        let seq = self.event("dlr", Some(part.message), &body, now).await?;
+        let applied = ReceiptApplied {
+            log_id: r.log_id,
+            part,
+            state,
+            seq,
+        };
+        let reroute = Reroute {
+            part,
+            route: info.route.clone(),
+            from_smsc: r.smsc.to_owned(),
+            to_smsc: to,
+            stat: r.stat.to_owned(),
+        };
+        Ok(Some((applied, reroute)))
+    }
+}
+
+/// The newest part under the first of `keys` that has one (SMSCs recycle ids).
+fn pick_part(keys: &[String], rows: &[Row]) -> Result<Option<Matched>, JobError> {
+    for key in keys {
+        let mut best: Option<(PartRef, &Row)> = None;
+        for row in rows.iter().filter(|r| r.get::<_, Option<&str>>(4) == Some(key)) {
+            let p = PartRef {
+                message: MessageId::from_i64(row.get(0)),
+                n: row.get::<_, i32>(1) as u8,
+            };
+            if best.as_ref().is_none_or(|(b, _)| p > *b) {
+                best = Some((p, row));
+            }
+        }
+        if let Some((p, row)) = best {
+            let info = Info {
+                state: part_state(row.get(2))?,
+                route: row.get(5),
+                rerouted: row.get(6),
+            };
+            return Ok(Some((p, info, row.get(3))));
+        }
+    }
+    Ok(None)
+}

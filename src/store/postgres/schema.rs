@@ -1,0 +1,239 @@
+//! The PostgreSQL schema as versioned migrations, and applying them. `schema_version` holds one
+//! row per migration applied; a database with a version newer than this build is refused.
+//!
+//! Owns the schema and its version. Migrations run in one transaction under an advisory lock,
+//! so instances starting together apply each migration once; a migration that has shipped is
+//! never edited (append a new one). States are written through the same `{part:…}` /
+//! `{message:…}` placeholders as the statements (`sqlite::sql::fill`), never as numbers.
+
+use super::{Client, db_error};
+use crate::store::StoreError;
+use crate::store::sqlite::sql::fill;
+
+/// Advisory lock key of the migrations (`smppd` `migrate` in ASCII).
+const MIGRATE_LOCK: i64 = 0x736d_7070_645f_6d67;
+
+/// Migrations, applied in order. Never edit one that has shipped; append.
+const MIGRATIONS: &[&str] = &[
+    // 1: the SQLite schema's end state (its migrations 1–6) in PostgreSQL types, plus what a
+    // cluster of instances sharing the database needs: part targets, refusals and claim guards,
+    // id and event sequences, and the instance and lease tables.
+    r#"
+    CREATE SEQUENCE message_counter MINVALUE 0 MAXVALUE 1048575 START 0 CYCLE;
+    CREATE SEQUENCE event_seq;
+
+    CREATE TABLE message (
+        id           BIGINT PRIMARY KEY,  -- gateway id: ms << 20 | message_counter
+        idem_key     TEXT,
+        dest         TEXT NOT NULL,
+        sender       TEXT NOT NULL,
+        route        TEXT NOT NULL,
+        class        INT NOT NULL,
+        priority     INT NOT NULL,
+        valid_until  BIGINT,
+        encoding     TEXT NOT NULL,
+        split        TEXT NOT NULL,
+        options      TEXT NOT NULL,
+        dlr          BOOLEAN NOT NULL,
+        tags         TEXT,
+        text         TEXT,
+        parts        INT NOT NULL,
+        state        INT NOT NULL,
+        accepted_at  BIGINT NOT NULL,
+        submitted_at BIGINT,
+        done_at      BIGINT
+    );
+    CREATE UNIQUE INDEX message_idem_key ON message(idem_key) WHERE idem_key IS NOT NULL;
+    CREATE INDEX message_done ON message(done_at) WHERE done_at IS NOT NULL;
+
+    CREATE TABLE part (
+        message_id    BIGINT NOT NULL,
+        n             INT NOT NULL,
+        route         TEXT NOT NULL,
+        priority      INT NOT NULL,
+        parts         INT NOT NULL,
+        dlr           BOOLEAN NOT NULL,
+        state         INT NOT NULL,
+        ready_at      BIGINT NOT NULL DEFAULT 0,
+        data_coding   INT NOT NULL,
+        esm_class     INT NOT NULL,
+        sar_ref       INT,
+        segment       BYTEA NOT NULL,
+        valid_until   BIGINT,
+        smsc          TEXT,
+        smsc_id       TEXT,
+        smsc_key      TEXT,
+        attempts      INT NOT NULL DEFAULT 0,
+        maybe_dup     BOOLEAN NOT NULL DEFAULT false,
+        last_status   BIGINT,
+        stat          TEXT,
+        err           TEXT,
+        acked_at      BIGINT,
+        done_at       BIGINT,
+        receipts      TEXT,      -- 'log_id:fingerprint,…' of its receipts
+        rerouted_from TEXT,
+        target        TEXT,      -- SMSC name; set at accept to the route's first SMSC
+        refused       TEXT[] NOT NULL DEFAULT '{}',
+        claimed_by    TEXT,      -- instance name of the claim
+        claim_epoch   BIGINT,    -- the SMSC lease epoch the claim was made under
+        PRIMARY KEY (message_id, n)
+    );
+    CREATE INDEX part_queue ON part(route, priority DESC, message_id, n) WHERE state = {part:queued};
+    CREATE INDEX part_target ON part(route, target, priority DESC, message_id, n)
+        WHERE state = {part:queued};
+    CREATE INDEX part_waiting ON part(ready_at) WHERE state = {part:waiting};
+    CREATE INDEX part_in_flight ON part(target, claim_epoch) WHERE state = {part:sending};
+    CREATE INDEX part_smsc_key ON part(smsc_key) WHERE smsc_key IS NOT NULL;
+    CREATE INDEX part_validity ON part(valid_until)
+        WHERE valid_until IS NOT NULL AND state IN ({part:queued}, {part:waiting});
+    CREATE INDEX part_awaiting ON part(acked_at) WHERE state = {part:submitted} AND dlr;
+
+    CREATE TABLE dlr_log (
+        id          BIGSERIAL PRIMARY KEY,
+        at          BIGINT NOT NULL,
+        smsc        TEXT NOT NULL,
+        smsc_id     TEXT NOT NULL,
+        smsc_key    TEXT NOT NULL,
+        fp          BIGINT NOT NULL,
+        raw         BYTEA NOT NULL,
+        tlv_state   INT,
+        tlv_err     TEXT,
+        stat        TEXT NOT NULL,
+        err         TEXT,
+        submit_ts   BIGINT,
+        done_ts     BIGINT,
+        outcome     INT,
+        message_id  BIGINT,
+        part_n      INT
+    );
+    CREATE INDEX dlr_unmatched ON dlr_log(smsc_key) WHERE message_id IS NULL;
+
+    CREATE TABLE mo (
+        id         BIGSERIAL PRIMARY KEY,
+        at         BIGINT NOT NULL,
+        smsc       TEXT NOT NULL,
+        source     TEXT NOT NULL,
+        dest       TEXT NOT NULL,
+        text       TEXT NOT NULL,
+        parts      INT NOT NULL,
+        incomplete TEXT
+    );
+
+    CREATE TABLE mo_fragment (
+        source      TEXT NOT NULL,
+        dest        TEXT NOT NULL,
+        ref         INT NOT NULL,
+        total       INT NOT NULL,
+        seq         INT NOT NULL,
+        at          BIGINT NOT NULL,
+        smsc        TEXT NOT NULL,
+        data_coding INT NOT NULL,
+        udhi        BOOLEAN NOT NULL,
+        sar_ref     INT,
+        sar_total   INT,
+        sar_seq     INT,
+        payload     BYTEA NOT NULL,
+        PRIMARY KEY (source, dest, ref, total, seq)
+    );
+
+    CREATE TABLE optout (
+        number  TEXT PRIMARY KEY,
+        keyword TEXT NOT NULL,
+        at      BIGINT NOT NULL,
+        smsc    TEXT NOT NULL
+    );
+
+    -- Inserted with seq NULL; the sequencer numbers committed rows in id order (see events.rs).
+    CREATE TABLE event (
+        id         BIGSERIAL PRIMARY KEY,
+        seq        BIGINT UNIQUE,
+        at         BIGINT NOT NULL,
+        kind       TEXT NOT NULL,
+        message_id BIGINT,
+        body       TEXT NOT NULL
+    );
+    CREATE INDEX event_unsequenced ON event(id) WHERE seq IS NULL;
+
+    CREATE TABLE cluster_instance (name TEXT PRIMARY KEY, address TEXT NOT NULL,
+        config_hash TEXT NOT NULL, version TEXT NOT NULL, schema_version INT NOT NULL,
+        started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        heartbeat_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        stopping BOOLEAN NOT NULL DEFAULT false);
+    CREATE TABLE smsc_lease (smsc TEXT PRIMARY KEY, owner TEXT, epoch BIGINT NOT NULL DEFAULT 0,
+        expires_at TIMESTAMPTZ NOT NULL DEFAULT '-infinity', usable BOOLEAN NOT NULL DEFAULT false,
+        taken_at TIMESTAMPTZ);
+    CREATE TABLE leader_lease (name TEXT PRIMARY KEY, owner TEXT, epoch BIGINT NOT NULL DEFAULT 0,
+        expires_at TIMESTAMPTZ NOT NULL DEFAULT '-infinity');
+    "#,
+];
+
+/// The schema version this build writes.
+pub fn current_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// Brings the database's schema to [`current_version`] in one transaction under an advisory
+/// lock; returns how many migrations ran. `url` (without password) names the database in
+/// [`StoreError::SchemaTooNew`].
+pub(super) async fn migrate(client: &Client, url: &str) -> Result<u32, StoreError> {
+    let db = |e: tokio_postgres::Error| db_error(&e, url);
+    client.batch_execute("BEGIN").await.map_err(db)?;
+    let result = migrate_in(client, url).await;
+    match result {
+        Ok(applied) => {
+            client.batch_execute("COMMIT").await.map_err(db)?;
+            Ok(applied)
+        }
+        Err(e) => {
+            let _ = client.batch_execute("ROLLBACK").await;
+            Err(e)
+        }
+    }
+}
+
+async fn migrate_in(client: &Client, url: &str) -> Result<u32, StoreError> {
+    let db = |e: tokio_postgres::Error| db_error(&e, url);
+    client
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])
+        .await
+        .map_err(db)?;
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (
+                version INT PRIMARY KEY,
+                applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        )
+        .await
+        .map_err(db)?;
+    let found: i64 = client
+        .query_one("SELECT coalesce(max(version), 0)::bigint FROM schema_version", &[])
+        .await
+        .map_err(db)?
+        .get(0);
+    let supported = current_version();
+    if found > supported {
+        return Err(StoreError::SchemaTooNew {
+            path: url.into(),
+            found,
+            supported,
+        });
+    }
+    let mut applied = 0;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        client.batch_execute(&fill(sql)).await.map_err(|e| {
+            StoreError::Open {
+                path: url.into(),
+                detail: format!("migration {}: {e}", i + 1),
+            }
+        })?;
+        client
+            .execute(
+                "INSERT INTO schema_version (version) VALUES ($1)",
+                &[&((i + 1) as i32)],
+            )
+            .await
+            .map_err(db)?;
+        applied += 1;
+    }
+    Ok(applied)
+}
