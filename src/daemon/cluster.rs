@@ -51,19 +51,24 @@ impl Membership {
             address: config.listen.submit.to_string(),
             config_hash: config_hash(config),
         };
+        let (leaving, stop) = (CancellationToken::new(), CancellationToken::new());
         let (smscs_tx, smscs_rx) = watch::channel(Cluster::configured(config));
-        tasks.spawn(follow_config(config_rx.clone(), smscs_tx));
+        tasks.spawn(follow_config(config_rx.clone(), smscs_tx, leaving.clone()));
         let links: Links = {
             let d = dispatch.clone();
             Arc::new(move |s: &str| d.link_state(s))
         };
-        let (cluster, owned, view) =
-            Cluster::new(pool, store.clone(), me, timing, smscs_rx, links);
+        let (cluster, owned, view) = Cluster::new(pool, store.clone(), me, timing, smscs_rx, links);
         dispatch.join_cluster(view);
-        let (leaving, stop) = (CancellationToken::new(), CancellationToken::new());
         let task = tokio::spawn(cluster.run(leaving.clone(), stop.clone()));
         let drain = timing.ttl / 4;
-        tasks.spawn(apply(owned.clone(), dispatch.clone(), channels, drain, leaving.clone()));
+        tasks.spawn(apply(
+            owned.clone(),
+            dispatch.clone(),
+            channels,
+            drain,
+            leaving.clone(),
+        ));
         Membership {
             leaving,
             stop,
@@ -82,7 +87,9 @@ impl Membership {
         self.stop.cancel();
         match self.task.await {
             Ok(cluster) => cluster.release().await,
-            Err(e) => tracing::error!(error = %e, "the lease task failed; leases expire by themselves"),
+            Err(e) => {
+                tracing::error!(error = %e, "the lease task failed; leases expire by themselves")
+            }
         }
     }
 }
@@ -105,9 +112,18 @@ async fn apply(
     }
 }
 
-/// Keeps the lease task's list of configured SMSCs current across reloads.
-async fn follow_config(mut config: watch::Receiver<Arc<Config>>, smscs: watch::Sender<Vec<String>>) {
-    while config.changed().await.is_ok() {
+/// Keeps the lease task's list of configured SMSCs current across reloads, until the daemon
+/// leaves.
+async fn follow_config(
+    mut config: watch::Receiver<Arc<Config>>,
+    smscs: watch::Sender<Vec<String>>,
+    leaving: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = leaving.cancelled() => return,
+            changed = config.changed() => if changed.is_err() { return },
+        }
         let names = Cluster::configured(&config.borrow_and_update());
         smscs.send_if_modified(|s| {
             let changed = *s != names;

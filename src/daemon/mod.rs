@@ -314,7 +314,14 @@ impl Wired {
             housekeeping::spawn_metrics(&self.tasks, m, &self.store, &self.dispatch, stop);
         }
         let leader = self.membership.as_ref().map(|m| m.owned.clone());
-        housekeeping::spawn(&self.tasks, &self.store, &self.dispatch, config, leader, stop);
+        housekeeping::spawn(
+            &self.tasks,
+            &self.store,
+            &self.dispatch,
+            config,
+            leader,
+            stop,
+        );
     }
 
     /// Runs every [`Phase`] in order.
