@@ -248,12 +248,31 @@ async fn a_database_outage_answers_unavailable_and_everything_resumes_by_itself(
     assert_eq!(ids.len(), 50);
 
     pg.stop();
+    let stopped = Instant::now();
     let v = c.submit("+46701234567", "while down").await;
     assert_eq!(v["ok"], false, "{v}");
     assert_eq!(v["error"]["code"], "unavailable", "{v}");
     let status = d.call(json!({"op":"status"})).await;
     assert_eq!(status["ok"], true, "status still answers: {status}");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The leases cannot be renewed: the instance unbinds every SMSC itself before a lease could
+    // expire (another instance could take it then), i.e. within the TTL of the last renewal.
+    loop {
+        let bound: u64 = smscs
+            .all()
+            .iter()
+            .map(|s| s.sim.control().stats().bound_now)
+            .sum();
+        if bound == 0 {
+            break;
+        }
+        assert!(
+            stopped.elapsed() < TTL,
+            "still {bound} sessions bound {:?} into the outage",
+            stopped.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
 
     pg.start_server();
     let deadline = Instant::now() + Duration::from_secs(30);

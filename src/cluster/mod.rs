@@ -203,16 +203,36 @@ impl Cluster {
         let mut tick = tokio::time::interval(self.timing.round());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // The fence has its own timer: it must fire on time even while rounds fail or hang.
+            let fence_at = tokio::time::Instant::from_std(self.renewed + self.timing.fence());
             tokio::select! {
                 _ = stop.cancelled() => return self,
-                _ = tick.tick() => {}
-            }
-            if let Err(e) = self.round(leaving.is_cancelled()).await {
-                m::cluster_errors();
-                tracing::warn!(error = %e, "cluster round failed (the database is unreachable or slow)");
+                _ = tokio::time::sleep_until(fence_at), if self.holds_anything() => {}
+                _ = tick.tick() => {
+                    // A round may not outlast its interval (a database that accepts
+                    // connections but does not answer would otherwise hold it for ever).
+                    let limit = self.timing.round();
+                    let round = self.round(leaving.is_cancelled());
+                    match tokio::time::timeout(limit, round).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            m::cluster_errors();
+                            tracing::warn!(error = %e, "cluster round failed (the database is unreachable)");
+                        }
+                        Err(_) => {
+                            m::cluster_errors();
+                            tracing::warn!("cluster round timed out (the database is slow or unreachable)");
+                        }
+                    }
+                }
             }
             self.fence_if_stale();
         }
+    }
+
+    fn holds_anything(&self) -> bool {
+        let o = self.owned.borrow();
+        !o.smscs.is_empty() || o.leader
     }
 
     /// One round: heartbeat, renew, look, take or give back.

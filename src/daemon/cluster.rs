@@ -61,6 +61,8 @@ impl Membership {
         let (cluster, owned, view) = Cluster::new(pool, store.clone(), me, timing, smscs_rx, links);
         dispatch.join_cluster(view);
         let task = tokio::spawn(cluster.run(leaving.clone(), stop.clone()));
+        // A lost lease's binds are down within a quarter of the TTL: with the fence at half of
+        // it, they are gone well before the lease can expire and another instance bind.
         let drain = timing.ttl / 4;
         tasks.spawn(apply(
             owned.clone(),
