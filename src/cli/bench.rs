@@ -39,6 +39,7 @@ pub struct BenchArgs {
     #[arg(long, default_value = "short=80,long=10,emoji=10")]
     pub mix: String,
     /// Destination prefix; a running counter completes each number (E.164, 11 digits in all).
+    /// Several, comma-separated, take turns message by message (to load several routes).
     #[arg(long, default_value = "+4670")]
     pub prefix: String,
     /// How long to wait for final states after the last accept (seconds).
@@ -383,10 +384,12 @@ struct Worker {
 impl Worker {
     /// The destination of message `k`: the prefix completed by a counter to 11 digits.
     fn to(&self, k: usize) -> String {
+        let prefixes: Vec<&str> = self.prefix.split(',').collect();
+        let prefix = prefixes[k % prefixes.len()];
         let width = 11usize
-            .saturating_sub(self.prefix.len().saturating_sub(1))
+            .saturating_sub(prefix.len().saturating_sub(1))
             .clamp(1, 9);
-        format!("{}{:0width$}", self.prefix, k % 10_000_000)
+        format!("{prefix}{:0width$}", k % 10_000_000)
     }
 
     fn line<'a>(&'a self, to: &'a str, k: usize) -> SubmitLine<'a> {
