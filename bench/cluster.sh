@@ -24,12 +24,26 @@ start_pg() {
     [ "$(id -u)" = 0 ] && chown postgres "$dir/pg"
     as_pg "$PGBIN/initdb" -D "$dir/pg" -U smppd --auth=trust -E UTF8 --locale=C >/dev/null
     # Durable as in production (fsync and synchronous_commit on, the defaults).
-    as_pg "$PGBIN/pg_ctl" -D "$dir/pg" -l "$dir/pg/log" -w -o "-p $pgport -k $dir/pg -c listen_addresses=127.0.0.1 -c shared_buffers=256MB -c max_connections=100" start >/dev/null
+    as_pg "$PGBIN/pg_ctl" -D "$dir/pg" -l "$dir/pg/log" -w -o "-p $pgport -k $dir/pg -c listen_addresses=127.0.0.1 -c shared_buffers=256MB -c max_connections=100 ${PGSTAT:+-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all}" start >/dev/null
     as_pg "$PGBIN/createdb" -h 127.0.0.1 -p $pgport -U smppd smppd
+    if [ -n "${PGSTAT:-}" ]; then
+        as_pg "$PGBIN/psql" -h 127.0.0.1 -p $pgport -U smppd -d smppd -qc "CREATE EXTENSION pg_stat_statements"
+    fi
+}
+# With PGSTAT=1: the statements that took the most time in the case just run.
+pg_top() {
+    [ -n "${PGSTAT:-}" ] || return 0
+    as_pg "$PGBIN/psql" -h 127.0.0.1 -p $pgport -U smppd -d smppd -c "SELECT calls, round(total_exec_time::numeric, 0) AS ms, rows, left(regexp_replace(query, '\s+', ' ', 'g'), 110) AS query FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 15"
 }
 stop_pg() { as_pg "$PGBIN/pg_ctl" -D "$dir/pg" -m fast -w stop >/dev/null; }
-# CPU seconds of every process of the postgres user (the server and its backends).
-pg_cpu() { ps -u "$( [ "$(id -u)" = 0 ] && echo postgres || id -un)" -o times= 2>/dev/null | awk '{s+=$1} END {print s+0}'; }
+# CPU seconds (user + system, from /proc, in clock ticks of 1/100 s) of every process of the
+# PostgreSQL server started here: the postmaster and its children (backends, walwriter, …).
+pg_cpu() {
+    local master; master=$(head -1 "$dir/pg/postmaster.pid" 2>/dev/null || echo 0)
+    { echo "$master"; pgrep -P "$master" 2>/dev/null || true; } | while read -r p; do
+        if [ -r /proc/$p/stat ]; then awk '{sub(/.*\) /, ""); print $12 + $13}' /proc/$p/stat; fi
+    done | awk '{s+=$1} END {printf "%.2f\n", s/100}'
+}
 
 sa=$(port); sb=$(port)
 "$BIN" sim --listen 127.0.0.1:$sa 2>/dev/null &
@@ -91,7 +105,9 @@ run_case() { # $1 label, $2 instances (1|2), $3 store: sqlite|pg
     "$BIN" bench --addr "${addrs[0]}" "${also[@]}" "${pidargs[@]}" -n "$N" -C 8 -p 64 \
         --mix short=1 --prefix "+4670,+4479" --settle 300 --json > "$dir/$1.json"
     local pg1; pg1=$(pg_cpu)
-    kill -TERM "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
+    kill -TERM "${pids[@]}"
+    # The daemons are not this shell's children (started in a process substitution).
+    for p in "${pids[@]}"; do while kill -0 "$p" 2>/dev/null; do sleep 0.1; done; done
     python3 - "$dir/$1.json" "$1" "$(echo "$pg1 - $pg0" | bc)" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1])); label = sys.argv[2]; pg = float(sys.argv[3])
@@ -103,5 +119,5 @@ PY
 
 printf "%-22s %8s %10s %8s %10s %10s %8s  %s\n" case accepted e2e_msg/s acc_p50 smppd_us pg_us rss_mib final
 run_case "sqlite, 1 instance" 1 sqlite
-start_pg; run_case "postgres, 1 instance" 1 pg; stop_pg
-start_pg; run_case "postgres, 2 instances" 2 pg; stop_pg
+start_pg; run_case "postgres, 1 instance" 1 pg; pg_top; stop_pg
+start_pg; run_case "postgres, 2 instances" 2 pg; pg_top; stop_pg

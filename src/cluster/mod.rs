@@ -24,6 +24,7 @@
 //! never give a lease back before dispatch has stopped that SMSC's binds (a stopping instance
 //! releases its leases last, see `Daemon::stop`).
 
+pub mod budget;
 mod share;
 pub mod sql;
 

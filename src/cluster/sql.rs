@@ -20,7 +20,11 @@ impl Error {
 
 impl From<tokio_postgres::Error> for Error {
     fn from(e: tokio_postgres::Error) -> Error {
-        Error(format!("database: {e}"))
+        // The server's own message (tokio-postgres' Display says only "db error").
+        match e.as_db_error() {
+            Some(db) => Error(format!("database: {} ({})", db.message(), db.code().code())),
+            None => Error(format!("database: {e}")),
+        }
     }
 }
 

@@ -21,6 +21,13 @@ use crate::dispatch::Dispatch;
 use crate::session::Channels;
 use crate::store::Store;
 
+/// The cluster's own connections, apart from the store's so that a busy store never delays a
+/// lease renewal: the lease task's, and the route budgets'.
+pub(super) struct Pools {
+    pub(super) leases: deadpool_postgres::Pool,
+    pub(super) budget: deadpool_postgres::Pool,
+}
+
 /// The running lease task and its applier.
 pub(super) struct Membership {
     /// Stops taking leases (renewals go on).
@@ -35,7 +42,7 @@ impl Membership {
     /// Starts the lease task for this instance and the task that applies its ownership to
     /// dispatch. Dispatch switches to cluster mode (owning nothing until the first round).
     pub(super) fn start(
-        pool: deadpool_postgres::Pool,
+        pools: Pools,
         store: &Store,
         config: &Config,
         config_rx: &watch::Receiver<Arc<Config>>,
@@ -58,8 +65,10 @@ impl Membership {
             let d = dispatch.clone();
             Arc::new(move |s: &str| d.link_state(s))
         };
-        let (cluster, owned, view) = Cluster::new(pool, store.clone(), me, timing, smscs_rx, links);
-        dispatch.join_cluster(view);
+        let (cluster, owned, view) =
+            Cluster::new(pools.leases, store.clone(), me, timing, smscs_rx, links);
+        let budget = Arc::new(crate::cluster::budget::RouteBudget::new(pools.budget));
+        dispatch.join_cluster(view, budget);
         let task = tokio::spawn(cluster.run(leaving.clone(), stop.clone()));
         // A lost lease's binds are down within a quarter of the TTL: with the fence at half of
         // it, they are gone well before the lease can expire and another instance bind.

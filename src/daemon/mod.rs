@@ -118,9 +118,9 @@ impl Daemon {
         let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
         let dispatch = Dispatch::new(store.clone(), config_rx.clone(), links);
         let tasks = TaskTracker::new();
-        let membership = pool.map(|pool| {
+        let membership = pool.map(|pools| {
             cluster::Membership::start(
-                pool,
+                pools,
                 &store,
                 &config,
                 &config_rx,
@@ -448,9 +448,7 @@ async fn open_metrics(
 /// Opens the store: PostgreSQL when `[store] url` is set (with the lease task's own small
 /// pool, so renewals never wait behind store traffic), else SQLite (creating its directory,
 /// running recovery).
-async fn open_store(
-    config: &Config,
-) -> Result<(Store, Option<deadpool_postgres::Pool>), StartError> {
+async fn open_store(config: &Config) -> Result<(Store, Option<cluster::Pools>), StartError> {
     let Some(pg) = &config.store.postgres else {
         return open_sqlite(config).map(|s| (s, None));
     };
@@ -461,12 +459,17 @@ async fn open_store(
     let mut options = crate::store::PostgresOptions::new(pg.clone(), &config.cluster.instance);
     options.settings = store_settings(config);
     let (store, recovery) = Store::open_postgres(options).await.map_err(err)?;
-    let mut leases = pg.clone();
-    leases.pool_size = 2;
-    let app = format!("smppd-leases/{}", config.cluster.instance);
-    let pool = crate::store::postgres::pool(&leases, &app).map_err(err)?;
+    let mut small = pg.clone();
+    small.pool_size = 2;
+    let name = &config.cluster.instance;
+    let pools = cluster::Pools {
+        leases: crate::store::postgres::pool(&small, &format!("smppd-leases/{name}"))
+            .map_err(err)?,
+        budget: crate::store::postgres::pool(&small, &format!("smppd-budget/{name}"))
+            .map_err(err)?,
+    };
     tracing::info!(url = %pg.url, instance = %config.cluster.instance, queued = recovery.queued, migrations = recovery.migrations_applied, "store open (PostgreSQL, cluster)");
-    Ok((store, Some(pool)))
+    Ok((store, Some(pools)))
 }
 
 /// The store settings a configuration gives (at open and at each reload).

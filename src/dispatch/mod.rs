@@ -119,6 +119,8 @@ pub struct Dispatch {
     owned: RwLock<Option<std::collections::BTreeMap<String, i64>>>,
     /// Cluster mode: the lease task's picture of the cluster.
     cluster_view: RwLock<Option<Arc<RwLock<crate::cluster::View>>>>,
+    /// Cluster mode: the routes' shared rate budgets.
+    route_budget: RwLock<Option<Arc<crate::cluster::budget::RouteBudget>>>,
 }
 
 /// Per-route pacing and wake-up.
@@ -172,6 +174,7 @@ impl Dispatch {
             route_rates: Mutex::new(HashMap::new()),
             owned: RwLock::new(None),
             cluster_view: RwLock::new(None),
+            route_budget: RwLock::new(None),
         })
     }
 

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use super::Dispatch;
 use super::link::SmscLink;
 use super::locks::{read, write};
+use crate::cluster::budget::RouteBudget;
 use crate::cluster::{LinkState, View};
 use crate::config::Route;
 use crate::session::Channels;
@@ -34,9 +35,10 @@ impl Dispatch {
 
     /// Switches to cluster mode: owns nothing until the lease task says so. `view` is the lease
     /// task's picture of the cluster (where failover may go).
-    pub fn join_cluster(&self, view: Arc<RwLock<View>>) {
+    pub fn join_cluster(&self, view: Arc<RwLock<View>>, budget: Arc<RouteBudget>) {
         *write(&self.owned, "owned smscs") = Some(BTreeMap::new());
         *write(&self.cluster_view, "cluster view") = Some(view);
+        *write(&self.route_budget, "route budget") = Some(budget);
     }
 
     /// The SMSCs owned now with their lease epochs (`None`: not clustered, every SMSC).
@@ -100,6 +102,44 @@ impl Dispatch {
             }
         }
         self.wake_all();
+    }
+
+    /// Whether `route`'s rate is shared with other instances through its budget.
+    pub(super) fn route_shared(&self, route: &Route) -> bool {
+        route.tps.is_some() && read(&self.route_budget, "route budget").is_some()
+    }
+
+    /// How many of `want` parts of `route` may go now: all of them on a single node or for a
+    /// route without `tps`; in a cluster, what the route's shared budget grants (waiting for the
+    /// next slot while it grants nothing; at least one, unless `stop` comes first). When the
+    /// database cannot be asked, the parts go at this instance's own pace (its token bucket
+    /// still holds the route's `tps`) rather than wait for the database.
+    pub(super) async fn route_budget(
+        &self,
+        route: &Route,
+        want: usize,
+        stop: &tokio_util::sync::CancellationToken,
+    ) -> usize {
+        let budget = read(&self.route_budget, "route budget").clone();
+        let (Some(budget), Some(tps)) = (budget, route.tps) else {
+            return want;
+        };
+        loop {
+            let now = super::now_ms();
+            let slot = crate::cluster::budget::Slot::at(tps, now);
+            match budget.reserve(&route.name, slot, want).await {
+                Ok(0) => {}
+                Ok(n) => return n,
+                Err(e) => {
+                    tracing::warn!(route = %route.name, error = %e, "cannot reserve the route's rate in the database: pacing on this instance only");
+                    return want;
+                }
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return want,
+                _ = tokio::time::sleep(slot.until_next(now)) => {}
+            }
+        }
     }
 
     /// The owned SMSCs of `route` that can transmit now, with their epochs (cluster mode).

@@ -39,7 +39,12 @@ impl Dispatch {
                 self.idle(&state, &stop).await;
                 continue;
             };
+            // In a cluster the route's rate is shared: parts go out as its budget grants them.
+            let mut granted = 0;
             for (i, part) in parts.iter().enumerate() {
+                if granted == 0 && !stop.is_cancelled() {
+                    granted = self.route_budget(&route, parts.len() - i, &stop).await;
+                }
                 if stop.is_cancelled() {
                     // Not sent: back to the queue, untouched by any SMSC.
                     for p in &parts[i..] {
@@ -47,6 +52,7 @@ impl Dispatch {
                     }
                     return;
                 }
+                granted -= 1;
                 self.send(&state, &route, part).await;
             }
             self.resplit_waiting().await;
@@ -162,7 +168,11 @@ impl Dispatch {
                 .want_resplit(part.part.message, link.name.clone(), part.valid_until_ms);
             return;
         }
-        if let Some(b) = &state.bucket {
+        // In a cluster the route's budget already paced this part (slot by slot, for every
+        // instance together); the local bucket would only push it into a later slot.
+        if let Some(b) = &state.bucket
+            && !self.route_shared(route)
+        {
             b.until_ready().await;
         }
         if let Some(b) = &link.bucket {

@@ -164,6 +164,9 @@ const MIGRATIONS: &[&str] = &[
         taken_at TIMESTAMPTZ);
     CREATE TABLE leader_lease (name TEXT PRIMARY KEY, owner TEXT, epoch BIGINT NOT NULL DEFAULT 0,
         expires_at TIMESTAMPTZ NOT NULL DEFAULT '-infinity');
+    -- A route's tps across the cluster (cluster/budget.rs): a ring of ten slot rows per route.
+    CREATE TABLE route_budget (route TEXT NOT NULL, ring INT NOT NULL, slot BIGINT NOT NULL,
+        used BIGINT NOT NULL, granted BIGINT NOT NULL, PRIMARY KEY (route, ring));
     "#,
 ];
 
