@@ -158,6 +158,8 @@ pub struct PostgresStore {
     capacity: usize,
     poll: Mutex<Option<tokio::task::JoinHandle<()>>>,
     writer_done: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+    /// The runtime the store was opened on: reads run there, whoever asks.
+    rt: tokio::runtime::Handle,
 }
 
 impl PostgresStore {
@@ -200,6 +202,7 @@ impl PostgresStore {
                 capacity,
                 poll: Mutex::new(Some(poll)),
                 writer_done: Mutex::new(Some(done_rx)),
+                rt: tokio::runtime::Handle::current(),
             },
             recovery,
         ))
@@ -239,12 +242,7 @@ impl PostgresStore {
         let (tx, pending) = Pending::channel();
         let pool = self.pool.clone();
         let url = self.url.clone();
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return Pending::ready(Err(StoreError::Internal(
-                "PostgreSQL store read outside its tokio runtime".into(),
-            )));
-        };
-        rt.spawn(async move {
+        self.rt.spawn(async move {
             let result = match pool.get().await {
                 Ok(client) => f(client).await.map_err(|e| db_error(&e, &url)),
                 Err(e) => Err(pool_error(e, &url)),
