@@ -55,9 +55,7 @@ impl Fx {
     fn open_with(&self, settings: Settings) -> (Store, smppd::store::Recovery) {
         match self {
             Fx::Sqlite(dir) => open_with(&dir.path().join("s.db"), settings),
-            Fx::Postgres(rt, pg) => rt
-                .open(&pg.url(), "test-1", settings)
-                .expect("store opens"),
+            Fx::Postgres(rt, pg) => rt.open(&pg.url(), "test-1", settings).expect("store opens"),
         }
     }
 

@@ -126,20 +126,32 @@ fn claim_owned_takes_only_parts_headed_for_owned_smscs() {
     let (rt, pg) = (StoreRuntime::new(), Pg::start());
     let store = open(&rt, &pg, "a");
     for i in 0..4 {
-        store.accept(msg(&format!("+4670000000{i}"))).wait().expect("accept");
+        store
+            .accept(msg(&format!("+4670000000{i}")))
+            .wait()
+            .expect("accept");
     }
     assert_eq!(pg.psql("SELECT DISTINCT target FROM part"), "op-a");
-    let none = store.claim_owned("default", owned("op-b", 7), 10, T0).wait();
+    let none = store
+        .claim_owned("default", owned("op-b", 7), 10, T0)
+        .wait();
     assert!(none.expect("claim").is_empty(), "op-b owns no part yet");
     assert_eq!(
-        store.retarget("default", "op-a", "op-b", 1).wait().expect("retarget"),
+        store
+            .retarget("default", "op-a", "op-b", 1)
+            .wait()
+            .expect("retarget"),
         1
     );
-    let b = store.claim_owned("default", owned("op-b", 7), 10, T0).wait();
+    let b = store
+        .claim_owned("default", owned("op-b", 7), 10, T0)
+        .wait();
     let b = b.expect("claim");
     assert_eq!(b.len(), 1);
     assert_eq!(b[0].target.as_deref(), Some("op-b"));
-    let a = store.claim_owned("default", owned("op-a", 3), 10, T0).wait();
+    let a = store
+        .claim_owned("default", owned("op-a", 3), 10, T0)
+        .wait();
     assert_eq!(a.expect("claim").len(), 3);
     assert_eq!(
         pg.psql("SELECT target || ':' || claim_epoch || ':' || claimed_by FROM part ORDER BY target, message_id"),
@@ -152,7 +164,9 @@ fn failover_retargets_and_remembers_the_refusal() {
     let (rt, pg) = (StoreRuntime::new(), Pg::start());
     let store = open(&rt, &pg, "a");
     store.accept(msg("+46700000001")).wait().expect("accept");
-    let parts = store.claim_owned("default", owned("op-a", 1), 10, T0).wait();
+    let parts = store
+        .claim_owned("default", owned("op-a", 1), 10, T0)
+        .wait();
     let part = parts.expect("claim")[0].part;
     let state = store
         .failed(Failure {
@@ -165,12 +179,16 @@ fn failover_retargets_and_remembers_the_refusal() {
         .wait()
         .expect("failover");
     assert_eq!(state, MessageState::Queued);
-    let a = store.claim_owned("default", owned("op-a", 1), 10, T0 + 2).wait();
+    let a = store
+        .claim_owned("default", owned("op-a", 1), 10, T0 + 2)
+        .wait();
     assert!(a.expect("claim").is_empty());
     // Never moved back to the SMSC that refused it.
     let moved = store.retarget("default", "op-b", "op-a", 10).wait();
     assert_eq!(moved.expect("retarget"), 0);
-    let b = store.claim_owned("default", owned("op-b", 1), 10, T0 + 2).wait();
+    let b = store
+        .claim_owned("default", owned("op-b", 1), 10, T0 + 2)
+        .wait();
     let b = b.expect("claim");
     assert_eq!(b.len(), 1);
     assert_eq!(b[0].target.as_deref(), Some("op-b"));
@@ -189,13 +207,18 @@ fn a_stale_acknowledgement_changes_nothing_and_requeue_marks_maybe_dup() {
     let n = b.requeue_in_flight("op-a", 2).wait().expect("requeue");
     assert_eq!(n, 1);
     assert_eq!(b.requeue_in_flight("op-a", 2).wait().expect("again"), 0);
-    let again = b.claim_owned("default", owned("op-a", 2), 10, T0 + 1).wait();
+    let again = b
+        .claim_owned("default", owned("op-a", 2), 10, T0 + 1)
+        .wait();
     let again = again.expect("claim");
     assert_eq!(again.len(), 1);
     assert!(again[0].maybe_sent, "requeued in flight: maybe sent");
     assert_eq!(again[0].attempts, 2);
     // a's late answer is stale: nothing changes.
-    let late = a.acked(ack(part, "old")).wait().expect("stale ack resolves");
+    let late = a
+        .acked(ack(part, "old"))
+        .wait()
+        .expect("stale ack resolves");
     assert_eq!(late.state, MessageState::Queued);
     assert_eq!(
         pg.psql("SELECT state || ':' || claimed_by || ':' || claim_epoch || ':' || coalesce(smsc_id, '-') FROM part"),
@@ -212,7 +235,11 @@ fn a_stale_acknowledgement_changes_nothing_and_requeue_marks_maybe_dup() {
     // b's answer counts.
     let fresh = b.acked(ack(part, "new")).wait().expect("ack");
     assert_eq!(fresh.state, MessageState::Submitted);
-    let m = b.message(part.message).wait().expect("read").expect("found");
+    let m = b
+        .message(part.message)
+        .wait()
+        .expect("read")
+        .expect("found");
     assert!(m.parts[0].maybe_duplicate);
     assert_eq!(m.parts[0].smsc_id.as_deref(), Some("new"));
 }
@@ -224,18 +251,24 @@ fn receipts_and_acknowledgements_racing_on_two_instances_always_match() {
     let b = open(&rt, &pg, "b");
     const N: usize = 60;
     for i in 0..N {
-        a.accept(msg(&format!("+46700{i:05}"))).wait().expect("accept");
+        a.accept(msg(&format!("+46700{i:05}")))
+            .wait()
+            .expect("accept");
     }
     let parts = a.claim("default", N, T0).wait().expect("claim");
     assert_eq!(parts.len(), N);
     // Half the receipts first, half the acknowledgements first, the rest at once.
     for (i, p) in parts.iter().enumerate().take(10) {
-        b.record_receipt(receipt(&format!("x{i}"))).wait().expect("receipt");
+        b.record_receipt(receipt(&format!("x{i}")))
+            .wait()
+            .expect("receipt");
         a.acked(ack(p.part, &format!("x{i}"))).wait().expect("ack");
     }
     for (i, p) in parts.iter().enumerate().skip(10).take(10) {
         a.acked(ack(p.part, &format!("x{i}"))).wait().expect("ack");
-        b.record_receipt(receipt(&format!("x{i}"))).wait().expect("receipt");
+        b.record_receipt(receipt(&format!("x{i}")))
+            .wait()
+            .expect("receipt");
     }
     std::thread::scope(|s| {
         let acks = s.spawn(|| {
@@ -261,7 +294,11 @@ fn receipts_and_acknowledgements_racing_on_two_instances_always_match() {
         receipts.join().expect("receipts");
     });
     for p in &parts {
-        let m = a.message(p.part.message).wait().expect("read").expect("found");
+        let m = a
+            .message(p.part.message)
+            .wait()
+            .expect("read")
+            .expect("found");
         assert_eq!(m.state, MessageState::Delivered, "{}", p.part.message);
         assert_eq!(m.receipts.len(), 1);
     }
@@ -280,7 +317,10 @@ fn a_receipt_before_the_ack_on_another_instance_is_matched() {
     let res = a.acked(ack(part, "77")).wait().expect("ack");
     assert_eq!(res.state, MessageState::Delivered);
     assert_eq!(res.held_receipts.len(), 1);
-    assert!(res.held_receipts[0].seq > 0, "the held receipt's event is numbered");
+    assert!(
+        res.held_receipts[0].seq > 0,
+        "the held receipt's event is numbered"
+    );
 }
 
 /// An event whose transaction commits after others were numbered is numbered after them: a
@@ -340,11 +380,11 @@ fn a_schema_newer_than_the_binary_is_refused() {
     let (rt, pg) = (StoreRuntime::new(), Pg::start());
     drop(open(&rt, &pg, "a"));
     pg.psql("INSERT INTO schema_version (version) VALUES (999)");
-    let err = rt
-        .open(&pg.url(), "a", settings())
-        .err()
-        .expect("refused");
-    assert!(matches!(err, StoreError::SchemaTooNew { found: 999, .. }), "{err:?}");
+    let err = rt.open(&pg.url(), "a", settings()).expect_err("refused");
+    assert!(
+        matches!(err, StoreError::SchemaTooNew { found: 999, .. }),
+        "{err:?}"
+    );
     let text = err.to_string();
     assert!(text.contains("schema version 999"), "{text}");
     assert!(text.contains("upgrade smppd"), "{text}");
@@ -363,13 +403,19 @@ fn the_database_going_away_is_unavailable_and_the_store_recovers_by_itself() {
     let store = open(&rt, &pg, "a");
     store.accept(msg("+46700000001")).wait().expect("accept");
     pg.stop();
-    let err = store.accept(msg("+46700000002")).wait().err().expect("fails");
+    let err = store.accept(msg("+46700000002")).wait().expect_err("fails");
     assert!(
-        matches!(err, StoreError::Unavailable { kind: "database", .. }),
+        matches!(
+            err,
+            StoreError::Unavailable {
+                kind: "database",
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert!(err.is_overload());
-    let read = store.stats().wait().err().expect("read fails");
+    let read = store.stats().wait().expect_err("read fails");
     assert!(read.is_overload(), "{read:?}");
     pg.start_server();
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -111,10 +111,7 @@ pub const STORE: Section = Section {
         ),
         key(
             "pool_size",
-            Kind::Int {
-                min: 2,
-                max: 64,
-            },
+            Kind::Int { min: 2, max: 64 },
             Default::Int(8),
             "PostgreSQL connections this instance opens (one is the writer's).",
         ),

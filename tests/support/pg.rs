@@ -29,7 +29,10 @@ impl Pg {
         ));
         std::fs::create_dir_all(&dir).expect("create the cluster folder");
         if as_root {
-            run(Command::new("chown").args(["postgres:postgres"]).arg(&dir), "chown");
+            run(
+                Command::new("chown").args(["postgres:postgres"]).arg(&dir),
+                "chown",
+            );
         }
         let pg = Pg {
             dir,
@@ -55,7 +58,15 @@ impl Pg {
         pg.start_server();
         pg.tool(
             "createdb",
-            &["-h", "127.0.0.1", "-p", &pg.port.to_string(), "-U", "smppd", "smppd"],
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &pg.port.to_string(),
+                "-U",
+                "smppd",
+                "smppd",
+            ],
         );
         pg
     }
@@ -73,7 +84,10 @@ impl Pg {
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
             self.port, data
         );
-        self.tool("pg_ctl", &["-D", &data, "-l", &log, "-w", "-o", &options, "start"]);
+        self.tool(
+            "pg_ctl",
+            &["-D", &data, "-l", &log, "-w", "-o", &options, "start"],
+        );
     }
 
     /// `pg_ctl stop -m fast`: the server ends its sessions and stops, as a primary does in a

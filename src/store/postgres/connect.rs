@@ -24,9 +24,13 @@ use crate::store::StoreError;
 enum Tls {
     Off,
     /// Encrypt, no certificate check (libpq's `prefer` and `require`).
-    Unverified { required: bool },
+    Unverified {
+        required: bool,
+    },
     /// Encrypt and check the certificate and host name, with extra roots from `sslrootcert`.
-    Verified { root_cert: Option<String> },
+    Verified {
+        root_cert: Option<String>,
+    },
 }
 
 /// Checks a `[store] url` at config load: a PostgreSQL URL naming a database, with no password.
@@ -34,7 +38,9 @@ enum Tls {
 pub fn check_url(url: &str) -> Result<(), String> {
     let (config, _) = parse(url)?;
     if config.get_password().is_some() {
-        return Err("holds a password: put it in password_file or PGPASSWORD, never in the URL".into());
+        return Err(
+            "holds a password: put it in password_file or PGPASSWORD, never in the URL".into(),
+        );
     }
     if config.get_dbname().is_none() {
         return Err("names no database (postgres://user@host:5432/DATABASE)".into());
@@ -101,7 +107,8 @@ fn password(file: Option<&Path>) -> Result<Option<String>, StoreError> {
 /// A pool of connections to the store's database, as `[store]` describes it. Connects lazily:
 /// the first use says whether the database is there.
 pub fn pool(pg: &Postgres, application: &str) -> Result<Pool, StoreError> {
-    let (mut config, tls) = parse(&pg.url).map_err(|e| StoreError::Config(format!("store.url: {e}")))?;
+    let (mut config, tls) =
+        parse(&pg.url).map_err(|e| StoreError::Config(format!("store.url: {e}")))?;
     if let Some(p) = password(pg.password_file.as_deref())? {
         config.password(p);
     }
@@ -151,7 +158,8 @@ fn verified(root_cert: Option<&str>) -> Result<rustls::ClientConfig, StoreError>
         let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
             .map_err(|e| StoreError::Config(format!("store.url sslrootcert {path}: {e}")))?;
         for cert in certs {
-            let cert = cert.map_err(|e| StoreError::Config(format!("store.url sslrootcert {path}: {e}")))?;
+            let cert =
+                cert.map_err(|e| StoreError::Config(format!("store.url sslrootcert {path}: {e}")))?;
             roots
                 .add(cert)
                 .map_err(|e| StoreError::Config(format!("store.url sslrootcert {path}: {e}")))?;
@@ -197,7 +205,12 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
         cert: &rustls_pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -206,7 +219,12 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
         cert: &rustls_pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {

@@ -26,7 +26,9 @@ const POLL: std::time::Duration = std::time::Duration::from_millis(200);
 pub(super) async fn sequence(client: &Client) -> Result<Vec<(i64, i64)>, tokio_postgres::Error> {
     client.batch_execute("BEGIN").await?;
     let result = async {
-        let lock = client.prepare_cached("SELECT pg_advisory_xact_lock($1)").await?;
+        let lock = client
+            .prepare_cached("SELECT pg_advisory_xact_lock($1)")
+            .await?;
         client.execute(&lock, &[&SEQUENCER_LOCK]).await?;
         let number = client
             .prepare_cached(

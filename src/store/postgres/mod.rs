@@ -49,7 +49,6 @@ use std::sync::Mutex;
 use tokio::sync::{mpsc, watch};
 use writer::{Command, Op, Out};
 
-
 /// A pooled connection (statements prepared once per connection with `prepare_cached`).
 pub(crate) type Client = deadpool_postgres::ClientWrapper;
 

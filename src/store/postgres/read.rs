@@ -81,7 +81,10 @@ fn part_row(r: &Row) -> PartView {
 }
 
 fn receipt_row(r: &Row) -> ReceiptView {
-    let date = |i: usize| r.get::<_, Option<i64>>(i).map(|n| ReceiptDate::from_number(n).to_string());
+    let date = |i: usize| {
+        r.get::<_, Option<i64>>(i)
+            .map(|n| ReceiptDate::from_number(n).to_string())
+    };
     ReceiptView {
         log_id: r.get(0),
         at: r.get(1),
@@ -142,7 +145,11 @@ pub(super) async fn message(c: &Client, id: MessageId) -> Result<Option<MessageV
 }
 
 /// Numbered events after `after`, oldest first.
-pub(super) async fn events_after(c: &Client, after: i64, limit: usize) -> Result<Vec<Event>, Error> {
+pub(super) async fn events_after(
+    c: &Client,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<Event>, Error> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     Ok(rows(
         c,
@@ -182,9 +189,11 @@ pub(super) async fn queue_depth(c: &Client) -> Result<Vec<QueueDepth>, Error> {
 }
 
 pub(super) async fn is_opted_out(c: &Client, number: &str) -> Result<bool, Error> {
-    Ok(!rows(c, "SELECT 1 FROM optout WHERE number = $1", &[&number])
-        .await?
-        .is_empty())
+    Ok(
+        !rows(c, "SELECT 1 FROM optout WHERE number = $1", &[&number])
+            .await?
+            .is_empty(),
+    )
 }
 
 pub(super) async fn optout_list(
@@ -209,7 +218,10 @@ pub(super) async fn optout_list(
     .collect())
 }
 
-pub(super) async fn final_counts(c: &Client, since_ms: i64) -> Result<Vec<(MessageState, u64)>, Error> {
+pub(super) async fn final_counts(
+    c: &Client,
+    since_ms: i64,
+) -> Result<Vec<(MessageState, u64)>, Error> {
     Ok(rows(
         c,
         "SELECT state, count(*) FROM message WHERE done_at >= $1 GROUP BY state",

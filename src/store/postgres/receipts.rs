@@ -88,7 +88,9 @@ impl W<'_> {
             self.rows(LOCKS, &[&lock]),
             self.rows(
                 filled!(ACK),
-                &[&id, &n, &a.smsc, &a.smsc_id, &key, &a.now_ms, &known, &me, &epoch],
+                &[
+                    &id, &n, &a.smsc, &a.smsc_id, &key, &a.now_ms, &known, &me, &epoch,
+                ],
             ),
             self.rows(HELD, &[&key, &a.smsc]),
         )
@@ -162,7 +164,10 @@ impl W<'_> {
                 smsc: &a.smsc,
                 smsc_id: &a.smsc_id,
             };
-            match self.apply_matched(a.part, &info, &a.reroute, logged, a.now_ms).await? {
+            match self
+                .apply_matched(a.part, &info, &a.reroute, logged, a.now_ms)
+                .await?
+            {
                 Effect::Applied(done, next) => {
                     info.state = next;
                     applied.push(done);
@@ -311,7 +316,10 @@ impl W<'_> {
             smsc_id: &r.receipt.id,
         };
         Ok(
-            match self.apply_matched(part, &info, &r.reroute, logged, r.now_ms).await? {
+            match self
+                .apply_matched(part, &info, &r.reroute, logged, r.now_ms)
+                .await?
+            {
                 Effect::Applied(applied, _) => ReceiptRecorded::Matched(applied),
                 Effect::Rerouted(applied, reroute) => {
                     ReceiptRecorded::Rerouted { applied, reroute }
@@ -429,7 +437,10 @@ impl W<'_> {
 fn pick_part(keys: &[String], rows: &[Row]) -> Result<Option<Matched>, JobError> {
     for key in keys {
         let mut best: Option<(PartRef, &Row)> = None;
-        for row in rows.iter().filter(|r| r.get::<_, Option<&str>>(4) == Some(key)) {
+        for row in rows
+            .iter()
+            .filter(|r| r.get::<_, Option<&str>>(4) == Some(key))
+        {
             let p = PartRef {
                 message: MessageId::from_i64(row.get(0)),
                 n: row.get::<_, i32>(1) as u8,

@@ -206,7 +206,10 @@ async fn migrate_in(client: &Client, url: &str) -> Result<u32, StoreError> {
         .await
         .map_err(db)?;
     let found: i64 = client
-        .query_one("SELECT coalesce(max(version), 0)::bigint FROM schema_version", &[])
+        .query_one(
+            "SELECT coalesce(max(version), 0)::bigint FROM schema_version",
+            &[],
+        )
         .await
         .map_err(db)?
         .get(0);
@@ -220,12 +223,13 @@ async fn migrate_in(client: &Client, url: &str) -> Result<u32, StoreError> {
     }
     let mut applied = 0;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-        client.batch_execute(&fill(sql)).await.map_err(|e| {
-            StoreError::Open {
+        client
+            .batch_execute(&fill(sql))
+            .await
+            .map_err(|e| StoreError::Open {
                 path: url.into(),
                 detail: format!("migration {}: {e}", i + 1),
-            }
-        })?;
+            })?;
         client
             .execute(
                 "INSERT INTO schema_version (version) VALUES ($1)",

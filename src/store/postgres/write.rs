@@ -430,13 +430,19 @@ impl<'a> W<'a> {
         now: i64,
     ) -> Result<Vec<QueuedPart>, JobError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let names: Vec<&str> = owned.unwrap_or(&[]).iter().map(|(s, _)| s.as_str()).collect();
+        let names: Vec<&str> = owned
+            .unwrap_or(&[])
+            .iter()
+            .map(|(s, _)| s.as_str())
+            .collect();
         let epochs: Vec<i64> = owned.unwrap_or(&[]).iter().map(|(_, e)| *e).collect();
         let me = self.ctx.instance.as_str();
         let wake_params: [&(dyn ToSql + Sync); 2] = [&now, &route];
         let wake = self.exec(
-            filled!("UPDATE part SET state = {part:queued}
-                  WHERE state = {part:waiting} AND ready_at <= $1 AND route = $2"),
+            filled!(
+                "UPDATE part SET state = {part:queued}
+                  WHERE state = {part:waiting} AND ready_at <= $1 AND route = $2"
+            ),
             &wake_params,
         );
         let params: [&(dyn ToSql + Sync); 6] = [&route, &limit, &names, &epochs, &now, &me];
@@ -498,7 +504,10 @@ impl<'a> W<'a> {
         let id = f.part.message.as_i64();
         let n = i32::from(f.part.n);
         let cur = self
-            .row("SELECT state FROM part WHERE message_id = $1 AND n = $2", &[&id, &n])
+            .row(
+                "SELECT state FROM part WHERE message_id = $1 AND n = $2",
+                &[&id, &n],
+            )
             .await?
             .ok_or_else(|| not_found(f.part))?;
         if part_state(cur.get(0))?.is_final() {
@@ -567,8 +576,15 @@ impl<'a> W<'a> {
     ) -> Result<MoRecorded, JobError> {
         let incomplete = set.and_then(|(_, i)| *i);
         let parts = i32::from(m.parts);
-        let mo_params: [&(dyn ToSql + Sync); 7] =
-            [&m.now_ms, &m.smsc, &m.from, &m.to, &m.text, &parts, &incomplete];
+        let mo_params: [&(dyn ToSql + Sync); 7] = [
+            &m.now_ms,
+            &m.smsc,
+            &m.from,
+            &m.to,
+            &m.text,
+            &parts,
+            &incomplete,
+        ];
         let insert = self.rows(
             "INSERT INTO mo (at, smsc, source, dest, text, parts, incomplete)
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
@@ -680,7 +696,9 @@ impl<'a> W<'a> {
         let due = self.rows(filled!(EXPIRE_VALIDITY), &[&now, &limit]).await?;
         self.settle_swept(due, limit, now, &mut out).await?;
         let cut = now.saturating_sub(receipt_wait.max(0));
-        let waiting = self.rows(filled!(EXPIRE_RECEIPT), &[&now, &limit, &cut]).await?;
+        let waiting = self
+            .rows(filled!(EXPIRE_RECEIPT), &[&now, &limit, &cut])
+            .await?;
         self.settle_swept(waiting, limit, now, &mut out).await?;
         Ok(out)
     }
@@ -738,8 +756,12 @@ impl<'a> W<'a> {
                 "message {id} has {blocking} part(s) in flight or acknowledged; it cannot be re-split"
             ))));
         }
-        let (maybe_dup, rerouted, target, refused): (bool, Option<String>, Option<String>, Vec<String>) =
-            (keep.get(1), keep.get(2), keep.get(3), keep.get(4));
+        let (maybe_dup, rerouted, target, refused): (
+            bool,
+            Option<String>,
+            Option<String>,
+            Vec<String>,
+        ) = (keep.get(1), keep.get(2), keep.get(3), keep.get(4));
         let target = target.or_else(|| self.first_smsc(&route));
         let n: Vec<i32> = (1..=parts.len() as i32).collect();
         let dc: Vec<i32> = parts.iter().map(|p| i32::from(p.data_coding)).collect();
@@ -750,7 +772,9 @@ impl<'a> W<'a> {
             .await?;
         self.exec(
             filled!(RESPLIT_INSERT),
-            &[&mid, &n, &dc, &esm, &sar, &seg, &maybe_dup, &rerouted, &target, &refused],
+            &[
+                &mid, &n, &dc, &esm, &sar, &seg, &maybe_dup, &rerouted, &target, &refused,
+            ],
         )
         .await?;
         self.exec(
@@ -831,8 +855,10 @@ impl<'a> W<'a> {
     ) -> Result<usize, JobError> {
         let n = self
             .exec(
-                filled!("UPDATE part SET state = {part:queued}, maybe_dup = true
-                      WHERE state = {part:sending} AND target = $1 AND claim_epoch < $2"),
+                filled!(
+                    "UPDATE part SET state = {part:queued}, maybe_dup = true
+                      WHERE state = {part:sending} AND target = $1 AND claim_epoch < $2"
+                ),
                 &[&smsc, &epoch],
             )
             .await?;
@@ -909,9 +935,8 @@ macro_rules! guarded {
     };
 }
 
-const FAIL_RETRY: &str = guarded!(
-    "state = $6, ready_at = $7, last_status = $8, smsc = coalesce($9, smsc)"
-);
+const FAIL_RETRY: &str =
+    guarded!("state = $6, ready_at = $7, last_status = $8, smsc = coalesce($9, smsc)");
 /// Requeue ($6 maybe sent), or failover when $8 names the next SMSC: the refusing SMSC ($7)
 /// joins `refused` and the part heads for $8.
 const FAIL_REQUEUE: &str = guarded!(
@@ -922,9 +947,8 @@ const FAIL_REQUEUE: &str = guarded!(
         THEN array_append(refused, $7::text) ELSE refused END,
      target = coalesce($8::text, target)"
 );
-const FAIL_PERMANENT: &str = guarded!(
-    "state = {part:failed}, last_status = $6, done_at = $7, smsc = coalesce($8, smsc)"
-);
+const FAIL_PERMANENT: &str =
+    guarded!("state = {part:failed}, last_status = $6, done_at = $7, smsc = coalesce($8, smsc)");
 const FAIL_EXPIRED: &str = guarded!("state = {part:expired}, done_at = $6");
 
 /// Queued or waiting parts past their validity, oldest first. Index `part_validity`.

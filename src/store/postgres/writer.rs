@@ -14,8 +14,8 @@ use super::write::W;
 use super::{Client, PostgresOptions, db_error, events, is_unavailable, pool_error};
 use crate::store::{
     Accepted, Ack, AckResult, Expired, Failure, IncomingMo, IncomingReceipt, MessageId,
-    MessageState, MoFragment, MoRecorded, MoSet, NewMessage, NewPart, QueuedPart,
-    ReceiptRecorded, Retention, Settings, StoreError,
+    MessageState, MoFragment, MoRecorded, MoSet, NewMessage, NewPart, QueuedPart, ReceiptRecorded,
+    Retention, Settings, StoreError,
 };
 use deadpool_postgres::{Object, Pool};
 use std::collections::HashMap;
@@ -135,7 +135,11 @@ impl WriterCtx {
 }
 
 /// Runs batches until every sender is gone and the queue is drained.
-pub(super) async fn writer_loop(mut ctx: WriterCtx, client: Object, mut rx: mpsc::Receiver<Command>) {
+pub(super) async fn writer_loop(
+    mut ctx: WriterCtx,
+    client: Object,
+    mut rx: mpsc::Receiver<Command>,
+) {
     let mut conn = Some(client);
     let mut batch = Vec::with_capacity(64);
     while let Some(first) = rx.recv().await {

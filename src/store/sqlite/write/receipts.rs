@@ -134,7 +134,12 @@ pub(crate) fn stat_text(r: &crate::receipt::Receipt) -> &str {
 
 /// The `dlr` event's body. Written by hand: this runs once per receipt and `json!` costs a map
 /// of allocations.
-pub(crate) fn dlr_body(part: PartRef, state: MessageState, next: PartState, r: &Logged<'_>) -> String {
+pub(crate) fn dlr_body(
+    part: PartRef,
+    state: MessageState,
+    next: PartState,
+    r: &Logged<'_>,
+) -> String {
     format!(
         r#"{{"id":"{}","part":{},"state":"{}","part_state":"{}","stat":{},"err":{},"smsc":{},"smsc_id":{}}}"#,
         part.message,
