@@ -173,9 +173,10 @@ pub trait StoreBackend: Send + Sync + 'static {
         limit: usize,
         now_ms: i64,
     ) -> Pending<Vec<QueuedPart>>;
-    /// Moves up to `limit` queued (and waiting-for-retry) parts of `route` headed for the SMSC
-    /// `from` to the SMSC `to`, except parts that `to` refused before; the parts of one message
-    /// move together. Resolves how many parts moved. SQLite keeps no targets: resolves 0.
+    /// Moves the queued (and waiting-for-retry) parts of `route` headed for the SMSC `from` to
+    /// the SMSC `to`, for at most `limit` messages (the parts of one message move together),
+    /// skipping messages with a part that `to` refused before. Resolves how many parts moved.
+    /// SQLite keeps no targets: resolves 0.
     fn retarget(&self, route: &str, from: &str, to: &str, limit: usize) -> Pending<usize>;
     /// Puts back in the queue, marked as possible duplicates, the parts in flight to `smsc`
     /// that were claimed under a lease epoch older than `epoch` (their instance lost the lease:

@@ -49,6 +49,9 @@ use std::sync::Mutex;
 use tokio::sync::{mpsc, watch};
 use writer::{Command, Op, Out};
 
+/// The smallest pool that keeps reads off the writer's connection.
+const MIN_POOL: usize = 3;
+
 /// A pooled connection (statements prepared once per connection with `prepare_cached`).
 pub(crate) type Client = deadpool_postgres::ClientWrapper;
 
@@ -165,7 +168,11 @@ impl PostgresStore {
     /// Opens the store: pool, migrations, counts, then the writer and the sequencer poll.
     pub async fn open(opts: PostgresOptions) -> Result<(PostgresStore, Recovery), StoreError> {
         let url = redacted(&opts.postgres.url);
-        let pool = pool(&opts.postgres, &format!("smppd {}", opts.instance))?;
+        // The writer keeps one connection and the event poll uses one now and then: reads
+        // need at least one more, never waiting behind the writer.
+        let mut postgres = opts.postgres.clone();
+        postgres.pool_size = postgres.pool_size.max(MIN_POOL);
+        let pool = pool(&postgres, &format!("smppd {}", opts.instance))?;
         let client = pool.get().await.map_err(|e| pool_error(e, &url))?;
         let migrations_applied = schema::migrate(&client, &url).await?;
         let queued = read::queued_count(&client)
