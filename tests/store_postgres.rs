@@ -433,3 +433,57 @@ fn the_database_going_away_is_unavailable_and_the_store_recovers_by_itself() {
     }
     assert_eq!(store.stats().wait().expect("stats").queued_parts, 2);
 }
+
+/// A statement failing in a batch rolls the batch back and replays its writes one per
+/// transaction: only the faulty write fails, and the others (an acknowledgement, whose claim
+/// the rolled-back attempt had already used) still apply.
+#[test]
+fn one_failing_write_fails_only_its_caller() {
+    let (rt, pg) = (StoreRuntime::new(), Pg::start());
+    let store = open(&rt, &pg, "a");
+    store.accept(msg("+46700000001")).wait().expect("accept");
+    let claimed = store
+        .claim_owned("default", owned("op-a", 1), 10, T0)
+        .wait();
+    let part = claimed.expect("claim")[0].part;
+    // PostgreSQL text cannot hold U+0000: this MO's insert fails in the database.
+    let bad = IncomingMo {
+        smsc: "op-a".into(),
+        from: "+46701111111".into(),
+        to: "72000".into(),
+        text: "nul \0 inside".into(),
+        parts: 1,
+        optout: None,
+        now_ms: T0,
+    };
+    let good_mo = IncomingMo {
+        text: "fine".into(),
+        ..bad.clone()
+    };
+    // Hold the writer in a batch (its opt-out insert waits for a raw transaction's row) while
+    // the three writes queue up, so one batch holds all three.
+    let url = pg.url();
+    let raw = rt.block_on(async move {
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("raw connection");
+        tokio::spawn(conn);
+        client
+            .batch_execute("BEGIN; INSERT INTO optout VALUES ('+1', 'manual', 0, '-')")
+            .await
+            .expect("raw insert");
+        client
+    });
+    let blocked = store.optout_add("+1".into(), T0);
+    std::thread::sleep(Duration::from_millis(300));
+    let p_ack = store.acked(ack(part, "1"));
+    let p_bad = store.record_mo(bad);
+    let p_good = store.record_mo(good_mo);
+    rt.block_on(async { raw.batch_execute("ROLLBACK").await.expect("rollback") });
+    assert!(blocked.wait().expect("optout"));
+    assert_eq!(p_ack.wait().expect("ack").state, MessageState::Submitted);
+    let err = p_bad.wait().expect_err("the bad write fails");
+    assert!(matches!(err, StoreError::Internal(_)), "{err:?}");
+    assert!(p_good.wait().expect("mo").seq > 0);
+    assert_eq!(pg.psql("SELECT count(*) FROM mo"), "1");
+}

@@ -72,17 +72,7 @@ impl W<'_> {
     pub(super) async fn acked(&mut self, a: &Ack) -> Result<AckResult, JobError> {
         let key = receipt::submit_key(a.rule, &a.smsc_id);
         let lock = vec![lock_key(&a.smsc, &key)];
-        let (known, me, epoch) = {
-            let remembered = self
-                .ctx
-                .claims
-                .remove(&(a.part.message.as_i64(), i32::from(a.part.n)));
-            (
-                remembered.is_some(),
-                self.ctx.instance.clone(),
-                remembered.flatten(),
-            )
-        };
+        let (known, me, epoch) = self.take_claim(a.part);
         let (id, n) = (a.part.message.as_i64(), i32::from(a.part.n));
         let (_, updated, held) = try_join3(
             self.rows(LOCKS, &[&lock]),

@@ -487,11 +487,11 @@ impl<'a> W<'a> {
 
     /// The guard's parameters for an answer about `part`: whether this instance claimed it,
     /// its name and the claim's epoch (forgotten: the claim ends with this answer).
-    fn take_claim(&mut self, part: PartRef) -> (bool, String, Option<i64>) {
+    pub(super) fn take_claim(&mut self, part: PartRef) -> (bool, String, Option<i64>) {
         let remembered = self
             .ctx
             .claims
-            .remove(&(part.message.as_i64(), i32::from(part.n)));
+            .take((part.message.as_i64(), i32::from(part.n)));
         (
             remembered.is_some(),
             self.ctx.instance.clone(),
