@@ -1,9 +1,13 @@
 //! The durable store: messages and their parts (the queue), the delivery-report log, receipt
 //! correlation, mobile-originated messages, the opt-out list and the event sequence.
 //!
-//! Callers hold a [`Store`], a cheap handle over a [`StoreBackend`]. Today the backend is SQLite
-//! ([`sqlite`]): WAL mode, one writer thread doing group commit, a few reader connections. A
-//! PostgreSQL backend can be added by implementing [`StoreBackend`]; callers do not change.
+//! Callers hold a [`Store`], a cheap handle over a [`StoreBackend`]. Two backends: SQLite
+//! ([`sqlite`]: one process per file; WAL mode, one writer thread doing group commit, a few
+//! reader connections) and PostgreSQL ([`postgres`]: several instances share one database; one
+//! writer task per instance doing group commit, reads on pooled connections, part targets and
+//! claim guards for a cluster). Callers do not change with the backend; the cluster methods
+//! ([`StoreBackend::claim_owned`], [`StoreBackend::retarget`],
+//! [`StoreBackend::requeue_in_flight`]) have single-node answers on SQLite.
 //!
 //! Every write is one command that the backend batches; the returned [`Pending`] resolves only
 //! after the transaction holding the write has committed (`sync = "normal"` survives a process
