@@ -125,8 +125,12 @@ pub(crate) fn is_unavailable(e: &tokio_postgres::Error) -> bool {
             let c = code.code();
             c.starts_with("08") || c.starts_with("53") || c.starts_with("57P")
         }
-        // No SQLSTATE: the error came from the socket (refused, reset, timed out).
-        None => e.as_db_error().is_none(),
+        // No SQLSTATE: unavailable when it came from the socket (refused, reset, timed out)
+        // or from connecting; a conversion error (a bug) is not.
+        None => {
+            std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+                || e.to_string().starts_with("error connecting")
+        }
     }
 }
 

@@ -228,7 +228,7 @@ impl<'a> W<'a> {
         }
         let counters: Vec<i64> = self
             .rows(
-                "SELECT nextval('message_counter') FROM generate_series(1, $1::int) ORDER BY 1",
+                "SELECT nextval('message_counter') FROM generate_series(1, $1::int)",
                 &[&(valid.len() as i32)],
             )
             .await?
@@ -246,8 +246,7 @@ impl<'a> W<'a> {
         let mut ids = Vec::with_capacity(valid.len());
         for (k, &i) in valid.iter().enumerate() {
             if let Op::Accept(m) = &cmds[i].op {
-                // Ordered by value: a cycle restarting at 0 mid-batch would put the wrapped
-                // values first; that only reorders ids within one millisecond.
+                // In acceptance order: ids of one millisecond increase with the counter.
                 let id = message_id(m.now_ms, counters.get(k).copied().unwrap_or(0));
                 rows.push(id, m, targets[k].as_deref());
                 ids.push(id);
