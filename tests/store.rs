@@ -1470,3 +1470,46 @@ fn a_receipt_without_an_id_is_kept_unmatched_and_never_matches(fx: &Fx) {
     }
     assert_eq!(store.stats().wait().expect("stats").unmatched_receipts, 1);
 }
+
+/// SQLite is one node owning every SMSC: `claim_owned` is `claim`, nothing has a target to move
+/// or a lease to lose, and a failover is a plain requeue (dispatch keeps the refusals).
+#[test]
+fn sqlite_answers_the_cluster_methods_as_a_single_node() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir.path().join("s.db"));
+    store.accept(msg("+46700000001", 1)).wait().expect("accept");
+    let owned = vec![("op-x".to_owned(), 9)];
+    let parts = store.claim_owned("default", owned, 10, T0).wait();
+    let parts = parts.expect("claim");
+    assert_eq!(parts.len(), 1, "every part is owned");
+    assert_eq!(
+        (parts[0].target.as_ref(), parts[0].refused.len()),
+        (None, 0)
+    );
+    assert_eq!(
+        store.requeue_in_flight("op-a", 5).wait().expect("requeue"),
+        0
+    );
+    let state = store
+        .failed(Failure {
+            part: parts[0].part,
+            smsc: Some("op-a".into()),
+            status: Some(0x58),
+            disposition: Disposition::Failover { to: "op-b".into() },
+            now_ms: T0 + 1,
+        })
+        .wait()
+        .expect("failover");
+    assert_eq!(state, MessageState::Queued);
+    assert_eq!(
+        store
+            .retarget("default", "op-a", "op-b", 10)
+            .wait()
+            .expect("retarget"),
+        0
+    );
+    let again = claim_all(&store, "default");
+    assert_eq!(again.len(), 1);
+    // As `Requeue { maybe_sent: false }`: the attempt is given back.
+    assert_eq!((again[0].attempts, again[0].maybe_sent), (1, false));
+}
