@@ -9,7 +9,7 @@
 //! Held receipts are `dlr_log` rows without a message, never only in memory. Runs inside the
 //! writer's batch transaction; must never commit.
 
-use super::write::{W, not_found, part_state};
+use super::write::{MESSAGE_PARTS, W, not_found, part_state};
 use super::writer::JobError;
 use crate::fnv::Fnv1a;
 use crate::receipt;
@@ -21,7 +21,7 @@ use crate::store::{
     Ack, AckResult, IncomingReceipt, MessageId, PartRef, PartState, ReceiptApplied,
     ReceiptRecorded, Reroute, RerouteRule,
 };
-use futures_util::future::try_join3;
+use futures_util::future::{try_join3, try_join4};
 use serde_json::json;
 use tokio_postgres::Row;
 
@@ -74,7 +74,9 @@ impl W<'_> {
         let lock = vec![lock_key(&a.smsc, &key)];
         let (known, me, epoch) = self.take_claim(a.part);
         let (id, n) = (a.part.message.as_i64(), i32::from(a.part.n));
-        let (_, updated, held) = try_join3(
+        // The message's parts are read after the update, in the same round trip: with no
+        // receipt held (the usual case), settling the message needs no other read.
+        let (_, updated, held, parts) = try_join4(
             self.rows(LOCKS, &[&lock]),
             self.rows(
                 filled!(ACK),
@@ -83,11 +85,20 @@ impl W<'_> {
                 ],
             ),
             self.rows(HELD, &[&key, &a.smsc]),
+            self.rows(MESSAGE_PARTS, &[&id]),
         )
         .await?;
         let Some(row) = updated.first() else {
             return self.ack_ignored(a).await;
         };
+        if held.is_empty() {
+            let (_, state) = self.settle(a.part.message, &parts, a.now_ms).await?;
+            return Ok(AckResult {
+                state,
+                held_receipts: Vec::new(),
+                rerouted: None,
+            });
+        }
         let info = Info {
             state: PartState::Submitted,
             route: row.get(0),

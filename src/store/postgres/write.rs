@@ -351,20 +351,24 @@ impl<'a> W<'a> {
         id: MessageId,
         now: i64,
     ) -> Result<(MessageState, MessageState), JobError> {
-        let rows = self
-            .rows(
-                "SELECT p.state, p.acked_at, p.dlr, m.state, m.text IS NOT NULL,
-                    m.submitted_at IS NOT NULL, m.done_at IS NOT NULL
-                 FROM part p JOIN message m ON m.id = p.message_id WHERE p.message_id = $1",
-                &[&id.as_i64()],
-            )
-            .await?;
+        let rows = self.rows(MESSAGE_PARTS, &[&id.as_i64()]).await?;
+        self.settle(id, &rows, now).await
+    }
+
+    /// Stores the message's state computed from [`MESSAGE_PARTS`]' rows when it changed.
+    /// Returns (before, after).
+    pub(super) async fn settle(
+        &mut self,
+        id: MessageId,
+        rows: &[Row],
+        now: i64,
+    ) -> Result<(MessageState, MessageState), JobError> {
         let Some(first) = rows.first() else {
             return Err(message_not_found(id));
         };
         let mut states = Vec::with_capacity(rows.len());
         let mut first_ack: Option<i64> = None;
-        for r in &rows {
+        for r in rows {
             states.push(part_state(r.get(0))?);
             if let Some(at) = r.get::<_, Option<i64>>(1) {
                 first_ack = Some(first_ack.map_or(at, |f| f.min(at)));
@@ -888,6 +892,11 @@ fn queued_part(r: &Row, part: PartRef) -> QueuedPart {
         refused: r.get(18),
     }
 }
+
+/// A message's parts' states and what settling the message needs (see [`W::settle`]).
+pub(super) const MESSAGE_PARTS: &str = "SELECT p.state, p.acked_at, p.dlr, m.state,
+        m.text IS NOT NULL, m.submitted_at IS NOT NULL, m.done_at IS NOT NULL
+    FROM part p JOIN message m ON m.id = p.message_id WHERE p.message_id = $1";
 
 /// The claim's update (shared by both claims): parts past their validity are expired instead.
 macro_rules! claim_sql {
