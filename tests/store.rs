@@ -991,6 +991,8 @@ fn invalid_input_is_refused_without_harm(fx: &Fx) {
         .wait()
         .expect_err("closed");
     assert!(matches!(err, StoreError::Closed));
+    let err = store.stats().wait().expect_err("closed");
+    assert!(matches!(err, StoreError::Closed), "{err}");
 }
 
 #[test]

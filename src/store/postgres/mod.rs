@@ -384,10 +384,12 @@ impl StoreBackend for PostgresStore {
         self.seq.clone()
     }
 
-    /// Stops taking writes; the writer finishes the queued ones. From a plain thread this waits
-    /// (up to 10 s) for the writer to end; inside the runtime it cannot block, and returns.
+    /// Stops taking writes and reads (they fail with [`StoreError::Closed`]); the writer
+    /// finishes the queued writes on the connection it holds. From a plain thread this waits (up
+    /// to 10 s) for the writer to end; inside the runtime it cannot block, and returns.
     fn close(&self) {
         drop(self.writes.lock().unwrap_or_else(|p| p.into_inner()).take());
+        self.pool.close();
         if let Some(poll) = self.poll.lock().unwrap_or_else(|p| p.into_inner()).take() {
             poll.abort();
         }
