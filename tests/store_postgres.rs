@@ -487,3 +487,56 @@ fn one_failing_write_fails_only_its_caller() {
     assert!(p_good.wait().expect("mo").seq > 0);
     assert_eq!(pg.psql("SELECT count(*) FROM mo"), "1");
 }
+
+/// A reroute after UNDELIV heads the part for the first SMSC of its route other than the
+/// receipt's (`Settings::routes`), so the owner of that SMSC claims it.
+#[test]
+fn a_reroute_retargets_the_part_to_the_next_smsc_of_its_route() {
+    let (rt, pg) = (StoreRuntime::new(), Pg::start());
+    let store = open(&rt, &pg, "a");
+    store.accept(msg("+46700000001")).wait().expect("accept");
+    let claimed = store
+        .claim_owned("default", owned("op-a", 1), 10, T0)
+        .wait();
+    let part = claimed.expect("claim")[0].part;
+    store.acked(ack(part, "u1")).wait().expect("ack");
+    let rule = RerouteRule::none().with_route("default", &["op-a".to_owned(), "op-b".to_owned()]);
+    let mut r = receipt("u1");
+    r.outcome = Some(smppd::receipt::Outcome::Undeliverable);
+    r.reroute = rule;
+    let res = store.record_receipt(r).wait().expect("receipt");
+    let ReceiptRecorded::Rerouted { reroute, .. } = res else {
+        panic!("not rerouted: {res:?}")
+    };
+    assert_eq!(reroute.to_smsc, "op-b");
+    let a = store
+        .claim_owned("default", owned("op-a", 1), 10, T0 + 1)
+        .wait();
+    assert!(a.expect("claim").is_empty());
+    let b = store
+        .claim_owned("default", owned("op-b", 4), 10, T0 + 1)
+        .wait();
+    let b = b.expect("claim");
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].rerouted_from.as_deref(), Some("op-a"));
+    assert_eq!(b[0].target.as_deref(), Some("op-b"));
+}
+
+/// Opening a store never touches the parts other instances have in flight.
+#[test]
+fn opening_requeues_nothing_of_other_instances() {
+    let (rt, pg) = (StoreRuntime::new(), Pg::start());
+    let a = open(&rt, &pg, "a");
+    for i in 0..3 {
+        a.accept(msg(&format!("+4670000000{i}")))
+            .wait()
+            .expect("accept");
+    }
+    let claimed = a.claim_owned("default", owned("op-a", 1), 2, T0).wait();
+    assert_eq!(claimed.expect("claim").len(), 2);
+    let (b, recovery) = rt.open(&pg.url(), "b", settings()).expect("opens");
+    assert_eq!(recovery.requeued_in_flight, 0);
+    assert_eq!(recovery.queued, 1);
+    assert_eq!(recovery.migrations_applied, 0);
+    assert_eq!(b.stats().wait().expect("stats").in_flight_parts, 2);
+}
