@@ -363,6 +363,19 @@ impl<'a> W<'a> {
         rows: &[Row],
         now: i64,
     ) -> Result<(MessageState, MessageState), JobError> {
+        let (change, plan) = self.plan_settle(id, rows, now)?;
+        self.write_settled(plan.into_iter().collect()).await?;
+        Ok(change)
+    }
+
+    /// A message's state from [`MESSAGE_PARTS`]' rows: (before, after), and the row's update
+    /// when it changed.
+    pub(super) fn plan_settle(
+        &self,
+        id: MessageId,
+        rows: &[Row],
+        now: i64,
+    ) -> Result<((MessageState, MessageState), Option<Settled>), JobError> {
         let Some(first) = rows.first() else {
             return Err(message_not_found(id));
         };
@@ -385,26 +398,40 @@ impl<'a> W<'a> {
         let any_acked = first_ack.is_some();
         let drop_text = has_text && !self.ctx.settings.retain_text && nothing_pending;
         let unchanged = new == old && (submitted || !any_acked) && is_done == done && !drop_text;
-        if !unchanged {
-            self.exec(
-                "UPDATE message SET state = $2,
-                    submitted_at = CASE WHEN $3 THEN coalesce(submitted_at, $7) ELSE submitted_at END,
-                    done_at = CASE WHEN $4 THEN coalesce(done_at, $6) ELSE NULL END,
-                    text = CASE WHEN $5 THEN NULL ELSE text END
-                 WHERE id = $1",
-                &[
-                    &id.as_i64(),
-                    &(new.code() as i32),
-                    &any_acked,
-                    &is_done,
-                    &drop_text,
-                    &now,
-                    &first_ack.unwrap_or(now),
-                ],
-            )
-            .await?;
+        let plan = (!unchanged).then_some(Settled {
+            id: id.as_i64(),
+            state: new.code() as i32,
+            any_acked,
+            is_done,
+            drop_text,
+            now,
+            first_ack: first_ack.unwrap_or(now),
+        });
+        Ok(((old, new), plan))
+    }
+
+    /// Writes messages' settled states, all in one statement.
+    pub(super) async fn write_settled(&mut self, plans: Vec<Settled>) -> Result<(), JobError> {
+        if plans.is_empty() {
+            return Ok(());
         }
-        Ok((old, new))
+        let col = |f: fn(&Settled) -> i64| plans.iter().map(f).collect::<Vec<i64>>();
+        let flag = |f: fn(&Settled) -> bool| plans.iter().map(f).collect::<Vec<bool>>();
+        let states: Vec<i32> = plans.iter().map(|p| p.state).collect();
+        self.exec(
+            SETTLE,
+            &[
+                &col(|p| p.id),
+                &states,
+                &flag(|p| p.any_acked),
+                &flag(|p| p.is_done),
+                &flag(|p| p.drop_text),
+                &col(|p| p.now),
+                &col(|p| p.first_ack),
+            ],
+        )
+        .await?;
+        Ok(())
     }
 
     /// Emits a `state` event when a message reached a final state without a receipt.
@@ -893,10 +920,36 @@ fn queued_part(r: &Row, part: PartRef) -> QueuedPart {
     }
 }
 
-/// A message's parts' states and what settling the message needs (see [`W::settle`]).
+/// A message row's new state (see [`W::plan_settle`]).
+pub(super) struct Settled {
+    id: i64,
+    state: i32,
+    any_acked: bool,
+    is_done: bool,
+    drop_text: bool,
+    now: i64,
+    first_ack: i64,
+}
+
+/// Messages' new states, from arrays of [`Settled`]'s fields.
+const SETTLE: &str = "UPDATE message m SET state = u.state,
+        submitted_at = CASE WHEN u.acked THEN coalesce(m.submitted_at, u.first_ack)
+            ELSE m.submitted_at END,
+        done_at = CASE WHEN u.done THEN coalesce(m.done_at, u.now) ELSE NULL END,
+        text = CASE WHEN u.dt THEN NULL ELSE m.text END
+    FROM unnest($1::bigint[], $2::int[], $3::bool[], $4::bool[], $5::bool[], $6::bigint[],
+        $7::bigint[]) AS u(id, state, acked, done, dt, now, first_ack)
+    WHERE m.id = u.id";
+
+/// A message's parts' states and what settling it needs (see [`W::settle`]).
 pub(super) const MESSAGE_PARTS: &str = "SELECT p.state, p.acked_at, p.dlr, m.state,
         m.text IS NOT NULL, m.submitted_at IS NOT NULL, m.done_at IS NOT NULL
     FROM part p JOIN message m ON m.id = p.message_id WHERE p.message_id = $1";
+
+/// [`MESSAGE_PARTS`] for several messages, with the message id last.
+pub(super) const MESSAGES_PARTS: &str = "SELECT p.state, p.acked_at, p.dlr, m.state,
+        m.text IS NOT NULL, m.submitted_at IS NOT NULL, m.done_at IS NOT NULL, p.message_id
+    FROM part p JOIN message m ON m.id = p.message_id WHERE p.message_id = ANY($1)";
 
 /// The claim's update (shared by both claims): parts past their validity are expired instead.
 macro_rules! claim_sql {

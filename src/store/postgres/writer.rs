@@ -291,7 +291,8 @@ async fn replay_one_by_one(
     }
 }
 
-/// BEGIN, every command (consecutive accepts together), COMMIT. Returns the ids of the events
+/// BEGIN, every command (consecutive accepts together, runs of acknowledgements together),
+/// COMMIT. Returns the ids of the events
 /// the transaction inserted. Rolls back on a database error.
 async fn try_batch(
     ctx: &mut WriterCtx,
@@ -330,6 +331,12 @@ async fn run_all(w: &mut W<'_>, batch: &mut [Command]) -> Result<(), tokio_postg
         if accepts > 0 {
             w.accept_many(&mut batch[i..i + accepts]).await?;
             i += accepts;
+            continue;
+        }
+        let acks = super::receipts::ack_run(&batch[i..]);
+        if acks > 0 {
+            w.acked_many(&mut batch[i..i + acks]).await?;
+            i += acks;
             continue;
         }
         let cmd = &mut batch[i];
@@ -414,7 +421,11 @@ impl W<'_> {
                 limit,
                 now_ms,
             } => Out::Parts(self.claim(route, owned.as_deref(), *limit, *now_ms).await?),
-            Op::Acked(a) => Out::Ack(self.acked(a).await?),
+            Op::Acked(_) => {
+                return Err(JobError::Domain(StoreError::Internal(
+                    "acknowledgements run through acked_many".into(),
+                )));
+            }
             Op::Failed(f) => Out::State(self.failed(f).await?),
             Op::Receipt(r) => Out::Receipt(self.record_receipt(r).await?),
             Op::Mo(m, set) => Out::Mo(self.record_mo(m, set.as_ref()).await?),
