@@ -460,27 +460,12 @@ fn one_failing_write_fails_only_its_caller() {
         text: "fine".into(),
         ..bad.clone()
     };
-    // Hold the writer in a batch (its opt-out insert waits for a raw transaction's row) while
-    // the three writes queue up, so one batch holds all three.
-    let url = pg.url();
-    let raw = rt.block_on(async move {
-        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .expect("raw connection");
-        tokio::spawn(conn);
-        client
-            .batch_execute("BEGIN; INSERT INTO optout VALUES ('+1', 'manual', 0, '-')")
-            .await
-            .expect("raw insert");
-        client
-    });
-    let blocked = store.optout_add("+1".into(), T0);
-    std::thread::sleep(Duration::from_millis(300));
+    // Hold the writer so that one batch holds all three.
+    let hold = hold_writer(&rt, &pg, &store);
     let p_ack = store.acked(ack(part, "1"));
     let p_bad = store.record_mo(bad);
     let p_good = store.record_mo(good_mo);
-    rt.block_on(async { raw.batch_execute("ROLLBACK").await.expect("rollback") });
-    assert!(blocked.wait().expect("optout"));
+    release(&rt, hold);
     assert_eq!(p_ack.wait().expect("ack").state, MessageState::Submitted);
     let err = p_bad.wait().expect_err("the bad write fails");
     assert!(matches!(err, StoreError::Internal(_)), "{err:?}");
@@ -539,4 +524,91 @@ fn opening_requeues_nothing_of_other_instances() {
     assert_eq!(recovery.queued, 1);
     assert_eq!(recovery.migrations_applied, 0);
     assert_eq!(b.stats().wait().expect("stats").in_flight_parts, 2);
+}
+
+/// Opens a raw transaction holding an opt-out row, then asks `store` to add the same number:
+/// the writer waits in that batch until [`release`] while later writes queue up behind it.
+fn hold_writer(
+    rt: &StoreRuntime,
+    pg: &Pg,
+    store: &Store,
+) -> (tokio_postgres::Client, smppd::store::Pending<bool>) {
+    let url = pg.url();
+    let raw = rt.block_on(async move {
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("raw connection");
+        tokio::spawn(conn);
+        client
+            .batch_execute("BEGIN; INSERT INTO optout VALUES ('+1', 'manual', 0, '-')")
+            .await
+            .expect("raw insert");
+        client
+    });
+    let blocked = store.optout_add("+1".into(), T0);
+    std::thread::sleep(Duration::from_millis(300));
+    (raw, blocked)
+}
+
+fn release(
+    rt: &StoreRuntime,
+    (raw, blocked): (tokio_postgres::Client, smppd::store::Pending<bool>),
+) {
+    rt.block_on(async { raw.batch_execute("ROLLBACK").await.expect("rollback") });
+    assert!(blocked.wait().expect("optout"));
+}
+
+/// Acknowledgements queued together share their statements; each still gets its own answer:
+/// both parts of a multipart message, one with a receipt held for it, a stale one (its part
+/// is claimed by another instance) and a repeated one.
+#[test]
+fn acknowledgements_of_one_batch_each_get_their_answer() {
+    let (rt, pg) = (StoreRuntime::new(), Pg::start());
+    let store = open(&rt, &pg, "a");
+    let mut two = msg("+46700000001");
+    two.parts.push(two.parts[0].clone());
+    let m = store.accept(two).wait().expect("accept").id;
+    let s = store.accept(msg("+46700000002")).wait().expect("accept").id;
+    let t = store.accept(msg("+46700000003")).wait().expect("accept").id;
+    let claimed = store
+        .claim_owned("default", owned("op-a", 1), 10, T0)
+        .wait();
+    assert_eq!(claimed.expect("claim").len(), 4);
+    let held = store.record_receipt(receipt("s1")).wait().expect("receipt");
+    assert!(matches!(held, ReceiptRecorded::Held { .. }));
+    // Another instance took t's part under a newer lease.
+    pg.psql(&format!(
+        "UPDATE part SET claimed_by = 'b', claim_epoch = 2 WHERE message_id = {}",
+        t.as_i64()
+    ));
+    let part = |message, n| PartRef { message, n };
+    let hold = hold_writer(&rt, &pg, &store);
+    let answers = [
+        store.acked(ack(part(m, 1), "m1")),
+        store.acked(ack(part(m, 2), "m2")),
+        store.acked(ack(part(s, 1), "s1")),
+        store.acked(ack(part(t, 1), "t1")),
+        store.acked(ack(part(m, 1), "m1")),
+    ];
+    release(&rt, hold);
+    let answers: Vec<_> = answers
+        .into_iter()
+        .map(|p| p.wait().expect("ack"))
+        .collect();
+    assert_eq!(answers[0].state, MessageState::Submitted);
+    assert_eq!(answers[1].state, MessageState::Submitted);
+    assert_eq!(answers[2].state, MessageState::Delivered);
+    assert_eq!(answers[2].held_receipts.len(), 1);
+    assert_eq!(answers[3].state, MessageState::Queued, "stale: ignored");
+    assert_eq!(
+        answers[4].state,
+        MessageState::Submitted,
+        "repeated: ignored"
+    );
+    let view = store.message(m).wait().expect("read").expect("found");
+    assert_eq!(view.state, MessageState::Submitted);
+    assert!(view.submitted_at.is_some());
+    let t_view = store.message(t).wait().expect("read").expect("found");
+    assert_eq!(t_view.parts[0].smsc_id, None);
+    assert_eq!(store.stats().wait().expect("stats").unmatched_receipts, 0);
 }
