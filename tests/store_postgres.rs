@@ -612,3 +612,36 @@ fn acknowledgements_of_one_batch_each_get_their_answer() {
     assert_eq!(t_view.parts[0].smsc_id, None);
     assert_eq!(store.stats().wait().expect("stats").unmatched_receipts, 0);
 }
+
+/// `last_seq` follows the cluster: another instance's events reach this instance's watch
+/// through the sequencer poll.
+#[test]
+fn last_seq_follows_other_instances_events() {
+    let (rt, pg) = (StoreRuntime::new(), Pg::start());
+    let a = open(&rt, &pg, "a");
+    let b = open(&rt, &pg, "b");
+    let mo = IncomingMo {
+        smsc: "op-a".into(),
+        from: "+46701111111".into(),
+        to: "72000".into(),
+        text: "hi".into(),
+        parts: 1,
+        optout: None,
+        now_ms: T0,
+    };
+    let recorded = b.record_mo(mo).wait().expect("mo");
+    assert_eq!(
+        *b.last_seq().borrow(),
+        recorded.seq,
+        "the writer publishes its own"
+    );
+    let watch = a.last_seq();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while *watch.borrow() < recorded.seq {
+        assert!(Instant::now() < deadline, "a never saw b's event");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let seen = a.events_after(0, 10).wait().expect("events");
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].seq, recorded.seq);
+}
