@@ -12,7 +12,7 @@
 
 use super::{Client, db_error};
 use deadpool_postgres::Pool;
-use futures_util::future::try_join3;
+use futures_util::future::{try_join, try_join3};
 use std::collections::HashMap;
 use tokio::sync::watch;
 
@@ -26,17 +26,18 @@ const POLL: std::time::Duration = std::time::Duration::from_millis(200);
 /// it numbered. BEGIN, the lock and the numbering go in one round trip (pipelined: the server
 /// runs them in order), then COMMIT.
 pub(super) async fn sequence(client: &Client) -> Result<Vec<(i64, i64)>, tokio_postgres::Error> {
-    let lock = async {
-        let st = client
-            .prepare_cached("SELECT pg_advisory_xact_lock($1)")
-            .await?;
-        client.execute(&st, &[&SEQUENCER_LOCK]).await
-    };
-    let number = async {
-        let st = client.prepare_cached(NUMBER).await?;
-        client.query(&st, &[]).await
-    };
-    let result = try_join3(client.batch_execute("BEGIN"), lock, number).await;
+    // Prepared first, so that the pipelined BEGIN, lock and numbering are sent in this order.
+    let (lock, number) = try_join(
+        client.prepare_cached("SELECT pg_advisory_xact_lock($1)"),
+        client.prepare_cached(NUMBER),
+    )
+    .await?;
+    let result = try_join3(
+        client.batch_execute("BEGIN"),
+        client.execute(&lock, &[&SEQUENCER_LOCK]),
+        client.query(&number, &[]),
+    )
+    .await;
     match result {
         Ok((_, _, rows)) => {
             client.batch_execute("COMMIT").await?;

@@ -9,7 +9,7 @@
 //! Held receipts are `dlr_log` rows without a message, never only in memory. Runs inside the
 //! writer's batch transaction; must never commit.
 
-use super::write::{MESSAGES_PARTS, W, not_found, part_state};
+use super::write::{MESSAGE_PARTS, MESSAGES_PARTS, W, not_found, part_state};
 use super::writer::JobError;
 use super::writer::{Command, Op, Out};
 use crate::fnv::Fnv1a;
@@ -22,7 +22,7 @@ use crate::store::{
     Ack, AckResult, IncomingReceipt, MessageId, MessageState, PartRef, PartState, ReceiptApplied,
     ReceiptRecorded, Reroute, RerouteRule, StoreError,
 };
-use futures_util::future::{try_join3, try_join4};
+use futures_util::future::{try_join, try_join3, try_join4};
 use serde_json::json;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
@@ -139,6 +139,24 @@ fn domain<T>(r: Result<T, JobError>) -> Result<Result<T, StoreError>, tokio_post
     }
 }
 
+/// The parts acknowledged under any of a receipt's keys ($1) by its SMSC ($2).
+const MATCH_PARTS: &str = "SELECT message_id, n, state, receipts, smsc_key, route,
+        rerouted_from IS NOT NULL
+    FROM part WHERE smsc_key = ANY($1::text[]) AND smsc = $2";
+
+/// An earlier copy of a receipt held unmatched (key, fingerprint, SMSC).
+const HELD_COPY: &str = "SELECT id FROM dlr_log
+    WHERE smsc_key = $1 AND message_id IS NULL AND fp = $2 AND smsc = $3 LIMIT 1";
+
+/// A receipt applied to its part: state, the stat and err when it decides, when the part
+/// ended, and the `log_id:fingerprint` entry of its receipts list.
+const APPLY_RECEIPT: &str = "UPDATE part SET state = $3,
+        stat = CASE WHEN $9 THEN $4 ELSE stat END,
+        err = CASE WHEN $9 THEN $5 ELSE err END,
+        done_at = CASE WHEN $6 THEN $7 ELSE done_at END,
+        receipts = coalesce(receipts || ',', '') || $8
+    WHERE message_id = $1 AND n = $2";
+
 /// The receipt keys' locks, in key order (two transactions taking several never deadlock).
 const LOCKS: &str = "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k";
 
@@ -201,11 +219,15 @@ impl W<'_> {
         let update: [&(dyn ToSql + Sync); 9] = [
             &ids, &ns, &smscs, &smsc_ids, &keys, &nows, &known, &epochs, &me,
         ];
+        // Locks first, then the update, then what reads its rows: one round trip, in order.
+        let st = self
+            .prepare(&[LOCKS, filled!(ACKS), HELD_MANY, MESSAGES_PARTS])
+            .await?;
         let (_, updated, held, parts) = try_join4(
-            self.rows(LOCKS, &[&locks]),
-            self.rows(filled!(ACKS), &update),
-            self.rows(HELD_MANY, &[&keys, &smscs]),
-            self.rows(MESSAGES_PARTS, &[&messages]),
+            self.c.query(&st[0], &[&locks]),
+            self.c.query(&st[1], &update),
+            self.c.query(&st[2], &[&keys, &smscs]),
+            self.c.query(&st[3], &[&messages]),
         )
         .await?;
         Ok(AckRows::new(updated, held, parts))
@@ -394,28 +416,24 @@ impl W<'_> {
                 .is_some_and(|o| PartState::from_outcome(o) == next);
         let (id, n) = (part.message.as_i64(), i32::from(part.n));
         let entry = format!("{}:{}", r.log_id, r.fp);
-        self.exec(
-            "UPDATE part SET state = $3,
-                stat = CASE WHEN $9 THEN $4 ELSE stat END, err = CASE WHEN $9 THEN $5 ELSE err END,
-                done_at = CASE WHEN $6 THEN $7 ELSE done_at END,
-                receipts = coalesce(receipts || ',', '') || $8
-             WHERE message_id = $1 AND n = $2",
-            &[
-                &id,
-                &n,
-                &(next.code() as i32),
-                &r.stat,
-                &r.err,
-                &(next.is_final() && next != cur),
-                &now,
-                &entry,
-                &decides,
-            ],
+        let ended = next.is_final() && next != cur;
+        let code = next.code() as i32;
+        let params: [&(dyn ToSql + Sync); 9] = [
+            &id, &n, &code, &r.stat, &r.err, &ended, &now, &entry, &decides,
+        ];
+        // The part's update and its message's parts (read after it) in one round trip; then
+        // the message's state and the event in another.
+        let st = self.prepare(&[APPLY_RECEIPT, MESSAGE_PARTS]).await?;
+        let (_, rows) = try_join(
+            self.c.execute(&st[0], &params),
+            self.c.query(&st[1], &[&id]),
         )
         .await?;
-        let state = self.recompute(part.message, now).await?.1;
+        let ((_, state), plan) = self.plan_settle(part.message, &rows, now)?;
         let body = dlr_body(part, state, next, &r);
-        let seq = self.event("dlr", Some(part.message), &body, now).await?;
+        let seq = self
+            .settle_with_event(plan, "dlr", part.message, &body, now)
+            .await?;
         let applied = ReceiptApplied {
             log_id: r.log_id,
             part,
@@ -446,18 +464,12 @@ impl W<'_> {
         let mut locks: Vec<i64> = keys.iter().map(|k| lock_key(&r.smsc, k)).collect();
         locks.sort_unstable();
         locks.dedup();
+        // The locks first, then the lookups: one round trip, in this order.
+        let st = self.prepare(&[LOCKS, MATCH_PARTS, HELD_COPY]).await?;
         let (_, parts, earlier) = try_join3(
-            self.rows(LOCKS, &[&locks]),
-            self.rows(
-                "SELECT message_id, n, state, receipts, smsc_key, route, rerouted_from IS NOT NULL
-                 FROM part WHERE smsc_key = ANY($1::text[]) AND smsc = $2",
-                &[&keys, &r.smsc],
-            ),
-            self.rows(
-                "SELECT id FROM dlr_log
-                 WHERE smsc_key = $1 AND message_id IS NULL AND fp = $2 AND smsc = $3 LIMIT 1",
-                &[&primary_key, &fp, &r.smsc],
-            ),
+            self.c.query(&st[0], &[&locks]),
+            self.c.query(&st[1], &[&keys, &r.smsc]),
+            self.c.query(&st[2], &[&primary_key, &fp, &r.smsc]),
         )
         .await?;
         let matched = pick_part(&keys, &parts)?;

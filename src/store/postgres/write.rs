@@ -11,11 +11,11 @@ use crate::store::{
     MoRecorded, MoSet, NewMessage, NewPart, OptOutChange, PartRef, PartState, QueuedPart,
     Retention, StoreError, aggregate,
 };
-use futures_util::future::try_join;
+use futures_util::future::{try_join, try_join_all};
 use serde_json::json;
 use std::collections::HashMap;
-use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
+use tokio_postgres::{Row, Statement};
 
 /// The writer's view of one transaction: the connection, the writer's state, and the ids of the
 /// events inserted so far (numbered after COMMIT).
@@ -175,6 +175,17 @@ impl<'a> W<'a> {
         }
     }
 
+    /// Prepares statements (their Parse messages pipelined; cached ones cost nothing).
+    /// Pipelined statements whose order matters are prepared this way first: an execution is
+    /// sent only once its own statement is prepared, so a cached statement would otherwise
+    /// overtake (and run before) one prepared for the first time.
+    pub(super) async fn prepare(
+        &self,
+        sqls: &[&str],
+    ) -> Result<Vec<Statement>, tokio_postgres::Error> {
+        try_join_all(sqls.iter().map(|sql| self.c.prepare_cached(sql))).await
+    }
+
     pub(super) async fn exec(
         &self,
         sql: &str,
@@ -330,16 +341,48 @@ impl<'a> W<'a> {
         body: &str,
         now: i64,
     ) -> Result<i64, JobError> {
-        let row = self
-            .rows(
+        let id = self.insert_event(kind, message, body, now).await?;
+        self.events.push(id);
+        Ok(id)
+    }
+
+    /// The event row (see [`Self::event`], which remembers its id for the sequencer).
+    async fn insert_event(
+        &self,
+        kind: &str,
+        message: Option<MessageId>,
+        body: &str,
+        now: i64,
+    ) -> Result<i64, tokio_postgres::Error> {
+        let st = self
+            .c
+            .prepare_cached(
                 "INSERT INTO event (at, kind, message_id, body) VALUES ($1, $2, $3, $4) RETURNING id",
-                &[&now, &kind, &message.map(MessageId::as_i64), &body],
             )
             .await?;
-        let id: i64 = row
-            .first()
-            .map(|r| r.get(0))
-            .ok_or_else(|| JobError::Domain(StoreError::Internal("event not inserted".into())))?;
+        let row = self
+            .c
+            .query_one(&st, &[&now, &kind, &message.map(MessageId::as_i64), &body])
+            .await?;
+        Ok(row.get(0))
+    }
+
+    /// Writes a message's settled state (if it changed) and an event in one round trip;
+    /// returns the event's row id.
+    pub(super) async fn settle_with_event(
+        &mut self,
+        plan: Option<Settled>,
+        kind: &str,
+        message: MessageId,
+        body: &str,
+        now: i64,
+    ) -> Result<i64, JobError> {
+        let plans: Vec<Settled> = plan.into_iter().collect();
+        let (_, id) = try_join(
+            self.write_settled_db(&plans),
+            self.insert_event(kind, Some(message), body, now),
+        )
+        .await?;
         self.events.push(id);
         Ok(id)
     }
@@ -412,6 +455,10 @@ impl<'a> W<'a> {
 
     /// Writes messages' settled states, all in one statement.
     pub(super) async fn write_settled(&mut self, plans: Vec<Settled>) -> Result<(), JobError> {
+        Ok(self.write_settled_db(&plans).await?)
+    }
+
+    async fn write_settled_db(&self, plans: &[Settled]) -> Result<(), tokio_postgres::Error> {
         if plans.is_empty() {
             return Ok(());
         }
@@ -468,19 +515,18 @@ impl<'a> W<'a> {
         let epochs: Vec<i64> = owned.unwrap_or(&[]).iter().map(|(_, e)| *e).collect();
         let me = self.ctx.instance.as_str();
         let wake_params: [&(dyn ToSql + Sync); 2] = [&now, &route];
-        let wake = self.exec(
-            filled!(
-                "UPDATE part SET state = {part:queued}
-                  WHERE state = {part:waiting} AND ready_at <= $1 AND route = $2"
-            ),
-            &wake_params,
-        );
         let params: [&(dyn ToSql + Sync); 6] = [&route, &limit, &names, &epochs, &now, &me];
         let take = match owned {
-            Some(_) => self.rows(filled!(CLAIM_OWNED), &params),
-            None => self.rows(filled!(CLAIM_ANY), &params),
+            Some(_) => filled!(CLAIM_OWNED),
+            None => filled!(CLAIM_ANY),
         };
-        let (_, rows) = try_join(wake, take).await?;
+        // Waking before taking: one round trip, in this order.
+        let st = self.prepare(&[filled!(WAKE_WAITING), take]).await?;
+        let (_, rows) = try_join(
+            self.c.execute(&st[0], &wake_params),
+            self.c.query(&st[1], &params),
+        )
+        .await?;
         self.claimed(rows, now).await
     }
 
@@ -950,6 +996,10 @@ pub(super) const MESSAGE_PARTS: &str = "SELECT p.state, p.acked_at, p.dlr, m.sta
 pub(super) const MESSAGES_PARTS: &str = "SELECT p.state, p.acked_at, p.dlr, m.state,
         m.text IS NOT NULL, m.submitted_at IS NOT NULL, m.done_at IS NOT NULL, p.message_id
     FROM part p JOIN message m ON m.id = p.message_id WHERE p.message_id = ANY($1)";
+
+/// A route's parts whose retry time came go back to the queue. Index `part_waiting`.
+const WAKE_WAITING: &str = "UPDATE part SET state = {part:queued}
+    WHERE state = {part:waiting} AND ready_at <= $1 AND route = $2";
 
 /// The claim's update (shared by both claims): parts past their validity are expired instead.
 macro_rules! claim_sql {
