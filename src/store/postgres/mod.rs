@@ -13,6 +13,13 @@
 //! - events are numbered after their commit by one sequencer at a time ([`events`]), so event
 //!   readers never miss one committed late.
 //!
+//! Known limits: a COMMIT whose answer is lost with the connection is reported as
+//! [`StoreError::Unavailable`] although it may have committed (callers retry; the writes are
+//! idempotent or recognised as repeated). Two instances whose batches take the same receipt
+//! locks in opposite orders deadlock; PostgreSQL aborts one batch after `deadlock_timeout`, and
+//! it is replayed one write per transaction. PostgreSQL text cannot hold U+0000: a write
+//! carrying it fails (alone) with [`StoreError::Internal`].
+//!
 //! Owns the connection pool ([`connect`]), the schema ([`schema`]) and those tasks. Must never
 //! put the password in a log line, an error or a metric, never requeue another instance's
 //! parts at open, and never NOTIFY inside a write transaction.
