@@ -645,3 +645,28 @@ fn last_seq_follows_other_instances_events() {
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].seq, recorded.seq);
 }
+
+/// `migrate` (for `smppd store migrate`) brings a new database to the current schema once;
+/// opening it afterwards applies nothing, and the cluster tables are there for the leases.
+#[test]
+fn migrate_applies_the_schema_once() {
+    let (rt, pg) = (StoreRuntime::new(), Pg::start());
+    let config = smppd::config::Postgres {
+        url: pg.url(),
+        password_file: None,
+        pool_size: 1,
+    };
+    let migrate = || rt.block_on(smppd::store::postgres::migrate(&config));
+    assert_eq!(migrate().expect("migrates"), 1);
+    assert_eq!(migrate().expect("migrates"), 0);
+    let (_, recovery) = rt.open(&pg.url(), "a", settings()).expect("opens");
+    assert_eq!(recovery.migrations_applied, 0);
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM information_schema.tables WHERE table_name IN ('cluster_instance', 'smsc_lease', 'leader_lease')"),
+        "3"
+    );
+    assert_eq!(
+        pg.psql("SELECT max(version) FROM schema_version"),
+        smppd::store::postgres::current_version().to_string()
+    );
+}
