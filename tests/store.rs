@@ -1,6 +1,10 @@
 //! The store through its public API: lifecycle, idempotency, correlation (receipt before
 //! response, hex/decimal/leading-zero ids), multipart aggregation, queue order and paging,
 //! recovery, validity and receipt timeouts, MO/opt-out/events, retention, disk full.
+//!
+//! The contract tests run against both backends (`sqlite::…` and `postgres::…`, see
+//! [`contract_tests!`]); the tests of SQLite's own mechanics (recovery at open, the size cap,
+//! its schema versions) are SQLite-only. PostgreSQL's cluster behaviour: `store_postgres.rs`.
 
 use smppd::receipt::{AcceptedIs, IdRule, ReceiptTlvs, final_outcome, parse_receipt};
 use smppd::store::{
@@ -8,7 +12,11 @@ use smppd::store::{
     NewPart, OptOutChange, PartRef, PartState, ReceiptRecorded, RerouteRule, Retention, Settings,
     SqliteOptions, Store, StoreError,
 };
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+mod support;
+
+use support::pg::{Pg, StoreRuntime};
 
 const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 
@@ -21,6 +29,86 @@ fn open_with(path: &Path, settings: Settings) -> (Store, smppd::store::Recovery)
     o.settings = settings;
     Store::open_sqlite(o).expect("store opens")
 }
+
+/// Where a contract test's store lives: an SQLite file in a temporary folder, or a throwaway
+/// PostgreSQL cluster (started per test, stopped when the test ends). Reopening opens the same
+/// file or database again.
+enum Fx {
+    Sqlite(tempfile::TempDir),
+    Postgres(StoreRuntime, Pg),
+}
+
+impl Fx {
+    fn sqlite() -> Fx {
+        Fx::Sqlite(tempfile::tempdir().expect("tempdir"))
+    }
+
+    fn postgres() -> Fx {
+        let pg = Pg::start();
+        Fx::Postgres(StoreRuntime::new(), pg)
+    }
+
+    fn open(&self) -> Store {
+        self.open_with(Settings::default()).0
+    }
+
+    fn open_with(&self, settings: Settings) -> (Store, smppd::store::Recovery) {
+        match self {
+            Fx::Sqlite(dir) => open_with(&dir.path().join("s.db"), settings),
+            Fx::Postgres(rt, pg) => rt.open(&pg.url(), "test-1", settings).expect("store opens"),
+        }
+    }
+
+    /// The store file (SQLite only).
+    fn path(&self) -> Option<PathBuf> {
+        match self {
+            Fx::Sqlite(dir) => Some(dir.path().join("s.db")),
+            Fx::Postgres(..) => None,
+        }
+    }
+}
+
+/// Runs each contract test against both backends: `sqlite::NAME` and `postgres::NAME`.
+macro_rules! contract_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test]
+            fn $name() {
+                super::$name(&super::Fx::sqlite());
+            })*
+        }
+        mod postgres {
+            $(#[test]
+            fn $name() {
+                super::$name(&super::Fx::postgres());
+            })*
+        }
+    };
+}
+
+contract_tests!(
+    lifecycle_and_reopen,
+    async_callers_await_durability,
+    duplicate_keys_give_the_first_id,
+    receipt_before_response_is_held_then_matched,
+    hex_decimal_and_leading_zero_ids_match,
+    multipart_message_gets_one_final_state,
+    duplicate_and_unknown_receipts_are_logged_once_and_counted,
+    queue_is_priority_then_age_and_paged,
+    failures_retries_and_requeues,
+    validity_and_receipt_timeouts,
+    the_expiry_sweep_settles_everything_due_in_bounded_batches,
+    text_is_dropped_after_acknowledgement_without_retain_text,
+    resplit_replaces_unsent_parts_only,
+    mo_optout_and_resumable_events,
+    retention_prunes_in_batches_and_keeps_the_sequence,
+    invalid_input_is_refused_without_harm,
+    reroute_resends_an_acknowledged_part,
+    reroute_undelivered_resends_once_through_the_next_smsc,
+    undelivered_is_final_without_a_reroute_rule_for_the_route,
+    a_receipt_before_the_response_is_rerouted_at_the_response,
+    a_receipt_without_an_id_is_kept_unmatched_and_never_matches,
+);
 
 fn msg(to: &str, parts: usize) -> NewMessage {
     NewMessage {
@@ -85,11 +173,8 @@ fn claim_all(store: &Store, route: &str) -> Vec<smppd::store::QueuedPart> {
     store.claim(route, 1000, T0 + 5).wait().expect("claim")
 }
 
-#[test]
-fn lifecycle_and_reopen() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("s.db");
-    let store = open(&path);
+fn lifecycle_and_reopen(fx: &Fx) {
+    let store = fx.open();
     let a = store.accept(msg("+46700000001", 1)).wait().expect("accept");
     assert!(!a.duplicate);
     assert_eq!(a.parts, 1);
@@ -133,11 +218,13 @@ fn lifecycle_and_reopen() {
     drop(store);
 
     // Mode 0600 on the file.
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
-    assert_eq!(mode & 0o777, 0o600);
+    if let Some(path) = fx.path() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
 
-    let (store, rec) = open_with(&path, Settings::default());
+    let (store, rec) = fx.open_with(Settings::default());
     assert_eq!(rec.requeued_in_flight, 0);
     assert_eq!(rec.migrations_applied, 0);
     let m = store.message(a.id).wait().expect("read").expect("found");
@@ -154,36 +241,38 @@ fn lifecycle_and_reopen() {
     assert_eq!(store.last_seq().borrow().to_owned(), applied.seq);
 }
 
-#[tokio::test]
-async fn async_callers_await_durability() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(&dir.path().join("s.db"));
-    let mut pending = Vec::new();
-    for i in 0..500 {
-        pending.push(store.accept(msg(&format!("+4670{i:07}"), 1)));
-    }
-    let mut ids = Vec::new();
-    for p in pending {
-        ids.push(p.await.expect("durable").id);
-    }
-    let mut sorted = ids.clone();
-    sorted.sort();
-    sorted.dedup();
-    assert_eq!(
-        sorted, ids,
-        "ids are unique and increase in acceptance order"
-    );
-    let depth = store.queue_depth().await.expect("depth");
-    assert_eq!(depth.len(), 1);
-    assert_eq!((depth[0].route.as_str(), depth[0].parts), ("default", 500));
-    // The oldest waiting part is the first message accepted.
-    assert_eq!(depth[0].oldest_ms, ids[0].millis());
+fn async_callers_await_durability(fx: &Fx) {
+    let store = fx.open();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let mut pending = Vec::new();
+        for i in 0..500 {
+            pending.push(store.accept(msg(&format!("+4670{i:07}"), 1)));
+        }
+        let mut ids = Vec::new();
+        for p in pending {
+            ids.push(p.await.expect("durable").id);
+        }
+        let mut sorted = ids.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(
+            sorted, ids,
+            "ids are unique and increase in acceptance order"
+        );
+        let depth = store.queue_depth().await.expect("depth");
+        assert_eq!(depth.len(), 1);
+        assert_eq!((depth[0].route.as_str(), depth[0].parts), ("default", 500));
+        // The oldest waiting part is the first message accepted.
+        assert_eq!(depth[0].oldest_ms, ids[0].millis());
+    });
 }
 
-#[test]
-fn duplicate_keys_give_the_first_id() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(&dir.path().join("s.db"));
+fn duplicate_keys_give_the_first_id(fx: &Fx) {
+    let store = fx.open();
     let mut m = msg("+46700000001", 2);
     m.key = Some("order-17".into());
     let first = store.accept(m.clone()).wait().expect("accept");
@@ -203,10 +292,8 @@ fn duplicate_keys_give_the_first_id() {
     assert_eq!(claim_all(&store, "default").len(), 3);
 }
 
-#[test]
-fn receipt_before_response_is_held_then_matched() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(&dir.path().join("s.db"));
+fn receipt_before_response_is_held_then_matched(fx: &Fx) {
+    let store = fx.open();
     let a = store.accept(msg("+46700000001", 1)).wait().expect("accept");
     let parts = claim_all(&store, "default");
     let held = store
@@ -240,10 +327,8 @@ fn receipt_before_response_is_held_then_matched() {
     assert_eq!(m.state, MessageState::Delivered);
 }
 
-#[test]
-fn hex_decimal_and_leading_zero_ids_match() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(&dir.path().join("s.db"));
+fn hex_decimal_and_leading_zero_ids_match(fx: &Fx) {
+    let store = fx.open();
     // (rule, id in submit_sm_resp, receipt text id, receipted_message_id TLV)
     let cases: [(IdRule, &str, &str, Option<&str>); 6] = [
         (IdRule::HexToDec, "038601FA", "0059113978", None),
@@ -296,10 +381,8 @@ fn hex_decimal_and_leading_zero_ids_match() {
     assert!(matches!(r, ReceiptRecorded::Held { .. }));
 }
 
-#[test]
-fn multipart_message_gets_one_final_state() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(&dir.path().join("s.db"));
+fn multipart_message_gets_one_final_state(fx: &Fx) {
+    let store = fx.open();
     let a = store.accept(msg("+46700000001", 3)).wait().expect("accept");
     let parts = claim_all(&store, "default");
     assert_eq!(parts.len(), 3);
@@ -350,10 +433,8 @@ fn multipart_message_gets_one_final_state() {
     assert_eq!(finals.len(), 1, "one final state: {events:?}");
 }
 
-#[test]
-fn duplicate_and_unknown_receipts_are_logged_once_and_counted() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(&dir.path().join("s.db"));
+fn duplicate_and_unknown_receipts_are_logged_once_and_counted(fx: &Fx) {
+    let store = fx.open();
     store.accept(msg("+46700000001", 1)).wait().expect("accept");
     let parts = claim_all(&store, "default");
     ack(&store, parts[0].part, "op-a", "42", IdRule::Same);
@@ -407,10 +488,8 @@ fn duplicate_and_unknown_receipts_are_logged_once_and_counted() {
     assert_eq!(store.events_after(0, 100).wait().expect("events").len(), 1);
 }
 
-#[test]
-fn queue_is_priority_then_age_and_paged() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(&dir.path().join("s.db"));
+fn queue_is_priority_then_age_and_paged(fx: &Fx) {
+    let store = fx.open();
     let mut ids = Vec::new();
     for (i, prio) in [0u8, 2, 0, 3, 2].into_iter().enumerate() {
         let mut m = msg(&format!("+4670000000{i}"), 1);
@@ -465,10 +544,8 @@ fn recovery_requeues_in_flight_parts_marked_as_possible_duplicates() {
     assert!(m.parts[0].maybe_duplicate);
 }
 
-#[test]
-fn failures_retries_and_requeues() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(&dir.path().join("s.db"));
+fn failures_retries_and_requeues(fx: &Fx) {
+    let store = fx.open();
     let a = store.accept(msg("+46700000001", 1)).wait().expect("accept");
     let b = store.accept(msg("+46700000002", 1)).wait().expect("accept");
     let parts = claim_all(&store, "default");
@@ -534,10 +611,8 @@ fn failures_retries_and_requeues() {
     assert!(!err.is_overload());
 }
 
-#[test]
-fn validity_and_receipt_timeouts() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(&dir.path().join("s.db"));
+fn validity_and_receipt_timeouts(fx: &Fx) {
+    let store = fx.open();
     let mut late = msg("+46700000001", 1);
     late.valid_until_ms = Some(T0 + 50);
     let late = store.accept(late).wait().expect("accept");
@@ -592,10 +667,8 @@ fn validity_and_receipt_timeouts() {
     assert!(m.parts.iter().all(|p| p.state == PartState::Expired));
 }
 
-#[test]
-fn the_expiry_sweep_settles_everything_due_in_bounded_batches() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(&dir.path().join("s.db"));
+fn the_expiry_sweep_settles_everything_due_in_bounded_batches(fx: &Fx) {
+    let store = fx.open();
     // Accepted just now (far younger than the receipt wait) with a validity already over.
     let mut due = Vec::new();
     for i in 0..7 {
@@ -685,14 +758,12 @@ fn the_expiry_sweep_settles_everything_due_in_bounded_batches() {
     );
 }
 
-#[test]
-fn text_is_dropped_after_acknowledgement_without_retain_text() {
-    let dir = tempfile::tempdir().expect("tempdir");
+fn text_is_dropped_after_acknowledgement_without_retain_text(fx: &Fx) {
     let settings = Settings {
         retain_text: false,
         ..Settings::default()
     };
-    let (store, _) = open_with(&dir.path().join("s.db"), settings);
+    let (store, _) = fx.open_with(settings);
     let a = store.accept(msg("+46700000001", 2)).wait().expect("accept");
     let parts = claim_all(&store, "default");
     ack(&store, parts[0].part, "op-a", "1", IdRule::Same);
@@ -714,10 +785,8 @@ fn text_is_dropped_after_acknowledgement_without_retain_text() {
     assert_eq!(m.text.as_deref(), Some("hello"));
 }
 
-#[test]
-fn resplit_replaces_unsent_parts_only() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(&dir.path().join("s.db"));
+fn resplit_replaces_unsent_parts_only(fx: &Fx) {
+    let store = fx.open();
     let a = store.accept(msg("+46700000001", 3)).wait().expect("accept");
     let sar = |i: u8| NewPart {
         data_coding: 0,
@@ -743,11 +812,8 @@ fn resplit_replaces_unsent_parts_only() {
     assert!(matches!(err, StoreError::Conflict(_)), "{err}");
 }
 
-#[test]
-fn mo_optout_and_resumable_events() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("s.db");
-    let store = open(&path);
+fn mo_optout_and_resumable_events(fx: &Fx) {
+    let store = fx.open();
     let mo = |text: &str, optout| IncomingMo {
         smsc: "op-a".into(),
         from: "+46701111111".into(),
@@ -772,7 +838,7 @@ fn mo_optout_and_resumable_events() {
     assert!(!store.is_opted_out("+46702222222").wait().expect("read"));
     drop(store);
     // A subscriber resumes after the last seq it saw, across a restart.
-    let store = open(&path);
+    let store = fx.open();
     let rest = store.events_after(a.seq, 10).wait().expect("events");
     assert_eq!(rest.len(), 1);
     assert_eq!(rest[0].seq, b.seq);
@@ -786,10 +852,8 @@ fn mo_optout_and_resumable_events() {
     assert!(!store.is_opted_out("+46701111111").wait().expect("read"));
 }
 
-#[test]
-fn retention_prunes_in_batches_and_keeps_the_sequence() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(&dir.path().join("s.db"));
+fn retention_prunes_in_batches_and_keeps_the_sequence(fx: &Fx) {
+    let store = fx.open();
     for i in 0..5 {
         store
             .accept(msg(&format!("+4670000000{i}"), 2))
@@ -904,10 +968,8 @@ fn newer_schema_is_refused() {
     assert!(matches!(err, StoreError::SchemaTooNew { .. }), "{err}");
 }
 
-#[test]
-fn invalid_input_is_refused_without_harm() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(&dir.path().join("s.db"));
+fn invalid_input_is_refused_without_harm(fx: &Fx) {
+    let store = fx.open();
     let err = store
         .accept(msg("+46700000001", 0))
         .wait()
@@ -929,6 +991,8 @@ fn invalid_input_is_refused_without_harm() {
         .wait()
         .expect_err("closed");
     assert!(matches!(err, StoreError::Closed));
+    let err = store.stats().wait().expect_err("closed");
+    assert!(matches!(err, StoreError::Closed), "{err}");
 }
 
 #[test]
@@ -999,10 +1063,8 @@ fn held_receipt_survives_a_restart() {
     assert_eq!(res.state, MessageState::Delivered);
 }
 
-#[test]
-fn reroute_resends_an_acknowledged_part() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(&dir.path().join("s.db"));
+fn reroute_resends_an_acknowledged_part(fx: &Fx) {
+    let store = fx.open();
     let a = store.accept(msg("+46700000001", 1)).wait().expect("accept");
     let parts = claim_all(&store, "default");
     ack(&store, parts[0].part, "op-a", "1", IdRule::Same);
@@ -1155,10 +1217,8 @@ fn record(store: &Store, r: IncomingReceipt) -> ReceiptRecorded {
     store.record_receipt(r).wait().expect("receipt durable")
 }
 
-#[test]
-fn reroute_undelivered_resends_once_through_the_next_smsc() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(&dir.path().join("s.db"));
+fn reroute_undelivered_resends_once_through_the_next_smsc(fx: &Fx) {
+    let store = fx.open();
     let both = ["op-a".to_owned(), "op-b".to_owned()];
     let rule = RerouteRule::none().with_route("default", &both);
 
@@ -1245,10 +1305,8 @@ fn reroute_undelivered_resends_once_through_the_next_smsc() {
     assert_eq!(smscs, [Some("op-a"), Some("op-b")]);
 }
 
-#[test]
-fn undelivered_is_final_without_a_reroute_rule_for_the_route() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(&dir.path().join("s.db"));
+fn undelivered_is_final_without_a_reroute_rule_for_the_route(fx: &Fx) {
+    let store = fx.open();
     let both = ["op-a".to_owned(), "op-b".to_owned()];
     let cases = [
         (
@@ -1296,10 +1354,8 @@ fn undelivered_is_final_without_a_reroute_rule_for_the_route() {
     }
 }
 
-#[test]
-fn a_receipt_before_the_response_is_rerouted_at_the_response() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(&dir.path().join("s.db"));
+fn a_receipt_before_the_response_is_rerouted_at_the_response(fx: &Fx) {
+    let store = fx.open();
     let rule = RerouteRule::none().with_route("default", &["op-a".to_owned(), "op-b".to_owned()]);
     let a = store.accept(msg("+46700000001", 1)).wait().expect("accept");
     let parts = claim_all(&store, "default");
@@ -1368,10 +1424,8 @@ fn an_event_line_is_the_body_with_event_seq_and_at() {
 
 /// A receipt with no message id at all (unparseable) is logged unmatched under a key no part
 /// can have: not even a part whose SMSC returned an empty id, then or later.
-#[test]
-fn a_receipt_without_an_id_is_kept_unmatched_and_never_matches() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(&dir.path().join("s.db"));
+fn a_receipt_without_an_id_is_kept_unmatched_and_never_matches(fx: &Fx) {
+    let store = fx.open();
     store.accept(msg("+46700000001", 1)).wait().expect("accept");
     let parts = claim_all(&store, "default");
     ack(&store, parts[0].part, "op-a", "", IdRule::Same);
@@ -1417,4 +1471,47 @@ fn a_receipt_without_an_id_is_kept_unmatched_and_never_matches() {
         assert!(m.receipts.is_empty());
     }
     assert_eq!(store.stats().wait().expect("stats").unmatched_receipts, 1);
+}
+
+/// SQLite is one node owning every SMSC: `claim_owned` is `claim`, nothing has a target to move
+/// or a lease to lose, and a failover is a plain requeue (dispatch keeps the refusals).
+#[test]
+fn sqlite_answers_the_cluster_methods_as_a_single_node() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir.path().join("s.db"));
+    store.accept(msg("+46700000001", 1)).wait().expect("accept");
+    let owned = vec![("op-x".to_owned(), 9)];
+    let parts = store.claim_owned("default", owned, 10, T0).wait();
+    let parts = parts.expect("claim");
+    assert_eq!(parts.len(), 1, "every part is owned");
+    assert_eq!(
+        (parts[0].target.as_ref(), parts[0].refused.len()),
+        (None, 0)
+    );
+    assert_eq!(
+        store.requeue_in_flight("op-a", 5).wait().expect("requeue"),
+        0
+    );
+    let state = store
+        .failed(Failure {
+            part: parts[0].part,
+            smsc: Some("op-a".into()),
+            status: Some(0x58),
+            disposition: Disposition::Failover { to: "op-b".into() },
+            now_ms: T0 + 1,
+        })
+        .wait()
+        .expect("failover");
+    assert_eq!(state, MessageState::Queued);
+    assert_eq!(
+        store
+            .retarget("default", "op-a", "op-b", 10)
+            .wait()
+            .expect("retarget"),
+        0
+    );
+    let again = claim_all(&store, "default");
+    assert_eq!(again.len(), 1);
+    // As `Requeue { maybe_sent: false }`: the attempt is given back.
+    assert_eq!((again[0].attempts, again[0].maybe_sent), (1, false));
 }

@@ -1,6 +1,17 @@
 //! The gateway message id: 64 bits, milliseconds since the Unix epoch shifted left by 20, plus a
 //! counter (a million ids per millisecond). Rendered as 16 lowercase hex digits, so ids sort the
 //! same as text and as integers, and the acceptance time can be read back from the id.
+//!
+//! Who picks the counter depends on the backend:
+//! - SQLite (one process per store file): `IdGen` in the writer, strictly increasing even
+//!   when the clock stalls or steps back.
+//! - PostgreSQL (several instances share the database): the counter is the low 20 bits of the
+//!   database sequence `message_counter` (cycling through 0..2^20), taken for a whole accept
+//!   batch with one `nextval` statement. Two instances accepting in the same millisecond get
+//!   different sequence values, so they never issue the same id (unless the cluster accepts
+//!   more than 2^20 messages in one millisecond; the insert then fails on the primary key
+//!   rather than reuse an id). Ids of one instance increase with time, and within one
+//!   millisecond with the sequence (except where it cycles back to 0).
 
 use std::fmt;
 use std::str::FromStr;

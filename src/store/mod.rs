@@ -1,9 +1,13 @@
 //! The durable store: messages and their parts (the queue), the delivery-report log, receipt
 //! correlation, mobile-originated messages, the opt-out list and the event sequence.
 //!
-//! Callers hold a [`Store`], a cheap handle over a [`StoreBackend`]. Today the backend is SQLite
-//! ([`sqlite`]): WAL mode, one writer thread doing group commit, a few reader connections. A
-//! PostgreSQL backend can be added by implementing [`StoreBackend`]; callers do not change.
+//! Callers hold a [`Store`], a cheap handle over a [`StoreBackend`]. Two backends: SQLite
+//! ([`sqlite`]: one process per file; WAL mode, one writer thread doing group commit, a few
+//! reader connections) and PostgreSQL ([`postgres`]: several instances share one database; one
+//! writer task per instance doing group commit, reads on pooled connections, part targets and
+//! claim guards for a cluster). Callers do not change with the backend; the cluster methods
+//! ([`StoreBackend::claim_owned`], [`StoreBackend::retarget`],
+//! [`StoreBackend::requeue_in_flight`]) have single-node answers on SQLite.
 //!
 //! Every write is one command that the backend batches; the returned [`Pending`] resolves only
 //! after the transaction holding the write has committed (`sync = "normal"` survives a process
@@ -173,9 +177,10 @@ pub trait StoreBackend: Send + Sync + 'static {
         limit: usize,
         now_ms: i64,
     ) -> Pending<Vec<QueuedPart>>;
-    /// Moves up to `limit` queued (and waiting-for-retry) parts of `route` headed for the SMSC
-    /// `from` to the SMSC `to`, except parts that `to` refused before; the parts of one message
-    /// move together. Resolves how many parts moved. SQLite keeps no targets: resolves 0.
+    /// Moves the queued (and waiting-for-retry) parts of `route` headed for the SMSC `from` to
+    /// the SMSC `to`, for at most `limit` messages (the parts of one message move together),
+    /// skipping messages with a part that `to` refused before. Resolves how many parts moved.
+    /// SQLite keeps no targets: resolves 0.
     fn retarget(&self, route: &str, from: &str, to: &str, limit: usize) -> Pending<usize>;
     /// Puts back in the queue, marked as possible duplicates, the parts in flight to `smsc`
     /// that were claimed under a lease epoch older than `epoch` (their instance lost the lease:

@@ -192,3 +192,65 @@ fn bindir() -> PathBuf {
         panic!("PostgreSQL is not installed (no /usr/lib/postgresql/N/bin/initdb): apt-get install postgresql")
     })
 }
+
+/// A tokio runtime that runs PostgreSQL stores opened from plain (non-async) test code: the
+/// store's writer and sequencer tasks live on it, and `Pending::wait` works from the test's
+/// thread. Dropped on a thread of its own, so it may be dropped inside an async test too.
+pub struct StoreRuntime {
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl StoreRuntime {
+    pub fn new() -> StoreRuntime {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime for the store");
+        StoreRuntime { rt: Some(rt) }
+    }
+
+    /// Opens the store of `url` as instance `instance`.
+    pub fn open(
+        &self,
+        url: &str,
+        instance: &str,
+        settings: smppd::store::Settings,
+    ) -> Result<(smppd::store::Store, smppd::store::Recovery), smppd::store::StoreError> {
+        let postgres = smppd::config::Postgres {
+            url: url.to_owned(),
+            password_file: None,
+            pool_size: 8,
+        };
+        let mut options = smppd::store::PostgresOptions::new(postgres, instance);
+        options.settings = settings;
+        self.block_on(smppd::store::Store::open_postgres(options))
+    }
+
+    /// Runs a future on the store's runtime from any thread (async tests included).
+    pub fn block_on<F: std::future::Future + Send>(&self, f: F) -> F::Output
+    where
+        F::Output: Send,
+    {
+        let handle = self.rt.as_ref().expect("runtime").handle().clone();
+        std::thread::scope(|s| {
+            s.spawn(move || handle.block_on(f))
+                .join()
+                .expect("the store's runtime thread")
+        })
+    }
+}
+
+impl Default for StoreRuntime {
+    fn default() -> StoreRuntime {
+        StoreRuntime::new()
+    }
+}
+
+impl Drop for StoreRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            let _ = std::thread::spawn(move || drop(rt)).join();
+        }
+    }
+}

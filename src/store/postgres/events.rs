@@ -12,6 +12,7 @@
 
 use super::{Client, db_error};
 use deadpool_postgres::Pool;
+use futures_util::future::{try_join, try_join3};
 use std::collections::HashMap;
 use tokio::sync::watch;
 
@@ -22,28 +23,23 @@ const SEQUENCER_LOCK: i64 = 0x736d_7070_6465_7673;
 const POLL: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Numbers every committed unnumbered event in one transaction; returns (row id, seq) of those
-/// it numbered.
+/// it numbered. BEGIN, the lock and the numbering go in one round trip (pipelined: the server
+/// runs them in order), then COMMIT.
 pub(super) async fn sequence(client: &Client) -> Result<Vec<(i64, i64)>, tokio_postgres::Error> {
-    client.batch_execute("BEGIN").await?;
-    let result = async {
-        let lock = client
-            .prepare_cached("SELECT pg_advisory_xact_lock($1)")
-            .await?;
-        client.execute(&lock, &[&SEQUENCER_LOCK]).await?;
-        let number = client
-            .prepare_cached(
-                "WITH todo AS (SELECT id FROM event WHERE seq IS NULL ORDER BY id FOR UPDATE),
-                      numbered AS (SELECT id, nextval('event_seq') AS seq
-                                   FROM (SELECT id FROM todo ORDER BY id) t)
-                 UPDATE event e SET seq = numbered.seq FROM numbered WHERE e.id = numbered.id
-                 RETURNING e.id, e.seq",
-            )
-            .await?;
-        client.query(&number, &[]).await
-    }
+    // Prepared first, so that the pipelined BEGIN, lock and numbering are sent in this order.
+    let (lock, number) = try_join(
+        client.prepare_cached("SELECT pg_advisory_xact_lock($1)"),
+        client.prepare_cached(NUMBER),
+    )
+    .await?;
+    let result = try_join3(
+        client.batch_execute("BEGIN"),
+        client.execute(&lock, &[&SEQUENCER_LOCK]),
+        client.query(&number, &[]),
+    )
     .await;
     match result {
-        Ok(rows) => {
+        Ok((_, _, rows)) => {
             client.batch_execute("COMMIT").await?;
             Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
         }
@@ -55,6 +51,12 @@ pub(super) async fn sequence(client: &Client) -> Result<Vec<(i64, i64)>, tokio_p
         }
     }
 }
+
+/// Numbers the committed unnumbered events in row-id order (run under the sequencer's lock).
+const NUMBER: &str = "WITH todo AS (SELECT id FROM event WHERE seq IS NULL ORDER BY id FOR UPDATE),
+      numbered AS (SELECT id, nextval('event_seq') AS seq FROM (SELECT id FROM todo ORDER BY id) t)
+    UPDATE event e SET seq = numbered.seq FROM numbered WHERE e.id = numbered.id
+    RETURNING e.id, e.seq";
 
 /// Numbers the committed events and returns the numbers of `ids` (some may have been numbered
 /// by another sequencer first: those are read back).

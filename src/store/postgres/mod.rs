@@ -13,6 +13,13 @@
 //! - events are numbered after their commit by one sequencer at a time ([`events`]), so event
 //!   readers never miss one committed late.
 //!
+//! Known limits: a COMMIT whose answer is lost with the connection is reported as
+//! [`StoreError::Unavailable`] although it may have committed (callers retry; the writes are
+//! idempotent or recognised as repeated). Two instances whose batches take the same receipt
+//! locks in opposite orders deadlock; PostgreSQL aborts one batch after `deadlock_timeout`, and
+//! it is replayed one write per transaction. PostgreSQL text cannot hold U+0000: a write
+//! carrying it fails (alone) with [`StoreError::Internal`].
+//!
 //! Owns the connection pool ([`connect`]), the schema ([`schema`]) and those tasks. Must never
 //! put the password in a log line, an error or a metric, never requeue another instance's
 //! parts at open, and never NOTIFY inside a write transaction.
@@ -48,6 +55,9 @@ use deadpool_postgres::{Pool, PoolError};
 use std::sync::Mutex;
 use tokio::sync::{mpsc, watch};
 use writer::{Command, Op, Out};
+
+/// The smallest pool that keeps reads off the writer's connection.
+const MIN_POOL: usize = 3;
 
 /// A pooled connection (statements prepared once per connection with `prepare_cached`).
 pub(crate) type Client = deadpool_postgres::ClientWrapper;
@@ -122,8 +132,12 @@ pub(crate) fn is_unavailable(e: &tokio_postgres::Error) -> bool {
             let c = code.code();
             c.starts_with("08") || c.starts_with("53") || c.starts_with("57P")
         }
-        // No SQLSTATE: the error came from the socket (refused, reset, timed out).
-        None => e.as_db_error().is_none(),
+        // No SQLSTATE: unavailable when it came from the socket (refused, reset, timed out)
+        // or from connecting; a conversion error (a bug) is not.
+        None => {
+            std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+                || e.to_string().starts_with("error connecting")
+        }
     }
 }
 
@@ -157,13 +171,19 @@ pub struct PostgresStore {
     capacity: usize,
     poll: Mutex<Option<tokio::task::JoinHandle<()>>>,
     writer_done: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+    /// The runtime the store was opened on: reads run there, whoever asks.
+    rt: tokio::runtime::Handle,
 }
 
 impl PostgresStore {
     /// Opens the store: pool, migrations, counts, then the writer and the sequencer poll.
     pub async fn open(opts: PostgresOptions) -> Result<(PostgresStore, Recovery), StoreError> {
         let url = redacted(&opts.postgres.url);
-        let pool = pool(&opts.postgres, &format!("smppd {}", opts.instance))?;
+        // The writer keeps one connection and the event poll uses one now and then: reads
+        // need at least one more, never waiting behind the writer.
+        let mut postgres = opts.postgres.clone();
+        postgres.pool_size = postgres.pool_size.max(MIN_POOL);
+        let pool = pool(&postgres, &format!("smppd {}", opts.instance))?;
         let client = pool.get().await.map_err(|e| pool_error(e, &url))?;
         let migrations_applied = schema::migrate(&client, &url).await?;
         let queued = read::queued_count(&client)
@@ -199,6 +219,7 @@ impl PostgresStore {
                 capacity,
                 poll: Mutex::new(Some(poll)),
                 writer_done: Mutex::new(Some(done_rx)),
+                rt: tokio::runtime::Handle::current(),
             },
             recovery,
         ))
@@ -238,12 +259,7 @@ impl PostgresStore {
         let (tx, pending) = Pending::channel();
         let pool = self.pool.clone();
         let url = self.url.clone();
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return Pending::ready(Err(StoreError::Internal(
-                "PostgreSQL store read outside its tokio runtime".into(),
-            )));
-        };
-        rt.spawn(async move {
+        self.rt.spawn(async move {
             let result = match pool.get().await {
                 Ok(client) => f(client).await.map_err(|e| db_error(&e, &url)),
                 Err(e) => Err(pool_error(e, &url)),
@@ -375,10 +391,12 @@ impl StoreBackend for PostgresStore {
         self.seq.clone()
     }
 
-    /// Stops taking writes; the writer finishes the queued ones. From a plain thread this waits
-    /// (up to 10 s) for the writer to end; inside the runtime it cannot block, and returns.
+    /// Stops taking writes and reads (they fail with [`StoreError::Closed`]); the writer
+    /// finishes the queued writes on the connection it holds. From a plain thread this waits (up
+    /// to 10 s) for the writer to end; inside the runtime it cannot block, and returns.
     fn close(&self) {
         drop(self.writes.lock().unwrap_or_else(|p| p.into_inner()).take());
+        self.pool.close();
         if let Some(poll) = self.poll.lock().unwrap_or_else(|p| p.into_inner()).take() {
             poll.abort();
         }

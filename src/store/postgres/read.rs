@@ -104,36 +104,46 @@ fn receipt_row(r: &Row) -> ReceiptView {
 
 /// One message with its parts and receipts.
 pub(super) async fn message(c: &Client, id: MessageId) -> Result<Option<MessageView>, Error> {
-    let found = rows(
-        c,
-        "SELECT id, idem_key, dest, sender, route, class, priority, encoding, split, dlr, state,
-            text, tags, accepted_at, submitted_at, done_at, valid_until, options
-         FROM message WHERE id = $1",
-        &[&id.as_i64()],
+    let id64 = id.as_i64();
+    // One snapshot for the message, its parts and its receipts; the statements pipelined.
+    let read = futures_util::future::try_join4(
+        c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"),
+        rows(
+            c,
+            "SELECT id, idem_key, dest, sender, route, class, priority, encoding, split, dlr,
+                state, text, tags, accepted_at, submitted_at, done_at, valid_until, options
+             FROM message WHERE id = $1",
+            &[&id64],
+        ),
+        rows(
+            c,
+            "SELECT n, state, smsc, smsc_id, attempts, last_status, stat, err, maybe_dup,
+                acked_at, done_at FROM part WHERE message_id = $1 ORDER BY n",
+            &[&id64],
+        ),
+        rows(
+            c,
+            "SELECT id, at, smsc, smsc_id, message_id, part_n, stat, err, submit_ts, done_ts,
+                raw, tlv_state, tlv_err FROM dlr_log WHERE message_id = $1 ORDER BY id",
+            &[&id64],
+        ),
     )
-    .await?;
+    .await;
+    let (_, found, part_rows, receipt_rows) = match read {
+        Ok(r) => r,
+        Err(e) => {
+            // The connection goes back to the pool: never inside a transaction.
+            let _ = c.batch_execute("ROLLBACK").await;
+            return Err(e);
+        }
+    };
+    c.batch_execute("COMMIT").await?;
     let Some(row) = found.first() else {
         return Ok(None);
     };
     let mut m = message_row(row);
-    let part_rows = rows(
-        c,
-        "SELECT n, state, smsc, smsc_id, attempts, last_status, stat, err, maybe_dup, acked_at,
-            done_at FROM part WHERE message_id = $1 ORDER BY n",
-        &[&id.as_i64()],
-    )
-    .await?;
     m.parts = part_rows.iter().map(part_row).collect();
-    m.receipts = rows(
-        c,
-        "SELECT id, at, smsc, smsc_id, message_id, part_n, stat, err, submit_ts, done_ts, raw,
-            tlv_state, tlv_err FROM dlr_log WHERE message_id = $1 ORDER BY id",
-        &[&id.as_i64()],
-    )
-    .await?
-    .iter()
-    .map(receipt_row)
-    .collect();
+    m.receipts = receipt_rows.iter().map(receipt_row).collect();
     if m.state == MessageState::Queued {
         let states: Vec<PartState> = m.parts.iter().map(|p| p.state).collect();
         m.state = aggregate(m.dlr, &states);

@@ -9,8 +9,9 @@
 //! Held receipts are `dlr_log` rows without a message, never only in memory. Runs inside the
 //! writer's batch transaction; must never commit.
 
-use super::write::{W, not_found, part_state};
+use super::write::{MESSAGE_PARTS, MESSAGES_PARTS, W, not_found, part_state};
 use super::writer::JobError;
+use super::writer::{Command, Op, Out};
 use crate::fnv::Fnv1a;
 use crate::receipt;
 use crate::store::sqlite::write::receipts::{
@@ -18,12 +19,15 @@ use crate::store::sqlite::write::receipts::{
     stat_text,
 };
 use crate::store::{
-    Ack, AckResult, IncomingReceipt, MessageId, PartRef, PartState, ReceiptApplied,
-    ReceiptRecorded, Reroute, RerouteRule,
+    Ack, AckResult, IncomingReceipt, MessageId, MessageState, PartRef, PartState, ReceiptApplied,
+    ReceiptRecorded, Reroute, RerouteRule, StoreError,
 };
-use futures_util::future::try_join3;
+use futures_util::future::{try_join, try_join3, try_join4};
 use serde_json::json;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
 
 /// The advisory lock key of the receipts and acknowledgement of one (SMSC, normalized id).
 /// FNV-1a, so every instance and build computes the same key.
@@ -53,57 +57,243 @@ enum Effect {
     Rerouted(ReceiptApplied, Reroute),
 }
 
-const ACK: &str = "UPDATE part SET state = {part:submitted}, smsc = $3, smsc_id = $4,
-        smsc_key = $5, last_status = 0, acked_at = $6, claimed_by = NULL
-    WHERE message_id = $1 AND n = $2 AND state <= {part:waiting}
-      AND (claimed_by IS NULL OR ($7 AND state = {part:sending} AND claimed_by = $8
-           AND claim_epoch IS NOT DISTINCT FROM $9))
-    RETURNING route, rerouted_from IS NOT NULL";
+/// The acknowledgements of a run under the claim guard: a part claimed by an instance is
+/// acknowledged only under the claim that instance remembers ($9: this instance).
+const ACKS: &str = "UPDATE part p SET state = {part:submitted}, smsc = u.smsc, smsc_id = u.sid,
+        smsc_key = u.k, last_status = 0, acked_at = u.now, claimed_by = NULL
+    FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::bigint[],
+        $7::bool[], $8::bigint[]) AS u(m, n, smsc, sid, k, now, known, epoch)
+    WHERE p.message_id = u.m AND p.n = u.n AND p.state <= {part:waiting}
+      AND (p.claimed_by IS NULL OR (u.known AND p.state = {part:sending}
+           AND p.claimed_by = $9::text AND p.claim_epoch IS NOT DISTINCT FROM u.epoch))
+    RETURNING p.message_id, p.n, p.route, p.rerouted_from IS NOT NULL";
 
-const HELD: &str = "SELECT id, stat, err, outcome, fp FROM dlr_log
-    WHERE smsc_key = $1 AND message_id IS NULL AND smsc = $2 ORDER BY id";
+/// The receipts held for the run's (key, SMSC) pairs, oldest first. Index `dlr_unmatched`.
+const HELD_MANY: &str = "SELECT d.id, d.stat, d.err, d.outcome, d.fp, d.smsc, d.smsc_key
+    FROM dlr_log d JOIN unnest($1::text[], $2::text[]) AS u(k, smsc)
+        ON d.smsc_key = u.k AND d.smsc = u.smsc
+    WHERE d.message_id IS NULL ORDER BY d.id";
+
+/// What the run's statements found.
+struct AckRows {
+    /// (message, part) → its route and whether it was rerouted before.
+    updated: HashMap<(i64, i32), Info>,
+    /// (SMSC, key) → the receipts held under it, oldest first.
+    held: HashMap<(String, String), Vec<Row>>,
+    /// Message → its parts' rows ([`MESSAGES_PARTS`]).
+    parts: HashMap<i64, Vec<Row>>,
+}
+
+impl AckRows {
+    fn new(updated: Vec<Row>, held_rows: Vec<Row>, part_rows: Vec<Row>) -> AckRows {
+        let updated = updated
+            .iter()
+            .map(|r| {
+                let info = Info {
+                    state: PartState::Submitted,
+                    route: r.get(2),
+                    rerouted: r.get(3),
+                };
+                ((r.get(0), r.get(1)), info)
+            })
+            .collect();
+        let mut held: HashMap<(String, String), Vec<Row>> = HashMap::new();
+        for r in held_rows {
+            held.entry((r.get(5), r.get(6))).or_default().push(r);
+        }
+        let mut parts: HashMap<i64, Vec<Row>> = HashMap::new();
+        for r in part_rows {
+            parts.entry(r.get(7)).or_default().push(r);
+        }
+        AckRows {
+            updated,
+            held,
+            parts,
+        }
+    }
+}
+
+/// How many commands from the start of `cmds` form a run of acknowledgements that can share
+/// statements: consecutive, for distinct parts and distinct (SMSC, id) pairs (a repeated one
+/// starts the next run, so it sees the first one's writes).
+pub(super) fn ack_run(cmds: &[Command]) -> usize {
+    let mut parts = HashSet::new();
+    let mut ids = HashSet::new();
+    cmds.iter()
+        .take_while(|c| match &c.op {
+            Op::Acked(a) => {
+                let key = receipt::submit_key(a.rule, &a.smsc_id);
+                parts.insert(a.part) && ids.insert((a.smsc.clone(), key))
+            }
+            _ => false,
+        })
+        .count()
+}
+
+/// A domain error as the command's answer; a database error fails the batch.
+fn domain<T>(r: Result<T, JobError>) -> Result<Result<T, StoreError>, tokio_postgres::Error> {
+    match r {
+        Ok(v) => Ok(Ok(v)),
+        Err(JobError::Domain(e)) => Ok(Err(e)),
+        Err(JobError::Db(e)) => Err(e),
+    }
+}
+
+/// The parts acknowledged under any of a receipt's keys ($1) by its SMSC ($2).
+const MATCH_PARTS: &str = "SELECT message_id, n, state, receipts, smsc_key, route,
+        rerouted_from IS NOT NULL
+    FROM part WHERE smsc_key = ANY($1::text[]) AND smsc = $2";
+
+/// An earlier copy of a receipt held unmatched (key, fingerprint, SMSC).
+const HELD_COPY: &str = "SELECT id FROM dlr_log
+    WHERE smsc_key = $1 AND message_id IS NULL AND fp = $2 AND smsc = $3 LIMIT 1";
+
+/// A receipt applied to its part: state, the stat and err when it decides, when the part
+/// ended, and the `log_id:fingerprint` entry of its receipts list.
+const APPLY_RECEIPT: &str = "UPDATE part SET state = $3,
+        stat = CASE WHEN $9 THEN $4 ELSE stat END,
+        err = CASE WHEN $9 THEN $5 ELSE err END,
+        done_at = CASE WHEN $6 THEN $7 ELSE done_at END,
+        receipts = coalesce(receipts || ',', '') || $8
+    WHERE message_id = $1 AND n = $2";
 
 /// The receipt keys' locks, in key order (two transactions taking several never deadlock).
 const LOCKS: &str = "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k";
 
 impl W<'_> {
-    /// Marks a part acknowledged (under the claim guard) and applies the receipts held for it.
-    /// Lock, update and the held receipts' query go in one round trip.
-    pub(super) async fn acked(&mut self, a: &Ack) -> Result<AckResult, JobError> {
-        let key = receipt::submit_key(a.rule, &a.smsc_id);
-        let lock = vec![lock_key(&a.smsc, &key)];
-        let (known, me, epoch) = {
-            let remembered = self
-                .ctx
-                .claims
-                .remove(&(a.part.message.as_i64(), i32::from(a.part.n)));
-            (
-                remembered.is_some(),
-                self.ctx.instance.clone(),
-                remembered.flatten(),
-            )
-        };
-        let (id, n) = (a.part.message.as_i64(), i32::from(a.part.n));
-        let (_, updated, held) = try_join3(
-            self.rows(LOCKS, &[&lock]),
-            self.rows(
-                filled!(ACK),
-                &[
-                    &id, &n, &a.smsc, &a.smsc_id, &key, &a.now_ms, &known, &me, &epoch,
-                ],
-            ),
-            self.rows(HELD, &[&key, &a.smsc]),
+    /// A run of acknowledgements (distinct parts, distinct SMSC ids: see [`ack_run`]): their
+    /// locks, the guarded update of every part, their held receipts and their messages' parts
+    /// go in one round trip; then the parts with held receipts get them one by one, and every
+    /// other message is settled, all in one statement.
+    pub(super) async fn acked_many(
+        &mut self,
+        cmds: &mut [Command],
+    ) -> Result<(), tokio_postgres::Error> {
+        let acks: Vec<&Ack> = cmds
+            .iter()
+            .filter_map(|c| match &c.op {
+                Op::Acked(a) => Some(a),
+                _ => None,
+            })
+            .collect();
+        let keys: Vec<String> = acks
+            .iter()
+            .map(|a| receipt::submit_key(a.rule, &a.smsc_id))
+            .collect();
+        let found = self.ack_rows(&acks, &keys).await?;
+        let results = self.answer_acks(&acks, &keys, found).await?;
+        for (cmd, result) in cmds.iter_mut().zip(results) {
+            cmd.out = Some(result.map(Out::Ack));
+        }
+        Ok(())
+    }
+
+    /// The run's statements, pipelined: locks, guarded updates, held receipts, messages' parts.
+    async fn ack_rows(
+        &mut self,
+        acks: &[&Ack],
+        keys: &[String],
+    ) -> Result<AckRows, tokio_postgres::Error> {
+        let mut locks: Vec<i64> = acks
+            .iter()
+            .zip(keys)
+            .map(|(a, k)| lock_key(&a.smsc, k))
+            .collect();
+        locks.sort_unstable();
+        locks.dedup();
+        let (mut known, mut epochs) = (Vec::new(), Vec::new());
+        for a in acks {
+            let (k, _, e) = self.take_claim(a.part);
+            known.push(k);
+            epochs.push(e);
+        }
+        let ids: Vec<i64> = acks.iter().map(|a| a.part.message.as_i64()).collect();
+        let ns: Vec<i32> = acks.iter().map(|a| i32::from(a.part.n)).collect();
+        let smscs: Vec<&str> = acks.iter().map(|a| a.smsc.as_str()).collect();
+        let smsc_ids: Vec<&str> = acks.iter().map(|a| a.smsc_id.as_str()).collect();
+        let nows: Vec<i64> = acks.iter().map(|a| a.now_ms).collect();
+        let mut messages = ids.clone();
+        messages.sort_unstable();
+        messages.dedup();
+        let me = self.ctx.instance.as_str();
+        let update: [&(dyn ToSql + Sync); 9] = [
+            &ids, &ns, &smscs, &smsc_ids, &keys, &nows, &known, &epochs, &me,
+        ];
+        // Locks first, then the update, then what reads its rows: one round trip, in order.
+        let st = self
+            .prepare(&[LOCKS, filled!(ACKS), HELD_MANY, MESSAGES_PARTS])
+            .await?;
+        let (_, updated, held, parts) = try_join4(
+            self.c.query(&st[0], &[&locks]),
+            self.c.query(&st[1], &update),
+            self.c.query(&st[2], &[&keys, &smscs]),
+            self.c.query(&st[3], &[&messages]),
         )
         .await?;
-        let Some(row) = updated.first() else {
-            return self.ack_ignored(a).await;
-        };
-        let info = Info {
-            state: PartState::Submitted,
-            route: row.get(0),
-            rerouted: row.get(1),
-        };
-        self.apply_held(a, info, held).await
+        Ok(AckRows::new(updated, held, parts))
+    }
+
+    /// Each acknowledgement's answer (see [`Self::acked_many`]).
+    async fn answer_acks(
+        &mut self,
+        acks: &[&Ack],
+        keys: &[String],
+        mut found: AckRows,
+    ) -> Result<Vec<Result<AckResult, StoreError>>, tokio_postgres::Error> {
+        let mut results: Vec<Option<Result<AckResult, StoreError>>> =
+            acks.iter().map(|_| None).collect();
+        // Messages whose rows in `found` are stale: settled by a fresh read.
+        let mut fresh = HashSet::new();
+        let mut to_settle = Vec::new();
+        for (k, a) in acks.iter().enumerate() {
+            let part = (a.part.message.as_i64(), i32::from(a.part.n));
+            let Some(info) = found.updated.remove(&part) else {
+                fresh.insert(part.0);
+                results[k] = Some(domain(self.ack_ignored(a).await)?);
+                continue;
+            };
+            match found.held.remove(&(a.smsc.clone(), keys[k].clone())) {
+                Some(held) => {
+                    fresh.insert(part.0);
+                    results[k] = Some(domain(self.apply_held(a, info, held).await)?);
+                }
+                None => to_settle.push(k),
+            }
+        }
+        let mut states: HashMap<i64, Result<MessageState, StoreError>> = HashMap::new();
+        let mut plans = Vec::new();
+        for &k in &to_settle {
+            let (a, id) = (acks[k], acks[k].part.message);
+            if let Entry::Vacant(slot) = states.entry(id.as_i64()) {
+                let state = if fresh.contains(&id.as_i64()) {
+                    domain(self.recompute(id, a.now_ms).await.map(|c| c.1))?
+                } else {
+                    let rows = found.parts.get(&id.as_i64()).map_or(&[][..], Vec::as_slice);
+                    domain(self.plan_settle(id, rows, a.now_ms).map(|(change, plan)| {
+                        plans.extend(plan);
+                        change.1
+                    }))?
+                };
+                slot.insert(state);
+            }
+            let state = match &states[&id.as_i64()] {
+                Ok(s) => Ok(*s),
+                Err(e) => Err(StoreError::Internal(e.to_string())),
+            };
+            results[k] = Some(state.map(|state| AckResult {
+                state,
+                held_receipts: Vec::new(),
+                rerouted: None,
+            }));
+        }
+        // Only database errors come out of it (fail the batch); it raises no domain error.
+        if let Err(JobError::Db(e)) = self.write_settled(plans).await {
+            return Err(e);
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(StoreError::Internal("ack not answered".into()))))
+            .collect())
     }
 
     /// A late, repeated or stale acknowledgement: nothing written; the message's state.
@@ -226,28 +416,24 @@ impl W<'_> {
                 .is_some_and(|o| PartState::from_outcome(o) == next);
         let (id, n) = (part.message.as_i64(), i32::from(part.n));
         let entry = format!("{}:{}", r.log_id, r.fp);
-        self.exec(
-            "UPDATE part SET state = $3,
-                stat = CASE WHEN $9 THEN $4 ELSE stat END, err = CASE WHEN $9 THEN $5 ELSE err END,
-                done_at = CASE WHEN $6 THEN $7 ELSE done_at END,
-                receipts = coalesce(receipts || ',', '') || $8
-             WHERE message_id = $1 AND n = $2",
-            &[
-                &id,
-                &n,
-                &(next.code() as i32),
-                &r.stat,
-                &r.err,
-                &(next.is_final() && next != cur),
-                &now,
-                &entry,
-                &decides,
-            ],
+        let ended = next.is_final() && next != cur;
+        let code = next.code() as i32;
+        let params: [&(dyn ToSql + Sync); 9] = [
+            &id, &n, &code, &r.stat, &r.err, &ended, &now, &entry, &decides,
+        ];
+        // The part's update and its message's parts (read after it) in one round trip; then
+        // the message's state and the event in another.
+        let st = self.prepare(&[APPLY_RECEIPT, MESSAGE_PARTS]).await?;
+        let (_, rows) = try_join(
+            self.c.execute(&st[0], &params),
+            self.c.query(&st[1], &[&id]),
         )
         .await?;
-        let state = self.recompute(part.message, now).await?.1;
+        let ((_, state), plan) = self.plan_settle(part.message, &rows, now)?;
         let body = dlr_body(part, state, next, &r);
-        let seq = self.event("dlr", Some(part.message), &body, now).await?;
+        let seq = self
+            .settle_with_event(plan, "dlr", part.message, &body, now)
+            .await?;
         let applied = ReceiptApplied {
             log_id: r.log_id,
             part,
@@ -278,18 +464,12 @@ impl W<'_> {
         let mut locks: Vec<i64> = keys.iter().map(|k| lock_key(&r.smsc, k)).collect();
         locks.sort_unstable();
         locks.dedup();
+        // The locks first, then the lookups: one round trip, in this order.
+        let st = self.prepare(&[LOCKS, MATCH_PARTS, HELD_COPY]).await?;
         let (_, parts, earlier) = try_join3(
-            self.rows(LOCKS, &[&locks]),
-            self.rows(
-                "SELECT message_id, n, state, receipts, smsc_key, route, rerouted_from IS NOT NULL
-                 FROM part WHERE smsc_key = ANY($1::text[]) AND smsc = $2",
-                &[&keys, &r.smsc],
-            ),
-            self.rows(
-                "SELECT id FROM dlr_log
-                 WHERE smsc_key = $1 AND message_id IS NULL AND fp = $2 AND smsc = $3 LIMIT 1",
-                &[&primary_key, &fp, &r.smsc],
-            ),
+            self.c.query(&st[0], &[&locks]),
+            self.c.query(&st[1], &[&keys, &r.smsc]),
+            self.c.query(&st[2], &[&primary_key, &fp, &r.smsc]),
         )
         .await?;
         let matched = pick_part(&keys, &parts)?;

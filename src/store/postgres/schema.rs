@@ -244,3 +244,21 @@ async fn migrate_in(client: &Client, url: &str) -> Result<u32, StoreError> {
     }
     Ok(applied)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every state placeholder of the migrations names a state (a typo would reach the
+    /// database as `{part:…}` text and fail the migration only there).
+    #[test]
+    fn the_migrations_name_states_only_through_placeholders_that_fill() {
+        for m in MIGRATIONS {
+            let filled = fill(m);
+            assert!(!filled.contains("{part:"), "{filled}");
+            assert!(!filled.contains("{message:"), "{filled}");
+        }
+        let queued = format!("WHERE state = {}", crate::store::PartState::Queued.code());
+        assert!(fill(MIGRATIONS[0]).contains(&queued));
+    }
+}

@@ -11,11 +11,11 @@ use crate::store::{
     MoRecorded, MoSet, NewMessage, NewPart, OptOutChange, PartRef, PartState, QueuedPart,
     Retention, StoreError, aggregate,
 };
-use futures_util::future::try_join;
+use futures_util::future::{try_join, try_join_all};
 use serde_json::json;
 use std::collections::HashMap;
-use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
+use tokio_postgres::{Row, Statement};
 
 /// The writer's view of one transaction: the connection, the writer's state, and the ids of the
 /// events inserted so far (numbered after COMMIT).
@@ -175,6 +175,17 @@ impl<'a> W<'a> {
         }
     }
 
+    /// Prepares statements (their Parse messages pipelined; cached ones cost nothing).
+    /// Pipelined statements whose order matters are prepared this way first: an execution is
+    /// sent only once its own statement is prepared, so a cached statement would otherwise
+    /// overtake (and run before) one prepared for the first time.
+    pub(super) async fn prepare(
+        &self,
+        sqls: &[&str],
+    ) -> Result<Vec<Statement>, tokio_postgres::Error> {
+        try_join_all(sqls.iter().map(|sql| self.c.prepare_cached(sql))).await
+    }
+
     pub(super) async fn exec(
         &self,
         sql: &str,
@@ -228,7 +239,7 @@ impl<'a> W<'a> {
         }
         let counters: Vec<i64> = self
             .rows(
-                "SELECT nextval('message_counter') FROM generate_series(1, $1::int) ORDER BY 1",
+                "SELECT nextval('message_counter') FROM generate_series(1, $1::int)",
                 &[&(valid.len() as i32)],
             )
             .await?
@@ -246,8 +257,7 @@ impl<'a> W<'a> {
         let mut ids = Vec::with_capacity(valid.len());
         for (k, &i) in valid.iter().enumerate() {
             if let Op::Accept(m) = &cmds[i].op {
-                // Ordered by value: a cycle restarting at 0 mid-batch would put the wrapped
-                // values first; that only reorders ids within one millisecond.
+                // In acceptance order: ids of one millisecond increase with the counter.
                 let id = message_id(m.now_ms, counters.get(k).copied().unwrap_or(0));
                 rows.push(id, m, targets[k].as_deref());
                 ids.push(id);
@@ -331,16 +341,48 @@ impl<'a> W<'a> {
         body: &str,
         now: i64,
     ) -> Result<i64, JobError> {
-        let row = self
-            .rows(
+        let id = self.insert_event(kind, message, body, now).await?;
+        self.events.push(id);
+        Ok(id)
+    }
+
+    /// The event row (see [`Self::event`], which remembers its id for the sequencer).
+    async fn insert_event(
+        &self,
+        kind: &str,
+        message: Option<MessageId>,
+        body: &str,
+        now: i64,
+    ) -> Result<i64, tokio_postgres::Error> {
+        let st = self
+            .c
+            .prepare_cached(
                 "INSERT INTO event (at, kind, message_id, body) VALUES ($1, $2, $3, $4) RETURNING id",
-                &[&now, &kind, &message.map(MessageId::as_i64), &body],
             )
             .await?;
-        let id: i64 = row
-            .first()
-            .map(|r| r.get(0))
-            .ok_or_else(|| JobError::Domain(StoreError::Internal("event not inserted".into())))?;
+        let row = self
+            .c
+            .query_one(&st, &[&now, &kind, &message.map(MessageId::as_i64), &body])
+            .await?;
+        Ok(row.get(0))
+    }
+
+    /// Writes a message's settled state (if it changed) and an event in one round trip;
+    /// returns the event's row id.
+    pub(super) async fn settle_with_event(
+        &mut self,
+        plan: Option<Settled>,
+        kind: &str,
+        message: MessageId,
+        body: &str,
+        now: i64,
+    ) -> Result<i64, JobError> {
+        let plans: Vec<Settled> = plan.into_iter().collect();
+        let (_, id) = try_join(
+            self.write_settled_db(&plans),
+            self.insert_event(kind, Some(message), body, now),
+        )
+        .await?;
         self.events.push(id);
         Ok(id)
     }
@@ -352,20 +394,37 @@ impl<'a> W<'a> {
         id: MessageId,
         now: i64,
     ) -> Result<(MessageState, MessageState), JobError> {
-        let rows = self
-            .rows(
-                "SELECT p.state, p.acked_at, p.dlr, m.state, m.text IS NOT NULL,
-                    m.submitted_at IS NOT NULL, m.done_at IS NOT NULL
-                 FROM part p JOIN message m ON m.id = p.message_id WHERE p.message_id = $1",
-                &[&id.as_i64()],
-            )
-            .await?;
+        let rows = self.rows(MESSAGE_PARTS, &[&id.as_i64()]).await?;
+        self.settle(id, &rows, now).await
+    }
+
+    /// Stores the message's state computed from [`MESSAGE_PARTS`]' rows when it changed.
+    /// Returns (before, after).
+    pub(super) async fn settle(
+        &mut self,
+        id: MessageId,
+        rows: &[Row],
+        now: i64,
+    ) -> Result<(MessageState, MessageState), JobError> {
+        let (change, plan) = self.plan_settle(id, rows, now)?;
+        self.write_settled(plan.into_iter().collect()).await?;
+        Ok(change)
+    }
+
+    /// A message's state from [`MESSAGE_PARTS`]' rows: (before, after), and the row's update
+    /// when it changed.
+    pub(super) fn plan_settle(
+        &self,
+        id: MessageId,
+        rows: &[Row],
+        now: i64,
+    ) -> Result<((MessageState, MessageState), Option<Settled>), JobError> {
         let Some(first) = rows.first() else {
             return Err(message_not_found(id));
         };
         let mut states = Vec::with_capacity(rows.len());
         let mut first_ack: Option<i64> = None;
-        for r in &rows {
+        for r in rows {
             states.push(part_state(r.get(0))?);
             if let Some(at) = r.get::<_, Option<i64>>(1) {
                 first_ack = Some(first_ack.map_or(at, |f| f.min(at)));
@@ -382,26 +441,44 @@ impl<'a> W<'a> {
         let any_acked = first_ack.is_some();
         let drop_text = has_text && !self.ctx.settings.retain_text && nothing_pending;
         let unchanged = new == old && (submitted || !any_acked) && is_done == done && !drop_text;
-        if !unchanged {
-            self.exec(
-                "UPDATE message SET state = $2,
-                    submitted_at = CASE WHEN $3 THEN coalesce(submitted_at, $7) ELSE submitted_at END,
-                    done_at = CASE WHEN $4 THEN coalesce(done_at, $6) ELSE NULL END,
-                    text = CASE WHEN $5 THEN NULL ELSE text END
-                 WHERE id = $1",
-                &[
-                    &id.as_i64(),
-                    &(new.code() as i32),
-                    &any_acked,
-                    &is_done,
-                    &drop_text,
-                    &now,
-                    &first_ack.unwrap_or(now),
-                ],
-            )
-            .await?;
+        let plan = (!unchanged).then_some(Settled {
+            id: id.as_i64(),
+            state: new.code() as i32,
+            any_acked,
+            is_done,
+            drop_text,
+            now,
+            first_ack: first_ack.unwrap_or(now),
+        });
+        Ok(((old, new), plan))
+    }
+
+    /// Writes messages' settled states, all in one statement.
+    pub(super) async fn write_settled(&mut self, plans: Vec<Settled>) -> Result<(), JobError> {
+        Ok(self.write_settled_db(&plans).await?)
+    }
+
+    async fn write_settled_db(&self, plans: &[Settled]) -> Result<(), tokio_postgres::Error> {
+        if plans.is_empty() {
+            return Ok(());
         }
-        Ok((old, new))
+        let col = |f: fn(&Settled) -> i64| plans.iter().map(f).collect::<Vec<i64>>();
+        let flag = |f: fn(&Settled) -> bool| plans.iter().map(f).collect::<Vec<bool>>();
+        let states: Vec<i32> = plans.iter().map(|p| p.state).collect();
+        self.exec(
+            SETTLE,
+            &[
+                &col(|p| p.id),
+                &states,
+                &flag(|p| p.any_acked),
+                &flag(|p| p.is_done),
+                &flag(|p| p.drop_text),
+                &col(|p| p.now),
+                &col(|p| p.first_ack),
+            ],
+        )
+        .await?;
+        Ok(())
     }
 
     /// Emits a `state` event when a message reached a final state without a receipt.
@@ -438,19 +515,18 @@ impl<'a> W<'a> {
         let epochs: Vec<i64> = owned.unwrap_or(&[]).iter().map(|(_, e)| *e).collect();
         let me = self.ctx.instance.as_str();
         let wake_params: [&(dyn ToSql + Sync); 2] = [&now, &route];
-        let wake = self.exec(
-            filled!(
-                "UPDATE part SET state = {part:queued}
-                  WHERE state = {part:waiting} AND ready_at <= $1 AND route = $2"
-            ),
-            &wake_params,
-        );
         let params: [&(dyn ToSql + Sync); 6] = [&route, &limit, &names, &epochs, &now, &me];
         let take = match owned {
-            Some(_) => self.rows(filled!(CLAIM_OWNED), &params),
-            None => self.rows(filled!(CLAIM_ANY), &params),
+            Some(_) => filled!(CLAIM_OWNED),
+            None => filled!(CLAIM_ANY),
         };
-        let (_, rows) = try_join(wake, take).await?;
+        // Waking before taking: one round trip, in this order.
+        let st = self.prepare(&[filled!(WAKE_WAITING), take]).await?;
+        let (_, rows) = try_join(
+            self.c.execute(&st[0], &wake_params),
+            self.c.query(&st[1], &params),
+        )
+        .await?;
         self.claimed(rows, now).await
     }
 
@@ -487,11 +563,11 @@ impl<'a> W<'a> {
 
     /// The guard's parameters for an answer about `part`: whether this instance claimed it,
     /// its name and the claim's epoch (forgotten: the claim ends with this answer).
-    fn take_claim(&mut self, part: PartRef) -> (bool, String, Option<i64>) {
+    pub(super) fn take_claim(&mut self, part: PartRef) -> (bool, String, Option<i64>) {
         let remembered = self
             .ctx
             .claims
-            .remove(&(part.message.as_i64(), i32::from(part.n)));
+            .take((part.message.as_i64(), i32::from(part.n)));
         (
             remembered.is_some(),
             self.ctx.instance.clone(),
@@ -889,6 +965,41 @@ fn queued_part(r: &Row, part: PartRef) -> QueuedPart {
         refused: r.get(18),
     }
 }
+
+/// A message row's new state (see [`W::plan_settle`]).
+pub(super) struct Settled {
+    id: i64,
+    state: i32,
+    any_acked: bool,
+    is_done: bool,
+    drop_text: bool,
+    now: i64,
+    first_ack: i64,
+}
+
+/// Messages' new states, from arrays of [`Settled`]'s fields.
+const SETTLE: &str = "UPDATE message m SET state = u.state,
+        submitted_at = CASE WHEN u.acked THEN coalesce(m.submitted_at, u.first_ack)
+            ELSE m.submitted_at END,
+        done_at = CASE WHEN u.done THEN coalesce(m.done_at, u.now) ELSE NULL END,
+        text = CASE WHEN u.dt THEN NULL ELSE m.text END
+    FROM unnest($1::bigint[], $2::int[], $3::bool[], $4::bool[], $5::bool[], $6::bigint[],
+        $7::bigint[]) AS u(id, state, acked, done, dt, now, first_ack)
+    WHERE m.id = u.id";
+
+/// A message's parts' states and what settling it needs (see [`W::settle`]).
+pub(super) const MESSAGE_PARTS: &str = "SELECT p.state, p.acked_at, p.dlr, m.state,
+        m.text IS NOT NULL, m.submitted_at IS NOT NULL, m.done_at IS NOT NULL
+    FROM part p JOIN message m ON m.id = p.message_id WHERE p.message_id = $1";
+
+/// [`MESSAGE_PARTS`] for several messages, with the message id last.
+pub(super) const MESSAGES_PARTS: &str = "SELECT p.state, p.acked_at, p.dlr, m.state,
+        m.text IS NOT NULL, m.submitted_at IS NOT NULL, m.done_at IS NOT NULL, p.message_id
+    FROM part p JOIN message m ON m.id = p.message_id WHERE p.message_id = ANY($1)";
+
+/// A route's parts whose retry time came go back to the queue. Index `part_waiting`.
+const WAKE_WAITING: &str = "UPDATE part SET state = {part:queued}
+    WHERE state = {part:waiting} AND ready_at <= $1 AND route = $2";
 
 /// The claim's update (shared by both claims): parts past their validity are expired instead.
 macro_rules! claim_sql {

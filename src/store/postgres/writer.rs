@@ -103,6 +103,50 @@ impl From<tokio_postgres::Error> for JobError {
     }
 }
 
+/// A part: (message id, part number).
+type PartKey = (i64, i32);
+
+/// The claim epochs of the parts this instance claimed and has not answered yet (the claim
+/// guard's memory: an answer applies only under the claim it remembers), with a journal of the
+/// current transaction's changes, so that a rolled-back batch restores them and a replayed
+/// acknowledgement still finds its claim. Dispatch answers every part it claims, which removes
+/// its entry; a part requeued by another instance is removed by the (stale) answer.
+#[derive(Default)]
+pub(super) struct Claims {
+    map: HashMap<PartKey, Option<i64>>,
+    undo: Vec<(PartKey, Option<Option<i64>>)>,
+}
+
+impl Claims {
+    /// Remembers a claim made in the current transaction.
+    pub(super) fn insert(&mut self, part: PartKey, epoch: Option<i64>) {
+        let before = self.map.insert(part, epoch);
+        self.undo.push((part, before));
+    }
+
+    /// Forgets a claim (it is being answered); returns it: `None` when not claimed here.
+    pub(super) fn take(&mut self, part: PartKey) -> Option<Option<i64>> {
+        let before = self.map.remove(&part);
+        if before.is_some() {
+            self.undo.push((part, before));
+        }
+        before
+    }
+
+    fn committed(&mut self) {
+        self.undo.clear();
+    }
+
+    fn rolled_back(&mut self) {
+        while let Some((part, before)) = self.undo.pop() {
+            match before {
+                Some(epoch) => self.map.insert(part, epoch),
+                None => self.map.remove(&part),
+            };
+        }
+    }
+}
+
 /// What the writer keeps between batches.
 pub(super) struct WriterCtx {
     pool: Pool,
@@ -110,7 +154,7 @@ pub(super) struct WriterCtx {
     pub(super) instance: String,
     pub(super) settings: Settings,
     /// Claim epochs of the parts this instance claimed and has not answered yet.
-    pub(super) claims: HashMap<(i64, i32), Option<i64>>,
+    pub(super) claims: Claims,
     max_batch: usize,
     seq: watch::Sender<i64>,
 }
@@ -127,7 +171,7 @@ impl WriterCtx {
             url,
             instance: opts.instance.clone(),
             settings: opts.settings.clone(),
-            claims: HashMap::new(),
+            claims: Claims::default(),
             max_batch: opts.max_batch.max(1),
             seq,
         }
@@ -247,7 +291,8 @@ async fn replay_one_by_one(
     }
 }
 
-/// BEGIN, every command (consecutive accepts together), COMMIT. Returns the ids of the events
+/// BEGIN, every command (consecutive accepts together, runs of acknowledgements together),
+/// COMMIT. Returns the ids of the events
 /// the transaction inserted. Rolls back on a database error.
 async fn try_batch(
     ctx: &mut WriterCtx,
@@ -263,6 +308,7 @@ async fn try_batch(
         Err(e) => Err(e),
     };
     if let Err(e) = result {
+        ctx.claims.rolled_back();
         for cmd in batch.iter_mut() {
             cmd.out = None;
         }
@@ -271,6 +317,7 @@ async fn try_batch(
         }
         return Err(e);
     }
+    ctx.claims.committed();
     Ok(events)
 }
 
@@ -284,6 +331,12 @@ async fn run_all(w: &mut W<'_>, batch: &mut [Command]) -> Result<(), tokio_postg
         if accepts > 0 {
             w.accept_many(&mut batch[i..i + accepts]).await?;
             i += accepts;
+            continue;
+        }
+        let acks = super::receipts::ack_run(&batch[i..]);
+        if acks > 0 {
+            w.acked_many(&mut batch[i..i + acks]).await?;
+            i += acks;
             continue;
         }
         let cmd = &mut batch[i];
@@ -368,7 +421,11 @@ impl W<'_> {
                 limit,
                 now_ms,
             } => Out::Parts(self.claim(route, owned.as_deref(), *limit, *now_ms).await?),
-            Op::Acked(a) => Out::Ack(self.acked(a).await?),
+            Op::Acked(_) => {
+                return Err(JobError::Domain(StoreError::Internal(
+                    "acknowledgements run through acked_many".into(),
+                )));
+            }
             Op::Failed(f) => Out::State(self.failed(f).await?),
             Op::Receipt(r) => Out::Receipt(self.record_receipt(r).await?),
             Op::Mo(m, set) => Out::Mo(self.record_mo(m, set.as_ref()).await?),
