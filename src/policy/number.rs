@@ -157,7 +157,7 @@ pub fn check(e164: &str) -> Result<NumberInfo, NumberProblem> {
         return Err(problem(None, Reason::InvalidCountryCode));
     };
     let region = region_id(meta);
-    if let Some(reason) = length_problem(meta.descriptors().general(), national.len()) {
+    if let Some(reason) = length_problem(meta, national.len()) {
         return Err(problem(Some(region), reason));
     }
     Ok(NumberInfo {
@@ -211,9 +211,34 @@ fn region_id(meta: &'static Metadata) -> &'static str {
     meta.id()
 }
 
-/// Compares the national number's length with the country's possible lengths (sorted).
-fn length_problem(general: &Descriptor, digits: usize) -> Option<Reason> {
-    let lengths = general.possible_length();
+/// The lengths numbers of the country can have, sorted: the union over its number types
+/// (libphonenumber's build tools derive the general lengths the same way; the crate leaves
+/// them empty). Types that inherit the general lengths list none and add nothing.
+fn possible_lengths(meta: &Metadata) -> Vec<u16> {
+    let d = meta.descriptors();
+    let types = [
+        d.fixed_line(),
+        d.mobile(),
+        d.toll_free(),
+        d.premium_rate(),
+        d.shared_cost(),
+        d.personal_number(),
+        d.voip(),
+        d.pager(),
+        d.uan(),
+        d.voicemail(),
+    ];
+    let mut lengths: Vec<u16> = d.general().possible_length().to_vec();
+    lengths.extend(types.iter().flatten().flat_map(|t| t.possible_length()));
+    lengths.sort_unstable();
+    lengths.dedup();
+    lengths
+}
+
+/// Compares the national number's length with the country's possible lengths; `None` when it
+/// is one of them (or the metadata lists none).
+fn length_problem(meta: &Metadata, digits: usize) -> Option<Reason> {
+    let lengths = possible_lengths(meta);
     let (&min, &max) = (lengths.first()?, lengths.last()?);
     let n = u16::try_from(digits).unwrap_or(u16::MAX);
     if n < min {
@@ -221,10 +246,7 @@ fn length_problem(general: &Descriptor, digits: usize) -> Option<Reason> {
     } else if n > max {
         Some(Reason::TooLong { digits, max })
     } else if !lengths.contains(&n) {
-        Some(Reason::InvalidLength {
-            digits,
-            lengths: lengths.to_vec(),
-        })
+        Some(Reason::InvalidLength { digits, lengths })
     } else {
         None
     }
@@ -307,7 +329,7 @@ mod tests {
     fn too_short_and_too_long_name_the_country() {
         let short = check("+4670").unwrap_err();
         assert_eq!(short.region, Some("SE"));
-        assert!(matches!(short.reason, Reason::TooShort { digits: 2, .. }));
+        assert_eq!(short.reason, Reason::TooShort { digits: 2, min: 6 });
         let text = short.to_string();
         assert!(
             text.contains("Sweden (SE)") && text.contains("too short"),
@@ -336,13 +358,25 @@ mod tests {
 
     #[test]
     fn a_length_between_the_possible_ones_is_invalid() {
-        // German numbers have many lengths, Norwegian ones 5 or 8 digits.
-        let p = check("+4712345").unwrap_err();
+        // Swedish numbers have 6-10 or 12 digits after +46.
+        let p = check("+4670123456789").unwrap_err();
+        assert_eq!(p.region, Some("SE"));
+        let lengths = vec![6, 7, 8, 9, 10, 12];
+        assert_eq!(
+            p.reason,
+            Reason::InvalidLength {
+                digits: 11,
+                lengths
+            }
+        );
         assert!(
-            matches!(p.reason, Reason::InvalidLength { digits: 5, .. })
-                || matches!(p.reason, Reason::TooShort { .. }),
+            p.to_string()
+                .contains("wrong length for Sweden (SE): 11 digits"),
             "{p}"
         );
+        // A possible length outside every range is possible, and not a mobile.
+        let info = check("+4712345").unwrap();
+        assert_eq!(info.kind, NumberKind::NotMobile(LineType::Unassigned));
     }
 
     #[test]

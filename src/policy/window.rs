@@ -314,3 +314,352 @@ fn intersect(a: &[Span], b: &[Span]) -> Vec<Span> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono_tz::America::New_York;
+    use chrono_tz::Europe::Stockholm;
+
+    const SE: &str = "+46701234567";
+    const US: &str = "+12125550123";
+    const RU: &str = "+74951234567";
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn window(allow: &[&str], timezone: Option<Tz>) -> Window {
+        Window {
+            name: "w".into(),
+            class: Class::Marketing,
+            prefixes: Vec::new(),
+            allow: allow.iter().map(|r| AllowRule::parse(r).unwrap()).collect(),
+            timezone,
+        }
+    }
+
+    fn at(windows: &[Window], dest: &str, now: &str) -> Decision {
+        let zones = crate::policy::zones::zones_of_number(dest);
+        decide(windows, dest, zones, Class::Marketing, utc(now))
+    }
+
+    fn hold(s: &str) -> Decision {
+        Decision::HoldUntil(utc(s))
+    }
+
+    #[test]
+    fn rules_parse() {
+        let r = AllowRule::parse("mon-fri 09:00-20:00").unwrap();
+        assert_eq!(r.to_string(), "mon,tue,wed,thu,fri 09:00-20:00");
+        assert_eq!(
+            AllowRule::parse("Sat 10:00-18:00").unwrap().to_string(),
+            "sat 10:00-18:00"
+        );
+        assert_eq!(
+            AllowRule::parse("mon,wed 09:00-17:00").unwrap().to_string(),
+            "mon,wed 09:00-17:00"
+        );
+        assert_eq!(
+            AllowRule::parse("fri-mon 10:00-12:00").unwrap().to_string(),
+            "mon,fri,sat,sun 10:00-12:00"
+        );
+        assert_eq!(
+            AllowRule::parse(" daily  08:00-24:00 ")
+                .unwrap()
+                .to_string(),
+            "mon,tue,wed,thu,fri,sat,sun 08:00-24:00"
+        );
+        assert_eq!(
+            AllowRule::parse("mon-wed,sat 00:00-01:30")
+                .unwrap()
+                .to_string(),
+            "mon,tue,wed,sat 00:00-01:30"
+        );
+    }
+
+    #[test]
+    fn bad_rules_say_what_is_wrong() {
+        let err = |s: &str| AllowRule::parse(s).unwrap_err();
+        assert_eq!(err("mon-fri"), RuleError::Shape("mon-fri".into()));
+        assert_eq!(
+            err("mon 09:00-10:00 extra"),
+            RuleError::Shape("mon 09:00-10:00 extra".into())
+        );
+        assert_eq!(err("monday 09:00-10:00"), RuleError::Day("monday".into()));
+        assert_eq!(err("mon-fr 09:00-10:00"), RuleError::Day("fr".into()));
+        assert_eq!(err("mon 09:00"), RuleError::Range("09:00".into()));
+        assert_eq!(err("mon 9:00-10:00"), RuleError::Time("9:00".into()));
+        assert_eq!(err("mon 09:60-10:00"), RuleError::Time("09:60".into()));
+        assert_eq!(err("mon 09:00-24:01"), RuleError::Time("24:01".into()));
+        assert_eq!(
+            err("mon 09:00-09:00"),
+            RuleError::Empty("09:00-09:00".into())
+        );
+        assert_eq!(
+            err("mon 22:00-06:00"),
+            RuleError::Overnight("22:00-06:00".into())
+        );
+        let text = err("mon 22:00-06:00").to_string();
+        assert!(
+            text.contains("past midnight") && text.contains("two rules"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn open_now_later_today_tomorrow_and_after_the_weekend() {
+        let w = [window(&["mon-fri 09:00-20:00"], None)];
+        // Monday 2026-06-15, Stockholm is UTC+2.
+        assert_eq!(at(&w, SE, "2026-06-15T07:00:00Z"), Decision::SendNow);
+        assert_eq!(at(&w, SE, "2026-06-15T17:59:59Z"), Decision::SendNow);
+        assert_eq!(
+            at(&w, SE, "2026-06-15T05:00:00Z"),
+            hold("2026-06-15T07:00:00Z")
+        );
+        assert_eq!(
+            at(&w, SE, "2026-06-15T18:00:00Z"),
+            hold("2026-06-16T07:00:00Z")
+        );
+        // Friday evening → Monday morning.
+        assert_eq!(
+            at(&w, SE, "2026-06-12T19:00:00Z"),
+            hold("2026-06-15T07:00:00Z")
+        );
+        assert_eq!(
+            at(&w, SE, "2026-06-13T12:00:00Z"),
+            hold("2026-06-15T07:00:00Z")
+        );
+    }
+
+    #[test]
+    fn any_applicable_window_may_open() {
+        let mut sat = window(&["sat 10:00-18:00"], None);
+        sat.name = "saturday".into();
+        let w = [window(&["mon-fri 09:00-20:00"], None), sat];
+        assert_eq!(at(&w, SE, "2026-06-13T08:00:00Z"), Decision::SendNow);
+        assert_eq!(
+            at(&w, SE, "2026-06-13T16:00:00Z"),
+            hold("2026-06-15T07:00:00Z")
+        );
+        assert_eq!(
+            at(&w, SE, "2026-06-12T19:00:00Z"),
+            hold("2026-06-13T08:00:00Z")
+        );
+    }
+
+    #[test]
+    fn windows_hold_only_their_class_and_prefixes() {
+        let mut w = window(&["mon-fri 09:00-20:00"], None);
+        let night = utc("2026-06-15T01:00:00Z");
+        let zones = [Stockholm];
+        assert_eq!(
+            decide(
+                std::slice::from_ref(&w),
+                SE,
+                &zones,
+                Class::Transactional,
+                night
+            ),
+            Decision::SendNow
+        );
+        w.prefixes = vec!["+47".into()];
+        assert_eq!(
+            decide(
+                std::slice::from_ref(&w),
+                SE,
+                &zones,
+                Class::Marketing,
+                night
+            ),
+            Decision::SendNow
+        );
+        w.prefixes = vec!["+4670".into()];
+        assert_eq!(
+            decide(
+                std::slice::from_ref(&w),
+                SE,
+                &zones,
+                Class::Marketing,
+                night
+            ),
+            hold("2026-06-15T07:00:00Z")
+        );
+        assert_eq!(
+            decide(&[], SE, &zones, Class::Marketing, night),
+            Decision::SendNow
+        );
+    }
+
+    #[test]
+    fn stockholm_spring_forward_day() {
+        // 2026-03-29 (Sunday): 02:00 CET → 03:00 CEST at 01:00 UTC.
+        let w = [window(&["daily 09:00-20:00"], None)];
+        assert_eq!(
+            at(&w, SE, "2026-03-28T19:00:00Z"),
+            hold("2026-03-29T07:00:00Z")
+        );
+        assert_eq!(
+            at(&w, SE, "2026-03-29T06:59:00Z"),
+            hold("2026-03-29T07:00:00Z")
+        );
+        assert_eq!(at(&w, SE, "2026-03-29T17:59:00Z"), Decision::SendNow);
+        assert_eq!(
+            at(&w, SE, "2026-03-29T18:00:00Z"),
+            hold("2026-03-30T07:00:00Z")
+        );
+        // A start inside the gap opens when the clock jumps; an end inside it closes then.
+        let gap = [window(&["daily 02:30-10:00"], None)];
+        assert_eq!(
+            at(&gap, SE, "2026-03-29T00:00:00Z"),
+            hold("2026-03-29T01:00:00Z")
+        );
+        let gap_end = [window(&["daily 00:00-02:30"], None)];
+        assert_eq!(at(&gap_end, SE, "2026-03-29T00:59:00Z"), Decision::SendNow);
+        assert_eq!(
+            at(&gap_end, SE, "2026-03-29T01:00:00Z"),
+            hold("2026-03-29T22:00:00Z")
+        );
+    }
+
+    #[test]
+    fn stockholm_fall_back_day() {
+        // 2026-10-25 (Sunday): 03:00 CEST → 02:00 CET at 01:00 UTC; 02:00-03:00 happens twice.
+        let w = [window(&["daily 09:00-20:00"], None)];
+        assert_eq!(
+            at(&w, SE, "2026-10-24T18:00:00Z"),
+            hold("2026-10-25T08:00:00Z")
+        );
+        assert_eq!(
+            at(&w, SE, "2026-10-25T07:30:00Z"),
+            hold("2026-10-25T08:00:00Z")
+        );
+        assert_eq!(at(&w, SE, "2026-10-25T18:59:00Z"), Decision::SendNow);
+        assert_eq!(
+            at(&w, SE, "2026-10-25T19:00:00Z"),
+            hold("2026-10-26T08:00:00Z")
+        );
+        // A start in the repeated hour opens at its second occurrence (01:30 UTC, CET), an end
+        // there closes at its first (00:30 UTC, CEST): the window only shrinks.
+        let start = [window(&["daily 02:30-10:00"], None)];
+        assert_eq!(
+            at(&start, SE, "2026-10-25T00:30:00Z"),
+            hold("2026-10-25T01:30:00Z")
+        );
+        let end = [window(&["daily 00:00-02:30"], None)];
+        assert_eq!(at(&end, SE, "2026-10-25T00:29:00Z"), Decision::SendNow);
+        assert_eq!(
+            at(&end, SE, "2026-10-25T00:30:00Z"),
+            hold("2026-10-25T23:00:00Z")
+        );
+    }
+
+    #[test]
+    fn new_york_dst_days() {
+        // 2026-03-08: EST → EDT at 07:00 UTC; 2026-11-01: EDT → EST at 06:00 UTC.
+        let w = [window(&["daily 09:00-20:00"], Some(New_York))];
+        assert_eq!(
+            at(&w, US, "2026-03-08T10:00:00Z"),
+            hold("2026-03-08T13:00:00Z")
+        );
+        assert_eq!(at(&w, US, "2026-03-07T14:00:00Z"), Decision::SendNow);
+        // Saturday 19:59 EST is still open; 20:00 EST (01:00 UTC) closes until Sunday 09:00 EDT.
+        assert_eq!(at(&w, US, "2026-03-08T00:59:00Z"), Decision::SendNow);
+        assert_eq!(
+            at(&w, US, "2026-03-08T01:00:00Z"),
+            hold("2026-03-08T13:00:00Z")
+        );
+        assert_eq!(at(&w, US, "2026-03-08T23:59:00Z"), Decision::SendNow);
+        assert_eq!(
+            at(&w, US, "2026-03-09T00:00:00Z"),
+            hold("2026-03-09T13:00:00Z")
+        );
+        assert_eq!(
+            at(&w, US, "2026-11-01T13:30:00Z"),
+            hold("2026-11-01T14:00:00Z")
+        );
+        assert_eq!(at(&w, US, "2026-11-02T00:59:00Z"), Decision::SendNow);
+        assert_eq!(
+            at(&w, US, "2026-11-02T01:00:00Z"),
+            hold("2026-11-02T14:00:00Z")
+        );
+    }
+
+    #[test]
+    fn the_us_is_held_to_the_intersection_of_all_its_zones() {
+        // June: New York 09:00-20:00 EDT is 13:00-24:00 UTC, Honolulu 09:00-20:00 HST is
+        // 19:00-06:00 UTC: only 19:00-24:00 UTC is daytime everywhere.
+        let w = [window(&["daily 09:00-20:00"], None)];
+        assert_eq!(
+            at(&w, US, "2026-06-15T15:00:00Z"),
+            hold("2026-06-15T19:00:00Z")
+        );
+        assert_eq!(at(&w, US, "2026-06-15T19:00:00Z"), Decision::SendNow);
+        assert_eq!(at(&w, US, "2026-06-15T23:59:59Z"), Decision::SendNow);
+        assert_eq!(
+            at(&w, US, "2026-06-16T00:00:00Z"),
+            hold("2026-06-16T19:00:00Z")
+        );
+        // A window naming a zone is not intersected.
+        let ny = [window(&["daily 09:00-20:00"], Some(New_York))];
+        assert_eq!(at(&ny, US, "2026-06-15T15:00:00Z"), Decision::SendNow);
+        // One hour on Saturdays never overlaps across the US.
+        let sat = [window(&["sat 10:00-11:00"], None)];
+        assert_eq!(at(&sat, US, "2026-06-15T15:00:00Z"), Decision::Never);
+        assert_eq!(
+            at(&sat, SE, "2026-06-15T15:00:00Z"),
+            hold("2026-06-20T08:00:00Z")
+        );
+    }
+
+    #[test]
+    fn russia_is_held_to_the_intersection_of_eleven_time_zones() {
+        // Kaliningrad (UTC+2) 09:00 is 07:00 UTC; Kamchatka (UTC+12) 20:00 is 08:00 UTC.
+        let w = [window(&["mon-fri 09:00-20:00"], None)];
+        assert_eq!(
+            at(&w, RU, "2026-06-15T03:00:00Z"),
+            hold("2026-06-15T07:00:00Z")
+        );
+        assert_eq!(at(&w, RU, "2026-06-15T07:30:00Z"), Decision::SendNow);
+        assert_eq!(
+            at(&w, RU, "2026-06-15T08:00:00Z"),
+            hold("2026-06-16T07:00:00Z")
+        );
+        // Friday 08:00 UTC is Saturday in Kamchatka: next is Monday.
+        assert_eq!(
+            at(&w, RU, "2026-06-19T08:00:00Z"),
+            hold("2026-06-22T07:00:00Z")
+        );
+        let moscow = [window(
+            &["mon-fri 09:00-20:00"],
+            Some(chrono_tz::Europe::Moscow),
+        )];
+        assert_eq!(at(&moscow, RU, "2026-06-15T10:00:00Z"), Decision::SendNow);
+    }
+
+    #[test]
+    fn unknown_zones_fall_back_to_utc() {
+        let w = [window(&["daily 09:00-20:00"], None)];
+        let now = utc("2026-06-15T08:00:00Z");
+        assert_eq!(
+            decide(&w, "+80012345678", &[], Class::Marketing, now),
+            hold("2026-06-15T09:00:00Z")
+        );
+    }
+
+    #[test]
+    fn span_arithmetic() {
+        let t = |h: i64| utc("2026-01-01T00:00:00Z") + Duration::hours(h);
+        assert_eq!(
+            merge(vec![(t(5), t(6)), (t(1), t(3)), (t(3), t(4))]),
+            vec![(t(1), t(4)), (t(5), t(6))]
+        );
+        let a = [(t(0), t(4)), (t(6), t(10))];
+        let b = [(t(2), t(7)), (t(9), t(12))];
+        assert_eq!(
+            intersect(&a, &b),
+            vec![(t(2), t(4)), (t(6), t(7)), (t(9), t(10))]
+        );
+        assert_eq!(intersect(&a, &[]), vec![]);
+    }
+}
