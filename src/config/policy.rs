@@ -1,0 +1,147 @@
+//! `[marketing]`, `[[window]]` and `[[cap]]` to a validated [`Policy`].
+//!
+//! Owns what the policy's values must satisfy beyond their key tables: `allow` rules that
+//! parse, IANA zone names, E.164 prefixes, unique window names, keywords that are not empty, a
+//! footer that offers an opt-out. Must never write a default or range (they are in
+//! [`super::keys`]) and never decide anything about a message (that is [`crate::policy`]).
+
+use chrono_tz::Tz;
+
+use super::table::Table;
+use super::values::valid_name;
+use super::*;
+use crate::policy::{AllowRule, Cap, Class, Marketing, Policy, Window, keyword};
+
+const CLASSES: [Class; 2] = [Class::Marketing, Class::Transactional];
+
+/// The policy sections; `stop` is `optout.stop`, which a footer may name instead of a
+/// global keyword.
+pub(super) fn policy(
+    marketing: &Table<'_>,
+    windows: &[Table<'_>],
+    caps: &[Table<'_>],
+    stop: &[String],
+) -> Result<Policy, ConfigError> {
+    let marketing = self::marketing(marketing, stop)?;
+    let mut out: Vec<Window> = Vec::with_capacity(windows.len());
+    for t in windows {
+        let w = window(t)?;
+        if out.iter().any(|o| o.name == w.name) {
+            let message = format!("duplicate window name {:?}", w.name);
+            return Err(t.err(t.span_of("name"), "name", message));
+        }
+        out.push(w);
+    }
+    Ok(Policy {
+        windows: out,
+        caps: caps.iter().map(cap).collect::<Result<_, _>>()?,
+        marketing,
+    })
+}
+
+fn marketing(t: &Table<'_>, stop: &[String]) -> Result<Marketing, ConfigError> {
+    let mut global_stop = Vec::new();
+    for s in t.strings("global_stop")? {
+        match keyword::normalize(s.get_ref()) {
+            k if k.is_empty() => {
+                let message = format!("{:?} has no letter or digit to match", s.get_ref());
+                return Err(t.err(s.span(), "global_stop", message));
+            }
+            k => global_stop.push(k),
+        }
+    }
+    let footer = match t.str("footer")? {
+        None => None,
+        Some(f) if f.get_ref().trim().is_empty() => {
+            return Err(t.err(f.span(), "footer", "empty: omit the key for no footer"));
+        }
+        Some(f) => {
+            let all: Vec<&String> = stop.iter().chain(&global_stop).collect();
+            if !keyword::contains_keyword(f.get_ref(), &all) {
+                let message = "the footer names no stop keyword (optout.stop or global_stop), \
+                               so it offers no way to opt out";
+                return Err(t.err(f.span(), "footer", message));
+            }
+            Some((*f.get_ref()).to_owned())
+        }
+    };
+    Ok(Marketing {
+        footer,
+        require_optout: t.bool("require_optout")?,
+        global_stop,
+    })
+}
+
+fn window(t: &Table<'_>) -> Result<Window, ConfigError> {
+    let name = t.required("name")?;
+    if !valid_name(name.get_ref()) {
+        let message = "names are 1-64 characters of letters, digits, '-', '_' and '.'";
+        return Err(t.err(name.span(), "name", message));
+    }
+    let rules = t.strings("allow")?;
+    if rules.is_empty() {
+        let message = "missing: list when messages may be sent, like [\"mon-fri 09:00-20:00\"]";
+        return Err(t.err(t.span_of("allow"), "allow", message));
+    }
+    let allow = rules
+        .iter()
+        .map(|r| AllowRule::parse(r.get_ref()).map_err(|e| t.err(r.span(), "allow", e.to_string())))
+        .collect::<Result<_, _>>()?;
+    let timezone = match t.str("timezone")? {
+        None => None,
+        Some(z) => Some(z.get_ref().parse::<Tz>().map_err(|_| {
+            let message = format!(
+                "{:?} is not an IANA time zone like \"Europe/Stockholm\"",
+                z.get_ref()
+            );
+            t.err(z.span(), "timezone", message)
+        })?),
+    };
+    Ok(Window {
+        name: (*name.get_ref()).to_owned(),
+        class: t.choice("class", &CLASSES)?,
+        prefixes: prefixes(t)?,
+        allow,
+        timezone,
+    })
+}
+
+/// E.164 prefixes, written with `+`.
+fn prefixes(t: &Table<'_>) -> Result<Vec<String>, ConfigError> {
+    t.strings("prefix")?
+        .iter()
+        .map(|p| {
+            let v = *p.get_ref();
+            let digits = v.strip_prefix('+').unwrap_or(v);
+            if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit())
+            {
+                let message = format!("{v:?} is not an E.164 prefix like \"+46\"");
+                return Err(t.err(p.span(), "prefix", message));
+            }
+            Ok(format!("+{digits}"))
+        })
+        .collect()
+}
+
+fn cap(t: &Table<'_>) -> Result<Cap, ConfigError> {
+    let Some(max) = t.opt_int("max")? else {
+        return Err(t.err(t.span(), "max", "missing (required)"));
+    };
+    t.required("per")?;
+    let tag = match t.str("tag")? {
+        Some(s) if s.get_ref().trim().is_empty() => {
+            return Err(t.err(
+                s.span(),
+                "tag",
+                "empty: omit the key to count per recipient",
+            ));
+        }
+        s => s.map(|s| s.get_ref().trim().to_owned()),
+    };
+    Ok(Cap {
+        class: t.choice("class", &CLASSES)?,
+        max: u32::try_from(max).unwrap_or(u32::MAX),
+        per: t.duration("per")?,
+        tag,
+    })
+}
