@@ -565,13 +565,13 @@ fn policy_sections() {
     assert_eq!(cfg.policy.marketing.footer, None);
 
     let text = format!(
-        "{BASE}\n[marketing]\nfooter = \"Svara STOPP för att avsluta\"\nglobal_stop = [\"Stopp alla\", \"STOPALL\"]\n\
+        "{BASE}\n[marketing]\nfooter = \"Svara STOPP för att avsluta\"\nglobal_stop = [\"Stöppall\", \"STOPALL\"]\n\
          [[window]]\nname = \"daytime\"\nprefix = [\"46\", \"+47\"]\nallow = [\"mon-fri 09:00-20:00\", \"sat 10:00-18:00\"]\n\
          [[window]]\nname = \"ny\"\nclass = \"transactional\"\nallow = [\"daily 08:00-22:00\"]\ntimezone = \"America/New_York\"\n\
          [[cap]]\nmax = 3\nper = \"7d\"\n[[cap]]\nclass = \"transactional\"\nmax = 1\nper = \"1h\"\ntag = \"campaign\"\n"
     );
     let p = parse(&text).expect("valid").policy;
-    assert_eq!(p.marketing.global_stop, ["STOPPALLA", "STOPALL"]);
+    assert_eq!(p.marketing.global_stop, ["STOPPALL", "STOPALL"]);
     assert_eq!(
         p.marketing.footer.as_deref(),
         Some("Svara STOPP för att avsluta")
@@ -677,6 +677,12 @@ fn policy_errors_name_key_and_line() {
             "marketing.footer",
             "Svara NEJ",
             "no stop keyword",
+        ),
+        (
+            "[marketing]\nglobal_stop = [\"Stopp alla\"]\n",
+            "marketing.global_stop",
+            "Stopp alla",
+            "more than one word",
         ),
         (
             "[marketing]\nglobal_stop = [\"!!\"]\n",

@@ -8,7 +8,7 @@
 use chrono_tz::Tz;
 
 use super::table::Table;
-use super::values::valid_name;
+use super::values::{e164_prefix, valid_name};
 use super::*;
 use crate::policy::{AllowRule, Cap, Class, Marketing, Policy, Window, keyword};
 
@@ -42,13 +42,19 @@ pub(super) fn policy(
 fn marketing(t: &Table<'_>, stop: &[String]) -> Result<Marketing, ConfigError> {
     let mut global_stop = Vec::new();
     for s in t.strings("global_stop")? {
-        match keyword::normalize(s.get_ref()) {
-            k if k.is_empty() => {
-                let message = format!("{:?} has no letter or digit to match", s.get_ref());
-                return Err(t.err(s.span(), "global_stop", message));
+        let words = keyword::words(s.get_ref());
+        let message = match words.as_slice() {
+            [one] => {
+                global_stop.push(one.clone());
+                continue;
             }
-            k => global_stop.push(k),
-        }
+            [] => format!("{:?} has no letter or digit to match", s.get_ref()),
+            _ => format!(
+                "{:?} is more than one word: replies match on their first word only",
+                s.get_ref()
+            ),
+        };
+        return Err(t.err(s.span(), "global_stop", message));
     }
     let footer = match t.str("footer")? {
         None => None,
@@ -111,14 +117,10 @@ fn prefixes(t: &Table<'_>) -> Result<Vec<String>, ConfigError> {
     t.strings("prefix")?
         .iter()
         .map(|p| {
-            let v = *p.get_ref();
-            let digits = v.strip_prefix('+').unwrap_or(v);
-            if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit())
-            {
-                let message = format!("{v:?} is not an E.164 prefix like \"+46\"");
-                return Err(t.err(p.span(), "prefix", message));
-            }
-            Ok(format!("+{digits}"))
+            e164_prefix(p.get_ref()).ok_or_else(|| {
+                let message = format!("{:?} is not an E.164 prefix like \"+46\"", p.get_ref());
+                t.err(p.span(), "prefix", message)
+            })
         })
         .collect()
 }

@@ -31,6 +31,14 @@ pub fn first_word(text: &str) -> Option<String> {
     text.unicode_words().map(normalize).find(|w| !w.is_empty())
 }
 
+/// Every word of a text, normalized (for checking that a configured keyword is one word).
+pub fn words(text: &str) -> Vec<String> {
+    text.unicode_words()
+        .map(normalize)
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
 /// The keyword the text's first word equals, if any (`keywords` as configured; they are
 /// normalized the same way before comparing).
 pub fn first_word_matches<'k, K: AsRef<str>>(text: &str, keywords: &'k [K]) -> Option<&'k K> {
@@ -96,5 +104,6 @@ mod tests {
         assert!(contains_keyword("Sale today. Reply stop to end", STOP));
         assert!(!contains_keyword("Unstoppable deals", STOP));
         assert!(!contains_keyword("", STOP));
+        assert_eq!(words(" Stopp, alla! "), ["STOPP", "ALLA"]);
     }
 }

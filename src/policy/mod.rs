@@ -84,7 +84,48 @@ impl Marketing {
     }
 }
 
+/// What an MO reply asks for, by its first word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReply<'k> {
+    /// A `global_stop` keyword: opt out of every sender.
+    All(&'k str),
+    /// A stop keyword (`optout.stop`): opt out of the sender replied to.
+    Sender(&'k str),
+}
+
 impl Policy {
+    /// Whether an MO text's first word is a stop keyword; a global one wins over a sender's.
+    pub fn stop_reply<'k>(
+        &'k self,
+        text: &str,
+        sender_stop: &'k [String],
+    ) -> Option<StopReply<'k>> {
+        let global = keyword::first_word_matches(text, &self.marketing.global_stop);
+        match global {
+            Some(k) => Some(StopReply::All(k)),
+            None => keyword::first_word_matches(text, sender_stop).map(|k| StopReply::Sender(k)),
+        }
+    }
+
+    /// `Ok` when every cap that applies to a message of `class` to `recipient` with `tags`
+    /// allows one more accept at `now_ms`; otherwise the millisecond when all of them would
+    /// (the latest of the caps' answers). `history(cap, scope)` gives the accept times of a
+    /// cap's scope ([`Cap::scope`]).
+    pub fn cap_check(
+        &self,
+        class: Class,
+        recipient: &str,
+        tags: &std::collections::BTreeMap<String, String>,
+        mut history: impl FnMut(&Cap, &str) -> Vec<i64>,
+        now_ms: i64,
+    ) -> Result<(), i64> {
+        let refusals = self.caps.iter().filter_map(|cap| {
+            let scope = cap.scope(class, recipient, tags)?;
+            cap::allowed_at(cap, &history(cap, &scope), now_ms).err()
+        });
+        refusals.max().map_or(Ok(()), Err)
+    }
+
     /// The send-window decision for a message of `class` to `dest` (E.164) at `now`, with the
     /// destination's zones looked up from its number.
     pub fn window_decision(
@@ -106,6 +147,70 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stop_replies_global_first() {
+        let p = Policy::default();
+        let stop = vec!["STOP".to_owned(), "STOPP".to_owned()];
+        assert_eq!(
+            p.stop_reply("Stopall!", &stop),
+            Some(StopReply::All("STOPALL"))
+        );
+        assert_eq!(
+            p.stop_reply("stopp tack", &stop),
+            Some(StopReply::Sender("STOPP"))
+        );
+        assert_eq!(p.stop_reply("hej", &stop), None);
+    }
+
+    #[test]
+    fn the_latest_cap_decides() {
+        use std::time::Duration;
+        let day: i64 = 86_400_000;
+        let cap = |max, days: u64, tag: Option<&str>| Cap {
+            class: Class::Marketing,
+            max,
+            per: Duration::from_secs(days * 86_400),
+            tag: tag.map(str::to_owned),
+        };
+        let p = Policy {
+            caps: vec![
+                cap(1, 1, None),
+                cap(3, 7, None),
+                cap(1, 30, Some("campaign")),
+            ],
+            ..Policy::default()
+        };
+        let sent = [day, 2 * day, 3 * day];
+        let none = std::collections::BTreeMap::new();
+        let all = |_: &Cap, _: &str| sent.to_vec();
+        // The daily cap frees at 4d, the weekly one at 8d: 8d.
+        assert_eq!(
+            p.cap_check(Class::Marketing, "+4670", &none, all, 3 * day + 1),
+            Err(8 * day)
+        );
+        assert_eq!(
+            p.cap_check(Class::Marketing, "+4670", &none, all, 8 * day),
+            Ok(())
+        );
+        assert_eq!(
+            p.cap_check(Class::Transactional, "+4670", &none, all, 3 * day),
+            Ok(())
+        );
+        // With the tag, the campaign cap counts the campaign's own history (scope has the tag).
+        let tags = [("campaign".to_owned(), "xmas".to_owned())].into();
+        let per_scope = |_: &Cap, scope: &str| {
+            if scope.contains("xmas") {
+                vec![2 * day]
+            } else {
+                Vec::new()
+            }
+        };
+        assert_eq!(
+            p.cap_check(Class::Marketing, "+4670", &tags, per_scope, 3 * day),
+            Err(32 * day)
+        );
+    }
 
     #[test]
     fn marketing_text_footer_or_refusal() {
