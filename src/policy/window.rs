@@ -613,6 +613,33 @@ mod tests {
     }
 
     #[test]
+    fn the_us_intersection_moves_with_dst_where_it_is_observed() {
+        // Saturday 2026-03-07 (EST, UTC-5): New York closes at 01:00 UTC, Honolulu (UTC-10, no
+        // DST) opens at 19:00 UTC. Sunday 2026-03-08 is EDT: New York closes at 00:00 UTC.
+        let w = [window(&["daily 09:00-20:00"], None)];
+        assert_eq!(
+            at(&w, US, "2026-03-07T18:59:00Z"),
+            hold("2026-03-07T19:00:00Z")
+        );
+        assert_eq!(at(&w, US, "2026-03-08T00:30:00Z"), Decision::SendNow);
+        assert_eq!(
+            at(&w, US, "2026-03-08T01:00:00Z"),
+            hold("2026-03-08T19:00:00Z")
+        );
+        assert_eq!(at(&w, US, "2026-03-08T23:59:00Z"), Decision::SendNow);
+        assert_eq!(
+            at(&w, US, "2026-03-09T00:00:00Z"),
+            hold("2026-03-09T19:00:00Z")
+        );
+        // Sunday 2026-11-01 is EST again: open until 01:00 UTC.
+        assert_eq!(at(&w, US, "2026-11-02T00:30:00Z"), Decision::SendNow);
+        assert_eq!(
+            at(&w, US, "2026-11-02T01:00:00Z"),
+            hold("2026-11-02T19:00:00Z")
+        );
+    }
+
+    #[test]
     fn russia_is_held_to_the_intersection_of_eleven_time_zones() {
         // Kaliningrad (UTC+2) 09:00 is 07:00 UTC; Kamchatka (UTC+12) 20:00 is 08:00 UTC.
         let w = [window(&["mon-fri 09:00-20:00"], None)];
