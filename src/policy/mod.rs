@@ -61,22 +61,23 @@ pub struct MissingOptout {
 
 impl Marketing {
     /// The text a marketing message is sent with: the footer appended when it has no stop
-    /// keyword; without a footer, the text as it is, or `MissingOptout` when
-    /// `require_optout` is set and it has none.
+    /// keyword (the sender's `stop_keywords` or a global one); without a footer, the text as
+    /// it is, or `MissingOptout` when `require_optout` is set and it has none.
     pub fn text<'t, K: AsRef<str>>(
         &self,
         text: &'t str,
         stop_keywords: &[K],
     ) -> Result<std::borrow::Cow<'t, str>, MissingOptout> {
+        let keywords: Vec<&str> = stop_keywords
+            .iter()
+            .map(AsRef::as_ref)
+            .chain(self.global_stop.iter().map(String::as_str))
+            .collect();
         match &self.footer {
-            Some(f) => Ok(footer::with_footer(text, f, stop_keywords)),
-            None if self.require_optout && !keyword::contains_keyword(text, stop_keywords) => {
+            Some(f) => Ok(footer::with_footer(text, f, &keywords)),
+            None if self.require_optout && !keyword::contains_keyword(text, &keywords) => {
                 Err(MissingOptout {
-                    keywords: stop_keywords
-                        .iter()
-                        .map(|k| k.as_ref())
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    keywords: keywords.join(", "),
                 })
             }
             None => Ok(std::borrow::Cow::Borrowed(text)),
@@ -219,7 +220,8 @@ mod tests {
         assert_eq!(m.text("Rea!", &stop).unwrap(), "Rea!");
         m.require_optout = true;
         let e = m.text("Rea!", &stop).unwrap_err();
-        assert!(e.to_string().contains("STOP, STOPP"), "{e}");
+        assert!(e.to_string().contains("STOP, STOPP, STOPALL"), "{e}");
+        assert_eq!(m.text("Rea! STOPALL?", &stop).unwrap(), "Rea! STOPALL?");
         assert_eq!(
             m.text("Rea! Svara STOPP", &stop).unwrap(),
             "Rea! Svara STOPP"
