@@ -194,7 +194,8 @@ pub const MARKETING: Section = Section {
     name: "marketing",
     array: false,
     within: None,
-    doc: "How marketing texts offer an opt-out.",
+    doc: "How marketing texts offer an opt-out. Validated, but not enforced by `smppd run` yet \
+          (issue #19).",
     keys: &[
         key(
             "footer",
@@ -227,7 +228,8 @@ pub const WINDOW: Section = Section {
     doc: "Send windows: a message of the window's class to a destination whose local time is \
           outside every window that applies is held until the next one opens. Without \
           `timezone`, a country with several zones (US, Russia…) gets the intersection of the \
-          window over all of them, so nobody is messaged at night.",
+          window over all of them, so nobody is messaged at night. Validated, but not enforced by \
+          `smppd run` yet (issue #19).",
     keys: &[
         key(
             "name",
@@ -270,7 +272,8 @@ pub const CAP: Section = Section {
     array: true,
     within: None,
     doc: "Frequency caps: at most `max` accepted messages of a class per recipient in any `per`; \
-          a refused submit is told when it would be allowed.",
+          a refused submit is told when it would be allowed. Validated, but not enforced by \
+          `smppd run` yet (issue #19).",
     keys: &[
         key(
             "class",
