@@ -679,6 +679,12 @@ fn policy_errors_name_key_and_line() {
             "no stop keyword",
         ),
         (
+            "[marketing]\nglobal_stop = [\"Unstop\"]\n",
+            "marketing.global_stop",
+            "Unstop",
+            "also a start keyword",
+        ),
+        (
             "[marketing]\nglobal_stop = [\"Stopp alla\"]\n",
             "marketing.global_stop",
             "Stopp alla",

@@ -33,7 +33,7 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config, Con
         &doc.table(&MARKETING),
         &doc.tables(&WINDOW),
         &doc.tables(&CAP),
-        &optout.stop,
+        &optout,
     )?;
     let smscs = super::smsc::smscs(&doc.tables(&SMSC))?;
     let routes = super::route::routes(&cx, &doc.tables(&ROUTE), &smscs)?;

@@ -14,15 +14,15 @@ use crate::policy::{AllowRule, Cap, Class, Marketing, Policy, Window, keyword};
 
 const CLASSES: [Class; 2] = [Class::Marketing, Class::Transactional];
 
-/// The policy sections; `stop` is `optout.stop`, which a footer may name instead of a
-/// global keyword.
+/// The policy sections; `[optout]` is read already: a footer may name one of its stop
+/// keywords, and a global stop keyword must not be one of its start keywords.
 pub(super) fn policy(
     marketing: &Table<'_>,
     windows: &[Table<'_>],
     caps: &[Table<'_>],
-    stop: &[String],
+    optout: &OptOut,
 ) -> Result<Policy, ConfigError> {
-    let marketing = self::marketing(marketing, stop)?;
+    let marketing = self::marketing(marketing, optout)?;
     let mut out: Vec<Window> = Vec::with_capacity(windows.len());
     for t in windows {
         let w = window(t)?;
@@ -39,11 +39,16 @@ pub(super) fn policy(
     })
 }
 
-fn marketing(t: &Table<'_>, stop: &[String]) -> Result<Marketing, ConfigError> {
+fn marketing(t: &Table<'_>, optout: &OptOut) -> Result<Marketing, ConfigError> {
+    let stop = &optout.stop;
+    let start: Vec<String> = optout.start.iter().map(|k| keyword::normalize(k)).collect();
     let mut global_stop = Vec::new();
     for s in t.strings("global_stop")? {
         let words = keyword::words(s.get_ref());
         let message = match words.as_slice() {
+            [one] if start.contains(one) => {
+                format!("{:?} is also a start keyword (optout.start)", s.get_ref())
+            }
             [one] => {
                 global_stop.push(one.clone());
                 continue;
