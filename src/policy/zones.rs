@@ -104,6 +104,18 @@ mod tests {
         for z in [Kaliningrad, Moscow, Vladivostok, Kamchatka] {
             assert!(ru.contains(&z), "{z} missing from {ru:?}");
         }
+        assert!(ru.len() >= 20, "{}", ru.len());
+        // Brazil and Australia too (São Paulo mobile, Sydney mobile).
+        let br = zones_of_number("+5511912345678");
+        assert!(
+            br.contains(&chrono_tz::America::Sao_Paulo) && br.len() > 10,
+            "{br:?}"
+        );
+        let au = zones_of_number("+61412345678");
+        assert!(
+            au.contains(&chrono_tz::Australia::Perth) && au.len() > 5,
+            "{au:?}"
+        );
     }
 
     #[test]
