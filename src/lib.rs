@@ -23,6 +23,7 @@
 //! | [`daemon`] | `smppd run` as wiring: the `Daemon` value (start, reload, stop in named phases, every task joined) and the flows it wires: accept, inbound receipts and MO, housekeeping, live reload | acknowledge a deliver_sm before it is durable |
 //! | [`metrics`] | metric names (documented constants), descriptions, the Prometheus recorder, `/metrics` and `/healthz` | label by number or message id |
 //! | [`text`] | GSM 03.38 (+ national shift tables), Latin-1, UCS-2; encoding choice; splitting (UDH 8/16, SAR, payload); decoding; MO reassembly | I/O, tokio, clocks (time is a parameter) |
+//! | [`policy`] | marketing policy as pure decisions: send windows (local time, DST, every zone of the country), frequency caps, opt-out keywords and footer, possible and mobile numbers (libphonenumber metadata, IANA zone tables) | I/O, tokio, clocks, the store |
 //! | [`receipt`] | delivery-receipt text/TLV parsing, stat → outcome, SMSC message-id normalization | touch the store or the network |
 //! | [`store`] | durable queue, parts, delivery-report log, MO, opt-out, events (SQLite, WAL, group commit) | say "durable" before the commit |
 //! | [`session`] | one task per bind: connect (TCP/TLS), bind, window, keep-alive, throttling, reconnect, graceful unbind | decide routing, retry on its own, drop a message |
@@ -42,6 +43,7 @@ pub mod dispatch;
 mod fnv;
 pub mod metrics;
 pub mod pdu;
+pub mod policy;
 pub mod receipt;
 pub mod route;
 pub mod session;

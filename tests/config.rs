@@ -528,7 +528,9 @@ fn the_readme_key_table_and_the_default_config_cover_every_key() {
 #[test]
 fn every_documented_choice_is_accepted() {
     let full = format!(
-        "[store]\n[log]\n{}\n[[simulator]]\nname = \"s\"\nlisten = \"127.0.0.1:2775\"\n",
+        "[store]\n[log]\n{}\n[[simulator]]\nname = \"s\"\nlisten = \"127.0.0.1:2775\"\n\
+         [[window]]\nname = \"w\"\nallow = [\"daily 09:00-20:00\"]\n\
+         [[cap]]\nmax = 1\nper = \"1d\"\n",
         BASE.replace("[listen]", "[listen]\n")
     );
     let mut checked = 0;
@@ -551,4 +553,165 @@ fn every_documented_choice_is_accepted() {
         }
     }
     assert!(checked >= 18, "{checked}");
+}
+
+/// `[marketing]`, `[[window]]` and `[[cap]]` become the policy types, with their defaults.
+#[test]
+fn policy_sections() {
+    use smppd::policy::{Class, Decision};
+    let cfg = parse(BASE).expect("valid");
+    assert!(cfg.policy.windows.is_empty() && cfg.policy.caps.is_empty());
+    assert_eq!(cfg.policy.marketing.global_stop, ["STOPALL"]);
+    assert_eq!(cfg.policy.marketing.footer, None);
+
+    let text = format!(
+        "{BASE}\n[marketing]\nfooter = \"Svara STOPP för att avsluta\"\nglobal_stop = [\"Stöppall\", \"STOPALL\"]\n\
+         [[window]]\nname = \"daytime\"\nprefix = [\"46\", \"+47\"]\nallow = [\"mon-fri 09:00-20:00\", \"sat 10:00-18:00\"]\n\
+         [[window]]\nname = \"ny\"\nclass = \"transactional\"\nallow = [\"daily 08:00-22:00\"]\ntimezone = \"America/New_York\"\n\
+         [[cap]]\nmax = 3\nper = \"7d\"\n[[cap]]\nclass = \"transactional\"\nmax = 1\nper = \"1h\"\ntag = \"campaign\"\n"
+    );
+    let p = parse(&text).expect("valid").policy;
+    assert_eq!(p.marketing.global_stop, ["STOPPALL", "STOPALL"]);
+    assert_eq!(
+        p.marketing.footer.as_deref(),
+        Some("Svara STOPP för att avsluta")
+    );
+    assert_eq!(p.windows[0].prefixes, ["+46", "+47"]);
+    assert_eq!(p.windows[0].class, Class::Marketing);
+    assert_eq!((p.windows[0].allow.len(), p.windows[0].timezone), (2, None));
+    assert_eq!(p.windows[1].class, Class::Transactional);
+    assert_eq!(p.windows[1].timezone, Some(chrono_tz::America::New_York));
+    assert_eq!((p.caps[0].max, p.caps[0].per.as_secs()), (3, 7 * 86_400));
+    assert_eq!(p.caps[1].tag.as_deref(), Some("campaign"));
+    // Sunday 2026-06-14 12:00 UTC: closed in Sweden until Monday 09:00 (07:00 UTC).
+    let sunday = "2026-06-14T12:00:00Z".parse().expect("time");
+    let monday = "2026-06-15T07:00:00Z".parse().expect("time");
+    assert_eq!(
+        p.window_decision("+46701234567", Class::Marketing, sunday),
+        Decision::HoldUntil(monday)
+    );
+    assert_eq!(
+        p.window_decision("+4915112345678", Class::Marketing, sunday),
+        Decision::SendNow
+    );
+}
+
+#[test]
+fn policy_errors_name_key_and_line() {
+    let cases = [
+        (
+            "[[window]]\nname = \"w\"\nallow = [\"mon-fri 22:00-06:00\"]\n",
+            "window[0].allow",
+            "22:00-06:00",
+            "past midnight",
+        ),
+        (
+            "[[window]]\nname = \"w\"\nallow = [\"mon-fre 09:00-10:00\"]\n",
+            "window[0].allow",
+            "mon-fre",
+            "\"fre\" is not a day",
+        ),
+        (
+            "[[window]]\nname = \"w\"\nallow = [\"daily 9-17\"]\n",
+            "window[0].allow",
+            "9-17",
+            "not a time",
+        ),
+        (
+            "[[window]]\nname = \"w\"\nallow = []\n",
+            "window[0].allow",
+            "allow",
+            "missing",
+        ),
+        (
+            "[[window]]\nname = \"w\"\n",
+            "window[0].allow",
+            "[[window]]",
+            "missing",
+        ),
+        (
+            "[[window]]\nname = \"w\"\nallow = [\"daily 09:00-17:00\"]\ntimezone = \"Europe/Stockhom\"\n",
+            "window[0].timezone",
+            "Stockhom",
+            "IANA time zone",
+        ),
+        (
+            "[[window]]\nname = \"w\"\nallow = [\"daily 09:00-17:00\"]\nprefix = [\"+46a\"]\n",
+            "window[0].prefix",
+            "+46a",
+            "E.164 prefix",
+        ),
+        (
+            "[[window]]\nname = \"w\"\nallow = [\"daily 09:00-17:00\"]\nclass = \"promo\"\n",
+            "window[0].class",
+            "promo",
+            "not one of",
+        ),
+        (
+            "[[window]]\nname = \"w\"\nallow = [\"daily 09:00-17:00\"]\n[[window]]\nname = \"w\"\nallow = [\"daily 09:00-17:00\"]\n",
+            "window[1].name",
+            "[[window]]\nname",
+            "duplicate",
+        ),
+        (
+            "[[cap]]\nper = \"7d\"\n",
+            "cap[0].max",
+            "[[cap]]",
+            "missing",
+        ),
+        (
+            "[[cap]]\nmax = 0\nper = \"7d\"\n",
+            "cap[0].max",
+            "max = 0",
+            "between 1",
+        ),
+        ("[[cap]]\nmax = 3\n", "cap[0].per", "[[cap]]", "missing"),
+        (
+            "[[cap]]\nmax = 3\nper = \"7 weeks-ish\"\n",
+            "cap[0].per",
+            "weeks-ish",
+            "not a duration",
+        ),
+        (
+            "[marketing]\nfooter = \"Svara NEJ för avregistrering\"\n",
+            "marketing.footer",
+            "Svara NEJ",
+            "no stop keyword",
+        ),
+        (
+            "[marketing]\nglobal_stop = [\"Unstop\"]\n",
+            "marketing.global_stop",
+            "Unstop",
+            "also a start keyword",
+        ),
+        (
+            "[marketing]\nglobal_stop = [\"Stopp alla\"]\n",
+            "marketing.global_stop",
+            "Stopp alla",
+            "more than one word",
+        ),
+        (
+            "[marketing]\nglobal_stop = [\"!!\"]\n",
+            "marketing.global_stop",
+            "\"!!\"",
+            "no letter",
+        ),
+    ];
+    for (section, key, at, words) in cases {
+        let text = format!("{BASE}\n{section}");
+        let e = err(&text);
+        assert_eq!(e.key, key, "{e}");
+        // The duplicate's line is the second `name` (the first of the needle is the first).
+        let line = if words == "duplicate" {
+            text.lines()
+                .collect::<Vec<_>>()
+                .iter()
+                .rposition(|l| l.starts_with("name = \"w\""))
+                .map_or(0, |i| i + 1)
+        } else {
+            line_of(&text, at.lines().next().unwrap_or(at))
+        };
+        assert_eq!(e.line, line, "{e}");
+        assert!(e.message.contains(words), "{e}");
+    }
 }

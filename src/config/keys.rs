@@ -10,12 +10,12 @@ use super::schema::{Bounds, Default, Key, Kind, Section};
 
 /// The sections in the order the documentation shows them.
 pub const SECTIONS: &[&Section] = &[
-    &LISTEN, &STORE, &LOG, &OPTOUT, &SMSC, &TLS, &ROUTE, &SIMULATOR,
+    &LISTEN, &STORE, &LOG, &OPTOUT, &MARKETING, &WINDOW, &CAP, &SMSC, &TLS, &ROUTE, &SIMULATOR,
 ];
 
 /// The top-level sections (`tls` is nested in `[[smsc]]`).
 pub const TOP: &[&Section] = &[
-    &LISTEN, &STORE, &CLUSTER, &LOG, &OPTOUT, &SMSC, &ROUTE, &SIMULATOR,
+    &LISTEN, &STORE, &CLUSTER, &LOG, &OPTOUT, &MARKETING, &WINDOW, &CAP, &SMSC, &ROUTE, &SIMULATOR,
 ];
 
 const fn key(name: &'static str, kind: Kind, default: Default, doc: &'static str) -> Key {
@@ -230,6 +230,124 @@ pub const OPTOUT: Section = Section {
             Kind::Strings,
             Default::List(&["START", "UNSTOP"]),
             "MO texts that take the sender off the list.",
+        ),
+    ],
+};
+
+const CLASS: Kind = Kind::Choice(&["marketing", "transactional"]);
+
+pub const MARKETING: Section = Section {
+    name: "marketing",
+    array: false,
+    within: None,
+    doc: "How marketing texts offer an opt-out. Validated, but not enforced by `smppd run` yet \
+          (issue #19).",
+    keys: &[
+        key(
+            "footer",
+            Kind::Str,
+            Default::Off("none"),
+            "Appended (after a newline) to a marketing text that contains no stop keyword as a \
+             word; must itself contain one (of `optout.stop` or `global_stop`).",
+        ),
+        key(
+            "require_optout",
+            Kind::Bool,
+            Default::Bool(false),
+            "Without a footer: refuse a marketing text that contains no stop keyword with \
+             `missing_optout`.",
+        ),
+        key(
+            "global_stop",
+            Kind::Strings,
+            Default::List(&["STOPALL"]),
+            "MO keywords that opt the sender out of every sender's messages. Replies match on \
+             their first word, ignoring case, punctuation and diacritics (\"Stopall!\" matches).",
+        ),
+    ],
+};
+
+pub const WINDOW: Section = Section {
+    name: "window",
+    array: true,
+    within: None,
+    doc: "Send windows: a message of the window's class to a destination whose local time is \
+          outside every window that applies is held until the next one opens. Without \
+          `timezone`, a country with several zones (US, Russia…) gets the intersection of the \
+          window over all of them, so nobody is messaged at night. Validated, but not enforced by \
+          `smppd run` yet (issue #19).",
+    keys: &[
+        key(
+            "name",
+            Kind::Str,
+            Default::Required,
+            "A unique name (1-64 letters, digits, '-', '_', '.').",
+        ),
+        key(
+            "class",
+            CLASS,
+            Default::Str("marketing"),
+            "The messages it holds: \"marketing\" or \"transactional\".",
+        ),
+        key(
+            "prefix",
+            Kind::Strings,
+            Default::Off("every destination"),
+            "E.164 prefixes of the destinations it applies to, like \"+46\".",
+        ),
+        key(
+            "allow",
+            Kind::Strings,
+            Default::Required,
+            "Local times messages may be sent: days (mon…sun, ranges mon-fri, lists mon,wed, or \
+             daily) and a range HH:MM-HH:MM (the end excluded; 24:00 is midnight). A range past \
+             midnight is refused: write two rules.",
+        ),
+        key(
+            "timezone",
+            Kind::Str,
+            Default::Derived("every zone of the destination's country"),
+            "An IANA zone (\"Europe/Stockholm\") the rules are read in, instead of the \
+             destination's.",
+        ),
+    ],
+};
+
+pub const CAP: Section = Section {
+    name: "cap",
+    array: true,
+    within: None,
+    doc: "Frequency caps: at most `max` accepted messages of a class per recipient in any `per`; \
+          a refused submit is told when it would be allowed. Validated, but not enforced by \
+          `smppd run` yet (issue #19).",
+    keys: &[
+        key(
+            "class",
+            CLASS,
+            Default::Str("marketing"),
+            "The messages it counts: \"marketing\" or \"transactional\".",
+        ),
+        key(
+            "max",
+            Kind::Int {
+                min: 1,
+                max: 1_000_000,
+            },
+            Default::Required,
+            "Accepted messages allowed per recipient in any `per`.",
+        ),
+        key(
+            "per",
+            Kind::Duration(Bounds::AtLeast("1s")),
+            Default::Required,
+            "The sliding window, like \"24h\" or \"7d\".",
+        ),
+        key(
+            "tag",
+            Kind::Str,
+            Default::Off("per recipient"),
+            "Count per recipient and value of this submit tag (\"campaign\": `max` per campaign); \
+             messages without the tag are not capped by it.",
         ),
     ],
 };

@@ -4,7 +4,7 @@
 //! written once in `keys`; the README's key table and the comments in `conf/smppd.toml` are
 //! made from it ([`reference_markdown`], [`annotate`]) — parsing with unknown keys refused in
 //! every table (`table`), and validation (ranges, references between sections, security
-//! rules; `parse`, `smsc`, `route`) with every error naming the key and the line. Must
+//! rules; `parse`, `smsc`, `route`, `policy`) with every error naming the key and the line. Must
 //! never be consulted as raw TOML elsewhere: the rest of the daemon receives a [`Config`] and
 //! trusts it. Must never print a password or token ([`Secret`] redacts itself).
 //!
@@ -16,6 +16,7 @@
 mod docs;
 mod keys;
 mod parse;
+mod policy;
 mod route;
 mod schema;
 mod smsc;
@@ -59,6 +60,8 @@ pub struct Config {
     pub cluster: Cluster,
     pub log: Log,
     pub optout: OptOut,
+    /// `[marketing]`, `[[window]]` and `[[cap]]` (issue #19).
+    pub policy: crate::policy::Policy,
     pub smscs: Vec<Smsc>,
     pub routes: Vec<Route>,
     /// SMSC simulators started in-process (demos, quick start, tests); empty in production.

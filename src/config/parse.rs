@@ -1,5 +1,6 @@
 //! The file's text to a validated [`super::Config`]: the order of the sections and the checks
-//! of `[listen]`, `[store]`, `[log]`, `[optout]` and `[[simulator]]`.
+//! of `[listen]`, `[store]`, `[log]`, `[optout]` and `[[simulator]]` (the policy sections are
+//! checked in `policy`).
 //!
 //! Owns what a section's values must satisfy beyond their key table (addresses, the
 //! loopback-or-token rule, references between keys). Must never write a default, range or
@@ -10,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 use toml::de::DeTable;
 
-use super::keys::{CLUSTER, LISTEN, LOG, OPTOUT, ROUTE, SIMULATOR, SMSC, STORE, TOP};
+use super::keys::{
+    CAP, CLUSTER, LISTEN, LOG, MARKETING, OPTOUT, ROUTE, SIMULATOR, SMSC, STORE, TOP, WINDOW,
+};
 use super::table::{Ctx, Document, Table};
 use super::values::{key_at, normalize_keyword, valid_filter, valid_name};
 use super::*;
@@ -27,6 +30,12 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config, Con
     let cluster = cluster(&doc.table(&CLUSTER))?;
     let log = log(&doc.table(&LOG))?;
     let optout = optout(&doc.table(&OPTOUT))?;
+    let policy = super::policy::policy(
+        &doc.table(&MARKETING),
+        &doc.tables(&WINDOW),
+        &doc.tables(&CAP),
+        &optout,
+    )?;
     let smscs = super::smsc::smscs(&doc.tables(&SMSC))?;
     let routes = super::route::routes(&cx, &doc.tables(&ROUTE), &smscs)?;
     let simulators = simulators(&doc.tables(&SIMULATOR))?;
@@ -36,6 +45,7 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config, Con
         cluster,
         log,
         optout,
+        policy,
         smscs,
         routes,
         simulators,

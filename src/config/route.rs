@@ -6,7 +6,7 @@
 //! [`super::keys`]).
 
 use super::table::{Ctx, Table};
-use super::values::valid_name;
+use super::values::{e164_prefix, valid_name};
 use super::*;
 
 /// Every `[[route]]`, in file order; at least one when there are SMSCs.
@@ -47,13 +47,11 @@ fn route(t: &Table<'_>, smscs: &[Smsc]) -> Result<Route, ConfigError> {
     }
     let mut prefix = Vec::new();
     for p in t.strings("prefix")? {
-        let v = *p.get_ref();
-        let digits = v.strip_prefix('+').unwrap_or(v);
-        if digits.is_empty() || digits.len() > 15 || !digits.chars().all(|c| c.is_ascii_digit()) {
-            let message = format!("{v:?} is not an E.164 prefix like \"+46\"");
+        let Some(valid) = e164_prefix(p.get_ref()) else {
+            let message = format!("{:?} is not an E.164 prefix like \"+46\"", p.get_ref());
             return Err(t.err(p.span(), "prefix", message));
-        }
-        prefix.push(format!("+{digits}"));
+        };
+        prefix.push(valid);
     }
     let mut sender = Vec::new();
     for s in t.strings("sender")? {

@@ -52,6 +52,14 @@ pub(super) fn valid_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
 }
 
+/// An E.164 prefix (`"+46"`, or `"46"`), written back with its `+`; `None` when it is not 1-15
+/// digits.
+pub(super) fn e164_prefix(s: &str) -> Option<String> {
+    let digits = s.strip_prefix('+').unwrap_or(s);
+    let ok = !digits.is_empty() && digits.len() <= 15 && digits.bytes().all(|b| b.is_ascii_digit());
+    ok.then(|| format!("+{digits}"))
+}
+
 /// Known command_status names accepted in `failover_statuses`.
 pub(super) const STATUS_NAMES: &[(&str, u32)] = &[
     ("ESME_RINVMSGLEN", 0x01),
