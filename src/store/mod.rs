@@ -81,13 +81,20 @@ pub trait StoreBackend: Send + Sync + 'static {
     /// Takes up to `limit` ready parts of `route` in priority then age order and marks them
     /// in flight (their attempt counter goes up). Parts whose validity has passed are expired
     /// instead of returned. Claim only what is about to be sent: after a crash, every claimed
-    /// part is re-queued and marked as a possible duplicate.
+    /// part is re-queued and marked as a possible duplicate (SQLite: at the next open;
+    /// PostgreSQL: by [`Self::requeue_in_flight`] once another instance holds the SMSC's lease).
+    /// PostgreSQL's plain `claim` ignores the parts' targets: the cluster uses
+    /// [`Self::claim_owned`].
     fn claim(&self, route: &str, limit: usize, now_ms: i64) -> Pending<Vec<QueuedPart>>;
-    /// An SMSC acknowledged a part (`submit_sm_resp` status 0). Receipts that arrived before this
+    /// An SMSC acknowledged a part (`submit_sm_resp` status 0). On PostgreSQL this and
+    /// [`Self::failed`] apply only while the part is in flight under the claim this instance
+    /// made (name and lease epoch); a stale answer changes nothing, is logged at warn, and
+    /// resolves with the message's current state. Receipts that arrived before this
     /// response are matched now, under `ack.reroute` as at `record_receipt` (the answer's
     /// `rerouted` says when one sent the part back to the queue).
     fn acked(&self, ack: Ack) -> Pending<AckResult>;
-    /// A part was not acknowledged: retry later, re-queue now, or give up (permanent failure).
+    /// A part was not acknowledged: retry later, re-queue now, fail over to another SMSC, or
+    /// give up (permanent failure).
     /// Also resends an acknowledged part (reroute after UNDELIV/REJECTD): record that receipt
     /// with `outcome: None` so the part stays open, then call this with `Requeue`. Parts already
     /// final are left as they are.

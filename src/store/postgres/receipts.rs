@@ -396,7 +396,8 @@ impl W<'_> {
         Ok(Effect::Applied(applied, next))
     }
 
-    /// Settles a part (and its message) by a receipt; returns the part's new state too.
+    /// Settles a part (and its message) by a receipt already in the log; returns the part's
+    /// new state too.
     async fn apply_receipt(
         &mut self,
         part: PartRef,
@@ -404,16 +405,7 @@ impl W<'_> {
         r: Logged<'_>,
         now: i64,
     ) -> Result<(ReceiptApplied, PartState), JobError> {
-        let next = match (cur, r.outcome) {
-            // A final ACCEPTD says less than a DELIVRD already received: it does not undo it.
-            (PartState::Delivered, Some(receipt::Outcome::Accepted)) => PartState::Delivered,
-            (s, Some(o)) if !s.is_pending() && s != PartState::Failed => PartState::from_outcome(o),
-            (s, _) => s,
-        };
-        let decides = !cur.is_final()
-            || next != cur
-            || r.outcome
-                .is_some_and(|o| PartState::from_outcome(o) == next);
+        let (next, decides) = receipt_effect(cur, r.outcome);
         let (id, n) = (part.message.as_i64(), i32::from(part.n));
         let entry = format!("{}:{}", r.log_id, r.fp);
         let ended = next.is_final() && next != cur;
@@ -421,26 +413,78 @@ impl W<'_> {
         let params: [&(dyn ToSql + Sync); 9] = [
             &id, &n, &code, &r.stat, &r.err, &ended, &now, &entry, &decides,
         ];
-        // The part's update and its message's parts (read after it) in one round trip; then
-        // the message's state and the event in another.
+        // The part's update and its message's parts (read after it) in one round trip.
         let st = self.prepare(&[APPLY_RECEIPT, MESSAGE_PARTS]).await?;
         let (_, rows) = try_join(
             self.c.execute(&st[0], &params),
             self.c.query(&st[1], &[&id]),
         )
         .await?;
-        let ((_, state), plan) = self.plan_settle(part.message, &rows, now)?;
-        let body = dlr_body(part, state, next, &r);
+        let applied = self.finish_receipt(part, next, &rows, &r, now).await?;
+        Ok((applied, next))
+    }
+
+    /// Logs a new receipt and applies it to the part it matched, in one round trip (the log
+    /// row, the part's update naming that row, the message's parts); then the message's state
+    /// and the `dlr` event in another.
+    async fn log_and_apply(
+        &mut self,
+        r: &IncomingReceipt,
+        key: &str,
+        fp: i64,
+        (part, cur): (PartRef, PartState),
+    ) -> Result<ReceiptApplied, JobError> {
+        let (next, decides) = receipt_effect(cur, r.outcome);
+        let (id, n) = (part.message.as_i64(), i32::from(part.n));
+        let (stat, err) = (stat_text(&r.receipt), r.receipt.err.as_deref());
+        let ended = next.is_final() && next != cur;
+        let code = next.code() as i32;
+        let log = LogRow::new(r, key, fp, Some(part));
+        let apply: [&(dyn ToSql + Sync); 9] = [
+            &id, &n, &code, &stat, &err, &ended, &r.now_ms, &fp, &decides,
+        ];
+        let st = self
+            .prepare(&[INSERT_LOG, filled!(APPLY_NEW_RECEIPT), MESSAGE_PARTS])
+            .await?;
+        let (logged, _, rows) = try_join3(
+            self.c.query(&st[0], &log.params()),
+            self.c.execute(&st[1], &apply),
+            self.c.query(&st[2], &[&id]),
+        )
+        .await?;
+        let logged = Logged {
+            log_id: logged.first().map_or(0, |row| row.get(0)),
+            fp,
+            stat,
+            err,
+            outcome: r.outcome,
+            smsc: &r.smsc,
+            smsc_id: &r.receipt.id,
+        };
+        self.finish_receipt(part, next, &rows, &logged, r.now_ms)
+            .await
+    }
+
+    /// After a receipt's part update: the message's state and the `dlr` event (one round trip).
+    async fn finish_receipt(
+        &mut self,
+        part: PartRef,
+        next: PartState,
+        rows: &[Row],
+        r: &Logged<'_>,
+        now: i64,
+    ) -> Result<ReceiptApplied, JobError> {
+        let ((_, state), plan) = self.plan_settle(part.message, rows, now)?;
+        let body = dlr_body(part, state, next, r);
         let seq = self
             .settle_with_event(plan, "dlr", part.message, &body, now)
             .await?;
-        let applied = ReceiptApplied {
+        Ok(ReceiptApplied {
             log_id: r.log_id,
             part,
             state,
             seq,
-        };
-        Ok((applied, next))
+        })
     }
 
     /// The keys a receipt is matched by, best first (none without an id).
@@ -480,12 +524,17 @@ impl W<'_> {
         if let Some(log_id) = copy {
             return Ok(ReceiptRecorded::Duplicate { log_id });
         }
-        let log_id = self
-            .log_receipt(r, primary_key, fp, matched.as_ref().map(|m| m.0))
-            .await?;
         let Some((part, info, _)) = matched else {
+            let log_id = self.log_receipt(r, primary_key, fp, None).await?;
             return Ok(ReceiptRecorded::Held { log_id });
         };
+        if reroute_to(&info, &r.reroute, &r.smsc, r.outcome).is_none() {
+            let applied = self
+                .log_and_apply(r, primary_key, fp, (part, info.state))
+                .await?;
+            return Ok(ReceiptRecorded::Matched(applied));
+        }
+        let log_id = self.log_receipt(r, primary_key, fp, Some(part)).await?;
         let logged = Logged {
             log_id,
             fp,
@@ -516,33 +565,9 @@ impl W<'_> {
         fp: i64,
         part: Option<PartRef>,
     ) -> Result<i64, JobError> {
-        let rc = &r.receipt;
-        let rows = self
-            .rows(
-                "INSERT INTO dlr_log (at, smsc, smsc_id, smsc_key, fp, raw, tlv_state, tlv_err,
-                    stat, err, submit_ts, done_ts, outcome, message_id, part_n)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-                 RETURNING id",
-                &[
-                    &r.now_ms,
-                    &r.smsc,
-                    &rc.id,
-                    &key,
-                    &fp,
-                    &r.raw,
-                    &r.tlv_state.map(i32::from),
-                    &r.tlv_network_error.map(hex::encode),
-                    &stat_text(rc),
-                    &rc.err,
-                    &rc.submit_date.map(|d| d.as_number()),
-                    &rc.done_date.map(|d| d.as_number()),
-                    &r.outcome.map(|o| outcome_code(o) as i32),
-                    &part.map(|p| p.message.as_i64()),
-                    &part.map(|p| i32::from(p.n)),
-                ],
-            )
-            .await?;
-        Ok(rows.first().map(|row| row.get(0)).unwrap_or(0))
+        let log = LogRow::new(r, key, fp, part);
+        let rows = self.rows(INSERT_LOG, &log.params()).await?;
+        Ok(rows.first().map_or(0, |row| row.get(0)))
     }
 
     /// Sends a part back to the queue instead of settling it (see the SQLite writer's
@@ -555,17 +580,7 @@ impl W<'_> {
         r: Logged<'_>,
         now: i64,
     ) -> Result<Option<(ReceiptApplied, Reroute)>, JobError> {
-        if rule.is_empty()
-            || info.rerouted
-            || info.state != PartState::Submitted
-            || !matches!(
-                r.outcome,
-                Some(receipt::Outcome::Undeliverable | receipt::Outcome::Rejected)
-            )
-        {
-            return Ok(None);
-        }
-        let Some(to) = rule.next_smsc(&info.route, r.smsc).map(str::to_owned) else {
+        let Some(to) = reroute_to(info, rule, r.smsc, r.outcome) else {
             return Ok(None);
         };
         let target = self
@@ -612,6 +627,112 @@ impl W<'_> {
         Ok(Some((applied, reroute)))
     }
 }
+
+/// What a receipt does to a part in state `cur`: its next state, and whether the receipt's
+/// stat and err decide it (the part shows the stat that decided its state: a late
+/// intermediate receipt, or a final ACCEPTD after DELIVRD, is logged but leaves them).
+fn receipt_effect(cur: PartState, outcome: Option<receipt::Outcome>) -> (PartState, bool) {
+    let next = match (cur, outcome) {
+        // A final ACCEPTD says less than a DELIVRD already received: it does not undo it.
+        (PartState::Delivered, Some(receipt::Outcome::Accepted)) => PartState::Delivered,
+        (s, Some(o)) if !s.is_pending() && s != PartState::Failed => PartState::from_outcome(o),
+        (s, _) => s,
+    };
+    let decides = !cur.is_final()
+        || next != cur
+        || outcome.is_some_and(|o| PartState::from_outcome(o) == next);
+    (next, decides)
+}
+
+/// The SMSC a receipt reroutes its part to (see the SQLite writer's `reroute`): an UNDELIV or
+/// REJECTD for a submitted part never rerouted before, on a route that reroutes and has
+/// another SMSC.
+fn reroute_to(
+    info: &Info,
+    rule: &RerouteRule,
+    smsc: &str,
+    outcome: Option<receipt::Outcome>,
+) -> Option<String> {
+    let failed = matches!(
+        outcome,
+        Some(receipt::Outcome::Undeliverable | receipt::Outcome::Rejected)
+    );
+    if rule.is_empty() || info.rerouted || info.state != PartState::Submitted || !failed {
+        return None;
+    }
+    rule.next_smsc(&info.route, smsc).map(str::to_owned)
+}
+
+/// A delivery-report log row's values, for [`INSERT_LOG`].
+struct LogRow<'r> {
+    r: &'r IncomingReceipt,
+    key: &'r str,
+    fp: i64,
+    stat: &'r str,
+    tlv_state: Option<i32>,
+    tlv_err: Option<String>,
+    submit: Option<i64>,
+    done: Option<i64>,
+    outcome: Option<i32>,
+    message: Option<i64>,
+    n: Option<i32>,
+}
+
+impl<'r> LogRow<'r> {
+    fn new(r: &'r IncomingReceipt, key: &'r str, fp: i64, part: Option<PartRef>) -> LogRow<'r> {
+        let rc = &r.receipt;
+        LogRow {
+            r,
+            key,
+            fp,
+            stat: stat_text(rc),
+            tlv_state: r.tlv_state.map(i32::from),
+            tlv_err: r.tlv_network_error.map(hex::encode),
+            submit: rc.submit_date.map(|d| d.as_number()),
+            done: rc.done_date.map(|d| d.as_number()),
+            outcome: r.outcome.map(|o| outcome_code(o) as i32),
+            message: part.map(|p| p.message.as_i64()),
+            n: part.map(|p| i32::from(p.n)),
+        }
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 15] {
+        let rc = &self.r.receipt;
+        [
+            &self.r.now_ms,
+            &self.r.smsc,
+            &rc.id,
+            &self.key,
+            &self.fp,
+            &self.r.raw,
+            &self.tlv_state,
+            &self.tlv_err,
+            &self.stat,
+            &rc.err,
+            &self.submit,
+            &self.done,
+            &self.outcome,
+            &self.message,
+            &self.n,
+        ]
+    }
+}
+
+/// The delivery-report log row of a receipt; returns its id.
+const INSERT_LOG: &str = "INSERT INTO dlr_log (at, smsc, smsc_id, smsc_key, fp, raw, tlv_state,
+        tlv_err, stat, err, submit_ts, done_ts, outcome, message_id, part_n)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+    RETURNING id";
+
+/// [`APPLY_RECEIPT`] right after [`INSERT_LOG`] in the same pipeline: the receipts list's
+/// entry names the log row just inserted (`currval` of its id sequence, in this session).
+const APPLY_NEW_RECEIPT: &str = "UPDATE part SET state = $3,
+        stat = CASE WHEN $9 THEN $4 ELSE stat END,
+        err = CASE WHEN $9 THEN $5 ELSE err END,
+        done_at = CASE WHEN $6 THEN $7 ELSE done_at END,
+        receipts = coalesce(receipts || ',', '')
+            || currval(pg_get_serial_sequence('dlr_log', 'id'))::text || ':' || $8::bigint::text
+    WHERE message_id = $1 AND n = $2";
 
 /// The newest part under the first of `keys` that has one (SMSCs recycle ids).
 fn pick_part(keys: &[String], rows: &[Row]) -> Result<Option<Matched>, JobError> {

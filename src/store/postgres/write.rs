@@ -792,21 +792,62 @@ impl<'a> W<'a> {
         ids.sort_unstable();
         ids.dedup();
         out.scanned += ids.len() as u64;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        // Every swept message's parts in one read; their states and `state` events written in
+        // one round trip (two statements), however many messages the sweep settled.
+        let mut parts: HashMap<i64, Vec<Row>> = HashMap::new();
+        for r in self.rows(MESSAGES_PARTS, &[&ids]).await? {
+            parts.entry(r.get(7)).or_default().push(r);
+        }
+        let (mut plans, mut finals) = (Vec::new(), Vec::new());
         for id in ids.into_iter().map(MessageId::from_i64) {
-            let change = self.recompute(id, now).await?;
-            self.state_event(id, change, now).await?;
-            if change.1.is_final() && !change.0.is_final() {
+            let rows = parts.get(&id.as_i64()).map_or(&[][..], Vec::as_slice);
+            let ((old, new), plan) = self.plan_settle(id, rows, now)?;
+            plans.extend(plan);
+            if new.is_final() && !old.is_final() {
                 out.finished.push(id);
+                let body = json!({"id": id.to_string(), "state": new.as_str()}).to_string();
+                finals.push((id.as_i64(), body));
             }
-            match change.1 {
-                MessageState::Expired if change.0 != MessageState::Expired => out.expired += 1,
-                MessageState::NoReceipt if change.0 != MessageState::NoReceipt => {
-                    out.no_receipt += 1
-                }
+            match new {
+                MessageState::Expired if old != MessageState::Expired => out.expired += 1,
+                MessageState::NoReceipt if old != MessageState::NoReceipt => out.no_receipt += 1,
                 _ => {}
             }
         }
+        let (_, events) = try_join(
+            self.write_settled_db(&plans),
+            self.insert_state_events(&finals, now),
+        )
+        .await?;
+        self.events.extend(events);
         Ok(())
+    }
+
+    /// `state` events of several messages (id, body) in one statement; returns their row ids.
+    async fn insert_state_events(
+        &self,
+        events: &[(i64, String)],
+        now: i64,
+    ) -> Result<Vec<i64>, tokio_postgres::Error> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = events.iter().map(|e| e.0).collect();
+        let bodies: Vec<&str> = events.iter().map(|e| e.1.as_str()).collect();
+        let rows = self
+            .rows(
+                "INSERT INTO event (at, kind, message_id, body)
+                 SELECT $1, 'state', m, b FROM unnest($2::bigint[], $3::text[])
+                    WITH ORDINALITY AS u(m, b, o)
+                 ORDER BY o
+                 RETURNING id",
+                &[&now, &ids, &bodies],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     pub(super) async fn resplit(

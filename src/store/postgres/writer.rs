@@ -292,8 +292,8 @@ async fn replay_one_by_one(
 }
 
 /// BEGIN, every command (consecutive accepts together, runs of acknowledgements together),
-/// COMMIT. Returns the ids of the events
-/// the transaction inserted. Rolls back on a database error.
+/// COMMIT. Returns the ids of the events the transaction inserted. Rolls back on a database
+/// error (and restores the claim memory).
 async fn try_batch(
     ctx: &mut WriterCtx,
     client: &Client,
