@@ -44,6 +44,8 @@ enum Command {
     Reports(cli::reports::ReportsArgs),
     /// Run the SMSC simulator (for tests, demos and benchmarks).
     Sim(Box<cli::sim::SimArgs>),
+    /// The store itself: `smppd store migrate` applies its schema migrations and exits.
+    Store(cli::store::StoreArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -60,6 +62,7 @@ fn main() -> std::process::ExitCode {
         Command::Bench(args) => cli::bench::bench(args),
         Command::Reports(args) => cli::reports::run(args),
         Command::Optout(args) => cli::optout::run(args),
+        Command::Store(args) => cli::store::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -512,3 +512,93 @@ async fn a_routes_tps_holds_across_the_cluster_when_two_instances_send_its_parts
     d1.stop();
     d2.stop();
 }
+
+/// A configuration file for the CLI commands that read `[store]` (migrate, reports).
+fn cli_config(pg: &Pg, dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("smppd.toml");
+    let text = format!(
+        "[listen]\nsubmit = \"127.0.0.1:0\"\n[store]\nurl = \"{}\"\n[[smsc]]\nname = \"op\"\naddress = \"127.0.0.1:9\"\nsystem_id = \"x\"\npassword = \"x\"\n[[route]]\nname = \"r\"\nsmsc = [\"op\"]\n",
+        pg.url()
+    );
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_migrate_and_reports_work_on_the_shared_database_and_a_newer_schema_is_refused_with_the_reason()
+ {
+    let pg = Pg::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = cli_config(&pg, dir.path());
+    let conf_s = conf.display().to_string();
+    let out = support::smppd(&["store", "migrate", "--config", &conf_s]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 migration(s) applied"),
+        "{out:?}"
+    );
+    let again = support::smppd(&["store", "migrate", "--config", &conf_s]);
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("0 migration(s) applied"),
+        "{again:?}"
+    );
+
+    // Messages accepted by two instances are all in `reports` read from the shared database.
+    let smscs = Smscs::start().await;
+    let mut d1 = instance(&pg, &smscs, "i1").start().await;
+    let mut d2 = instance(&pg, &smscs, "i2").start().await;
+    wait_spread(&d1).await;
+    let mut ids = submit(&mut d1.client().await, 3, "one").await;
+    ids.extend(submit(&mut d2.client().await, 3, "two").await);
+    let mut c = d1.client().await;
+    for id in &ids {
+        c.final_state(id).await;
+    }
+    let out = support::smppd(&["reports", "--config", &conf_s, "--json", "--limit", "50"]);
+    assert!(out.status.success(), "{out:?}");
+    let listed: BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(listed, ids.iter().cloned().collect::<BTreeSet<_>>());
+    d1.stop();
+    d2.stop();
+
+    // A newer schema whose migrations keep older binaries working: this build still runs.
+    pg.psql("INSERT INTO schema_version (version, older_ok) VALUES (2, true)");
+    let ok = support::smppd(&["store", "migrate", "--config", &conf_s]);
+    assert!(ok.status.success(), "{ok:?}");
+    // One that does not: refused, naming the migration and what to do.
+    pg.psql("INSERT INTO schema_version (version, older_ok) VALUES (3, false)");
+    let refused = support::smppd(&["store", "migrate", "--config", &conf_s]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{refused:?}");
+    assert!(
+        err.contains("schema version 3 is newer than this build's 1")
+            && err.contains("migration(s) 3 do not keep older binaries working"),
+        "{err}"
+    );
+    // And `smppd run` says the same and exits, instead of running on a schema it cannot use.
+    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_smppd"))
+        .args(["run", "--config", &conf_s])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn smppd run");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while run.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = run.kill();
+            panic!("smppd run kept running on a schema it cannot use");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = run.wait_with_output().expect("output");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("migration(s) 3 do not keep older binaries working"),
+        "{err}"
+    );
+}

@@ -11,4 +11,5 @@ pub mod run;
 pub mod send;
 pub mod send_file;
 pub mod sim;
+pub mod store;
 pub mod text;

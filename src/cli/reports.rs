@@ -1,8 +1,9 @@
 //! `smppd reports`: what happened to messages, from the store, while the daemon runs.
 //!
-//! Opens its own read-only connection (a WAL reader: it sees the last committed state and never
-//! blocks the daemon's writer) and prints messages with their parts and receipts, newest first,
-//! as a table or as JSON lines. It never writes to the store.
+//! Opens its own read-only connection (SQLite: a WAL reader that sees the last committed state
+//! and never blocks the daemon's writer; PostgreSQL: a small pool of its own, so every
+//! instance's messages are there) and prints messages with their parts and receipts, newest
+//! first, as a table or as JSON lines. It never writes to the store.
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -35,9 +36,60 @@ pub struct ReportsArgs {
     /// One JSON object per line instead of a table.
     #[arg(long)]
     json: bool,
-    /// The store file.
+    /// The store file (SQLite).
     #[arg(long, default_value = "var/smppd.db")]
     db: PathBuf,
+    /// Read the store this configuration names (its `[store] url`, or its `path`) instead of
+    /// `--db`.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+}
+
+/// Where the messages are read from.
+enum Source {
+    Sqlite(Reader),
+    Postgres(
+        smppd::store::postgres::PostgresReader,
+        tokio::runtime::Runtime,
+    ),
+}
+
+impl Source {
+    fn open(args: &ReportsArgs) -> Result<Source> {
+        let db = match &args.config {
+            None => args.db.clone(),
+            Some(path) => {
+                let cfg = smppd::config::Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+                match cfg.store.postgres {
+                    Some(pg) => {
+                        let rt = super::send::runtime()?;
+                        let reader = rt
+                            .block_on(smppd::store::postgres::PostgresReader::open(&pg))
+                            .with_context(|| format!("reading the store of {}", path.display()))?;
+                        return Ok(Source::Postgres(reader, rt));
+                    }
+                    None => cfg.store.path,
+                }
+            }
+        };
+        let reader =
+            Reader::open(&db).with_context(|| format!("reading the store at {}", db.display()))?;
+        Ok(Source::Sqlite(reader))
+    }
+
+    fn messages(&mut self, f: &MessageFilter) -> Result<Vec<MessageView>> {
+        Ok(match self {
+            Source::Sqlite(r) => r.messages(f)?,
+            Source::Postgres(r, rt) => rt.block_on(r.messages(f))?,
+        })
+    }
+
+    fn unmatched_receipts(&mut self, limit: usize) -> Result<Vec<ReceiptView>> {
+        Ok(match self {
+            Source::Sqlite(r) => r.unmatched_receipts(limit)?,
+            Source::Postgres(r, rt) => rt.block_on(r.unmatched_receipts(limit))?,
+        })
+    }
 }
 
 /// Parses `90s`, `30m`, `2h`, `7d` into milliseconds.
@@ -159,8 +211,7 @@ fn print_table(out: &mut impl Write, messages: &[MessageView]) -> std::io::Resul
 
 /// Runs `smppd reports`.
 pub fn run(args: ReportsArgs) -> Result<()> {
-    let mut reader = Reader::open(&args.db)
-        .with_context(|| format!("reading the store at {}", args.db.display()))?;
+    let mut reader = Source::open(&args)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if args.unmatched {

@@ -159,7 +159,60 @@ pub async fn migrate(pg: &Postgres) -> Result<u32, StoreError> {
     let url = redacted(&pg.url);
     let pool = pool(pg, "smppd migrate")?;
     let client = pool.get().await.map_err(|e| pool_error(e, &url))?;
-    schema::migrate(&client, &url).await
+    schema::migrate(&client, &url, "").await
+}
+
+/// Reads for the CLI (`smppd reports` on a shared database): its own small pool, no writer,
+/// no migrations (it refuses a database whose schema this build does not know).
+pub struct PostgresReader {
+    pool: Pool,
+    url: String,
+}
+
+impl PostgresReader {
+    /// Connects to the database of `pg` and checks its schema version.
+    pub async fn open(pg: &Postgres) -> Result<PostgresReader, StoreError> {
+        let url = redacted(&pg.url);
+        let mut small = pg.clone();
+        small.pool_size = 2;
+        let pool = pool(&small, "smppd reports")?;
+        let reader = PostgresReader { pool, url };
+        let c = reader.client().await?;
+        let found = schema::found_version(&c)
+            .await
+            .map_err(|e| db_error(&e, &reader.url))?;
+        if found > current_version() {
+            return Err(StoreError::SchemaTooNew {
+                path: reader.url.clone().into(),
+                found,
+                supported: current_version(),
+            });
+        }
+        Ok(reader)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(|e| pool_error(e, &self.url))
+    }
+
+    /// Messages matching `f`, newest first, as SQLite's `Reader::messages` gives them.
+    pub async fn messages(&self, f: &super::MessageFilter) -> Result<Vec<MessageView>, StoreError> {
+        let c = self.client().await?;
+        read::messages(&c, f)
+            .await
+            .map_err(|e| db_error(&e, &self.url))
+    }
+
+    /// Receipts that matched no part, newest first.
+    pub async fn unmatched_receipts(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<super::ReceiptView>, StoreError> {
+        let c = self.client().await?;
+        read::unmatched_receipts(&c, limit)
+            .await
+            .map_err(|e| db_error(&e, &self.url))
+    }
 }
 
 /// The PostgreSQL store (see the module docs).
@@ -185,7 +238,7 @@ impl PostgresStore {
         postgres.pool_size = postgres.pool_size.max(MIN_POOL);
         let pool = pool(&postgres, &format!("smppd {}", opts.instance))?;
         let client = pool.get().await.map_err(|e| pool_error(e, &url))?;
-        let migrations_applied = schema::migrate(&client, &url).await?;
+        let migrations_applied = schema::migrate(&client, &url, &opts.instance).await?;
         let queued = read::queued_count(&client)
             .await
             .map_err(|e| db_error(&e, &url))?;

@@ -304,3 +304,68 @@ pub(super) async fn stats(c: &Client) -> Result<StoreStats, Error> {
         last_seq: last,
     })
 }
+
+/// Messages matching `f`, newest first (`smppd reports`): candidates by id range and
+/// destination in SQL, each read as [`message`] reads it (so its state is derived the same
+/// way), the state filter applied to that state.
+pub(super) async fn messages(
+    c: &Client,
+    f: &crate::store::MessageFilter,
+) -> Result<Vec<MessageView>, Error> {
+    if let Some(id) = f.id {
+        let found = message(c, id).await?.filter(|m| matches(f, m));
+        return Ok(found.into_iter().collect());
+    }
+    let since = MessageId::first_at(f.since_ms.unwrap_or(0)).as_i64();
+    let limit = f.limit.max(1);
+    let mut out = Vec::new();
+    let mut below = i64::MAX;
+    // Pages of candidates until `limit` matched or none is left.
+    loop {
+        let page = rows(
+            c,
+            "SELECT id FROM message WHERE id >= $1 AND id < $2 AND ($3::text IS NULL OR dest = $3)
+             ORDER BY id DESC LIMIT $4",
+            &[&since, &below, &f.to, &((limit * 4) as i64)],
+        )
+        .await?;
+        for row in &page {
+            let id: i64 = row.get(0);
+            below = id;
+            if let Some(m) = message(c, MessageId::from_i64(id)).await?
+                && matches(f, &m)
+            {
+                out.push(m);
+                if out.len() == limit {
+                    return Ok(out);
+                }
+            }
+        }
+        if page.len() < limit * 4 {
+            return Ok(out);
+        }
+    }
+}
+
+fn matches(f: &crate::store::MessageFilter, m: &MessageView) -> bool {
+    f.to.as_ref().is_none_or(|to| *to == m.to)
+        && f.state.is_none_or(|s| s == m.state)
+        && f.since_ms.is_none_or(|s| m.accepted_at >= s)
+}
+
+/// Receipts that matched no part, newest first.
+pub(super) async fn unmatched_receipts(
+    c: &Client,
+    limit: usize,
+) -> Result<Vec<ReceiptView>, Error> {
+    Ok(rows(
+        c,
+        "SELECT id, at, smsc, smsc_id, message_id, part_n, stat, err, submit_ts, done_ts,
+            raw, tlv_state, tlv_err FROM dlr_log WHERE message_id IS NULL ORDER BY id DESC LIMIT $1",
+        &[&(limit as i64)],
+    )
+    .await?
+    .iter()
+    .map(receipt_row)
+    .collect())
+}

@@ -170,6 +170,39 @@ const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
+/// The schema version the database holds (0: none yet).
+pub(super) async fn found_version(client: &Client) -> Result<i64, tokio_postgres::Error> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[])
+        .await?
+        .get(0);
+    if !exists {
+        return Ok(0);
+    }
+    Ok(client
+        .query_one(
+            "SELECT coalesce(max(version), 0)::bigint FROM schema_version",
+            &[],
+        )
+        .await?
+        .get(0))
+}
+
+/// Whether binaries of the previous schema version keep working once each migration ran (one
+/// entry per migration): only additive changes that older statements never notice (a new
+/// table, a new nullable column, a new index) may say `true`. A rolling deploy relies on it: an
+/// older instance starts on a newer schema only when every newer migration says so (the flags
+/// are recorded in `schema_version`, since an older binary cannot know them), and a newer one
+/// migrates past a `false` only when no live instance still runs an older schema.
+const OLDER_BINARIES_OK: &[bool] = &[
+    // 1: the initial schema (there is nothing older).
+    false,
+];
+
+/// How long since its heartbeat an instance counts as live for the migration check (longer
+/// than any lease TTL, so an instance in the middle of a restart is not missed).
+const LIVE_FOR_MIGRATION_S: f64 = 60.0;
+
 /// The schema version this build writes.
 pub fn current_version() -> i64 {
     MIGRATIONS.len() as i64
@@ -178,10 +211,11 @@ pub fn current_version() -> i64 {
 /// Brings the database's schema to [`current_version`] in one transaction under an advisory
 /// lock; returns how many migrations ran. `url` (without password) names the database in
 /// [`StoreError::SchemaTooNew`].
-pub(super) async fn migrate(client: &Client, url: &str) -> Result<u32, StoreError> {
+/// `me` is the instance migrating (its own row from before a restart is not an older instance).
+pub(super) async fn migrate(client: &Client, url: &str, me: &str) -> Result<u32, StoreError> {
     let db = |e: tokio_postgres::Error| db_error(&e, url);
     client.batch_execute("BEGIN").await.map_err(db)?;
-    let result = migrate_in(client, url).await;
+    let result = migrate_in(client, url, me).await;
     match result {
         Ok(applied) => {
             client.batch_execute("COMMIT").await.map_err(db)?;
@@ -194,7 +228,7 @@ pub(super) async fn migrate(client: &Client, url: &str) -> Result<u32, StoreErro
     }
 }
 
-async fn migrate_in(client: &Client, url: &str) -> Result<u32, StoreError> {
+async fn migrate_in(client: &Client, url: &str, me: &str) -> Result<u32, StoreError> {
     let db = |e: tokio_postgres::Error| db_error(&e, url);
     client
         .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])
@@ -204,7 +238,8 @@ async fn migrate_in(client: &Client, url: &str) -> Result<u32, StoreError> {
         .batch_execute(
             "CREATE TABLE IF NOT EXISTS schema_version (
                 version INT PRIMARY KEY,
-                applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+                applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                older_ok BOOLEAN NOT NULL DEFAULT false)",
         )
         .await
         .map_err(db)?;
@@ -218,12 +253,9 @@ async fn migrate_in(client: &Client, url: &str) -> Result<u32, StoreError> {
         .get(0);
     let supported = current_version();
     if found > supported {
-        return Err(StoreError::SchemaTooNew {
-            path: url.into(),
-            found,
-            supported,
-        });
+        return newer_schema(client, url, found, supported).await;
     }
+    refuse_if_live_older(client, url, found, me).await?;
     let mut applied = 0;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         client
@@ -235,8 +267,8 @@ async fn migrate_in(client: &Client, url: &str) -> Result<u32, StoreError> {
             })?;
         client
             .execute(
-                "INSERT INTO schema_version (version) VALUES ($1)",
-                &[&((i + 1) as i32)],
+                "INSERT INTO schema_version (version, older_ok) VALUES ($1, $2)",
+                &[&((i + 1) as i32), &OLDER_BINARIES_OK[i]],
             )
             .await
             .map_err(db)?;
@@ -245,9 +277,98 @@ async fn migrate_in(client: &Client, url: &str) -> Result<u32, StoreError> {
     Ok(applied)
 }
 
+/// The database is newer than this build: it may run only if every newer migration said older
+/// binaries keep working; else the error says which ones did not.
+async fn newer_schema(
+    client: &Client,
+    url: &str,
+    found: i64,
+    supported: i64,
+) -> Result<u32, StoreError> {
+    let rows = client
+        .query(
+            "SELECT version FROM schema_version WHERE version > $1 AND NOT older_ok ORDER BY version",
+            &[&(supported as i32)],
+        )
+        .await
+        .map_err(|e| db_error(&e, url))?;
+    if rows.is_empty() {
+        tracing::warn!(
+            found,
+            supported,
+            "the database's schema is newer than this build, and its newer migrations keep older binaries working: running; upgrade this instance soon"
+        );
+        return Ok(0);
+    }
+    let blocking: Vec<String> = rows
+        .iter()
+        .map(|r| r.get::<_, i32>(0).to_string())
+        .collect();
+    Err(StoreError::Open {
+        path: url.into(),
+        detail: format!(
+            "schema version {found} is newer than this build's {supported}, and migration(s) {} \
+             do not keep older binaries working: upgrade this instance to the version the others run",
+            blocking.join(", ")
+        ),
+    })
+}
+
+/// Before migrating past one that breaks older binaries: no live instance may still run an
+/// older schema (a rolling deploy must then stop them first).
+async fn refuse_if_live_older(
+    client: &Client,
+    url: &str,
+    found: i64,
+    me: &str,
+) -> Result<(), StoreError> {
+    let pending = (found as usize)..MIGRATIONS.len();
+    let breaking: Vec<usize> = pending
+        .filter(|i| !OLDER_BINARIES_OK[*i])
+        .map(|i| i + 1)
+        .collect();
+    if found == 0 || breaking.is_empty() {
+        return Ok(());
+    }
+    let live = client
+        .query(
+            "SELECT name, schema_version FROM cluster_instance
+             WHERE NOT stopping AND heartbeat_at > now() - make_interval(secs => $1)
+               AND schema_version < $2 AND name <> $3 ORDER BY name",
+            &[&LIVE_FOR_MIGRATION_S, &(current_version() as i32), &me],
+        )
+        .await
+        .map_err(|e| db_error(&e, url))?;
+    if live.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = live
+        .iter()
+        .map(|r| format!("{} (schema {})", r.get::<_, String>(0), r.get::<_, i32>(1)))
+        .collect();
+    Err(StoreError::Open {
+        path: url.into(),
+        detail: format!(
+            "migration(s) {} would break instances still running an older schema: {}; stop them \
+             (or upgrade them all at once), then start this one",
+            breaking
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            names.join(", ")
+        ),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_migration_says_whether_older_binaries_keep_working() {
+        assert_eq!(OLDER_BINARIES_OK.len(), MIGRATIONS.len());
+    }
 
     /// Every state placeholder of the migrations names a state (a typo would reach the
     /// database as `{part:…}` text and fail the migration only there).

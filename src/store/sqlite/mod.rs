@@ -787,3 +787,8 @@ impl StoreBackend for SqliteStore {
         drop(self.lock.lock().unwrap_or_else(|p| p.into_inner()).take());
     }
 }
+
+/// The schema version this build writes (its migrations' count).
+pub fn current_version() -> i64 {
+    schema::MIGRATIONS.len() as i64
+}
