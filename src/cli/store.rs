@@ -3,7 +3,7 @@
 //! PostgreSQL migrates under an advisory lock, refusing a schema newer than this build and a
 //! migration that would break live instances still running an older one.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
@@ -30,7 +30,7 @@ pub fn run(args: StoreArgs) -> Result<()> {
     }
 }
 
-fn migrate(path: &PathBuf) -> Result<()> {
+fn migrate(path: &Path) -> Result<()> {
     let cfg = smppd::config::Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let applied = match &cfg.store.postgres {
         Some(pg) => {
