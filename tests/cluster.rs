@@ -122,8 +122,8 @@ fn peak_per_second(s: &support::Smsc) -> u64 {
 async fn a_killed_owners_smscs_move_to_the_survivor_and_nothing_is_lost() {
     let pg = Pg::start();
     let smscs = Smscs::start().await;
-    let mut d1 = instance(&pg, &smscs, "i1").start().await;
-    let mut d2 = instance(&pg, &smscs, "i2").start().await;
+    let mut d1 = instance(&pg, &smscs, "i1").metrics().start().await;
+    let mut d2 = instance(&pg, &smscs, "i2").metrics().start().await;
     let owner_a = wait_spread(&d1).await;
     assert_eq!(
         owners(&d2).await.len(),
@@ -149,6 +149,13 @@ async fn a_killed_owners_smscs_move_to_the_survivor_and_nothing_is_lost() {
     // The survivor takes op-a over within the lease TTL (plus a bind).
     let other = if owner_a == "i1" { "i2" } else { "i1" };
     wait_owns_all(survivor, other).await;
+    assert_eq!(
+        survivor
+            .metric("smppd_cluster_takeovers_total", &["smsc=\"op-a\""])
+            .await,
+        1.0,
+        "the survivor counts the takeover of op-a"
+    );
     let rebound = killed.elapsed();
     assert!(
         rebound <= TTL + Duration::from_secs(3),
@@ -241,8 +248,9 @@ async fn assert_nothing_lost(told: &support::Told, smscs: &Smscs, at: &Daemon, d
 async fn a_database_outage_answers_unavailable_and_everything_resumes_by_itself() {
     let pg = Pg::start();
     let smscs = Smscs::start().await;
-    let d = instance(&pg, &smscs, "i1").start().await;
+    let d = instance(&pg, &smscs, "i1").metrics().start().await;
     d.wait_bound().await;
+    assert_eq!(d.metric("smppd_cluster_leases_held", &[]).await, 2.0);
     let mut c = d.client().await;
     let mut ids = submit(&mut c, 50, "before").await;
     assert_eq!(ids.len(), 50);
@@ -291,6 +299,13 @@ async fn a_database_outage_answers_unavailable_and_everything_resumes_by_itself(
     }
     ids.extend(submit(&mut c, 50, "after").await);
     assert_eq!(ids.len(), 101);
+    assert!(
+        d.metric("smppd_store_db_errors_total", &["reason=\"unavailable\""])
+            .await
+            > 0.0,
+        "the outage shows in the database error count"
+    );
+    assert!(d.metric("smppd_cluster_errors_total", &[]).await > 0.0);
     d.wait_bound().await;
     for id in &ids {
         let m = c.final_state(id).await;

@@ -171,7 +171,7 @@ pub const CLUSTER_TAKEOVERS: &str = "smppd_cluster_takeovers_total";
 pub const CLUSTER_ERRORS: &str = "smppd_cluster_errors_total";
 /// Time a claim of queued parts took in the store. Labels: route.
 pub const STORE_CLAIM_SECONDS: &str = "smppd_store_claim_seconds";
-/// Time spent waiting for a database connection from the pool (PostgreSQL).
+/// Time a read waited for a database connection from the pool (PostgreSQL).
 pub const STORE_POOL_WAIT_SECONDS: &str = "smppd_store_pool_wait_seconds";
 /// Database errors by kind (`unavailable`: connection refused, closed, timed out; `other`).
 /// Labels: reason.
@@ -230,7 +230,7 @@ const DESCRIPTIONS: &[(&str, Kind, Unit, &str)] = &[
         STORE_POOL_WAIT_SECONDS,
         Kind::Histogram,
         Unit::Seconds,
-        "Time spent waiting for a PostgreSQL connection from the pool.",
+        "Time a store read waited for a PostgreSQL connection from the pool.",
     ),
     (
         STORE_DB_ERRORS,

@@ -110,7 +110,11 @@ pub(crate) fn redacted(url: &str) -> String {
 /// [`StoreError::Unavailable`] (`kind: "database"`), anything else is a bug
 /// ([`StoreError::Internal`]). `url` is without password.
 pub(crate) fn db_error(e: &tokio_postgres::Error, url: &str) -> StoreError {
-    if is_unavailable(e) {
+    let unavailable = is_unavailable(e);
+    let reason = if unavailable { "unavailable" } else { "other" };
+    metrics::counter!(crate::metrics::STORE_DB_ERRORS, crate::metrics::label::REASON => reason)
+        .increment(1);
+    if unavailable {
         return StoreError::Unavailable {
             kind: "database",
             detail: format!("{url}: {e}"),
@@ -146,10 +150,14 @@ pub(crate) fn pool_error(e: PoolError, url: &str) -> StoreError {
     match e {
         PoolError::Backend(e) => db_error(&e, url),
         PoolError::Closed => StoreError::Closed,
-        other => StoreError::Unavailable {
-            kind: "database",
-            detail: format!("{url}: {other}"),
-        },
+        other => {
+            metrics::counter!(crate::metrics::STORE_DB_ERRORS, crate::metrics::label::REASON => "unavailable")
+                .increment(1);
+            StoreError::Unavailable {
+                kind: "database",
+                detail: format!("{url}: {other}"),
+            }
+        }
     }
 }
 
@@ -313,7 +321,11 @@ impl PostgresStore {
         let pool = self.pool.clone();
         let url = self.url.clone();
         self.rt.spawn(async move {
-            let result = match pool.get().await {
+            let asked = std::time::Instant::now();
+            let got = pool.get().await;
+            metrics::histogram!(crate::metrics::STORE_POOL_WAIT_SECONDS)
+                .record(asked.elapsed().as_secs_f64());
+            let result = match got {
                 Ok(client) => f(client).await.map_err(|e| db_error(&e, &url)),
                 Err(e) => Err(pool_error(e, &url)),
             };
