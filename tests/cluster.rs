@@ -590,7 +590,7 @@ async fn store_migrate_and_reports_work_on_the_shared_database_and_a_newer_schem
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success(), "{refused:?}");
     assert!(
-        err.contains("schema version 3 is newer than this build's 1")
+        err.contains("schema version 3, newer than this smppd's 1")
             && err.contains("migration(s) 3 do not keep older binaries working"),
         "{err}"
     );

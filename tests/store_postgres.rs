@@ -382,11 +382,15 @@ fn a_schema_newer_than_the_binary_is_refused() {
     pg.psql("INSERT INTO schema_version (version) VALUES (999)");
     let err = rt.open(&pg.url(), "a", settings()).expect_err("refused");
     assert!(
-        matches!(err, StoreError::SchemaTooNew { found: 999, .. }),
+        matches!(err, StoreError::SchemaIncompatible { found: 999, .. }),
         "{err:?}"
     );
     let text = err.to_string();
     assert!(text.contains("schema version 999"), "{text}");
+    assert!(
+        text.contains("migration(s) 999 do not keep older binaries working"),
+        "{text}"
+    );
     assert!(text.contains("upgrade smppd"), "{text}");
     assert!(text.contains(&format!("127.0.0.1:{}", pg.port)), "{text}");
     let migrated = rt.block_on(smppd::store::postgres::migrate(&smppd::config::Postgres {
@@ -394,7 +398,10 @@ fn a_schema_newer_than_the_binary_is_refused() {
         password_file: None,
         pool_size: 1,
     }));
-    assert!(matches!(migrated, Err(StoreError::SchemaTooNew { .. })));
+    assert!(matches!(
+        migrated,
+        Err(StoreError::SchemaIncompatible { .. })
+    ));
 }
 
 #[test]

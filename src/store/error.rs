@@ -37,6 +37,21 @@ pub enum StoreError {
         /// Newest version this build knows.
         supported: i64,
     },
+    /// A shared database whose schema is newer than this build, with migrations that do not
+    /// keep older binaries working (a rolling deploy must upgrade this instance first).
+    #[error(
+        "store {path} has schema version {found}, newer than this smppd's {supported}, and migration(s) {migrations} do not keep older binaries working: upgrade smppd on this instance to the version the others run"
+    )]
+    SchemaIncompatible {
+        /// The database (URL without password).
+        path: PathBuf,
+        /// Version found in the database.
+        found: i64,
+        /// Newest version this build knows.
+        supported: i64,
+        /// The newer migrations that break older binaries, e.g. `3, 4`.
+        migrations: String,
+    },
     /// Another process (another `smppd run`) has this store open for writing.
     #[error(
         "in use by {holder}, which holds {path}.lock: another smppd runs on this store; stop it or set another [store] path"

@@ -210,7 +210,7 @@ pub fn current_version() -> i64 {
 
 /// Brings the database's schema to [`current_version`] in one transaction under an advisory
 /// lock; returns how many migrations ran. `url` (without password) names the database in
-/// [`StoreError::SchemaTooNew`].
+/// [`StoreError::SchemaIncompatible`].
 /// `me` is the instance migrating (its own row from before a restart is not an older instance).
 pub(super) async fn migrate(client: &Client, url: &str, me: &str) -> Result<u32, StoreError> {
     let db = |e: tokio_postgres::Error| db_error(&e, url);
@@ -304,13 +304,11 @@ async fn newer_schema(
         .iter()
         .map(|r| r.get::<_, i32>(0).to_string())
         .collect();
-    Err(StoreError::Open {
+    Err(StoreError::SchemaIncompatible {
         path: url.into(),
-        detail: format!(
-            "schema version {found} is newer than this build's {supported}, and migration(s) {} \
-             do not keep older binaries working: upgrade this instance to the version the others run",
-            blocking.join(", ")
-        ),
+        found,
+        supported,
+        migrations: blocking.join(", "),
     })
 }
 
