@@ -123,9 +123,9 @@ fn roots(cfg: &TlsConfig) -> Result<RootCertStore, TlsSetupError> {
 }
 
 /// The explicit opt-out: accepts any certificate, but still checks the handshake signatures so the
-/// session is at least encrypted to whoever answered.
+/// session is at least encrypted to whoever answered. Also the store's `sslmode=require`.
 #[derive(Debug)]
-struct AcceptAnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+pub(crate) struct AcceptAnyCertificate(pub(crate) Arc<rustls::crypto::CryptoProvider>);
 
 impl ServerCertVerifier for AcceptAnyCertificate {
     fn verify_server_cert(
