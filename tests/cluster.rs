@@ -617,3 +617,57 @@ async fn store_migrate_and_reports_work_on_the_shared_database_and_a_newer_schem
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_every_instance_and_owner_and_warns_when_configurations_differ() {
+    let pg = Pg::start();
+    let smscs = Smscs::start().await;
+    let mut d1 = instance(&pg, &smscs, "i1").start().await;
+    // The same cluster, but i2 runs another configuration (a different rate for its SMSCs).
+    let body = format!(
+        "[cluster]\ninstance = \"i2\"\nlease_ttl = \"3s\"\n\n{}",
+        smscs.config("tps = 99\n")
+    );
+    let mut d2 = DaemonBuilder::new(body)
+        .store(&format!("url = \"{}\"", pg.url()))
+        .start()
+        .await;
+    wait_spread(&d1).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let v = loop {
+        let v = status(&d1).await;
+        if v["cluster"]["instances"]
+            .as_array()
+            .is_some_and(|a| a.len() == 2)
+        {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "{v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(v["cluster"]["config_mismatch"], true, "{v}");
+    let out = support::smppd(&["status", "--addr", &d1.submit]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("WARNING: live instances run different configurations"),
+        "{text}"
+    );
+    for needle in ["i1", "i2", "op-a", "op-b", "(this)", &d2.submit] {
+        assert!(text.contains(needle), "{needle} missing:\n{text}");
+    }
+    // Same configuration once i2 runs i1's: no warning.
+    d2.stop();
+    let mut d3 = instance(&pg, &smscs, "i2").start().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = status(&d1).await;
+        if v["cluster"]["config_mismatch"] == false {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    d1.stop();
+    d3.stop();
+}

@@ -28,6 +28,14 @@ pub(super) struct Pools {
     pub(super) budget: deadpool_postgres::Pool,
 }
 
+/// What the lease task is wired to.
+pub(super) struct Context<'a> {
+    pub(super) store: &'a Store,
+    pub(super) config_rx: &'a watch::Receiver<Arc<Config>>,
+    pub(super) dispatch: &'a Arc<Dispatch>,
+    pub(super) tasks: &'a TaskTracker,
+}
+
 /// The running lease task and its applier.
 pub(super) struct Membership {
     /// Stops taking leases (renewals go on).
@@ -43,19 +51,24 @@ impl Membership {
     /// dispatch. Dispatch switches to cluster mode (owning nothing until the first round).
     pub(super) fn start(
         pools: Pools,
-        store: &Store,
-        config: &Config,
-        config_rx: &watch::Receiver<Arc<Config>>,
-        dispatch: &Arc<Dispatch>,
+        submit: &crate::config::ListenAddr,
         channels: Channels,
-        tasks: &TaskTracker,
+        cx: Context<'_>,
     ) -> Membership {
+        let Context {
+            store,
+            config_rx,
+            dispatch,
+            tasks,
+        } = cx;
+        let config = &*config_rx.borrow().clone();
         let timing = Timing {
             ttl: config.cluster.lease_ttl,
         };
         let me = Identity {
             name: config.cluster.instance.clone(),
-            address: config.listen.submit.to_string(),
+            // Where clients reach it (the bound address, when the config said port 0).
+            address: submit.to_string(),
             config_hash: config_hash(config),
         };
         let (leaving, stop) = (CancellationToken::new(), CancellationToken::new());
@@ -146,10 +159,11 @@ async fn follow_config(
 
 /// A fingerprint of the configuration (its parsed form, secrets redacted by their `Debug`),
 /// so `smppd status` can warn when instances run different configurations. The instance's own
-/// name and address are left out: they differ by design.
+/// name and addresses, and the unused SQLite path, are left out: they differ by design.
 fn config_hash(config: &Config) -> String {
     let mut c = config.clone();
     c.cluster.instance.clear();
+    c.store.path = Default::default();
     c.listen.submit = crate::config::ListenAddr::Unix(Default::default());
     c.listen.metrics = None;
     format!("{:016x}", crate::fnv::fnv1a(format!("{c:?}").as_bytes()))

@@ -119,15 +119,13 @@ impl Daemon {
         let dispatch = Dispatch::new(store.clone(), config_rx.clone(), links);
         let tasks = TaskTracker::new();
         let membership = pool.map(|pools| {
-            cluster::Membership::start(
-                pools,
-                &store,
-                &config,
-                &config_rx,
-                &dispatch,
-                channels.clone(),
-                &tasks,
-            )
+            let cx = cluster::Context {
+                store: &store,
+                config_rx: &config_rx,
+                dispatch: &dispatch,
+                tasks: &tasks,
+            };
+            cluster::Membership::start(pools, &submit, channels.clone(), cx)
         });
         dispatch.spawn_routes();
         let reloader = Arc::new(Reloader::new(
