@@ -90,6 +90,52 @@ impl Pg {
         );
     }
 
+    /// Turns TLS on (a self-signed certificate for 127.0.0.1 and localhost) and restarts the
+    /// server; returns the certificate's PEM file, for `sslrootcert`.
+    pub fn enable_tls(&self) -> PathBuf {
+        let cert = rcgen::generate_simple_self_signed(vec![
+            "127.0.0.1".to_owned(),
+            "localhost".to_owned(),
+        ])
+        .expect("a self-signed certificate");
+        let data = PathBuf::from(self.data());
+        let crt = data.join("server.crt");
+        let key = data.join("server.key");
+        std::fs::write(&crt, cert.cert.pem()).expect("write server.crt");
+        std::fs::write(&key, cert.signing_key.serialize_pem()).expect("write server.key");
+        let ca = self.dir.join("ca.pem");
+        std::fs::write(&ca, cert.cert.pem()).expect("write ca.pem");
+        if self.as_root {
+            run(
+                Command::new("chown")
+                    .args(["postgres:postgres"])
+                    .arg(&crt)
+                    .arg(&key),
+                "chown",
+            );
+        }
+        run(Command::new("chmod").arg("600").arg(&key), "chmod");
+        let conf = data.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).expect("postgresql.conf");
+        text.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        std::fs::write(&conf, text).expect("write postgresql.conf");
+        self.stop();
+        self.start_server();
+        ca
+    }
+
+    /// Adds a role that must log in with `password` (SCRAM), ahead of the trust rule.
+    pub fn add_password_role(&self, role: &str, password: &str) {
+        self.psql(&format!("CREATE ROLE {role} LOGIN PASSWORD '{password}'"));
+        self.psql(&format!("GRANT ALL ON DATABASE smppd TO {role}"));
+        let hba = PathBuf::from(self.data()).join("pg_hba.conf");
+        let text = std::fs::read_to_string(&hba).expect("pg_hba.conf");
+        let rule = format!("host all {role} 127.0.0.1/32 scram-sha-256\n");
+        std::fs::write(&hba, rule + &text).expect("write pg_hba.conf");
+        self.tool("pg_ctl", &["-D", &self.data(), "reload"]);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+
     /// `pg_ctl stop -m fast`: the server ends its sessions and stops, as a primary does in a
     /// planned failover.
     pub fn stop(&self) {
