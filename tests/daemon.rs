@@ -566,6 +566,70 @@ async fn reload_applies_a_good_file_and_keeps_the_running_config_on_a_bad_one() 
     drop(d);
 }
 
+/// Injects an MO from `from` at the simulator and waits until a marketing submit to it gets
+/// `opted_out` (`want_out`) or `ok`.
+async fn mo_then_wait(
+    sim: &smppd::sim::SimHandle,
+    c: &mut support::Client,
+    from: &str,
+    text: &str,
+    want_out: bool,
+) {
+    sim.inject_mo(MoMessage {
+        system_id: None,
+        from: from.trim_start_matches('+').into(),
+        to: "72000".into(),
+        text: text.into(),
+        concatenated: false,
+    });
+    let marketing =
+        json!({"op":"submit","to":from,"from":"ACME","text":"Sale!","class":"marketing"});
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = c.call(marketing.clone()).await;
+        if (v["ok"] == false) == want_out {
+            if want_out {
+                assert_eq!(v["error"]["code"], "opted_out", "{v}");
+            }
+            return;
+        }
+        assert!(Instant::now() < deadline, "{text:?} did not apply: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mo_reply_opts_out_by_its_first_word() {
+    let (a, b) = sims().await;
+    let d = start(&a, &b, "");
+    let mut c = d.client().await;
+    c.wait_bound(&["op-a", "op-b"]).await;
+    // Real replies: the keyword first, then anything; case, punctuation and diacritics ignored.
+    for (n, text) in ["Stopp tack", "STOP!", "stop please", "Stöpp"]
+        .iter()
+        .enumerate()
+    {
+        let number = format!("+4670111{n:04}");
+        mo_then_wait(&a, &mut c, &number, text, true).await;
+        mo_then_wait(&a, &mut c, &number, "Start igen", false).await;
+    }
+    // A stop keyword that is not the first word opts nobody out: the MO is recorded, and a
+    // marketing message still goes (checked after a START-free MO was surely processed).
+    let number = "+46701119999";
+    a.inject_mo(MoMessage {
+        system_id: None,
+        from: number.trim_start_matches('+').into(),
+        to: "72000".into(),
+        text: "Please do not stop".into(),
+        concatenated: false,
+    });
+    mo_then_wait(&a, &mut c, "+46701119998", "STOP", true).await;
+    let v = c
+        .call(json!({"op":"submit","to":number,"from":"ACME","text":"Sale!","class":"marketing"}))
+        .await;
+    assert_eq!(v["ok"], true, "{v}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opt_out_by_mo_keyword_blocks_marketing_but_not_transactional() {
     let (a, b) = sims().await;

@@ -222,14 +222,15 @@ pub const OPTOUT: Section = Section {
                 "CANCEL",
                 "QUIT",
             ]),
-            "MO texts equal to one of these (case and spaces ignored) put the sender on the \
-             opt-out list; `marketing` messages to them are refused with `opted_out`.",
+            "An MO whose first word is one of these (case, punctuation and diacritics ignored: \
+             \"Stopp tack\", \"STOP!\") puts the sender on the opt-out list; `marketing` \
+             messages to them are refused with `opted_out`.",
         ),
         key(
             "start",
             Kind::Strings,
             Default::List(&["START", "UNSTOP"]),
-            "MO texts that take the sender off the list.",
+            "An MO whose first word is one of these takes the sender off the list.",
         ),
     ],
 };

@@ -361,18 +361,7 @@ pub(super) fn incoming_mo(
     text: String,
     parts: u8,
 ) -> IncomingMo {
-    let keyword: String = text
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .flat_map(char::to_uppercase)
-        .collect();
-    let optout = if cfg.optout.stop.contains(&keyword) {
-        Some(OptOutChange::Add { keyword })
-    } else if cfg.optout.start.contains(&keyword) {
-        Some(OptOutChange::Remove)
-    } else {
-        None
-    };
+    let optout = optout_change(cfg, &text);
     let from = crate::address::Msisdn::parse(&format!("+{source}"))
         .map(|m| m.to_string())
         .unwrap_or_else(|_| source.to_owned());
@@ -385,6 +374,25 @@ pub(super) fn incoming_mo(
         optout,
         now_ms: now_ms(),
     }
+}
+
+/// The opt-out change an MO asks for: its first word (case, punctuation and diacritics
+/// ignored, so "Stopp tack", "STOP!" and "stop please" all count) is a stop keyword (`[optout]
+/// stop` or `[marketing] global_stop`) or a start keyword.
+fn optout_change(cfg: &Config, text: &str) -> Option<OptOutChange> {
+    use crate::policy::keyword::{first_word_matches, normalize};
+    let stops: Vec<&String> = cfg
+        .optout
+        .stop
+        .iter()
+        .chain(&cfg.policy.marketing.global_stop)
+        .collect();
+    if let Some(k) = first_word_matches(text, &stops) {
+        return Some(OptOutChange::Add {
+            keyword: normalize(k),
+        });
+    }
+    first_word_matches(text, &cfg.optout.start).map(|_| OptOutChange::Remove)
 }
 
 /// Counts a recorded MO and its opt-out change.
