@@ -1490,3 +1490,80 @@ async fn refused_while_stopping(c: &mut Client) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_marketing_text_carries_the_opt_out_instruction() {
+    let (a, b) = sims().await;
+    let body = format!(
+        "[marketing]\nfooter = \"Svara STOPP för att avsluta\"\n\n{}",
+        smscs(&a, &b, "")
+    );
+    let d = DaemonBuilder::new(body).start().await;
+    let mut c = d.client().await;
+    c.wait_bound(&["op-a", "op-b"]).await;
+    let submit = |text: &str, class: &str| json!({"op":"submit","to":"+46701234567","from":"ACME","text":text,"class":class});
+    // 150 characters: one part alone, two with the footer (the reply counts the footer).
+    let sale = "A".repeat(150);
+    let v = c.call(submit(&sale, "marketing")).await;
+    assert_eq!(
+        (v["ok"].clone(), v["parts"].clone()),
+        (json!(true), json!(2)),
+        "{v}"
+    );
+    let with_stop = c
+        .call(submit("Sale! Reply STOP to opt out", "marketing"))
+        .await;
+    assert_eq!(
+        with_stop["parts"], 1,
+        "a text with a stop keyword gets no footer: {with_stop}"
+    );
+    let otp = c.call(submit(&sale, "transactional")).await;
+    assert_eq!(otp["parts"], 1, "transactional texts get no footer: {otp}");
+    for id in [&v["id"], &with_stop["id"], &otp["id"]] {
+        c.final_state(id.as_str().expect("id")).await;
+    }
+    // What the SMSC received: the footer after a newline, split over the marketing message's
+    // two parts (GSM 03.38 bytes as the simulator records them: ö is 0x7C).
+    let joined: Vec<u8> = a
+        .submits()
+        .iter()
+        .filter(|r| r.payload.starts_with(&[0x05, 0x00, 0x03]))
+        .flat_map(|r| r.payload[6..].to_vec())
+        .collect();
+    let joined = String::from_utf8_lossy(&joined);
+    assert!(
+        joined.ends_with("\nSvara STOPP f\u{7c}r att avsluta"),
+        "{joined:?}"
+    );
+    let plain: Vec<String> = a
+        .submits()
+        .iter()
+        .filter(|r| !r.payload.starts_with(&[0x05, 0x00, 0x03]))
+        .map(|r| String::from_utf8_lossy(&r.payload).into_owned())
+        .collect();
+    assert!(plain.iter().all(|t| !t.contains("Svara")), "{plain:?}");
+    drop(d);
+
+    // Without a footer, require_optout refuses such a text and names the keywords.
+    let body = format!(
+        "[marketing]\nrequire_optout = true\n\n{}",
+        smscs(&a, &b, "")
+    );
+    let d = DaemonBuilder::new(body).start().await;
+    let mut c = d.client().await;
+    let v = c.call(submit("Big sale today", "marketing")).await;
+    assert_eq!(v["error"]["code"], "missing_optout", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("STOP"),
+        "{v}"
+    );
+    let ok = c
+        .call(submit("Big sale today, reply STOP to opt out", "marketing"))
+        .await;
+    assert_eq!(ok["ok"], true, "{ok}");
+    let otp = c.call(submit("Code 1234", "transactional")).await;
+    assert_eq!(otp["ok"], true, "{otp}");
+}

@@ -126,3 +126,36 @@ fn errors_exit_non_zero_with_a_reason() {
     let out = smppd(&["text", "inspect", "--shift", "de", "x"]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn class_marketing_shows_the_footer_the_daemon_appends() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("smppd.toml");
+    std::fs::write(
+        &conf,
+        "[marketing]\nfooter = \"Reply STOP to opt out\"\n[[smsc]]\nname = \"x\"\n\
+         address = \"127.0.0.1:9\"\nsystem_id = \"a\"\npassword = \"b\"\n\
+         [[route]]\nname = \"r\"\nsmsc = [\"x\"]\n",
+    )
+    .expect("write config");
+    let conf = conf.display().to_string();
+    // 150 characters fit one part; with "\nReply STOP to opt out" they take two.
+    let text = "a".repeat(150);
+    let plain = json(&[&text]);
+    assert_eq!(
+        (plain["units"].clone(), plain["parts"].clone()),
+        (150.into(), 1.into())
+    );
+    let marketing = json(&["--class", "marketing", "--config", &conf, &text]);
+    assert_eq!(marketing["units"], 172, "{marketing}");
+    assert_eq!(marketing["parts"], 2, "{marketing}");
+    // A text that already has a stop keyword is sent as it is.
+    let with_stop = json(&[
+        "--class",
+        "marketing",
+        "--config",
+        &conf,
+        "Sale, reply STOP",
+    ]);
+    assert_eq!(with_stop["units"], 16, "{with_stop}");
+}

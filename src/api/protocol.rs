@@ -38,6 +38,8 @@ pub enum ErrorCode {
     TooLong,
     NoRoute,
     OptedOut,
+    /// A `marketing` text without an opt-out instruction while `[marketing] require_optout`.
+    MissingOptout,
     Unauthorized,
     Overloaded,
     /// The shared database cannot be reached: nothing was stored; retry (any instance).
@@ -56,6 +58,7 @@ impl ErrorCode {
             ErrorCode::TooLong => "too_long",
             ErrorCode::NoRoute => "no_route",
             ErrorCode::OptedOut => "opted_out",
+            ErrorCode::MissingOptout => "missing_optout",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::Unavailable => "unavailable",
@@ -65,7 +68,7 @@ impl ErrorCode {
     }
 
     /// Every code, for metrics descriptions and documentation tests.
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::BadRequest,
         ErrorCode::InvalidDestination,
         ErrorCode::InvalidSender,
@@ -73,6 +76,7 @@ impl ErrorCode {
         ErrorCode::TooLong,
         ErrorCode::NoRoute,
         ErrorCode::OptedOut,
+        ErrorCode::MissingOptout,
         ErrorCode::Unauthorized,
         ErrorCode::Overloaded,
         ErrorCode::Unavailable,

@@ -49,6 +49,13 @@ struct InspectArgs {
     /// Concatenation reference to show in the UDH / SAR values.
     #[arg(long, default_value_t = 0, value_name = "REF")]
     reference: u16,
+    /// `marketing`: the text as smppd sends it, with `[marketing] footer` of --config appended
+    /// when it has no stop keyword (or refused as `missing_optout` under `require_optout`).
+    #[arg(long, default_value = "transactional", value_name = "CLASS")]
+    class: String,
+    /// The daemon's configuration, for --class marketing.
+    #[arg(long, short, default_value = "conf/smppd.toml")]
+    config: std::path::PathBuf,
     /// The message text (may start with '-').
     #[arg(allow_hyphen_values = true)]
     text: String,
@@ -61,7 +68,25 @@ pub fn run(args: TextArgs) -> anyhow::Result<()> {
     }
 }
 
+/// The text a `class` message is sent with (the marketing footer of the configuration).
+fn as_sent(a: &InspectArgs) -> anyhow::Result<String> {
+    match a.class.as_str() {
+        "transactional" => Ok(a.text.clone()),
+        "marketing" => {
+            let cfg = smppd::config::Config::load(&a.config).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let text = cfg
+                .policy
+                .marketing
+                .text(&a.text, &cfg.optout.stop)
+                .map_err(|e| anyhow::anyhow!("missing_optout: {e}"))?;
+            Ok(text.into_owned())
+        }
+        other => anyhow::bail!("--class {other:?}: expected transactional or marketing"),
+    }
+}
+
 fn inspect(a: InspectArgs) -> anyhow::Result<()> {
+    let sent = as_sent(&a)?;
     let opts = EncodeOptions {
         languages: a.shift.unwrap_or_default(),
         encoding: a.encoding,
@@ -70,7 +95,7 @@ fn inspect(a: InspectArgs) -> anyhow::Result<()> {
         max_parts: a.max_parts,
         packed: a.packed,
     };
-    let encoded = text::encode(&a.text, &opts, a.reference).context("cannot encode the text")?;
+    let encoded = text::encode(&sent, &opts, a.reference).context("cannot encode the text")?;
     if a.json {
         println!("{}", to_json(&encoded));
     } else {

@@ -241,8 +241,9 @@ pub const MARKETING: Section = Section {
     name: "marketing",
     array: false,
     within: None,
-    doc: "How marketing texts offer an opt-out. Validated, but not enforced by `smppd run` yet \
-          (issue #19).",
+    doc: "How marketing texts offer an opt-out: the footer (or `require_optout`) applies to every \
+          `marketing` submit, and `global_stop` to MO replies (by their first word). Opt-out by \
+          sender is not there yet (issue #19).",
     keys: &[
         key(
             "footer",

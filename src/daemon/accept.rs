@@ -1,6 +1,7 @@
 //! The accept flow: a validated submit becomes a durable message, in named steps —
 //! [`route`](Accept::route) (which route and its first SMSC), [`encode`](Accept::encode)
-//! (encoding and split for that SMSC), [`check_policy`](Accept::check_policy) (opt-out for
+//! (encoding and split for that SMSC, after [`optout_instruction`](Accept::optout_instruction)
+//! added a marketing text's footer), [`check_policy`](Accept::check_policy) (opt-out for
 //! `marketing`), [`message`] (the row and its parts) and [`durable`](Accept::durable) (one
 //! store write; counted, the route's task woken).
 //!
@@ -62,6 +63,7 @@ impl Accept {
     pub(super) async fn submit(&self, s: Submit) -> Result<SubmitOk, ApiError> {
         let cfg = self.config.borrow().clone();
         let (route, smsc) = Self::route(&cfg, &s)?;
+        let s = Self::optout_instruction(&cfg, s)?;
         let (encoded, smart) = self.encode(&s, route, smsc)?;
         self.check_policy(&s).await?;
         let msg = message(s, &route.name, &encoded, smart);
@@ -92,6 +94,23 @@ impl Accept {
                 )
             })?;
         Ok((route, smsc))
+    }
+
+    /// The opt-out instruction every `marketing` text carries: `[marketing] footer` appended
+    /// (after a newline) when the text has no stop keyword, so the parts counted and sent hold
+    /// it; without a footer, `require_optout` refuses such a text (`missing_optout`).
+    fn optout_instruction(cfg: &Config, mut s: Submit) -> Result<Submit, ApiError> {
+        if s.class != Class::Marketing {
+            return Ok(s);
+        }
+        match cfg.policy.marketing.text(&s.text, &cfg.optout.stop) {
+            Ok(std::borrow::Cow::Borrowed(_)) => Ok(s),
+            Ok(std::borrow::Cow::Owned(with_footer)) => {
+                s.text = with_footer;
+                Ok(s)
+            }
+            Err(e) => Err(ApiError::new(ErrorCode::MissingOptout, e.to_string())),
+        }
     }
 
     /// Encodes and splits the text for `smsc`. Returns the segments and whether smart
