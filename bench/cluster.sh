@@ -101,9 +101,9 @@ run_case() { # $1 label, $2 instances (1|2), $3 store: sqlite|pg
     for a in "${addrs[@]:1}"; do also+=(--also "$a"); done
     for p in "${pids[@]}"; do pidargs+=(--pid "$p"); done
     local pg0; pg0=$(pg_cpu)
-    # Destinations alternate: +4670… (route se → op-a) and +4479… (route other → op-b).
+    # Destinations alternate: +4670… (route se → op-a) and +35840… (route other → op-b).
     "$BIN" bench --addr "${addrs[0]}" "${also[@]}" "${pidargs[@]}" -n "$N" -C 8 -p 64 \
-        --mix short=1 --prefix "+4670,+4479" --settle 300 --json > "$dir/$1.json"
+        --mix short=1 --prefix "+4670,+35840" --settle 300 --json > "$dir/$1.json"
     local pg1; pg1=$(pg_cpu)
     kill -TERM "${pids[@]}"
     # The daemons are not this shell's children (started in a process substitution).

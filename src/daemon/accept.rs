@@ -42,6 +42,10 @@ pub(super) struct SubmitOk {
     route: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     duplicate: Option<bool>,
+    /// `not_mobile`: the destination is a possible number of its country but not in a mobile
+    /// range (SMS to it usually fails); the message is accepted all the same.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warning: Option<&'static str>,
 }
 
 impl Accept {
@@ -62,12 +66,15 @@ impl Accept {
     /// Route → encode → policy checks → durable accept.
     pub(super) async fn submit(&self, s: Submit) -> Result<SubmitOk, ApiError> {
         let cfg = self.config.borrow().clone();
+        let warning = Self::check_number(&s)?;
         let (route, smsc) = Self::route(&cfg, &s)?;
         let s = Self::optout_instruction(&cfg, s)?;
         let (encoded, smart) = self.encode(&s, route, smsc)?;
         self.check_policy(&s).await?;
         let msg = message(s, &route.name, &encoded, smart);
-        self.durable(msg).await
+        let mut ok = self.durable(msg).await?;
+        ok.warning = warning;
+        Ok(ok)
     }
 
     /// The route for the message and the SMSC whose settings decide its encoding and split
@@ -94,6 +101,20 @@ impl Accept {
                 )
             })?;
         Ok((route, smsc))
+    }
+
+    /// The destination against libphonenumber's metadata for its country: an impossible number
+    /// (wrong length, unknown country code) is `invalid_destination` naming the country and the
+    /// reason; a possible one outside the mobile ranges is accepted with a `not_mobile` warning.
+    fn check_number(s: &Submit) -> Result<Option<&'static str>, ApiError> {
+        match crate::policy::number::check(&s.to.to_string()) {
+            Ok(info) if info.may_be_mobile() => Ok(None),
+            Ok(_) => Ok(Some("not_mobile")),
+            Err(problem) => Err(ApiError::new(
+                ErrorCode::InvalidDestination,
+                problem.to_string(),
+            )),
+        }
     }
 
     /// The opt-out instruction every `marketing` text carries: `[marketing] footer` appended
@@ -183,6 +204,7 @@ impl Accept {
             encoding: accepted.encoding,
             route: accepted.route,
             duplicate: accepted.duplicate.then_some(true),
+            warning: None,
         })
     }
 }

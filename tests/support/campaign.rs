@@ -83,7 +83,7 @@ fn dest_of(token: u64) -> String {
     if token.is_multiple_of(2) {
         format!("+4670{:07}", token % 10_000_000)
     } else {
-        format!("+4479{:07}", token % 10_000_000)
+        format!("+44790{:07}", token % 10_000_000)
     }
 }
 
