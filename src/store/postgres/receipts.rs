@@ -22,7 +22,7 @@ use crate::store::{
     Ack, AckResult, IncomingReceipt, MessageId, MessageState, PartRef, PartState, ReceiptApplied,
     ReceiptRecorded, Reroute, RerouteRule, StoreError,
 };
-use futures_util::future::{try_join, try_join3, try_join4};
+use futures_util::future::{try_join, try_join3};
 use serde_json::json;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
@@ -158,7 +158,28 @@ const APPLY_RECEIPT: &str = "UPDATE part SET state = $3,
     WHERE message_id = $1 AND n = $2";
 
 /// The receipt keys' locks, in key order (two transactions taking several never deadlock).
-const LOCKS: &str = "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k";
+pub(super) const LOCKS: &str =
+    "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k";
+
+/// Every advisory lock a batch's acknowledgements and receipts take (sorted, distinct): the
+/// writer takes them all with BEGIN, so a transaction takes its locks in key order only.
+pub(super) fn batch_locks(cmds: &[Command]) -> Vec<i64> {
+    let mut locks = Vec::new();
+    for c in cmds {
+        match &c.op {
+            Op::Acked(a) => {
+                locks.push(lock_key(&a.smsc, &receipt::submit_key(a.rule, &a.smsc_id)));
+            }
+            Op::Receipt(r) => {
+                locks.extend(W::receipt_keys(r).iter().map(|k| lock_key(&r.smsc, k)));
+            }
+            _ => {}
+        }
+    }
+    locks.sort_unstable();
+    locks.dedup();
+    locks
+}
 
 impl W<'_> {
     /// A run of acknowledgements (distinct parts, distinct SMSC ids: see [`ack_run`]): their
@@ -194,13 +215,6 @@ impl W<'_> {
         acks: &[&Ack],
         keys: &[String],
     ) -> Result<AckRows, tokio_postgres::Error> {
-        let mut locks: Vec<i64> = acks
-            .iter()
-            .zip(keys)
-            .map(|(a, k)| lock_key(&a.smsc, k))
-            .collect();
-        locks.sort_unstable();
-        locks.dedup();
         let (mut known, mut epochs) = (Vec::new(), Vec::new());
         for a in acks {
             let (k, _, e) = self.take_claim(a.part);
@@ -219,15 +233,15 @@ impl W<'_> {
         let update: [&(dyn ToSql + Sync); 9] = [
             &ids, &ns, &smscs, &smsc_ids, &keys, &nows, &known, &epochs, &me,
         ];
-        // Locks first, then the update, then what reads its rows: one round trip, in order.
+        // The update, then what reads its rows: one round trip, in order (the locks were
+        // taken with BEGIN).
         let st = self
-            .prepare(&[LOCKS, filled!(ACKS), HELD_MANY, MESSAGES_PARTS])
+            .prepare(&[filled!(ACKS), HELD_MANY, MESSAGES_PARTS])
             .await?;
-        let (_, updated, held, parts) = try_join4(
-            self.c.query(&st[0], &[&locks]),
-            self.c.query(&st[1], &update),
-            self.c.query(&st[2], &[&keys, &smscs]),
-            self.c.query(&st[3], &[&messages]),
+        let (updated, held, parts) = try_join3(
+            self.c.query(&st[0], &update),
+            self.c.query(&st[1], &[&keys, &smscs]),
+            self.c.query(&st[2], &[&messages]),
         )
         .await?;
         Ok(AckRows::new(updated, held, parts))
@@ -488,7 +502,7 @@ impl W<'_> {
     }
 
     /// The keys a receipt is matched by, best first (none without an id).
-    fn receipt_keys(r: &IncomingReceipt) -> Vec<String> {
+    pub(super) fn receipt_keys(r: &IncomingReceipt) -> Vec<String> {
         if r.receipt.id.is_empty() {
             return Vec::new();
         }
@@ -505,15 +519,11 @@ impl W<'_> {
         let keys = Self::receipt_keys(r);
         let fp = fingerprint(r);
         let primary_key = keys.first().map_or(NO_ID_KEY, String::as_str);
-        let mut locks: Vec<i64> = keys.iter().map(|k| lock_key(&r.smsc, k)).collect();
-        locks.sort_unstable();
-        locks.dedup();
-        // The locks first, then the lookups: one round trip, in this order.
-        let st = self.prepare(&[LOCKS, MATCH_PARTS, HELD_COPY]).await?;
-        let (_, parts, earlier) = try_join3(
-            self.c.query(&st[0], &[&locks]),
-            self.c.query(&st[1], &[&keys, &r.smsc]),
-            self.c.query(&st[2], &[&primary_key, &fp, &r.smsc]),
+        // The locks were taken with BEGIN.
+        let st = self.prepare(&[MATCH_PARTS, HELD_COPY]).await?;
+        let (parts, earlier) = try_join(
+            self.c.query(&st[0], &[&keys, &r.smsc]),
+            self.c.query(&st[1], &[&primary_key, &fp, &r.smsc]),
         )
         .await?;
         let matched = pick_part(&keys, &parts)?;

@@ -1033,10 +1033,14 @@ pub(super) const MESSAGE_PARTS: &str = "SELECT p.state, p.acked_at, p.dlr, m.sta
         m.text IS NOT NULL, m.submitted_at IS NOT NULL, m.done_at IS NOT NULL
     FROM part p JOIN message m ON m.id = p.message_id WHERE p.message_id = $1";
 
-/// [`MESSAGE_PARTS`] for several messages, with the message id last.
+/// [`MESSAGE_PARTS`] for several messages, with the message id last. A join with the
+/// unnested ids (not `= ANY($1)`): its generic plan, cached on the writer's connection while
+/// the tables were small, stays index lookups per id.
 pub(super) const MESSAGES_PARTS: &str = "SELECT p.state, p.acked_at, p.dlr, m.state,
         m.text IS NOT NULL, m.submitted_at IS NOT NULL, m.done_at IS NOT NULL, p.message_id
-    FROM part p JOIN message m ON m.id = p.message_id WHERE p.message_id = ANY($1)";
+    FROM unnest($1::bigint[]) AS u(id)
+        JOIN message m ON m.id = u.id
+        JOIN part p ON p.message_id = u.id";
 
 /// A route's parts whose retry time came go back to the queue. Index `part_waiting`.
 const WAKE_WAITING: &str = "UPDATE part SET state = {part:queued}
