@@ -353,6 +353,12 @@ async fn run_all(w: &mut W<'_>, batch: &mut [Command]) -> Result<(), tokio_postg
             i += accepts;
             continue;
         }
+        let receipts = super::receipts::receipt_run(&batch[i..]);
+        if receipts > 0 {
+            w.receipt_many(&mut batch[i..i + receipts]).await?;
+            i += receipts;
+            continue;
+        }
         let acks = super::receipts::ack_run(&batch[i..]);
         if acks > 0 {
             w.acked_many(&mut batch[i..i + acks]).await?;
@@ -419,7 +425,10 @@ pub(super) async fn sequencer_loop(
         while let Ok(more) = rx.try_recv() {
             burst.push(more);
         }
-        let ids: Vec<i64> = burst.iter().flat_map(|s| s.events.iter().copied()).collect();
+        let ids: Vec<i64> = burst
+            .iter()
+            .flat_map(|s| s.events.iter().copied())
+            .collect();
         if conn.as_ref().is_some_and(|c| c.is_closed()) {
             conn = None;
         }
@@ -503,7 +512,11 @@ impl W<'_> {
                 )));
             }
             Op::Failed(f) => Out::State(self.failed(f).await?),
-            Op::Receipt(r) => Out::Receipt(self.record_receipt(r).await?),
+            Op::Receipt(_) => {
+                return Err(JobError::Domain(StoreError::Internal(
+                    "receipts run through receipt_many".into(),
+                )));
+            }
             Op::Mo(m, set) => Out::Mo(self.record_mo(m, set.as_ref()).await?),
             Op::MoFragment(f) => Out::Unit(self.record_mo_fragment(f).await?),
             Op::Expire(now, wait, limit) => Out::Expired(self.expire(*now, *wait, *limit).await?),
