@@ -688,7 +688,10 @@ fn receipts_of_one_batch_each_get_their_answer() {
     let ReceiptRecorded::Rerouted { applied, reroute } = &a[3] else {
         panic!("not rerouted: {:?}", a[3])
     };
-    assert_eq!((applied.part, reroute.to_smsc.as_str()), (part(r, 1), "op-b"));
+    assert_eq!(
+        (applied.part, reroute.to_smsc.as_str()),
+        (part(r, 1), "op-b")
+    );
     assert_eq!(applied.state, MessageState::Queued);
     assert_eq!(
         a[4],

@@ -617,11 +617,14 @@ pub(super) fn receipt_run(cmds: &[Command]) -> usize {
         .count()
 }
 
-/// The parts acknowledged under any of the run's keys ($1) by any of its SMSCs ($2); the
-/// exact (SMSC, key) pairs are picked in memory. Index `part_smsc_key`.
-const MATCH_MANY: &str = "SELECT message_id, n, state, receipts, smsc_key, route,
-        rerouted_from IS NOT NULL, smsc
-    FROM part WHERE smsc_key = ANY($1::text[]) AND smsc = ANY($2::text[])";
+/// The parts acknowledged under the run's (key $1, SMSC $2) pairs: one index lookup per pair
+/// (`= ANY` of a long array is estimated, without statistics, as a large share of the table
+/// and planned as a sequential scan). Index `part_smsc_key`.
+const MATCH_MANY: &str = "SELECT p.message_id, p.n, p.state, p.receipts, p.smsc_key, p.route,
+        p.rerouted_from IS NOT NULL, p.smsc
+    FROM unnest($1::text[], $2::text[]) AS u(k, smsc)
+        JOIN part p ON p.smsc_key = u.k AND p.smsc = u.smsc
+    WHERE p.smsc_key IS NOT NULL";
 
 /// Earlier copies held unmatched of the run's receipts (primary keys $1, fingerprints $2);
 /// the exact (SMSC, key, fingerprint) triples are picked in memory. Index `dlr_unmatched`.
@@ -632,8 +635,10 @@ const HELD_COPIES: &str = "SELECT id, smsc_key, fp, smsc FROM dlr_log
 /// The parts (and message rows) of every message the run's receipts may match.
 const RUN_PARTS: &str = "SELECT p.message_id, p.n, p.state, p.acked_at, p.dlr, m.state,
         m.text IS NOT NULL, m.submitted_at IS NOT NULL, m.done_at IS NOT NULL
-    FROM (SELECT DISTINCT message_id FROM part
-          WHERE smsc_key = ANY($1::text[]) AND smsc = ANY($2::text[])) AS t
+    FROM (SELECT DISTINCT t.message_id
+          FROM unnest($1::text[], $2::text[]) AS u(k, smsc)
+              JOIN part t ON t.smsc_key = u.k AND t.smsc = u.smsc
+          WHERE t.smsc_key IS NOT NULL) AS t
         JOIN message m ON m.id = t.message_id
         JOIN part p ON p.message_id = t.message_id";
 
@@ -844,10 +849,13 @@ impl W<'_> {
             .iter()
             .map(|k| k.first().map_or(NO_ID_KEY, String::as_str))
             .collect();
-        let all_keys: Vec<&str> = keys.iter().flatten().map(String::as_str).collect();
-        let mut smscs: Vec<&str> = rs.iter().map(|r| r.smsc.as_str()).collect();
-        smscs.sort_unstable();
-        smscs.dedup();
+        let (mut all_keys, mut smscs): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
+        for (r, ks) in rs.iter().zip(&keys) {
+            for k in ks {
+                all_keys.push(k);
+                smscs.push(&r.smsc);
+            }
+        }
         let count = rs.len() as i32;
         let st = self
             .prepare(&[MATCH_MANY, HELD_COPIES, RUN_PARTS, LOG_IDS])
