@@ -617,14 +617,15 @@ pub(super) fn receipt_run(cmds: &[Command]) -> usize {
         .count()
 }
 
-/// The parts acknowledged under the run's (key $1, SMSC $2) pairs: one index lookup per pair
-/// (`= ANY` of a long array is estimated, without statistics, as a large share of the table
-/// and planned as a sequential scan). Index `part_smsc_key`.
+/// The parts acknowledged under the run's (key $1, SMSC $2) pairs: one index lookup per pair,
+/// forced by the lateral subquery (`OFFSET 0` keeps it from being flattened): without
+/// statistics (a new database) `= ANY` of a long array or a join was planned as a sequential
+/// scan. Index `part_smsc_key`.
 const MATCH_MANY: &str = "SELECT p.message_id, p.n, p.state, p.receipts, p.smsc_key, p.route,
         p.rerouted_from IS NOT NULL, p.smsc
     FROM unnest($1::text[], $2::text[]) AS u(k, smsc)
-        JOIN part p ON p.smsc_key = u.k AND p.smsc = u.smsc
-    WHERE p.smsc_key IS NOT NULL";
+        CROSS JOIN LATERAL (SELECT * FROM part
+            WHERE smsc_key = u.k AND smsc = u.smsc OFFSET 0) AS p";
 
 /// Earlier copies held unmatched of the run's receipts (primary keys $1, fingerprints $2);
 /// the exact (SMSC, key, fingerprint) triples are picked in memory. Index `dlr_unmatched`.
@@ -637,10 +638,10 @@ const RUN_PARTS: &str = "SELECT p.message_id, p.n, p.state, p.acked_at, p.dlr, m
         m.text IS NOT NULL, m.submitted_at IS NOT NULL, m.done_at IS NOT NULL
     FROM (SELECT DISTINCT t.message_id
           FROM unnest($1::text[], $2::text[]) AS u(k, smsc)
-              JOIN part t ON t.smsc_key = u.k AND t.smsc = u.smsc
-          WHERE t.smsc_key IS NOT NULL) AS t
-        JOIN message m ON m.id = t.message_id
-        JOIN part p ON p.message_id = t.message_id";
+              CROSS JOIN LATERAL (SELECT message_id FROM part
+                  WHERE smsc_key = u.k AND smsc = u.smsc OFFSET 0) AS t) AS t
+        CROSS JOIN LATERAL (SELECT * FROM message WHERE id = t.message_id OFFSET 0) AS m
+        CROSS JOIN LATERAL (SELECT * FROM part WHERE message_id = t.message_id OFFSET 0) AS p";
 
 /// Ids for the run's log rows, in arrival order.
 const LOG_IDS: &str =
