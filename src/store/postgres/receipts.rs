@@ -722,7 +722,9 @@ impl RunMessage {
 }
 
 /// One update of a message row with the effect of `step` run after `acc` (the same as running
-/// both: the first acknowledgement time and the time it became done stay the earliest).
+/// both: the first acknowledgement time and the time it became done stay the earliest). One
+/// difference: a message that was done before the run, stops being done (a reroute) and is
+/// done again within the run keeps its old `done_at` instead of the later time.
 fn merge_plan(acc: &mut Option<Settled>, step: Settled) {
     let Some(a) = acc else {
         *acc = Some(step);
