@@ -620,6 +620,125 @@ fn acknowledgements_of_one_batch_each_get_their_answer() {
     assert_eq!(store.stats().wait().expect("stats").unmatched_receipts, 0);
 }
 
+/// A receipt of `id` with `stat` (`DELIVRD`, `ENROUTE`, `UNDELIV`, …).
+fn receipt_stat(id: &str, stat: &str) -> IncomingReceipt {
+    let text = format!(
+        "id:{id} sub:001 dlvrd:001 submit date:2601010000 done date:2601010001 stat:{stat} err:000 text:hello"
+    );
+    let r = parse_receipt(text.as_bytes(), &ReceiptTlvs::default()).expect("receipt parses");
+    IncomingReceipt {
+        outcome: final_outcome(r.stat, AcceptedIs::Final),
+        receipt: r,
+        raw: text.into_bytes(),
+        ..receipt(id)
+    }
+}
+
+/// Receipts queued together share their statements; each still gets the answer it would get
+/// alone: an intermediate then a final receipt for one part (two runs), the other part of the
+/// same message, an unmatched one (held), a reroute, a duplicate of a receipt recorded before
+/// and a duplicate inside the batch.
+#[test]
+fn receipts_of_one_batch_each_get_their_answer() {
+    let (rt, pg) = (StoreRuntime::new(), Pg::start());
+    let store = open(&rt, &pg, "a");
+    let mut two = msg("+46700000001");
+    two.parts.push(two.parts[0].clone());
+    let m = store.accept(two).wait().expect("accept").id;
+    let r = store.accept(msg("+46700000002")).wait().expect("accept").id;
+    let d = store.accept(msg("+46700000003")).wait().expect("accept").id;
+    let claimed = store
+        .claim_owned("default", owned("op-a", 1), 10, T0)
+        .wait();
+    assert_eq!(claimed.expect("claim").len(), 4);
+    let part = |message, n| PartRef { message, n };
+    for (p, id) in [
+        (part(m, 1), "m1"),
+        (part(m, 2), "m2"),
+        (part(r, 1), "r1"),
+        (part(d, 1), "d1"),
+    ] {
+        store.acked(ack(p, id)).wait().expect("ack");
+    }
+    let first = store.record_receipt(receipt("d1")).wait().expect("receipt");
+    let ReceiptRecorded::Matched(first) = first else {
+        panic!("not matched: {first:?}")
+    };
+    let rule = RerouteRule::none().with_route("default", &["op-a".to_owned(), "op-b".to_owned()]);
+    let mut undeliv = receipt_stat("r1", "UNDELIV");
+    undeliv.reroute = rule;
+    let hold = hold_writer(&rt, &pg, &store);
+    let answers = [
+        store.record_receipt(receipt_stat("m1", "ENROUTE")),
+        store.record_receipt(receipt("m2")),
+        store.record_receipt(receipt("zz")),
+        store.record_receipt(undeliv),
+        store.record_receipt(receipt("d1")),
+        store.record_receipt(receipt("m1")),
+        store.record_receipt(receipt("m1")),
+    ];
+    release(&rt, hold);
+    let a: Vec<_> = answers
+        .into_iter()
+        .map(|p| p.wait().expect("receipt"))
+        .collect();
+    let matched = |k: usize| match &a[k] {
+        ReceiptRecorded::Matched(x) => x.clone(),
+        other => panic!("{k}: not matched: {other:?}"),
+    };
+    let (m1_mid, m2, m1_final) = (matched(0), matched(1), matched(5));
+    assert_eq!(m1_mid.part, part(m, 1));
+    assert_eq!(m1_mid.state, MessageState::Submitted, "intermediate");
+    assert_eq!(m2.state, MessageState::Submitted, "part 1 still pending");
+    assert_eq!(m1_final.state, MessageState::Delivered);
+    assert!(matches!(a[2], ReceiptRecorded::Held { .. }), "{:?}", a[2]);
+    let ReceiptRecorded::Rerouted { applied, reroute } = &a[3] else {
+        panic!("not rerouted: {:?}", a[3])
+    };
+    assert_eq!(
+        (applied.part, reroute.to_smsc.as_str()),
+        (part(r, 1), "op-b")
+    );
+    assert_eq!(applied.state, MessageState::Queued);
+    assert_eq!(
+        a[4],
+        ReceiptRecorded::Duplicate {
+            log_id: first.log_id
+        }
+    );
+    assert_eq!(
+        a[6],
+        ReceiptRecorded::Duplicate {
+            log_id: m1_final.log_id
+        }
+    );
+    // Every applied receipt has its numbered `dlr` event, in arrival order.
+    let seqs = [m1_mid.seq, m2.seq, applied.seq, m1_final.seq];
+    assert!(seqs.windows(2).all(|w| 0 < w[0] && w[0] < w[1]), "{seqs:?}");
+    let events = store.events_after(first.seq, 100).wait().expect("events");
+    let dlr: Vec<i64> = events
+        .iter()
+        .filter(|e| e.kind == "dlr")
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(dlr, seqs);
+    let view = store.message(m).wait().expect("read").expect("found");
+    assert_eq!(view.state, MessageState::Delivered);
+    assert!(view.done_at.is_some());
+    assert_eq!(view.receipts.len(), 3);
+    assert_eq!(view.parts[0].stat.as_deref(), Some("DELIVRD"));
+    let rv = store.message(r).wait().expect("read").expect("found");
+    assert_eq!(rv.state, MessageState::Queued);
+    assert_eq!(rv.parts[0].acked_at, None);
+    assert_eq!(store.stats().wait().expect("stats").unmatched_receipts, 1);
+    let b = store
+        .claim_owned("default", owned("op-b", 4), 10, T0 + 1)
+        .wait();
+    let b = b.expect("claim");
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].rerouted_from.as_deref(), Some("op-a"));
+}
+
 /// `last_seq` follows the cluster: another instance's events reach this instance's watch
 /// through the sequencer poll.
 #[test]

@@ -112,7 +112,15 @@ pub fn pool(pg: &Postgres, application: &str) -> Result<Pool, StoreError> {
     if let Some(p) = password(pg.password_file.as_deref())? {
         config.password(p);
     }
+    // Custom plans only: a generic plan cached while the tables were small (a new database)
+    // keeps sequential scans after they grew (a batch's `= ANY($1)` lookups took 2 to 12 ms
+    // each). The writer's statements are few per batch, so planning each costs little.
+    let options = match config.get_options() {
+        Some(o) if !o.is_empty() => format!("{o} -c plan_cache_mode=force_custom_plan"),
+        _ => "-c plan_cache_mode=force_custom_plan".to_owned(),
+    };
     config
+        .options(&options)
         .application_name(application)
         .connect_timeout(Duration::from_secs(5))
         .keepalives_idle(Duration::from_secs(30));

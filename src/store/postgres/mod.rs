@@ -11,13 +11,14 @@
 //! - a receipt and its part's acknowledgement meet under one advisory lock per (SMSC, id), so
 //!   one of the two transactions always sees the other, whichever instance runs them.
 //! - events are numbered after their commit by one sequencer at a time ([`events`]), so event
-//!   readers never miss one committed late.
+//!   readers never miss one committed late. The writer hands a committed batch with events to
+//!   the sequencer task and goes on with the next batch; the task numbers a burst of batches
+//!   at once and answers their callers.
 //!
 //! Known limits: a COMMIT whose answer is lost with the connection is reported as
 //! [`StoreError::Unavailable`] although it may have committed (callers retry; the writes are
-//! idempotent or recognised as repeated). Two instances whose batches take the same receipt
-//! locks in opposite orders deadlock; PostgreSQL aborts one batch after `deadlock_timeout`, and
-//! it is replayed one write per transaction. PostgreSQL text cannot hold U+0000: a write
+//! idempotent or recognised as repeated). A batch takes all its receipt locks with BEGIN, in
+//! key order, so two instances' batches never deadlock on them. PostgreSQL text cannot hold U+0000: a write
 //! carrying it fails (alone) with [`StoreError::Internal`].
 //!
 //! Owns the connection pool ([`connect`]), the schema ([`schema`]) and those tasks. Must never
@@ -56,8 +57,8 @@ use std::sync::Mutex;
 use tokio::sync::{mpsc, watch};
 use writer::{Command, Op, Out};
 
-/// The smallest pool that keeps reads off the writer's connection.
-const MIN_POOL: usize = 3;
+/// The smallest pool that keeps reads off the writer's and the sequencer's connections.
+const MIN_POOL: usize = 4;
 
 /// A pooled connection (statements prepared once per connection with `prepare_cached`).
 pub(crate) type Client = deadpool_postgres::ClientWrapper;
@@ -240,8 +241,8 @@ impl PostgresStore {
     /// Opens the store: pool, migrations, counts, then the writer and the sequencer poll.
     pub async fn open(opts: PostgresOptions) -> Result<(PostgresStore, Recovery), StoreError> {
         let url = redacted(&opts.postgres.url);
-        // The writer keeps one connection and the event poll uses one now and then: reads
-        // need at least one more, never waiting behind the writer.
+        // The writer and the sequencer task keep one connection each and the event poll uses
+        // one now and then: reads need at least one more, never waiting behind the writer.
         let mut postgres = opts.postgres.clone();
         postgres.pool_size = postgres.pool_size.max(MIN_POOL);
         let pool = pool(&postgres, &format!("smppd {}", opts.instance))?;
@@ -260,9 +261,20 @@ impl PostgresStore {
         let capacity = opts.queue_capacity.max(1);
         let (tx, rx) = mpsc::channel(capacity);
         let (done_tx, done_rx) = std::sync::mpsc::channel();
-        let ctx = writer::WriterCtx::new(&opts, pool.clone(), url.clone(), seq_tx.clone());
+        let numbering = pool.get().await.map_err(|e| pool_error(e, &url))?;
+        let (seq_cmd_tx, seq_cmd_rx) = mpsc::unbounded_channel();
+        let ctx = writer::WriterCtx::new(&opts, pool.clone(), url.clone(), seq_cmd_tx);
+        tokio::spawn(writer::writer_loop(ctx, client, rx));
+        // Ends after the writer (its sender gone) once every committed batch is answered.
+        let sequencer = writer::sequencer_loop(
+            pool.clone(),
+            url.clone(),
+            numbering,
+            seq_tx.clone(),
+            seq_cmd_rx,
+        );
         tokio::spawn(async move {
-            writer::writer_loop(ctx, client, rx).await;
+            sequencer.await;
             let _ = done_tx.send(());
         });
         let poll = tokio::spawn(events::poll_loop(pool.clone(), url.clone(), seq_tx));

@@ -9,7 +9,9 @@
 //! Held receipts are `dlr_log` rows without a message, never only in memory. Runs inside the
 //! writer's batch transaction; must never commit.
 
-use super::write::{MESSAGE_PARTS, MESSAGES_PARTS, W, not_found, part_state};
+use super::write::{
+    MESSAGE_PARTS, MESSAGES_PARTS, MessageRow, SETTLE, Settled, W, not_found, part_state,
+};
 use super::writer::JobError;
 use super::writer::{Command, Op, Out};
 use crate::fnv::Fnv1a;
@@ -139,15 +141,6 @@ fn domain<T>(r: Result<T, JobError>) -> Result<Result<T, StoreError>, tokio_post
     }
 }
 
-/// The parts acknowledged under any of a receipt's keys ($1) by its SMSC ($2).
-const MATCH_PARTS: &str = "SELECT message_id, n, state, receipts, smsc_key, route,
-        rerouted_from IS NOT NULL
-    FROM part WHERE smsc_key = ANY($1::text[]) AND smsc = $2";
-
-/// An earlier copy of a receipt held unmatched (key, fingerprint, SMSC).
-const HELD_COPY: &str = "SELECT id FROM dlr_log
-    WHERE smsc_key = $1 AND message_id IS NULL AND fp = $2 AND smsc = $3 LIMIT 1";
-
 /// A receipt applied to its part: state, the stat and err when it decides, when the part
 /// ended, and the `log_id:fingerprint` entry of its receipts list.
 const APPLY_RECEIPT: &str = "UPDATE part SET state = $3,
@@ -158,7 +151,28 @@ const APPLY_RECEIPT: &str = "UPDATE part SET state = $3,
     WHERE message_id = $1 AND n = $2";
 
 /// The receipt keys' locks, in key order (two transactions taking several never deadlock).
-const LOCKS: &str = "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k";
+pub(super) const LOCKS: &str =
+    "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k";
+
+/// Every advisory lock a batch's acknowledgements and receipts take (sorted, distinct): the
+/// writer takes them all with BEGIN, so a transaction takes its locks in key order only.
+pub(super) fn batch_locks(cmds: &[Command]) -> Vec<i64> {
+    let mut locks = Vec::new();
+    for c in cmds {
+        match &c.op {
+            Op::Acked(a) => {
+                locks.push(lock_key(&a.smsc, &receipt::submit_key(a.rule, &a.smsc_id)));
+            }
+            Op::Receipt(r) => {
+                locks.extend(W::receipt_keys(r).iter().map(|k| lock_key(&r.smsc, k)));
+            }
+            _ => {}
+        }
+    }
+    locks.sort_unstable();
+    locks.dedup();
+    locks
+}
 
 impl W<'_> {
     /// A run of acknowledgements (distinct parts, distinct SMSC ids: see [`ack_run`]): their
@@ -194,13 +208,6 @@ impl W<'_> {
         acks: &[&Ack],
         keys: &[String],
     ) -> Result<AckRows, tokio_postgres::Error> {
-        let mut locks: Vec<i64> = acks
-            .iter()
-            .zip(keys)
-            .map(|(a, k)| lock_key(&a.smsc, k))
-            .collect();
-        locks.sort_unstable();
-        locks.dedup();
         let (mut known, mut epochs) = (Vec::new(), Vec::new());
         for a in acks {
             let (k, _, e) = self.take_claim(a.part);
@@ -219,15 +226,15 @@ impl W<'_> {
         let update: [&(dyn ToSql + Sync); 9] = [
             &ids, &ns, &smscs, &smsc_ids, &keys, &nows, &known, &epochs, &me,
         ];
-        // Locks first, then the update, then what reads its rows: one round trip, in order.
+        // The update, then what reads its rows: one round trip, in order (the locks were
+        // taken with BEGIN).
         let st = self
-            .prepare(&[LOCKS, filled!(ACKS), HELD_MANY, MESSAGES_PARTS])
+            .prepare(&[filled!(ACKS), HELD_MANY, MESSAGES_PARTS])
             .await?;
-        let (_, updated, held, parts) = try_join4(
-            self.c.query(&st[0], &[&locks]),
-            self.c.query(&st[1], &update),
-            self.c.query(&st[2], &[&keys, &smscs]),
-            self.c.query(&st[3], &[&messages]),
+        let (updated, held, parts) = try_join3(
+            self.c.query(&st[0], &update),
+            self.c.query(&st[1], &[&keys, &smscs]),
+            self.c.query(&st[2], &[&messages]),
         )
         .await?;
         Ok(AckRows::new(updated, held, parts))
@@ -424,47 +431,6 @@ impl W<'_> {
         Ok((applied, next))
     }
 
-    /// Logs a new receipt and applies it to the part it matched, in one round trip (the log
-    /// row, the part's update naming that row, the message's parts); then the message's state
-    /// and the `dlr` event in another.
-    async fn log_and_apply(
-        &mut self,
-        r: &IncomingReceipt,
-        key: &str,
-        fp: i64,
-        (part, cur): (PartRef, PartState),
-    ) -> Result<ReceiptApplied, JobError> {
-        let (next, decides) = receipt_effect(cur, r.outcome);
-        let (id, n) = (part.message.as_i64(), i32::from(part.n));
-        let (stat, err) = (stat_text(&r.receipt), r.receipt.err.as_deref());
-        let ended = next.is_final() && next != cur;
-        let code = next.code() as i32;
-        let log = LogRow::new(r, key, fp, Some(part));
-        let apply: [&(dyn ToSql + Sync); 9] = [
-            &id, &n, &code, &stat, &err, &ended, &r.now_ms, &fp, &decides,
-        ];
-        let st = self
-            .prepare(&[INSERT_LOG, filled!(APPLY_NEW_RECEIPT), MESSAGE_PARTS])
-            .await?;
-        let (logged, _, rows) = try_join3(
-            self.c.query(&st[0], &log.params()),
-            self.c.execute(&st[1], &apply),
-            self.c.query(&st[2], &[&id]),
-        )
-        .await?;
-        let logged = Logged {
-            log_id: logged.first().map_or(0, |row| row.get(0)),
-            fp,
-            stat,
-            err,
-            outcome: r.outcome,
-            smsc: &r.smsc,
-            smsc_id: &r.receipt.id,
-        };
-        self.finish_receipt(part, next, &rows, &logged, r.now_ms)
-            .await
-    }
-
     /// After a receipt's part update: the message's state and the `dlr` event (one round trip).
     async fn finish_receipt(
         &mut self,
@@ -488,7 +454,7 @@ impl W<'_> {
     }
 
     /// The keys a receipt is matched by, best first (none without an id).
-    fn receipt_keys(r: &IncomingReceipt) -> Vec<String> {
+    pub(super) fn receipt_keys(r: &IncomingReceipt) -> Vec<String> {
         if r.receipt.id.is_empty() {
             return Vec::new();
         }
@@ -496,78 +462,6 @@ impl W<'_> {
             .into_iter()
             .filter(|k| !k.is_empty())
             .collect()
-    }
-
-    pub(super) async fn record_receipt(
-        &mut self,
-        r: &IncomingReceipt,
-    ) -> Result<ReceiptRecorded, JobError> {
-        let keys = Self::receipt_keys(r);
-        let fp = fingerprint(r);
-        let primary_key = keys.first().map_or(NO_ID_KEY, String::as_str);
-        let mut locks: Vec<i64> = keys.iter().map(|k| lock_key(&r.smsc, k)).collect();
-        locks.sort_unstable();
-        locks.dedup();
-        // The locks first, then the lookups: one round trip, in this order.
-        let st = self.prepare(&[LOCKS, MATCH_PARTS, HELD_COPY]).await?;
-        let (_, parts, earlier) = try_join3(
-            self.c.query(&st[0], &[&locks]),
-            self.c.query(&st[1], &[&keys, &r.smsc]),
-            self.c.query(&st[2], &[&primary_key, &fp, &r.smsc]),
-        )
-        .await?;
-        let matched = pick_part(&keys, &parts)?;
-        let copy = match &matched {
-            Some((_, _, receipts)) => find_receipt(receipts.as_deref(), fp),
-            None => earlier.first().map(|row| row.get(0)),
-        };
-        if let Some(log_id) = copy {
-            return Ok(ReceiptRecorded::Duplicate { log_id });
-        }
-        let Some((part, info, _)) = matched else {
-            let log_id = self.log_receipt(r, primary_key, fp, None).await?;
-            return Ok(ReceiptRecorded::Held { log_id });
-        };
-        if reroute_to(&info, &r.reroute, &r.smsc, r.outcome).is_none() {
-            let applied = self
-                .log_and_apply(r, primary_key, fp, (part, info.state))
-                .await?;
-            return Ok(ReceiptRecorded::Matched(applied));
-        }
-        let log_id = self.log_receipt(r, primary_key, fp, Some(part)).await?;
-        let logged = Logged {
-            log_id,
-            fp,
-            stat: stat_text(&r.receipt),
-            err: r.receipt.err.as_deref(),
-            outcome: r.outcome,
-            smsc: &r.smsc,
-            smsc_id: &r.receipt.id,
-        };
-        Ok(
-            match self
-                .apply_matched(part, &info, &r.reroute, logged, r.now_ms)
-                .await?
-            {
-                Effect::Applied(applied, _) => ReceiptRecorded::Matched(applied),
-                Effect::Rerouted(applied, reroute) => {
-                    ReceiptRecorded::Rerouted { applied, reroute }
-                }
-            },
-        )
-    }
-
-    /// Writes the delivery-report log row (matched to `part`, or held); returns its id.
-    async fn log_receipt(
-        &mut self,
-        r: &IncomingReceipt,
-        key: &str,
-        fp: i64,
-        part: Option<PartRef>,
-    ) -> Result<i64, JobError> {
-        let log = LogRow::new(r, key, fp, part);
-        let rows = self.rows(INSERT_LOG, &log.params()).await?;
-        Ok(rows.first().map_or(0, |row| row.get(0)))
     }
 
     /// Sends a part back to the queue instead of settling it (see the SQLite writer's
@@ -663,7 +557,7 @@ fn reroute_to(
     rule.next_smsc(&info.route, smsc).map(str::to_owned)
 }
 
-/// A delivery-report log row's values, for [`INSERT_LOG`].
+/// A delivery-report log row's values, for [`INSERT_LOGS`].
 struct LogRow<'r> {
     r: &'r IncomingReceipt,
     key: &'r str,
@@ -695,20 +589,214 @@ impl<'r> LogRow<'r> {
             n: part.map(|p| i32::from(p.n)),
         }
     }
+}
 
-    fn params(&self) -> [&(dyn ToSql + Sync); 15] {
-        let rc = &self.r.receipt;
+/// How many commands from the start of `cmds` form a run of receipts that can share
+/// statements: consecutive, none repeating an (SMSC, key) of another (a repeated one starts
+/// the next run, so it sees the first one's writes: duplicates, two receipts for one part).
+pub(super) fn receipt_run(cmds: &[Command]) -> usize {
+    let mut seen: HashSet<(&str, String)> = HashSet::new();
+    cmds.iter()
+        .take_while(|c| match &c.op {
+            Op::Receipt(r) => {
+                let mut keys = W::receipt_keys(r);
+                if keys.is_empty() {
+                    keys.push(NO_ID_KEY.to_owned());
+                }
+                if keys
+                    .iter()
+                    .any(|k| seen.contains(&(r.smsc.as_str(), k.clone())))
+                {
+                    return false;
+                }
+                seen.extend(keys.into_iter().map(|k| (r.smsc.as_str(), k)));
+                true
+            }
+            _ => false,
+        })
+        .count()
+}
+
+/// The parts acknowledged under the run's (key $1, SMSC $2) pairs: one index lookup per pair,
+/// forced by the lateral subquery (`OFFSET 0` keeps it from being flattened): without
+/// statistics (a new database) `= ANY` of a long array or a join was planned as a sequential
+/// scan. Index `part_smsc_key`.
+const MATCH_MANY: &str = "SELECT p.message_id, p.n, p.state, p.receipts, p.smsc_key, p.route,
+        p.rerouted_from IS NOT NULL, p.smsc
+    FROM unnest($1::text[], $2::text[]) AS u(k, smsc)
+        CROSS JOIN LATERAL (SELECT * FROM part
+            WHERE smsc_key = u.k AND smsc = u.smsc OFFSET 0) AS p";
+
+/// Earlier copies held unmatched of the run's receipts (primary keys $1, fingerprints $2);
+/// the exact (SMSC, key, fingerprint) triples are picked in memory. Index `dlr_unmatched`.
+const HELD_COPIES: &str = "SELECT id, smsc_key, fp, smsc FROM dlr_log
+    WHERE message_id IS NULL AND smsc_key = ANY($1::text[]) AND fp = ANY($2::bigint[])
+    ORDER BY id";
+
+/// The parts (and message rows) of every message the run's receipts may match.
+const RUN_PARTS: &str = "SELECT p.message_id, p.n, p.state, p.acked_at, p.dlr, m.state,
+        m.text IS NOT NULL, m.submitted_at IS NOT NULL, m.done_at IS NOT NULL
+    FROM (SELECT DISTINCT t.message_id
+          FROM unnest($1::text[], $2::text[]) AS u(k, smsc)
+              CROSS JOIN LATERAL (SELECT message_id FROM part
+                  WHERE smsc_key = u.k AND smsc = u.smsc OFFSET 0) AS t) AS t
+        CROSS JOIN LATERAL (SELECT * FROM message WHERE id = t.message_id OFFSET 0) AS m
+        CROSS JOIN LATERAL (SELECT * FROM part WHERE message_id = t.message_id OFFSET 0) AS p";
+
+/// Ids for the run's log rows, in arrival order.
+const LOG_IDS: &str =
+    "SELECT nextval(pg_get_serial_sequence('dlr_log', 'id')) FROM generate_series(1, $1::int)";
+
+/// The run's log rows, with their ids.
+const INSERT_LOGS: &str = "INSERT INTO dlr_log (id, at, smsc, smsc_id, smsc_key, fp, raw,
+        tlv_state, tlv_err, stat, err, submit_ts, done_ts, outcome, message_id, part_n)
+    SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],
+        $6::bigint[], $7::bytea[], $8::int[], $9::text[], $10::text[], $11::text[],
+        $12::bigint[], $13::bigint[], $14::int[], $15::bigint[], $16::int[])";
+
+/// The run's receipts applied to their parts (distinct parts): the state, the stat and err when
+/// the receipt decides, when the part ended, the receipts list's `log_id:fingerprint` entry;
+/// a reroute (`target` set) also requeues the part for that SMSC (see [`W::reroute`]).
+const APPLY_MANY: &str = "UPDATE part p SET state = u.state,
+        stat = CASE WHEN u.decides THEN u.stat ELSE p.stat END,
+        err = CASE WHEN u.decides THEN u.err ELSE p.err END,
+        done_at = CASE WHEN u.ended THEN u.now ELSE p.done_at END,
+        receipts = coalesce(p.receipts || ',', '') || u.entry,
+        ready_at = CASE WHEN u.target IS NULL THEN p.ready_at ELSE 0 END,
+        rerouted_from = CASE WHEN u.target IS NULL THEN p.rerouted_from ELSE u.smsc END,
+        acked_at = CASE WHEN u.target IS NULL THEN p.acked_at ELSE NULL END,
+        target = coalesce(u.target, p.target)
+    FROM unnest($1::bigint[], $2::int[], $3::int[], $4::text[], $5::text[], $6::bool[],
+        $7::bigint[], $8::text[], $9::bool[], $10::text[], $11::text[])
+        AS u(m, n, state, stat, err, ended, now, entry, decides, smsc, target)
+    WHERE p.message_id = u.m AND p.n = u.n";
+
+/// The run's `dlr` events, in order; returns their row ids in that order.
+const INSERT_DLR_EVENTS: &str = "INSERT INTO event (at, kind, message_id, body)
+    SELECT a, 'dlr', m, b FROM unnest($1::bigint[], $2::bigint[], $3::text[])
+        WITH ORDINALITY AS u(a, m, b, o)
+    ORDER BY o
+    RETURNING id";
+
+/// A message of the run, as its receipts change it (in memory, in arrival order).
+struct RunMessage {
+    /// (part number, state, acknowledged at).
+    parts: Vec<(i32, PartState, Option<i64>)>,
+    row: MessageRow,
+    /// The row's update merged over the run's receipts (see [`merge_plan`]).
+    plan: Option<Settled>,
+}
+
+impl RunMessage {
+    /// Sets a part's state (and drops its acknowledgement when it is requeued); returns the
+    /// message's state, and merges the row's update.
+    fn apply(
+        &mut self,
+        w: &W<'_>,
+        id: MessageId,
+        n: i32,
+        next: PartState,
+        requeued: bool,
+        now: i64,
+    ) -> MessageState {
+        for p in &mut self.parts {
+            if p.0 == n {
+                p.1 = next;
+                if requeued {
+                    p.2 = None;
+                }
+            }
+        }
+        let states: Vec<PartState> = self.parts.iter().map(|p| p.1).collect();
+        let first_ack = self.parts.iter().filter_map(|p| p.2).min();
+        let ((_, new), plan) = w.plan_states(id, &states, first_ack, self.row, now);
+        if let Some(step) = plan {
+            self.row.state = new;
+            self.row.submitted |= step.any_acked;
+            self.row.done = step.is_done;
+            self.row.has_text &= !step.drop_text;
+            merge_plan(&mut self.plan, step);
+        }
+        new
+    }
+}
+
+/// One update of a message row with the effect of `step` run after `acc` (the same as running
+/// both: the first acknowledgement time and the time it became done stay the earliest). One
+/// difference: a message that was done before the run, stops being done (a reroute) and is
+/// done again within the run keeps its old `done_at` instead of the later time.
+fn merge_plan(acc: &mut Option<Settled>, step: Settled) {
+    let Some(a) = acc else {
+        *acc = Some(step);
+        return;
+    };
+    a.state = step.state;
+    if !a.any_acked && step.any_acked {
+        a.any_acked = true;
+        a.first_ack = step.first_ack;
+    }
+    if step.is_done && !a.is_done {
+        a.now = step.now;
+    }
+    a.is_done = step.is_done;
+    a.drop_text |= step.drop_text;
+}
+
+/// The run's rows for [`INSERT_LOGS`], as columns.
+#[derive(Default)]
+struct LogCols<'r> {
+    id: Vec<i64>,
+    at: Vec<i64>,
+    smsc: Vec<&'r str>,
+    smsc_id: Vec<&'r str>,
+    key: Vec<&'r str>,
+    fp: Vec<i64>,
+    raw: Vec<&'r [u8]>,
+    tlv_state: Vec<Option<i32>>,
+    tlv_err: Vec<Option<String>>,
+    stat: Vec<&'r str>,
+    err: Vec<Option<&'r str>>,
+    submit: Vec<Option<i64>>,
+    done: Vec<Option<i64>>,
+    outcome: Vec<Option<i32>>,
+    message: Vec<Option<i64>>,
+    n: Vec<Option<i32>>,
+}
+
+impl<'r> LogCols<'r> {
+    fn push(&mut self, id: i64, row: LogRow<'r>) {
+        let rc = &row.r.receipt;
+        self.id.push(id);
+        self.at.push(row.r.now_ms);
+        self.smsc.push(&row.r.smsc);
+        self.smsc_id.push(&rc.id);
+        self.key.push(row.key);
+        self.fp.push(row.fp);
+        self.raw.push(&row.r.raw);
+        self.tlv_state.push(row.tlv_state);
+        self.tlv_err.push(row.tlv_err);
+        self.stat.push(row.stat);
+        self.err.push(rc.err.as_deref());
+        self.submit.push(row.submit);
+        self.done.push(row.done);
+        self.outcome.push(row.outcome);
+        self.message.push(row.message);
+        self.n.push(row.n);
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 16] {
         [
-            &self.r.now_ms,
-            &self.r.smsc,
-            &rc.id,
+            &self.id,
+            &self.at,
+            &self.smsc,
+            &self.smsc_id,
             &self.key,
             &self.fp,
-            &self.r.raw,
+            &self.raw,
             &self.tlv_state,
             &self.tlv_err,
             &self.stat,
-            &rc.err,
+            &self.err,
             &self.submit,
             &self.done,
             &self.outcome,
@@ -718,30 +806,254 @@ impl<'r> LogRow<'r> {
     }
 }
 
-/// The delivery-report log row of a receipt; returns its id.
-const INSERT_LOG: &str = "INSERT INTO dlr_log (at, smsc, smsc_id, smsc_key, fp, raw, tlv_state,
-        tlv_err, stat, err, submit_ts, done_ts, outcome, message_id, part_n)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-    RETURNING id";
+/// The run's rows for [`APPLY_MANY`], as columns.
+#[derive(Default)]
+struct ApplyCols<'r> {
+    m: Vec<i64>,
+    n: Vec<i32>,
+    state: Vec<i32>,
+    stat: Vec<&'r str>,
+    err: Vec<Option<&'r str>>,
+    ended: Vec<bool>,
+    now: Vec<i64>,
+    entry: Vec<String>,
+    decides: Vec<bool>,
+    smsc: Vec<&'r str>,
+    target: Vec<Option<String>>,
+}
 
-/// [`APPLY_RECEIPT`] right after [`INSERT_LOG`] in the same pipeline: the receipts list's
-/// entry names the log row just inserted (`currval` of its id sequence, in this session).
-const APPLY_NEW_RECEIPT: &str = "UPDATE part SET state = $3,
-        stat = CASE WHEN $9 THEN $4 ELSE stat END,
-        err = CASE WHEN $9 THEN $5 ELSE err END,
-        done_at = CASE WHEN $6 THEN $7 ELSE done_at END,
-        receipts = coalesce(receipts || ',', '')
-            || currval(pg_get_serial_sequence('dlr_log', 'id'))::text || ':' || $8::bigint::text
-    WHERE message_id = $1 AND n = $2";
+/// A receipt of the run, once matched: its answer waits for its event's row id.
+enum Answer {
+    Done(ReceiptRecorded),
+    /// Applied: the answer, and the index of its event in the run's events.
+    Applied(ReceiptApplied, Option<Reroute>, usize),
+}
 
-/// The newest part under the first of `keys` that has one (SMSCs recycle ids).
-fn pick_part(keys: &[String], rows: &[Row]) -> Result<Option<Matched>, JobError> {
+impl W<'_> {
+    /// A run of receipts (no (SMSC, key) repeated: see [`receipt_run`]): one round trip reads
+    /// their parts, earlier held copies, their messages' parts and ids for their log rows; the
+    /// receipts are matched and applied in memory in arrival order; a second round trip writes
+    /// every log row, part, message and `dlr` event (one statement each). The advisory locks
+    /// were taken with BEGIN.
+    pub(super) async fn receipt_many(
+        &mut self,
+        cmds: &mut [Command],
+    ) -> Result<(), tokio_postgres::Error> {
+        let rs: Vec<&IncomingReceipt> = cmds
+            .iter()
+            .filter_map(|c| match &c.op {
+                Op::Receipt(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        let keys: Vec<Vec<String>> = rs.iter().map(|r| Self::receipt_keys(r)).collect();
+        let fps: Vec<i64> = rs.iter().map(|r| fingerprint(r)).collect();
+        let primaries: Vec<&str> = keys
+            .iter()
+            .map(|k| k.first().map_or(NO_ID_KEY, String::as_str))
+            .collect();
+        let (mut all_keys, mut smscs): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
+        for (r, ks) in rs.iter().zip(&keys) {
+            for k in ks {
+                all_keys.push(k);
+                smscs.push(&r.smsc);
+            }
+        }
+        let count = rs.len() as i32;
+        let st = self
+            .prepare(&[MATCH_MANY, HELD_COPIES, RUN_PARTS, LOG_IDS])
+            .await?;
+        let (part_rows, held_rows, message_rows, log_ids) = try_join4(
+            self.c.query(&st[0], &[&all_keys, &smscs]),
+            self.c.query(&st[1], &[&primaries, &fps]),
+            self.c.query(&st[2], &[&all_keys, &smscs]),
+            self.c.query(&st[3], &[&count]),
+        )
+        .await?;
+        let mut messages: HashMap<i64, RunMessage> = HashMap::new();
+        for r in &message_rows {
+            let Ok(state) = part_state(r.get(2)) else {
+                continue;
+            };
+            let m = messages.entry(r.get(0)).or_insert_with(|| RunMessage {
+                parts: Vec::new(),
+                row: MessageRow {
+                    dlr: r.get(4),
+                    state: MessageState::from_code(i64::from(r.get::<_, i32>(5)))
+                        .unwrap_or(MessageState::Queued),
+                    has_text: r.get(6),
+                    submitted: r.get(7),
+                    done: r.get(8),
+                },
+                plan: None,
+            });
+            m.parts.push((r.get(1), state, r.get(3)));
+        }
+        let mut held: HashMap<(&str, &str, i64), i64> = HashMap::new();
+        for r in &held_rows {
+            let (key, fp, smsc): (&str, i64, &str) = (r.get(1), r.get(2), r.get(3));
+            held.entry((smsc, key, fp)).or_insert(r.get(0));
+        }
+        let log_ids: Vec<i64> = log_ids.iter().map(|r| r.get(0)).collect();
+        let mut logs = LogCols::default();
+        let mut apply = ApplyCols::default();
+        let (mut ev_at, mut ev_msg, mut ev_body) = (Vec::new(), Vec::new(), Vec::new());
+        let mut answers: Vec<Result<Answer, StoreError>> = Vec::with_capacity(rs.len());
+        for (k, r) in rs.iter().enumerate() {
+            let (fp, primary) = (fps[k], primaries[k]);
+            let matched = match pick_part_of(&keys[k], &r.smsc, &part_rows) {
+                Ok(m) => m,
+                Err(JobError::Domain(e)) => {
+                    answers.push(Err(e));
+                    continue;
+                }
+                Err(JobError::Db(e)) => return Err(e),
+            };
+            let copy = match &matched {
+                Some((_, _, receipts)) => find_receipt(receipts.as_deref(), fp),
+                None => held.get(&(r.smsc.as_str(), primary, fp)).copied(),
+            };
+            if let Some(log_id) = copy {
+                answers.push(Ok(Answer::Done(ReceiptRecorded::Duplicate { log_id })));
+                continue;
+            }
+            let log_id = log_ids.get(k).copied().unwrap_or(0);
+            let Some((part, info, _)) = matched else {
+                logs.push(log_id, LogRow::new(r, primary, fp, None));
+                answers.push(Ok(Answer::Done(ReceiptRecorded::Held { log_id })));
+                continue;
+            };
+            let Some(message) = messages.get_mut(&part.message.as_i64()) else {
+                answers.push(Err(StoreError::NotFound {
+                    what: "message",
+                    id: part.message.to_string(),
+                }));
+                continue;
+            };
+            logs.push(log_id, LogRow::new(r, primary, fp, Some(part)));
+            let (id, n) = (part.message.as_i64(), i32::from(part.n));
+            let (stat, err) = (stat_text(&r.receipt), r.receipt.err.as_deref());
+            let logged = Logged {
+                log_id,
+                fp,
+                stat,
+                err,
+                outcome: r.outcome,
+                smsc: &r.smsc,
+                smsc_id: &r.receipt.id,
+            };
+            apply.m.push(id);
+            apply.n.push(n);
+            apply.stat.push(stat);
+            apply.err.push(err);
+            apply.now.push(r.now_ms);
+            apply.entry.push(format!("{log_id}:{fp}"));
+            apply.smsc.push(&r.smsc);
+            let event = ev_at.len();
+            ev_at.push(r.now_ms);
+            ev_msg.push(id);
+            let applied = |state| ReceiptApplied {
+                log_id,
+                part,
+                state,
+                seq: 0,
+            };
+            match reroute_to(&info, &r.reroute, &r.smsc, r.outcome) {
+                Some(to) => {
+                    let target = self
+                        .ctx
+                        .settings
+                        .route_smscs(&info.route)
+                        .iter()
+                        .find(|s| s.as_str() != r.smsc)
+                        .cloned()
+                        .unwrap_or_else(|| to.clone());
+                    apply.state.push(PartState::Queued.code() as i32);
+                    apply.decides.push(true);
+                    apply.ended.push(false);
+                    apply.target.push(Some(target));
+                    let state =
+                        message.apply(self, part.message, n, PartState::Queued, true, r.now_ms);
+                    ev_body.push(
+                        json!({
+                            "id": part.message.to_string(), "part": part.n, "state": state.as_str(),
+                            "part_state": PartState::Queued.as_str(), "stat": stat, "err": err,
+                            "smsc": r.smsc, "smsc_id": r.receipt.id, "rerouted_to": to,
+                        })
+                        .to_string(),
+                    );
+                    let reroute = Reroute {
+                        part,
+                        route: info.route.clone(),
+                        from_smsc: r.smsc.clone(),
+                        to_smsc: to,
+                        stat: stat.to_owned(),
+                    };
+                    answers.push(Ok(Answer::Applied(applied(state), Some(reroute), event)));
+                }
+                None => {
+                    let cur = info.state;
+                    let (next, decides) = receipt_effect(cur, r.outcome);
+                    apply.state.push(next.code() as i32);
+                    apply.decides.push(decides);
+                    apply.ended.push(next.is_final() && next != cur);
+                    apply.target.push(None);
+                    let state = message.apply(self, part.message, n, next, false, r.now_ms);
+                    ev_body.push(dlr_body(part, state, next, &logged));
+                    answers.push(Ok(Answer::Applied(applied(state), None, event)));
+                }
+            }
+        }
+        let plans: Vec<Settled> = messages.into_values().filter_map(|m| m.plan).collect();
+        let apply_params: [&(dyn ToSql + Sync); 11] = [
+            &apply.m,
+            &apply.n,
+            &apply.state,
+            &apply.stat,
+            &apply.err,
+            &apply.ended,
+            &apply.now,
+            &apply.entry,
+            &apply.decides,
+            &apply.smsc,
+            &apply.target,
+        ];
+        let st = self
+            .prepare(&[INSERT_LOGS, APPLY_MANY, INSERT_DLR_EVENTS, SETTLE])
+            .await?;
+        let (_, _, event_ids, _) = try_join4(
+            self.c.execute(&st[0], &logs.params()),
+            self.c.execute(&st[1], &apply_params),
+            self.c.query(&st[2], &[&ev_at, &ev_msg, &ev_body]),
+            self.write_settled_with(&st[3], &plans),
+        )
+        .await?;
+        let event_ids: Vec<i64> = event_ids.iter().map(|r| r.get(0)).collect();
+        self.events.extend(&event_ids);
+        for (cmd, answer) in cmds.iter_mut().zip(answers) {
+            let out = answer.map(|a| match a {
+                Answer::Done(r) => r,
+                Answer::Applied(mut applied, reroute, event) => {
+                    applied.seq = event_ids.get(event).copied().unwrap_or(0);
+                    match reroute {
+                        Some(reroute) => ReceiptRecorded::Rerouted { applied, reroute },
+                        None => ReceiptRecorded::Matched(applied),
+                    }
+                }
+            });
+            cmd.out = Some(out.map(Out::Receipt));
+        }
+        Ok(())
+    }
+}
+
+/// The newest part of `smsc` under the first of `keys` that has one (SMSCs recycle ids).
+fn pick_part_of(keys: &[String], smsc: &str, rows: &[Row]) -> Result<Option<Matched>, JobError> {
     for key in keys {
         let mut best: Option<(PartRef, &Row)> = None;
-        for row in rows
-            .iter()
-            .filter(|r| r.get::<_, Option<&str>>(4) == Some(key))
-        {
+        for row in rows.iter().filter(|r| {
+            r.get::<_, Option<&str>>(4) == Some(key) && r.get::<_, Option<&str>>(7) == Some(smsc)
+        }) {
             let p = PartRef {
                 message: MessageId::from_i64(row.get(0)),
                 n: row.get::<_, i32>(1) as u8,

@@ -430,12 +430,30 @@ impl<'a> W<'a> {
                 first_ack = Some(first_ack.map_or(at, |f| f.min(at)));
             }
         }
-        let dlr: bool = first.get(2);
-        let old = MessageState::from_code(i64::from(first.get::<_, i32>(3)))
-            .unwrap_or(MessageState::Queued);
-        let (has_text, submitted, done): (bool, bool, bool) =
-            (first.get(4), first.get(5), first.get(6));
-        let new = aggregate(dlr, &states);
+        let m = MessageRow {
+            dlr: first.get(2),
+            state: MessageState::from_code(i64::from(first.get::<_, i32>(3)))
+                .unwrap_or(MessageState::Queued),
+            has_text: first.get(4),
+            submitted: first.get(5),
+            done: first.get(6),
+        };
+        Ok(self.plan_states(id, &states, first_ack, m, now))
+    }
+
+    /// A message's state from its parts' states, their first acknowledgement and its row:
+    /// (before, after), and the row's update when it changed (see [`Self::plan_settle`]).
+    pub(super) fn plan_states(
+        &self,
+        id: MessageId,
+        states: &[PartState],
+        first_ack: Option<i64>,
+        m: MessageRow,
+        now: i64,
+    ) -> ((MessageState, MessageState), Option<Settled>) {
+        let (dlr, old) = (m.dlr, m.state);
+        let (has_text, submitted, done) = (m.has_text, m.submitted, m.done);
+        let new = aggregate(dlr, states);
         let is_done = new.is_final() || (!dlr && new == MessageState::Submitted);
         let nothing_pending = !states.iter().any(|s| s.is_pending());
         let any_acked = first_ack.is_some();
@@ -450,7 +468,7 @@ impl<'a> W<'a> {
             now,
             first_ack: first_ack.unwrap_or(now),
         });
-        Ok(((old, new), plan))
+        ((old, new), plan)
     }
 
     /// Writes messages' settled states, all in one statement.
@@ -458,26 +476,43 @@ impl<'a> W<'a> {
         Ok(self.write_settled_db(&plans).await?)
     }
 
-    async fn write_settled_db(&self, plans: &[Settled]) -> Result<(), tokio_postgres::Error> {
+    pub(super) async fn write_settled_db(
+        &self,
+        plans: &[Settled],
+    ) -> Result<(), tokio_postgres::Error> {
+        if plans.is_empty() {
+            return Ok(());
+        }
+        let st = self.c.prepare_cached(SETTLE).await?;
+        self.write_settled_with(&st, plans).await
+    }
+
+    /// [`SETTLE`] (prepared as `st`) for `plans`; nothing sent without one.
+    pub(super) async fn write_settled_with(
+        &self,
+        st: &Statement,
+        plans: &[Settled],
+    ) -> Result<(), tokio_postgres::Error> {
         if plans.is_empty() {
             return Ok(());
         }
         let col = |f: fn(&Settled) -> i64| plans.iter().map(f).collect::<Vec<i64>>();
         let flag = |f: fn(&Settled) -> bool| plans.iter().map(f).collect::<Vec<bool>>();
         let states: Vec<i32> = plans.iter().map(|p| p.state).collect();
-        self.exec(
-            SETTLE,
-            &[
-                &col(|p| p.id),
-                &states,
-                &flag(|p| p.any_acked),
-                &flag(|p| p.is_done),
-                &flag(|p| p.drop_text),
-                &col(|p| p.now),
-                &col(|p| p.first_ack),
-            ],
-        )
-        .await?;
+        self.c
+            .execute(
+                st,
+                &[
+                    &col(|p| p.id),
+                    &states,
+                    &flag(|p| p.any_acked),
+                    &flag(|p| p.is_done),
+                    &flag(|p| p.drop_text),
+                    &col(|p| p.now),
+                    &col(|p| p.first_ack),
+                ],
+            )
+            .await?;
         Ok(())
     }
 
@@ -1009,17 +1044,27 @@ fn queued_part(r: &Row, part: PartRef) -> QueuedPart {
 
 /// A message row's new state (see [`W::plan_settle`]).
 pub(super) struct Settled {
-    id: i64,
-    state: i32,
-    any_acked: bool,
-    is_done: bool,
-    drop_text: bool,
-    now: i64,
-    first_ack: i64,
+    pub(super) id: i64,
+    pub(super) state: i32,
+    pub(super) any_acked: bool,
+    pub(super) is_done: bool,
+    pub(super) drop_text: bool,
+    pub(super) now: i64,
+    pub(super) first_ack: i64,
+}
+
+/// What settling needs of a message's row (see [`W::plan_states`]).
+#[derive(Clone, Copy)]
+pub(super) struct MessageRow {
+    pub(super) dlr: bool,
+    pub(super) state: MessageState,
+    pub(super) has_text: bool,
+    pub(super) submitted: bool,
+    pub(super) done: bool,
 }
 
 /// Messages' new states, from arrays of [`Settled`]'s fields.
-const SETTLE: &str = "UPDATE message m SET state = u.state,
+pub(super) const SETTLE: &str = "UPDATE message m SET state = u.state,
         submitted_at = CASE WHEN u.acked THEN coalesce(m.submitted_at, u.first_ack)
             ELSE m.submitted_at END,
         done_at = CASE WHEN u.done THEN coalesce(m.done_at, u.now) ELSE NULL END,
@@ -1033,10 +1078,14 @@ pub(super) const MESSAGE_PARTS: &str = "SELECT p.state, p.acked_at, p.dlr, m.sta
         m.text IS NOT NULL, m.submitted_at IS NOT NULL, m.done_at IS NOT NULL
     FROM part p JOIN message m ON m.id = p.message_id WHERE p.message_id = $1";
 
-/// [`MESSAGE_PARTS`] for several messages, with the message id last.
+/// [`MESSAGE_PARTS`] for several messages, with the message id last. A join with the
+/// unnested ids (not `= ANY($1)`): its generic plan, cached on the writer's connection while
+/// the tables were small, stays index lookups per id.
 pub(super) const MESSAGES_PARTS: &str = "SELECT p.state, p.acked_at, p.dlr, m.state,
         m.text IS NOT NULL, m.submitted_at IS NOT NULL, m.done_at IS NOT NULL, p.message_id
-    FROM part p JOIN message m ON m.id = p.message_id WHERE p.message_id = ANY($1)";
+    FROM unnest($1::bigint[]) AS u(id)
+        JOIN message m ON m.id = u.id
+        JOIN part p ON p.message_id = u.id";
 
 /// A route's parts whose retry time came go back to the queue. Index `part_waiting`.
 const WAKE_WAITING: &str = "UPDATE part SET state = {part:queued}

@@ -18,6 +18,7 @@ use crate::store::{
     Retention, Settings, StoreError,
 };
 use deadpool_postgres::{Object, Pool};
+use futures_util::future::try_join;
 use std::collections::HashMap;
 use tokio::sync::{mpsc, watch};
 
@@ -156,7 +157,8 @@ pub(super) struct WriterCtx {
     /// Claim epochs of the parts this instance claimed and has not answered yet.
     pub(super) claims: Claims,
     max_batch: usize,
-    seq: watch::Sender<i64>,
+    /// Committed batches with events, to the sequencer task that numbers them and answers.
+    sequencer: mpsc::UnboundedSender<Sequenced>,
 }
 
 impl WriterCtx {
@@ -164,7 +166,7 @@ impl WriterCtx {
         opts: &PostgresOptions,
         pool: Pool,
         url: String,
-        seq: watch::Sender<i64>,
+        sequencer: mpsc::UnboundedSender<Sequenced>,
     ) -> WriterCtx {
         WriterCtx {
             pool,
@@ -173,7 +175,7 @@ impl WriterCtx {
             settings: opts.settings.clone(),
             claims: Claims::default(),
             max_batch: opts.max_batch.max(1),
-            seq,
+            sequencer,
         }
     }
 }
@@ -229,7 +231,7 @@ async fn run_batch(ctx: &mut WriterCtx, conn: &mut Option<Object>, batch: &mut V
             metrics::histogram!(crate::metrics::STORE_COMMIT_SECONDS)
                 .record(started.elapsed().as_secs_f64());
             metrics::histogram!(crate::metrics::STORE_BATCH_SIZE).record(batch.len() as f64);
-            answer(ctx, client, batch, &events).await;
+            hand_over(ctx, batch, events);
         }
         Err(e) if is_unavailable(&e) => {
             let err = db_error(&e, &ctx.url);
@@ -280,7 +282,7 @@ async fn replay_one_by_one(
             }
         };
         match try_batch(ctx, client, &mut one).await {
-            Ok(events) => answer(ctx, client, &mut one, &events).await,
+            Ok(events) => hand_over(ctx, &mut one, events),
             Err(e) => {
                 if is_unavailable(&e) {
                     *conn = None;
@@ -299,7 +301,25 @@ async fn try_batch(
     client: &Client,
     batch: &mut [Command],
 ) -> Result<Vec<i64>, tokio_postgres::Error> {
-    client.batch_execute("BEGIN").await?;
+    // BEGIN and every advisory lock the batch's receipts and acknowledgements need, in key
+    // order (two transactions taking several never deadlock): one round trip.
+    let locks = super::receipts::batch_locks(batch);
+    let begun = if locks.is_empty() {
+        client.batch_execute("BEGIN").await
+    } else {
+        match client.prepare_cached(super::receipts::LOCKS).await {
+            Ok(st) => try_join(client.batch_execute("BEGIN"), client.query(&st, &[&locks]))
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        }
+    };
+    if let Err(e) = begun {
+        if !client.is_closed() {
+            let _ = client.batch_execute("ROLLBACK").await;
+        }
+        return Err(e);
+    }
     let mut w = W::new(client, ctx);
     let result = run_all(&mut w, batch).await;
     let events = std::mem::take(&mut w.events);
@@ -333,6 +353,12 @@ async fn run_all(w: &mut W<'_>, batch: &mut [Command]) -> Result<(), tokio_postg
             i += accepts;
             continue;
         }
+        let receipts = super::receipts::receipt_run(&batch[i..]);
+        if receipts > 0 {
+            w.receipt_many(&mut batch[i..i + receipts]).await?;
+            i += receipts;
+            continue;
+        }
         let acks = super::receipts::ack_run(&batch[i..]);
         if acks > 0 {
             w.acked_many(&mut batch[i..i + acks]).await?;
@@ -350,30 +376,89 @@ async fn run_all(w: &mut W<'_>, batch: &mut [Command]) -> Result<(), tokio_postg
     Ok(())
 }
 
-/// After COMMIT: numbers the batch's events, puts their numbers into the answers, publishes the
-/// last sequence number and answers every caller.
-async fn answer(ctx: &mut WriterCtx, client: &Client, batch: &mut Vec<Command>, events: &[i64]) {
-    let mut seqs = HashMap::new();
-    if !events.is_empty() {
-        match events::sequence_ids(client, events).await {
-            Ok(s) => seqs = s,
-            // Committed all the same: the poll numbers them; the answers carry 0.
-            Err(e) => tracing::warn!(error = %db_error(&e, &ctx.url), "events not numbered yet"),
+/// A committed batch whose answers wait for its events' numbers.
+pub(super) struct Sequenced {
+    batch: Vec<Command>,
+    events: Vec<i64>,
+}
+
+/// After COMMIT: a batch without events is answered at once; one with events goes to the
+/// sequencer task ([`sequencer_loop`]), so the writer starts its next batch while the events
+/// are numbered.
+fn hand_over(ctx: &WriterCtx, batch: &mut Vec<Command>, events: Vec<i64>) {
+    let batch = std::mem::take(batch);
+    if events.is_empty() {
+        answer(batch, &HashMap::new());
+        return;
+    }
+    if let Err(mpsc::error::SendError(s)) = ctx.sequencer.send(Sequenced { batch, events }) {
+        // No sequencer (closing): committed all the same; the answers carry 0.
+        answer(s.batch, &HashMap::new());
+    }
+}
+
+/// Answers every caller of a committed batch, event numbers patched in.
+fn answer(batch: Vec<Command>, seqs: &HashMap<i64, i64>) {
+    for mut cmd in batch {
+        let out = cmd
+            .out
+            .take()
+            .unwrap_or_else(|| Err(StoreError::Internal("write was not run".into())));
+        cmd.finish(out.map(|o| patch_seqs(o, seqs)));
+    }
+}
+
+/// The sequencer task: takes every committed batch queued (a burst), numbers their events in
+/// one sequencer transaction on its own connection, publishes the last sequence number and
+/// answers their callers. Ends once the writer is gone and its batches are answered.
+pub(super) async fn sequencer_loop(
+    pool: Pool,
+    url: String,
+    client: Object,
+    seq: watch::Sender<i64>,
+    mut rx: mpsc::UnboundedReceiver<Sequenced>,
+) {
+    let mut conn = Some(client);
+    let mut burst = Vec::new();
+    while let Some(first) = rx.recv().await {
+        burst.push(first);
+        while let Ok(more) = rx.try_recv() {
+            burst.push(more);
+        }
+        let ids: Vec<i64> = burst
+            .iter()
+            .flat_map(|s| s.events.iter().copied())
+            .collect();
+        if conn.as_ref().is_some_and(|c| c.is_closed()) {
+            conn = None;
+        }
+        if conn.is_none() {
+            conn = pool.get().await.ok();
+        }
+        let mut seqs = HashMap::new();
+        match conn.as_ref() {
+            Some(client) => match events::sequence_ids(client, &ids).await {
+                Ok(s) => seqs = s,
+                // Committed all the same: the poll numbers them; the answers carry 0.
+                Err(e) => {
+                    tracing::warn!(error = %db_error(&e, &url), "events not numbered yet");
+                    if client.is_closed() {
+                        conn = None;
+                    }
+                }
+            },
+            None => tracing::warn!("events not numbered yet: no sequencer connection"),
         }
         if let Some(&max) = seqs.values().max() {
-            ctx.seq.send_if_modified(|s| {
+            seq.send_if_modified(|s| {
                 let newer = max > *s;
                 *s = (*s).max(max);
                 newer
             });
         }
-    }
-    for mut cmd in batch.drain(..) {
-        let out = cmd
-            .out
-            .take()
-            .unwrap_or_else(|| Err(StoreError::Internal("write was not run".into())));
-        cmd.finish(out.map(|o| patch_seqs(o, &seqs)));
+        for s in burst.drain(..) {
+            answer(s.batch, &seqs);
+        }
     }
 }
 
@@ -427,7 +512,11 @@ impl W<'_> {
                 )));
             }
             Op::Failed(f) => Out::State(self.failed(f).await?),
-            Op::Receipt(r) => Out::Receipt(self.record_receipt(r).await?),
+            Op::Receipt(_) => {
+                return Err(JobError::Domain(StoreError::Internal(
+                    "receipts run through receipt_many".into(),
+                )));
+            }
             Op::Mo(m, set) => Out::Mo(self.record_mo(m, set.as_ref()).await?),
             Op::MoFragment(f) => Out::Unit(self.record_mo_fragment(f).await?),
             Op::Expire(now, wait, limit) => Out::Expired(self.expire(*now, *wait, *limit).await?),
