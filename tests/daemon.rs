@@ -1567,3 +1567,26 @@ async fn every_marketing_text_carries_the_opt_out_instruction() {
     let otp = c.call(submit("Code 1234", "transactional")).await;
     assert_eq!(otp["ok"], true, "{otp}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destinations_are_checked_against_their_countrys_numbering_plan() {
+    let (a, b) = sims().await;
+    let d = start(&a, &b, "");
+    let mut c = d.client().await;
+    // Too short for Sweden: refused, naming the country and the reason.
+    let v = c.submit("+4670123", "hi").await;
+    assert_eq!(v["error"]["code"], "invalid_destination", "{v}");
+    let why = v["error"]["message"].as_str().unwrap_or("");
+    assert!(why.contains("Sweden") && why.contains("too short"), "{v}");
+    // A Swedish fixed line (Stockholm 08): accepted, flagged.
+    let fixed = c.submit("+4681234567", "hi").await;
+    assert_eq!(
+        (fixed["ok"].clone(), fixed["warning"].clone()),
+        (json!(true), json!("not_mobile")),
+        "{fixed}"
+    );
+    // A Swedish mobile: no warning.
+    let mobile = c.submit("+46701234567", "hi").await;
+    assert_eq!(mobile["ok"], true, "{mobile}");
+    assert!(mobile.get("warning").is_none(), "{mobile}");
+}
