@@ -1176,6 +1176,8 @@ async fn send_file_pipelines_every_row_and_prints_the_summary_and_final_states()
         rows.push_str(&format!("+467010{i:05},\"Name{i}\"\n"));
     }
     rows.push_str("12ab,Broken\n");
+    // The same numbers again, one written differently: skipped, not sent twice.
+    rows.push_str("+46 70-100 00 07,Dup\n+46701000299,Again\n");
     std::fs::write(&csv, rows).expect("write csv");
     let (ok, stdout, stderr) = smppd(&[
         "send",
@@ -1201,6 +1203,14 @@ async fn send_file_pipelines_every_row_and_prints_the_summary_and_final_states()
     );
     assert!(stdout.contains("final states after"), "{stdout}");
     assert!(stdout.contains("\n  delivered: 300\n"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "skipped duplicate numbers: 2\n  PATH:303: +46701000007 (first on line 9)\n  PATH:304: +46701000299 (first on line 301)\n"
+                .replace("PATH", &csv.display().to_string())
+                .as_str()
+        ),
+        "{stdout}"
+    );
     assert!(
         stderr.contains("numbers.csv:302: invalid_destination"),
         "{stderr}"

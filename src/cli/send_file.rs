@@ -250,6 +250,15 @@ impl Layout {
         Ok(Layout { to_col, template })
     }
 
+    /// The row's number normalized to E.164 (`0046 70-123 45 67` and `+46701234567` are one
+    /// number); `None` when it does not parse (the daemon then refuses the row, naming why).
+    fn number(&self, row: &[String]) -> Option<String> {
+        let to = row.get(self.to_col)?.trim();
+        smppd::address::Msisdn::parse(to)
+            .ok()
+            .map(|m| m.to_string())
+    }
+
     fn request(&self, row: &[String], job: &FileJob<'_>) -> serde_json::Value {
         let to = row.get(self.to_col).map(|s| s.trim()).unwrap_or("");
         let mut req = json!({
@@ -273,6 +282,9 @@ struct Tally {
     rejected: BTreeMap<String, u64>,
     /// The first rejections with their file and line, for the error output.
     first_rejections: Vec<String>,
+    /// Rows skipped because their number (normalized to E.164) came before: (line, number,
+    /// the line it first came on).
+    duplicates: Vec<(usize, String, usize)>,
 }
 
 impl Tally {
@@ -314,6 +326,18 @@ impl Tally {
         println!("rejected: {}", self.rejected());
         for (code, n) in &self.rejected {
             println!("  {code}: {n}");
+        }
+        if !self.duplicates.is_empty() {
+            println!("skipped duplicate numbers: {}", self.duplicates.len());
+            for (line, number, first) in self.duplicates.iter().take(10) {
+                println!(
+                    "  {}:{line}: {number} (first on line {first})",
+                    path.display()
+                );
+            }
+            if self.duplicates.len() > 10 {
+                println!("  … and {} more", self.duplicates.len() - 10);
+            }
         }
     }
 }
@@ -368,12 +392,22 @@ async fn send_rows(
     let in_flight = job.in_flight.clamp(1, 10_000);
     let mut pending: HashMap<u64, usize> = HashMap::new();
     let mut tally = Tally::default();
+    // Each number once: the first row for it is sent, later ones are skipped and reported.
+    let mut first_line: HashMap<String, usize> = HashMap::new();
     let mut eof = false;
     while !eof || !pending.is_empty() {
         while !eof && pending.len() < in_flight {
             match rows.next_row(job.path)? {
                 None => eof = true,
                 Some((line_no, row)) => {
+                    if let Some(number) = layout.number(&row) {
+                        if let Some(first) = first_line.get(&number) {
+                            tally.duplicates.push((line_no, number, *first));
+                            progress.inc(1);
+                            continue;
+                        }
+                        first_line.insert(number, line_no);
+                    }
                     let r = c.send(layout.request(&row, job)).await?;
                     pending.insert(r, line_no);
                 }
