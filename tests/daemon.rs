@@ -566,6 +566,17 @@ async fn reload_applies_a_good_file_and_keeps_the_running_config_on_a_bad_one() 
     drop(d);
 }
 
+/// Injects a one-part MO from `from` (E.164) to 72000 at the simulator.
+fn inject_mo(sim: &smppd::sim::SimHandle, from: &str, text: &str) {
+    sim.inject_mo(MoMessage {
+        system_id: None,
+        from: from.trim_start_matches('+').into(),
+        to: "72000".into(),
+        text: text.into(),
+        concatenated: false,
+    });
+}
+
 /// Injects an MO from `from` at the simulator and waits until a marketing submit to it gets
 /// `opted_out` (`want_out`) or `ok`.
 async fn mo_then_wait(
@@ -575,13 +586,7 @@ async fn mo_then_wait(
     text: &str,
     want_out: bool,
 ) {
-    sim.inject_mo(MoMessage {
-        system_id: None,
-        from: from.trim_start_matches('+').into(),
-        to: "72000".into(),
-        text: text.into(),
-        concatenated: false,
-    });
+    inject_mo(sim, from, text);
     let marketing =
         json!({"op":"submit","to":from,"from":"ACME","text":"Sale!","class":"marketing"});
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -616,13 +621,7 @@ async fn an_mo_reply_opts_out_by_its_first_word() {
     // A stop keyword that is not the first word opts nobody out: the MO is recorded, and a
     // marketing message still goes (checked after a START-free MO was surely processed).
     let number = "+46701119999";
-    a.inject_mo(MoMessage {
-        system_id: None,
-        from: number.trim_start_matches('+').into(),
-        to: "72000".into(),
-        text: "Please do not stop".into(),
-        concatenated: false,
-    });
+    inject_mo(&a, number, "Please do not stop");
     mo_then_wait(&a, &mut c, "+46701119998", "STOP", true).await;
     let v = c
         .call(json!({"op":"submit","to":number,"from":"ACME","text":"Sale!","class":"marketing"}))

@@ -98,6 +98,22 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// A write named a part that does not exist.
+    pub(crate) fn part_not_found(p: super::PartRef) -> StoreError {
+        StoreError::NotFound {
+            what: "part",
+            id: format!("{}/{}", p.message, p.n),
+        }
+    }
+
+    /// A write named a message that does not exist.
+    pub(crate) fn message_not_found(id: super::MessageId) -> StoreError {
+        StoreError::NotFound {
+            what: "message",
+            id: id.to_string(),
+        }
+    }
+
     /// True when the client should be told `overloaded` (and the daemon keep running).
     pub fn is_overload(&self) -> bool {
         matches!(

@@ -31,17 +31,11 @@ pub(super) fn part_state(c: i32) -> Result<PartState, JobError> {
 }
 
 pub(super) fn not_found(p: PartRef) -> JobError {
-    JobError::Domain(StoreError::NotFound {
-        what: "part",
-        id: format!("{}/{}", p.message, p.n),
-    })
+    JobError::Domain(StoreError::part_not_found(p))
 }
 
 fn message_not_found(id: MessageId) -> JobError {
-    JobError::Domain(StoreError::NotFound {
-        what: "message",
-        id: id.to_string(),
-    })
+    JobError::Domain(StoreError::message_not_found(id))
 }
 
 fn bad_parts(n: usize) -> StoreError {

@@ -112,17 +112,11 @@ fn part_state(c: i64) -> Result<PartState, JobError> {
 }
 
 fn not_found(p: PartRef) -> JobError {
-    JobError::Domain(StoreError::NotFound {
-        what: "part",
-        id: format!("{}/{}", p.message, p.n),
-    })
+    JobError::Domain(StoreError::part_not_found(p))
 }
 
 fn message_not_found(id: MessageId) -> JobError {
-    JobError::Domain(StoreError::NotFound {
-        what: "message",
-        id: id.to_string(),
-    })
+    JobError::Domain(StoreError::message_not_found(id))
 }
 
 /// What every part of a message repeats from it (so the queue and the sweeps need no join).
