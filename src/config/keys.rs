@@ -111,9 +111,11 @@ pub const STORE: Section = Section {
         ),
         key(
             "pool_size",
-            Kind::Int { min: 2, max: 64 },
+            Kind::Int { min: 4, max: 64 },
             Default::Int(8),
-            "PostgreSQL connections this instance opens (one is the writer's).",
+            "PostgreSQL connections of this instance's store: the writer's, the event \
+             sequencer's, and reads (which never wait behind a write). The lease task and the \
+             route budgets open two more each.",
         ),
         key(
             "sync",
