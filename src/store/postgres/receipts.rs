@@ -18,14 +18,13 @@ use crate::fnv::Fnv1a;
 use crate::receipt;
 use crate::store::sqlite::write::receipts::{
     Logged, NO_ID_KEY, dlr_body, find_receipt, fingerprint, outcome_code, outcome_from_code,
-    stat_text,
+    rerouted_body, stat_text,
 };
 use crate::store::{
     Ack, AckResult, IncomingReceipt, MessageId, MessageState, PartRef, PartState, ReceiptApplied,
     ReceiptRecorded, Reroute, RerouteRule, StoreError,
 };
 use futures_util::future::{try_join, try_join3, try_join4};
-use serde_json::json;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use tokio_postgres::Row;
@@ -498,12 +497,7 @@ impl W<'_> {
         )
         .await?;
         let state = self.recompute(part.message, now).await?.1;
-        let body = json!({
-            "id": part.message.to_string(), "part": part.n, "state": state.as_str(),
-            "part_state": PartState::Queued.as_str(), "stat": r.stat, "err": r.err,
-            "smsc": r.smsc, "smsc_id": r.smsc_id, "rerouted_to": to,
-        })
-        .to_string();
+        let body = rerouted_body(part, state, &r, &to);
         let seq = self.event("dlr", Some(part.message), &body, now).await?;
         let applied = ReceiptApplied {
             log_id: r.log_id,
@@ -974,14 +968,7 @@ impl W<'_> {
                     apply.target.push(Some(target));
                     let state =
                         message.apply(self, part.message, n, PartState::Queued, true, r.now_ms);
-                    ev_body.push(
-                        json!({
-                            "id": part.message.to_string(), "part": part.n, "state": state.as_str(),
-                            "part_state": PartState::Queued.as_str(), "stat": stat, "err": err,
-                            "smsc": r.smsc, "smsc_id": r.receipt.id, "rerouted_to": to,
-                        })
-                        .to_string(),
-                    );
+                    ev_body.push(rerouted_body(part, state, &logged, &to));
                     let reroute = Reroute {
                         part,
                         route: info.route.clone(),

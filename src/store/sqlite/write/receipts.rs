@@ -12,7 +12,6 @@ use crate::store::{
     ReceiptRecorded, Reroute, RerouteRule,
 };
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::json;
 
 /// The `dlr_log.smsc_key` of a receipt that carries no message id (nothing to correlate): kept
 /// unmatched for ever. `canonical_id` never yields upper case, so no part's key is ever this.
@@ -151,6 +150,20 @@ pub(crate) fn dlr_body(
         json_str(r.smsc),
         json_str(r.smsc_id),
     )
+}
+
+/// The `dlr` event's body for a part a receipt sent back to the queue (reroute): the `dlr` body
+/// with the part queued again and the SMSC it goes to next.
+pub(crate) fn rerouted_body(
+    part: PartRef,
+    state: MessageState,
+    r: &Logged<'_>,
+    to: &str,
+) -> String {
+    let mut body = dlr_body(part, state, PartState::Queued, r);
+    body.pop(); // the closing brace
+    body.push_str(&format!(r#","rerouted_to":{}}}"#, json_str(to)));
+    body
 }
 
 /// Finds a fingerprint in a part's `receipts` list (`log_id:fp,…`); returns the log id.
@@ -471,12 +484,7 @@ impl Writer<'_> {
         let state = self.settle(part.message, queued, false, now)?;
         // The dlr event says what the receipt said and that the part goes again; the message's
         // final outcome follows in the resend's dlr event.
-        let body = json!({
-            "id": part.message.to_string(), "part": part.n, "state": state.as_str(),
-            "part_state": PartState::Queued.as_str(), "stat": r.stat, "err": r.err,
-            "smsc": r.smsc, "smsc_id": r.smsc_id, "rerouted_to": to,
-        })
-        .to_string();
+        let body = rerouted_body(part, state, &r, &to);
         let seq = self.event("dlr", Some(part.message), &body, now)?;
         let applied = ReceiptApplied {
             log_id: r.log_id,
