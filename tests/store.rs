@@ -1248,6 +1248,20 @@ fn reroute_undelivered_resends_once_through_the_next_smsc(fx: &Fx) {
     assert_eq!(m.parts[0].state, PartState::Queued);
     assert_eq!(m.receipts.len(), 1, "the UNDELIV is in the log");
     assert_eq!(m.receipts[0].stat, "UNDELIV");
+    // Its `dlr` event says the part is queued again and where it goes.
+    let events = store.events_after(0, 100).wait().expect("events");
+    let ev = events
+        .iter()
+        .map(|e| e.fields())
+        .find(|f| f["stat"] == "UNDELIV")
+        .expect("the reroute's dlr event");
+    let got = [
+        &ev["state"],
+        &ev["part_state"],
+        &ev["smsc"],
+        &ev["rerouted_to"],
+    ];
+    assert_eq!(got, ["queued", "queued", "op-a", "op-b"], "{ev}");
     // The SMSC re-sending the same receipt changes nothing.
     assert!(matches!(
         record(&store, receipt_rr("op-a", "a1", "UNDELIV", &rule)),
