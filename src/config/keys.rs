@@ -28,6 +28,13 @@ const fn key(name: &'static str, kind: Kind, default: Default, doc: &'static str
 }
 
 const DURATION: Kind = Kind::Duration(Bounds::Any);
+/// The `name` of a window, a route, a simulator: the same rule everywhere (`values::valid_name`).
+const NAME: Key = key(
+    "name",
+    Kind::Str,
+    Default::Required,
+    "A unique name (1-64 letters, digits, '-', '_', '.').",
+);
 const RATE: Kind = Kind::Int {
     min: 1,
     max: 1_000_000,
@@ -281,12 +288,7 @@ pub const WINDOW: Section = Section {
           window over all of them, so nobody is messaged at night. Validated, but not enforced by \
           `smppd run` yet (issue #19).",
     keys: &[
-        key(
-            "name",
-            Kind::Str,
-            Default::Required,
-            "A unique name (1-64 letters, digits, '-', '_', '.').",
-        ),
+        NAME,
         key(
             "class",
             CLASS,
@@ -572,12 +574,7 @@ pub const ROUTE: Section = Section {
     doc: "Routes are tried in order; the first whose rules all match takes the message. A route \
           without match rules takes every remaining message and must be the last one.",
     keys: &[
-        key(
-            "name",
-            Kind::Str,
-            Default::Required,
-            "A unique name (1-64 letters, digits, '-', '_', '.').",
-        ),
+        NAME,
         key(
             "prefix",
             Kind::Strings,
@@ -641,12 +638,7 @@ pub const SIMULATOR: Section = Section {
           loopback, before the binds. For demos and trying smppd out; remove them for real \
           SMSCs.",
     keys: &[
-        key(
-            "name",
-            Kind::Str,
-            Default::Required,
-            "A unique name (1-64 letters, digits, '-', '_', '.').",
-        ),
+        NAME,
         key(
             "listen",
             Kind::Str,
