@@ -240,7 +240,7 @@ impl Cluster {
     async fn round(&mut self, leaving: bool) -> Result<(), sql::Error> {
         let client = self.pool.get().await.map_err(sql::Error::pool)?;
         let sent = Instant::now();
-        sql::heartbeat(&client, &self.me, self.timing.ttl).await?;
+        sql::heartbeat(&client, &self.me).await?;
         let mut owned = self.owned.borrow().clone();
         let usable: Vec<String> = owned
             .smscs

@@ -58,7 +58,7 @@ fn secs(d: Duration) -> f64 {
 }
 
 /// Upserts this instance's row with a fresh heartbeat.
-pub async fn heartbeat(c: &Object, me: &Identity, _ttl: Duration) -> Result<(), Error> {
+pub async fn heartbeat(c: &Object, me: &Identity) -> Result<(), Error> {
     c.execute(
         "INSERT INTO cluster_instance (name, address, config_hash, version, schema_version)
          VALUES ($1, $2, $3, $4, $5)
