@@ -36,6 +36,7 @@
 
 pub mod address;
 pub mod api;
+pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod daemon;

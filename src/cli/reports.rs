@@ -127,10 +127,7 @@ fn normalize_number(s: &str) -> String {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    smppd::clock::now_ms()
 }
 
 /// `YYYY-MM-DD hh:mm:ss` (UTC) from epoch milliseconds (humantime's RFC 3339, with a space

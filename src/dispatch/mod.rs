@@ -42,7 +42,7 @@ use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -70,12 +70,9 @@ const IDLE_POLL: Duration = Duration::from_millis(100);
 const RETRY_MIN: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(300);
 
-/// Milliseconds since the Unix epoch.
+/// Milliseconds since the Unix epoch, on the daemon's clock ([`crate::clock`]).
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    crate::clock::now_ms()
 }
 
 /// Starts the sessions of one configured SMSC, their job channel sized to its windows.

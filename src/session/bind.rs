@@ -394,7 +394,7 @@ impl BindTask {
     /// checked for validity, given a sequence number and put in the window.
     async fn write_jobs(&mut self, batch: &mut Vec<Job>, conn: &mut Conn, s: &mut Serve) {
         let now = Instant::now();
-        let wall = std::time::SystemTime::now();
+        let wall = crate::clock::now();
         for job in batch.drain(..) {
             let job = match stamp_validity(job, wall) {
                 Ok(job) => job,

@@ -434,7 +434,7 @@ impl BindShared {
             r.last_error = Some(reason.to_string());
         }
         r.state = state.clone();
-        r.since = std::time::SystemTime::now();
+        r.since = crate::clock::now();
     }
 
     fn state(&self) -> BindState {
@@ -568,7 +568,7 @@ impl SmscHandle {
                     },
                     state: std::sync::Mutex::new(StateRecord {
                         state: BindState::Connecting,
-                        since: std::time::SystemTime::now(),
+                        since: crate::clock::now(),
                         last_error: None,
                     }),
                     in_flight: AtomicUsize::new(0),
