@@ -40,6 +40,11 @@ pub enum ErrorCode {
     OptedOut,
     /// A `marketing` text without an opt-out instruction while `[marketing] require_optout`.
     MissingOptout,
+    /// Marketing (or a `send_at`) that could not be sent within its validity: no send window opens
+    /// before it ends. `allowed_at` says when the window opens.
+    OutsideWindow,
+    /// A frequency cap (`[[cap]]`) would be exceeded; `allowed_at` says when it frees up.
+    FrequencyCapped,
     Unauthorized,
     Overloaded,
     /// The shared database cannot be reached: nothing was stored; retry (any instance).
@@ -59,6 +64,8 @@ impl ErrorCode {
             ErrorCode::NoRoute => "no_route",
             ErrorCode::OptedOut => "opted_out",
             ErrorCode::MissingOptout => "missing_optout",
+            ErrorCode::OutsideWindow => "outside_window",
+            ErrorCode::FrequencyCapped => "frequency_capped",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::Unavailable => "unavailable",
@@ -68,7 +75,7 @@ impl ErrorCode {
     }
 
     /// Every code, for metrics descriptions and documentation tests.
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::BadRequest,
         ErrorCode::InvalidDestination,
         ErrorCode::InvalidSender,
@@ -77,6 +84,8 @@ impl ErrorCode {
         ErrorCode::NoRoute,
         ErrorCode::OptedOut,
         ErrorCode::MissingOptout,
+        ErrorCode::OutsideWindow,
+        ErrorCode::FrequencyCapped,
         ErrorCode::Unauthorized,
         ErrorCode::Overloaded,
         ErrorCode::Unavailable,
@@ -91,6 +100,9 @@ impl ErrorCode {
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
+    /// When the request would be allowed (ms since the epoch): the send window's opening for
+    /// `outside_window`, the cap freeing up for `frequency_capped`. Sent as `allowed_at`.
+    pub allowed_at: Option<i64>,
 }
 
 impl ApiError {
@@ -98,7 +110,14 @@ impl ApiError {
         ApiError {
             code,
             message: message.into(),
+            allowed_at: None,
         }
+    }
+
+    /// The same error, saying when the request would be allowed.
+    pub fn allowed_at(mut self, ms: i64) -> ApiError {
+        self.allowed_at = Some(ms);
+        self
     }
     fn bad(message: impl Into<String>) -> ApiError {
         ApiError::new(ErrorCode::BadRequest, message)
@@ -537,13 +556,18 @@ fn quote_limited(s: &str) -> String {
 pub struct Reply;
 
 impl Reply {
-    /// `{"ref":…,"ok":false,"error":{"code":…,"message":…}}`
+    /// `{"ref":…,"ok":false,"error":{"code":…,"message":…}}`, with `"allowed_at":ms` when the
+    /// error says when the request would be allowed.
     pub fn error(reference: Option<&RawValue>, err: &ApiError) -> String {
         let mut s = Self::start(reference);
         s.push_str("\"ok\":false,\"error\":{\"code\":\"");
         s.push_str(err.code.as_str());
         s.push_str("\",\"message\":");
         push_json_str(&mut s, &err.message);
+        if let Some(at) = err.allowed_at {
+            s.push_str(",\"allowed_at\":");
+            s.push_str(&at.to_string());
+        }
         s.push_str("}}\n");
         s
     }
@@ -721,6 +745,17 @@ mod tests {
         assert_eq!(v["ref"], "r-17");
         assert_eq!(v["error"]["code"], "bad_request");
         assert!(line.ends_with("}\n"));
+    }
+
+    #[test]
+    fn an_error_says_when_the_request_would_be_allowed() {
+        let e = ApiError::new(ErrorCode::FrequencyCapped, "3 in 7d").allowed_at(1_700_000_000_123);
+        let line = Reply::error(None, &e);
+        let v: serde_json::Value = serde_json::from_str(&line).expect("valid JSON");
+        assert_eq!(v["error"]["code"], "frequency_capped");
+        assert_eq!(v["error"]["allowed_at"], 1_700_000_000_123_i64);
+        let plain = Reply::error(None, &ApiError::new(ErrorCode::OutsideWindow, "x"));
+        assert!(!plain.contains("allowed_at"), "{plain}");
     }
 
     #[test]
