@@ -566,6 +566,10 @@ async fn reload_applies_a_good_file_and_keeps_the_running_config_on_a_bad_one() 
     drop(d);
 }
 
+/// The alphanumeric sender ACME belongs with the short code 72000 (opt-outs sent to 72000
+/// apply to it).
+const ACME_72000: &str = "[[sender]]\naddress = \"72000\"\naliases = [\"ACME\"]\n";
+
 /// Injects a one-part MO from `from` (E.164) to 72000 at the simulator.
 fn inject_mo(sim: &smppd::sim::SimHandle, from: &str, text: &str) {
     sim.inject_mo(MoMessage {
@@ -606,7 +610,9 @@ async fn mo_then_wait(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_mo_reply_opts_out_by_its_first_word() {
     let (a, b) = sims().await;
-    let d = start(&a, &b, "");
+    // The MOs go to 72000; the probes' sender ACME belongs with it (an opt-out follows the
+    // sender it was sent to: tests/caps_optout.rs).
+    let d = start(&a, &b, ACME_72000);
     let mut c = d.client().await;
     c.wait_bound(&["op-a", "op-b"]).await;
     // Real replies: the keyword first, then anything; case, punctuation and diacritics ignored.
@@ -632,7 +638,7 @@ async fn an_mo_reply_opts_out_by_its_first_word() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opt_out_by_mo_keyword_blocks_marketing_but_not_transactional() {
     let (a, b) = sims().await;
-    let d = start(&a, &b, "");
+    let d = start(&a, &b, ACME_72000);
     let mut c = d.client().await;
     c.wait_bound(&["op-a", "op-b"]).await;
     let marketing =

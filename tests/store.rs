@@ -8,9 +8,9 @@
 
 use smppd::receipt::{AcceptedIs, IdRule, ReceiptTlvs, final_outcome, parse_receipt};
 use smppd::store::{
-    Ack, Disposition, Failure, IncomingMo, IncomingReceipt, MessageId, MessageState, NewMessage,
-    NewPart, OptOutChange, PartRef, PartState, ReceiptRecorded, RerouteRule, Retention, Settings,
-    SqliteOptions, Store, StoreError,
+    Ack, CapLimit, Disposition, Failure, GLOBAL_SCOPE, IncomingMo, IncomingReceipt, MessageId,
+    MessageState, NewMessage, NewPart, OptOutChange, PartRef, PartState, ReceiptRecorded,
+    RerouteRule, Retention, Settings, SqliteOptions, Store, StoreError,
 };
 use std::path::{Path, PathBuf};
 
@@ -108,6 +108,8 @@ contract_tests!(
     undelivered_is_final_without_a_reroute_rule_for_the_route,
     a_receipt_before_the_response_is_rerouted_at_the_response,
     a_receipt_without_an_id_is_kept_unmatched_and_never_matches,
+    caps_are_checked_and_counted_with_the_accept,
+    optouts_are_kept_per_scope,
 );
 
 fn msg(to: &str, parts: usize) -> NewMessage {
@@ -829,13 +831,15 @@ fn mo_optout_and_resumable_events(fx: &Fx) {
             "STOP",
             Some(OptOutChange::Add {
                 keyword: "STOP".into(),
+                scope: GLOBAL_SCOPE.into(),
             }),
         ))
         .wait()
         .expect("mo");
     assert!(b.seq > a.seq);
-    assert!(store.is_opted_out("+46701111111").wait().expect("read"));
-    assert!(!store.is_opted_out("+46702222222").wait().expect("read"));
+    let opted = |n: &str| store.is_opted_out(n, "72000").wait().expect("read");
+    assert_eq!(opted("+46701111111").as_deref(), Some(GLOBAL_SCOPE));
+    assert_eq!(opted("+46702222222"), None);
     drop(store);
     // A subscriber resumes after the last seq it saw, across a restart.
     let store = fx.open();
@@ -846,10 +850,21 @@ fn mo_optout_and_resumable_events(fx: &Fx) {
     assert_eq!(rest[0].fields()["text"], "STOP");
     assert_eq!(rest[0].fields()["optout"], "added");
     store
-        .record_mo(mo("START", Some(OptOutChange::Remove)))
+        .record_mo(mo(
+            "START",
+            Some(OptOutChange::Remove {
+                scope: GLOBAL_SCOPE.into(),
+            }),
+        ))
         .wait()
         .expect("mo");
-    assert!(!store.is_opted_out("+46701111111").wait().expect("read"));
+    assert_eq!(
+        store
+            .is_opted_out("+46701111111", "72000")
+            .wait()
+            .expect("read"),
+        None
+    );
 }
 
 fn retention_prunes_in_batches_and_keeps_the_sequence(fx: &Fx) {
@@ -879,6 +894,7 @@ fn retention_prunes_in_batches_and_keeps_the_sequence(fx: &Fx) {
     let retention = Retention {
         messages_ms: Some(1_000),
         log_ms: Some(1_000),
+        cap_hits_ms: None,
     };
     let now = T0 + 10_000;
     let mut rounds = 0;
@@ -1143,7 +1159,8 @@ fn a_version_1_store_is_migrated() {
          VALUES ({queued}, '+46700000003', 'ACME', 'old', 0, 0, {T0} + 1000, 'gsm7', 'udh8',
             '{{}}', 1, 'late', 1, 0, {T0});
          INSERT INTO part (message_id, n, route, priority, state, data_coding, esm_class, segment)
-         VALUES ({queued}, 1, 'old', 0, 0, 0, 0, x'00');",
+         VALUES ({queued}, 1, 'old', 0, 0, 0, 0, x'00');
+         INSERT INTO optout (number, keyword, at, smsc) VALUES ('+46700000009', 'STOP', {T0}, 'op-a');",
         queued = id + 1
     ))
     .expect("v1 rows");
@@ -1151,8 +1168,15 @@ fn a_version_1_store_is_migrated() {
 
     let (store, rec) = open_with(&path, Settings::default());
     // 2 (receipt columns), 3 (rerouted_from), 4 (the done_at index for status), 5 (the parts'
-    // validity and the expiry indexes) and 6 (kept parts of concatenated MO).
-    assert_eq!(rec.migrations_applied, 5, "migrations 2, 3, 4, 5 and 6");
+    // validity and the expiry indexes), 6 (kept parts of concatenated MO) and 7 (opt-out
+    // scopes, cap counts).
+    assert_eq!(rec.migrations_applied, 6, "migrations 2 to 7");
+    // An opt-out from before scopes is global: every sender's marketing is refused.
+    let scope = store
+        .is_opted_out("+46700000009", "72000")
+        .wait()
+        .expect("read");
+    assert_eq!(scope.as_deref(), Some(GLOBAL_SCOPE));
     let m = store
         .message(MessageId::from_i64(id))
         .wait()
@@ -1528,4 +1552,186 @@ fn sqlite_answers_the_cluster_methods_as_a_single_node() {
     assert_eq!(again.len(), 1);
     // As `Requeue { maybe_sent: false }`: the attempt is given back.
     assert_eq!((again[0].attempts, again[0].maybe_sent), (1, false));
+}
+
+/// A marketing message to `to` under one cap: at most `max` per `per_ms`, accepted at `at`.
+fn capped(to: &str, max: u32, per_ms: i64, at: i64) -> NewMessage {
+    NewMessage {
+        now_ms: at,
+        caps: vec![CapLimit {
+            key: "marketing".into(),
+            scope: to.into(),
+            max,
+            per_ms,
+            label: format!("max = {max}"),
+        }],
+        ..msg(to, 1)
+    }
+}
+
+fn cap_refusal(r: Result<smppd::store::Accepted, StoreError>) -> smppd::store::CapRefusal {
+    match r {
+        Err(StoreError::Capped(c)) => c,
+        other => panic!("not refused by the cap: {other:?}"),
+    }
+}
+
+fn caps_are_checked_and_counted_with_the_accept(fx: &Fx) {
+    let store = fx.open();
+    let to = "+46701110001";
+    store.accept(capped(to, 2, 1_000, T0)).wait().expect("1st");
+    store
+        .accept(capped(to, 2, 1_000, T0 + 10))
+        .wait()
+        .expect("2nd");
+    let r = cap_refusal(store.accept(capped(to, 2, 1_000, T0 + 20)).wait());
+    assert_eq!((r.allowed_at_ms, r.label.as_str()), (T0 + 1_000, "max = 2"));
+    // The refusal did not count: once the first accept left the window, one more fits.
+    store
+        .accept(capped(to, 2, 1_000, T0 + 1_000))
+        .wait()
+        .expect("freed");
+    let r = cap_refusal(store.accept(capped(to, 2, 1_000, T0 + 1_001)).wait());
+    assert_eq!(r.allowed_at_ms, T0 + 1_010);
+    // Accepts queued at once (one batch) are decided in order: exactly `max` pass.
+    let burst = "+46701110002";
+    let pending: Vec<_> = (0..10)
+        .map(|_| store.accept(capped(burst, 3, 60_000, T0)))
+        .collect();
+    let results: Vec<_> = pending.into_iter().map(|p| p.wait()).collect();
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        3,
+        "{results:?}"
+    );
+    // A repeated idempotency key is the first message again, not a refusal, and counts once.
+    let keyed = |key: &str, at: i64| NewMessage {
+        key: Some(key.into()),
+        ..capped("+46701110003", 2, 60_000, at)
+    };
+    let first = store.accept(keyed("k1", T0)).wait().expect("first");
+    for _ in 0..3 {
+        let again = store.accept(keyed("k1", T0 + 1)).wait().expect("duplicate");
+        assert!(again.duplicate && again.id == first.id);
+    }
+    store
+        .accept(keyed("k2", T0 + 2))
+        .wait()
+        .expect("second counts");
+    let again = store
+        .accept(keyed("k1", T0 + 3))
+        .wait()
+        .expect("a duplicate of a full cap");
+    assert!(again.duplicate);
+    cap_refusal(store.accept(keyed("k3", T0 + 3)).wait());
+    // The counts are in the store: a reopened store still refuses.
+    drop(store);
+    let store = fx.open();
+    let r = cap_refusal(store.accept(capped(to, 2, 1_000, T0 + 1_002)).wait());
+    assert_eq!(r.allowed_at_ms, T0 + 1_010);
+    // Pruning drops counts no cap reads any more.
+    let retention = Retention {
+        cap_hits_ms: Some(1_000),
+        ..Retention::default()
+    };
+    let pruned = store
+        .prune(retention, T0 + 5_000, 100)
+        .wait()
+        .expect("prune");
+    assert_eq!(pruned, 8, "3 + 3 + 2 counts, each accept counted once");
+    assert_eq!(
+        store
+            .prune(retention, T0 + 5_000, 100)
+            .wait()
+            .expect("prune"),
+        0
+    );
+}
+
+fn optouts_are_kept_per_scope(fx: &Fx) {
+    let store = fx.open();
+    let n = "+46701110010";
+    let opted = |scope: &str| store.is_opted_out(n, scope).wait().expect("read");
+    assert!(
+        store
+            .optout_add(n.into(), "72000".into(), T0)
+            .wait()
+            .expect("add")
+    );
+    assert!(
+        !store
+            .optout_add(n.into(), "72000".into(), T0)
+            .wait()
+            .expect("again")
+    );
+    assert_eq!(opted("72000").as_deref(), Some("72000"));
+    assert_eq!(opted("73000"), None);
+    assert!(
+        store
+            .optout_add(n.into(), GLOBAL_SCOPE.into(), T0)
+            .wait()
+            .expect("add all")
+    );
+    assert_eq!(opted("73000").as_deref(), Some(GLOBAL_SCOPE));
+    assert_eq!(
+        opted("72000").as_deref(),
+        Some(GLOBAL_SCOPE),
+        "the global entry first"
+    );
+    // An MO's change applies to its own scope only.
+    let mo = |text: &str, optout| IncomingMo {
+        smsc: "op-a".into(),
+        from: n.into(),
+        to: "74000".into(),
+        text: text.into(),
+        parts: 1,
+        optout: Some(optout),
+        now_ms: T0,
+    };
+    let stop = OptOutChange::Add {
+        keyword: "STOP".into(),
+        scope: "74000".into(),
+    };
+    store.record_mo(mo("STOP", stop)).wait().expect("mo");
+    let start = OptOutChange::Remove {
+        scope: "72000".into(),
+    };
+    store.record_mo(mo("START", start)).wait().expect("mo");
+    let list = store
+        .optout_list(String::new(), None, 10)
+        .wait()
+        .expect("list");
+    let scopes: Vec<(&str, &str, &str)> = list
+        .iter()
+        .map(|e| (e.number.as_str(), e.scope.as_str(), e.keyword.as_str()))
+        .collect();
+    // In (number, scope) order: digits sort before letters.
+    assert_eq!(scopes, [(n, "74000", "STOP"), (n, GLOBAL_SCOPE, "manual")]);
+    // Paging by (number, scope): one entry per page, nothing skipped or repeated.
+    let first = store
+        .optout_list(String::new(), None, 1)
+        .wait()
+        .expect("page");
+    let next = store
+        .optout_list(first[0].number.clone(), Some(first[0].scope.clone()), 1)
+        .wait()
+        .expect("page");
+    let paged = [first[0].scope.as_str(), next[0].scope.as_str()];
+    assert_eq!(paged, [list[0].scope.as_str(), list[1].scope.as_str()]);
+    // Without a scope, `after` skips every entry of that number.
+    assert!(
+        store
+            .optout_list(n.into(), None, 10)
+            .wait()
+            .expect("page")
+            .is_empty()
+    );
+    assert!(
+        store
+            .optout_remove(n.into(), GLOBAL_SCOPE.into())
+            .wait()
+            .expect("remove")
+    );
+    assert_eq!(opted("72000"), None);
+    assert_eq!(opted("74000").as_deref(), Some("74000"));
 }

@@ -11,8 +11,8 @@ mod support;
 
 use smppd::receipt::{AcceptedIs, IdRule, ReceiptTlvs, final_outcome, parse_receipt};
 use smppd::store::{
-    Ack, Disposition, Failure, IncomingMo, IncomingReceipt, MessageState, NewMessage, NewPart,
-    PartRef, ReceiptRecorded, RerouteRule, Settings, Store, StoreError,
+    Ack, CapLimit, Disposition, Failure, IncomingMo, IncomingReceipt, MessageState, NewMessage,
+    NewPart, PartRef, ReceiptRecorded, RerouteRule, Settings, Store, StoreError,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -119,6 +119,63 @@ fn ids_are_unique_across_instances_accepting_at_once() {
     // Same millisecond for all: only the database counter tells them apart.
     assert!(ids.iter().all(|id| id.millis() == T0));
     assert_eq!(pg.psql("SELECT count(*) FROM message"), "3000");
+}
+
+/// A frequency cap: at most `max` accepts per `per_ms` for `to`.
+fn capped(to: &str, max: u32, per_ms: i64, now_ms: i64) -> NewMessage {
+    NewMessage {
+        now_ms,
+        caps: vec![CapLimit {
+            key: "marketing".into(),
+            scope: to.into(),
+            max,
+            per_ms,
+            label: format!("max = {max}"),
+        }],
+        ..msg(to)
+    }
+}
+
+/// Two instances accept for the same recipient at once, many times over: the cap is never
+/// exceeded (the counter's advisory lock serializes the check and the count across instances),
+/// and every refusal is the cap's.
+#[test]
+fn two_instances_racing_for_one_recipient_never_exceed_its_cap() {
+    let (rt, pg) = (StoreRuntime::new(), Pg::start());
+    let a = open(&rt, &pg, "a");
+    let b = open(&rt, &pg, "b");
+    for round in 0..20i64 {
+        let to = format!("+467011{round:05}");
+        let at = T0 + round;
+        let to = to.as_str();
+        let run = move |store: &Store| {
+            let pending: Vec<_> = (0..10)
+                .map(|_| store.accept(capped(to, 3, 60_000, at)))
+                .collect();
+            let mut ok = 0;
+            for p in pending {
+                match p.wait() {
+                    Ok(_) => ok += 1,
+                    Err(StoreError::Capped(r)) => assert_eq!(r.allowed_at_ms, at + 60_000),
+                    Err(e) => panic!("not a cap refusal: {e}"),
+                }
+            }
+            ok
+        };
+        let (ok_a, ok_b) = std::thread::scope(|s| {
+            let (a, b) = (&a, &b);
+            let ta = s.spawn(move || run(a));
+            let tb = s.spawn(move || run(b));
+            (ta.join().expect("a"), tb.join().expect("b"))
+        });
+        assert_eq!(ok_a + ok_b, 3, "round {round}: {ok_a} + {ok_b} accepted");
+        assert_eq!(
+            pg.psql(&format!(
+                "SELECT count(*) FROM cap_hit WHERE scope = '{to}'"
+            )),
+            "3"
+        );
+    }
 }
 
 #[test]
@@ -547,12 +604,12 @@ fn hold_writer(
             .expect("raw connection");
         tokio::spawn(conn);
         client
-            .batch_execute("BEGIN; INSERT INTO optout VALUES ('+1', 'manual', 0, '-')")
+            .batch_execute("BEGIN; INSERT INTO optout (number, scope, keyword, at, smsc) VALUES ('+1', 'all', 'manual', 0, '-')")
             .await
             .expect("raw insert");
         client
     });
-    let blocked = store.optout_add("+1".into(), T0);
+    let blocked = store.optout_add("+1".into(), "all".into(), T0);
     std::thread::sleep(Duration::from_millis(300));
     (raw, blocked)
 }
@@ -783,7 +840,8 @@ fn migrate_applies_the_schema_once() {
         pool_size: 1,
     };
     let migrate = || rt.block_on(smppd::store::postgres::migrate(&config));
-    assert_eq!(migrate().expect("migrates"), 1);
+    let all = smppd::store::postgres::current_version() as u32;
+    assert_eq!(migrate().expect("migrates"), all);
     assert_eq!(migrate().expect("migrates"), 0);
     let (_, recovery) = rt.open(&pg.url(), "a", settings()).expect("opens");
     assert_eq!(recovery.migrations_applied, 0);

@@ -166,11 +166,16 @@ pub enum Request {
 /// What an `optout` request does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OptOutOp {
-    Add(Msisdn),
-    Remove(Msisdn),
-    /// A page of the list, numbers after `after` (exclusive) in order.
+    /// Opt a number out of `scope`: a sender address (standing for its `[[sender]]` group) or
+    /// `None` for every sender (the global list).
+    Add(Msisdn, Option<String>),
+    /// Take a number off exactly `scope` (`None`: the global list).
+    Remove(Msisdn, Option<String>),
+    /// A page of the list in (number, scope) order: entries after (`after`, `scope`), or after
+    /// every entry of `after` when no scope is given.
     List {
         after: Option<Msisdn>,
+        scope: Option<String>,
     },
 }
 
@@ -224,6 +229,7 @@ struct Wire<'a> {
     token: Option<String>,
     action: Option<String>,
     number: Option<String>,
+    scope: Option<String>,
 }
 
 /// Only the `ref`, for echoing it when the full request does not deserialize.
@@ -339,7 +345,7 @@ fn describe_json_error(e: &serde_json::Error) -> String {
 impl Wire<'_> {
     /// Refuses fields that belong to other operations, so that typos and mix-ups surface.
     fn only(&self, op: &str, allowed: &[&str]) -> Result<(), ApiError> {
-        let present: [(&str, bool); 17] = [
+        let present: [(&str, bool); 18] = [
             ("to", self.to.is_some()),
             ("from", self.from.is_some()),
             ("text", self.text.is_some()),
@@ -357,6 +363,7 @@ impl Wire<'_> {
             ("token", self.token.is_some()),
             ("action", self.action.is_some()),
             ("number", self.number.is_some()),
+            ("scope", self.scope.is_some()),
         ];
         match present
             .iter()
@@ -408,8 +415,9 @@ fn validate(w: Wire<'_>) -> Result<Request, ApiError> {
             Ok(Request::Auth { token })
         }
         "optout" => {
-            w.only(op, &["action", "number"])?;
-            validate_optout(w.action.as_deref(), w.number).map(Request::OptOut)
+            w.only(op, &["action", "number", "scope"])?;
+            let scope = optout_scope(w.scope)?;
+            validate_optout(w.action.as_deref(), w.number, scope).map(Request::OptOut)
         }
         other => Err(ApiError::bad(format!(
             "unknown op {}; expected submit, query, subscribe, status, ping, auth, reload or optout",
@@ -428,15 +436,32 @@ fn optout_number(n: Option<String>) -> Result<Msisdn, ApiError> {
     })
 }
 
-fn validate_optout(action: Option<&str>, number: Option<String>) -> Result<OptOutOp, ApiError> {
+/// An opt-out scope as given: a sender address or `all`, 1-64 characters.
+fn optout_scope(scope: Option<String>) -> Result<Option<String>, ApiError> {
+    match scope.as_deref().map(str::trim) {
+        None => Ok(None),
+        Some(s) if s.is_empty() || s.chars().count() > 64 => Err(ApiError::bad(format!(
+            "scope {}: a sender address or \"all\", 1-64 characters",
+            quote_limited(s)
+        ))),
+        Some(s) => Ok(Some(s.to_owned())),
+    }
+}
+
+fn validate_optout(
+    action: Option<&str>,
+    number: Option<String>,
+    scope: Option<String>,
+) -> Result<OptOutOp, ApiError> {
     match action {
-        Some("add") => Ok(OptOutOp::Add(optout_number(number)?)),
-        Some("remove") => Ok(OptOutOp::Remove(optout_number(number)?)),
+        Some("add") => Ok(OptOutOp::Add(optout_number(number)?, scope)),
+        Some("remove") => Ok(OptOutOp::Remove(optout_number(number)?, scope)),
         Some("list") => Ok(OptOutOp::List {
             after: match number {
                 Some(n) => Some(optout_number(Some(n))?),
                 None => None,
             },
+            scope,
         }),
         Some(other) => Err(ApiError::bad(format!(
             "`action` {}: expected add, remove or list",
@@ -621,7 +646,7 @@ mod tests {
 
     #[test]
     fn optout_requests() {
-        let Ok(Request::OptOut(OptOutOp::Add(n))) =
+        let Ok(Request::OptOut(OptOutOp::Add(n, None))) =
             req(r#"{"op":"optout","action":"add","number":"0046 70-111 22 33"}"#)
         else {
             panic!("not an add")
@@ -629,11 +654,21 @@ mod tests {
         assert_eq!(n.to_string(), "+46701112233");
         assert!(matches!(
             req(r#"{"op":"optout","action":"remove","number":"+46701112233"}"#),
-            Ok(Request::OptOut(OptOutOp::Remove(_)))
+            Ok(Request::OptOut(OptOutOp::Remove(_, None)))
         ));
         assert_eq!(
+            req(r#"{"op":"optout","action":"add","number":"+46701112233","scope":" 72000 "}"#),
+            Ok(Request::OptOut(OptOutOp::Add(
+                Msisdn::parse("+46701112233").expect("number"),
+                Some("72000".into())
+            )))
+        );
+        assert_eq!(
             req(r#"{"op":"optout","action":"list"}"#),
-            Ok(Request::OptOut(OptOutOp::List { after: None }))
+            Ok(Request::OptOut(OptOutOp::List {
+                after: None,
+                scope: None
+            }))
         );
         let code = |line: &str| req(line).map(|_| ()).map_err(|e| e.code);
         assert_eq!(

@@ -18,12 +18,17 @@ use super::send::{Target, runtime};
 pub struct OptOutArgs {
     #[command(flatten)]
     pub target: Target,
-    /// `list` (every number, in order, with the keyword and time that put it there), `add
-    /// NUMBER`, `remove NUMBER`, or `import FILE` (one number per line or the first CSV column;
-    /// blank lines, `#` comments and a header line are skipped).
+    /// `list` (every number and scope, in order, with the keyword and time that put it there),
+    /// `add NUMBER`, `remove NUMBER`, or `import FILE` (one number per line or the first CSV
+    /// column; blank lines, `#` comments and a header line are skipped).
     pub action: Action,
     /// The number (add, remove) or the file (import).
     pub arg: Option<String>,
+    /// add, remove, import: the sender whose opt-out list it is (a short code, number or
+    /// alias; its `[[sender]]` group's address is stored), or `all` (the default): every
+    /// sender. `remove` takes the number off exactly that scope.
+    #[arg(long)]
+    pub scope: Option<String>,
     /// list: one JSON object per line instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -57,21 +62,37 @@ pub fn run(args: OptOutArgs) -> anyhow::Result<()> {
             (Action::Import, None) => bail!("`optout import` needs a FILE"),
             (_, None) => bail!("`optout add` and `optout remove` need a NUMBER"),
         };
+        if matches!(args.action, Action::List) && args.scope.is_some() {
+            bail!("`optout list` lists every scope; --scope is for add, remove and import");
+        }
         let mut c = args.target.connect().await?;
+        let scope = args.scope.as_deref();
         match args.action {
-            Action::Add => change(&mut c, "add", &arg).await,
-            Action::Remove => change(&mut c, "remove", &arg).await,
+            Action::Add => change(&mut c, "add", &arg, scope).await,
+            Action::Remove => change(&mut c, "remove", &arg, scope).await,
             Action::List => list(&mut c, args.json).await,
-            Action::Import => import(&mut c, &PathBuf::from(arg), args.in_flight).await,
+            Action::Import => import(&mut c, &PathBuf::from(arg), scope, args.in_flight).await,
         }
     })
 }
 
+/// The `optout` request changing one number.
+fn change_request(action: &str, number: &str, scope: Option<&str>) -> Value {
+    let mut req = json!({"op":"optout","action":action,"number":number});
+    if let Some(s) = scope {
+        req["scope"] = json!(s);
+    }
+    req
+}
+
 /// `optout add` / `optout remove` of one number, and what it changed.
-async fn change(c: &mut Client, action: &str, number: &str) -> anyhow::Result<()> {
-    let v = c
-        .call(json!({"op":"optout","action":action,"number":number}))
-        .await?;
+async fn change(
+    c: &mut Client,
+    action: &str,
+    number: &str,
+    scope: Option<&str>,
+) -> anyhow::Result<()> {
+    let v = c.call(change_request(action, number, scope)).await?;
     if v["ok"] != true {
         return Err(refused(&v));
     }
@@ -82,7 +103,10 @@ async fn change(c: &mut Client, action: &str, number: &str) -> anyhow::Result<()
         (_, true) => "removed from the opt-out list",
         (_, false) => "was not on the opt-out list",
     };
-    println!("{n}: {what}");
+    match v["scope"].as_str() {
+        Some(scope) if scope != smppd::store::GLOBAL_SCOPE => println!("{n}: {what} of {scope}"),
+        _ => println!("{n}: {what}"),
+    }
     Ok(())
 }
 
@@ -90,16 +114,18 @@ async fn change(c: &mut Client, action: &str, number: &str) -> anyhow::Result<()
 async fn list(c: &mut Client, json: bool) -> anyhow::Result<()> {
     if !json {
         println!(
-            "{:<17} {:<12} {:<20} SMSC",
-            "NUMBER", "KEYWORD", "SINCE (UTC)"
+            "{:<17} {:<12} {:<12} {:<20} SMSC",
+            "NUMBER", "SCOPE", "KEYWORD", "SINCE (UTC)"
         );
     }
-    let mut after: Option<String> = None;
-    let mut total = 0u64;
+    let mut after: Option<(String, String)> = None;
+    let (mut total, mut numbers) = (0u64, 0u64);
+    let mut previous = String::new();
     loop {
         let mut req = json!({"op":"optout","action":"list"});
-        if let Some(a) = &after {
-            req["number"] = json!(a);
+        if let Some((number, scope)) = &after {
+            req["number"] = json!(number);
+            req["scope"] = json!(scope);
         }
         let v = c.call(req).await?;
         if v["ok"] != true {
@@ -108,15 +134,36 @@ async fn list(c: &mut Client, json: bool) -> anyhow::Result<()> {
         let page = v["numbers"].as_array().cloned().unwrap_or_default();
         for e in &page {
             total += 1;
+            let number = e["number"].as_str().unwrap_or("");
+            if number != previous {
+                numbers += 1;
+                previous = number.to_owned();
+            }
             print_entry(e, json);
         }
-        match page.last().and_then(|e| e["number"].as_str()) {
-            Some(last) if v["more"] == true => after = Some(last.to_owned()),
+        let last = page.last().and_then(|e| {
+            Some((
+                e["number"].as_str()?.to_owned(),
+                e["scope"].as_str()?.to_owned(),
+            ))
+        });
+        match last {
+            Some(last) if v["more"] == true => after = Some(last),
             _ => break,
         }
     }
     if !json {
-        println!("{total} number{}", if total == 1 { "" } else { "s" });
+        let plural =
+            |n: u64, one: &'static str, many: &'static str| if n == 1 { one } else { many };
+        if total == numbers {
+            println!("{numbers} {}", plural(numbers, "number", "numbers"));
+        } else {
+            let (n, e) = (
+                plural(numbers, "number", "numbers"),
+                plural(total, "entry", "entries"),
+            );
+            println!("{numbers} {n}, {total} {e}");
+        }
     }
     Ok(())
 }
@@ -127,8 +174,9 @@ fn print_entry(e: &Value, json: bool) {
         return;
     }
     println!(
-        "{:<17} {:<12} {:<20} {}",
+        "{:<17} {:<12} {:<12} {:<20} {}",
         e["number"].as_str().unwrap_or("?"),
+        e["scope"].as_str().unwrap_or("?"),
         e["keyword"].as_str().unwrap_or("?"),
         super::reports::utc(e["at_ms"].as_i64().unwrap_or(0)),
         e["smsc"].as_str().unwrap_or("?"),
@@ -153,6 +201,7 @@ fn number_field(line: &str) -> Option<&str> {
 async fn import(
     c: &mut smppd::api::client::Client,
     path: &std::path::Path,
+    scope: Option<&str>,
     in_flight: usize,
 ) -> anyhow::Result<()> {
     let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
@@ -179,9 +228,7 @@ async fn import(
             let Some(number) = number_field(&line) else {
                 continue;
             };
-            let r = c
-                .send(json!({"op":"optout","action":"add","number":number}))
-                .await?;
+            let r = c.send(change_request("add", number, scope)).await?;
             pending.insert(r, (line_no, number.to_owned()));
         }
         if pending.is_empty() {

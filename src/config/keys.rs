@@ -10,12 +10,14 @@ use super::schema::{Bounds, Default, Key, Kind, Section};
 
 /// The sections in the order the documentation shows them.
 pub const SECTIONS: &[&Section] = &[
-    &LISTEN, &STORE, &LOG, &OPTOUT, &MARKETING, &WINDOW, &CAP, &SMSC, &TLS, &ROUTE, &SIMULATOR,
+    &LISTEN, &STORE, &LOG, &OPTOUT, &MARKETING, &SENDER, &WINDOW, &CAP, &SMSC, &TLS, &ROUTE,
+    &SIMULATOR,
 ];
 
 /// The top-level sections (`tls` is nested in `[[smsc]]`).
 pub const TOP: &[&Section] = &[
-    &LISTEN, &STORE, &CLUSTER, &LOG, &OPTOUT, &MARKETING, &WINDOW, &CAP, &SMSC, &ROUTE, &SIMULATOR,
+    &LISTEN, &STORE, &CLUSTER, &LOG, &OPTOUT, &MARKETING, &SENDER, &WINDOW, &CAP, &SMSC, &ROUTE,
+    &SIMULATOR,
 ];
 
 const fn key(name: &'static str, kind: Kind, default: Default, doc: &'static str) -> Key {
@@ -232,14 +234,17 @@ pub const OPTOUT: Section = Section {
                 "QUIT",
             ]),
             "An MO whose first word is one of these (case, punctuation and diacritics ignored: \
-             \"Stopp tack\", \"STOP!\") puts the sender on the opt-out list; `marketing` \
-             messages to them are refused with `opted_out`.",
+             \"Stopp tack\", \"STOP!\") opts its sender out of the address the MO was sent to \
+             (and the senders of its `[[sender]]` group); `marketing` from them to the number \
+             is refused with `opted_out`.",
         ),
         key(
             "start",
             Kind::Strings,
             Default::List(&["START", "UNSTOP"]),
-            "An MO whose first word is one of these takes the sender off the list.",
+            "An MO whose first word is one of these undoes the opt-out of exactly the address \
+             it was sent to (its group's); a global opt-out (`global_stop`) stays until \
+             `smppd optout remove --scope all` (or the `optout` op) takes it off.",
         ),
     ],
 };
@@ -251,8 +256,7 @@ pub const MARKETING: Section = Section {
     array: false,
     within: None,
     doc: "How marketing texts offer an opt-out: the footer (or `require_optout`) applies to every \
-          `marketing` submit, and `global_stop` to MO replies (by their first word). Opt-out by \
-          sender is not there yet (issue #19).",
+          `marketing` submit, and `global_stop` to MO replies (by their first word).",
     keys: &[
         key(
             "footer",
@@ -274,6 +278,30 @@ pub const MARKETING: Section = Section {
             Default::List(&["STOPALL"]),
             "MO keywords that opt the sender out of every sender's messages. Replies match on \
              their first word, ignoring case, punctuation and diacritics (\"Stopall!\" matches).",
+        ),
+    ],
+};
+
+pub const SENDER: Section = Section {
+    name: "sender",
+    array: true,
+    within: None,
+    doc: "Senders that belong together for opt-out: an MO stop keyword sent to `address` opts \
+          the number out of `marketing` from the address and from every alias (a sender in no \
+          group is its own scope). Numbers compare by their digits, other senders ignoring case.",
+    keys: &[
+        key(
+            "address",
+            Kind::Str,
+            Default::Required,
+            "The short code or number MOs arrive on: the scope of the group's opt-outs.",
+        ),
+        key(
+            "aliases",
+            Kind::Strings,
+            Default::List(&[]),
+            "Senders (alphanumeric, or other numbers) that belong with it; a sender may be in \
+             one group only.",
         ),
     ],
 };
@@ -324,8 +352,9 @@ pub const CAP: Section = Section {
     array: true,
     within: None,
     doc: "Frequency caps: at most `max` accepted messages of a class per recipient in any `per`; \
-          a refused submit is told when it would be allowed. Validated, but not enforced by \
-          `smppd run` yet (issue #19).",
+          a refused submit (`frequency_capped`) is told when it would be allowed (`allowed_at`) \
+          and does not count. Counts are kept in the store: they survive restarts and are shared \
+          by every instance on one PostgreSQL; a repeated idempotency key does not count again.",
     keys: &[
         key(
             "class",

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use toml::de::DeTable;
 
 use super::keys::{
-    CAP, CLUSTER, LISTEN, LOG, MARKETING, OPTOUT, ROUTE, SIMULATOR, SMSC, STORE, TOP, WINDOW,
+    CAP, CLUSTER, LISTEN, LOG, MARKETING, OPTOUT, ROUTE, SENDER, SIMULATOR, SMSC, STORE, TOP,
+    WINDOW,
 };
 use super::table::{Ctx, Document, Table};
 use super::values::{key_at, normalize_keyword, valid_filter, valid_name};
@@ -36,6 +37,10 @@ pub(super) fn parse(text: &str, origin: &str, base: &Path) -> Result<Config, Con
         &doc.tables(&CAP),
         &optout,
     )?;
+    let policy = crate::policy::Policy {
+        senders: super::policy::senders(&doc.tables(&SENDER))?,
+        ..policy
+    };
     let smscs = super::smsc::smscs(&doc.tables(&SMSC))?;
     let routes = super::route::routes(&cx, &doc.tables(&ROUTE), &smscs)?;
     let simulators = simulators(&doc.tables(&SIMULATOR))?;

@@ -1,8 +1,8 @@
-//! `[marketing]`, `[[window]]` and `[[cap]]` to a validated [`Policy`].
+//! `[marketing]`, `[[window]]`, `[[cap]]` and `[[sender]]` to a validated [`Policy`].
 //!
 //! Owns what the policy's values must satisfy beyond their key tables: `allow` rules that
 //! parse, IANA zone names, E.164 prefixes, unique window names, keywords that are not empty, a
-//! footer that offers an opt-out. Must never write a default or range (they are in
+//! footer that offers an opt-out, a sender in one `[[sender]]` group only. Must never write a default or range (they are in
 //! [`super::keys`]) and never decide anything about a message (that is [`crate::policy`]).
 
 use chrono_tz::Tz;
@@ -10,7 +10,9 @@ use chrono_tz::Tz;
 use super::table::Table;
 use super::values::{e164_prefix, valid_name};
 use super::*;
-use crate::policy::{AllowRule, Cap, Class, Marketing, Policy, Window, keyword};
+use crate::policy::{
+    AllowRule, Cap, Class, Marketing, Policy, SenderGroup, Window, keyword, sender,
+};
 
 const CLASSES: [Class; 2] = [Class::Marketing, Class::Transactional];
 
@@ -35,6 +37,7 @@ pub(super) fn policy(
     Ok(Policy {
         windows: out,
         caps: caps.iter().map(cap).collect::<Result<_, _>>()?,
+        senders: Vec::new(),
         marketing,
     })
 }
@@ -151,4 +154,53 @@ fn cap(t: &Table<'_>) -> Result<Cap, ConfigError> {
         per: t.duration("per")?,
         tag,
     })
+}
+
+/// `[[sender]]` groups: an address and its aliases, each sender in one group only.
+pub(super) fn senders(tables: &[Table<'_>]) -> Result<Vec<SenderGroup>, ConfigError> {
+    let mut out: Vec<SenderGroup> = Vec::with_capacity(tables.len());
+    for t in tables {
+        let address = t.required("address")?;
+        let a = sender::normalize(address.get_ref());
+        if a.is_empty() {
+            return Err(t.err(address.span(), "address", "empty"));
+        }
+        if let Some(g) = out
+            .iter()
+            .find(|g| g.address == a || g.aliases.contains(&a))
+        {
+            let message = format!(
+                "{:?} is already in the group of {:?}",
+                address.get_ref(),
+                g.address
+            );
+            return Err(t.err(address.span(), "address", message));
+        }
+        let mut aliases: Vec<String> = Vec::new();
+        for s in t.strings("aliases")? {
+            let n = sender::normalize(s.get_ref());
+            if n.is_empty() {
+                return Err(t.err(s.span(), "aliases", "an empty sender"));
+            }
+            let taken = out
+                .iter()
+                .find(|g| g.address == n || g.aliases.contains(&n));
+            if let Some(g) = taken {
+                let message = format!(
+                    "{:?} is already in the group of {:?}: a sender belongs to one group",
+                    s.get_ref(),
+                    g.address
+                );
+                return Err(t.err(s.span(), "aliases", message));
+            }
+            if n != a && !aliases.contains(&n) {
+                aliases.push(n);
+            }
+        }
+        out.push(SenderGroup {
+            address: a,
+            aliases,
+        });
+    }
+    Ok(out)
 }

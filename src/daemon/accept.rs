@@ -2,8 +2,10 @@
 //! [`route`](Accept::route) (which route and its first SMSC), [`encode`](Accept::encode)
 //! (encoding and split for that SMSC, after [`optout_instruction`](Accept::optout_instruction)
 //! added a marketing text's footer), [`check_policy`](Accept::check_policy) (opt-out for
-//! `marketing`), [`message`] (the row and its parts) and [`durable`](Accept::durable) (one
-//! store write; counted, the route's task woken).
+//! `marketing`, by the sender's scope), [`message`] (the row and its parts) with
+//! [`caps`] (the frequency caps that apply, checked and counted by the store in the accept's
+//! own transaction) and [`durable`](Accept::durable) (one store write; counted, the route's
+//! task woken; a full cap is `frequency_capped` with `allowed_at`).
 //!
 //! Owns the steps and the concatenation references handed out per destination. Must never
 //! answer before the store said durable, and never wait for an SMSC: dispatch sends later.
@@ -19,7 +21,7 @@ use crate::dispatch::locks::lock;
 use crate::dispatch::{Dispatch, now_ms};
 use crate::metrics as m;
 use crate::route::{self, Facts, RouteError};
-use crate::store::{NewMessage, NewPart, Store, StoreError};
+use crate::store::{CapLimit, GLOBAL_SCOPE, NewMessage, NewPart, Store, StoreError};
 use crate::text::{self, EncodeOptions, Encoded, LanguageSet, ReferenceAllocator};
 
 /// The accept flow's state (shared by every API connection).
@@ -70,8 +72,10 @@ impl Accept {
         let (route, smsc) = Self::route(&cfg, &s)?;
         let s = Self::optout_instruction(&cfg, s)?;
         let (encoded, smart) = self.encode(&s, route, smsc)?;
-        self.check_policy(&s).await?;
-        let msg = message(s, &route.name, &encoded, smart);
+        self.check_policy(&cfg, &s).await?;
+        let caps = caps(&cfg, &s);
+        let mut msg = message(s, &route.name, &encoded, smart);
+        msg.caps = caps;
         let mut ok = self.durable(msg).await?;
         ok.warning = warning;
         Ok(ok)
@@ -161,24 +165,33 @@ impl Accept {
         Ok((encoded, opts.smart))
     }
 
-    /// A `marketing` message to a number that opted out is refused.
-    async fn check_policy(&self, s: &Submit) -> Result<(), ApiError> {
+    /// A `marketing` message to a number that opted out of its sender's scope (the sender's
+    /// `[[sender]]` group) or of every sender is refused; transactional never is.
+    async fn check_policy(&self, cfg: &Config, s: &Submit) -> Result<(), ApiError> {
         if s.class != Class::Marketing {
             return Ok(());
         }
+        let scope = cfg.policy.optout_scope(&s.from.to_string());
         let opted = self
             .store
             .backend()
-            .is_opted_out(&s.to.to_string())
+            .is_opted_out(&s.to.to_string(), &scope)
             .await
             .map_err(store_error)?;
-        if opted {
-            return Err(ApiError::new(
+        match opted {
+            Some(all) if all == GLOBAL_SCOPE => Err(ApiError::new(
                 ErrorCode::OptedOut,
-                format!("{} has opted out of marketing messages", s.to),
-            ));
+                format!("{} has opted out of marketing from every sender", s.to),
+            )),
+            Some(scope) => Err(ApiError::new(
+                ErrorCode::OptedOut,
+                format!(
+                    "{} has opted out of marketing from {scope} (sender {})",
+                    s.to, s.from
+                ),
+            )),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// One store write holds the message and its parts; the answer comes once it is durable.
@@ -188,7 +201,14 @@ impl Accept {
             .backend()
             .accept(msg)
             .await
-            .map_err(store_error)?;
+            .map_err(|e| match e {
+                StoreError::Capped(r) => ApiError::new(
+                    ErrorCode::FrequencyCapped,
+                    format!("frequency cap {} reached for this recipient", r.label),
+                )
+                .allowed_at(r.allowed_at_ms),
+                e => store_error(e),
+            })?;
         if !accepted.duplicate {
             // A repeated idempotency key stored nothing new.
             self.accepted
@@ -207,6 +227,39 @@ impl Accept {
             warning: None,
         })
     }
+}
+
+/// The frequency caps (`[[cap]]`) that apply to the submit, as the store checks and counts
+/// them: a cap counts messages of its own class only (a transactional message is counted by
+/// transactional caps alone), per recipient or per recipient and tag value.
+fn caps(cfg: &Config, s: &Submit) -> Vec<CapLimit> {
+    let to = s.to.to_string();
+    cfg.policy
+        .caps
+        .iter()
+        .filter_map(|cap| {
+            let scope = cap.scope(s.class, &to, &s.tags)?;
+            let mut label = format!(
+                "max = {}, per = \"{}\"",
+                cap.max,
+                humantime::format_duration(cap.per)
+            );
+            if let Some(tag) = &cap.tag {
+                label.push_str(&format!(", tag = \"{tag}\""));
+            }
+            Some(CapLimit {
+                key: match s.class {
+                    Class::Marketing => "marketing",
+                    Class::Transactional => "transactional",
+                }
+                .to_owned(),
+                scope,
+                max: cap.max,
+                per_ms: i64::try_from(cap.per.as_millis()).unwrap_or(i64::MAX),
+                label,
+            })
+        })
+        .collect()
 }
 
 /// The message row and its parts, as the store takes them.
@@ -248,6 +301,7 @@ fn message(s: Submit, route: &str, encoded: &Encoded, smart: bool) -> NewMessage
         text: s.text,
         parts,
         now_ms: now,
+        caps: Vec::new(),
     }
 }
 

@@ -15,6 +15,7 @@ use crate::api::server::{Handler, Outcome, Peer};
 use crate::config::Config;
 use crate::dispatch::{Dispatch, now_ms};
 use crate::metrics as m;
+use crate::store::GLOBAL_SCOPE;
 use crate::store::{MessageId, MessageState, Store};
 
 /// Events sent per read when a subscriber catches up.
@@ -65,34 +66,42 @@ impl DaemonHandler {
     }
 
     /// `optout`: add and remove go through the store's writer (durable before the answer);
-    /// list reads a page.
+    /// list reads a page. A scope given as a sender address stands for its `[[sender]]` group
+    /// (the scope MOs to that group opt out of); `all` or none is the global list.
     async fn optout(&self, op: OptOutOp) -> Result<serde_json::Value, ApiError> {
         let backend = self.store.backend();
+        let cfg = self.config.borrow().clone();
+        let scope_of = |s: Option<String>| match s {
+            Some(s) if !s.eq_ignore_ascii_case(GLOBAL_SCOPE) => cfg.policy.optout_scope(&s),
+            _ => GLOBAL_SCOPE.to_owned(),
+        };
         match op {
-            OptOutOp::Add(n) => {
+            OptOutOp::Add(n, scope) => {
+                let scope = scope_of(scope);
                 let added = backend
-                    .optout_add(n.to_string(), now_ms())
+                    .optout_add(n.to_string(), scope.clone(), now_ms())
                     .await
                     .map_err(store_error)?;
                 if added {
                     metrics::counter!(m::OPTOUTS, m::label::STATE => "added").increment(1);
                 }
-                Ok(serde_json::json!({"number": n.to_string(), "changed": added}))
+                Ok(serde_json::json!({"number": n.to_string(), "scope": scope, "changed": added}))
             }
-            OptOutOp::Remove(n) => {
+            OptOutOp::Remove(n, scope) => {
+                let scope = scope_of(scope);
                 let removed = backend
-                    .optout_remove(n.to_string())
+                    .optout_remove(n.to_string(), scope.clone())
                     .await
                     .map_err(store_error)?;
                 if removed {
                     metrics::counter!(m::OPTOUTS, m::label::STATE => "removed").increment(1);
                 }
-                Ok(serde_json::json!({"number": n.to_string(), "changed": removed}))
+                Ok(serde_json::json!({"number": n.to_string(), "scope": scope, "changed": removed}))
             }
-            OptOutOp::List { after } => {
+            OptOutOp::List { after, scope } => {
                 let after = after.map(|n| n.to_string()).unwrap_or_default();
                 let page = backend
-                    .optout_list(after, OPTOUT_PAGE)
+                    .optout_list(after, scope, OPTOUT_PAGE)
                     .await
                     .map_err(store_error)?;
                 let more = page.len() == OPTOUT_PAGE;

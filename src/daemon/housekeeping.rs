@@ -198,6 +198,15 @@ async fn housekeeping(
             let retention = Retention {
                 messages_ms: Some(cfg.store.keep_messages.as_millis() as i64),
                 log_ms: Some(cfg.store.keep_reports.as_millis() as i64),
+                // No cap reads a count older than the longest `per` (none: none is read).
+                cap_hits_ms: Some(
+                    cfg.policy
+                        .caps
+                        .iter()
+                        .map(|c| c.per.as_millis() as i64)
+                        .max()
+                        .unwrap_or(0),
+                ),
             };
             loop {
                 match store.backend().prune(retention, now_ms(), 1000).await {

@@ -26,7 +26,7 @@ use crate::receipt::{
 };
 use crate::session::{Event, InboundPdu, InboundReply};
 use crate::store::{
-    IncomingMo, IncomingReceipt, OptOutChange, ReceiptRecorded, RerouteRule, Store,
+    GLOBAL_SCOPE, IncomingMo, IncomingReceipt, OptOutChange, ReceiptRecorded, RerouteRule, Store,
 };
 use crate::text::{Body, DecodeOptions, Fragment, UserData};
 
@@ -361,7 +361,7 @@ pub(super) fn incoming_mo(
     text: String,
     parts: u8,
 ) -> IncomingMo {
-    let optout = optout_change(cfg, &text);
+    let optout = optout_change(cfg, &text, dest);
     let from = crate::address::Msisdn::parse(&format!("+{source}"))
         .map(|m| m.to_string())
         .unwrap_or_else(|_| source.to_owned());
@@ -378,21 +378,28 @@ pub(super) fn incoming_mo(
 
 /// The opt-out change an MO asks for: its first word (case, punctuation and diacritics
 /// ignored, so "Stopp tack", "STOP!" and "stop please" all count) is a stop keyword (`[optout]
-/// stop` or `[marketing] global_stop`) or a start keyword.
-fn optout_change(cfg: &Config, text: &str) -> Option<OptOutChange> {
+/// stop`: the scope of the address it was sent to, its `[[sender]]` group's; `[marketing]
+/// global_stop`: every sender) or a start keyword (undoes exactly the scope it was sent to; a
+/// global opt-out stays). An MO without a destination address has no sender scope: its stop
+/// keyword opts out of every sender, and a start keyword undoes a global opt-out.
+fn optout_change(cfg: &Config, text: &str, dest: &str) -> Option<OptOutChange> {
+    use crate::policy::StopReply;
     use crate::policy::keyword::{first_word_matches, normalize};
-    let stops: Vec<&String> = cfg
-        .optout
-        .stop
-        .iter()
-        .chain(&cfg.policy.marketing.global_stop)
-        .collect();
-    if let Some(k) = first_word_matches(text, &stops) {
-        return Some(OptOutChange::Add {
-            keyword: normalize(k),
-        });
+    let mut scope = cfg.policy.optout_scope(dest);
+    if scope.is_empty() {
+        scope = GLOBAL_SCOPE.to_owned();
     }
-    first_word_matches(text, &cfg.optout.start).map(|_| OptOutChange::Remove)
+    match cfg.policy.stop_reply(text, &cfg.optout.stop) {
+        Some(StopReply::All(k)) => Some(OptOutChange::Add {
+            keyword: normalize(k),
+            scope: GLOBAL_SCOPE.to_owned(),
+        }),
+        Some(StopReply::Sender(k)) => Some(OptOutChange::Add {
+            keyword: normalize(k),
+            scope,
+        }),
+        None => first_word_matches(text, &cfg.optout.start).map(|_| OptOutChange::Remove { scope }),
+    }
 }
 
 /// Counts a recorded MO and its opt-out change.
@@ -401,7 +408,7 @@ pub(super) fn counted(smsc: &str, change: Option<OptOutChange>) {
     if let Some(c) = change {
         let state = match c {
             OptOutChange::Add { .. } => "added",
-            OptOutChange::Remove => "removed",
+            OptOutChange::Remove { .. } => "removed",
         };
         metrics::counter!(m::OPTOUTS, m::label::STATE => state).increment(1);
     }

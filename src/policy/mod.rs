@@ -4,8 +4,9 @@
 //! Owns the rules and their data: [`window`] (quiet hours, DST-correct, intersection over a
 //! country's zones), [`zones`] (number → country → IANA zones, from the IANA tables),
 //! [`number`] (possible / mobile numbers from libphonenumber's metadata), [`keyword`]
-//! (first-word matching of MO replies), [`cap`] (frequency caps) and [`footer`]. The
-//! configuration layer builds a [`Policy`] from `[[window]]`, `[[cap]]` and `[marketing]`.
+//! (first-word matching of MO replies), [`cap`] (frequency caps), [`sender`] (the opt-out
+//! scope of a sender) and [`footer`]. The configuration layer builds a [`Policy`] from
+//! `[[window]]`, `[[cap]]`, `[[sender]]` and `[marketing]`.
 //!
 //! Must never do I/O, read a clock, touch the store or use tokio: time and history are
 //! parameters, and every decision is tested without sockets. Wiring the decisions into the
@@ -15,18 +16,23 @@ pub mod cap;
 pub mod footer;
 pub mod keyword;
 pub mod number;
+pub mod sender;
 pub mod window;
 pub mod zones;
 
 pub use crate::store::MessageClass as Class;
 pub use cap::Cap;
+pub use sender::SenderGroup;
 pub use window::{AllowRule, Decision, Window};
 
-/// The whole validated policy: what `[[window]]`, `[[cap]]` and `[marketing]` say.
+/// The whole validated policy: what `[[window]]`, `[[cap]]`, `[[sender]]` and `[marketing]`
+/// say.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Policy {
     pub windows: Vec<Window>,
     pub caps: Vec<Cap>,
+    /// Senders that belong together for opt-out (`[[sender]]`).
+    pub senders: Vec<SenderGroup>,
     pub marketing: Marketing,
 }
 
@@ -106,6 +112,11 @@ impl Policy {
             Some(k) => Some(StopReply::All(k)),
             None => keyword::first_word_matches(text, sender_stop).map(|k| StopReply::Sender(k)),
         }
+    }
+
+    /// The opt-out scope of a sender address: its `[[sender]]` group's address, or itself.
+    pub fn optout_scope(&self, sender: &str) -> String {
+        sender::scope_of(&self.senders, sender)
     }
 
     /// `Ok` when every cap that applies to a message of `class` to `recipient` with `tags`

@@ -92,6 +92,9 @@ pub enum StoreError {
     /// The store's settings cannot be used (a bad URL, an unreadable password file).
     #[error("{0}")]
     Config(String),
+    /// A frequency cap refused the accept (nothing was stored or counted).
+    #[error("frequency cap {} reached: allowed again at {} (ms since the epoch)", .0.label, .0.allowed_at_ms)]
+    Capped(super::CapRefusal),
     /// An unexpected database error: a bug, not a storage condition.
     #[error("store internal error: {0}")]
     Internal(String),

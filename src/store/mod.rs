@@ -15,6 +15,7 @@
 //! commit, and never keep an unbounded queue: when the write queue is full, the write fails at
 //! once with [`StoreError::Busy`] (the API turns that into `overloaded`).
 
+pub(crate) mod caps;
 mod error;
 mod id;
 pub mod postgres;
@@ -76,7 +77,11 @@ impl<T> Future for Pending<T> {
 /// connections that never block the writer. All methods return at once.
 pub trait StoreBackend: Send + Sync + 'static {
     /// Stores a new message and its parts (queued). With an idempotency key seen before, stores
-    /// nothing and returns the first message's id with `duplicate = true`.
+    /// nothing and returns the first message's id with `duplicate = true` (and counts nothing).
+    /// With `msg.caps`, checks and counts them in the same transaction as the insert: a cap that
+    /// is full refuses with [`StoreError::Capped`] and nothing is stored or counted; two
+    /// accepts racing for one counter (on one store, or on instances sharing PostgreSQL) never
+    /// both take its last place.
     fn accept(&self, msg: NewMessage) -> Pending<Accepted>;
     /// Takes up to `limit` ready parts of `route` in priority then age order and marks them
     /// in flight (their attempt counter goes up). Parts whose validity has passed are expired
@@ -147,22 +152,30 @@ pub trait StoreBackend: Send + Sync + 'static {
     fn reload(&self, settings: Settings) -> Pending<()>;
 
     /// One message with its parts and receipts.
-    /// Puts `number` (E.164 with `+`) on the opt-out list as an operator's change (keyword
-    /// `manual`); resolves true when it was not on the list (an existing entry is kept as is).
-    fn optout_add(&self, number: String, now_ms: i64) -> Pending<bool>;
-    /// Takes `number` off the opt-out list; resolves true when it was on it.
-    fn optout_remove(&self, number: String) -> Pending<bool>;
+    /// Puts `number` (E.164 with `+`) on the opt-out list of `scope` (a sender address, or
+    /// [`GLOBAL_SCOPE`]) as an operator's change (keyword `manual`); resolves true when it was
+    /// not on that list (an existing entry is kept as is).
+    fn optout_add(&self, number: String, scope: String, now_ms: i64) -> Pending<bool>;
+    /// Takes `number` off the opt-out list of exactly `scope`; resolves true when it was on it.
+    fn optout_remove(&self, number: String, scope: String) -> Pending<bool>;
 
     fn message(&self, id: MessageId) -> Pending<Option<MessageView>>;
     /// Events with `seq > after`, oldest first, at most `limit`.
     fn events_after(&self, after: i64, limit: usize) -> Pending<Vec<Event>>;
     /// Ready and waiting parts per route.
     fn queue_depth(&self) -> Pending<Vec<QueueDepth>>;
-    /// Whether a number is on the opt-out list.
-    fn is_opted_out(&self, number: &str) -> Pending<bool>;
-    /// Up to `limit` opt-out entries with numbers greater than `after`, in number order (page
-    /// with the last number returned; `""` starts at the beginning).
-    fn optout_list(&self, after: String, limit: usize) -> Pending<Vec<OptOutEntry>>;
+    /// Whether a number opted out of `scope` (a sender address) or of every sender: the scope
+    /// it is listed under ([`GLOBAL_SCOPE`] first), or `None`.
+    fn is_opted_out(&self, number: &str, scope: &str) -> Pending<Option<String>>;
+    /// Up to `limit` opt-out entries after `after`, in (number, scope) order: with
+    /// `after_scope`, entries after that (number, scope); without, entries with numbers greater
+    /// than `after` (page with the last entry returned; `""` starts at the beginning).
+    fn optout_list(
+        &self,
+        after: String,
+        after_scope: Option<String>,
+        limit: usize,
+    ) -> Pending<Vec<OptOutEntry>>;
     /// Counters for status and metrics.
     /// How many messages reached each final state at or after `since_ms` (their `done_at`).
     fn final_counts(&self, since_ms: i64) -> Pending<Vec<(MessageState, u64)>>;

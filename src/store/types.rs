@@ -78,7 +78,41 @@ pub struct NewMessage {
     pub parts: Vec<NewPart>,
     /// Acceptance time (ms since epoch).
     pub now_ms: i64,
+    /// The frequency caps that apply (`[[cap]]`): checked and counted by the store's writer in
+    /// the accept's own transaction, so racing accepts never both pass. Empty: no cap applies.
+    pub caps: Vec<CapLimit>,
 }
+
+/// One frequency cap as the store applies it at accept: at most `max` accepts counted under
+/// (`key`, `scope`) in `(now - per_ms, now]`. Accepts are counted once per (`key`, `scope`)
+/// however many caps share it (a daily and a weekly cap read the same accepts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapLimit {
+    /// What is counted: the class's name (`marketing`), so caps of one class share counts.
+    pub key: String,
+    /// The counter within `key`: the recipient, or recipient and tag value
+    /// ([`crate::policy::Cap::scope`]).
+    pub scope: String,
+    /// At most this many accepts in the window (0: none).
+    pub max: u32,
+    /// The window's length (ms).
+    pub per_ms: i64,
+    /// How a refusal names the cap, e.g. `max = 3, per = "7d"`.
+    pub label: String,
+}
+
+/// The accept a cap refused: nothing was stored or counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapRefusal {
+    /// The refusing cap's [`CapLimit::label`] (the one that frees up last).
+    pub label: String,
+    /// The first millisecond at which the message would be allowed.
+    pub allowed_at_ms: i64,
+}
+
+/// The opt-out scope of every sender: a global opt-out (`[marketing] global_stop`, or an
+/// operator's change without a scope).
+pub const GLOBAL_SCOPE: &str = "all";
 
 /// The answer to [`super::StoreBackend::accept`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -346,13 +380,27 @@ pub enum ReceiptRecorded {
 /// An opt-out list change carried by an MO.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OptOutChange {
-    /// Add the sender (keyword that did it).
+    /// Add the sender (keyword that did it) to `scope`.
     Add {
         /// e.g. `STOP`.
         keyword: String,
+        /// The sender address opted out of, or [`GLOBAL_SCOPE`].
+        scope: String,
     },
-    /// Remove the sender.
-    Remove,
+    /// Remove the sender's opt-out of exactly `scope` (other scopes stay).
+    Remove {
+        /// The sender address the start keyword was sent to.
+        scope: String,
+    },
+}
+
+impl OptOutChange {
+    /// The scope the change applies to.
+    pub fn scope(&self) -> &str {
+        match self {
+            OptOutChange::Add { scope, .. } | OptOutChange::Remove { scope } => scope,
+        }
+    }
 }
 
 /// A mobile-originated message to record.
@@ -442,6 +490,8 @@ pub struct Retention {
     pub messages_ms: Option<i64>,
     /// Delivery-report log rows, MO rows and events older than this.
     pub log_ms: Option<i64>,
+    /// Frequency-cap counts older than this (the longest `[[cap]] per`); `None` keeps them.
+    pub cap_hits_ms: Option<i64>,
 }
 
 /// `sync` setting.
@@ -868,6 +918,9 @@ pub struct MessageFilter {
 pub struct OptOutEntry {
     /// E.164 with the `+`.
     pub number: String,
+    /// What it opted out of: a sender address (the short code or number its MO was sent to,
+    /// standing for that sender's group), or [`GLOBAL_SCOPE`] for every sender.
+    pub scope: String,
     /// The MO keyword that put it there, or `manual` when an operator added it.
     pub keyword: String,
     /// When it was added (ms since the epoch).

@@ -19,6 +19,23 @@ use smppd::api::protocol::{
 };
 
 /// The request as a client would write it.
+/// An `optout` request as a client writes it.
+fn optout_json(op: &OptOutOp) -> Value {
+    let (action, number, scope) = match op {
+        OptOutOp::Add(n, s) => ("add", Some(n), s),
+        OptOutOp::Remove(n, s) => ("remove", Some(n), s),
+        OptOutOp::List { after, scope } => ("list", after.as_ref(), scope),
+    };
+    let mut o = json!({"op":"optout","action":action});
+    if let Some(n) = number {
+        o["number"] = json!(n.to_string());
+    }
+    if let Some(s) = scope {
+        o["scope"] = json!(s);
+    }
+    o
+}
+
 fn to_line(r: &Request) -> Value {
     match r {
         Request::Submit(s) => {
@@ -55,16 +72,7 @@ fn to_line(r: &Request) -> Value {
         Request::Ping => json!({"op":"ping"}),
         Request::Reload => json!({"op":"reload"}),
         Request::Auth { token } => json!({"op":"auth","token":token}),
-        Request::OptOut(OptOutOp::Add(n)) => {
-            json!({"op":"optout","action":"add","number":n.to_string()})
-        }
-        Request::OptOut(OptOutOp::Remove(n)) => {
-            json!({"op":"optout","action":"remove","number":n.to_string()})
-        }
-        Request::OptOut(OptOutOp::List { after: None }) => json!({"op":"optout","action":"list"}),
-        Request::OptOut(OptOutOp::List { after: Some(n) }) => {
-            json!({"op":"optout","action":"list","number":n.to_string()})
-        }
+        Request::OptOut(op) => optout_json(op),
     }
 }
 

@@ -34,6 +34,7 @@ macro_rules! filled {
     }};
 }
 
+mod caps;
 mod connect;
 mod events;
 mod read;
@@ -427,12 +428,12 @@ impl StoreBackend for PostgresStore {
         self.submit(Op::Reload(settings), out!(Unit))
     }
 
-    fn optout_add(&self, number: String, now_ms: i64) -> Pending<bool> {
-        self.submit(Op::OptoutAdd(number, now_ms), out!(Bool))
+    fn optout_add(&self, number: String, scope: String, now_ms: i64) -> Pending<bool> {
+        self.submit(Op::OptoutAdd(number, scope, now_ms), out!(Bool))
     }
 
-    fn optout_remove(&self, number: String) -> Pending<bool> {
-        self.submit(Op::OptoutRemove(number), out!(Bool))
+    fn optout_remove(&self, number: String, scope: String) -> Pending<bool> {
+        self.submit(Op::OptoutRemove(number, scope), out!(Bool))
     }
 
     fn message(&self, id: MessageId) -> Pending<Option<MessageView>> {
@@ -447,13 +448,20 @@ impl StoreBackend for PostgresStore {
         self.read(|c| async move { read::queue_depth(&c).await })
     }
 
-    fn is_opted_out(&self, number: &str) -> Pending<bool> {
-        let number = number.to_owned();
-        self.read(move |c| async move { read::is_opted_out(&c, &number).await })
+    fn is_opted_out(&self, number: &str, scope: &str) -> Pending<Option<String>> {
+        let (number, scope) = (number.to_owned(), scope.to_owned());
+        self.read(move |c| async move { read::is_opted_out(&c, &number, &scope).await })
     }
 
-    fn optout_list(&self, after: String, limit: usize) -> Pending<Vec<OptOutEntry>> {
-        self.read(move |c| async move { read::optout_list(&c, &after, limit).await })
+    fn optout_list(
+        &self,
+        after: String,
+        after_scope: Option<String>,
+        limit: usize,
+    ) -> Pending<Vec<OptOutEntry>> {
+        self.read(move |c| async move {
+            read::optout_list(&c, &after, after_scope.as_deref(), limit).await
+        })
     }
 
     fn final_counts(&self, since_ms: i64) -> Pending<Vec<(MessageState, u64)>> {

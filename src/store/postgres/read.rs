@@ -5,8 +5,8 @@
 use super::Client;
 use crate::receipt::ReceiptDate;
 use crate::store::{
-    Event, MessageClass, MessageId, MessageState, MessageView, MoFragment, MoSet, OptOutEntry,
-    PartState, PartView, QueueDepth, ReceiptView, StoreStats, aggregate,
+    Event, GLOBAL_SCOPE, MessageClass, MessageId, MessageState, MessageView, MoFragment, MoSet,
+    OptOutEntry, PartState, PartView, QueueDepth, ReceiptView, StoreStats, aggregate,
 };
 use tokio_postgres::{Error, Row};
 
@@ -198,34 +198,52 @@ pub(super) async fn queue_depth(c: &Client) -> Result<Vec<QueueDepth>, Error> {
         .collect())
 }
 
-pub(super) async fn is_opted_out(c: &Client, number: &str) -> Result<bool, Error> {
-    Ok(
-        !rows(c, "SELECT 1 FROM optout WHERE number = $1", &[&number])
-            .await?
-            .is_empty(),
+/// The scope under which `number` opted out of `scope` or of every sender (global first).
+pub(super) async fn is_opted_out(
+    c: &Client,
+    number: &str,
+    scope: &str,
+) -> Result<Option<String>, Error> {
+    Ok(rows(
+        c,
+        "SELECT scope FROM optout WHERE number = $1 AND scope IN ($2, $3)
+         ORDER BY scope <> $2 LIMIT 1",
+        &[&number, &GLOBAL_SCOPE, &scope],
     )
+    .await?
+    .first()
+    .map(|r| r.get(0)))
 }
 
+/// A page of the opt-out list in (number, scope) order (see `StoreBackend::optout_list`).
 pub(super) async fn optout_list(
     c: &Client,
     after: &str,
+    after_scope: Option<&str>,
     limit: usize,
 ) -> Result<Vec<OptOutEntry>, Error> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    Ok(rows(
-        c,
-        "SELECT number, keyword, at, smsc FROM optout WHERE number > $1 ORDER BY number LIMIT $2",
-        &[&after, &limit],
-    )
-    .await?
-    .iter()
-    .map(|r| OptOutEntry {
-        number: r.get(0),
-        keyword: r.get(1),
-        at_ms: r.get(2),
-        smsc: r.get(3),
-    })
-    .collect())
+    let sql = match after_scope {
+        Some(_) => {
+            "SELECT number, scope, keyword, at, smsc FROM optout
+             WHERE (number, scope) > ($1, $2) ORDER BY number, scope LIMIT $3"
+        }
+        None => {
+            "SELECT number, scope, keyword, at, smsc FROM optout
+             WHERE number > $1 AND $2::text IS NULL ORDER BY number, scope LIMIT $3"
+        }
+    };
+    Ok(rows(c, sql, &[&after, &after_scope, &limit])
+        .await?
+        .iter()
+        .map(|r| OptOutEntry {
+            number: r.get(0),
+            scope: r.get(1),
+            keyword: r.get(2),
+            at_ms: r.get(3),
+            smsc: r.get(4),
+        })
+        .collect())
 }
 
 pub(super) async fn final_counts(

@@ -153,8 +153,9 @@ const APPLY_RECEIPT: &str = "UPDATE part SET state = $3,
 pub(super) const LOCKS: &str =
     "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k";
 
-/// Every advisory lock a batch's acknowledgements and receipts take (sorted, distinct): the
-/// writer takes them all with BEGIN, so a transaction takes its locks in key order only.
+/// Every advisory lock a batch's acknowledgements, receipts and capped accepts take (sorted,
+/// distinct): the writer takes them all with BEGIN, so a transaction takes its locks in key
+/// order only.
 pub(super) fn batch_locks(cmds: &[Command]) -> Vec<i64> {
     let mut locks = Vec::new();
     for c in cmds {
@@ -165,6 +166,7 @@ pub(super) fn batch_locks(cmds: &[Command]) -> Vec<i64> {
             Op::Receipt(r) => {
                 locks.extend(W::receipt_keys(r).iter().map(|k| lock_key(&r.smsc, k)));
             }
+            Op::Accept(m) => locks.extend(super::caps::locks(m)),
             _ => {}
         }
     }

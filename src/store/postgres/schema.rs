@@ -168,6 +168,26 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE route_budget (route TEXT NOT NULL, ring INT NOT NULL, slot BIGINT NOT NULL,
         used BIGINT NOT NULL, granted BIGINT NOT NULL, PRIMARY KEY (route, ring));
     "#,
+    // 2 (issue #19): opt-out that follows the sender, and frequency caps counted in the store
+    // (SQLite's migration 7). An opt-out is kept per (number, scope): the sender address it
+    // applies to, or 'all' for every sender; existing entries were global and stay so.
+    // `cap_hit` holds one row per accepted message per cap counter, read and written under a
+    // transaction-level advisory lock per counter, and pruned past the longest cap.
+    r#"
+    ALTER TABLE optout ADD COLUMN scope TEXT NOT NULL DEFAULT 'all';
+    ALTER TABLE optout DROP CONSTRAINT optout_pkey;
+    ALTER TABLE optout ADD PRIMARY KEY (number, scope);
+    ALTER TABLE optout ALTER COLUMN scope DROP DEFAULT;
+    CREATE TABLE cap_hit (
+        id         BIGSERIAL PRIMARY KEY,
+        cap        TEXT NOT NULL,
+        scope      TEXT NOT NULL,
+        at         BIGINT NOT NULL,
+        message_id BIGINT NOT NULL
+    );
+    CREATE INDEX cap_hit_counter ON cap_hit(cap, scope, at);
+    CREATE INDEX cap_hit_at ON cap_hit(at);
+    "#,
 ];
 
 /// The schema version the database holds (0: none yet).
@@ -196,6 +216,9 @@ pub(super) async fn found_version(client: &Client) -> Result<i64, tokio_postgres
 /// migrates past a `false` only when no live instance still runs an older schema.
 const OLDER_BINARIES_OK: &[bool] = &[
     // 1: the initial schema (there is nothing older).
+    false,
+    // 2: no: an older binary's `ON CONFLICT (number)` finds no such key any more, and it would
+    // take a sender's opt-out for a global one.
     false,
 ];
 

@@ -228,6 +228,7 @@ impl<'a> W<'a> {
                 }
             }
         }
+        let capped = self.gate_caps(cmds, &mut valid).await?;
         if valid.is_empty() {
             return Ok(());
         }
@@ -264,6 +265,8 @@ impl<'a> W<'a> {
             .map(|r| r.get(0))
             .collect();
         drop(rows);
+        self.count_caps(cmds, &valid, &ids, &inserted, &capped)
+            .await?;
         self.answer_accepts(cmds, &valid, &ids, &inserted).await
     }
 
@@ -697,17 +700,21 @@ impl<'a> W<'a> {
         );
         let optout = async {
             match &m.optout {
-                Some(OptOutChange::Add { keyword }) => self
+                Some(OptOutChange::Add { keyword, scope }) => self
                     .exec(
-                        "INSERT INTO optout (number, keyword, at, smsc) VALUES ($1, $2, $3, $4)
-                         ON CONFLICT (number) DO UPDATE SET keyword = excluded.keyword,
+                        "INSERT INTO optout (number, scope, keyword, at, smsc)
+                         VALUES ($1, $2, $3, $4, $5)
+                         ON CONFLICT (number, scope) DO UPDATE SET keyword = excluded.keyword,
                             at = excluded.at, smsc = excluded.smsc",
-                        &[&m.from, keyword, &m.now_ms, &m.smsc],
+                        &[&m.from, scope, keyword, &m.now_ms, &m.smsc],
                     )
                     .await
                     .map(|_| Some("added")),
-                Some(OptOutChange::Remove) => self
-                    .exec("DELETE FROM optout WHERE number = $1", &[&m.from])
+                Some(OptOutChange::Remove { scope }) => self
+                    .exec(
+                        "DELETE FROM optout WHERE number = $1 AND scope = $2",
+                        &[&m.from, scope],
+                    )
                     .await
                     .map(|_| Some("removed")),
                 None => Ok(None),
@@ -727,6 +734,9 @@ impl<'a> W<'a> {
             "mo_id": id, "from": m.from, "to": m.to, "text": m.text, "smsc": m.smsc,
             "parts": m.parts, "optout": optout,
         });
+        if let Some(change) = &m.optout {
+            body["optout_scope"] = json!(change.scope());
+        }
         if let Some(why) = incomplete {
             body["incomplete"] = json!(why);
         }
@@ -770,20 +780,33 @@ impl<'a> W<'a> {
         Ok(())
     }
 
-    pub(super) async fn optout_add(&mut self, number: &str, now: i64) -> Result<bool, JobError> {
+    pub(super) async fn optout_add(
+        &mut self,
+        number: &str,
+        scope: &str,
+        now: i64,
+    ) -> Result<bool, JobError> {
         let n = self
             .exec(
-                "INSERT INTO optout (number, keyword, at, smsc) VALUES ($1, 'manual', $2, '-')
-                 ON CONFLICT (number) DO NOTHING",
-                &[&number, &now],
+                "INSERT INTO optout (number, scope, keyword, at, smsc)
+                 VALUES ($1, $2, 'manual', $3, '-')
+                 ON CONFLICT (number, scope) DO NOTHING",
+                &[&number, &scope, &now],
             )
             .await?;
         Ok(n == 1)
     }
 
-    pub(super) async fn optout_remove(&mut self, number: &str) -> Result<bool, JobError> {
+    pub(super) async fn optout_remove(
+        &mut self,
+        number: &str,
+        scope: &str,
+    ) -> Result<bool, JobError> {
         let n = self
-            .exec("DELETE FROM optout WHERE number = $1", &[&number])
+            .exec(
+                "DELETE FROM optout WHERE number = $1 AND scope = $2",
+                &[&number, &scope],
+            )
             .await?;
         Ok(n == 1)
     }
@@ -971,6 +994,16 @@ impl<'a> W<'a> {
             ] {
                 total += self.exec(sql, &[&cut, &batch]).await?;
             }
+        }
+        if let Some(age) = r.cap_hits_ms {
+            let cut = now.saturating_sub(age);
+            total += self
+                .exec(
+                    "DELETE FROM cap_hit WHERE id IN
+                        (SELECT id FROM cap_hit WHERE at < $1 ORDER BY at LIMIT $2)",
+                    &[&cut, &batch],
+                )
+                .await?;
         }
         Ok(total as usize)
     }

@@ -42,8 +42,8 @@ pub(super) enum Op {
     Resplit(MessageId, String, Vec<NewPart>),
     Prune(Retention, i64, usize),
     Reload(Settings),
-    OptoutAdd(String, i64),
-    OptoutRemove(String),
+    OptoutAdd(String, String, i64),
+    OptoutRemove(String, String),
     Retarget {
         route: String,
         from: String,
@@ -526,8 +526,8 @@ impl W<'_> {
                 self.ctx.settings = s.clone();
                 Out::Unit(())
             }
-            Op::OptoutAdd(n, at) => Out::Bool(self.optout_add(n, *at).await?),
-            Op::OptoutRemove(n) => Out::Bool(self.optout_remove(n).await?),
+            Op::OptoutAdd(n, scope, at) => Out::Bool(self.optout_add(n, scope, *at).await?),
+            Op::OptoutRemove(n, scope) => Out::Bool(self.optout_remove(n, scope).await?),
             Op::Retarget {
                 route,
                 from,

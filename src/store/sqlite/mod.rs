@@ -706,12 +706,14 @@ impl StoreBackend for SqliteStore {
         self.submit(settings, |w, s| w.reload(s))
     }
 
-    fn optout_add(&self, number: String, now_ms: i64) -> Pending<bool> {
-        self.submit((number, now_ms), |w, (n, at)| w.optout_add(n, *at))
+    fn optout_add(&self, number: String, scope: String, now_ms: i64) -> Pending<bool> {
+        self.submit((number, scope, now_ms), |w, (n, s, at)| {
+            w.optout_add(n, s, *at)
+        })
     }
 
-    fn optout_remove(&self, number: String) -> Pending<bool> {
-        self.submit(number, |w, n| w.optout_remove(n))
+    fn optout_remove(&self, number: String, scope: String) -> Pending<bool> {
+        self.submit((number, scope), |w, (n, s)| w.optout_remove(n, s))
     }
 
     fn message(&self, id: MessageId) -> Pending<Option<MessageView>> {
@@ -726,13 +728,18 @@ impl StoreBackend for SqliteStore {
         self.read(|r| r.queue_depth())
     }
 
-    fn is_opted_out(&self, number: &str) -> Pending<bool> {
-        let number = number.to_string();
-        self.read(move |r| r.is_opted_out(&number))
+    fn is_opted_out(&self, number: &str, scope: &str) -> Pending<Option<String>> {
+        let (number, scope) = (number.to_string(), scope.to_string());
+        self.read(move |r| r.is_opted_out(&number, &scope))
     }
 
-    fn optout_list(&self, after: String, limit: usize) -> Pending<Vec<OptOutEntry>> {
-        self.read(move |r| r.optout_list(&after, limit))
+    fn optout_list(
+        &self,
+        after: String,
+        after_scope: Option<String>,
+        limit: usize,
+    ) -> Pending<Vec<OptOutEntry>> {
+        self.read(move |r| r.optout_list(&after, after_scope.as_deref(), limit))
     }
 
     fn final_counts(&self, since_ms: i64) -> Pending<Vec<(MessageState, u64)>> {

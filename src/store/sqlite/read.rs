@@ -6,8 +6,9 @@ use super::schema;
 use super::sql::{self, Sql, sql};
 use crate::store::error::classify;
 use crate::store::{
-    Event, MessageClass, MessageFilter, MessageId, MessageState, MessageView, MoFragment, MoSet,
-    OptOutEntry, PartState, PartView, QueueDepth, ReceiptView, StoreError, StoreStats, aggregate,
+    Event, GLOBAL_SCOPE, MessageClass, MessageFilter, MessageId, MessageState, MessageView,
+    MoFragment, MoSet, OptOutEntry, PartState, PartView, QueueDepth, ReceiptView, StoreError,
+    StoreStats, aggregate,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use std::path::Path;
@@ -356,36 +357,52 @@ impl Reader {
         Ok(merged)
     }
 
-    /// Whether a number is on the opt-out list.
-    pub fn is_opted_out(&mut self, number: &str) -> Result<bool, StoreError> {
+    /// The scope under which a number opted out of `scope` or of every sender (global first).
+    pub fn is_opted_out(
+        &mut self,
+        number: &str,
+        scope: &str,
+    ) -> Result<Option<String>, StoreError> {
         self.conn
-            .prepare_cached("SELECT 1 FROM optout WHERE number = ?1")
+            .prepare_cached(
+                "SELECT scope FROM optout WHERE number = ?1 AND scope IN (?2, ?3)
+                 ORDER BY scope <> ?2 LIMIT 1",
+            )
             .map_err(db)?
-            .query_row([number], |_| Ok(()))
+            .query_row(params![number, GLOBAL_SCOPE, scope], |r| r.get(0))
             .optional()
-            .map(|o| o.is_some())
             .map_err(db)
     }
 
-    /// A page of the opt-out list in number order.
+    /// A page of the opt-out list in (number, scope) order: after (`after`, `after_scope`), or
+    /// after every entry of `after` without a scope.
     pub fn optout_list(
         &mut self,
         after: &str,
+        after_scope: Option<&str>,
         limit: usize,
     ) -> Result<Vec<OptOutEntry>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let sql = match after_scope {
+            Some(_) => {
+                "SELECT number, scope, keyword, at, smsc FROM optout
+                 WHERE (number, scope) > (?1, ?2) ORDER BY number, scope LIMIT ?3"
+            }
+            None => {
+                "SELECT number, scope, keyword, at, smsc FROM optout
+                 WHERE number > ?1 AND ?2 IS NULL ORDER BY number, scope LIMIT ?3"
+            }
+        };
         self.conn
-            .prepare_cached(
-                "SELECT number, keyword, at, smsc FROM optout WHERE number > ?1
-                 ORDER BY number LIMIT ?2",
-            )
+            .prepare_cached(sql)
             .map_err(db)?
-            .query_map(params![after, limit], |r| {
+            .query_map(params![after, after_scope, limit], |r| {
                 Ok(OptOutEntry {
                     number: r.get(0)?,
-                    keyword: r.get(1)?,
-                    at_ms: r.get(2)?,
-                    smsc: r.get(3)?,
+                    scope: r.get(1)?,
+                    keyword: r.get(2)?,
+                    at_ms: r.get(3)?,
+                    smsc: r.get(4)?,
                 })
             })
             .map_err(db)?

@@ -175,6 +175,34 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     ALTER TABLE mo ADD COLUMN incomplete TEXT;
     "#,
+    // 7 (issue #19): opt-out that follows the sender, and frequency caps counted in the store.
+    // An opt-out is kept per (number, scope): the sender address it applies to, or 'all' for
+    // every sender; the entries made before scopes existed were global and stay so. `cap_hit`
+    // holds one row per accepted message per cap counter (class, recipient or recipient and
+    // tag value), read in the accept's own transaction and pruned past the longest cap.
+    r#"
+    CREATE TABLE optout_scoped (
+        number  TEXT NOT NULL,
+        scope   TEXT NOT NULL,
+        keyword TEXT NOT NULL,
+        at      INTEGER NOT NULL,
+        smsc    TEXT NOT NULL,
+        PRIMARY KEY (number, scope)
+    ) WITHOUT ROWID;
+    INSERT INTO optout_scoped (number, scope, keyword, at, smsc)
+        SELECT number, 'all', keyword, at, smsc FROM optout;
+    DROP TABLE optout;
+    ALTER TABLE optout_scoped RENAME TO optout;
+    CREATE TABLE cap_hit (
+        id         INTEGER PRIMARY KEY,
+        cap        TEXT NOT NULL,
+        scope      TEXT NOT NULL,
+        at         INTEGER NOT NULL,
+        message_id INTEGER NOT NULL
+    );
+    CREATE INDEX cap_hit_counter ON cap_hit(cap, scope, at);
+    CREATE INDEX cap_hit_at ON cap_hit(at);
+    "#,
 ];
 
 /// The schema version this build writes.

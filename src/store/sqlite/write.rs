@@ -4,6 +4,7 @@
 //! partial write behind in the shared transaction. The receipt path (recording, matching,
 //! applying, rerouting, held receipts) is in `receipts`.
 
+mod caps;
 pub(crate) mod receipts;
 
 use super::JobError;
@@ -379,6 +380,13 @@ impl<'c> Writer<'c> {
                 problem: format!("a message has 1 to 255 parts, not {}", m.parts.len()),
             }));
         }
+        if !m.caps.is_empty() {
+            // A repeated key is answered as the duplicate it is, whatever the caps say now.
+            if let Some(first) = self.first_of_key(m)? {
+                return Ok(first);
+            }
+            self.check_caps(m)?;
+        }
         let id = self.ids.next(m.now_ms);
         let parts = m.parts.len() as u8;
         // One statement for the common case: the insert does nothing when the key exists (the
@@ -402,27 +410,13 @@ impl<'c> Writer<'c> {
             m.now_ms
         ])?;
         if inserted == 0 {
-            let first = self
-                .conn
-                .prepare_cached(
-                    "SELECT id, parts, route, encoding FROM message WHERE idem_key = ?1",
-                )?
-                .query_row([&m.key], |r| {
-                    Ok(Accepted {
-                        id: MessageId::from_i64(r.get(0)?),
-                        parts: r.get(1)?,
-                        route: r.get(2)?,
-                        encoding: r.get(3)?,
-                        duplicate: true,
-                    })
-                })
-                .optional()?;
-            return first.ok_or_else(|| {
+            return self.first_of_key(m)?.ok_or_else(|| {
                 JobError::Domain(StoreError::Internal(
                     "message insert ignored without an idempotency-key conflict".into(),
                 ))
             });
         }
+        self.count_caps(m, id)?;
         let fields = PartFields {
             route: &m.route,
             priority: m.priority,
@@ -437,6 +431,26 @@ impl<'c> Writer<'c> {
             encoding: m.encoding.clone(),
             duplicate: false,
         })
+    }
+
+    /// The first message of `m`'s idempotency key, as a duplicate's answer.
+    fn first_of_key(&mut self, m: &NewMessage) -> Result<Option<Accepted>, JobError> {
+        if m.key.is_none() {
+            return Ok(None);
+        }
+        Ok(self
+            .conn
+            .prepare_cached("SELECT id, parts, route, encoding FROM message WHERE idem_key = ?1")?
+            .query_row([&m.key], |r| {
+                Ok(Accepted {
+                    id: MessageId::from_i64(r.get(0)?),
+                    parts: r.get(1)?,
+                    route: r.get(2)?,
+                    encoding: r.get(3)?,
+                    duplicate: true,
+                })
+            })
+            .optional()?)
     }
 
     fn insert_parts(
@@ -725,20 +739,21 @@ impl<'c> Writer<'c> {
             ])?;
         let id = self.conn.last_insert_rowid();
         let optout = match &m.optout {
-            Some(OptOutChange::Add { keyword }) => {
+            Some(OptOutChange::Add { keyword, scope }) => {
                 self.conn
                     .prepare_cached(
-                        "INSERT INTO optout (number, keyword, at, smsc) VALUES (?1, ?2, ?3, ?4)
-                         ON CONFLICT (number) DO UPDATE SET keyword = excluded.keyword,
+                        "INSERT INTO optout (number, scope, keyword, at, smsc)
+                         VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT (number, scope) DO UPDATE SET keyword = excluded.keyword,
                             at = excluded.at, smsc = excluded.smsc",
                     )?
-                    .execute(params![m.from, keyword, m.now_ms, m.smsc])?;
+                    .execute(params![m.from, scope, keyword, m.now_ms, m.smsc])?;
                 Some("added")
             }
-            Some(OptOutChange::Remove) => {
+            Some(OptOutChange::Remove { scope }) => {
                 self.conn
-                    .prepare_cached("DELETE FROM optout WHERE number = ?1")?
-                    .execute([&m.from])?;
+                    .prepare_cached("DELETE FROM optout WHERE number = ?1 AND scope = ?2")?
+                    .execute([&m.from, scope])?;
                 Some("removed")
             }
             None => None,
@@ -747,6 +762,9 @@ impl<'c> Writer<'c> {
             "mo_id": id, "from": m.from, "to": m.to, "text": m.text, "smsc": m.smsc,
             "parts": m.parts, "optout": optout,
         });
+        if let Some(change) = &m.optout {
+            body["optout_scope"] = json!(change.scope());
+        }
         if let Some(why) = incomplete {
             body["incomplete"] = json!(why);
         }
@@ -755,22 +773,28 @@ impl<'c> Writer<'c> {
         Ok(MoRecorded { id, seq })
     }
 
-    pub(crate) fn optout_add(&mut self, number: &str, now_ms: i64) -> Result<bool, JobError> {
+    pub(crate) fn optout_add(
+        &mut self,
+        number: &str,
+        scope: &str,
+        now_ms: i64,
+    ) -> Result<bool, JobError> {
         let n = self
             .conn
             .prepare_cached(
-                "INSERT INTO optout (number, keyword, at, smsc) VALUES (?1, 'manual', ?2, '-')
-                 ON CONFLICT (number) DO NOTHING",
+                "INSERT INTO optout (number, scope, keyword, at, smsc)
+                 VALUES (?1, ?2, 'manual', ?3, '-')
+                 ON CONFLICT (number, scope) DO NOTHING",
             )?
-            .execute(params![number, now_ms])?;
+            .execute(params![number, scope, now_ms])?;
         Ok(n == 1)
     }
 
-    pub(crate) fn optout_remove(&mut self, number: &str) -> Result<bool, JobError> {
+    pub(crate) fn optout_remove(&mut self, number: &str, scope: &str) -> Result<bool, JobError> {
         let n = self
             .conn
-            .prepare_cached("DELETE FROM optout WHERE number = ?1")?
-            .execute([number])?;
+            .prepare_cached("DELETE FROM optout WHERE number = ?1 AND scope = ?2")?
+            .execute([number, scope])?;
         Ok(n == 1)
     }
 
@@ -968,6 +992,9 @@ impl<'c> Writer<'c> {
                     .prepare_cached(sql)?
                     .execute(params![cut, batch])?;
             }
+        }
+        if let Some(age) = r.cap_hits_ms {
+            total += self.prune_cap_hits(now.saturating_sub(age), batch)?;
         }
         Ok(total)
     }
