@@ -696,6 +696,30 @@ fn policy_errors_name_key_and_line() {
             "\"!!\"",
             "no letter",
         ),
+        (
+            "[[sender]]\naliases = [\"ACME\"]\n",
+            "sender[0].address",
+            "[[sender]]",
+            "missing",
+        ),
+        (
+            "[[sender]]\naddress = \"72000\"\naliases = [\"ACME\"]\n[[sender]]\naddress = \"73000\"\naliases = [\"Acme\"]\n",
+            "sender[1].aliases",
+            "\"Acme\"",
+            "already in the group of \"72000\"",
+        ),
+        (
+            "[[sender]]\naddress = \"72000\"\n[[sender]]\naddress = \"+72000\"\n",
+            "sender[1].address",
+            "+72000",
+            "already in the group",
+        ),
+        (
+            "[[sender]]\naddress = \"72000\"\naliases = [\" \"]\n",
+            "sender[0].aliases",
+            "\" \"",
+            "empty",
+        ),
     ];
     for (section, key, at, words) in cases {
         let text = format!("{BASE}\n{section}");
@@ -714,4 +738,20 @@ fn policy_errors_name_key_and_line() {
         assert_eq!(e.line, line, "{e}");
         assert!(e.message.contains(words), "{e}");
     }
+}
+
+/// `[[sender]]` groups: an alias (any case) and the address itself give the group's scope.
+#[test]
+fn sender_groups_give_the_optout_scope() {
+    let text = format!(
+        "{BASE}\n[[sender]]\naddress = \"72000\"\naliases = [\"ACME\", \"AcmeNews\"]\n\
+         [[sender]]\naddress = \"+46701234567\"\n"
+    );
+    let p = parse(&text).expect("valid").policy;
+    assert_eq!(p.senders.len(), 2);
+    assert_eq!(p.optout_scope("acmenews"), "72000");
+    assert_eq!(p.optout_scope("72000"), "72000");
+    assert_eq!(p.optout_scope("46701234567"), "46701234567");
+    assert_eq!(p.optout_scope("Other"), "OTHER");
+    assert!(parse(BASE).expect("valid").policy.senders.is_empty());
 }
