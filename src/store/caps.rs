@@ -28,13 +28,13 @@ pub(crate) fn decide(
             per: Duration::from_millis(u64::try_from(c.per_ms).unwrap_or(0)),
             tag: None,
         };
-        if let Err(at) = allowed_at(&cap, &times(c), now_ms) {
-            if refusal.as_ref().is_none_or(|r| at > r.allowed_at_ms) {
-                refusal = Some(CapRefusal {
-                    label: c.label.clone(),
-                    allowed_at_ms: at,
-                });
-            }
+        if let Err(at) = allowed_at(&cap, &times(c), now_ms)
+            && refusal.as_ref().is_none_or(|r| at > r.allowed_at_ms)
+        {
+            refusal = Some(CapRefusal {
+                label: c.label.clone(),
+                allowed_at_ms: at,
+            });
         }
     }
     refusal.map_or(Ok(()), Err)

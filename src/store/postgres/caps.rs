@@ -50,10 +50,10 @@ impl W<'_> {
         let mut keys_admitted: HashSet<String> = HashSet::new();
         for i in capped {
             let Op::Accept(m) = &cmds[i].op else { continue };
-            if let Some(k) = &m.key {
-                if existing.contains(k) || keys_admitted.contains(k) {
-                    continue; // a duplicate: answered with the first message, counts nothing
-                }
+            if let Some(k) = &m.key
+                && (existing.contains(k) || keys_admitted.contains(k))
+            {
+                continue; // a duplicate: answered with the first message, counts nothing
             }
             let times = |c: &crate::store::CapLimit| {
                 let key = (c.key.clone(), c.scope.clone());
