@@ -1696,7 +1696,17 @@ fn optouts_are_kept_per_scope(fx: &Fx) {
     let start = OptOutChange::Remove {
         scope: "72000".into(),
     };
-    store.record_mo(mo("START", start)).wait().expect("mo");
+    let started = store.record_mo(mo("START", start)).wait().expect("mo");
+    // The `mo` event names the change and its scope.
+    let events = store
+        .events_after(started.seq - 1, 1)
+        .wait()
+        .expect("events");
+    let body = events[0].fields();
+    assert_eq!(
+        (body["optout"].as_str(), body["optout_scope"].as_str()),
+        (Some("removed"), Some("72000"))
+    );
     let list = store
         .optout_list(String::new(), None, 10)
         .wait()
