@@ -1,8 +1,10 @@
-//! Every write command but the receipt path (`receipts`). Runs on the writer task only, inside
-//! the batch transaction opened by the writer; commands never commit themselves. Commands
-//! validate their input before writing anything, so a domain error leaves no partial write in
-//! the shared transaction. Independent statements are pipelined (sent together on the one
-//! connection); rows of a batch go in one statement (`UNNEST`), never one round trip per row.
+//! Every write command but the receipt path (`receipts`) and the frequency caps of a run of
+//! accepts (`caps`: decided before the set insert, counted after it). Runs on the writer task
+//! only, inside the batch transaction opened by the writer; commands never commit themselves.
+//! Commands validate their input before writing anything, so a domain error leaves no partial
+//! write in the shared transaction. Independent statements are pipelined (sent together on the
+//! one connection); rows of a batch go in one statement (`UNNEST`), never one round trip per
+//! row.
 
 use super::Client;
 use super::writer::{Command, JobError, Op, Out, WriterCtx};

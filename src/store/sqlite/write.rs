@@ -2,7 +2,8 @@
 //! batch transaction opened by `run_batch`; commands never commit themselves. Commands validate
 //! their input before writing anything, so a domain error (unknown part, bad input) leaves no
 //! partial write behind in the shared transaction. The receipt path (recording, matching,
-//! applying, rerouting, held receipts) is in `receipts`.
+//! applying, rerouting, held receipts) is in `receipts`; the frequency caps of an accept (checked
+//! before the insert, counted after it, in the same transaction) in `caps`.
 
 mod caps;
 pub(crate) mod receipts;

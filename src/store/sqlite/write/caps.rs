@@ -34,6 +34,9 @@ impl Writer<'_> {
 
     /// Counts the accepted message `id` once in each of its caps' counters.
     pub(super) fn count_caps(&mut self, m: &NewMessage, id: MessageId) -> Result<(), JobError> {
+        if m.caps.is_empty() {
+            return Ok(()); // the hot path: no statement lookup for an uncapped message
+        }
         let mut st = self.conn.prepare_cached(
             "INSERT INTO cap_hit (cap, scope, at, message_id) VALUES (?1, ?2, ?3, ?4)",
         )?;
