@@ -26,6 +26,8 @@ pub const MAX_IDEMPOTENCY_KEY: usize = 128;
 pub const MAX_VALIDITY: Duration = Duration::from_secs(30 * 86400);
 /// One-time passwords may be worth only seconds; below 10 s no SMSC round trip is reliable.
 pub const MIN_VALIDITY: Duration = Duration::from_secs(10);
+/// The furthest ahead a `send_at` may be (the accept step checks it against the clock).
+pub const MAX_SEND_AHEAD: Duration = Duration::from_secs(30 * 86400);
 
 /// The error codes a client can receive. Stable strings: clients branch on them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -141,6 +143,9 @@ pub struct Submit {
     pub key: Option<String>,
     pub class: Class,
     pub tags: BTreeMap<String, String>,
+    /// `send_at`: hold the message until this instant (ms since the epoch). Whether it is too
+    /// far ahead is the accept step's to decide (this layer has no clock).
+    pub send_at: Option<i64>,
 }
 
 /// A validated request.
@@ -219,6 +224,7 @@ struct Wire<'a> {
     key: Option<String>,
     class: Option<Class>,
     tags: Option<BTreeMap<String, String>>,
+    send_at: Option<serde_json::Value>,
     id: Option<String>,
     after: Option<u64>,
     token: Option<String>,
@@ -339,7 +345,7 @@ fn describe_json_error(e: &serde_json::Error) -> String {
 impl Wire<'_> {
     /// Refuses fields that belong to other operations, so that typos and mix-ups surface.
     fn only(&self, op: &str, allowed: &[&str]) -> Result<(), ApiError> {
-        let present: [(&str, bool); 17] = [
+        let present: [(&str, bool); 18] = [
             ("to", self.to.is_some()),
             ("from", self.from.is_some()),
             ("text", self.text.is_some()),
@@ -352,6 +358,7 @@ impl Wire<'_> {
             ("key", self.key.is_some()),
             ("class", self.class.is_some()),
             ("tags", self.tags.is_some()),
+            ("send_at", self.send_at.is_some()),
             ("id", self.id.is_some()),
             ("after", self.after.is_some()),
             ("token", self.token.is_some()),
@@ -373,7 +380,7 @@ impl Wire<'_> {
 /// The fields a submit may carry.
 const SUBMIT_FIELDS: &[&str] = &[
     "to", "from", "text", "route", "encoding", "smart", "dlr", "validity", "priority", "key",
-    "class", "tags",
+    "class", "tags", "send_at",
 ];
 
 fn validate(w: Wire<'_>) -> Result<Request, ApiError> {
@@ -494,7 +501,30 @@ fn validate_submit(w: Wire<'_>) -> Result<Submit, ApiError> {
         key: w.key,
         class: w.class.unwrap_or_default(),
         tags: tags(w.tags.unwrap_or_default())?,
+        send_at: w.send_at.as_ref().map(send_at).transpose()?,
     })
+}
+
+/// `send_at`: an RFC 3339 time (`"2026-12-24T09:00:00+01:00"`) or epoch milliseconds.
+fn send_at(v: &serde_json::Value) -> Result<i64, ApiError> {
+    let given = match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let shape = || {
+        ApiError::bad(format!(
+            "`send_at` {} is neither an RFC 3339 time like \"2026-12-24T09:00:00+01:00\" nor \
+             epoch milliseconds",
+            quote_limited(&given)
+        ))
+    };
+    match v {
+        serde_json::Value::Number(n) => n.as_i64().filter(|ms| *ms >= 0).ok_or_else(shape),
+        serde_json::Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| t.timestamp_millis())
+            .map_err(|_| shape()),
+        _ => Err(shape()),
+    }
 }
 
 fn validity(v: &str) -> Result<Duration, ApiError> {

@@ -133,20 +133,23 @@ impl DaemonHandler {
                 })
             })
             .collect();
-        Ok(serde_json::json!({
-            "message": {
+        let mut message = serde_json::json!({
                 "id": v.id.to_string(),
                 "to": v.to,
                 "from": v.from,
                 "route": v.route,
-                "state": v.state.as_str(),
+                "state": v.shown_state(now_ms()),
                 "encoding": v.encoding,
                 "parts": parts,
                 "accepted_at": v.accepted_at,
                 "submitted_at": v.submitted_at,
                 "done_at": v.done_at,
-            }
-        }))
+        });
+        if let Some(until) = v.held_until {
+            // Held at accept (a send window or `send_at`): shown as long as the message is.
+            message["held_until"] = until.into();
+        }
+        Ok(serde_json::json!({ "message": message }))
     }
 
     fn subscribe(&self, after: u64) -> mpsc::Receiver<String> {

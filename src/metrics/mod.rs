@@ -108,6 +108,8 @@ pub mod label {
 
 /// Messages accepted (durably stored) through the submit protocol. Labels: route.
 pub const MESSAGES_ACCEPTED: &str = "smppd_messages_accepted_total";
+/// Messages accepted held until a later instant (a send window, `send_at`). Labels: route.
+pub const MESSAGES_HELD: &str = "smppd_messages_held_total";
 /// Submits refused. Labels: code.
 pub const MESSAGES_REJECTED: &str = "smppd_messages_rejected_total";
 /// Messages reaching a final state through a receipt or the expiry sweeps (`expired`,
@@ -243,6 +245,12 @@ const DESCRIPTIONS: &[(&str, Kind, Unit, &str)] = &[
         Kind::Counter,
         Unit::Count,
         "Messages durably accepted through the submit protocol, by route.",
+    ),
+    (
+        MESSAGES_HELD,
+        Kind::Counter,
+        Unit::Count,
+        "Messages accepted held until a send window opens or their send_at, by route.",
     ),
     (
         MESSAGES_REJECTED,
@@ -405,6 +413,7 @@ pub fn describe() {
 /// Every metric name, for tests that check the exporter's output and the dashboard.
 pub const ALL: &[&str] = &[
     MESSAGES_ACCEPTED,
+    MESSAGES_HELD,
     MESSAGES_REJECTED,
     MESSAGES_FINAL,
     PARTS_SUBMITTED,

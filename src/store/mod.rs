@@ -27,6 +27,12 @@ pub use postgres::PostgresOptions;
 pub use sqlite::{Reader, SqliteOptions};
 pub use types::*;
 
+/// At most this many waiting parts (retries, held messages) a claim wakes, earliest `ready_at`
+/// first (four claim batches): a million messages held until 09:00 are released over many
+/// claims, not by one UPDATE that holds the writer for seconds; the route's token buckets
+/// then pace them out. Both backends.
+pub const WAKE_BATCH: i64 = 1024;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;

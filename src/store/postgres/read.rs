@@ -59,6 +59,7 @@ fn message_row(r: &Row) -> MessageView {
         done_at: r.get(15),
         valid_until: r.get(16),
         options: r.get(17),
+        held_until: r.get(18),
         parts: Vec::new(),
         receipts: Vec::new(),
     }
@@ -111,7 +112,8 @@ pub(super) async fn message(c: &Client, id: MessageId) -> Result<Option<MessageV
         rows(
             c,
             "SELECT id, idem_key, dest, sender, route, class, priority, encoding, split, dlr,
-                state, text, tags, accepted_at, submitted_at, done_at, valid_until, options
+                state, text, tags, accepted_at, submitted_at, done_at, valid_until, options,
+                held_until
              FROM message WHERE id = $1",
             &[&id64],
         ),

@@ -168,6 +168,11 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE route_budget (route TEXT NOT NULL, ring INT NOT NULL, slot BIGINT NOT NULL,
         used BIGINT NOT NULL, granted BIGINT NOT NULL, PRIMARY KEY (route, ring));
     "#,
+    // 2: send windows and `send_at` (issue #19): the instant a message was held until at
+    // accept. Its parts wait (`waiting`, `ready_at` = this) like a retry, so no index is new.
+    r#"
+    ALTER TABLE message ADD COLUMN held_until BIGINT;
+    "#,
 ];
 
 /// The schema version the database holds (0: none yet).
@@ -197,6 +202,10 @@ pub(super) async fn found_version(client: &Client) -> Result<i64, tokio_postgres
 const OLDER_BINARIES_OK: &[bool] = &[
     // 1: the initial schema (there is nothing older).
     false,
+    // 2: `message.held_until`, a nullable column older statements never name. An older binary
+    // releases held parts all the same (they wait on `ready_at` like a retry); its `query`
+    // shows them `queued` rather than `scheduled`.
+    true,
 ];
 
 /// How long since its heartbeat an instance counts as live for the migration check (longer

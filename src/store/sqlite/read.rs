@@ -34,7 +34,7 @@ fn db(e: rusqlite::Error) -> StoreError {
 }
 
 const MESSAGE_COLUMNS: &str = "id, idem_key, dest, sender, route, class, priority, encoding, split,
-    dlr, state, text, tags, accepted_at, submitted_at, done_at, valid_until, options";
+    dlr, state, text, tags, accepted_at, submitted_at, done_at, valid_until, options, held_until";
 
 /// A message's state in SQL: the stored one, or `submitted` for a message left `queued` none of
 /// whose parts is pending (see `schema`).
@@ -64,6 +64,7 @@ fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageView> {
         done_at: r.get(15)?,
         valid_until: r.get(16)?,
         options: r.get(17)?,
+        held_until: r.get(18)?,
         parts: Vec::new(),
         receipts: Vec::new(),
     })

@@ -175,6 +175,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     ALTER TABLE mo ADD COLUMN incomplete TEXT;
     "#,
+    // 7: send windows and `send_at` (issue #19): the instant a message was held until at
+    // accept. Its parts wait (`waiting`, `ready_at` = this) like a retry, so no index is new.
+    r#"
+    ALTER TABLE message ADD COLUMN held_until INTEGER;
+    "#,
 ];
 
 /// The schema version this build writes.

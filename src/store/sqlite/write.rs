@@ -430,6 +430,9 @@ impl<'c> Writer<'c> {
             valid_until: m.valid_until_ms,
         };
         self.insert_parts(id, fields, &m.parts)?;
+        if let Some(until) = m.held_until_ms {
+            self.hold(id, until)?;
+        }
         Ok(Accepted {
             id,
             parts,
@@ -437,6 +440,20 @@ impl<'c> Writer<'c> {
             encoding: m.encoding.clone(),
             duplicate: false,
         })
+    }
+
+    /// A message held until `until` (a send window, `send_at`): the row records it and its
+    /// parts wait like a retry, so the claims' wake-up releases them then.
+    fn hold(&mut self, id: MessageId, until: i64) -> Result<(), JobError> {
+        self.conn
+            .prepare_cached("UPDATE message SET held_until = ?2 WHERE id = ?1")?
+            .execute(params![id.as_i64(), until])?;
+        self.conn
+            .prepare_cached(sql!(
+                "UPDATE part SET state = {part:waiting}, ready_at = ?2 WHERE message_id = ?1"
+            ))?
+            .execute(params![id.as_i64(), until])?;
+        Ok(())
     }
 
     fn insert_parts(
@@ -472,7 +489,7 @@ impl<'c> Writer<'c> {
     ) -> Result<Vec<QueuedPart>, JobError> {
         self.conn
             .prepare_cached(sql::WAKE_WAITING.get())?
-            .execute([now])?;
+            .execute([now, crate::store::WAKE_BATCH])?;
         let mut out = Vec::with_capacity(limit.min(4096));
         {
             let st = &mut self.st.claim_select;
