@@ -1548,12 +1548,18 @@ fn a_held_message_is_claimed_only_from_its_time(fx: &Fx) {
 
     let m = store.message(held.id).wait().expect("read").expect("found");
     assert_eq!(m.held_until, Some(T0 + 5_000));
-    assert!(m.parts.iter().all(|p| p.state == PartState::Waiting), "{m:?}");
+    assert!(
+        m.parts.iter().all(|p| p.state == PartState::Waiting),
+        "{m:?}"
+    );
     assert!(m.is_scheduled(T0 + 100));
     assert_eq!(m.shown_state(T0 + 100), "scheduled");
     assert!(!m.is_scheduled(T0 + 5_000), "no longer held at its time");
     let plain = store.message(now.id).wait().expect("read").expect("found");
-    assert_eq!((plain.held_until, plain.shown_state(T0 + 100)), (None, "queued"));
+    assert_eq!(
+        (plain.held_until, plain.shown_state(T0 + 100)),
+        (None, "queued")
+    );
 
     let first = store.claim("default", 10, T0 + 100).wait().expect("claim");
     let ids: Vec<MessageId> = first.iter().map(|p| p.part.message).collect();
@@ -1566,20 +1572,40 @@ fn a_held_message_is_claimed_only_from_its_time(fx: &Fx) {
             .is_empty(),
         "nothing held is claimable before its time"
     );
-    let e = store.expire(T0 + 4_000, 3_600_000, 100).wait().expect("expire");
-    assert_eq!(e.finished, vec![lapses.id], "a held part expires at its validity");
-    let at = store.claim("default", 10, T0 + 5_000).wait().expect("claim");
+    let e = store
+        .expire(T0 + 4_000, 3_600_000, 100)
+        .wait()
+        .expect("expire");
+    assert_eq!(
+        e.finished,
+        vec![lapses.id],
+        "a held part expires at its validity"
+    );
+    let at = store
+        .claim("default", 10, T0 + 5_000)
+        .wait()
+        .expect("claim");
     let parts: Vec<PartRef> = at.iter().map(|p| p.part).collect();
     assert_eq!(
         parts,
         vec![
-            PartRef { message: held.id, n: 1 },
-            PartRef { message: held.id, n: 2 }
+            PartRef {
+                message: held.id,
+                n: 1
+            },
+            PartRef {
+                message: held.id,
+                n: 2
+            }
         ]
     );
     assert_eq!(at[0].attempts, 1, "a hold is not an attempt");
     let m = store.message(held.id).wait().expect("read").expect("found");
-    assert_eq!(m.shown_state(T0 + 5_000), "queued", "released: reads as before");
+    assert_eq!(
+        m.shown_state(T0 + 5_000),
+        "queued",
+        "released: reads as before"
+    );
 }
 
 /// A claim wakes at most `WAKE_BATCH` waiting parts, earliest `ready_at` first: releasing many
@@ -1602,9 +1628,18 @@ fn held_parts_wake_in_bounded_rounds_earliest_first(fx: &Fx) {
     early.held_until_ms = Some(T0 + 4_000);
     let early = store.accept(early).wait().expect("accept");
 
-    let round = |limit| store.claim("default", limit, T0 + 5_000).wait().expect("claim");
+    let round = |limit| {
+        store
+            .claim("default", limit, T0 + 5_000)
+            .wait()
+            .expect("claim")
+    };
     let first = round(4 * batch);
-    assert_eq!(first.len(), batch, "one claim wakes at most WAKE_BATCH parts");
+    assert_eq!(
+        first.len(),
+        batch,
+        "one claim wakes at most WAKE_BATCH parts"
+    );
     assert!(
         first.iter().any(|p| p.part.message == early.id),
         "the earliest ready_at is woken first"

@@ -166,7 +166,9 @@ async fn marketing_waits_for_the_window_and_transactional_goes_at_once() {
     let d = daemon(&sim, DAYTIME, "", "2026-12-08T07:59:50Z").await;
     let mut c = connect(&d).await;
 
-    let now = c.call(submit(SWEDE, "Your code 4711", "transactional")).await;
+    let now = c
+        .call(submit(SWEDE, "Your code 4711", "transactional"))
+        .await;
     assert_eq!(now["ok"], true, "{now}");
     assert!(now.get("held_until").is_none(), "{now}");
     support::until("the transactional message", Duration::from_secs(10), || {
@@ -257,7 +259,10 @@ async fn send_at_holds_until_then_and_windows_still_apply_after_it() {
         let v = c.call(r).await;
         assert_eq!(v["error"]["code"], "bad_request", "{bad}: {v}");
         let msg = v["error"]["message"].as_str().unwrap_or("");
-        assert!(msg.contains("send_at") && msg.contains(says), "{bad}: {msg}");
+        assert!(
+            msg.contains("send_at") && msg.contains(says),
+            "{bad}: {msg}"
+        );
     }
     assert_eq!(received(&sim, "Evening sale"), 0);
     drop(d);
@@ -331,7 +336,11 @@ async fn validity_ending_before_the_window_opens_is_refused_with_allowed_at() {
     let mut long = submit(SWEDE, "Long sale", "marketing");
     long["validity"] = json!("13h");
     let v = c.call(long).await;
-    assert_eq!((v["ok"].clone(), v["held_until"].clone()), (json!(true), json!(opens)), "{v}");
+    assert_eq!(
+        (v["ok"].clone(), v["held_until"].clone()),
+        (json!(true), json!(opens)),
+        "{v}"
+    );
 
     let v = c.call(submit("+12025550123", "US sale", "marketing")).await;
     assert_eq!(v["error"]["code"], "outside_window", "{v}");
@@ -356,7 +365,9 @@ async fn held_messages_released_together_leave_at_the_routes_pace() {
     let sim = sim().await;
     let d = daemon(&sim, "", &format!("tps = {TPS}\n"), "2026-12-08T10:00:00Z").await;
     let mut c = connect(&d).await;
-    let first = c.call(submit("+4915112345678", "pace 0", "transactional")).await;
+    let first = c
+        .call(submit("+4915112345678", "pace 0", "transactional"))
+        .await;
     let seen = Instant::now();
     let clock = DaemonClock::of(&mut c, first["id"].as_str().expect("id"), seen).await;
     support::until("the first message", Duration::from_secs(10), || {
@@ -389,6 +400,9 @@ async fn held_messages_released_together_leave_at_the_routes_pace() {
         .map(|w| w.iter().map(|n| u64::from(*n)).sum::<u64>())
         .max()
         .unwrap_or_default();
-    assert!(peak <= TPS + TPS / 10 + 1, "{peak} in one second at tps {TPS}: {counts:?}");
+    assert!(
+        peak <= TPS + TPS / 10 + 1,
+        "{peak} in one second at tps {TPS}: {counts:?}"
+    );
     drop(d);
 }

@@ -712,6 +712,43 @@ mod tests {
     }
 
     #[test]
+    fn send_at_is_rfc3339_or_epoch_ms_and_anything_else_names_it() {
+        let at = |v: &str| {
+            let line = format!(
+                r#"{{"op":"submit","to":"+46701234567","from":"A","text":"x","send_at":{v}}}"#
+            );
+            match req(&line) {
+                Ok(Request::Submit(s)) => Ok(s.send_at),
+                Ok(other) => panic!("not a submit: {other:?}"),
+                Err(e) => Err(e),
+            }
+        };
+        assert_eq!(at("1796716800000").ok(), Some(Some(1_796_716_800_000)));
+        assert_eq!(
+            at(r#""2026-12-08T09:00:00+01:00""#).ok(),
+            Some(Some(1_796_716_800_000))
+        );
+        assert_eq!(
+            at(r#""2026-12-08T08:00:00.250Z""#).ok(),
+            Some(Some(1_796_716_800_250))
+        );
+        for bad in [
+            r#""tomorrow""#,
+            r#""2026-12-08 08:00""#,
+            "-1",
+            "1.5",
+            "true",
+            "[1]",
+        ] {
+            let e = at(bad).expect_err(bad);
+            assert_eq!(e.code, ErrorCode::BadRequest, "{bad}");
+            assert!(e.message.contains("`send_at`"), "{bad}: {}", e.message);
+        }
+        let e = req(r#"{"op":"query","id":"1","send_at":1}"#).expect_err("query");
+        assert!(e.message.contains("send_at"), "{}", e.message);
+    }
+
+    #[test]
     fn codes_for_bad_input() {
         let code = |l: &str| req(l).map(|_| ()).map_err(|e| e.code);
         assert_eq!(

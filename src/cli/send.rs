@@ -150,38 +150,44 @@ pub fn send(args: SendArgs) -> anyhow::Result<()> {
         if !args.wait {
             return Ok(());
         }
-        let start = Instant::now();
-        loop {
-            let q = c.call(json!({"op":"query","id":id})).await?;
-            let m = &q["message"];
-            let state = m["state"].as_str().unwrap_or("");
-            if !["scheduled", "queued", "submitted"].contains(&state) {
-                println!("{id}: {state} after {:.2} s", start.elapsed().as_secs_f64());
-                for p in m["parts"].as_array().into_iter().flatten() {
-                    println!(
-                        "  part {}: {} via {} (smsc id {}{})",
-                        p["n"],
-                        p["state"].as_str().unwrap_or("?"),
-                        p["smsc"].as_str().unwrap_or("-"),
-                        p["smsc_id"].as_str().unwrap_or("-"),
-                        p["stat"]
-                            .as_str()
-                            .map(|s| format!(", stat {s}"))
-                            .unwrap_or_default()
-                    );
-                }
-                return if state == "delivered" {
-                    Ok(())
-                } else {
-                    bail!("{id} ended {state}")
-                };
-            }
-            if start.elapsed() > Duration::from_secs(args.timeout) {
-                bail!("{id} still {state} after {} s", args.timeout);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_final(&mut c, &id, Duration::from_secs(args.timeout)).await
     })
+}
+
+/// `--wait`: queries until the message is final and prints its parts; an error unless it
+/// was delivered or when it is still not final after `timeout`.
+async fn wait_final(c: &mut Client, id: &str, timeout: Duration) -> anyhow::Result<()> {
+    let start = Instant::now();
+    loop {
+        let q = c.call(json!({"op":"query","id":id})).await?;
+        let m = &q["message"];
+        let state = m["state"].as_str().unwrap_or("");
+        if !["scheduled", "queued", "submitted"].contains(&state) {
+            println!("{id}: {state} after {:.2} s", start.elapsed().as_secs_f64());
+            for p in m["parts"].as_array().into_iter().flatten() {
+                println!(
+                    "  part {}: {} via {} (smsc id {}{})",
+                    p["n"],
+                    p["state"].as_str().unwrap_or("?"),
+                    p["smsc"].as_str().unwrap_or("-"),
+                    p["smsc_id"].as_str().unwrap_or("-"),
+                    p["stat"]
+                        .as_str()
+                        .map(|s| format!(", stat {s}"))
+                        .unwrap_or_default()
+                );
+            }
+            return if state == "delivered" {
+                Ok(())
+            } else {
+                bail!("{id} ended {state}")
+            };
+        }
+        if start.elapsed() > timeout {
+            bail!("{id} still {state} after {} s", timeout.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[derive(Debug, clap::Args)]
