@@ -548,8 +548,9 @@ async fn store_migrate_and_reports_work_on_the_shared_database_and_a_newer_schem
     let conf_s = conf.display().to_string();
     let out = support::smppd(&["store", "migrate", "--config", &conf_s]);
     assert!(out.status.success(), "{out:?}");
+    let all = smppd::store::postgres::current_version();
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("1 migration(s) applied"),
+        String::from_utf8_lossy(&out.stdout).contains(&format!("{all} migration(s) applied")),
         "{out:?}"
     );
     let again = support::smppd(&["store", "migrate", "--config", &conf_s]);
@@ -581,17 +582,26 @@ async fn store_migrate_and_reports_work_on_the_shared_database_and_a_newer_schem
     d2.stop();
 
     // A newer schema whose migrations keep older binaries working: this build still runs.
-    pg.psql("INSERT INTO schema_version (version, older_ok) VALUES (2, true)");
+    let ours = smppd::store::postgres::current_version();
+    let (kind, breaking) = (ours + 1, ours + 2);
+    pg.psql(&format!(
+        "INSERT INTO schema_version (version, older_ok) VALUES ({kind}, true)"
+    ));
     let ok = support::smppd(&["store", "migrate", "--config", &conf_s]);
     assert!(ok.status.success(), "{ok:?}");
     // One that does not: refused, naming the migration and what to do.
-    pg.psql("INSERT INTO schema_version (version, older_ok) VALUES (3, false)");
+    pg.psql(&format!(
+        "INSERT INTO schema_version (version, older_ok) VALUES ({breaking}, false)"
+    ));
     let refused = support::smppd(&["store", "migrate", "--config", &conf_s]);
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success(), "{refused:?}");
     assert!(
-        err.contains("schema version 3, newer than this smppd's 1")
-            && err.contains("migration(s) 3 do not keep older binaries working"),
+        err.contains(&format!(
+            "schema version {breaking}, newer than this smppd's {ours}"
+        )) && err.contains(&format!(
+            "migration(s) {breaking} do not keep older binaries working"
+        )),
         "{err}"
     );
     // And `smppd run` says the same and exits, instead of running on a schema it cannot use.
@@ -613,7 +623,9 @@ async fn store_migrate_and_reports_work_on_the_shared_database_and_a_newer_schem
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("migration(s) 3 do not keep older binaries working"),
+        err.contains(&format!(
+            "migration(s) {breaking} do not keep older binaries working"
+        )),
         "{err}"
     );
 }
