@@ -265,11 +265,12 @@ fn async_callers_await_durability(fx: &Fx) {
             sorted, ids,
             "ids are unique and increase in acceptance order"
         );
-        let depth = store.queue_depth().await.expect("depth");
+        let depth = store.queue_depth(T0).await.expect("depth");
         assert_eq!(depth.len(), 1);
         assert_eq!((depth[0].route.as_str(), depth[0].parts), ("default", 500));
         // The oldest waiting part is the first message accepted.
-        assert_eq!(depth[0].oldest_ms, ids[0].millis());
+        assert_eq!(depth[0].oldest_ms, Some(ids[0].millis()));
+        assert_eq!(depth[0].scheduled, 0);
     });
 }
 
@@ -1559,6 +1560,14 @@ fn a_held_message_is_claimed_only_from_its_time(fx: &Fx) {
     assert_eq!(
         (plain.held_until, plain.shown_state(T0 + 100)),
         (None, "queued")
+    );
+    // Held parts are counted apart from the queue: they are not a backlog.
+    let depth = store.queue_depth(T0 + 100).wait().expect("depth");
+    assert_eq!(depth.len(), 1, "{depth:?}");
+    assert_eq!(
+        (depth[0].parts, depth[0].scheduled, depth[0].oldest_ms),
+        (1, 3, Some(now.id.millis())),
+        "{depth:?}"
     );
 
     let first = store.claim("default", 10, T0 + 100).wait().expect("claim");

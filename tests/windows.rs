@@ -341,6 +341,15 @@ async fn validity_ending_before_the_window_opens_is_refused_with_allowed_at() {
         (json!(true), json!(opens)),
         "{v}"
     );
+    // `status` counts it as scheduled, not as a queue falling behind.
+    let st = c.call(json!({"op":"status"})).await;
+    let all = &st["routes"][0];
+    assert_eq!(
+        (all["scheduled"].clone(), all["queued"].clone()),
+        (json!(1), json!(0)),
+        "{st}"
+    );
+    assert!(all["oldest_s"].is_null(), "{st}");
 
     let v = c.call(submit("+12025550123", "US sale", "marketing")).await;
     assert_eq!(v["error"]["code"], "outside_window", "{v}");

@@ -298,14 +298,15 @@ fn render_status(v: &Value) -> String {
         }
     }
     out.push_str(&format!(
-        "\n{:<12} {:>9} {:>10} {:>8} {:>8}\n",
-        "ROUTE", "QUEUED", "OLDEST", "RATE/S", "TPS"
+        "\n{:<12} {:>9} {:>9} {:>10} {:>8} {:>8}\n",
+        "ROUTE", "QUEUED", "SCHEDULED", "OLDEST", "RATE/S", "TPS"
     ));
     for r in v["routes"].as_array().into_iter().flatten() {
         out.push_str(&format!(
-            "{:<12} {:>9} {:>10} {:>8.1} {:>8}\n",
+            "{:<12} {:>9} {:>9} {:>10} {:>8.1} {:>8}\n",
             r["name"].as_str().unwrap_or("?"),
             r["queued"].to_string(),
+            r["scheduled"].as_u64().unwrap_or(0),
             r["oldest_s"]
                 .as_f64()
                 .map_or_else(|| "-".to_owned(), |s| format!("{s:.1}s")),

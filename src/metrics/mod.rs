@@ -141,6 +141,9 @@ pub const BIND_IN_FLIGHT: &str = "smppd_bind_in_flight";
 pub const DISPATCH_SIDE_STATE: &str = "smppd_dispatch_side_state";
 /// Parts waiting to be sent. Labels: route.
 pub const QUEUE_DEPTH: &str = "smppd_queue_depth";
+/// Parts held until a send window opens or their `send_at` (not in `smppd_queue_depth`).
+/// Labels: route.
+pub const QUEUE_SCHEDULED: &str = "smppd_queue_scheduled";
 /// Age of the oldest waiting part's message. Labels: route.
 pub const QUEUE_OLDEST_SECONDS: &str = "smppd_queue_oldest_seconds";
 /// From accept to the submit_sm_resp of the last part. Labels: route.
@@ -325,6 +328,12 @@ const DESCRIPTIONS: &[(&str, Kind, Unit, &str)] = &[
         "Parts waiting to be sent, by route.",
     ),
     (
+        QUEUE_SCHEDULED,
+        Kind::Gauge,
+        Unit::Count,
+        "Parts held until a send window opens or their send_at, by route.",
+    ),
+    (
         QUEUE_OLDEST_SECONDS,
         Kind::Gauge,
         Unit::Seconds,
@@ -426,6 +435,7 @@ pub const ALL: &[&str] = &[
     BIND_UP,
     BIND_IN_FLIGHT,
     QUEUE_DEPTH,
+    QUEUE_SCHEDULED,
     QUEUE_OLDEST_SECONDS,
     ACCEPT_TO_SUBMIT_SECONDS,
     ACCEPT_TO_RECEIPT_SECONDS,

@@ -162,8 +162,9 @@ pub trait StoreBackend: Send + Sync + 'static {
     fn message(&self, id: MessageId) -> Pending<Option<MessageView>>;
     /// Events with `seq > after`, oldest first, at most `limit`.
     fn events_after(&self, after: i64, limit: usize) -> Pending<Vec<Event>>;
-    /// Ready and waiting parts per route.
-    fn queue_depth(&self) -> Pending<Vec<QueueDepth>>;
+    /// Ready and waiting parts per route, and the parts held past `now_ms` (send windows,
+    /// `send_at`) apart.
+    fn queue_depth(&self, now_ms: i64) -> Pending<Vec<QueueDepth>>;
     /// Whether a number is on the opt-out list.
     fn is_opted_out(&self, number: &str) -> Pending<bool>;
     /// Up to `limit` opt-out entries with numbers greater than `after`, in number order (page

@@ -915,8 +915,12 @@ pub struct OptOutEntry {
 pub struct QueueDepth {
     /// Route name.
     pub route: String,
-    /// Parts waiting.
+    /// Parts waiting to be sent (queued, or waiting for a retry), held ones not counted.
     pub parts: u64,
-    /// When the oldest waiting part's message was accepted (ms since the epoch).
-    pub oldest_ms: i64,
+    /// When the oldest of those parts' message was accepted (ms since the epoch); `None` when
+    /// the route has only held parts.
+    pub oldest_ms: Option<i64>,
+    /// Parts held until a later time by a send window or `send_at` (waiting, never tried): a
+    /// message held overnight is not a queue that is falling behind.
+    pub scheduled: u64,
 }

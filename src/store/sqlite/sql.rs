@@ -128,12 +128,16 @@ pub(crate) static QUEUED_COUNT: Sql = Sql::new(
         + (SELECT count(*) FROM part WHERE state = {part:waiting})",
 );
 
-/// Queued and waiting parts per route, with the oldest message (`smppd status`). Indexes
+/// Queued and waiting parts per route, with the oldest message (`smppd status`), and apart the
+/// parts held past `?1` (waiting, never tried: a send window or `send_at`). Indexes
 /// `part_queue` and `part_waiting`.
 pub(crate) static QUEUE_DEPTH: Sql = Sql::new(
-    "SELECT route, count(*), min(message_id) FROM part WHERE state = {part:queued} GROUP BY route
+    "SELECT route, count(*), min(message_id), 0 FROM part WHERE state = {part:queued} GROUP BY route
      UNION ALL
-     SELECT route, count(*), min(message_id) FROM part WHERE state = {part:waiting} GROUP BY route",
+     SELECT route, sum(NOT (ready_at > ?1 AND attempts = 0)),
+        min(CASE WHEN ready_at > ?1 AND attempts = 0 THEN NULL ELSE message_id END),
+        sum(ready_at > ?1 AND attempts = 0)
+     FROM part WHERE state = {part:waiting} GROUP BY route",
 );
 
 #[cfg(test)]
