@@ -241,6 +241,19 @@ async fn send_at_holds_until_then_and_windows_still_apply_after_it() {
     let m = query(&mut c, v["id"].as_str().expect("id")).await;
     assert_eq!(m["state"], "scheduled", "{m}");
 
+    // A validity that ends before its send_at: refused, saying so and when it could go.
+    let mut short = submit(SWEDE, "Short timed", "transactional");
+    short["send_at"] = json!("2026-12-08T12:00:00Z");
+    short["validity"] = json!("1h");
+    let v = c.call(short).await;
+    assert_eq!(v["error"]["code"], "outside_window", "{v}");
+    assert_eq!(v["error"]["allowed_at"], ms("2026-12-08T12:00:00Z"), "{v}");
+    let msg = v["error"]["message"].as_str().unwrap_or("");
+    assert!(
+        msg.contains("`send_at`") && !msg.contains("daytime"),
+        "{msg}"
+    );
+
     // In the past: now.
     let mut past = submit(SWEDE, "Past receipt", "transactional");
     past["send_at"] = json!("2026-12-01T00:00:00Z");

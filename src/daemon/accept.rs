@@ -113,9 +113,10 @@ impl Accept {
         let start = s.send_at.map_or(now, |at| at.max(now));
         let to = s.to.to_string();
         let start_utc = chrono::DateTime::from_timestamp_millis(start).unwrap_or_default();
-        let held = match cfg.policy.window_decision(&to, s.class, start_utc) {
-            Decision::SendNow => (start > now).then_some(start),
-            Decision::HoldUntil(t) => Some(t.timestamp_millis()),
+        // What holds it, for the refusal below: a window, or only `send_at`.
+        let (held, by_window) = match cfg.policy.window_decision(&to, s.class, start_utc) {
+            Decision::SendNow => ((start > now).then_some(start), false),
+            Decision::HoldUntil(t) => (Some(t.timestamp_millis()), true),
             Decision::Never => {
                 return Err(ApiError::new(
                     ErrorCode::OutsideWindow,
@@ -130,7 +131,12 @@ impl Accept {
         if let (Some(until), Some(validity)) = (held, s.validity) {
             let ends = now.saturating_add(i64::try_from(validity.as_millis()).unwrap_or(i64::MAX));
             if ends < until {
-                return Err(too_late(cfg, s, until, ends));
+                let why = if by_window {
+                    format!("window {}", window_names(cfg, s))
+                } else {
+                    "`send_at`".to_owned()
+                };
+                return Err(too_late(&why, until, ends));
             }
         }
         Ok(held)
@@ -281,12 +287,8 @@ impl Accept {
 }
 
 /// `outside_window` for a message whose validity ends (`ends`) before it could be sent
-/// (`until`): names the window(s) holding it (or `send_at`) and when it opens.
-fn too_late(cfg: &Config, s: &Submit, until: i64, ends: i64) -> ApiError {
-    let why = match window_names(cfg, s) {
-        names if names.is_empty() => "`send_at`".to_owned(),
-        names => format!("window {names}"),
-    };
+/// (`until`): names what holds it (`why`: the window(s), or `send_at`) and until when.
+fn too_late(why: &str, until: i64, ends: i64) -> ApiError {
     ApiError::new(
         ErrorCode::OutsideWindow,
         format!(
