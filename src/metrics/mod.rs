@@ -325,7 +325,7 @@ const DESCRIPTIONS: &[(&str, Kind, Unit, &str)] = &[
         QUEUE_DEPTH,
         Kind::Gauge,
         Unit::Count,
-        "Parts waiting to be sent, by route.",
+        "Parts waiting to be sent (held ones are smppd_queue_scheduled), by route.",
     ),
     (
         QUEUE_SCHEDULED,
