@@ -308,18 +308,51 @@ async fn the_cli_sends_with_send_at_and_reports_show_scheduled() {
         stdout.contains("scheduled: held until 2026-12-18T10:00:00Z"),
         "{stdout}"
     );
+    // With --file, every row is held (epoch milliseconds this time).
+    let csv = d.dir.join("rows.csv");
+    std::fs::write(
+        &csv,
+        "to,text\n+46701000001,Row sale\n+46701000002,Row sale\n",
+    )
+    .expect("csv");
+    let at = ms("2026-12-18T10:00:00Z").to_string();
+    let csv_s = csv.display().to_string();
+    let out = support::smppd(&[
+        "send",
+        "--addr",
+        &d.submit,
+        "--file",
+        &csv_s,
+        "--send-at",
+        &at,
+    ]);
+    assert!(out.status.success(), "{out:?}");
     let db = d.db.display().to_string();
-    let reports = std::process::Command::new(env!("CARGO_BIN_EXE_smppd"))
-        .args(["reports", "--state", "scheduled", "--db", &db])
-        .env(smppd::clock::START_VAR, "2026-12-08T10:00:05Z")
-        .output()
-        .expect("smppd reports");
-    let table = String::from_utf8_lossy(&reports.stdout);
-    assert!(reports.status.success(), "{reports:?}");
-    let rows: Vec<&str> = table.lines().filter(|l| l.contains(SWEDE)).collect();
-    assert_eq!(rows.len(), 1, "{table}");
-    assert!(rows[0].contains("scheduled"), "{table}");
-    assert_eq!(received(&sim, "Christmas sale"), 0);
+    let reports = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_smppd"))
+            .args(["reports", "--state", "scheduled", "--db", &db])
+            .args(extra)
+            .env(smppd::clock::START_VAR, "2026-12-08T10:00:05Z")
+            .output()
+            .expect("smppd reports");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let table = reports(&[]);
+    let rows: Vec<&str> = table.lines().filter(|l| l.contains("+4670")).collect();
+    assert_eq!(rows.len(), 3, "{table}");
+    assert!(rows.iter().all(|r| r.contains("scheduled")), "{table}");
+    let json = reports(&["--json"]);
+    assert_eq!(json.lines().count(), 3, "{json}");
+    for line in json.lines() {
+        let v: Value = serde_json::from_str(line).expect("JSON line");
+        assert_eq!(v["state"], "scheduled", "{v}");
+        assert_eq!(v["held_until"], ms("2026-12-18T10:00:00Z"), "{v}");
+    }
+    assert_eq!(
+        received(&sim, "Christmas sale") + received(&sim, "Row sale"),
+        0
+    );
     drop(d);
 }
 
