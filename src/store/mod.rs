@@ -27,17 +27,17 @@ pub use postgres::PostgresOptions;
 pub use sqlite::{Reader, SqliteOptions};
 pub use types::*;
 
-/// At most this many waiting parts (retries, held messages) a claim wakes, earliest `ready_at`
-/// first (four claim batches): a million messages held until 09:00 are released over many
-/// claims, not by one UPDATE that holds the writer for seconds; the route's token buckets
-/// then pace them out. Both backends.
-pub const WAKE_BATCH: i64 = 1024;
-
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::sync::{oneshot, watch};
+
+/// At most this many waiting parts (retries, held messages) a claim wakes, earliest `ready_at`
+/// first (four claim batches): a million messages held until 09:00 are released over many
+/// claims, not by one UPDATE that holds the writer for seconds; the route's token buckets
+/// then pace them out. Both backends.
+pub const WAKE_BATCH: i64 = 1024;
 
 /// The result of a store operation, resolved when it is durable (writes) or answered (reads).
 /// Await it in async code, or call [`Pending::wait`] from a plain thread.

@@ -1092,9 +1092,10 @@ pub(super) const MESSAGES_PARTS: &str = "SELECT p.state, p.acked_at, p.dlr, m.st
         JOIN part p ON p.message_id = u.id";
 
 /// A route's parts whose retry or hold time came go back to the queue, earliest `ready_at`
-/// first and at most `$3` ([`WAKE_BATCH`](crate::store::WAKE_BATCH)) per claim: a million messages held until 09:00 are released over many
-/// claims, not in one UPDATE that holds the writer's transaction for seconds. Rows another
-/// instance's claim is waking are skipped, not waited for. Index `part_waiting`.
+/// first and at most `$3` ([`WAKE_BATCH`](crate::store::WAKE_BATCH)) per claim: a million
+/// messages held until 09:00 are released over many claims, not in one UPDATE that holds the
+/// writer's transaction for seconds. Rows another instance's claim is waking are skipped, not
+/// waited for. Index `part_waiting`.
 const WAKE_WAITING: &str = "UPDATE part SET state = {part:queued}
     WHERE (message_id, n) IN (SELECT message_id, n FROM part
         WHERE state = {part:waiting} AND ready_at <= $1 AND route = $2

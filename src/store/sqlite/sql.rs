@@ -97,8 +97,9 @@ pub(crate) static QUEUE_HEAD: Sql = Sql::new(
 );
 
 /// Parts whose retry or hold time came go back to the queue, earliest `ready_at` first and at
-/// most `?2` ([`WAKE_BATCH`](crate::store::WAKE_BATCH)) per claim: a million messages held until 09:00 are released over many claims, not
-/// in one UPDATE that holds the writer for seconds. Index `part_waiting` (`state = waiting`).
+/// most `?2` ([`WAKE_BATCH`](crate::store::WAKE_BATCH)) per claim: a million messages held
+/// until 09:00 are released over many claims, not in one UPDATE that holds the writer for
+/// seconds. Index `part_waiting` (`state = waiting`).
 pub(crate) static WAKE_WAITING: Sql = Sql::new(
     "UPDATE part SET state = {part:queued}
      WHERE (message_id, n) IN (SELECT message_id, n FROM part
