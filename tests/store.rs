@@ -110,6 +110,8 @@ contract_tests!(
     a_receipt_without_an_id_is_kept_unmatched_and_never_matches,
     caps_are_checked_and_counted_with_the_accept,
     optouts_are_kept_per_scope,
+    a_held_message_is_claimed_only_from_its_time,
+    held_parts_wake_in_bounded_rounds_earliest_first,
 );
 
 fn msg(to: &str, parts: usize) -> NewMessage {
@@ -265,11 +267,12 @@ fn async_callers_await_durability(fx: &Fx) {
             sorted, ids,
             "ids are unique and increase in acceptance order"
         );
-        let depth = store.queue_depth().await.expect("depth");
+        let depth = store.queue_depth(T0).await.expect("depth");
         assert_eq!(depth.len(), 1);
         assert_eq!((depth[0].route.as_str(), depth[0].parts), ("default", 500));
         // The oldest waiting part is the first message accepted.
-        assert_eq!(depth[0].oldest_ms, ids[0].millis());
+        assert_eq!(depth[0].oldest_ms, Some(ids[0].millis()));
+        assert_eq!(depth[0].scheduled, 0);
     });
 }
 
@@ -1168,9 +1171,9 @@ fn a_version_1_store_is_migrated() {
 
     let (store, rec) = open_with(&path, Settings::default());
     // 2 (receipt columns), 3 (rerouted_from), 4 (the done_at index for status), 5 (the parts'
-    // validity and the expiry indexes), 6 (kept parts of concatenated MO) and 7 (opt-out
-    // scopes, cap counts).
-    assert_eq!(rec.migrations_applied, 6, "migrations 2 to 7");
+    // validity and the expiry indexes), 6 (kept parts of concatenated MO), 7 (opt-out
+    // scopes, cap counts) and 8 (held_until).
+    assert_eq!(rec.migrations_applied, 7, "migrations 2 to 8");
     // An opt-out from before scopes is global: every sender's marketing is refused.
     let scope = store
         .is_opted_out("+46700000009", "72000")
@@ -1744,4 +1747,129 @@ fn optouts_are_kept_per_scope(fx: &Fx) {
     );
     assert_eq!(opted("72000"), None);
     assert_eq!(opted("74000").as_deref(), Some("74000"));
+}
+
+/// A message held at accept (a send window, `send_at`) records the hold, waits with nothing of
+/// it claimable before its time, reads as scheduled, and is claimed from its time on; a held
+/// message whose validity passes first is expired by the sweep without ever being claimed.
+fn a_held_message_is_claimed_only_from_its_time(fx: &Fx) {
+    let store = fx.open();
+    let mut held = msg("+46700000001", 2);
+    held.held_until_ms = Some(T0 + 5_000);
+    let held = store.accept(held).wait().expect("accept");
+    let now = store.accept(msg("+46700000002", 1)).wait().expect("accept");
+    let mut lapses = msg("+46700000003", 1);
+    lapses.held_until_ms = Some(T0 + 5_000);
+    lapses.valid_until_ms = Some(T0 + 3_000);
+    let lapses = store.accept(lapses).wait().expect("accept");
+
+    let m = store.message(held.id).wait().expect("read").expect("found");
+    assert_eq!(m.held_until, Some(T0 + 5_000));
+    assert!(
+        m.parts.iter().all(|p| p.state == PartState::Waiting),
+        "{m:?}"
+    );
+    assert!(m.is_scheduled(T0 + 100));
+    assert_eq!(m.shown_state(T0 + 100), "scheduled");
+    assert!(!m.is_scheduled(T0 + 5_000), "no longer held at its time");
+    let plain = store.message(now.id).wait().expect("read").expect("found");
+    assert_eq!(
+        (plain.held_until, plain.shown_state(T0 + 100)),
+        (None, "queued")
+    );
+    // Held parts are counted apart from the queue: they are not a backlog.
+    let depth = store.queue_depth(T0 + 100).wait().expect("depth");
+    assert_eq!(depth.len(), 1, "{depth:?}");
+    assert_eq!(
+        (depth[0].parts, depth[0].scheduled, depth[0].oldest_ms),
+        (1, 3, Some(now.id.millis())),
+        "{depth:?}"
+    );
+
+    let first = store.claim("default", 10, T0 + 100).wait().expect("claim");
+    let ids: Vec<MessageId> = first.iter().map(|p| p.part.message).collect();
+    assert_eq!(ids, vec![now.id], "only the message not held");
+    assert!(
+        store
+            .claim("default", 10, T0 + 4_999)
+            .wait()
+            .expect("claim")
+            .is_empty(),
+        "nothing held is claimable before its time"
+    );
+    let e = store
+        .expire(T0 + 4_000, 3_600_000, 100)
+        .wait()
+        .expect("expire");
+    assert_eq!(
+        e.finished,
+        vec![lapses.id],
+        "a held part expires at its validity"
+    );
+    let at = store
+        .claim("default", 10, T0 + 5_000)
+        .wait()
+        .expect("claim");
+    let parts: Vec<PartRef> = at.iter().map(|p| p.part).collect();
+    assert_eq!(
+        parts,
+        vec![
+            PartRef {
+                message: held.id,
+                n: 1
+            },
+            PartRef {
+                message: held.id,
+                n: 2
+            }
+        ]
+    );
+    assert_eq!(at[0].attempts, 1, "a hold is not an attempt");
+    let m = store.message(held.id).wait().expect("read").expect("found");
+    assert_eq!(
+        m.shown_state(T0 + 5_000),
+        "queued",
+        "released: reads as before"
+    );
+}
+
+/// A claim wakes at most `WAKE_BATCH` waiting parts, earliest `ready_at` first: releasing many
+/// held messages at once is several bounded rounds, not one giant update.
+fn held_parts_wake_in_bounded_rounds_earliest_first(fx: &Fx) {
+    let store = fx.open();
+    let batch = usize::try_from(smppd::store::WAKE_BATCH).expect("batch");
+    let pending: Vec<_> = (0..batch + 50)
+        .map(|i| {
+            let mut m = msg(&format!("+4670{i:07}"), 1);
+            m.held_until_ms = Some(T0 + 5_000);
+            store.accept(m)
+        })
+        .collect();
+    for p in pending {
+        p.wait().expect("accept");
+    }
+    // Accepted last, held until earlier: woken in the first round.
+    let mut early = msg("+46799999999", 1);
+    early.held_until_ms = Some(T0 + 4_000);
+    let early = store.accept(early).wait().expect("accept");
+
+    let round = |limit| {
+        store
+            .claim("default", limit, T0 + 5_000)
+            .wait()
+            .expect("claim")
+    };
+    let first = round(4 * batch);
+    assert_eq!(
+        first.len(),
+        batch,
+        "one claim wakes at most WAKE_BATCH parts"
+    );
+    assert!(
+        first.iter().any(|p| p.part.message == early.id),
+        "the earliest ready_at is woken first"
+    );
+    let second = round(4 * batch);
+    assert_eq!(second.len(), 51, "the rest in the next round");
+    assert!(round(4 * batch).is_empty());
 }

@@ -840,7 +840,7 @@ fn migrate_applies_the_schema_once() {
         pool_size: 1,
     };
     let migrate = || rt.block_on(smppd::store::postgres::migrate(&config));
-    let all = smppd::store::postgres::current_version() as u32;
+    let all = u32::try_from(smppd::store::postgres::current_version()).expect("version");
     assert_eq!(migrate().expect("migrates"), all);
     assert_eq!(migrate().expect("migrates"), 0);
     let (_, recovery) = rt.open(&pg.url(), "a", settings()).expect("opens");

@@ -26,6 +26,8 @@ pub const MAX_IDEMPOTENCY_KEY: usize = 128;
 pub const MAX_VALIDITY: Duration = Duration::from_secs(30 * 86400);
 /// One-time passwords may be worth only seconds; below 10 s no SMSC round trip is reliable.
 pub const MIN_VALIDITY: Duration = Duration::from_secs(10);
+/// The furthest ahead a `send_at` may be (the accept step checks it against the clock).
+pub const MAX_SEND_AHEAD: Duration = Duration::from_secs(30 * 86400);
 
 /// The error codes a client can receive. Stable strings: clients branch on them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -141,6 +143,9 @@ pub struct Submit {
     pub key: Option<String>,
     pub class: Class,
     pub tags: BTreeMap<String, String>,
+    /// `send_at`: hold the message until this instant (ms since the epoch). Whether it is too
+    /// far ahead is the accept step's to decide (this layer has no clock).
+    pub send_at: Option<i64>,
 }
 
 /// A validated request.
@@ -224,6 +229,7 @@ struct Wire<'a> {
     key: Option<String>,
     class: Option<Class>,
     tags: Option<BTreeMap<String, String>>,
+    send_at: Option<serde_json::Value>,
     id: Option<String>,
     after: Option<u64>,
     token: Option<String>,
@@ -345,7 +351,7 @@ fn describe_json_error(e: &serde_json::Error) -> String {
 impl Wire<'_> {
     /// Refuses fields that belong to other operations, so that typos and mix-ups surface.
     fn only(&self, op: &str, allowed: &[&str]) -> Result<(), ApiError> {
-        let present: [(&str, bool); 18] = [
+        let present: [(&str, bool); 19] = [
             ("to", self.to.is_some()),
             ("from", self.from.is_some()),
             ("text", self.text.is_some()),
@@ -358,6 +364,7 @@ impl Wire<'_> {
             ("key", self.key.is_some()),
             ("class", self.class.is_some()),
             ("tags", self.tags.is_some()),
+            ("send_at", self.send_at.is_some()),
             ("id", self.id.is_some()),
             ("after", self.after.is_some()),
             ("token", self.token.is_some()),
@@ -380,7 +387,7 @@ impl Wire<'_> {
 /// The fields a submit may carry.
 const SUBMIT_FIELDS: &[&str] = &[
     "to", "from", "text", "route", "encoding", "smart", "dlr", "validity", "priority", "key",
-    "class", "tags",
+    "class", "tags", "send_at",
 ];
 
 fn validate(w: Wire<'_>) -> Result<Request, ApiError> {
@@ -519,7 +526,30 @@ fn validate_submit(w: Wire<'_>) -> Result<Submit, ApiError> {
         key: w.key,
         class: w.class.unwrap_or_default(),
         tags: tags(w.tags.unwrap_or_default())?,
+        send_at: w.send_at.as_ref().map(send_at).transpose()?,
     })
+}
+
+/// `send_at`: an RFC 3339 time (`"2026-12-24T09:00:00+01:00"`) or epoch milliseconds.
+fn send_at(v: &serde_json::Value) -> Result<i64, ApiError> {
+    let given = match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let shape = || {
+        ApiError::bad(format!(
+            "`send_at` {} is neither an RFC 3339 time like \"2026-12-24T09:00:00+01:00\" nor \
+             epoch milliseconds",
+            quote_limited(&given)
+        ))
+    };
+    match v {
+        serde_json::Value::Number(n) => n.as_i64().filter(|ms| *ms >= 0).ok_or_else(shape),
+        serde_json::Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| t.timestamp_millis())
+            .map_err(|_| shape()),
+        _ => Err(shape()),
+    }
 }
 
 fn validity(v: &str) -> Result<Duration, ApiError> {
@@ -714,6 +744,43 @@ mod tests {
         assert_eq!(s.validity, Some(Duration::from_secs(48 * 3600)));
         assert_eq!(s.class, Class::Marketing);
         assert_eq!(s.tags.get("kind").map(String::as_str), Some("otp"));
+    }
+
+    #[test]
+    fn send_at_is_rfc3339_or_epoch_ms_and_anything_else_names_it() {
+        let at = |v: &str| {
+            let line = format!(
+                r#"{{"op":"submit","to":"+46701234567","from":"A","text":"x","send_at":{v}}}"#
+            );
+            match req(&line) {
+                Ok(Request::Submit(s)) => Ok(s.send_at),
+                Ok(other) => panic!("not a submit: {other:?}"),
+                Err(e) => Err(e),
+            }
+        };
+        assert_eq!(at("1796716800000").ok(), Some(Some(1_796_716_800_000)));
+        assert_eq!(
+            at(r#""2026-12-08T09:00:00+01:00""#).ok(),
+            Some(Some(1_796_716_800_000))
+        );
+        assert_eq!(
+            at(r#""2026-12-08T08:00:00.250Z""#).ok(),
+            Some(Some(1_796_716_800_250))
+        );
+        for bad in [
+            r#""tomorrow""#,
+            r#""2026-12-08 08:00""#,
+            "-1",
+            "1.5",
+            "true",
+            "[1]",
+        ] {
+            let e = at(bad).expect_err(bad);
+            assert_eq!(e.code, ErrorCode::BadRequest, "{bad}");
+            assert!(e.message.contains("`send_at`"), "{bad}: {}", e.message);
+        }
+        let e = req(r#"{"op":"query","id":"1","send_at":1}"#).expect_err("query");
+        assert!(e.message.contains("send_at"), "{}", e.message);
     }
 
     #[test]

@@ -7,7 +7,9 @@
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use smppd::store::{MessageFilter, MessageId, MessageState, MessageView, Reader, ReceiptView};
+use smppd::store::{
+    MessageFilter, MessageId, MessageState, MessageView, Reader, ReceiptView, SCHEDULED,
+};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -20,8 +22,9 @@ pub struct ReportsArgs {
     /// Messages to this destination (E.164, e.g. +46701234567; spaces and dashes are ignored).
     #[arg(long)]
     to: Option<String>,
-    /// Messages in this state: queued, submitted, delivered, undeliverable, expired, rejected,
-    /// failed, no_receipt, accepted.
+    /// Messages in this state: scheduled (held until a send window opens or their send_at),
+    /// queued, submitted, delivered, undeliverable, expired, rejected, failed, no_receipt,
+    /// accepted.
     #[arg(long)]
     state: Option<String>,
     /// Messages accepted within this long, e.g. 90s, 30m, 2h, 7d.
@@ -162,7 +165,7 @@ fn receipt_line(r: &ReceiptView) -> String {
     )
 }
 
-fn print_table(out: &mut impl Write, messages: &[MessageView]) -> std::io::Result<()> {
+fn print_table(out: &mut impl Write, messages: &[MessageView], now: i64) -> std::io::Result<()> {
     writeln!(
         out,
         "{:<16}  {:<19}  {:<16}  {:<11}  {:<12}  {:<13}  {:>5}",
@@ -177,7 +180,7 @@ fn print_table(out: &mut impl Write, messages: &[MessageView]) -> std::io::Resul
             m.to,
             m.from,
             m.route,
-            m.state.as_str(),
+            m.shown_state(now),
             m.parts.len()
         )?;
         for p in &m.parts {
@@ -229,11 +232,14 @@ pub fn run(args: ReportsArgs) -> Result<()> {
         .map(|s| s.parse::<MessageId>())
         .transpose()
         .context("--id")?;
+    // `scheduled` is a view of `queued` (held, nothing sent): read those, keep the held ones.
+    let scheduled = args.state.as_deref() == Some(SCHEDULED);
     let state = match args.state.as_deref() {
+        Some(SCHEDULED) => Some(MessageState::Queued),
         Some(s) => Some(MessageState::from_name(s).with_context(|| {
             format!(
-                "--state {s:?}: expected one of queued, submitted, delivered, undeliverable, \
-                 expired, rejected, failed, no_receipt, accepted"
+                "--state {s:?}: expected one of scheduled, queued, submitted, delivered, \
+                 undeliverable, expired, rejected, failed, no_receipt, accepted"
             )
         })?),
         None => None,
@@ -251,13 +257,19 @@ pub fn run(args: ReportsArgs) -> Result<()> {
         since_ms,
         limit: args.limit,
     };
-    let messages = reader.messages(&filter)?;
+    let now = now_ms();
+    let mut messages = reader.messages(&filter)?;
+    if scheduled {
+        messages.retain(|m| m.is_scheduled(now));
+    }
     if args.json {
         for m in &messages {
-            writeln!(out, "{}", serde_json::to_string(m)?)?;
+            let mut v = serde_json::to_value(m)?;
+            v["state"] = m.shown_state(now).into();
+            writeln!(out, "{v}")?;
         }
     } else {
-        print_table(&mut out, &messages)?;
+        print_table(&mut out, &messages, now)?;
     }
     out.flush()?;
     Ok(())

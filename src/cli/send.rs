@@ -58,6 +58,10 @@ pub struct SendArgs {
     /// Message class: `transactional` or `marketing` (refused for opted-out numbers).
     #[arg(long)]
     pub class: Option<String>,
+    /// Hold the message(s) until then: an RFC 3339 time (`2026-12-24T09:00:00+01:00`) or epoch
+    /// milliseconds; at most 30 days ahead. Send windows still apply after it.
+    #[arg(long)]
+    pub send_at: Option<String>,
     /// Sender: a number, a short code, or up to 11 characters.
     #[arg(long, default_value = "smppd")]
     pub from: String,
@@ -67,6 +71,23 @@ pub struct SendArgs {
     /// Give up waiting after this many seconds.
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
+}
+
+/// `--send-at` as the submit's `send_at`: digits are epoch milliseconds, anything else is
+/// sent as text (the daemon checks it is RFC 3339 and names `send_at` when it is not).
+pub(crate) fn send_at_value(at: &str) -> serde_json::Value {
+    match at.trim().parse::<i64>() {
+        Ok(ms) => json!(ms),
+        Err(_) => json!(at.trim()),
+    }
+}
+
+/// Epoch milliseconds as RFC 3339 in UTC.
+fn utc_rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(
+        || format!("{ms} ms"),
+        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    )
 }
 
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -87,6 +108,7 @@ pub fn send(args: SendArgs) -> anyhow::Result<()> {
                     template: args.text.as_deref(),
                     from: &args.from,
                     class: args.class.as_deref(),
+                    send_at: args.send_at.as_deref(),
                     in_flight: args.in_flight,
                     wait: args.wait,
                     timeout: Duration::from_secs(args.timeout),
@@ -97,6 +119,9 @@ pub fn send(args: SendArgs) -> anyhow::Result<()> {
         let mut req = json!({"op":"submit","to":args.to,"from":args.from,"text":args.text});
         if let Some(class) = &args.class {
             req["class"] = json!(class);
+        }
+        if let Some(at) = &args.send_at {
+            req["send_at"] = send_at_value(at);
         }
         let v = c.call(req).await?;
         if v["ok"] != true {
@@ -119,41 +144,50 @@ pub fn send(args: SendArgs) -> anyhow::Result<()> {
                 ""
             }
         );
+        if let Some(until) = v["held_until"].as_i64() {
+            println!("scheduled: held until {}", utc_rfc3339(until));
+        }
         if !args.wait {
             return Ok(());
         }
-        let start = Instant::now();
-        loop {
-            let q = c.call(json!({"op":"query","id":id})).await?;
-            let m = &q["message"];
-            let state = m["state"].as_str().unwrap_or("");
-            if !["queued", "submitted"].contains(&state) {
-                println!("{id}: {state} after {:.2} s", start.elapsed().as_secs_f64());
-                for p in m["parts"].as_array().into_iter().flatten() {
-                    println!(
-                        "  part {}: {} via {} (smsc id {}{})",
-                        p["n"],
-                        p["state"].as_str().unwrap_or("?"),
-                        p["smsc"].as_str().unwrap_or("-"),
-                        p["smsc_id"].as_str().unwrap_or("-"),
-                        p["stat"]
-                            .as_str()
-                            .map(|s| format!(", stat {s}"))
-                            .unwrap_or_default()
-                    );
-                }
-                return if state == "delivered" {
-                    Ok(())
-                } else {
-                    bail!("{id} ended {state}")
-                };
-            }
-            if start.elapsed() > Duration::from_secs(args.timeout) {
-                bail!("{id} still {state} after {} s", args.timeout);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_final(&mut c, &id, Duration::from_secs(args.timeout)).await
     })
+}
+
+/// `--wait`: queries until the message is final and prints its parts; an error unless it
+/// was delivered or when it is still not final after `timeout`.
+async fn wait_final(c: &mut Client, id: &str, timeout: Duration) -> anyhow::Result<()> {
+    let start = Instant::now();
+    loop {
+        let q = c.call(json!({"op":"query","id":id})).await?;
+        let m = &q["message"];
+        let state = m["state"].as_str().unwrap_or("");
+        if !["scheduled", "queued", "submitted"].contains(&state) {
+            println!("{id}: {state} after {:.2} s", start.elapsed().as_secs_f64());
+            for p in m["parts"].as_array().into_iter().flatten() {
+                println!(
+                    "  part {}: {} via {} (smsc id {}{})",
+                    p["n"],
+                    p["state"].as_str().unwrap_or("?"),
+                    p["smsc"].as_str().unwrap_or("-"),
+                    p["smsc_id"].as_str().unwrap_or("-"),
+                    p["stat"]
+                        .as_str()
+                        .map(|s| format!(", stat {s}"))
+                        .unwrap_or_default()
+                );
+            }
+            return if state == "delivered" {
+                Ok(())
+            } else {
+                bail!("{id} ended {state}")
+            };
+        }
+        if start.elapsed() > timeout {
+            bail!("{id} still {state} after {} s", timeout.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -264,14 +298,15 @@ fn render_status(v: &Value) -> String {
         }
     }
     out.push_str(&format!(
-        "\n{:<12} {:>9} {:>10} {:>8} {:>8}\n",
-        "ROUTE", "QUEUED", "OLDEST", "RATE/S", "TPS"
+        "\n{:<12} {:>9} {:>9} {:>10} {:>8} {:>8}\n",
+        "ROUTE", "QUEUED", "SCHEDULED", "OLDEST", "RATE/S", "TPS"
     ));
     for r in v["routes"].as_array().into_iter().flatten() {
         out.push_str(&format!(
-            "{:<12} {:>9} {:>10} {:>8.1} {:>8}\n",
+            "{:<12} {:>9} {:>9} {:>10} {:>8.1} {:>8}\n",
             r["name"].as_str().unwrap_or("?"),
             r["queued"].to_string(),
+            r["scheduled"].as_u64().unwrap_or(0),
             r["oldest_s"]
                 .as_f64()
                 .map_or_else(|| "-".to_owned(), |s| format!("{s:.1}s")),

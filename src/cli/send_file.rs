@@ -27,6 +27,8 @@ pub struct FileJob<'a> {
     pub template: Option<&'a str>,
     pub from: &'a str,
     pub class: Option<&'a str>,
+    /// `--send-at`, for every row.
+    pub send_at: Option<&'a str>,
     pub in_flight: usize,
     pub wait: bool,
     pub timeout: Duration,
@@ -270,6 +272,9 @@ impl Layout {
         if let Some(class) = job.class {
             req["class"] = json!(class);
         }
+        if let Some(at) = job.send_at {
+            req["send_at"] = super::send::send_at_value(at);
+        }
         req
     }
 }
@@ -453,7 +458,7 @@ async fn wait_final(
                 continue;
             };
             let state = v["message"]["state"].as_str().unwrap_or("unknown");
-            if v["ok"] == true && ["queued", "submitted"].contains(&state) {
+            if v["ok"] == true && ["scheduled", "queued", "submitted"].contains(&state) {
                 still.push_back(id);
             } else {
                 let key = if v["ok"] == true {

@@ -313,8 +313,10 @@ pub const WINDOW: Section = Section {
     doc: "Send windows: a message of the window's class to a destination whose local time is \
           outside every window that applies is held until the next one opens. Without \
           `timezone`, a country with several zones (US, Russia…) gets the intersection of the \
-          window over all of them, so nobody is messaged at night. Validated, but not enforced by \
-          `smppd run` yet (issue #19).",
+          window over all of them, so nobody is messaged at night. Held messages are accepted \
+          (the reply's `held_until`, `query` says `scheduled`) and released at the route's pace \
+          when the window opens; one whose validity ends first is refused (`outside_window`). \
+          `transactional` messages are held only by windows of that class.",
     keys: &[
         NAME,
         key(

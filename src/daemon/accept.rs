@@ -2,10 +2,11 @@
 //! [`route`](Accept::route) (which route and its first SMSC), [`encode`](Accept::encode)
 //! (encoding and split for that SMSC, after [`optout_instruction`](Accept::optout_instruction)
 //! added a marketing text's footer), [`check_policy`](Accept::check_policy) (opt-out for
-//! `marketing`, by the sender's scope), [`message`] (the row and its parts) with
-//! [`caps`] (the frequency caps that apply, checked and counted by the store in the accept's
-//! own transaction) and [`durable`](Accept::durable) (one store write; counted, the route's
-//! task woken; a full cap is `frequency_capped` with `allowed_at`).
+//! `marketing`, by the sender's scope), [`schedule`](Accept::schedule) (send windows and
+//! `send_at`: when the message may go), [`message`] (the row and its parts) with [`caps`] (the
+//! frequency caps that apply, checked and counted by the store in the accept's own
+//! transaction) and [`durable`](Accept::durable) (one store write; counted, the route's task
+//! woken; a full cap is `frequency_capped` with `allowed_at`).
 //!
 //! Owns the steps and the concatenation references handed out per destination. Must never
 //! answer before the store said durable, and never wait for an SMSC: dispatch sends later.
@@ -15,11 +16,12 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::api::protocol::{ApiError, Class, ErrorCode, Submit};
+use crate::api::protocol::{ApiError, Class, ErrorCode, MAX_SEND_AHEAD, Submit};
 use crate::config::{Config, Route, Smsc};
 use crate::dispatch::locks::lock;
 use crate::dispatch::{Dispatch, now_ms};
 use crate::metrics as m;
+use crate::policy::Decision;
 use crate::route::{self, Facts, RouteError};
 use crate::store::{CapLimit, GLOBAL_SCOPE, NewMessage, NewPart, Store, StoreError};
 use crate::text::{self, EncodeOptions, Encoded, LanguageSet, ReferenceAllocator};
@@ -33,6 +35,8 @@ pub(super) struct Accept {
     references: Mutex<ReferenceAllocator>,
     /// Messages accepted, per route.
     accepted: m::Handles<String, metrics::Counter>,
+    /// Messages accepted held (a send window or `send_at`), per route.
+    held: m::Handles<String, metrics::Counter>,
 }
 
 /// The `ok` answer to a submit.
@@ -48,6 +52,9 @@ pub(super) struct SubmitOk {
     /// range (SMS to it usually fails); the message is accepted all the same.
     #[serde(skip_serializing_if = "Option::is_none")]
     warning: Option<&'static str>,
+    /// Held until then (ms since the epoch): a send window opens, or the client's `send_at`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    held_until: Option<i64>,
 }
 
 impl Accept {
@@ -62,6 +69,7 @@ impl Accept {
             config,
             references: Mutex::new(ReferenceAllocator::default()),
             accepted: m::Handles::new(),
+            held: m::Handles::new(),
         }
     }
 
@@ -73,12 +81,80 @@ impl Accept {
         let s = Self::optout_instruction(&cfg, s)?;
         let (encoded, smart) = self.encode(&s, route, smsc)?;
         self.check_policy(&cfg, &s).await?;
+        let held_until = Self::schedule(&cfg, &s, now_ms())?;
         let caps = caps(&cfg, &s);
         let mut msg = message(s, &route.name, &encoded, smart);
+        msg.held_until_ms = held_until;
         msg.caps = caps;
         let mut ok = self.durable(msg).await?;
         ok.warning = warning;
+        if ok.duplicate.is_none() {
+            // A repeated key stored nothing new: what the first one was held until is its own.
+            ok.held_until = held_until;
+            self.count_held(&ok);
+        }
         Ok(ok)
+    }
+
+    /// When the message may go: not before `send_at` (any class), then at the first instant a
+    /// send window that applies to it is open (`marketing` by default; the policy decides by
+    /// class). `None`: at once. Refused when `send_at` is too far ahead, when no window ever
+    /// opens (`outside_window` naming the windows), or when the validity ends before the
+    /// message could be sent (`outside_window` with `allowed_at`).
+    fn schedule(cfg: &Config, s: &Submit, now: i64) -> Result<Option<i64>, ApiError> {
+        let ahead = i64::try_from(MAX_SEND_AHEAD.as_millis()).unwrap_or(i64::MAX);
+        if let Some(at) = s.send_at
+            && at > now.saturating_add(ahead)
+        {
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "`send_at` {} is more than 30 days ahead (the limit is 30d)",
+                    rfc3339(at)
+                ),
+            ));
+        }
+        let start = s.send_at.map_or(now, |at| at.max(now));
+        let to = s.to.to_string();
+        let start_utc = chrono::DateTime::from_timestamp_millis(start).unwrap_or_default();
+        // What holds it, for the refusal below: a window, or only `send_at`.
+        let (held, by_window) = match cfg.policy.window_decision(&to, s.class, start_utc) {
+            Decision::SendNow => ((start > now).then_some(start), false),
+            Decision::HoldUntil(t) => (Some(t.timestamp_millis()), true),
+            Decision::Never => {
+                return Err(ApiError::new(
+                    ErrorCode::OutsideWindow,
+                    format!(
+                        "no send window opens within a year for {} to {to} (window {})",
+                        class_name(s.class),
+                        window_names(cfg, s)
+                    ),
+                ));
+            }
+        };
+        if let (Some(until), Some(validity)) = (held, s.validity) {
+            let ends = now.saturating_add(i64::try_from(validity.as_millis()).unwrap_or(i64::MAX));
+            if ends < until {
+                let why = if by_window {
+                    format!("window {}", window_names(cfg, s))
+                } else {
+                    "`send_at`".to_owned()
+                };
+                return Err(too_late(&why, until, ends));
+            }
+        }
+        Ok(held)
+    }
+
+    /// Counts a message accepted held (`smppd_messages_held_total`).
+    fn count_held(&self, ok: &SubmitOk) {
+        if ok.held_until.is_some() {
+            self.held
+                .get_by(ok.route.as_str(), |route| {
+                    metrics::counter!(m::MESSAGES_HELD, m::label::ROUTE => route.to_owned())
+                })
+                .increment(1);
+        }
     }
 
     /// The route for the message and the SMSC whose settings decide its encoding and split
@@ -225,6 +301,7 @@ impl Accept {
             route: accepted.route,
             duplicate: accepted.duplicate.then_some(true),
             warning: None,
+            held_until: None,
         })
     }
 }
@@ -248,11 +325,7 @@ fn caps(cfg: &Config, s: &Submit) -> Vec<CapLimit> {
                 label.push_str(&format!(", tag = \"{tag}\""));
             }
             Some(CapLimit {
-                key: match s.class {
-                    Class::Marketing => "marketing",
-                    Class::Transactional => "transactional",
-                }
-                .to_owned(),
+                key: class_name(s.class).to_owned(),
                 scope,
                 max: cap.max,
                 per_ms: i64::try_from(cap.per.as_millis()).unwrap_or(i64::MAX),
@@ -260,6 +333,48 @@ fn caps(cfg: &Config, s: &Submit) -> Vec<CapLimit> {
             })
         })
         .collect()
+}
+
+/// `outside_window` for a message whose validity ends (`ends`) before it could be sent
+/// (`until`): names what holds it (`why`: the window(s), or `send_at`) and until when.
+fn too_late(why: &str, until: i64, ends: i64) -> ApiError {
+    ApiError::new(
+        ErrorCode::OutsideWindow,
+        format!(
+            "the validity ends at {} but {why} holds the message until {}",
+            rfc3339(ends),
+            rfc3339(until)
+        ),
+    )
+    .allowed_at(until)
+}
+
+/// The names of the send windows that apply to the message, comma-separated (empty: none).
+fn window_names(cfg: &Config, s: &Submit) -> String {
+    let to = s.to.to_string();
+    let names: Vec<&str> = cfg
+        .policy
+        .windows
+        .iter()
+        .filter(|w| w.applies(s.class, &to))
+        .map(|w| w.name.as_str())
+        .collect();
+    names.join(", ")
+}
+
+fn class_name(c: Class) -> &'static str {
+    match c {
+        Class::Marketing => "marketing",
+        Class::Transactional => "transactional",
+    }
+}
+
+/// An instant as RFC 3339 in UTC, to the second (for error messages).
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(
+        || format!("{ms} ms"),
+        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    )
 }
 
 /// The message row and its parts, as the store takes them.
@@ -302,6 +417,7 @@ fn message(s: Submit, route: &str, encoded: &Encoded, smart: bool) -> NewMessage
         parts,
         now_ms: now,
         caps: Vec::new(),
+        held_until_ms: None,
     }
 }
 

@@ -142,20 +142,23 @@ impl DaemonHandler {
                 })
             })
             .collect();
-        Ok(serde_json::json!({
-            "message": {
+        let mut message = serde_json::json!({
                 "id": v.id.to_string(),
                 "to": v.to,
                 "from": v.from,
                 "route": v.route,
-                "state": v.state.as_str(),
+                "state": v.shown_state(now_ms()),
                 "encoding": v.encoding,
                 "parts": parts,
                 "accepted_at": v.accepted_at,
                 "submitted_at": v.submitted_at,
                 "done_at": v.done_at,
-            }
-        }))
+        });
+        if let Some(until) = v.held_until {
+            // Held at accept (a send window or `send_at`): shown as long as the message is.
+            message["held_until"] = until.into();
+        }
+        Ok(serde_json::json!({ "message": message }))
     }
 
     fn subscribe(&self, after: u64) -> mpsc::Receiver<String> {
@@ -195,7 +198,12 @@ impl DaemonHandler {
     /// over the last 5 and 60 minutes.
     async fn status_with_queues(&self) -> serde_json::Value {
         let mut status = self.status();
-        let depth = self.store.backend().queue_depth().await.unwrap_or_default();
+        let depth = self
+            .store
+            .backend()
+            .queue_depth(now_ms())
+            .await
+            .unwrap_or_default();
         let cfg = self.config.borrow().clone();
         let routes: Vec<serde_json::Value> = cfg
             .routes
@@ -203,10 +211,13 @@ impl DaemonHandler {
             .map(|route| {
                 let q = depth.iter().find(|q| q.route == route.name);
                 let queued = q.map_or(0, |q| q.parts);
-                let oldest_s = q.map(|q| (now_ms() - q.oldest_ms).max(0) as f64 / 1000.0);
+                let oldest_s = q
+                    .and_then(|q| q.oldest_ms)
+                    .map(|t| (now_ms() - t).max(0) as f64 / 1000.0);
                 serde_json::json!({
                     "name": route.name,
                     "queued": queued,
+                    "scheduled": q.map_or(0, |q| q.scheduled),
                     "oldest_s": oldest_s,
                     "tps": route.tps,
                     "rate": round2(self.dispatch.route_rate(&route.name)),

@@ -102,11 +102,14 @@ async fn gauges(store: Store, dispatch: Arc<Dispatch>, stop: CancellationToken) 
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if let Ok(depth) = store.backend().queue_depth().await {
-            let now = now_ms();
+        let now = now_ms();
+        if let Ok(depth) = store.backend().queue_depth(now).await {
             for q in depth {
+                let oldest = q.oldest_ms.map_or(0, |t| (now - t).max(0));
                 metrics::gauge!(m::QUEUE_OLDEST_SECONDS, m::label::ROUTE => q.route.clone())
-                    .set((now - q.oldest_ms).max(0) as f64 / 1000.0);
+                    .set(oldest as f64 / 1000.0);
+                metrics::gauge!(m::QUEUE_SCHEDULED, m::label::ROUTE => q.route.clone())
+                    .set(q.scheduled as f64);
                 metrics::gauge!(m::QUEUE_DEPTH, m::label::ROUTE => q.route).set(q.parts as f64);
             }
         }

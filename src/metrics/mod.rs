@@ -108,6 +108,8 @@ pub mod label {
 
 /// Messages accepted (durably stored) through the submit protocol. Labels: route.
 pub const MESSAGES_ACCEPTED: &str = "smppd_messages_accepted_total";
+/// Messages accepted held until a later instant (a send window, `send_at`). Labels: route.
+pub const MESSAGES_HELD: &str = "smppd_messages_held_total";
 /// Submits refused. Labels: code.
 pub const MESSAGES_REJECTED: &str = "smppd_messages_rejected_total";
 /// Messages reaching a final state through a receipt or the expiry sweeps (`expired`,
@@ -139,6 +141,9 @@ pub const BIND_IN_FLIGHT: &str = "smppd_bind_in_flight";
 pub const DISPATCH_SIDE_STATE: &str = "smppd_dispatch_side_state";
 /// Parts waiting to be sent. Labels: route.
 pub const QUEUE_DEPTH: &str = "smppd_queue_depth";
+/// Parts held until a send window opens or their `send_at` (not in `smppd_queue_depth`).
+/// Labels: route.
+pub const QUEUE_SCHEDULED: &str = "smppd_queue_scheduled";
 /// Age of the oldest waiting part's message. Labels: route.
 pub const QUEUE_OLDEST_SECONDS: &str = "smppd_queue_oldest_seconds";
 /// From accept to the submit_sm_resp of the last part. Labels: route.
@@ -245,6 +250,12 @@ const DESCRIPTIONS: &[(&str, Kind, Unit, &str)] = &[
         "Messages durably accepted through the submit protocol, by route.",
     ),
     (
+        MESSAGES_HELD,
+        Kind::Counter,
+        Unit::Count,
+        "Messages accepted held until a send window opens or their send_at, by route.",
+    ),
+    (
         MESSAGES_REJECTED,
         Kind::Counter,
         Unit::Count,
@@ -314,7 +325,13 @@ const DESCRIPTIONS: &[(&str, Kind, Unit, &str)] = &[
         QUEUE_DEPTH,
         Kind::Gauge,
         Unit::Count,
-        "Parts waiting to be sent, by route.",
+        "Parts waiting to be sent (held ones are smppd_queue_scheduled), by route.",
+    ),
+    (
+        QUEUE_SCHEDULED,
+        Kind::Gauge,
+        Unit::Count,
+        "Parts held until a send window opens or their send_at, by route.",
     ),
     (
         QUEUE_OLDEST_SECONDS,
@@ -405,6 +422,7 @@ pub fn describe() {
 /// Every metric name, for tests that check the exporter's output and the dashboard.
 pub const ALL: &[&str] = &[
     MESSAGES_ACCEPTED,
+    MESSAGES_HELD,
     MESSAGES_REJECTED,
     MESSAGES_FINAL,
     PARTS_SUBMITTED,
@@ -417,6 +435,7 @@ pub const ALL: &[&str] = &[
     BIND_UP,
     BIND_IN_FLIGHT,
     QUEUE_DEPTH,
+    QUEUE_SCHEDULED,
     QUEUE_OLDEST_SECONDS,
     ACCEPT_TO_SUBMIT_SECONDS,
     ACCEPT_TO_RECEIPT_SECONDS,

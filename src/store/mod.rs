@@ -34,6 +34,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::sync::{oneshot, watch};
 
+/// At most this many waiting parts (retries, held messages) a claim wakes, earliest `ready_at`
+/// first (four claim batches): a million messages held until 09:00 are released over many
+/// claims, not by one UPDATE that holds the writer for seconds; the route's token buckets
+/// then pace them out. Both backends.
+pub const WAKE_BATCH: i64 = 1024;
+
 /// The result of a store operation, resolved when it is durable (writes) or answered (reads).
 /// Await it in async code, or call [`Pending::wait`] from a plain thread.
 #[must_use = "a write is only durable when its Pending resolves Ok"]
@@ -162,8 +168,9 @@ pub trait StoreBackend: Send + Sync + 'static {
     fn message(&self, id: MessageId) -> Pending<Option<MessageView>>;
     /// Events with `seq > after`, oldest first, at most `limit`.
     fn events_after(&self, after: i64, limit: usize) -> Pending<Vec<Event>>;
-    /// Ready and waiting parts per route.
-    fn queue_depth(&self) -> Pending<Vec<QueueDepth>>;
+    /// Ready and waiting parts per route, and the parts held past `now_ms` (send windows,
+    /// `send_at`) apart.
+    fn queue_depth(&self, now_ms: i64) -> Pending<Vec<QueueDepth>>;
     /// Whether a number opted out of `scope` (a sender address) or of every sender: the scope
     /// it is listed under ([`GLOBAL_SCOPE`] first), or `None`.
     fn is_opted_out(&self, number: &str, scope: &str) -> Pending<Option<String>>;

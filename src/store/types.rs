@@ -81,6 +81,10 @@ pub struct NewMessage {
     /// The frequency caps that apply (`[[cap]]`): checked and counted by the store's writer in
     /// the accept's own transaction, so racing accepts never both pass. Empty: no cap applies.
     pub caps: Vec<CapLimit>,
+    /// Held until then (ms since epoch: a send window opens, or the client's `send_at`): the
+    /// message row records it and its parts start `waiting` with `ready_at` at it, so the
+    /// claims' wake-up releases them. `None`: the parts are queued at once.
+    pub held_until_ms: Option<i64>,
 }
 
 /// One frequency cap as the store applies it at accept: at most `max` accepts counted under
@@ -836,6 +840,8 @@ pub struct MessageView {
     pub done_at: Option<i64>,
     /// Validity deadline (ms).
     pub valid_until: Option<i64>,
+    /// Held until then at accept (a send window or `send_at`), if it was.
+    pub held_until: Option<i64>,
     /// The encoding options the message was accepted with (JSON), for re-splitting.
     pub options: String,
     /// Parts.
@@ -843,6 +849,34 @@ pub struct MessageView {
     /// Receipts matched to this message, in log order.
     pub receipts: Vec<ReceiptView>,
 }
+
+impl MessageView {
+    /// Whether the message is still held at `now_ms` (a send window or `send_at`): held until
+    /// a later instant and nothing of it sent yet. A message released, retried or sent reads as
+    /// its stored state.
+    pub fn is_scheduled(&self, now_ms: i64) -> bool {
+        self.state == MessageState::Queued
+            && self.held_until.is_some_and(|t| t > now_ms)
+            && self
+                .parts
+                .iter()
+                .all(|p| p.state == PartState::Waiting && p.attempts == 0)
+    }
+
+    /// The state shown to clients and in `smppd reports`: `scheduled` while
+    /// [`is_scheduled`](Self::is_scheduled), else the state's own name.
+    pub fn shown_state(&self, now_ms: i64) -> &'static str {
+        if self.is_scheduled(now_ms) {
+            SCHEDULED
+        } else {
+            self.state.as_str()
+        }
+    }
+}
+
+/// The state name of a message held until a later instant ([`MessageView::is_scheduled`]): a
+/// view of a `queued` message, not a stored state.
+pub const SCHEDULED: &str = "scheduled";
 
 /// An event in the sequence subscribers follow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -934,8 +968,12 @@ pub struct OptOutEntry {
 pub struct QueueDepth {
     /// Route name.
     pub route: String,
-    /// Parts waiting.
+    /// Parts waiting to be sent (queued, or waiting for a retry), held ones not counted.
     pub parts: u64,
-    /// When the oldest waiting part's message was accepted (ms since the epoch).
-    pub oldest_ms: i64,
+    /// When the oldest of those parts' message was accepted (ms since the epoch); `None` when
+    /// the route has only held parts.
+    pub oldest_ms: Option<i64>,
+    /// Parts held until a later time by a send window or `send_at` (waiting, never tried): a
+    /// message held overnight is not a queue that is falling behind.
+    pub scheduled: u64,
 }

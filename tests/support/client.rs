@@ -134,7 +134,7 @@ impl Client {
             let v = self.call(json!({"op":"query","id":id})).await;
             assert_eq!(v["ok"], true, "{v}");
             let state = v["message"]["state"].as_str().unwrap_or("").to_owned();
-            if !["queued", "submitted"].contains(&state.as_str()) {
+            if !["scheduled", "queued", "submitted"].contains(&state.as_str()) {
                 return v["message"].clone();
             }
             assert!(

@@ -56,6 +56,8 @@ pub struct DaemonBuilder {
     store_dir: Option<PathBuf>,
     store_file: String,
     stderr: Stderr,
+    /// `SMPPD_CLOCK_START` for the process, if set ([`DaemonBuilder::clock_start`]).
+    clock_start: Option<String>,
 }
 
 impl DaemonBuilder {
@@ -72,6 +74,7 @@ impl DaemonBuilder {
             store_dir: None,
             store_file: "smppd.db".to_owned(),
             stderr: Stderr::File,
+            clock_start: None,
         }
     }
 
@@ -126,6 +129,13 @@ impl DaemonBuilder {
     /// Let the daemon's stderr through to the test's instead of the log file.
     pub fn inherit_stderr(mut self) -> Self {
         self.stderr = Stderr::Inherit;
+        self
+    }
+
+    /// Starts the daemon's clock at this instant (RFC 3339; `SMPPD_CLOCK_START`, see
+    /// `smppd::clock`), running at real speed from there, at every start of the process.
+    pub fn clock_start(mut self, at: &str) -> Self {
+        self.clock_start = Some(at.to_owned());
         self
     }
 
@@ -257,14 +267,16 @@ impl Daemon {
                     .expect("daemon log"),
             ),
         };
-        Command::new(env!("CARGO_BIN_EXE_smppd"))
-            .arg("run")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_smppd"));
+        cmd.arg("run")
             .arg("--config")
             .arg(&self.config)
             .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn smppd run")
+            .stderr(stderr);
+        if let Some(at) = &self.builder.clock_start {
+            cmd.env(smppd::clock::START_VAR, at);
+        }
+        cmd.spawn().expect("spawn smppd run")
     }
 
     /// Takes the address from "… accepting submits on ADDR", or fails the test with the log.

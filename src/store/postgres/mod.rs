@@ -444,8 +444,8 @@ impl StoreBackend for PostgresStore {
         self.read(move |c| async move { read::events_after(&c, after, limit).await })
     }
 
-    fn queue_depth(&self) -> Pending<Vec<QueueDepth>> {
-        self.read(|c| async move { read::queue_depth(&c).await })
+    fn queue_depth(&self, now_ms: i64) -> Pending<Vec<QueueDepth>> {
+        self.read(move |c| async move { read::queue_depth(&c, now_ms).await })
     }
 
     fn is_opted_out(&self, number: &str, scope: &str) -> Pending<Option<String>> {

@@ -59,6 +59,7 @@ fn message_row(r: &Row) -> MessageView {
         done_at: r.get(15),
         valid_until: r.get(16),
         options: r.get(17),
+        held_until: r.get(18),
         parts: Vec::new(),
         receipts: Vec::new(),
     }
@@ -111,7 +112,8 @@ pub(super) async fn message(c: &Client, id: MessageId) -> Result<Option<MessageV
         rows(
             c,
             "SELECT id, idem_key, dest, sender, route, class, priority, encoding, split, dlr,
-                state, text, tags, accepted_at, submitted_at, done_at, valid_until, options
+                state, text, tags, accepted_at, submitted_at, done_at, valid_until, options,
+                held_until
              FROM message WHERE id = $1",
             &[&id64],
         ),
@@ -177,15 +179,20 @@ pub(super) async fn events_after(
     .collect())
 }
 
-/// Queued and waiting parts per route, with the oldest message.
-pub(super) async fn queue_depth(c: &Client) -> Result<Vec<QueueDepth>, Error> {
+/// Queued and waiting parts per route, with the oldest message, and apart the parts held past
+/// `now_ms` (waiting, never tried: a send window or `send_at`).
+pub(super) async fn queue_depth(c: &Client, now_ms: i64) -> Result<Vec<QueueDepth>, Error> {
     let found = rows(
         c,
         filled!(
-            "SELECT route, count(*), min(message_id) FROM part
-             WHERE state IN ({part:queued}, {part:waiting}) GROUP BY route ORDER BY route"
+            "SELECT route, count(*) FILTER (WHERE NOT held),
+                min(message_id) FILTER (WHERE NOT held), count(*) FILTER (WHERE held)
+             FROM (SELECT route, message_id,
+                    state = {part:waiting} AND ready_at > $1 AND attempts = 0 AS held
+                FROM part WHERE state IN ({part:queued}, {part:waiting})) p
+             GROUP BY route ORDER BY route"
         ),
-        &[],
+        &[&now_ms],
     )
     .await?;
     Ok(found
@@ -193,7 +200,10 @@ pub(super) async fn queue_depth(c: &Client) -> Result<Vec<QueueDepth>, Error> {
         .map(|r| QueueDepth {
             route: r.get(0),
             parts: r.get::<_, i64>(1).max(0) as u64,
-            oldest_ms: MessageId::from_i64(r.get(2)).millis(),
+            oldest_ms: r
+                .get::<_, Option<i64>>(2)
+                .map(|id| MessageId::from_i64(id).millis()),
+            scheduled: r.get::<_, i64>(3).max(0) as u64,
         })
         .collect())
 }

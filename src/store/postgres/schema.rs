@@ -188,6 +188,11 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX cap_hit_counter ON cap_hit(cap, scope, at);
     CREATE INDEX cap_hit_at ON cap_hit(at);
     "#,
+    // 3: send windows and `send_at` (issue #19): the instant a message was held until at
+    // accept. Its parts wait (`waiting`, `ready_at` = this) like a retry, so no index is new.
+    r#"
+    ALTER TABLE message ADD COLUMN held_until BIGINT;
+    "#,
 ];
 
 /// The schema version the database holds (0: none yet).
@@ -220,6 +225,10 @@ const OLDER_BINARIES_OK: &[bool] = &[
     // 2: no: an older binary's `ON CONFLICT (number)` finds no such key any more, and it would
     // take a sender's opt-out for a global one.
     false,
+    // 3: `message.held_until`, a nullable column older statements never name. An older binary
+    // releases held parts all the same (they wait on `ready_at` like a retry); its `query`
+    // shows them `queued` rather than `scheduled`.
+    true,
 ];
 
 /// How long since its heartbeat an instance counts as live for the migration check (longer

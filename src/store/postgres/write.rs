@@ -252,12 +252,17 @@ impl<'a> W<'a> {
             .collect();
         let mut rows = AcceptRows::default();
         let mut ids = Vec::with_capacity(valid.len());
+        let mut held: (Vec<i64>, Vec<i64>) = (Vec::new(), Vec::new());
         for (k, &i) in valid.iter().enumerate() {
             if let Op::Accept(m) = &cmds[i].op {
                 // In acceptance order: ids of one millisecond increase with the counter.
                 let id = message_id(m.now_ms, counters.get(k).copied().unwrap_or(0));
                 rows.push(id, m, targets[k].as_deref());
                 ids.push(id);
+                if let Some(until) = m.held_until_ms {
+                    held.0.push(id.as_i64());
+                    held.1.push(until);
+                }
             }
         }
         let inserted: std::collections::HashSet<i64> = self
@@ -269,6 +274,11 @@ impl<'a> W<'a> {
         drop(rows);
         self.count_caps(cmds, &valid, &ids, &inserted, &capped)
             .await?;
+        if !held.0.is_empty() {
+            // A duplicate's id was not inserted: the update finds no row for it.
+            self.exec(filled!(HOLD_MESSAGES), &[&held.0, &held.1])
+                .await?;
+        }
         self.answer_accepts(cmds, &valid, &ids, &inserted).await
     }
 
@@ -548,7 +558,7 @@ impl<'a> W<'a> {
             .collect();
         let epochs: Vec<i64> = owned.unwrap_or(&[]).iter().map(|(_, e)| *e).collect();
         let me = self.ctx.instance.as_str();
-        let wake_params: [&(dyn ToSql + Sync); 2] = [&now, &route];
+        let wake_params: [&(dyn ToSql + Sync); 3] = [&now, &route, &crate::store::WAKE_BATCH];
         let params: [&(dyn ToSql + Sync); 6] = [&route, &limit, &names, &epochs, &now, &me];
         let take = match owned {
             Some(_) => filled!(CLAIM_OWNED),
@@ -1116,9 +1126,23 @@ pub(super) const MESSAGES_PARTS: &str = "SELECT p.state, p.acked_at, p.dlr, m.st
         JOIN message m ON m.id = u.id
         JOIN part p ON p.message_id = u.id";
 
-/// A route's parts whose retry time came go back to the queue. Index `part_waiting`.
+/// A route's parts whose retry or hold time came go back to the queue, earliest `ready_at`
+/// first and at most `$3` ([`WAKE_BATCH`](crate::store::WAKE_BATCH)) per claim: a million
+/// messages held until 09:00 are released over many claims, not in one UPDATE that holds the
+/// writer's transaction for seconds. Rows another instance's claim is waking are skipped, not
+/// waited for. Index `part_waiting`.
 const WAKE_WAITING: &str = "UPDATE part SET state = {part:queued}
-    WHERE state = {part:waiting} AND ready_at <= $1 AND route = $2";
+    WHERE (message_id, n) IN (SELECT message_id, n FROM part
+        WHERE state = {part:waiting} AND ready_at <= $1 AND route = $2
+        ORDER BY ready_at LIMIT $3 FOR UPDATE SKIP LOCKED)";
+
+/// Held messages (send windows, `send_at`) of one accept run: the row records the hold, and
+/// its parts wait until then like a retry (set-based: one statement for the run).
+const HOLD_MESSAGES: &str = "WITH h AS (
+        SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS h(id, until)),
+      m AS (UPDATE message SET held_until = h.until FROM h WHERE message.id = h.id)
+    UPDATE part SET state = {part:waiting}, ready_at = h.until
+    FROM h WHERE part.message_id = h.id";
 
 /// The claim's update (shared by both claims): parts past their validity are expired instead.
 macro_rules! claim_sql {

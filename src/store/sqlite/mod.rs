@@ -724,8 +724,8 @@ impl StoreBackend for SqliteStore {
         self.read(move |r| r.events_after(after, limit))
     }
 
-    fn queue_depth(&self) -> Pending<Vec<crate::store::QueueDepth>> {
-        self.read(|r| r.queue_depth())
+    fn queue_depth(&self, now_ms: i64) -> Pending<Vec<crate::store::QueueDepth>> {
+        self.read(move |r| r.queue_depth(now_ms))
     }
 
     fn is_opted_out(&self, number: &str, scope: &str) -> Pending<Option<String>> {

@@ -35,7 +35,7 @@ fn db(e: rusqlite::Error) -> StoreError {
 }
 
 const MESSAGE_COLUMNS: &str = "id, idem_key, dest, sender, route, class, priority, encoding, split,
-    dlr, state, text, tags, accepted_at, submitted_at, done_at, valid_until, options";
+    dlr, state, text, tags, accepted_at, submitted_at, done_at, valid_until, options, held_until";
 
 /// A message's state in SQL: the stored one, or `submitted` for a message left `queued` none of
 /// whose parts is pending (see `schema`).
@@ -65,6 +65,7 @@ fn message_row(r: &Row<'_>) -> rusqlite::Result<MessageView> {
         done_at: r.get(15)?,
         valid_until: r.get(16)?,
         options: r.get(17)?,
+        held_until: r.get(18)?,
         parts: Vec::new(),
         receipts: Vec::new(),
     })
@@ -323,34 +324,40 @@ impl Reader {
         .map_err(db)
     }
 
-    /// Ready and waiting parts per route.
-    pub fn queue_depth(&mut self) -> Result<Vec<QueueDepth>, StoreError> {
+    /// Ready and waiting parts per route, the parts held past `now_ms` apart.
+    pub fn queue_depth(&mut self, now_ms: i64) -> Result<Vec<QueueDepth>, StoreError> {
         // The smallest message id of a route's waiting parts is its oldest: ids start with the
         // acceptance time in milliseconds.
         let mut st = self
             .conn
             .prepare_cached(sql::QUEUE_DEPTH.get())
             .map_err(db)?;
-        let rows: Vec<(String, u64, i64)> = st
-            .query_map([], |r| {
-                Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?))
+        let rows: Vec<QueueDepth> = st
+            .query_map([now_ms], |r| {
+                Ok(QueueDepth {
+                    route: r.get(0)?,
+                    parts: r.get::<_, i64>(1)?.max(0) as u64,
+                    oldest_ms: r
+                        .get::<_, Option<i64>>(2)?
+                        .map(|id| MessageId::from_i64(id).millis()),
+                    scheduled: r.get::<_, i64>(3)?.max(0) as u64,
+                })
             })
             .map_err(db)?
             .collect::<Result<_, _>>()
             .map_err(db)?;
         let mut merged: Vec<QueueDepth> = Vec::new();
-        for (route, n, oldest) in rows {
-            let oldest_ms = MessageId::from_i64(oldest).millis();
-            match merged.iter_mut().find(|q| q.route == route) {
+        for row in rows {
+            match merged.iter_mut().find(|q| q.route == row.route) {
                 Some(q) => {
-                    q.parts += n;
-                    q.oldest_ms = q.oldest_ms.min(oldest_ms);
+                    q.parts += row.parts;
+                    q.scheduled += row.scheduled;
+                    q.oldest_ms = match (q.oldest_ms, row.oldest_ms) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
                 }
-                None => merged.push(QueueDepth {
-                    route,
-                    parts: n,
-                    oldest_ms,
-                }),
+                None => merged.push(row),
             }
         }
         merged.sort_by(|a, b| a.route.cmp(&b.route));

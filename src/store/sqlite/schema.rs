@@ -203,6 +203,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX cap_hit_counter ON cap_hit(cap, scope, at);
     CREATE INDEX cap_hit_at ON cap_hit(at);
     "#,
+    // 8: send windows and `send_at` (issue #19): the instant a message was held until at
+    // accept. Its parts wait (`waiting`, `ready_at` = this) like a retry, so no index is new.
+    r#"
+    ALTER TABLE message ADD COLUMN held_until INTEGER;
+    "#,
 ];
 
 /// The schema version this build writes.

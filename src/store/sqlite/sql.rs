@@ -96,9 +96,14 @@ pub(crate) static QUEUE_HEAD: Sql = Sql::new(
      LIMIT ?2",
 );
 
-/// Parts whose retry time came go back to the queue. Index `part_waiting` (`state = waiting`).
+/// Parts whose retry or hold time came go back to the queue, earliest `ready_at` first and at
+/// most `?2` ([`WAKE_BATCH`](crate::store::WAKE_BATCH)) per claim: a million messages held
+/// until 09:00 are released over many claims, not in one UPDATE that holds the writer for
+/// seconds. Index `part_waiting` (`state = waiting`).
 pub(crate) static WAKE_WAITING: Sql = Sql::new(
-    "UPDATE part SET state = {part:queued} WHERE state = {part:waiting} AND ready_at <= ?1",
+    "UPDATE part SET state = {part:queued}
+     WHERE (message_id, n) IN (SELECT message_id, n FROM part
+        WHERE state = {part:waiting} AND ready_at <= ?1 ORDER BY ready_at LIMIT ?2)",
 );
 
 /// Queued or waiting parts past their validity, oldest first (the expiry sweep). Index
@@ -124,12 +129,16 @@ pub(crate) static QUEUED_COUNT: Sql = Sql::new(
         + (SELECT count(*) FROM part WHERE state = {part:waiting})",
 );
 
-/// Queued and waiting parts per route, with the oldest message (`smppd status`). Indexes
+/// Queued and waiting parts per route, with the oldest message (`smppd status`), and apart the
+/// parts held past `?1` (waiting, never tried: a send window or `send_at`). Indexes
 /// `part_queue` and `part_waiting`.
 pub(crate) static QUEUE_DEPTH: Sql = Sql::new(
-    "SELECT route, count(*), min(message_id) FROM part WHERE state = {part:queued} GROUP BY route
+    "SELECT route, count(*), min(message_id), 0 FROM part WHERE state = {part:queued} GROUP BY route
      UNION ALL
-     SELECT route, count(*), min(message_id) FROM part WHERE state = {part:waiting} GROUP BY route",
+     SELECT route, sum(NOT (ready_at > ?1 AND attempts = 0)),
+        min(CASE WHEN ready_at > ?1 AND attempts = 0 THEN NULL ELSE message_id END),
+        sum(ready_at > ?1 AND attempts = 0)
+     FROM part WHERE state = {part:waiting} GROUP BY route",
 );
 
 #[cfg(test)]

@@ -425,6 +425,9 @@ impl<'c> Writer<'c> {
             valid_until: m.valid_until_ms,
         };
         self.insert_parts(id, fields, &m.parts)?;
+        if let Some(until) = m.held_until_ms {
+            self.hold(id, until)?;
+        }
         Ok(Accepted {
             id,
             parts,
@@ -452,6 +455,20 @@ impl<'c> Writer<'c> {
                 })
             })
             .optional()?)
+    }
+
+    /// A message held until `until` (a send window, `send_at`): the row records it and its
+    /// parts wait like a retry, so the claims' wake-up releases them then.
+    fn hold(&mut self, id: MessageId, until: i64) -> Result<(), JobError> {
+        self.conn
+            .prepare_cached("UPDATE message SET held_until = ?2 WHERE id = ?1")?
+            .execute(params![id.as_i64(), until])?;
+        self.conn
+            .prepare_cached(sql!(
+                "UPDATE part SET state = {part:waiting}, ready_at = ?2 WHERE message_id = ?1"
+            ))?
+            .execute(params![id.as_i64(), until])?;
+        Ok(())
     }
 
     fn insert_parts(
@@ -487,7 +504,7 @@ impl<'c> Writer<'c> {
     ) -> Result<Vec<QueuedPart>, JobError> {
         self.conn
             .prepare_cached(sql::WAKE_WAITING.get())?
-            .execute([now])?;
+            .execute([now, crate::store::WAKE_BATCH])?;
         let mut out = Vec::with_capacity(limit.min(4096));
         {
             let st = &mut self.st.claim_select;
