@@ -18,12 +18,14 @@
 mod error;
 mod id;
 pub mod postgres;
+pub mod report;
 pub mod sqlite;
 mod types;
 
 pub use error::StoreError;
 pub use id::{BadMessageId, MessageId};
 pub use postgres::PostgresOptions;
+pub use report::{DeliveryRow, ReportBy};
 pub use sqlite::{Reader, SqliteOptions};
 pub use types::*;
 
