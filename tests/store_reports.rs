@@ -204,6 +204,8 @@ enum Fate {
     Failed,
     /// Acknowledged; no receipt ever comes (made `no_receipt` by the expiry sweep).
     NoReceipt,
+    /// Sent without a receipt requested (final when acknowledged, delivery unknown).
+    NoDlr,
     /// Never claimed.
     Queued,
 }
@@ -223,6 +225,7 @@ struct Known {
 /// autumn/dach: delivered by op-b in 5 s; expired (op-b); failed (op-b); a two-part message
 /// whose parts went to op-b then op-c, delivered in 4 s (it counts for op-c, its last part).
 /// No campaign, dach: delivered by op-b in 0.5 s; no receipt (op-b).
+/// winter/uk, all by op-d: rejected; a final ACCEPTD; sent without a receipt requested.
 fn known_set() -> Vec<Known> {
     let k = |i: i64, campaign, route, smscs, fate| Known {
         at: T0 + 5 * DAY + i * 60_000,
@@ -231,7 +234,7 @@ fn known_set() -> Vec<Known> {
         smscs,
         fate,
     };
-    let (s, a) = (Some("spring"), Some("autumn"));
+    let (s, a, w) = (Some("spring"), Some("autumn"), Some("winter"));
     vec![
         Known {
             at: T0 + DAY,
@@ -251,7 +254,10 @@ fn known_set() -> Vec<Known> {
         k(9, a, "dach", &["op-b", "op-c"], Fate::Delivered(4_000)),
         k(10, None, "dach", &["op-b"], Fate::Delivered(500)),
         k(11, None, "dach", &["op-b"], Fate::NoReceipt),
-        k(12, s, "nordics", &[], Fate::Queued),
+        k(12, w, "uk", &["op-d"], Fate::Receipt("REJECTD")),
+        k(13, w, "uk", &["op-d"], Fate::Receipt("ACCEPTD")),
+        k(14, w, "uk", &["op-d"], Fate::NoDlr),
+        k(15, s, "nordics", &[], Fate::Queued),
     ]
 }
 
@@ -288,7 +294,7 @@ fn write_known(store: &Store, i: usize, m: &Known) {
         encoding: "gsm7".into(),
         split: "udh8".into(),
         options: "{}".into(),
-        dlr: true,
+        dlr: !matches!(m.fate, Fate::NoDlr),
         tags: Some(tags),
         text: "hi".into(),
         parts: vec![
@@ -423,102 +429,42 @@ fn row(value: &str, c: [u64; 9], per: f64, median: Option<i64>, p90: Option<i64>
 
 /// Every number of `--by tag:campaign`, `route` and `smsc` on the known set, with and without
 /// `--since`, the `(none)` rows, the table, and a bad `--by`.
+#[rustfmt::skip]
 fn delivery_report_numbers(target: &[String]) {
-    //                  acc del und exp nor rej fai unc pen
-    let by_campaign = by_rows(target, &["--by", "tag:campaign"]);
-    assert_eq!(
-        by_campaign,
-        vec![
-            row(
-                "spring",
-                [7, 5, 1, 0, 0, 0, 0, 0, 1],
-                714.3,
-                Some(3_000),
-                Some(10_000)
-            ),
-            row(
-                "autumn",
-                [4, 2, 0, 1, 0, 0, 1, 0, 0],
-                500.0,
-                Some(4_000),
-                Some(5_000)
-            ),
-            row(
-                "(none)",
-                [2, 1, 0, 0, 1, 0, 0, 0, 0],
-                500.0,
-                Some(500),
-                Some(500)
-            ),
-        ]
-    );
+    let m = Some(500);
+    // value              acc del und exp nor rej fai unc pen  per 1,000  median        p90
+    assert_eq!(by_rows(target, &["--by", "tag:campaign"]), vec![
+        row("spring",    [7,  5,  1,  0,  0,  0,  0,  0,  1], 714.3, Some(3_000), Some(10_000)),
+        row("autumn",    [4,  2,  0,  1,  0,  0,  1,  0,  0], 500.0, Some(4_000), Some(5_000)),
+        row("winter",    [3,  0,  0,  0,  0,  1,  0,  2,  0], 0.0,   None,        None),
+        row("(none)",    [2,  1,  0,  0,  1,  0,  0,  0,  0], 500.0, m,           m),
+    ]);
     // `--since 7d` leaves out the message accepted nine days before the report.
     let since = by_rows(target, &["--by", "tag:campaign", "--since", "7d"]);
-    assert_eq!(
-        since[0],
-        row(
-            "spring",
-            [6, 4, 1, 0, 0, 0, 0, 0, 1],
-            666.7,
-            Some(2_000),
-            Some(10_000)
-        )
-    );
-    assert_eq!(since.len(), 3);
-    let (_, none_since) = (
-        0,
-        by_rows(target, &["--by", "tag:campaign", "--since", "1d"]),
-    );
+    assert_eq!(since[0],
+        row("spring",    [6,  4,  1,  0,  0,  0,  0,  0,  1], 666.7, Some(2_000), Some(10_000)));
+    assert_eq!(since.len(), 4);
+    let none_since = by_rows(target, &["--by", "tag:campaign", "--since", "1d"]);
     assert!(none_since.is_empty(), "{none_since:?}");
 
-    assert_eq!(
-        by_rows(target, &["--by", "route"]),
-        vec![
-            row(
-                "nordics",
-                [7, 5, 1, 0, 0, 0, 0, 0, 1],
-                714.3,
-                Some(3_000),
-                Some(10_000)
-            ),
-            row(
-                "dach",
-                [6, 3, 0, 1, 1, 0, 1, 0, 0],
-                500.0,
-                Some(4_000),
-                Some(5_000)
-            ),
-        ]
-    );
+    assert_eq!(by_rows(target, &["--by", "route"]), vec![
+        row("nordics",   [7,  5,  1,  0,  0,  0,  0,  0,  1], 714.3, Some(3_000), Some(10_000)),
+        row("dach",      [6,  3,  0,  1,  1,  0,  1,  0,  0], 500.0, Some(4_000), Some(5_000)),
+        row("uk",        [3,  0,  0,  0,  0,  1,  0,  2,  0], 0.0,   None,        None),
+    ]);
     // A message counts for the SMSC of its last part sent; one never sent is `(none)`.
-    assert_eq!(
-        by_rows(target, &["--by", "smsc"]),
-        vec![
-            row(
-                "op-a",
-                [5, 4, 1, 0, 0, 0, 0, 0, 0],
-                800.0,
-                Some(2_000),
-                Some(10_000)
-            ),
-            row(
-                "op-b",
-                [5, 2, 0, 1, 1, 0, 1, 0, 0],
-                400.0,
-                Some(500),
-                Some(5_000)
-            ),
-            row(
-                "op-c",
-                [2, 2, 0, 0, 0, 0, 0, 0, 0],
-                1000.0,
-                Some(4_000),
-                Some(7_000)
-            ),
-            row("(none)", [1, 0, 0, 0, 0, 0, 0, 0, 1], 0.0, None, None),
-        ]
-    );
+    assert_eq!(by_rows(target, &["--by", "smsc"]), vec![
+        row("op-a",      [5,  4,  1,  0,  0,  0,  0,  0,  0], 800.0, Some(2_000), Some(10_000)),
+        row("op-b",      [5,  2,  0,  1,  1,  0,  1,  0,  0], 400.0, m,           Some(5_000)),
+        row("op-d",      [3,  0,  0,  0,  0,  1,  0,  2,  0], 0.0,   None,        None),
+        row("op-c",      [2,  2,  0,  0,  0,  0,  0,  0,  0], 1000.0, Some(4_000), Some(7_000)),
+        row("(none)",    [1,  0,  0,  0,  0,  0,  0,  0,  1], 0.0,   None,        None),
+    ]);
+    delivery_report_text(target);
+}
 
+/// The table, and a bad `--by`.
+fn delivery_report_text(target: &[String]) {
     // The table: a header, one line per value, `(none)` spelled out.
     let (ok, out, err) = by_reports(target, &["--by", "tag:campaign"]);
     assert!(ok, "{err}");
@@ -535,7 +481,11 @@ fn delivery_report_numbers(target: &[String]) {
         lines[1].contains("3.0s") && lines[1].contains("10.0s"),
         "{out}"
     );
-    assert!(lines[3].starts_with("(none)"), "{out}");
+    assert!(lines[4].starts_with("(none)"), "{out}");
+    assert!(
+        lines[3].starts_with("winter") && lines[3].ends_with("  -"),
+        "{out}"
+    );
 
     // A bad `--by` names what is allowed.
     for bad in ["campaign", "tag:", "route,smsc"] {
