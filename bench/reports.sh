@@ -108,19 +108,23 @@ fi
 
 {
     echo "# bench/reports.sh: $N messages, $(basename "$BIN") $("$BIN" --version 2>/dev/null || true)"
-    echo "# store: $(du -h "$db" | cut -f1); machine: $(nproc) cores, $(uname -r)"
+    echo "# store: $(du -h "$db" | cut -f1); machine: $(nproc) cores, $(uname -r); load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee -a "$OUT"
-ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
+# Wall time and CPU time (user + system) of each run, in ms. The CPU time is what the report
+# costs; the wall time also holds the waits for a core when other work shares the machine.
+TIMEFORMAT='%R %U %S'
+median() { sort -n | sed -n 3p; }
 for by in "tag:campaign --since 30d" "route" "smsc"; do
     # shellcheck disable=SC2086
     "$BIN" reports --db "$db" --by $by | tee -a "$OUT"
-    times=()
+    walls=(); cpus=()
     for _ in 1 2 3 4 5; do
-        t=$(date +%s%N)
         # shellcheck disable=SC2086
-        "$BIN" reports --db "$db" --by $by --json >/dev/null
-        times+=("$(ms "$t")")
+        read -r real user sys < <({ time "$BIN" reports --db "$db" --by $by --json >/dev/null; } 2>&1)
+        walls+=("$(awk -v r="$real" 'BEGIN { printf "%d", r * 1000 }')")
+        cpus+=("$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%d", (u + s) * 1000 }')")
     done
-    median=$(printf '%s\n' "${times[@]}" | sort -n | sed -n 3p)
-    echo "reports --by $by: runs ${times[*]} ms; median $median ms" | tee -a "$OUT"
+    echo "reports --by $by: wall ${walls[*]} ms, median $(printf '%s\n' "${walls[@]}" | median) ms;" \
+        "CPU ${cpus[*]} ms, median $(printf '%s\n' "${cpus[@]}" | median) ms" | tee -a "$OUT"
 done
+echo "# load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT"
