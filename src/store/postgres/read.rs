@@ -371,11 +371,12 @@ pub(super) async fn unmatched_receipts(
     .collect())
 }
 
-/// The aggregate of `reports --by` over the messages of an id range (`$1`), grouped by the
-/// expression `$key` (`k`); the outcome counts as `store::report` defines them, the
-/// percentiles nearest-rank (`percentile_disc`), as SQLite's tally computes them.
+/// The aggregate of `reports --by` over the messages of an id range (`$1`) of `$from` (the
+/// message table as `m`, and what the key needs), grouped by the expression `$key` (`k`); the
+/// outcome counts as `store::report` defines them, the percentiles nearest-rank
+/// (`percentile_disc`), as SQLite's tally computes them.
 macro_rules! delivery_sql {
-    ($key:literal) => {
+    ($key:literal, $from:literal) => {
         concat!(
             "SELECT k, count(*),
                 count(*) FILTER (WHERE state = {message:delivered}),
@@ -392,7 +393,9 @@ macro_rules! delivery_sql {
                     FILTER (WHERE state = {message:delivered} AND done_at IS NOT NULL)
              FROM (SELECT ",
             $key,
-            " AS k, state, accepted_at, done_at FROM message m WHERE m.id >= $1) s GROUP BY k"
+            " AS k, m.state, m.accepted_at, m.done_at FROM ",
+            $from,
+            " WHERE m.id >= $1) s GROUP BY k"
         )
     };
 }
@@ -407,20 +410,23 @@ pub(super) async fn delivery(
     let since = MessageId::first_at(since_ms.unwrap_or(0)).as_i64();
     let found = match by {
         ReportBy::Tag(name) => {
-            let sql = filled!(delivery_sql!("m.tags::jsonb ->> $2::text"));
+            let sql = filled!(delivery_sql!("m.tags::jsonb ->> $2::text", "message m"));
             rows(c, sql, &[&since, name]).await?
         }
-        ReportBy::Route => rows(c, filled!(delivery_sql!("m.route")), &[&since]).await?,
+        ReportBy::Route => {
+            rows(c, filled!(delivery_sql!("m.route", "message m")), &[&since]).await?
+        }
+        // The last part with an SMSC of every message, in one pass over the parts of the range
+        // joined by hash: a quarter less time than a lookup per message on a million (1.4–1.5 s
+        // against 1.9–2.1 s in EXPLAIN ANALYZE on this machine under load).
         ReportBy::Smsc => {
-            rows(
-                c,
-                filled!(delivery_sql!(
-                    "(SELECT p.smsc FROM part p WHERE p.message_id = m.id
-                        AND p.smsc IS NOT NULL ORDER BY p.n DESC LIMIT 1)"
-                )),
-                &[&since],
-            )
-            .await?
+            let sql = filled!(delivery_sql!(
+                "l.smsc",
+                "message m LEFT JOIN (SELECT DISTINCT ON (message_id) message_id, smsc FROM part
+                    WHERE message_id >= $1 AND smsc IS NOT NULL ORDER BY message_id, n DESC) l
+                 ON l.message_id = m.id"
+            ));
+            rows(c, sql, &[&since]).await?
         }
     };
     let mut out: Vec<DeliveryRow> = found.iter().map(delivery_row).collect();
