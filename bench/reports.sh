@@ -9,12 +9,21 @@
 # one warm-up run each, then 5 timed runs, median printed.
 # Usage: bench/reports.sh [SMPPD_BINARY] [MESSAGES] [OUT_FILE]
 #        (default target/release/smppd, 1000000, stdout only)
+# PG=1 also copies the store into a throwaway PostgreSQL cluster (Debian's postgresql package;
+# initdb runs as the `postgres` user when run as root) and times the same reports there
+# (PG_BIN=binary runs those with another build: the work is the server's there).
 # REPORTS_DB=path keeps the store there and reuses it when it exists (to time again without
 # building it again; the accept times then age by the time since it was built).
 set -euo pipefail
 BIN=$(realpath "${1:-target/release/smppd}"); N=${2:-1000000}; OUT=${3:-/dev/null}
 dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+cleanup() {
+    [ -d "$dir/pg" ] && as_pg "$PGBIN/pg_ctl" -D "$dir/pg" -m immediate stop >/dev/null 2>&1
+    rm -rf "$dir"
+}
+trap cleanup EXIT
 db=${REPORTS_DB:-$dir/smppd.db}
 
 cat >"$dir/smppd.toml" <<CONF
@@ -112,19 +121,52 @@ fi
 } | tee -a "$OUT"
 # Wall time and CPU time (user + system) of each run, in ms. The CPU time is what the report
 # costs; the wall time also holds the waits for a core when other work shares the machine.
+# (On PostgreSQL the work is the server's: only the wall time says something there.)
 TIMEFORMAT='%R %U %S'
 median() { sort -n | sed -n 3p; }
-for by in "tag:campaign --since 30d" "route" "smsc"; do
-    # shellcheck disable=SC2086
-    "$BIN" reports --db "$db" --by $by | tee -a "$OUT"
-    walls=(); cpus=()
-    for _ in 1 2 3 4 5; do
+# time_reports LABEL STORE_ARGS...: each report once (its table printed), then 5 timed runs.
+time_reports() {
+    local label=$1; shift
+    for by in "tag:campaign --since 30d" "route" "smsc"; do
         # shellcheck disable=SC2086
-        read -r real user sys < <({ time "$BIN" reports --db "$db" --by $by --json >/dev/null; } 2>&1)
-        walls+=("$(awk -v r="$real" 'BEGIN { printf "%d", r * 1000 }')")
-        cpus+=("$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%d", (u + s) * 1000 }')")
+        "$BIN" reports "$@" --by $by | tee -a "$OUT"
+        walls=(); cpus=()
+        for _ in 1 2 3 4 5; do
+            # shellcheck disable=SC2086
+            read -r real user sys < <({ time "$BIN" reports "$@" --by $by --json >/dev/null; } 2>&1)
+            walls+=("$(awk -v r="$real" 'BEGIN { printf "%d", r * 1000 }')")
+            cpus+=("$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%d", (u + s) * 1000 }')")
+        done
+        echo "$label reports --by $by: wall ${walls[*]} ms, median $(printf '%s\n' "${walls[@]}" | median) ms;" \
+            "CPU ${cpus[*]} ms, median $(printf '%s\n' "${cpus[@]}" | median) ms" | tee -a "$OUT"
     done
-    echo "reports --by $by: wall ${walls[*]} ms, median $(printf '%s\n' "${walls[@]}" | median) ms;" \
-        "CPU ${cpus[*]} ms, median $(printf '%s\n' "${cpus[@]}" | median) ms" | tee -a "$OUT"
-done
+}
+time_reports sqlite --db "$db"
+echo "# load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT"
+[ -n "${PG:-}" ] || exit 0
+
+# The same messages in PostgreSQL: schema by the binary, rows copied from the SQLite store.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$dir/pg"; chmod 755 "$dir"; [ "$(id -u)" = 0 ] && chown postgres "$dir/pg"
+as_pg "$PGBIN/initdb" -D "$dir/pg" -U smppd --auth=trust -E UTF8 --locale=C >/dev/null
+as_pg "$PGBIN/pg_ctl" -D "$dir/pg" -l "$dir/pg/log" -w -o "-p $port -k $dir/pg -c listen_addresses=127.0.0.1 -c shared_buffers=256MB" start >/dev/null
+as_pg "$PGBIN/createdb" -h 127.0.0.1 -p "$port" -U smppd smppd
+sed "s|^path = .*|url = \"postgres://smppd@127.0.0.1:$port/smppd\"|" "$dir/smppd.toml" >"$dir/pg.toml"
+"$BIN" store migrate --config "$dir/pg.toml" >/dev/null
+psql() { command psql -h 127.0.0.1 -p "$port" -U smppd -d smppd -q "$@"; }
+sqlite3 -csv "$db" "SELECT id, dest, sender, route, class, priority, encoding, split, options,
+    CASE dlr WHEN 1 THEN 't' ELSE 'f' END, tags, text, parts, state, accepted_at, submitted_at,
+    done_at FROM message" | psql -c "\copy message (id, dest, sender, route, class, priority,
+    encoding, split, options, dlr, tags, text, parts, state, accepted_at, submitted_at, done_at)
+    FROM STDIN WITH (FORMAT csv)"
+sqlite3 -csv "$db" "SELECT message_id, n, route, priority, parts,
+    CASE dlr WHEN 1 THEN 't' ELSE 'f' END, state, data_coding, esm_class, '\x' || hex(segment),
+    smsc, smsc_id, attempts, acked_at, done_at FROM part" | psql -c "\copy part (message_id, n,
+    route, priority, parts, dlr, state, data_coding, esm_class, segment, smsc, smsc_id, attempts,
+    acked_at, done_at) FROM STDIN WITH (FORMAT csv)"
+psql -c "VACUUM ANALYZE message" -c "VACUUM ANALYZE part"
+echo "# PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'); load average: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT"
+BIN=$(realpath "${PG_BIN:-$BIN}")
+echo "# PostgreSQL runs with $BIN" | tee -a "$OUT"
+time_reports postgres --config "$dir/pg.toml"
 echo "# load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT"
