@@ -52,7 +52,7 @@ pub struct ReportsArgs {
 }
 
 /// Where the messages are read from.
-pub(super) enum Source {
+enum Source {
     Sqlite(Reader),
     Postgres(
         smppd::store::postgres::PostgresReader,
@@ -90,7 +90,7 @@ impl Source {
         })
     }
 
-    pub(super) fn delivery(
+    fn delivery(
         &mut self,
         by: &smppd::store::ReportBy,
         since_ms: Option<i64>,

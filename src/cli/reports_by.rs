@@ -11,7 +11,7 @@ fn label(row: &DeliveryRow) -> &str {
 }
 
 /// A duration for a table cell: `850ms`, `12.3s`, `4m05s`, `2h07m`; `-` when there is none.
-pub(crate) fn duration(ms: Option<i64>) -> String {
+fn duration(ms: Option<i64>) -> String {
     let Some(ms) = ms else {
         return "-".into();
     };
