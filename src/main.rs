@@ -40,7 +40,8 @@ enum Command {
     Pdu(cli::pdu::PduCommand),
     /// Message text tools: `smppd text inspect` shows the encoding and parts of a text.
     Text(cli::text::TextArgs),
-    /// Print messages with their parts and receipts from the store (safe while the daemon runs).
+    /// Print messages with their parts and receipts from the store, or delivery per campaign,
+    /// route or SMSC with `--by` (safe while the daemon runs).
     Reports(cli::reports::ReportsArgs),
     /// Run the SMSC simulator (for tests, demos and benchmarks).
     Sim(Box<cli::sim::SimArgs>),

@@ -7,6 +7,7 @@ pub mod log;
 pub mod optout;
 pub mod pdu;
 pub mod reports;
+pub mod reports_by;
 pub mod run;
 pub mod send;
 pub mod send_file;

@@ -3,7 +3,8 @@
 //! Opens its own read-only connection (SQLite: a WAL reader that sees the last committed state
 //! and never blocks the daemon's writer; PostgreSQL: a small pool of its own, so every
 //! instance's messages are there) and prints messages with their parts and receipts, newest
-//! first, as a table or as JSON lines. It never writes to the store.
+//! first, as a table or as JSON lines; with `--by`, delivery per campaign, route or SMSC
+//! instead (`reports_by`). It never writes to the store.
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -36,6 +37,11 @@ pub struct ReportsArgs {
     /// Print receipts that matched no message instead of messages.
     #[arg(long)]
     unmatched: bool,
+    /// Delivery per value instead of messages: `tag:NAME` (e.g. tag:campaign), `route` or
+    /// `smsc` (the SMSC of each message's last part sent). Takes `--since`, `--json`.
+    #[arg(long, value_name = "tag:NAME|route|smsc",
+          conflicts_with_all = ["id", "to", "state", "unmatched"])]
+    by: Option<String>,
     /// One JSON object per line instead of a table.
     #[arg(long)]
     json: bool,
@@ -84,6 +90,17 @@ impl Source {
         Ok(match self {
             Source::Sqlite(r) => r.messages(f)?,
             Source::Postgres(r, rt) => rt.block_on(r.messages(f))?,
+        })
+    }
+
+    fn delivery(
+        &mut self,
+        by: &smppd::store::ReportBy,
+        since_ms: Option<i64>,
+    ) -> Result<Vec<smppd::store::DeliveryRow>> {
+        Ok(match self {
+            Source::Sqlite(r) => r.delivery(by, since_ms)?,
+            Source::Postgres(r, rt) => rt.block_on(r.delivery(by, since_ms))?,
         })
     }
 
@@ -211,9 +228,27 @@ fn print_table(out: &mut impl Write, messages: &[MessageView], now: i64) -> std:
 
 /// Runs `smppd reports`.
 pub fn run(args: ReportsArgs) -> Result<()> {
+    // Checked before the store is opened, so a bad `--by` is named whatever the store.
+    let by = args
+        .by
+        .as_deref()
+        .map(str::parse::<smppd::store::ReportBy>)
+        .transpose()?;
+    let since_ms = args
+        .since
+        .as_deref()
+        .map(parse_age)
+        .transpose()?
+        .map(|age| now_ms().saturating_sub(age));
     let mut reader = Source::open(&args)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
+    if let Some(by) = by {
+        let rows = reader.delivery(&by, since_ms)?;
+        super::reports_by::print(&mut out, &by, &rows, args.json)?;
+        out.flush()?;
+        return Ok(());
+    }
     if args.unmatched {
         let receipts = reader.unmatched_receipts(args.limit)?;
         for r in &receipts {
@@ -244,12 +279,6 @@ pub fn run(args: ReportsArgs) -> Result<()> {
         })?),
         None => None,
     };
-    let since_ms = args
-        .since
-        .as_deref()
-        .map(parse_age)
-        .transpose()?
-        .map(|age| now_ms().saturating_sub(age));
     let filter = MessageFilter {
         id,
         to: args.to.as_deref().map(normalize_number),

@@ -19,12 +19,14 @@ pub(crate) mod caps;
 mod error;
 mod id;
 pub mod postgres;
+pub mod report;
 pub mod sqlite;
 mod types;
 
 pub use error::StoreError;
 pub use id::{BadMessageId, MessageId};
 pub use postgres::PostgresOptions;
+pub use report::{DeliveryRow, ReportBy};
 pub use sqlite::{Reader, SqliteOptions};
 pub use types::*;
 

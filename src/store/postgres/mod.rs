@@ -213,6 +213,19 @@ impl PostgresReader {
             .map_err(|e| db_error(&e, &self.url))
     }
 
+    /// Delivery per value of `by` for the messages accepted at or after `since_ms`
+    /// (`smppd reports --by`; see `store::report`).
+    pub async fn delivery(
+        &self,
+        by: &super::ReportBy,
+        since_ms: Option<i64>,
+    ) -> Result<Vec<super::DeliveryRow>, StoreError> {
+        let c = self.client().await?;
+        read::delivery(&c, by, since_ms)
+            .await
+            .map_err(|e| db_error(&e, &self.url))
+    }
+
     /// Receipts that matched no part, newest first.
     pub async fn unmatched_receipts(
         &self,

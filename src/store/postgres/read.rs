@@ -4,6 +4,7 @@
 
 use super::Client;
 use crate::receipt::ReceiptDate;
+use crate::store::report::{self, DeliveryRow, ReportBy};
 use crate::store::{
     Event, GLOBAL_SCOPE, MessageClass, MessageId, MessageState, MessageView, MoFragment, MoSet,
     OptOutEntry, PartState, PartView, QueueDepth, ReceiptView, StoreStats, aggregate,
@@ -396,4 +397,88 @@ pub(super) async fn unmatched_receipts(
     .iter()
     .map(receipt_row)
     .collect())
+}
+
+/// The aggregate of `reports --by` over the messages of an id range (`$1`) of `$from` (the
+/// message table as `m`, and what the key needs), grouped by the expression `$key` (`k`); the
+/// outcome counts as `store::report` defines them, the percentiles nearest-rank
+/// (`percentile_disc`), as SQLite's tally computes them.
+macro_rules! delivery_sql {
+    ($key:literal, $from:literal) => {
+        concat!(
+            "SELECT k, count(*),
+                count(*) FILTER (WHERE state = {message:delivered}),
+                count(*) FILTER (WHERE state = {message:undeliverable}),
+                count(*) FILTER (WHERE state = {message:expired}),
+                count(*) FILTER (WHERE state = {message:no_receipt}),
+                count(*) FILTER (WHERE state = {message:rejected}),
+                count(*) FILTER (WHERE state = {message:failed}),
+                count(*) FILTER (WHERE state = {message:accepted}
+                    OR (state = {message:submitted} AND done_at IS NOT NULL)),
+                percentile_disc(0.5) WITHIN GROUP (ORDER BY greatest(done_at - accepted_at, 0))
+                    FILTER (WHERE state = {message:delivered} AND done_at IS NOT NULL),
+                percentile_disc(0.9) WITHIN GROUP (ORDER BY greatest(done_at - accepted_at, 0))
+                    FILTER (WHERE state = {message:delivered} AND done_at IS NOT NULL)
+             FROM (SELECT ",
+            $key,
+            " AS k, m.state, m.accepted_at, m.done_at FROM ",
+            $from,
+            " WHERE m.id >= $1) s GROUP BY k"
+        )
+    };
+}
+
+/// Delivery per value of `by` for the messages accepted at or after `since_ms`, aggregated in
+/// SQL (`smppd reports --by`; what a row counts: `store::report`).
+pub(super) async fn delivery(
+    c: &Client,
+    by: &ReportBy,
+    since_ms: Option<i64>,
+) -> Result<Vec<DeliveryRow>, Error> {
+    let since = MessageId::first_at(since_ms.unwrap_or(0)).as_i64();
+    let found = match by {
+        ReportBy::Tag(name) => {
+            let sql = filled!(delivery_sql!("m.tags::jsonb ->> $2::text", "message m"));
+            rows(c, sql, &[&since, name]).await?
+        }
+        ReportBy::Route => {
+            rows(c, filled!(delivery_sql!("m.route", "message m")), &[&since]).await?
+        }
+        // The last part with an SMSC of every message, in one pass over the parts of the range
+        // joined by hash: a quarter less time than a lookup per message on a million (1.4–1.5 s
+        // against 1.9–2.1 s in EXPLAIN ANALYZE on this machine under load).
+        ReportBy::Smsc => {
+            let sql = filled!(delivery_sql!(
+                "l.smsc",
+                "message m LEFT JOIN (SELECT DISTINCT ON (message_id) message_id, smsc FROM part
+                    WHERE message_id >= $1 AND smsc IS NOT NULL ORDER BY message_id, n DESC) l
+                 ON l.message_id = m.id"
+            ));
+            rows(c, sql, &[&since]).await?
+        }
+    };
+    let mut out: Vec<DeliveryRow> = found.iter().map(delivery_row).collect();
+    report::sort_rows(&mut out);
+    Ok(out)
+}
+
+fn delivery_row(r: &Row) -> DeliveryRow {
+    let n = |i: usize| r.get::<_, i64>(i).max(0) as u64;
+    let accepted = n(1);
+    let finals: u64 = (2..=8).map(n).sum();
+    DeliveryRow {
+        value: r.get(0),
+        accepted,
+        delivered: n(2),
+        undeliverable: n(3),
+        expired: n(4),
+        no_receipt: n(5),
+        rejected: n(6),
+        failed: n(7),
+        unconfirmed: n(8),
+        pending: accepted.saturating_sub(finals),
+        delivered_per_1000: report::per_1000(n(2), accepted),
+        median_ms: r.get(9),
+        p90_ms: r.get(10),
+    }
 }
