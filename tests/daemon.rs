@@ -1258,8 +1258,37 @@ async fn send_file_pipelines_every_row_and_prints_the_summary_and_final_states()
         "+46701234567",
         "--text",
         "single",
+        "--class",
+        "marketing",
+        "--tag",
+        "campaign=xmas",
+        "--tag",
+        "team=growth",
     ]);
     assert!(ok && stdout.starts_with("accepted "), "{stdout}{stderr}");
+    // Its tags and class are the message's, as `query` shows them.
+    let id = stdout["accepted ".len()..].split(':').next().expect("id");
+    let m = c.call(json!({"op":"query","id":id})).await;
+    assert_eq!(
+        (&m["message"]["class"], &m["message"]["tags"]),
+        (
+            &json!("marketing"),
+            &json!({"campaign":"xmas","team":"growth"})
+        ),
+        "{m}"
+    );
+    let (ok, _, stderr) = smppd(&[
+        "send",
+        "--addr",
+        &d.submit,
+        "--to",
+        "+46701234567",
+        "--text",
+        "x",
+        "--tag",
+        "=nokey",
+    ]);
+    assert!(!ok && stderr.contains("expected KEY=VALUE"), "{stderr}");
     drop(d);
 }
 

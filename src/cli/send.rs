@@ -62,6 +62,10 @@ pub struct SendArgs {
     /// milliseconds; at most 30 days ahead. Send windows still apply after it.
     #[arg(long)]
     pub send_at: Option<String>,
+    /// A submit tag, `KEY=VALUE` (repeatable): `--tag campaign=xmas` counts the message(s) for
+    /// that campaign in `smppd reports --by tag:campaign` and in `[[cap]]`s with `tag`.
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
+    pub tags: Vec<(String, String)>,
     /// Sender: a number, a short code, or up to 11 characters.
     #[arg(long, default_value = "smppd")]
     pub from: String,
@@ -71,6 +75,23 @@ pub struct SendArgs {
     /// Give up waiting after this many seconds.
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
+}
+
+/// One `--tag KEY=VALUE`.
+fn parse_tag(arg: &str) -> Result<(String, String), String> {
+    match arg.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
+        _ => Err(format!("{arg:?}: expected KEY=VALUE, like campaign=xmas")),
+    }
+}
+
+/// Sets the submit's `tags` from `--tag`s (nothing when there are none).
+pub(crate) fn put_tags(req: &mut serde_json::Value, tags: &[(String, String)]) {
+    if !tags.is_empty() {
+        let map: serde_json::Map<String, serde_json::Value> =
+            tags.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        req["tags"] = serde_json::Value::Object(map);
+    }
 }
 
 /// `--send-at` as the submit's `send_at`: digits are epoch milliseconds, anything else is
@@ -109,6 +130,7 @@ pub fn send(args: SendArgs) -> anyhow::Result<()> {
                     from: &args.from,
                     class: args.class.as_deref(),
                     send_at: args.send_at.as_deref(),
+                    tags: &args.tags,
                     in_flight: args.in_flight,
                     wait: args.wait,
                     timeout: Duration::from_secs(args.timeout),
@@ -123,6 +145,7 @@ pub fn send(args: SendArgs) -> anyhow::Result<()> {
         if let Some(at) = &args.send_at {
             req["send_at"] = send_at_value(at);
         }
+        put_tags(&mut req, &args.tags);
         let v = c.call(req).await?;
         if v["ok"] != true {
             bail!(

@@ -29,6 +29,8 @@ pub struct FileJob<'a> {
     pub class: Option<&'a str>,
     /// `--send-at`, for every row.
     pub send_at: Option<&'a str>,
+    /// `--tag`s, for every row.
+    pub tags: &'a [(String, String)],
     pub in_flight: usize,
     pub wait: bool,
     pub timeout: Duration,
@@ -275,6 +277,7 @@ impl Layout {
         if let Some(at) = job.send_at {
             req["send_at"] = super::send::send_at_value(at);
         }
+        super::send::put_tags(&mut req, job.tags);
         req
     }
 }

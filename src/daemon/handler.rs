@@ -146,6 +146,7 @@ impl DaemonHandler {
                 "id": v.id.to_string(),
                 "to": v.to,
                 "from": v.from,
+                "class": v.class,
                 "route": v.route,
                 "state": v.shown_state(now_ms()),
                 "encoding": v.encoding,
@@ -154,6 +155,13 @@ impl DaemonHandler {
                 "submitted_at": v.submitted_at,
                 "done_at": v.done_at,
         });
+        if let Some(tags) = v
+            .tags
+            .as_deref()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+        {
+            message["tags"] = tags;
+        }
         if let Some(until) = v.held_until {
             // Held at accept (a send window or `send_at`): shown as long as the message is.
             message["held_until"] = until.into();
