@@ -306,6 +306,27 @@ async fn the_fourth_marketing_message_is_capped_until_the_window_frees_and_resta
     );
     let allowed_at = v["error"]["allowed_at"].as_i64().expect("allowed_at");
     assert!(allowed_at > before && allowed_at <= before + 15_000, "{v}");
+    // `smppd send` says when it would be allowed.
+    let out = support::smppd(&[
+        "send",
+        "--addr",
+        &d.submit,
+        "--to",
+        r,
+        "--from",
+        "ACME",
+        "--class",
+        "marketing",
+        "--text",
+        "Rea",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("frequency_capped")
+            && err.contains("; allowed from 20"),
+        "{err}"
+    );
     // A refused submit did not count, transactional is not capped, another recipient is not.
     assert_eq!(outcome(&c.call(transactional(r, "ACME")).await), "ok");
     assert_eq!(

@@ -148,8 +148,13 @@ pub fn send(args: SendArgs) -> anyhow::Result<()> {
         put_tags(&mut req, &args.tags);
         let v = c.call(req).await?;
         if v["ok"] != true {
+            // `outside_window` and `frequency_capped` say when the message would be allowed.
+            let when = v["error"]["allowed_at"]
+                .as_i64()
+                .map(|at| format!("; allowed from {}", utc_rfc3339(at)))
+                .unwrap_or_default();
             bail!(
-                "refused: {} ({})",
+                "refused: {} ({}){when}",
                 v["error"]["code"].as_str().unwrap_or("?"),
                 v["error"]["message"].as_str().unwrap_or("")
             );
