@@ -316,11 +316,7 @@ fn caps(cfg: &Config, s: &Submit) -> Vec<CapLimit> {
         .iter()
         .filter_map(|cap| {
             let scope = cap.scope(s.class, &to, &s.tags)?;
-            let mut label = format!(
-                "max = {}, per = \"{}\"",
-                cap.max,
-                humantime::format_duration(cap.per)
-            );
+            let mut label = format!("max = {}, per = \"{}\"", cap.max, config_duration(cap.per));
             if let Some(tag) = &cap.tag {
                 label.push_str(&format!(", tag = \"{tag}\""));
             }
@@ -360,6 +356,19 @@ fn window_names(cfg: &Config, s: &Submit) -> String {
         .map(|w| w.name.as_str())
         .collect();
     names.join(", ")
+}
+
+/// A duration as the config writes it ("7d", "24h", "15s"), in its largest whole unit, so a
+/// refusal names the cap the way the operator wrote it.
+fn config_duration(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    let unit = [(86_400, "d"), (3_600, "h"), (60, "m")]
+        .into_iter()
+        .find(|(n, _)| secs > 0 && secs % n == 0 && d.subsec_nanos() == 0);
+    match unit {
+        Some((n, u)) => format!("{}{u}", secs / n),
+        None => humantime::format_duration(d).to_string(),
+    }
 }
 
 fn class_name(c: Class) -> &'static str {
@@ -433,4 +442,22 @@ pub(super) fn store_error(e: StoreError) -> ApiError {
         _ => ErrorCode::Overloaded,
     };
     ApiError::new(code, format!("store unavailable: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn cap_periods_read_as_configured() {
+        let d = |s| super::config_duration(Duration::from_secs(s));
+        assert_eq!(d(7 * 86_400), "7d");
+        assert_eq!(d(36 * 3_600), "36h");
+        assert_eq!(d(90 * 60), "90m");
+        assert_eq!(d(15), "15s");
+        assert_eq!(
+            super::config_duration(Duration::from_millis(1_500)),
+            "1s 500ms"
+        );
+    }
 }
