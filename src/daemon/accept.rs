@@ -364,7 +364,7 @@ fn config_duration(d: std::time::Duration) -> String {
     let secs = d.as_secs();
     let unit = [(86_400, "d"), (3_600, "h"), (60, "m")]
         .into_iter()
-        .find(|(n, _)| secs > 0 && secs % n == 0 && d.subsec_nanos() == 0);
+        .find(|(n, _)| secs > 0 && secs.is_multiple_of(*n) && d.subsec_nanos() == 0);
     match unit {
         Some((n, u)) => format!("{}{u}", secs / n),
         None => humantime::format_duration(d).to_string(),
