@@ -154,6 +154,14 @@ pub struct Identity {
     pub config_hash: String,
 }
 
+/// What the lease task follows of the rest of the daemon, as it changes.
+pub struct Followed {
+    /// Configured SMSCs (changes with a reload).
+    pub smscs: watch::Receiver<Vec<String>>,
+    /// Dispatch's link to an SMSC, as it is now.
+    pub links: Links,
+}
+
 /// The lease task's state (one owner: the task).
 pub struct Cluster {
     pool: Pool,
@@ -178,9 +186,9 @@ impl Cluster {
         store: Store,
         me: Identity,
         timing: Timing,
-        smscs: watch::Receiver<Vec<String>>,
-        links: Links,
+        followed: Followed,
     ) -> (Cluster, watch::Receiver<Ownership>, Arc<RwLock<View>>) {
+        let Followed { smscs, links } = followed;
         let (owned, owned_rx) = watch::channel(Ownership::default());
         let view = Arc::new(RwLock::new(View::default()));
         let cluster = Cluster {

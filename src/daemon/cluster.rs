@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::cluster::{Cluster, Identity, Links, Ownership, Timing};
+use crate::cluster::{Cluster, Followed, Identity, Links, Ownership, Timing};
 use crate::config::Config;
 use crate::dispatch::Dispatch;
 use crate::session::Channels;
@@ -78,8 +78,12 @@ impl Membership {
             let d = dispatch.clone();
             Arc::new(move |s: &str| d.link_state(s))
         };
+        let followed = Followed {
+            smscs: smscs_rx,
+            links,
+        };
         let (cluster, owned, view) =
-            Cluster::new(pools.leases, store.clone(), me, timing, smscs_rx, links);
+            Cluster::new(pools.leases, store.clone(), me, timing, followed);
         let budget = Arc::new(crate::cluster::budget::RouteBudget::new(pools.budget));
         dispatch.join_cluster(view, budget);
         let task = tokio::spawn(cluster.run(leaving.clone(), stop.clone()));

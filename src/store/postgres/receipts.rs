@@ -10,7 +10,8 @@
 //! writer's batch transaction; must never commit.
 
 use super::write::{
-    MESSAGE_PARTS, MESSAGES_PARTS, MessageRow, SETTLE, Settled, W, not_found, part_state,
+    MESSAGE_PARTS, MESSAGES_PARTS, MessageParts, MessageRow, SETTLE, Settled, W, not_found,
+    part_state,
 };
 use super::writer::JobError;
 use super::writer::{Command, Op, Out};
@@ -705,7 +706,11 @@ impl RunMessage {
         }
         let states: Vec<PartState> = self.parts.iter().map(|p| p.1).collect();
         let first_ack = self.parts.iter().filter_map(|p| p.2).min();
-        let ((_, new), plan) = w.plan_states(id, &states, first_ack, self.row, now);
+        let parts = MessageParts {
+            states: &states,
+            first_ack,
+        };
+        let ((_, new), plan) = w.plan_states(id, parts, self.row, now);
         if let Some(step) = plan {
             self.row.state = new;
             self.row.submitted |= step.any_acked;
@@ -818,6 +823,24 @@ struct ApplyCols<'r> {
     target: Vec<Option<String>>,
 }
 
+impl ApplyCols<'_> {
+    fn params(&self) -> [&(dyn ToSql + Sync); 11] {
+        [
+            &self.m,
+            &self.n,
+            &self.state,
+            &self.stat,
+            &self.err,
+            &self.ended,
+            &self.now,
+            &self.entry,
+            &self.decides,
+            &self.smsc,
+            &self.target,
+        ]
+    }
+}
+
 /// A receipt of the run, once matched: its answer waits for its event's row id.
 enum Answer {
     Done(ReceiptRecorded),
@@ -825,16 +848,16 @@ enum Answer {
     Applied(ReceiptApplied, Option<Reroute>, usize),
 }
 
-impl W<'_> {
-    /// A run of receipts (no (SMSC, key) repeated: see [`receipt_run`]): one round trip reads
-    /// their parts, earlier held copies, their messages' parts and ids for their log rows; the
-    /// receipts are matched and applied in memory in arrival order; a second round trip writes
-    /// every log row, part, message and `dlr` event (one statement each). The advisory locks
-    /// were taken with BEGIN.
-    pub(super) async fn receipt_many(
-        &mut self,
-        cmds: &mut [Command],
-    ) -> Result<(), tokio_postgres::Error> {
+/// A run of receipts as the commands give them, with what matching needs of each: its keys
+/// (best first) and its fingerprint.
+struct ReceiptRun<'c> {
+    rs: Vec<&'c IncomingReceipt>,
+    keys: Vec<Vec<String>>,
+    fps: Vec<i64>,
+}
+
+impl<'c> ReceiptRun<'c> {
+    fn new(cmds: &'c [Command]) -> ReceiptRun<'c> {
         let rs: Vec<&IncomingReceipt> = cmds
             .iter()
             .filter_map(|c| match &c.op {
@@ -842,32 +865,43 @@ impl W<'_> {
                 _ => None,
             })
             .collect();
-        let keys: Vec<Vec<String>> = rs.iter().map(|r| Self::receipt_keys(r)).collect();
-        let fps: Vec<i64> = rs.iter().map(|r| fingerprint(r)).collect();
-        let primaries: Vec<&str> = keys
-            .iter()
-            .map(|k| k.first().map_or(NO_ID_KEY, String::as_str))
-            .collect();
-        let (mut all_keys, mut smscs): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
-        for (r, ks) in rs.iter().zip(&keys) {
-            for k in ks {
-                all_keys.push(k);
-                smscs.push(&r.smsc);
-            }
-        }
-        let count = rs.len() as i32;
-        let st = self
-            .prepare(&[MATCH_MANY, HELD_COPIES, RUN_PARTS, LOG_IDS])
-            .await?;
-        let (part_rows, held_rows, message_rows, log_ids) = try_join4(
-            self.c.query(&st[0], &[&all_keys, &smscs]),
-            self.c.query(&st[1], &[&primaries, &fps]),
-            self.c.query(&st[2], &[&all_keys, &smscs]),
-            self.c.query(&st[3], &[&count]),
-        )
-        .await?;
+        let keys = rs.iter().map(|r| W::receipt_keys(r)).collect();
+        let fps = rs.iter().map(|r| fingerprint(r)).collect();
+        ReceiptRun { rs, keys, fps }
+    }
+
+    /// The key the `k`th receipt is logged and held under ([`NO_ID_KEY`] without an id).
+    fn primary(&self, k: usize) -> &str {
+        self.keys[k].first().map_or(NO_ID_KEY, String::as_str)
+    }
+}
+
+/// What the run's read round trip returned, as rows.
+struct RunRows {
+    /// The parts acknowledged under the run's keys ([`MATCH_MANY`]).
+    parts: Vec<Row>,
+    /// Earlier copies held unmatched ([`HELD_COPIES`]).
+    held: Vec<Row>,
+    /// Their messages' parts and rows ([`RUN_PARTS`]).
+    messages: Vec<Row>,
+    /// Ids for the log rows ([`LOG_IDS`]).
+    log_ids: Vec<Row>,
+}
+
+/// The run's rows, as matching reads them.
+struct Found<'f> {
+    parts: &'f [Row],
+    /// (SMSC, key, fingerprint) → the first held copy's log id.
+    held: HashMap<(&'f str, &'f str, i64), i64>,
+    /// Message → its parts and row, as the run's receipts change them.
+    messages: HashMap<i64, RunMessage>,
+    log_ids: Vec<i64>,
+}
+
+impl<'f> Found<'f> {
+    fn new(rows: &'f RunRows) -> Found<'f> {
         let mut messages: HashMap<i64, RunMessage> = HashMap::new();
-        for r in &message_rows {
+        for r in &rows.messages {
             let Ok(state) = part_state(r.get(2)) else {
                 continue;
             };
@@ -886,153 +920,278 @@ impl W<'_> {
             m.parts.push((r.get(1), state, r.get(3)));
         }
         let mut held: HashMap<(&str, &str, i64), i64> = HashMap::new();
-        for r in &held_rows {
+        for r in &rows.held {
             let (key, fp, smsc): (&str, i64, &str) = (r.get(1), r.get(2), r.get(3));
             held.entry((smsc, key, fp)).or_insert(r.get(0));
         }
-        let log_ids: Vec<i64> = log_ids.iter().map(|r| r.get(0)).collect();
-        let mut logs = LogCols::default();
-        let mut apply = ApplyCols::default();
-        let (mut ev_at, mut ev_msg, mut ev_body) = (Vec::new(), Vec::new(), Vec::new());
-        let mut answers: Vec<Result<Answer, StoreError>> = Vec::with_capacity(rs.len());
-        for (k, r) in rs.iter().enumerate() {
-            let (fp, primary) = (fps[k], primaries[k]);
-            let matched = match pick_part_of(&keys[k], &r.smsc, &part_rows) {
-                Ok(m) => m,
-                Err(JobError::Domain(e)) => {
-                    answers.push(Err(e));
-                    continue;
-                }
-                Err(JobError::Db(e)) => return Err(e),
-            };
-            let copy = match &matched {
-                Some((_, _, receipts)) => find_receipt(receipts.as_deref(), fp),
-                None => held.get(&(r.smsc.as_str(), primary, fp)).copied(),
-            };
-            if let Some(log_id) = copy {
-                answers.push(Ok(Answer::Done(ReceiptRecorded::Duplicate { log_id })));
-                continue;
-            }
-            let log_id = log_ids.get(k).copied().unwrap_or(0);
-            let Some((part, info, _)) = matched else {
-                logs.push(log_id, LogRow::new(r, primary, fp, None));
-                answers.push(Ok(Answer::Done(ReceiptRecorded::Held { log_id })));
-                continue;
-            };
-            let Some(message) = messages.get_mut(&part.message.as_i64()) else {
-                answers.push(Err(StoreError::NotFound {
-                    what: "message",
-                    id: part.message.to_string(),
-                }));
-                continue;
-            };
-            logs.push(log_id, LogRow::new(r, primary, fp, Some(part)));
-            let (id, n) = (part.message.as_i64(), i32::from(part.n));
-            let (stat, err) = (stat_text(&r.receipt), r.receipt.err.as_deref());
-            let logged = Logged {
-                log_id,
-                fp,
-                stat,
-                err,
-                outcome: r.outcome,
-                smsc: &r.smsc,
-                smsc_id: &r.receipt.id,
-            };
-            apply.m.push(id);
-            apply.n.push(n);
-            apply.stat.push(stat);
-            apply.err.push(err);
-            apply.now.push(r.now_ms);
-            apply.entry.push(format!("{log_id}:{fp}"));
-            apply.smsc.push(&r.smsc);
-            let event = ev_at.len();
-            ev_at.push(r.now_ms);
-            ev_msg.push(id);
-            let applied = |state| ReceiptApplied {
-                log_id,
-                part,
-                state,
-                seq: 0,
-            };
-            match reroute_to(&info, &r.reroute, &r.smsc, r.outcome) {
-                Some(to) => {
-                    let target = self
-                        .ctx
-                        .settings
-                        .route_smscs(&info.route)
-                        .iter()
-                        .find(|s| s.as_str() != r.smsc)
-                        .cloned()
-                        .unwrap_or_else(|| to.clone());
-                    apply.state.push(PartState::Queued.code() as i32);
-                    apply.decides.push(true);
-                    apply.ended.push(false);
-                    apply.target.push(Some(target));
-                    let state =
-                        message.apply(self, part.message, n, PartState::Queued, true, r.now_ms);
-                    ev_body.push(rerouted_body(part, state, &logged, &to));
-                    let reroute = Reroute {
-                        part,
-                        route: info.route.clone(),
-                        from_smsc: r.smsc.clone(),
-                        to_smsc: to,
-                        stat: stat.to_owned(),
-                    };
-                    answers.push(Ok(Answer::Applied(applied(state), Some(reroute), event)));
-                }
-                None => {
-                    let cur = info.state;
-                    let (next, decides) = receipt_effect(cur, r.outcome);
-                    apply.state.push(next.code() as i32);
-                    apply.decides.push(decides);
-                    apply.ended.push(next.is_final() && next != cur);
-                    apply.target.push(None);
-                    let state = message.apply(self, part.message, n, next, false, r.now_ms);
-                    ev_body.push(dlr_body(part, state, next, &logged));
-                    answers.push(Ok(Answer::Applied(applied(state), None, event)));
-                }
+        Found {
+            parts: &rows.parts,
+            held,
+            messages,
+            log_ids: rows.log_ids.iter().map(|r| r.get(0)).collect(),
+        }
+    }
+}
+
+/// What the run's write round trip writes, as columns: log rows, part updates, `dlr` events.
+#[derive(Default)]
+struct RunWrites<'r> {
+    logs: LogCols<'r>,
+    apply: ApplyCols<'r>,
+    ev_at: Vec<i64>,
+    ev_msg: Vec<i64>,
+    ev_body: Vec<String>,
+}
+
+/// A receipt of the run matched to its part (not a copy): what its effect needs.
+struct Hit<'r> {
+    r: &'r IncomingReceipt,
+    part: PartRef,
+    info: Info,
+    logged: Logged<'r>,
+    /// The index of its event in the run's events.
+    event: usize,
+}
+
+impl Hit<'_> {
+    fn applied(&self, state: MessageState) -> ReceiptApplied {
+        ReceiptApplied {
+            log_id: self.logged.log_id,
+            part: self.part,
+            state,
+            seq: 0,
+        }
+    }
+}
+
+impl<'r> RunWrites<'r> {
+    /// The columns every applied receipt writes, reroute or not; returns its [`Hit`].
+    fn hit(
+        &mut self,
+        r: &'r IncomingReceipt,
+        part: PartRef,
+        info: Info,
+        logged: Logged<'r>,
+    ) -> Hit<'r> {
+        self.apply.m.push(part.message.as_i64());
+        self.apply.n.push(i32::from(part.n));
+        self.apply.stat.push(logged.stat);
+        self.apply.err.push(logged.err);
+        self.apply.now.push(r.now_ms);
+        self.apply
+            .entry
+            .push(format!("{}:{}", logged.log_id, logged.fp));
+        self.apply.smsc.push(&r.smsc);
+        let event = self.ev_at.len();
+        self.ev_at.push(r.now_ms);
+        self.ev_msg.push(part.message.as_i64());
+        Hit {
+            r,
+            part,
+            info,
+            logged,
+            event,
+        }
+    }
+}
+
+impl W<'_> {
+    /// A run of receipts (no (SMSC, key) repeated: see [`receipt_run`]): one round trip reads
+    /// their parts, earlier held copies, their messages' parts and ids for their log rows; the
+    /// receipts are matched and applied in memory in arrival order; a second round trip writes
+    /// every log row, part, message and `dlr` event (one statement each). The advisory locks
+    /// were taken with BEGIN.
+    pub(super) async fn receipt_many(
+        &mut self,
+        cmds: &mut [Command],
+    ) -> Result<(), tokio_postgres::Error> {
+        let run = ReceiptRun::new(cmds);
+        let rows = self.read_run(&run).await?;
+        let mut found = Found::new(&rows);
+        let mut out = RunWrites::default();
+        let mut answers: Vec<Result<Answer, StoreError>> = Vec::with_capacity(run.rs.len());
+        for k in 0..run.rs.len() {
+            answers.push(domain(self.apply_one(&run, k, &mut found, &mut out))?);
+        }
+        let event_ids = self.write_run(out, found.messages).await?;
+        answer(cmds, answers, &event_ids);
+        Ok(())
+    }
+
+    /// The run's read round trip: its parts, earlier held copies, its messages' parts and ids
+    /// for its log rows (four pipelined queries).
+    async fn read_run(&mut self, run: &ReceiptRun<'_>) -> Result<RunRows, tokio_postgres::Error> {
+        let primaries: Vec<&str> = (0..run.rs.len()).map(|k| run.primary(k)).collect();
+        let (mut all_keys, mut smscs): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
+        for (r, ks) in run.rs.iter().zip(&run.keys) {
+            for k in ks {
+                all_keys.push(k);
+                smscs.push(&r.smsc);
             }
         }
+        let count = run.rs.len() as i32;
+        let st = self
+            .prepare(&[MATCH_MANY, HELD_COPIES, RUN_PARTS, LOG_IDS])
+            .await?;
+        let (parts, held, messages, log_ids) = try_join4(
+            self.c.query(&st[0], &[&all_keys, &smscs]),
+            self.c.query(&st[1], &[&primaries, &run.fps]),
+            self.c.query(&st[2], &[&all_keys, &smscs]),
+            self.c.query(&st[3], &[&count]),
+        )
+        .await?;
+        Ok(RunRows {
+            parts,
+            held,
+            messages,
+            log_ids,
+        })
+    }
+
+    /// Matches the `k`th receipt of the run and applies it in memory: a copy of one already
+    /// logged, a receipt held for a part not acknowledged yet, a reroute or an ordinary effect.
+    fn apply_one<'r>(
+        &self,
+        run: &'r ReceiptRun<'_>,
+        k: usize,
+        found: &mut Found<'_>,
+        out: &mut RunWrites<'r>,
+    ) -> Result<Answer, JobError> {
+        let (r, fp, primary) = (run.rs[k], run.fps[k], run.primary(k));
+        let matched = pick_part_of(&run.keys[k], &r.smsc, found.parts)?;
+        let copy = match &matched {
+            Some((_, _, receipts)) => find_receipt(receipts.as_deref(), fp),
+            None => found.held.get(&(r.smsc.as_str(), primary, fp)).copied(),
+        };
+        if let Some(log_id) = copy {
+            return Ok(Answer::Done(ReceiptRecorded::Duplicate { log_id }));
+        }
+        let log_id = found.log_ids.get(k).copied().unwrap_or(0);
+        let Some((part, info, _)) = matched else {
+            out.logs.push(log_id, LogRow::new(r, primary, fp, None));
+            return Ok(Answer::Done(ReceiptRecorded::Held { log_id }));
+        };
+        let Some(message) = found.messages.get_mut(&part.message.as_i64()) else {
+            return Err(JobError::Domain(StoreError::NotFound {
+                what: "message",
+                id: part.message.to_string(),
+            }));
+        };
+        out.logs
+            .push(log_id, LogRow::new(r, primary, fp, Some(part)));
+        let logged = Logged {
+            log_id,
+            fp,
+            stat: stat_text(&r.receipt),
+            err: r.receipt.err.as_deref(),
+            outcome: r.outcome,
+            smsc: &r.smsc,
+            smsc_id: &r.receipt.id,
+        };
+        let hit = out.hit(r, part, info, logged);
+        Ok(
+            match reroute_to(&hit.info, &r.reroute, &r.smsc, r.outcome) {
+                Some(to) => self.reroute_in_run(hit, to, message, out),
+                None => self.effect_in_run(hit, message, out),
+            },
+        )
+    }
+
+    /// A receipt that reroutes its part (see [`Self::reroute`]): requeued for the first SMSC
+    /// of its route other than the receipt's.
+    fn reroute_in_run(
+        &self,
+        hit: Hit<'_>,
+        to: String,
+        message: &mut RunMessage,
+        out: &mut RunWrites<'_>,
+    ) -> Answer {
+        let r = hit.r;
+        let target = self
+            .ctx
+            .settings
+            .route_smscs(&hit.info.route)
+            .iter()
+            .find(|s| s.as_str() != r.smsc)
+            .cloned()
+            .unwrap_or_else(|| to.clone());
+        out.apply.state.push(PartState::Queued.code() as i32);
+        out.apply.decides.push(true);
+        out.apply.ended.push(false);
+        out.apply.target.push(Some(target));
+        let n = i32::from(hit.part.n);
+        let state = message.apply(self, hit.part.message, n, PartState::Queued, true, r.now_ms);
+        out.ev_body
+            .push(rerouted_body(hit.part, state, &hit.logged, &to));
+        let reroute = Reroute {
+            part: hit.part,
+            route: hit.info.route.clone(),
+            from_smsc: r.smsc.clone(),
+            to_smsc: to,
+            stat: hit.logged.stat.to_owned(),
+        };
+        Answer::Applied(hit.applied(state), Some(reroute), hit.event)
+    }
+
+    /// A receipt's ordinary effect on its part (see [`receipt_effect`]).
+    fn effect_in_run(
+        &self,
+        hit: Hit<'_>,
+        message: &mut RunMessage,
+        out: &mut RunWrites<'_>,
+    ) -> Answer {
+        let cur = hit.info.state;
+        let (next, decides) = receipt_effect(cur, hit.r.outcome);
+        out.apply.state.push(next.code() as i32);
+        out.apply.decides.push(decides);
+        out.apply.ended.push(next.is_final() && next != cur);
+        out.apply.target.push(None);
+        let n = i32::from(hit.part.n);
+        let state = message.apply(self, hit.part.message, n, next, false, hit.r.now_ms);
+        out.ev_body
+            .push(dlr_body(hit.part, state, next, &hit.logged));
+        Answer::Applied(hit.applied(state), None, hit.event)
+    }
+
+    /// The run's write round trip: every log row, part, message and `dlr` event, one statement
+    /// each (four pipelined); returns the events' row ids in the run's order.
+    async fn write_run(
+        &mut self,
+        out: RunWrites<'_>,
+        messages: HashMap<i64, RunMessage>,
+    ) -> Result<Vec<i64>, tokio_postgres::Error> {
         let plans: Vec<Settled> = messages.into_values().filter_map(|m| m.plan).collect();
-        let apply_params: [&(dyn ToSql + Sync); 11] = [
-            &apply.m,
-            &apply.n,
-            &apply.state,
-            &apply.stat,
-            &apply.err,
-            &apply.ended,
-            &apply.now,
-            &apply.entry,
-            &apply.decides,
-            &apply.smsc,
-            &apply.target,
-        ];
         let st = self
             .prepare(&[INSERT_LOGS, APPLY_MANY, INSERT_DLR_EVENTS, SETTLE])
             .await?;
         let (_, _, event_ids, _) = try_join4(
-            self.c.execute(&st[0], &logs.params()),
-            self.c.execute(&st[1], &apply_params),
-            self.c.query(&st[2], &[&ev_at, &ev_msg, &ev_body]),
+            self.c.execute(&st[0], &out.logs.params()),
+            self.c.execute(&st[1], &out.apply.params()),
+            self.c
+                .query(&st[2], &[&out.ev_at, &out.ev_msg, &out.ev_body]),
             self.write_settled_with(&st[3], &plans),
         )
         .await?;
         let event_ids: Vec<i64> = event_ids.iter().map(|r| r.get(0)).collect();
         self.events.extend(&event_ids);
-        for (cmd, answer) in cmds.iter_mut().zip(answers) {
-            let out = answer.map(|a| match a {
-                Answer::Done(r) => r,
-                Answer::Applied(mut applied, reroute, event) => {
-                    applied.seq = event_ids.get(event).copied().unwrap_or(0);
-                    match reroute {
-                        Some(reroute) => ReceiptRecorded::Rerouted { applied, reroute },
-                        None => ReceiptRecorded::Matched(applied),
-                    }
+        Ok(event_ids)
+    }
+}
+
+/// Each receipt's answer, an applied one with its event's row id as its `seq`.
+fn answer(cmds: &mut [Command], answers: Vec<Result<Answer, StoreError>>, event_ids: &[i64]) {
+    for (cmd, answer) in cmds.iter_mut().zip(answers) {
+        let out = answer.map(|a| match a {
+            Answer::Done(r) => r,
+            Answer::Applied(mut applied, reroute, event) => {
+                applied.seq = event_ids.get(event).copied().unwrap_or(0);
+                match reroute {
+                    Some(reroute) => ReceiptRecorded::Rerouted { applied, reroute },
+                    None => ReceiptRecorded::Matched(applied),
                 }
-            });
-            cmd.out = Some(out.map(Out::Receipt));
-        }
-        Ok(())
+            }
+        });
+        cmd.out = Some(out.map(Out::Receipt));
     }
 }
 

@@ -447,7 +447,11 @@ impl<'a> W<'a> {
             submitted: first.get(5),
             done: first.get(6),
         };
-        Ok(self.plan_states(id, &states, first_ack, m, now))
+        let parts = MessageParts {
+            states: &states,
+            first_ack,
+        };
+        Ok(self.plan_states(id, parts, m, now))
     }
 
     /// A message's state from its parts' states, their first acknowledgement and its row:
@@ -455,11 +459,11 @@ impl<'a> W<'a> {
     pub(super) fn plan_states(
         &self,
         id: MessageId,
-        states: &[PartState],
-        first_ack: Option<i64>,
+        parts: MessageParts<'_>,
         m: MessageRow,
         now: i64,
     ) -> ((MessageState, MessageState), Option<Settled>) {
+        let MessageParts { states, first_ack } = parts;
         let (dlr, old) = (m.dlr, m.state);
         let (has_text, submitted, done) = (m.has_text, m.submitted, m.done);
         let new = aggregate(dlr, states);
@@ -1090,6 +1094,14 @@ pub(super) struct Settled {
     pub(super) drop_text: bool,
     pub(super) now: i64,
     pub(super) first_ack: i64,
+}
+
+/// What settling needs of a message's parts: their states and the first time one was
+/// acknowledged (see [`W::plan_states`]).
+#[derive(Clone, Copy)]
+pub(super) struct MessageParts<'a> {
+    pub(super) states: &'a [PartState],
+    pub(super) first_ack: Option<i64>,
 }
 
 /// What settling needs of a message's row (see [`W::plan_states`]).
