@@ -521,13 +521,18 @@ fn writer_loop(
     wal: &WalState,
 ) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(limits.max_writes);
+    let mut last_batch = 0;
     while let Ok(first) = rx.recv() {
-        let lazy = first.lazy();
+        // Only at light load: after a bigger batch the writer has work coming anyway, and a
+        // write that gates the next (a route's claim loop, an SMSC's receipt window) must not
+        // be held back while the gateway is busy.
+        let lazy = first.lazy() && last_batch <= LINGER_AFTER_BATCH;
         batch.push(first);
         if lazy {
             linger(&rx, &mut batch, limits);
         }
         let result = fill_and_run(&mut w, &rx, &mut batch, limits);
+        last_batch = batch.len();
         run_batch(&mut w, &mut batch, result);
         wal.commits.fetch_add(1, Ordering::Release);
         if let Some(s) = w.take_committed_seq() {
@@ -546,6 +551,9 @@ struct BatchLimits {
     max_time: std::time::Duration,
     linger: std::time::Duration,
 }
+
+/// The largest previous batch after which a lazy write still lingers (see [`writer_loop`]).
+const LINGER_AFTER_BATCH: usize = 8;
 
 /// The batch so far holds only lazy writes and the queue was empty: waits up to `linger` for
 /// more, and stops at the first urgent write, when the batch is full or when every sender is

@@ -954,7 +954,9 @@ fn run(args: Args) -> Result<()> {
         }
     }
     let s = summary(&rows);
-    print_summary(&s);
+    if !rows.is_empty() {
+        print_summary(&s);
+    }
     let half_rate = if args.half_rate_secs > 0 && systems.contains(&"smppd") {
         half_rate(&args, &smppd, &sim, &work, &s)?
     } else {
@@ -1049,7 +1051,7 @@ fn paced(
             };
             let pacing = pacing_report(sim)?;
             println!(
-                "  {sys:<7} round {round}: CPU {:.1} µs/message, peak RSS {:.1} MiB, delivered {} at {:.0}/s, accept p99 {:.2} ms; max {} submits in any 100 ms (rate/10 = {}), busiest 100 ms {:?}",
+                "  {sys:<7} round {round}: CPU {:.1} µs/message, peak RSS {:.1} MiB, delivered {} at {:.0}/s, accept p99 {:.2} ms; max {} submits in any 100 ms (rate/10 = {}), busiest 100 ms {}",
                 row.cpu_us_per_message,
                 row.peak_rss_mib,
                 row.delivered,
