@@ -1,7 +1,8 @@
 //! The side-by-side benchmark of smppd against Kannel (issue #8, item 2), run by
 //! `bench/vs-kannel.sh`, or directly: `cargo run --release -p smppd-tools --bin kannel-load -- --rounds 3`.
 //!
-//! One `smppd sim` (receipts at once) is the SMSC of both gateways. Each round runs smppd
+//! One `smppd sim` (receipts at once, or `--receipt-delay 1s..30s`: each 1–30 s late) is the
+//! SMSC of both gateways. Each round runs smppd
 //! (`smppd run` driven by `smppd bench`) and then Kannel (bearerbox + smsbox driven over HTTP
 //! by this program), A B A B…, the same message count and mix, each against a fresh store. For
 //! Kannel this program is the load driver and the DLR endpoint: C keep-alive HTTP connections
@@ -11,6 +12,9 @@
 //! part only, so a message has one DLR; smppd asks for and records a receipt for every part.) It measures what `smppd bench` measures: the submit (HTTP accept) rate, the
 //! end-to-end rate to delivered, latency p50/p99/p99.9 of accept and of submit → delivered,
 //! CPU time of bearerbox + smsbox (from /proc) and their peak RSS.
+//!
+//! After the rounds, both gateways run paced at each of `--pacing-rates` (500/s and 2,000/s):
+//! the light-load CPU per message and peak RSS of each, in the same run (issue #20).
 //!
 //! Kannel's settings, and why each is its best, are in [`kannel_conf`]. The results go to
 //! `bench/results/vs-kannel.{json,csv}` (per-round rows, medians, ratios, both configurations).
