@@ -615,7 +615,7 @@ fn run(args: Args) -> Result<()> {
         "machine": common::machine(),
         "settings": {"quick": args.quick, "count": count, "repeat": repeat, "backlog": backlog,
                      "connections": args.connections, "pipeline": args.pipeline,
-                     "store_sync": "normal", "receipt_delay": "0ms"},
+                     "store_sync": "normal", "receipt_delay": args.receipt_delay},
         "points": raw,
         "medians": table,
         "drain": drain_result.as_ref().map(|d| &d.0),
