@@ -539,3 +539,35 @@ async fn receipts_queued_for_a_closed_connection_go_to_the_next_bind() {
     assert_eq!(log.iter().map(|r| r.sent).sum::<u64>(), 21, "{log:?}");
     second.stop(Duration::from_millis(100)).await;
 }
+
+/// `receipt_delay MIN..MAX` gives each receipt its own delay: none comes before MIN, and they come
+/// back spread out and out of submit order (with one fixed delay they keep submit order). A
+/// reversed or malformed range is refused with the reason.
+#[tokio::test]
+async fn a_receipt_delay_range_spreads_receipts_out_of_order() {
+    let sim = Simulator::start(SimConfig::new("127.0.0.1:0"))
+        .await
+        .unwrap();
+    let bad = sim.command("receipt_delay 2s..1s").unwrap_err().to_string();
+    assert!(bad.contains("MIN..MAX"), "{bad}");
+    assert!(sim.command("receipt_delay 1s..x").is_err());
+    assert_eq!(sim.command("receipt_delay 300ms..1500ms").unwrap(), "ok");
+    let (etx, mut erx) = mpsc::channel(256);
+    let h = SmscHandle::start(session(&sim.addr().to_string(), "any", "any"), 64, etx).unwrap();
+    let start = std::time::Instant::now();
+    let (ids, receipts) = run_jobs(&h, &mut erx, 40).await;
+    let took = start.elapsed();
+    let receipt_ids: Vec<String> = receipts
+        .iter()
+        .map(|r| {
+            let id = r.tlvs.receipted_message_id().unwrap();
+            id.as_str().unwrap().to_owned()
+        })
+        .collect();
+    let mut sorted = receipt_ids.clone();
+    sorted.sort_by_key(|id| ids.iter().position(|x| x == id));
+    assert_eq!(sorted, ids, "one receipt per submit");
+    assert_ne!(receipt_ids, ids, "receipts come back out of submit order");
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    h.stop(Duration::from_millis(100)).await;
+}

@@ -30,9 +30,10 @@ pub struct SimArgs {
     /// Do not send delivery receipts.
     #[arg(long)]
     no_receipts: bool,
-    /// Delay between a submit and its receipt (e.g. 500ms, 2s).
-    #[arg(long, default_value = "0ms", value_parser = duration)]
-    receipt_delay: Duration,
+    /// Delay between a submit and its receipt (e.g. 500ms, 2s), or a range MIN..MAX (e.g.
+    /// 1s..30s): each receipt waits its own delay, drawn uniformly from the range.
+    #[arg(long, default_value = "0ms", value_parser = delay_range)]
+    receipt_delay: (Duration, Duration),
     /// Final states of receipts with weights, e.g. DELIVRD=90,UNDELIV=5,EXPIRED=3,REJECTD=2.
     #[arg(long, default_value = "DELIVRD=1")]
     receipt_mix: String,
@@ -120,6 +121,11 @@ fn duration(s: &str) -> Result<Duration, String> {
     parse_duration(s).ok_or_else(|| format!("{s:?} is not a duration such as 250ms or 2s"))
 }
 
+fn delay_range(s: &str) -> Result<(Duration, Duration), String> {
+    smppd::sim::control::parse_delay_range(s)
+        .ok_or_else(|| format!("{s:?} is not a duration (250ms, 2s) or a range MIN..MAX (1s..30s)"))
+}
+
 fn status(s: &str) -> Result<smppd::pdu::CommandStatus, String> {
     parse_status(s).ok_or_else(|| format!("{s:?} is not a command_status name or number"))
 }
@@ -179,7 +185,7 @@ fn run_inner(args: SimArgs) -> Result<()> {
         IdArg::Hyphenated => IdFormat::Hyphenated,
     };
     config.receipts.enabled = !args.no_receipts;
-    config.receipts.delay = args.receipt_delay;
+    (config.receipts.delay, config.receipts.delay_max) = args.receipt_delay;
     config.receipts.mix = mix;
     config.receipts.ids = match args.receipt_ids {
         ReceiptIdsArg::Same => ReceiptIds::Same,

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::link::SmscLink;
 use super::outcomes::InFlight;
-use super::{CLAIM_BATCH, Dispatch, IDLE_POLL, RouteState, now_ms, submit_sm};
+use super::{CLAIM_BATCH, Dispatch, IDLE_POLL, RouteState, now_ms, submit_sm, until_ready};
 use crate::config::Route;
 use crate::session::{Job, JobBody, Validity};
 use crate::store::{Disposition, Failure, QueuedPart};
@@ -173,10 +173,10 @@ impl Dispatch {
         if let Some(b) = &state.bucket
             && !self.route_shared(route)
         {
-            b.until_ready().await;
+            until_ready(b).await;
         }
         if let Some(b) = &link.bucket {
-            b.until_ready().await;
+            until_ready(b).await;
         }
         let Some(job) = self.job(state, &link, part) else {
             return;

@@ -20,7 +20,7 @@
 //! | `silent on\|off` | answer nothing at all |
 //! | `ignore_enquire_link on\|off` | do not answer enquire_link |
 //! | `receipts on\|off` | send receipts |
-//! | `receipt_delay DURATION` | delay between submit and receipt |
+//! | `receipt_delay DURATION` / `receipt_delay MIN..MAX` | delay between submit and receipt (a range: each receipt's own, uniform) |
 //! | `receipt_mix DELIVRD=90,UNDELIV=5,EXPIRED=3,REJECTD=2` | weights of final states |
 //! | `receipt_ids same\|other\|other_text` | id base in receipts |
 //! | `receipts_before_response on\|off` | receipt before submit_sm_resp |
@@ -117,6 +117,19 @@ fn number<T: std::str::FromStr>(command: &str, v: Option<&str>) -> Result<T, Con
 fn duration(command: &str, v: Option<&str>) -> Result<Duration, ControlError> {
     v.and_then(parse_duration)
         .ok_or_else(|| arg(command, "expected a duration such as 250ms or 2s"))
+}
+
+/// Parses a receipt delay: one duration (`2s`: every receipt waits that long) or a range
+/// `MIN..MAX` (`1s..30s`: each receipt's delay drawn uniformly from it). `None` when malformed or
+/// MIN > MAX.
+pub fn parse_delay_range(s: &str) -> Option<(Duration, Duration)> {
+    match s.split_once("..") {
+        None => parse_duration(s).map(|d| (d, d)),
+        Some((lo, hi)) => {
+            let (lo, hi) = (parse_duration(lo)?, parse_duration(hi)?);
+            (lo <= hi).then_some((lo, hi))
+        }
+    }
 }
 
 /// Parses `DELIVRD=90,UNDELIV=5,EXPIRED=3,REJECTD=2` (missing states weigh 0).
@@ -246,8 +259,16 @@ fn receipt_setting(
             sim.update_receipts(|r| r.enabled = on);
         }
         "receipt_delay" => {
-            let d = duration(command, a1)?;
-            sim.update_receipts(|r| r.delay = d);
+            let (lo, hi) = a1.and_then(parse_delay_range).ok_or_else(|| {
+                arg(
+                    command,
+                    "expected a duration (250ms, 2s) or a range MIN..MAX (1s..30s) with MIN <= MAX",
+                )
+            })?;
+            sim.update_receipts(|r| {
+                r.delay = lo;
+                r.delay_max = hi;
+            });
         }
         "receipt_mix" => {
             let mix = a1

@@ -119,8 +119,12 @@ impl Default for StatusMix {
 pub struct ReceiptConfig {
     /// Send receipts for submits that ask for one (registered_delivery bits 0–1).
     pub enabled: bool,
-    /// Delay between the submit and its receipt.
+    /// Delay between the submit and its receipt (the shortest, when `delay_max` is longer).
     pub delay: Duration,
+    /// When longer than `delay`, each receipt's delay is drawn uniformly from `delay..=delay_max`
+    /// (receipts that come back realistically late and out of order); otherwise every receipt
+    /// waits exactly `delay`.
+    pub delay_max: Duration,
     /// Final states to report.
     pub mix: StatusMix,
     /// Id base of receipts.
@@ -136,6 +140,7 @@ impl Default for ReceiptConfig {
         Self {
             enabled: true,
             delay: Duration::ZERO,
+            delay_max: Duration::ZERO,
             mix: StatusMix::default(),
             ids: ReceiptIds::Same,
             before_response: false,

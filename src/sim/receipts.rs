@@ -4,7 +4,7 @@
 //! their delay and hands each to a receiver bind of its login. The backlog is bounded
 //! (`max_backlog`); what does not fit is counted and dropped.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -364,25 +364,25 @@ pub(crate) fn malformed(kind: Malformed) -> Bytes {
     b.freeze()
 }
 
-/// Deliveries of one login, in the order they became due.
+/// Deliveries of one login, in due order (ties in arrival order, by the sequence number).
 #[derive(Default)]
 struct LoginQueue {
-    items: VecDeque<(Instant, Delivery)>,
+    items: BTreeMap<(Instant, u64), Delivery>,
     /// No receiver could take the front item: try again at this time.
     blocked_until: Option<Instant>,
 }
 
 impl LoginQueue {
     fn wake(&self) -> Option<Instant> {
-        let due = self.items.front()?.0;
+        let due = self.items.first_key_value()?.0.0;
         Some(self.blocked_until.map_or(due, |b| b.max(due)))
     }
 }
 
-/// Holds deliveries until due and hands each to a receiver bind of its login. One FIFO per login
-/// (the delay is the same for all, so arrival order is due order): when a login's receivers are
-/// all busy or absent, only that login waits, and it is retried shortly without touching the
-/// rest of its queue.
+/// Holds deliveries until due and hands each to a receiver bind of its login. One due-ordered
+/// queue per login (a delay range makes due order differ from arrival order): when a login's
+/// receivers are all busy or absent, only that login waits, and it is retried shortly without
+/// touching the rest of its queue.
 pub(crate) async fn scheduler(
     shared: Arc<Shared>,
     mut rx: mpsc::Receiver<Delivery>,
@@ -392,7 +392,8 @@ pub(crate) async fn scheduler(
     let mut total: usize = 0;
     let max = shared.config.max_backlog.max(1);
     let mut generation = 0;
-    let mut delay = Duration::ZERO;
+    let (mut delay, mut delay_max) = (Duration::ZERO, Duration::ZERO);
+    let mut seq: u64 = 0;
     loop {
         let wake = queues
             .values()
@@ -408,10 +409,12 @@ pub(crate) async fn scheduler(
                 }
                 if shared.generation() != generation {
                     generation = shared.generation();
-                    delay = shared.live().receipts.delay;
+                    let r = shared.live().receipts;
+                    (delay, delay_max) = (r.delay, r.delay_max);
                 }
-                let due = Instant::now() + if d.receipt { delay } else { Duration::ZERO };
-                queues.entry(d.system_id.clone()).or_default().items.push_back((due, d));
+                let wait = if d.receipt { receipt_wait(delay, delay_max) } else { Duration::ZERO };
+                seq += 1;
+                queues.entry(d.system_id.clone()).or_default().items.insert((Instant::now() + wait, seq), d);
                 total += 1;
             }
             _ = sleep_until(wake) => {
@@ -421,12 +424,12 @@ pub(crate) async fn scheduler(
                         continue;
                     }
                     q.blocked_until = None;
-                    while q.items.front().is_some_and(|(due, _)| *due <= now) {
-                        let Some((due, d)) = q.items.pop_front() else { break };
+                    while q.items.first_key_value().is_some_and(|(key, _)| key.0 <= now) {
+                        let Some((key, d)) = q.items.pop_first() else { break };
                         match shared.offer(d) {
                             Ok(()) => total -= 1,
                             Err(d) => {
-                                q.items.push_front((due, d));
+                                q.items.insert(key, d);
                                 q.blocked_until = Some(now + RETRY_LATER);
                                 break;
                             }
@@ -442,6 +445,15 @@ pub(crate) async fn scheduler(
             .deliveries_backlog
             .store(total as u64, Ordering::Relaxed);
     }
+}
+
+/// One receipt's delay: `delay`, or uniform in `delay..=delay_max` when that is longer.
+fn receipt_wait(delay: Duration, delay_max: Duration) -> Duration {
+    if delay_max <= delay {
+        return delay;
+    }
+    let span = (delay_max - delay).as_micros() as u64;
+    delay + Duration::from_micros(rand::random_range(0..=span))
 }
 
 #[cfg(test)]

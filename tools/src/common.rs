@@ -155,8 +155,8 @@ pub struct Sim {
 }
 
 impl Sim {
-    /// Starts `smppd sim` on free ports with login `bench`/`bench`, receipts at once and `extra`
-    /// flags; `--stats` lines go to `log` every 10 s.
+    /// Starts `smppd sim` on free ports with login `bench`/`bench`, receipts at once (unless
+    /// `extra` holds `--receipt-delay`) and `extra` flags; `--stats` lines go to `log` every 10 s.
     pub fn start(smppd: &Path, log: &Path, extra: &[&str]) -> Result<Sim> {
         let mut cmd = Command::new(smppd);
         cmd.args([
@@ -169,13 +169,14 @@ impl Sim {
             "bench",
             "--password",
             "bench",
-            "--receipt-delay",
-            "0ms",
             "--stats",
             "--stats-interval",
             "10s",
         ])
         .args(extra);
+        if !extra.contains(&"--receipt-delay") {
+            cmd.args(["--receipt-delay", "0ms"]);
+        }
         let (proc, lines) = spawn_reading(
             "smppd sim",
             &mut cmd,

@@ -1,7 +1,8 @@
 //! The side-by-side benchmark of smppd against Kannel (issue #8, item 2), run by
 //! `bench/vs-kannel.sh`, or directly: `cargo run --release -p smppd-tools --bin kannel-load -- --rounds 3`.
 //!
-//! One `smppd sim` (receipts at once) is the SMSC of both gateways. Each round runs smppd
+//! One `smppd sim` (receipts at once, or `--receipt-delay 1s..30s`: each 1–30 s late) is the
+//! SMSC of both gateways. Each round runs smppd
 //! (`smppd run` driven by `smppd bench`) and then Kannel (bearerbox + smsbox driven over HTTP
 //! by this program), A B A B…, the same message count and mix, each against a fresh store. For
 //! Kannel this program is the load driver and the DLR endpoint: C keep-alive HTTP connections
@@ -11,6 +12,9 @@
 //! part only, so a message has one DLR; smppd asks for and records a receipt for every part.) It measures what `smppd bench` measures: the submit (HTTP accept) rate, the
 //! end-to-end rate to delivered, latency p50/p99/p99.9 of accept and of submit → delivered,
 //! CPU time of bearerbox + smsbox (from /proc) and their peak RSS.
+//!
+//! After the rounds, both gateways run paced at each of `--pacing-rates` (500/s and 2,000/s):
+//! the light-load CPU per message and peak RSS of each, in the same run (issue #20).
 //!
 //! Kannel's settings, and why each is its best, are in [`kannel_conf`]. The results go to
 //! `bench/results/vs-kannel.{json,csv}` (per-round rows, medians, ratios, both configurations).
@@ -68,11 +72,25 @@ struct Args {
     /// Longest wait for the last receipts after the last accept (seconds).
     #[arg(long, default_value_t = 300)]
     settle: u64,
-    /// After the rounds, one paced run each at this rate (Kannel `throughput`, smppd route `tps`
-    /// with a burst of 10), short messages for 5 seconds: the largest number of submits the
-    /// simulator saw in any 100 ms window, against rate/10. 0: no paced run.
-    #[arg(long, default_value_t = 500)]
-    pacing_rate: u32,
+    /// After the rounds, paced runs of each system at each of these rates (comma-separated; 0: no
+    /// paced run), interleaved smppd, Kannel per rate: the load driver sends at the rate (smppd
+    /// bench --rate; Kannel's HTTP driver spaces its requests the same way), the gateway is
+    /// limited to it too (Kannel `throughput`, smppd route `tps` with a burst of 10), short
+    /// messages for `--pacing-secs`. Reports CPU µs per message and peak RSS of each gateway at
+    /// that rate (the light-load cost), and the largest number of submits the simulator saw in
+    /// any 100 ms window against rate/10.
+    #[arg(long, value_delimiter = ',', default_value = "500,2000")]
+    pacing_rates: Vec<u32>,
+    /// Seconds of each paced run.
+    #[arg(long, default_value_t = 10)]
+    pacing_secs: u32,
+    /// Paced rounds per rate (each runs smppd, then Kannel); medians are reported.
+    #[arg(long, default_value_t = 1)]
+    pacing_rounds: usize,
+    /// The simulator's receipt delay: a duration (`0ms`: at once) or a range `MIN..MAX`
+    /// (`1s..30s`: each receipt its own delay, the "receipts realistically late" case).
+    #[arg(long, default_value = "0ms")]
+    receipt_delay: String,
     /// After the rounds, smppd paced by the load tool at half its median end-to-end rate for
     /// this many seconds, same mix, no route limit: the latency goals of #8 (accept p99 and
     /// accept → delivered p99 at half the maximum rate). 0: no such run.
@@ -412,15 +430,18 @@ struct WorkerOut {
     last_accept_ns: u64,
 }
 
-/// Drives Kannel: `conns` connections take message numbers from a shared counter until `count`.
+/// Drives Kannel: `conns` connections take message numbers from a shared counter until the
+/// load's count; with a rate, message `k` is not sent before `k / rate` seconds into the run.
 async fn kannel_load(
     run: Arc<KRun>,
     port: u16,
     dlr_port: u16,
-    count: usize,
+    load: &Load,
     conns: usize,
-    mix: Mix,
 ) -> Result<(WorkerOut, f64)> {
+    let (count, mix) = (load.count, Mix::parse(&load.mix)?);
+    let pace = load.rate.filter(|r| *r > 0).map(|r| 1e9 / f64::from(r));
+    let t0 = tokio::time::Instant::now();
     let next = Arc::new(AtomicUsize::new(0));
     let texts = Arc::new(smppd::text::samples::mix_texts());
     let mut tasks = Vec::new();
@@ -433,6 +454,10 @@ async fn kannel_load(
                 let k = next.fetch_add(1, Ordering::Relaxed);
                 if k >= count {
                     break;
+                }
+                if let Some(ns) = pace {
+                    tokio::time::sleep_until(t0 + Duration::from_nanos((k as f64 * ns) as u64))
+                        .await;
                 }
                 let uri = sendsms_uri(k, mix.kind_of(k as u64), &texts, dlr_port);
                 let t0 = run.now_ns();
@@ -475,7 +500,6 @@ async fn kannel_load(
 
 /// One Kannel round: start bearerbox and smsbox, warm up, load, wait for the DLRs, stop.
 fn kannel_round(args: &Args, sim: &Sim, dir: &Path, round: usize, load: &Load) -> Result<Row> {
-    let mix = Mix::parse(&load.mix)?;
     std::fs::create_dir_all(dir)?;
     let ports = KannelPorts {
         admin: common::free_port()?,
@@ -526,9 +550,8 @@ fn kannel_round(args: &Args, sim: &Sim, dir: &Path, round: usize, load: &Load) -
             run.clone(),
             ports.sendsms,
             dlr_port,
-            n,
+            load,
             args.kannel_connections,
-            mix,
         )
         .await?;
         let want = out.accepted.len();
@@ -829,7 +852,9 @@ fn write_results(
             "count": args.count, "rounds": args.rounds, "mix": args.mix, "window": args.window,
             "kannel_connections": args.kannel_connections,
             "smppd_connections": args.smppd_connections, "smppd_pipeline": args.pipeline,
-            "simulator": "smppd sim, receipts at once (receipt delay 0), DELIVRD only",
+            "simulator": format!("smppd sim, receipt delay {}, DELIVRD only", args.receipt_delay),
+            "pacing_rates": args.pacing_rates, "pacing_secs": args.pacing_secs,
+            "pacing_rounds": args.pacing_rounds,
         },
         "rows": rows,
         "summary": summary,
@@ -894,10 +919,14 @@ fn run(args: Args) -> Result<()> {
     }
     let work = common::work_dir(args.work.as_deref(), "vs-kannel")?;
     println!("working directory {}", work.display());
-    let sim = Sim::start(&smppd, &work.join("sim.log"), &[])?;
+    let sim = Sim::start(
+        &smppd,
+        &work.join("sim.log"),
+        &["--receipt-delay", &args.receipt_delay],
+    )?;
     println!(
-        "simulator {} (control {}), {} messages per run, mix {}, window {}, {} rounds",
-        sim.addr, sim.control, args.count, args.mix, args.window, args.rounds
+        "simulator {} (control {}, receipt delay {}), {} messages per run, mix {}, window {}, {} rounds",
+        sim.addr, sim.control, args.receipt_delay, args.count, args.mix, args.window, args.rounds
     );
     let expected_parts: u64 = (0..args.count).map(|k| PARTS[mix.kind_of(k as u64)]).sum();
     print_header();
@@ -929,17 +958,19 @@ fn run(args: Args) -> Result<()> {
         }
     }
     let s = summary(&rows);
-    print_summary(&s);
+    if !rows.is_empty() {
+        print_summary(&s);
+    }
     let half_rate = if args.half_rate_secs > 0 && systems.contains(&"smppd") {
         half_rate(&args, &smppd, &sim, &work, &s)?
     } else {
         Value::Null
     };
-    let pacing = if args.pacing_rate > 0 {
-        paced(&args, &smppd, &sim, &work, &systems)?
-    } else {
-        Value::Null
-    };
+    let mut pacing = Vec::new();
+    for &rate in args.pacing_rates.iter().filter(|r| **r > 0) {
+        pacing.push(paced(&args, &smppd, &sim, &work, &systems, rate)?);
+    }
+    let pacing = Value::Array(pacing);
     let kannel_config =
         std::fs::read_to_string(work.join("kannel-r1").join("kannel.conf")).unwrap_or_default();
     write_results(
@@ -991,56 +1022,86 @@ smppd at half its median end-to-end rate: {rate}/s for {} s ({} messages, mix {}
     Ok(json!({"rate": rate, "seconds": args.half_rate_secs, "row": row}))
 }
 
-/// The paced comparison: each system limited to `--pacing-rate`, short messages for 5 s; the
-/// simulator's largest 100 ms window and its histogram.
-fn paced(args: &Args, smppd: &Path, sim: &Sim, work: &Path, systems: &[&str]) -> Result<Value> {
-    let rate = args.pacing_rate;
+/// One paced comparison at `rate`: each system, `--pacing-rounds` times interleaved, loaded at
+/// the rate and limited to it, short messages for `--pacing-secs`. Per run: CPU µs per message,
+/// peak RSS, the simulator's largest 100 ms window; then the medians and the CPU ratio.
+fn paced(
+    args: &Args,
+    smppd: &Path,
+    sim: &Sim,
+    work: &Path,
+    systems: &[&str],
+    rate: u32,
+) -> Result<Value> {
     let load = Load {
-        count: rate as usize * 5,
+        count: (rate * args.pacing_secs) as usize,
         mix: "short=1,long=0,emoji=0".into(),
         rate: Some(rate),
     };
     println!(
-        "\npaced at {rate}/s, {} short messages (smppd route tps {rate} burst {PACED_BURST}; Kannel throughput = {rate}):",
+        "\npaced at {rate}/s, {} short messages (load sent at {rate}/s; smppd route tps {rate} burst {PACED_BURST}; Kannel throughput = {rate}):",
         load.count
     );
-    let mut out = serde_json::Map::new();
-    for sys in systems {
-        let dir = work.join(format!("{sys}-paced"));
-        let row = if *sys == "smppd" {
-            smppd_round(args, smppd, sim, &dir, 0, &load, 0)?.0
-        } else {
-            kannel_round(args, sim, &dir, 0, &load)?
-        };
-        let report: Value = serde_json::from_str(&sim.command("pacing")?)?;
-        let max = report["max_per_window"].as_u64().unwrap_or(0);
-        let mut counts: Vec<u64> = report["counts"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_u64).collect())
-            .unwrap_or_default();
-        while counts.last() == Some(&0) {
-            counts.pop();
+    let mut rows = Vec::new();
+    let mut runs = Vec::new();
+    for round in 1..=args.pacing_rounds {
+        for sys in systems {
+            let dir = work.join(format!("{sys}-paced-{rate}-r{round}"));
+            sim.command("pacing_reset")?;
+            let row = if *sys == "smppd" {
+                smppd_round(args, smppd, sim, &dir, round, &load, u64::from(rate))?.0
+            } else {
+                kannel_round(args, sim, &dir, round, &load)?
+            };
+            let pacing = pacing_report(sim)?;
+            println!(
+                "  {sys:<7} round {round}: CPU {:.1} µs/message, peak RSS {:.1} MiB, delivered {} at {:.0}/s, accept p99 {:.2} ms; max {} submits in any 100 ms (rate/10 = {}), busiest 100 ms {}",
+                row.cpu_us_per_message,
+                row.peak_rss_mib,
+                row.delivered,
+                row.end_to_end_rate,
+                row.accept_p99_ms,
+                pacing["max_per_100ms"],
+                rate / 10,
+                pacing["busiest"]
+            );
+            runs.push(json!({"system": sys, "round": round, "pacing": pacing}));
+            rows.push(row);
         }
-        while counts.first() == Some(&0) {
-            counts.remove(0);
-        }
-        let busiest: Vec<u64> = {
-            let mut c = counts.clone();
-            c.sort_unstable_by(|a, b| b.cmp(a));
-            c.truncate(5);
-            c
-        };
-        println!(
-            "  {sys:<7} max {max} submits in any 100 ms (rate/10 = {}), busiest 100 ms buckets {busiest:?}, delivered {} at {:.0}/s",
-            rate / 10,
-            row.delivered,
-            row.end_to_end_rate
-        );
-        out.insert(
-            (*sys).to_owned(),
-            json!({"max_per_100ms": max, "rate_over_10": rate / 10, "per_100ms": counts,
-                   "delivered": row.delivered, "end_to_end_rate": row.end_to_end_rate}),
-        );
     }
-    Ok(json!({"rate": rate, "smppd_burst": PACED_BURST, "systems": out}))
+    let s = summary(&rows);
+    let g = |k: &str, sys: &str| s[k][sys].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "  medians at {rate}/s: CPU µs/message smppd {:.1}, Kannel {:.1}, smppd/Kannel {:.3}; peak RSS MiB smppd {:.1}, Kannel {:.1}",
+        g("cpu_us_per_message", "smppd"),
+        g("cpu_us_per_message", "kannel"),
+        g("cpu_us_per_message", "smppd_over_kannel"),
+        g("peak_rss_mib", "smppd"),
+        g("peak_rss_mib", "kannel"),
+    );
+    Ok(
+        json!({"rate": rate, "seconds": args.pacing_secs, "smppd_burst": PACED_BURST,
+              "rows": rows, "runs": runs, "summary": s}),
+    )
+}
+
+/// The simulator's pacing figures since the last reset: the largest 100 ms window, the
+/// per-100 ms counts (leading and trailing zeros cut) and the five busiest.
+fn pacing_report(sim: &Sim) -> Result<Value> {
+    let report: Value = serde_json::from_str(&sim.command("pacing")?)?;
+    let max = report["max_per_window"].as_u64().unwrap_or(0);
+    let mut counts: Vec<u64> = report["counts"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default();
+    while counts.last() == Some(&0) {
+        counts.pop();
+    }
+    while counts.first() == Some(&0) {
+        counts.remove(0);
+    }
+    let mut busiest = counts.clone();
+    busiest.sort_unstable_by(|a, b| b.cmp(a));
+    busiest.truncate(5);
+    Ok(json!({"max_per_100ms": max, "per_100ms": counts, "busiest": busiest}))
 }

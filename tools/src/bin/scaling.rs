@@ -1,7 +1,8 @@
 //! Scaling figures of smppd end to end against `smppd sim` (issue #8, item 4), run by
 //! `bench/scaling.sh`, or directly: `cargo run --release -p smppd-tools --bin scaling -- --quick`.
 //!
-//! Every point starts a fresh simulator (receipts at once) and a fresh `smppd run` (store
+//! Every point starts a fresh simulator (receipts at once, or `--receipt-delay 1s..30s`: each
+//! receipt 1–30 s after its submit, the "receipts realistically late" case) and a fresh `smppd run` (store
 //! `sync = "normal"`) and drives it with `smppd bench`:
 //! - throughput against binds (1, 2, 4, 8; window 100, short messages), window (1, 10, 100; one
 //!   bind) and message size (short GSM, 3-part GSM, 2-part UCS-2 with emoji; one bind, window 100);
@@ -71,6 +72,19 @@ struct Args {
     /// A TTF font for the plot's text (default: DejaVu Sans from /usr/share/fonts).
     #[arg(long)]
     font: Option<PathBuf>,
+    /// The simulator's receipt delay for every point: a duration (`0ms`, receipts at once) or a
+    /// range `MIN..MAX` (`1s..30s`: each receipt its own delay, as real SMSCs answer).
+    #[arg(long, default_value = "0ms")]
+    receipt_delay: String,
+}
+
+impl Args {
+    /// The simulator flags of every point, with `more`.
+    fn sim_flags<'a>(&'a self, more: &[&'a str]) -> Vec<&'a str> {
+        let mut v = vec!["--receipt-delay", self.receipt_delay.as_str()];
+        v.extend_from_slice(more);
+        v
+    }
 }
 
 /// One measured throughput point (one repetition).
@@ -114,7 +128,7 @@ fn measure(
 ) -> Result<Point> {
     let dir = work.join(format!("{group}-b{binds}-w{window}-{size}-r{repetition}"));
     std::fs::create_dir_all(&dir)?;
-    let sim = Sim::start(smppd, &dir.join("sim.log"), &[])?;
+    let sim = Sim::start(smppd, &dir.join("sim.log"), &args.sim_flags(&[]))?;
     let spec = DaemonSpec {
         binds,
         window,
@@ -239,7 +253,7 @@ fn drain(
     let sim = Sim::start(
         smppd,
         &dir.join("sim.log"),
-        &["--reject-binds", "ESME_RBINDFAIL"],
+        &args.sim_flags(&["--reject-binds", "ESME_RBINDFAIL"]),
     )?;
     let spec = DaemonSpec {
         reconnect_max: "1s",
@@ -384,7 +398,7 @@ struct Pacing {
 fn pacing(args: &Args, smppd: &Path, work: &Path, rate: u32, seconds: u32) -> Result<Pacing> {
     let dir = work.join(format!("pacing-{rate}"));
     std::fs::create_dir_all(&dir)?;
-    let sim = Sim::start(smppd, &dir.join("sim.log"), &[])?;
+    let sim = Sim::start(smppd, &dir.join("sim.log"), &args.sim_flags(&[]))?;
     let burst = args.pacing_burst;
     let spec = DaemonSpec {
         route_tps: Some((rate, burst)),
@@ -601,7 +615,7 @@ fn run(args: Args) -> Result<()> {
         "machine": common::machine(),
         "settings": {"quick": args.quick, "count": count, "repeat": repeat, "backlog": backlog,
                      "connections": args.connections, "pipeline": args.pipeline,
-                     "store_sync": "normal", "receipt_delay": "0ms"},
+                     "store_sync": "normal", "receipt_delay": args.receipt_delay},
         "points": raw,
         "medians": table,
         "drain": drain_result.as_ref().map(|d| &d.0),
