@@ -474,23 +474,34 @@ pub(super) async fn delivery(
 }
 
 /// The rows of one message in the stream of [`DELIVERY_BY_SMSC`]: its outcome columns (once
-/// its message row was read) and its highest-numbered part with an SMSC so far.
+/// its message row was read) and the number and SMSC of its highest-numbered part with an SMSC
+/// so far (the buffer is reused: the merge allocates nothing per row).
 #[derive(Default)]
 struct SmscGroup {
     id: Option<i64>,
     message: Option<(i64, i64, Option<i64>)>,
-    last_part: Option<(i32, String)>,
+    last_part: Option<i32>,
+    smsc: String,
 }
 
 impl SmscGroup {
     /// Counts the message read (a part whose message is gone counts nothing) and starts `id`.
     fn flush(&mut self, tally: &mut DeliveryTally, id: i64) {
         if let Some((state, accepted, done)) = self.message.take() {
-            let smsc = self.last_part.as_ref().map(|(_, s)| s.as_str());
+            let smsc = self.last_part.map(|_| self.smsc.as_str());
             tally.add(smsc, state, accepted, done);
         }
         self.last_part = None;
         self.id = Some(id);
+    }
+
+    /// A part row: kept when it is the highest-numbered part of the message so far.
+    fn part(&mut self, n: i32, smsc: &str) {
+        if self.last_part.is_none_or(|last| n > last) {
+            self.last_part = Some(n);
+            self.smsc.clear();
+            self.smsc.push_str(smsc);
+        }
     }
 }
 
@@ -508,12 +519,7 @@ async fn delivery_by_smsc(c: &Client, since: i64) -> Result<Vec<DeliveryRow>, Er
         }
         match r.try_get::<_, Option<&str>>(4)? {
             None => group.message = Some(outcome_columns(&r, 1)?),
-            Some(smsc) => {
-                let n: i32 = r.try_get(1)?;
-                if group.last_part.as_ref().is_none_or(|(last, _)| n > *last) {
-                    group.last_part = Some((n, smsc.to_owned()));
-                }
-            }
+            Some(smsc) => group.part(r.try_get(1)?, smsc),
         }
     }
     group.flush(&mut tally, 0);
