@@ -464,13 +464,14 @@ pub(super) async fn delivery(
     Ok(tally.rows())
 }
 
-/// The last part with an SMSC of every message of the range (`store::report`): message id to
-/// (part number, index into `names`), each SMSC name held once.
+/// The last part with an SMSC of every message of the range (`store::report`): (message id,
+/// part number, index into `names`) sorted, each SMSC name held once. A sorted vector, not a
+/// hash map: half the client's time on a million messages.
 #[derive(Default)]
 struct LastParts {
-    by_message: HashMap<i64, (i32, usize)>,
+    parts: Vec<(i64, i32, u32)>,
     names: Vec<String>,
-    index: HashMap<String, usize>,
+    index: HashMap<String, u32>,
 }
 
 impl LastParts {
@@ -478,25 +479,33 @@ impl LastParts {
         let name = match self.index.get(smsc) {
             Some(i) => *i,
             None => {
+                let i = self.names.len() as u32;
                 self.names.push(smsc.to_owned());
-                self.index.insert(smsc.to_owned(), self.names.len() - 1);
-                self.names.len() - 1
+                self.index.insert(smsc.to_owned(), i);
+                i
             }
         };
-        let last = self.by_message.entry(message).or_insert((n, name));
-        if n >= last.0 {
-            *last = (n, name);
-        }
+        self.parts.push((message, n, name));
     }
 
+    /// Sorts by message and part number, keeping each message's highest-numbered part.
+    fn finish(&mut self) {
+        self.parts.sort_unstable();
+        self.parts.reverse();
+        self.parts.dedup_by_key(|p| p.0);
+        self.parts.reverse();
+    }
+
+    /// The SMSC of `message`'s last part with one (after [`LastParts::finish`]).
     fn smsc(&self, message: i64) -> Option<&str> {
-        let (_, name) = self.by_message.get(&message)?;
-        self.names.get(*name).map(String::as_str)
+        let at = self.parts.binary_search_by_key(&message, |p| p.0).ok()?;
+        let (_, _, name) = self.parts.get(at)?;
+        self.names.get(*name as usize).map(String::as_str)
     }
 }
 
 /// `delivery` by SMSC: the parts with an SMSC of the range read into a map of each message's
-/// last one, then the message rows streamed past it, both in one read-only REPEATABLE READ
+/// last one, then the message rows streamed past it (a binary search each), both in one read-only REPEATABLE READ
 /// transaction (one snapshot). Neither read is ordered: a join of the messages to the last part
 /// of each cost 1.4–1.5 s on a million, and one stream of both ordered by id (UNION ALL) was
 /// planned as a sort of both tables (1.2 s).
@@ -513,6 +522,7 @@ async fn delivery_by_smsc(c: &mut Client, since: i64) -> Result<Vec<DeliveryRow>
     while let Some(r) = parts.try_next().await? {
         last.add(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
     }
+    last.finish();
     let sql = "SELECT id, state, accepted_at, done_at FROM message WHERE id >= $1";
     let mut rows = Box::pin(tx.query_raw(sql, [since]).await?);
     let mut tally = DeliveryTally::default();
