@@ -11,7 +11,8 @@
 #        (default target/release/smppd, 1000000, stdout only)
 # PG=1 also copies the store into a throwaway PostgreSQL cluster (Debian's postgresql package;
 # initdb runs as the `postgres` user when run as root) and times the same reports there
-# (PG_BIN=binary runs those with another build: the work is the server's there).
+# (PG_BIN=binary runs those with another build; PG_BEFORE=binary also times them with that
+# build, labelled postgres-before, on the same cluster: a before/after of one change).
 # REPORTS_DB=path keeps the store there and reuses it when it exists (to time again without
 # building it again; the accept times then age by the time since it was built).
 set -euo pipefail
@@ -169,4 +170,9 @@ echo "# PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'); load avera
 BIN=$(realpath "${PG_BIN:-$BIN}")
 echo "# PostgreSQL runs with $BIN" | tee -a "$OUT"
 time_reports postgres --config "$dir/pg.toml"
+if [ -n "${PG_BEFORE:-}" ]; then
+    BIN=$(realpath "$PG_BEFORE")
+    echo "# PostgreSQL runs with $BIN (before); load average: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT"
+    time_reports postgres-before --config "$dir/pg.toml"
+fi
 echo "# load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT"

@@ -1,6 +1,6 @@
 //! Delivery per campaign, route or SMSC (`smppd reports --by`): what a row of that report
-//! counts, and the tally both backends' readers fill (SQLite streams its rows into
-//! [`DeliveryTally`]; PostgreSQL aggregates in SQL and builds the same [`DeliveryRow`]s).
+//! counts, and the tally both backends' readers stream the rows of the range into
+//! ([`DeliveryTally`]), so both give the same [`DeliveryRow`]s.
 //!
 //! A message counts once, in the group of its value:
 //! - `tag:NAME`: the value of its tag `NAME`; messages without it are the group `None`,
@@ -17,7 +17,7 @@
 //! or sent without a receipt requested, state `submitted` with `done_at` set), and `pending`
 //! for everything else (a row left `queued`, or `submitted` waiting for receipts). The delay of
 //! a delivered message is `done_at - accepted_at`; median and p90 are nearest-rank percentiles
-//! (PostgreSQL's `percentile_disc`), so both backends give the same numbers.
+//! (the rank PostgreSQL's `percentile_disc` picks), the same on both backends.
 //!
 //! Owns the grouping rules and the arithmetic; must never do I/O or read a clock.
 
@@ -187,7 +187,8 @@ impl Group {
     }
 }
 
-/// Message rows tallied per value (SQLite's reader streams every row of the range into it).
+/// Message rows tallied per value (each backend's reader streams every row of the range into
+/// it).
 #[derive(Debug, Default)]
 pub struct DeliveryTally {
     groups: HashMap<String, Group>,

@@ -220,8 +220,8 @@ impl PostgresReader {
         by: &super::ReportBy,
         since_ms: Option<i64>,
     ) -> Result<Vec<super::DeliveryRow>, StoreError> {
-        let c = self.client().await?;
-        read::delivery(&c, by, since_ms)
+        let mut c = self.client().await?;
+        read::delivery(&mut c, by, since_ms)
             .await
             .map_err(|e| db_error(&e, &self.url))
     }
