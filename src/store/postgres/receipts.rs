@@ -1079,15 +1079,7 @@ impl W<'_> {
         };
         out.logs
             .push(log_id, LogRow::new(r, primary, fp, Some(part)));
-        let logged = Logged {
-            log_id,
-            fp,
-            stat: stat_text(&r.receipt),
-            err: r.receipt.err.as_deref(),
-            outcome: r.outcome,
-            smsc: &r.smsc,
-            smsc_id: &r.receipt.id,
-        };
+        let logged = Logged::of(r, log_id, fp);
         let hit = out.hit(r, part, info, logged);
         Ok(
             match reroute_to(&hit.info, &r.reroute, &r.smsc, r.outcome) {

@@ -118,6 +118,21 @@ pub(crate) struct Logged<'a> {
     pub(crate) smsc_id: &'a str,
 }
 
+impl<'a> Logged<'a> {
+    /// An incoming receipt as logged under `log_id` with fingerprint `fp` (both backends).
+    pub(crate) fn of(r: &'a IncomingReceipt, log_id: i64, fp: i64) -> Logged<'a> {
+        Logged {
+            log_id,
+            fp,
+            stat: stat_text(&r.receipt),
+            err: r.receipt.err.as_deref(),
+            outcome: r.outcome,
+            smsc: &r.smsc,
+            smsc_id: &r.receipt.id,
+        }
+    }
+}
+
 /// What a matched receipt did to its part.
 enum Effect {
     /// Applied: the receipt, and the part's state now.
@@ -378,15 +393,7 @@ impl Writer<'_> {
             }
             return Ok(ReceiptRecorded::Held { log_id });
         };
-        let logged = Logged {
-            log_id,
-            fp,
-            stat: stat_text(&r.receipt),
-            err: r.receipt.err.as_deref(),
-            outcome: r.outcome,
-            smsc: &r.smsc,
-            smsc_id: &r.receipt.id,
-        };
+        let logged = Logged::of(r, log_id, fp);
         Ok(
             match self.apply_matched(part, info, &r.reroute, logged, r.now_ms)? {
                 Effect::Applied(applied, _) => ReceiptRecorded::Matched(applied),
