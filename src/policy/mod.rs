@@ -146,6 +146,11 @@ impl Policy {
         class: Class,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Decision {
+        // Most messages meet no window (transactional traffic, other countries): they must not
+        // pay for the number → country → zones lookup (libphonenumber's patterns).
+        if !self.windows.iter().any(|w| w.applies(class, dest)) {
+            return Decision::SendNow;
+        }
         window::decide(
             &self.windows,
             dest,
