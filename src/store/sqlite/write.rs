@@ -53,9 +53,13 @@ impl<'c> Stmts<'c> {
                     done_at = CASE WHEN ?4 THEN coalesce(done_at, ?6) ELSE NULL END,
                     text = CASE WHEN ?5 THEN NULL ELSE text END
                  WHERE id = ?1")?,
+            // A held message's parts are inserted `waiting` until its `held_until` (?12), like a
+            // retry; the others `queued` (?12 NULL).
             insert_part: conn.prepare(sql!("INSERT INTO part (message_id, n, route, priority, parts, dlr, state, data_coding,
-                esm_class, sar_ref, segment, valid_until)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, {part:queued}, ?7, ?8, ?9, ?10, ?11)"))?,
+                esm_class, sar_ref, segment, valid_until, ready_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6,
+                CASE WHEN ?12 IS NULL THEN {part:queued} ELSE {part:waiting} END,
+                ?7, ?8, ?9, ?10, ?11, coalesce(?12, 0))"))?,
             // One statement per part: measured cheaper than one `UPDATE … WHERE (message_id, n)
             // IN (the same ordered, limited select)`, which sorts again.
             claim_send: conn.prepare(sql!("UPDATE part SET state = {part:sending}, attempts = attempts + 1
@@ -81,8 +85,10 @@ impl<'c> Stmts<'c> {
                     stat, err, submit_ts, done_ts, outcome, message_id, part_n)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)")?,
             insert_message: conn.prepare(sql!("INSERT INTO message (id, idem_key, dest, sender, route, class, priority,
-                    valid_until, encoding, split, options, dlr, tags, text, parts, state, accepted_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, {message:queued}, ?16)
+                    valid_until, encoding, split, options, dlr, tags, text, parts, state, accepted_at,
+                    held_until)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, {message:queued}, ?16,
+                    ?17)
                  ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING"))?,
         })
     }
@@ -128,6 +134,9 @@ struct PartFields<'a> {
     priority: u8,
     dlr: bool,
     valid_until: Option<i64>,
+    /// Held until then (a send window, `send_at`): the parts start `waiting` with `ready_at`
+    /// at it, so the claims' wake-up releases them.
+    held_until: Option<i64>,
 }
 
 /// What the hot path knows about a part without reading its message.
@@ -408,7 +417,8 @@ impl<'c> Writer<'c> {
             m.tags,
             m.text,
             parts,
-            m.now_ms
+            m.now_ms,
+            m.held_until_ms
         ])?;
         if inserted == 0 {
             return self.first_of_key(m)?.ok_or_else(|| {
@@ -423,11 +433,9 @@ impl<'c> Writer<'c> {
             priority: m.priority,
             dlr: m.dlr,
             valid_until: m.valid_until_ms,
+            held_until: m.held_until_ms,
         };
         self.insert_parts(id, fields, &m.parts)?;
-        if let Some(until) = m.held_until_ms {
-            self.hold(id, until)?;
-        }
         Ok(Accepted {
             id,
             parts,
@@ -457,20 +465,6 @@ impl<'c> Writer<'c> {
             .optional()?)
     }
 
-    /// A message held until `until` (a send window, `send_at`): the row records it and its
-    /// parts wait like a retry, so the claims' wake-up releases them then.
-    fn hold(&mut self, id: MessageId, until: i64) -> Result<(), JobError> {
-        self.conn
-            .prepare_cached("UPDATE message SET held_until = ?2 WHERE id = ?1")?
-            .execute(params![id.as_i64(), until])?;
-        self.conn
-            .prepare_cached(sql!(
-                "UPDATE part SET state = {part:waiting}, ready_at = ?2 WHERE message_id = ?1"
-            ))?
-            .execute(params![id.as_i64(), until])?;
-        Ok(())
-    }
-
     fn insert_parts(
         &mut self,
         id: MessageId,
@@ -490,7 +484,8 @@ impl<'c> Writer<'c> {
                 p.esm_class,
                 p.sar_ref,
                 p.segment,
-                f.valid_until
+                f.valid_until,
+                f.held_until
             ])?;
         }
         Ok(())
@@ -950,6 +945,8 @@ impl<'c> Writer<'c> {
             priority,
             dlr,
             valid_until,
+            // A re-split message was claimed already: its hold, if any, is over.
+            held_until: None,
         };
         self.insert_parts(id, fields, parts)?;
         if maybe_dup || rerouted_from.is_some() {
