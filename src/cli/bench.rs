@@ -254,6 +254,7 @@ async fn run(args: BenchArgs, mix: Mix) -> anyhow::Result<()> {
     }
     let sims_before = sim_stats(&args.sim_control).await?;
     let usage_before = usage(&args.pid);
+    let own_before = proc_usage(std::process::id());
     let (subscriber, finals) = subscribe_finals(&args, after).await?;
 
     let shared = Arc::new(Mutex::new(Shared::default()));
@@ -299,6 +300,12 @@ async fn run(args: BenchArgs, mix: Mix) -> anyhow::Result<()> {
         (Some((c0, _)), Some((c1, hwm))) => Some((c1 - c0, hwm)),
         _ => None,
     };
+    // This load tool's own CPU over the same span: part of what the machine spends per message
+    // besides the daemon (the ceiling of a 2-core machine depends on it).
+    let load_cpu = match (own_before, proc_usage(std::process::id())) {
+        (Some((c0, _)), Some((c1, _))) => Some(c1 - c0),
+        _ => None,
+    };
     let sims = if args.sim_control.is_empty() {
         None
     } else {
@@ -311,6 +318,7 @@ async fn run(args: BenchArgs, mix: Mix) -> anyhow::Result<()> {
         start,
         accept_elapsed,
         usage,
+        load_cpu,
         sims,
     };
     let report = report(&args, &*shared.lock().await, &finals.lock().await, measured);
@@ -494,6 +502,8 @@ struct Measured {
     accept_elapsed: Duration,
     /// The daemon's CPU seconds during the run and its peak RSS (KiB), with `--pid`.
     usage: Option<(f64, u64)>,
+    /// This load tool's CPU seconds during the run.
+    load_cpu: Option<f64>,
     sims: Option<Value>,
 }
 
@@ -535,6 +545,7 @@ fn report(
         "daemon_cpu_seconds": cpu.map(|c| c.0),
         "daemon_cpu_us_per_message": cpu.map(|c| if accepted > 0 { c.0 * 1e6 / accepted as f64 } else { 0.0 }),
         "daemon_peak_rss_mib": cpu.map(|c| c.1 as f64 / 1024.0),
+        "load_cpu_seconds": m.load_cpu,
         "sim": m.sims,
     })
 }

@@ -252,6 +252,10 @@ struct Row {
     cpu_seconds: f64,
     cpu_us_per_message: f64,
     peak_rss_mib: f64,
+    /// CPU of the rest of the run per message: the simulator and the load tool (for Kannel the
+    /// load and DLR-callback server of this program). On a machine the whole run shares, the
+    /// end-to-end rate cannot exceed cores / (gateway + harness) CPU per message.
+    harness_cpu_us_per_message: f64,
     /// submit_sm the simulator received (parts) and receipts it sent during the run.
     sim_submits: u64,
     sim_receipts: u64,
@@ -544,6 +548,7 @@ fn kannel_round(args: &Args, sim: &Sim, dir: &Path, round: usize, load: &Load) -
         sim.command("pacing_reset")?;
         let sim_before = sim.stats()?;
         let cpu_before = cpu_of(&[&bearerbox, &smsbox]);
+        let harness_before = harness_cpu(sim);
         // The measured run starts now (all times are relative to `start`).
         let start_ns = run.now_ns();
         let (out, _) = kannel_load(
@@ -575,6 +580,7 @@ fn kannel_round(args: &Args, sim: &Sim, dir: &Path, round: usize, load: &Load) -
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let cpu_after = cpu_of(&[&bearerbox, &smsbox]);
+        let harness = harness_cpu(sim) - harness_before;
         let sim_after = sim.stats()?;
         sink.abort();
         if !out.slow.is_empty() {
@@ -644,6 +650,7 @@ fn kannel_round(args: &Args, sim: &Sim, dir: &Path, round: usize, load: &Load) -
                 f64::NAN
             },
             peak_rss_mib: rss as f64 / 1024.0,
+            harness_cpu_us_per_message: per_message(harness, accepted),
             sim_submits: d("submits"),
             sim_receipts: d("receipts_sent"),
         })
@@ -655,6 +662,19 @@ fn kannel_round(args: &Args, sim: &Sim, dir: &Path, round: usize, load: &Load) -
 
 fn cpu_of(procs: &[&Proc]) -> f64 {
     procs.iter().filter_map(|p| common::proc_cpu(p.pid())).sum()
+}
+
+/// CPU seconds so far of the simulator and of this program (the Kannel load and its DLR sink).
+fn harness_cpu(sim: &Sim) -> f64 {
+    cpu_of(&[&sim.proc]) + common::proc_cpu(std::process::id()).unwrap_or(0.0)
+}
+
+fn per_message(cpu_seconds: f64, messages: u64) -> f64 {
+    if messages > 0 {
+        cpu_seconds * 1e6 / messages as f64
+    } else {
+        f64::NAN
+    }
 }
 
 /// One smppd round: `smppd run` against the simulator, driven by `smppd bench`.
@@ -676,6 +696,7 @@ fn smppd_round(
     let daemon = Daemon::start(smppd, &spec, &sim.addr, dir)?;
     sim.wait_bound(1, Duration::from_secs(60))
         .context("smppd did not bind to the simulator")?;
+    let sim_before = cpu_of(&[&sim.proc]);
     let r = common::smppd_bench(
         smppd,
         &daemon,
@@ -689,14 +710,18 @@ fn smppd_round(
             rate: bench_rate,
         },
     )?;
+    // `smppd bench` reports its own CPU over its measured span; the simulator's is read here.
+    let sim_cpu = cpu_of(&[&sim.proc]) - sim_before;
     let mut daemon = daemon;
     daemon.proc.stop(Duration::from_secs(30));
     let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    let accepted = r["accepted"].as_u64().unwrap_or(0);
+    let harness = sim_cpu + f(&r["load_cpu_seconds"]);
     let row = Row {
         system: "smppd".into(),
         round,
         sent: load.count,
-        accepted: r["accepted"].as_u64().unwrap_or(0),
+        accepted,
         rejected: r["rejected"]
             .as_object()
             .map(|m| m.values().filter_map(Value::as_u64).sum())
@@ -713,6 +738,7 @@ fn smppd_round(
         cpu_seconds: f(&r["daemon_cpu_seconds"]),
         cpu_us_per_message: f(&r["daemon_cpu_us_per_message"]),
         peak_rss_mib: f(&r["daemon_peak_rss_mib"]),
+        harness_cpu_us_per_message: per_message(harness, accepted),
         sim_submits: r["sim"]["submits"].as_u64().unwrap_or(0),
         sim_receipts: r["sim"]["receipts_sent"].as_u64().unwrap_or(0),
     };
@@ -764,7 +790,7 @@ fn print_row(r: &Row) {
 /// Medians per system and the ratios smppd / Kannel.
 fn summary(rows: &[Row]) -> Value {
     type Pick = fn(&Row) -> f64;
-    let metrics: [(&str, Pick); 10] = [
+    let metrics: [(&str, Pick); 11] = [
         ("accept_rate", |r| r.accept_rate),
         ("end_to_end_rate", |r| r.end_to_end_rate),
         ("accept_p50_ms", |r| r.accept_p50_ms),
@@ -775,6 +801,7 @@ fn summary(rows: &[Row]) -> Value {
         ("delivered_p999_ms", |r| r.delivered_p999_ms),
         ("cpu_us_per_message", |r| r.cpu_us_per_message),
         ("peak_rss_mib", |r| r.peak_rss_mib),
+        ("harness_cpu_us_per_message", |r| r.harness_cpu_us_per_message),
     ];
     let mut out = serde_json::Map::new();
     for (name, pick) in metrics {
@@ -810,6 +837,7 @@ fn print_summary(s: &Value) {
         ("deliv. p99.9 ms", "delivered_p999_ms", 1),
         ("CPU µs/message", "cpu_us_per_message", 1),
         ("peak RSS MiB", "peak_rss_mib", 1),
+        ("harness µs/msg", "harness_cpu_us_per_message", 1),
     ];
     for (label, key, prec) in rows {
         let m = &s[key];
@@ -819,6 +847,26 @@ fn print_summary(s: &Value) {
             g("smppd"),
             g("kannel"),
             g("smppd_over_kannel"),
+        );
+    }
+    print_ceiling(s);
+}
+
+/// What this machine allows each gateway end to end: its cores divided by the CPU one message
+/// costs the whole run (gateway + simulator + load tool), against the rate measured.
+fn print_ceiling(s: &Value) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let g = |key: &str, sys: &str| s[key][sys].as_f64().unwrap_or(f64::NAN);
+    println!();
+    println!("machine ceiling ({cores} cores shared by gateway, simulator and load tool):");
+    for sys in ["smppd", "kannel"] {
+        let total = g("cpu_us_per_message", sys) + g("harness_cpu_us_per_message", sys);
+        println!(
+            "  {sys:<7} {:.1} + {:.1} µs/message → at most {:.0}/s; measured end to end {:.0}/s",
+            g("cpu_us_per_message", sys),
+            g("harness_cpu_us_per_message", sys),
+            cores * 1e6 / total,
+            g("end_to_end_rate", sys),
         );
     }
 }
@@ -865,15 +913,16 @@ fn write_results(
     let json_path = args.out.join("vs-kannel.json");
     std::fs::write(&json_path, serde_json::to_string_pretty(&doc)? + "\n")?;
     let mut csv = String::from(
-        "system,round,sent,accepted,rejected,delivered,accept_rate,end_to_end_rate,accept_p50_ms,accept_p99_ms,accept_p999_ms,delivered_p50_ms,delivered_p99_ms,delivered_p999_ms,cpu_seconds,cpu_us_per_message,peak_rss_mib,sim_submits,sim_receipts\n",
+        "system,round,sent,accepted,rejected,delivered,accept_rate,end_to_end_rate,accept_p50_ms,accept_p99_ms,accept_p999_ms,delivered_p50_ms,delivered_p99_ms,delivered_p999_ms,cpu_seconds,cpu_us_per_message,peak_rss_mib,harness_cpu_us_per_message,sim_submits,sim_receipts\n",
     );
     for r in rows {
         csv.push_str(&format!(
-            "{},{},{},{},{},{},{:.1},{:.1},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.2},{:.1},{},{}\n",
+            "{},{},{},{},{},{},{:.1},{:.1},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.2},{:.1},{:.2},{},{}\n",
             r.system, r.round, r.sent, r.accepted, r.rejected, r.delivered, r.accept_rate,
             r.end_to_end_rate, r.accept_p50_ms, r.accept_p99_ms, r.accept_p999_ms,
             r.delivered_p50_ms, r.delivered_p99_ms, r.delivered_p999_ms, r.cpu_seconds,
-            r.cpu_us_per_message, r.peak_rss_mib, r.sim_submits, r.sim_receipts
+            r.cpu_us_per_message, r.peak_rss_mib, r.harness_cpu_us_per_message, r.sim_submits,
+            r.sim_receipts
         ));
     }
     let csv_path = args.out.join("vs-kannel.csv");
