@@ -70,6 +70,11 @@ pub struct SimArgs {
     /// Do not answer enquire_link.
     #[arg(long)]
     ignore_enquire_link: bool,
+    /// Outstanding deliver_sm (receipts, MO) per connection before the simulator waits for a
+    /// deliver_sm_resp: the SMSC's window towards the gateway, which bounds the receipt rate a
+    /// gateway that answers only after storing can reach (window / time to store).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    deliver_window: u32,
     /// Serve TLS with this PEM certificate chain (needs --tls-key).
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -202,6 +207,7 @@ fn run_inner(args: SimArgs) -> Result<()> {
     config.faults.drop_after = args.drop_after;
     config.faults.response_delay = args.response_delay;
     config.faults.ignore_enquire_link = args.ignore_enquire_link;
+    config.deliver_window = args.deliver_window as usize;
     config.record_submits = args.submit_log.is_some();
     config.record_receipts = args.receipt_log.is_some();
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {

@@ -14,11 +14,15 @@
 //! messages/s this turns about four commits per message (each a WAL append of every page it
 //! touched, a file lock and two thread wake-ups) into about one; under load the queue is never
 //! empty and nothing lingers. Every write is still answered only after its commit.
+//! Two lanes (`lanes`): writes about work in flight (claims, send results, receipts, MO) are
+//! taken before accepts and housekeeping, so a receipt does not queue behind every pipelined
+//! accept while its SMSC's window waits for the answer.
 //! If a write hits a database error that is not a storage condition (a bug), the batch is rolled
 //! back and replayed one write per transaction so only the faulty write fails. Storage conditions
 //! (disk full, read-only, I/O) fail the whole batch with [`StoreError::Unavailable`]; the next
 //! batch tries again, so the store recovers by itself when space returns.
 
+mod lanes;
 mod lock;
 mod read;
 mod schema;
@@ -34,6 +38,7 @@ use super::{
     Pending, QueuedPart, ReceiptRecorded, Recovery, Retention, Settings, StoreBackend, StoreError,
     StoreStats, SyncMode,
 };
+use lanes::{Inbox, Lane};
 use rusqlite::Connection;
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
@@ -89,6 +94,10 @@ trait Job: Send {
     fn finish(self: Box<Self>, failure: Option<StoreError>);
     /// Whether the write may wait for company before its commit (see the module docs).
     fn lazy(&self) -> bool;
+    /// The first lane's wake-up token (`lanes`), which is never run.
+    fn is_wake(&self) -> bool {
+        false
+    }
 }
 
 /// A domain error (bad request: the batch goes on) or a database error (the batch is rolled back).
@@ -212,6 +221,8 @@ impl ReadQueue {
 /// The SQLite store (see the module docs).
 pub struct SqliteStore {
     writes: Mutex<Option<SyncSender<Box<dyn Job>>>>,
+    /// Writes about work in flight, taken before the channel's (see `lanes`).
+    first: Arc<lanes::FirstLane>,
     reads: Arc<ReadQueue>,
     stop_checkpoints: Mutex<Option<mpsc::Sender<()>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -313,7 +324,9 @@ impl SqliteStore {
         let (seq_tx, seq_rx) = watch::channel(last_seq);
         let (wtx, wrx) = mpsc::sync_channel::<Box<dyn Job>>(opts.queue_capacity.max(1));
         let wal = Arc::new(WalState::new());
-        let mut threads = vec![spawn_writer(conn, wrx, seq_tx, &opts, Arc::clone(&wal))?];
+        let first = Arc::new(lanes::FirstLane::new(opts.queue_capacity));
+        let inbox = (wrx, Arc::clone(&first));
+        let mut threads = vec![spawn_writer(conn, inbox, seq_tx, &opts, Arc::clone(&wal))?];
         let (stop_tx, checkpointer) = spawn_checkpointer(&opts, wal)?;
         threads.push(checkpointer);
         let (rtx, readers) = spawn_readers(&opts)?;
@@ -321,6 +334,7 @@ impl SqliteStore {
         Ok((
             SqliteStore {
                 writes: Mutex::new(Some(wtx)),
+                first,
                 reads: rtx,
                 stop_checkpoints: Mutex::new(Some(stop_tx)),
                 threads: Mutex::new(threads),
@@ -339,7 +353,7 @@ impl SqliteStore {
         O: Send + 'static,
         F: for<'w> FnMut(&mut write::Writer<'w>, &I) -> Result<O, JobError> + Send + 'static,
     {
-        self.queue_write(input, f, false)
+        self.queue_write(input, f, false, Lane::New)
     }
 
     /// Queues a lazy write: it may wait up to `lazy_linger` to share a commit.
@@ -349,10 +363,21 @@ impl SqliteStore {
         O: Send + 'static,
         F: for<'w> FnMut(&mut write::Writer<'w>, &I) -> Result<O, JobError> + Send + 'static,
     {
-        self.queue_write(input, f, true)
+        self.queue_write(input, f, true, Lane::New)
     }
 
-    fn queue_write<I, O, F>(&self, input: I, f: F, lazy: bool) -> Pending<O>
+    /// Queues a write about work in flight (a claim, a send's result, a receipt, an MO) in the
+    /// first lane (see `lanes`); `lazy` as for [`Self::submit_lazy`].
+    fn submit_in_flight<I, O, F>(&self, input: I, f: F, lazy: bool) -> Pending<O>
+    where
+        I: Send + 'static,
+        O: Send + 'static,
+        F: for<'w> FnMut(&mut write::Writer<'w>, &I) -> Result<O, JobError> + Send + 'static,
+    {
+        self.queue_write(input, f, lazy, Lane::InFlight)
+    }
+
+    fn queue_write<I, O, F>(&self, input: I, f: F, lazy: bool, lane: Lane) -> Pending<O>
     where
         I: Send + 'static,
         O: Send + 'static,
@@ -371,6 +396,10 @@ impl SqliteStore {
             job.finish(Some(StoreError::Closed));
             return pending;
         };
+        if lane == Lane::InFlight {
+            self.first.push(job, sender);
+            return pending;
+        }
         match sender.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(job)) => job.finish(Some(StoreError::Busy {
@@ -435,7 +464,7 @@ fn recover(conn: &Connection, opts: &SqliteOptions) -> Result<(Recovery, i64), S
 /// Starts the writer thread (group commit, see the module docs) on `conn`.
 fn spawn_writer(
     conn: Connection,
-    jobs: Receiver<Box<dyn Job>>,
+    (jobs, first): (Receiver<Box<dyn Job>>, Arc<lanes::FirstLane>),
     seq: watch::Sender<i64>,
     opts: &SqliteOptions,
     wal: Arc<WalState>,
@@ -449,7 +478,13 @@ fn spawn_writer(
     std::thread::Builder::new()
         .name("store-writer".into())
         .spawn(move || match write::Writer::new(&conn, settings) {
-            Ok(writer) => writer_loop(writer, jobs, limits, seq, &wal),
+            Ok(writer) => {
+                let inbox = Inbox {
+                    rx: jobs,
+                    first: &first,
+                };
+                writer_loop(writer, &inbox, limits, seq, &wal);
+            }
             // Prepared fine a moment ago on the same connection; if it fails now, the
             // writes fail with `Closed` and the error is logged.
             Err(e) => tracing::error!(error = %e, "store writer could not start"),
@@ -515,23 +550,23 @@ fn reader_loop(reader: &mut Reader, jobs: &ReadQueue) {
 
 fn writer_loop(
     mut w: write::Writer<'_>,
-    rx: Receiver<Box<dyn Job>>,
+    rx: &Inbox<'_>,
     limits: BatchLimits,
     seq: watch::Sender<i64>,
     wal: &WalState,
 ) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(limits.max_writes);
     let mut last_batch = 0;
-    while let Ok(first) = rx.recv() {
+    while let Some(first) = rx.recv() {
         // Only at light load: after a bigger batch the writer has work coming anyway, and a
         // write that gates the next (a route's claim loop, an SMSC's receipt window) must not
         // be held back while the gateway is busy.
         let lazy = first.lazy() && last_batch <= LINGER_AFTER_BATCH;
         batch.push(first);
         if lazy {
-            linger(&rx, &mut batch, limits);
+            linger(rx, &mut batch, limits);
         }
-        let result = fill_and_run(&mut w, &rx, &mut batch, limits);
+        let result = fill_and_run(&mut w, rx, &mut batch, limits);
         last_batch = batch.len();
         run_batch(&mut w, &mut batch, result);
         wal.commits.fetch_add(1, Ordering::Release);
@@ -558,16 +593,12 @@ const LINGER_AFTER_BATCH: usize = 8;
 /// The batch so far holds only lazy writes and the queue was empty: waits up to `linger` for
 /// more, and stops at the first urgent write, when the batch is full or when every sender is
 /// gone (the batch still runs).
-fn linger(rx: &Receiver<Box<dyn Job>>, batch: &mut Vec<Box<dyn Job>>, limits: BatchLimits) {
+fn linger(rx: &Inbox<'_>, batch: &mut Vec<Box<dyn Job>>, limits: BatchLimits) {
     let until = std::time::Instant::now() + limits.linger;
     while batch.len() < limits.max_writes {
-        let left = until.saturating_duration_since(std::time::Instant::now());
-        let job = if left.is_zero() {
-            rx.try_recv().ok()
-        } else {
-            rx.recv_timeout(left).ok()
+        let Some(job) = rx.recv_until(until) else {
+            return;
         };
-        let Some(job) = job else { return };
         let urgent = !job.lazy();
         batch.push(job);
         if urgent {
@@ -582,7 +613,7 @@ fn linger(rx: &Receiver<Box<dyn Job>>, batch: &mut Vec<Box<dyn Job>>, limits: Ba
 /// write waits behind others: about `max_time` plus one commit.
 fn fill_and_run(
     w: &mut write::Writer<'_>,
-    rx: &Receiver<Box<dyn Job>>,
+    rx: &Inbox<'_>,
     batch: &mut Vec<Box<dyn Job>>,
     limits: BatchLimits,
 ) -> Result<(), rusqlite::Error> {
@@ -601,8 +632,8 @@ fn fill_and_run(
             break;
         }
         match rx.try_recv() {
-            Ok(job) => batch.push(job),
-            Err(_) => break,
+            Some(job) => batch.push(job),
+            None => break,
         }
     }
     let committing = std::time::Instant::now();
@@ -791,29 +822,31 @@ impl StoreBackend for SqliteStore {
     }
 
     fn claim(&self, route: &str, limit: usize, now_ms: i64) -> Pending<Vec<QueuedPart>> {
-        self.submit_lazy((route.to_string(), limit, now_ms), |w, (r, l, n)| {
-            w.claim(r, *l, *n)
-        })
+        self.submit_in_flight(
+            (route.to_string(), limit, now_ms),
+            |w, (r, l, n)| w.claim(r, *l, *n),
+            true,
+        )
     }
 
     fn acked(&self, ack: Ack) -> Pending<AckResult> {
-        self.submit_lazy(ack, |w, a| w.acked(a))
+        self.submit_in_flight(ack, |w, a| w.acked(a), true)
     }
 
     fn failed(&self, failure: Failure) -> Pending<MessageState> {
-        self.submit_lazy(failure, |w, f| w.failed(f))
+        self.submit_in_flight(failure, |w, f| w.failed(f), true)
     }
 
     fn record_receipt(&self, receipt: IncomingReceipt) -> Pending<ReceiptRecorded> {
-        self.submit_lazy(receipt, |w, r| w.record_receipt(r))
+        self.submit_in_flight(receipt, |w, r| w.record_receipt(r), true)
     }
 
     fn record_mo(&self, mo: IncomingMo) -> Pending<MoRecorded> {
-        self.submit(mo, |w, m| w.record_mo(m))
+        self.submit_in_flight(mo, |w, m| w.record_mo(m), false)
     }
 
     fn record_mo_fragment(&self, fragment: MoFragment) -> Pending<()> {
-        self.submit(fragment, |w, f| w.record_mo_fragment(f))
+        self.submit_in_flight(fragment, |w, f| w.record_mo_fragment(f), false)
     }
 
     fn record_mo_set(
@@ -822,9 +855,11 @@ impl StoreBackend for SqliteStore {
         set: MoSet,
         incomplete: Option<&'static str>,
     ) -> Pending<MoRecorded> {
-        self.submit((mo, set, incomplete), |w, (m, s, i)| {
-            w.record_mo_set(m, s, *i)
-        })
+        self.submit_in_flight(
+            (mo, set, incomplete),
+            |w, (m, s, i)| w.record_mo_set(m, s, *i),
+            false,
+        )
     }
 
     fn mo_fragments(&self) -> Pending<Vec<MoFragment>> {
@@ -838,7 +873,11 @@ impl StoreBackend for SqliteStore {
     }
 
     fn resplit(&self, id: MessageId, split: String, parts: Vec<NewPart>) -> Pending<()> {
-        self.submit((id, split, parts), |w, (i, s, p)| w.resplit(*i, s, p))
+        self.submit_in_flight(
+            (id, split, parts),
+            |w, (i, s, p)| w.resplit(*i, s, p),
+            false,
+        )
     }
 
     fn prune(&self, retention: Retention, now_ms: i64, batch: usize) -> Pending<usize> {

@@ -135,11 +135,7 @@ fn serve_tokio(listener: TcpListener, count: u64) -> Result<u64> {
 }
 
 /// One TCP step: a server thread running `serve`, the paced client on this thread.
-fn tcp_step(
-    rate: u64,
-    count: u64,
-    serve: fn(TcpListener, u64) -> Result<u64>,
-) -> Result<u64> {
+fn tcp_step(rate: u64, count: u64, serve: fn(TcpListener, u64) -> Result<u64>) -> Result<u64> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let server = std::thread::spawn(move || serve(listener, count));
@@ -211,9 +207,18 @@ fn main() -> Result<()> {
     let (rate, count) = (args.rate, args.count);
     let steps: [(&str, Box<dyn Fn() -> Result<u64>>); 5] = [
         ("timer-wakeup", Box::new(move || wakeup_step(rate, count))),
-        ("tcp-blocking", Box::new(move || tcp_step(rate, count, serve_blocking))),
-        ("tcp-tokio", Box::new(move || tcp_step(rate, count, serve_tokio))),
-        ("thread-handoff", Box::new(move || handoff_step(rate, count))),
+        (
+            "tcp-blocking",
+            Box::new(move || tcp_step(rate, count, serve_blocking)),
+        ),
+        (
+            "tcp-tokio",
+            Box::new(move || tcp_step(rate, count, serve_tokio)),
+        ),
+        (
+            "thread-handoff",
+            Box::new(move || handoff_step(rate, count)),
+        ),
         ("sqlite-commit", Box::new(move || sqlite_step(rate, count))),
     ];
     let mut out = serde_json::Map::new();

@@ -91,6 +91,11 @@ struct Args {
     /// (`1s..30s`: each receipt its own delay, the "receipts realistically late" case).
     #[arg(long, default_value = "0ms")]
     receipt_delay: String,
+    /// The simulator's deliver_sm window (outstanding receipts per bind before it waits for
+    /// answers). A gateway that answers a receipt only once it is stored delivers at most
+    /// window / time-to-store receipts a second.
+    #[arg(long, default_value_t = 100)]
+    deliver_window: u32,
     /// After the rounds, smppd paced by the load tool at half its median end-to-end rate for
     /// this many seconds, same mix, no route limit: the latency goals of #8 (accept p99 and
     /// accept → delivered p99 at half the maximum rate). 0: no such run.
@@ -801,7 +806,9 @@ fn summary(rows: &[Row]) -> Value {
         ("delivered_p999_ms", |r| r.delivered_p999_ms),
         ("cpu_us_per_message", |r| r.cpu_us_per_message),
         ("peak_rss_mib", |r| r.peak_rss_mib),
-        ("harness_cpu_us_per_message", |r| r.harness_cpu_us_per_message),
+        ("harness_cpu_us_per_message", |r| {
+            r.harness_cpu_us_per_message
+        }),
     ];
     let mut out = serde_json::Map::new();
     for (name, pick) in metrics {
@@ -900,7 +907,7 @@ fn write_results(
             "count": args.count, "rounds": args.rounds, "mix": args.mix, "window": args.window,
             "kannel_connections": args.kannel_connections,
             "smppd_connections": args.smppd_connections, "smppd_pipeline": args.pipeline,
-            "simulator": format!("smppd sim, receipt delay {}, DELIVRD only", args.receipt_delay),
+            "simulator": format!("smppd sim, receipt delay {}, deliver window {}, DELIVRD only", args.receipt_delay, args.deliver_window),
             "pacing_rates": args.pacing_rates, "pacing_secs": args.pacing_secs,
             "pacing_rounds": args.pacing_rounds,
         },
@@ -971,11 +978,23 @@ fn run(args: Args) -> Result<()> {
     let sim = Sim::start(
         &smppd,
         &work.join("sim.log"),
-        &["--receipt-delay", &args.receipt_delay],
+        &[
+            "--receipt-delay",
+            &args.receipt_delay,
+            "--deliver-window",
+            &args.deliver_window.to_string(),
+        ],
     )?;
     println!(
-        "simulator {} (control {}, receipt delay {}), {} messages per run, mix {}, window {}, {} rounds",
-        sim.addr, sim.control, args.receipt_delay, args.count, args.mix, args.window, args.rounds
+        "simulator {} (control {}, receipt delay {}, deliver window {}), {} messages per run, mix {}, window {}, {} rounds",
+        sim.addr,
+        sim.control,
+        args.receipt_delay,
+        args.deliver_window,
+        args.count,
+        args.mix,
+        args.window,
+        args.rounds
     );
     let expected_parts: u64 = (0..args.count).map(|k| PARTS[mix.kind_of(k as u64)]).sum();
     print_header();
