@@ -19,6 +19,7 @@
 //! (disk full, read-only, I/O) fail the whole batch with [`StoreError::Unavailable`]; the next
 //! batch tries again, so the store recovers by itself when space returns.
 
+mod events;
 mod lock;
 mod read;
 mod schema;
@@ -64,6 +65,9 @@ pub struct SqliteOptions {
     pub readers: usize,
     /// Page cache of the writer connection, in KiB.
     pub cache_kib: u32,
+    /// Committed events kept in memory to answer subscribers without a read (see
+    /// `store/sqlite/events.rs`); 0: every `events_after` reads the store.
+    pub event_ring: usize,
 }
 
 impl SqliteOptions {
@@ -78,6 +82,7 @@ impl SqliteOptions {
             queue_capacity: 32_768,
             readers: 2,
             cache_kib: 16 * 1024,
+            event_ring: events::DEFAULT_CAPACITY,
         }
     }
 }
@@ -216,6 +221,8 @@ pub struct SqliteStore {
     stop_checkpoints: Mutex<Option<mpsc::Sender<()>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     seq: watch::Receiver<i64>,
+    /// Recent committed events: `events_after` of a subscriber that keeps up.
+    events: Arc<events::EventRing>,
     capacity: usize,
     /// Released by [`StoreBackend::close`] once the writer has stopped.
     lock: Mutex<Option<lock::StoreLock>>,
@@ -313,7 +320,9 @@ impl SqliteStore {
         let (seq_tx, seq_rx) = watch::channel(last_seq);
         let (wtx, wrx) = mpsc::sync_channel::<Box<dyn Job>>(opts.queue_capacity.max(1));
         let wal = Arc::new(WalState::new());
-        let mut threads = vec![spawn_writer(conn, wrx, seq_tx, &opts, Arc::clone(&wal))?];
+        let ring = Arc::new(events::EventRing::new(opts.event_ring, last_seq));
+        let writer = spawn_writer(conn, wrx, (seq_tx, Arc::clone(&ring)), &opts, wal.clone())?;
+        let mut threads = vec![writer];
         let (stop_tx, checkpointer) = spawn_checkpointer(&opts, wal)?;
         threads.push(checkpointer);
         let (rtx, readers) = spawn_readers(&opts)?;
@@ -325,6 +334,7 @@ impl SqliteStore {
                 stop_checkpoints: Mutex::new(Some(stop_tx)),
                 threads: Mutex::new(threads),
                 seq: seq_rx,
+                events: ring,
                 capacity: opts.queue_capacity.max(1),
                 lock: Mutex::new(Some(lock)),
             },
@@ -432,11 +442,12 @@ fn recover(conn: &Connection, opts: &SqliteOptions) -> Result<(Recovery, i64), S
     Ok((recovery, writer.last_seq().map_err(|e| classify(&e))?))
 }
 
-/// Starts the writer thread (group commit, see the module docs) on `conn`.
+/// Starts the writer thread (group commit, see the module docs) on `conn`; it publishes the
+/// committed events to the ring and then their highest seq to the watch.
 fn spawn_writer(
     conn: Connection,
     jobs: Receiver<Box<dyn Job>>,
-    seq: watch::Sender<i64>,
+    (seq, ring): (watch::Sender<i64>, Arc<events::EventRing>),
     opts: &SqliteOptions,
     wal: Arc<WalState>,
 ) -> Result<JoinHandle<()>, StoreError> {
@@ -449,7 +460,10 @@ fn spawn_writer(
     std::thread::Builder::new()
         .name("store-writer".into())
         .spawn(move || match write::Writer::new(&conn, settings) {
-            Ok(writer) => writer_loop(writer, jobs, limits, seq, &wal),
+            Ok(mut writer) => {
+                writer.publish_events_to(ring);
+                writer_loop(writer, jobs, limits, seq, &wal)
+            }
             // Prepared fine a moment ago on the same connection; if it fails now, the
             // writes fail with `Closed` and the error is logged.
             Err(e) => tracing::error!(error = %e, "store writer could not start"),
@@ -865,7 +879,12 @@ impl StoreBackend for SqliteStore {
         self.read(move |r| r.message(id))
     }
 
+    /// From memory when the ring holds everything after `after` (no reader thread, no SQL);
+    /// otherwise from the store.
     fn events_after(&self, after: i64, limit: usize) -> Pending<Vec<Event>> {
+        if let Some(events) = self.events.after(after, limit) {
+            return Pending::ready(Ok(events));
+        }
         self.read(move |r| r.events_after(after, limit))
     }
 
