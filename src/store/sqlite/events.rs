@@ -112,7 +112,11 @@ impl EventRing {
                 .rev()
                 .take_while(|c| c.last().is_some_and(|e| e.seq > after))
                 .count();
-            w.chunks.iter().skip(w.chunks.len() - newer).cloned().collect()
+            w.chunks
+                .iter()
+                .skip(w.chunks.len() - newer)
+                .cloned()
+                .collect()
         };
         let events = chunks
             .iter()

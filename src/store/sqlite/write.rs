@@ -14,9 +14,9 @@ use super::sql::{self, sql};
 use crate::receipt;
 use crate::store::id::IdGen;
 use crate::store::{
-    Accepted, Ack, AckResult, Disposition, Event, Expired, Failure, IncomingMo, MessageId, MessageState,
-    MoFragment, MoRecorded, MoSet, NewMessage, NewPart, OptOutChange, PartRef, PartState,
-    QueuedPart, Recovery, Retention, Settings, StoreError, aggregate,
+    Accepted, Ack, AckResult, Disposition, Event, Expired, Failure, IncomingMo, MessageId,
+    MessageState, MoFragment, MoRecorded, MoSet, NewMessage, NewPart, OptOutChange, PartRef,
+    PartState, QueuedPart, Recovery, Retention, Settings, StoreError, aggregate,
 };
 use receipts::HeldFilter;
 use rusqlite::{Connection, OptionalExtension, Statement, params};
