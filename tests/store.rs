@@ -1462,6 +1462,13 @@ fn an_event_line_is_the_body_with_event_seq_and_at() {
             assert_eq!(v["body"], "not json");
         }
     }
+    // A kind that is not a plain word is escaped, not written raw.
+    let odd = smppd::store::Event {
+        kind: "we\"ird".into(),
+        ..ev.clone()
+    };
+    let v: serde_json::Value = serde_json::from_str(&odd.to_line()).expect("a JSON line");
+    assert_eq!(v["event"], "we\"ird");
 }
 
 /// A receipt with no message id at all (unparseable) is logged unmatched under a key no part
