@@ -906,7 +906,11 @@ impl Event {
         line.push_str(r#"{"event":"#);
         // The kinds are plain words (`dlr`, `mo`, `state`): written as they are, without a
         // JSON value built per event; anything else is escaped.
-        if self.kind.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        if self
+            .kind
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
             line.push('"');
             line.push_str(&self.kind);
             line.push('"');

@@ -14,6 +14,10 @@
 //! messages/s this turns about four commits per message (each a WAL append of every page it
 //! touched, a file lock and two thread wake-ups) into about one; under load the queue is never
 //! empty and nothing lingers. Every write is still answered only after its commit.
+//! Events for subscribers: after each COMMIT the writer hands the events it inserted to a ring
+//! in memory (`events`), before anyone hears back and before the sequence watch moves;
+//! `events_after` answers from it when it holds everything after the asked seq (a subscriber
+//! that keeps up: no reader thread, no SQL) and reads the store otherwise.
 //! If a write hits a database error that is not a storage condition (a bug), the batch is rolled
 //! back and replayed one write per transaction so only the faulty write fails. Storage conditions
 //! (disk full, read-only, I/O) fail the whole batch with [`StoreError::Unavailable`]; the next

@@ -3,7 +3,9 @@
 //! their input before writing anything, so a domain error (unknown part, bad input) leaves no
 //! partial write behind in the shared transaction. The receipt path (recording, matching,
 //! applying, rerouting, held receipts) is in `receipts`; the frequency caps of an accept (checked
-//! before the insert, counted after it, in the same transaction) in `caps`.
+//! before the insert, counted after it, in the same transaction) in `caps`. Each event row
+//! written is also kept in memory until the transaction ends: published to the subscribers'
+//! ring (`events`) when it commits, dropped when it rolls back.
 
 mod caps;
 pub(crate) mod receipts;
