@@ -1994,6 +1994,15 @@ fn the_event_ring_wraps_and_a_subscriber_far_behind_reads_the_store() {
     let store = open(&path);
     assert_eq!(reads_from_every_point(&store, last, 5), live);
     assert!(live.iter().all(|page| !page.is_empty() || page == &live[n]));
+    drop(store);
+    // No ring at all: every read is the store's, new events included.
+    let store = open_with_ring(&path, 0, Settings::default());
+    assert!(mo_burst(&store, n, 3, "no ring").iter().all(Result::is_ok));
+    let all = reads_from_every_point(&store, last + 3, 5);
+    // Pages that were full then are the same now.
+    assert_eq!(all[..=n - 5], live[..=n - 5]);
+    assert_eq!(all[n].len(), 3);
+    assert_eq!(all[n][2].fields()["text"], "no ring");
 }
 
 /// A batch rolled back (the size cap reached: disk full) publishes none of its events, though

@@ -461,11 +461,15 @@ fn spawn_writer(
         linger: opts.lazy_linger,
     };
     let settings = opts.settings.clone();
+    let keep_events = opts.event_ring > 0;
     std::thread::Builder::new()
         .name("store-writer".into())
         .spawn(move || match write::Writer::new(&conn, settings) {
             Ok(mut writer) => {
-                writer.publish_events_to(ring);
+                // A ring that keeps nothing needs no copies of the events.
+                if keep_events {
+                    writer.publish_events_to(ring);
+                }
                 writer_loop(writer, jobs, limits, seq, &wal)
             }
             // Prepared fine a moment ago on the same connection; if it fails now, the
