@@ -112,6 +112,7 @@ contract_tests!(
     optouts_are_kept_per_scope,
     a_held_message_is_claimed_only_from_its_time,
     held_parts_wake_in_bounded_rounds_earliest_first,
+    events_read_live_are_the_rows_read_back_after_a_reopen,
 );
 
 fn msg(to: &str, parts: usize) -> NewMessage {
@@ -1461,6 +1462,13 @@ fn an_event_line_is_the_body_with_event_seq_and_at() {
             assert_eq!(v["body"], "not json");
         }
     }
+    // A kind that is not a plain word is escaped, not written raw.
+    let odd = smppd::store::Event {
+        kind: "we\"ird".into(),
+        ..ev.clone()
+    };
+    let v: serde_json::Value = serde_json::from_str(&odd.to_line()).expect("a JSON line");
+    assert_eq!(v["event"], "we\"ird");
 }
 
 /// A receipt with no message id at all (unparseable) is logged unmatched under a key no part
@@ -1872,4 +1880,160 @@ fn held_parts_wake_in_bounded_rounds_earliest_first(fx: &Fx) {
     let second = round(4 * batch);
     assert_eq!(second.len(), 51, "the rest in the next round");
     assert!(round(4 * batch).is_empty());
+}
+
+/// An MO with `text`, at `T0 + i`.
+fn mo_n(i: usize, text: &str) -> IncomingMo {
+    IncomingMo {
+        smsc: "op-a".into(),
+        from: format!("+4670{i:07}"),
+        to: "72000".into(),
+        text: text.into(),
+        parts: 1,
+        optout: None,
+        now_ms: T0 + i as i64,
+    }
+}
+
+/// Records `n` MOs queued at once (so several share a commit), from number `first` on.
+fn mo_burst(store: &Store, first: usize, n: usize, text: &str) -> Vec<Result<i64, StoreError>> {
+    let pending: Vec<_> = (first..first + n)
+        .map(|i| store.record_mo(mo_n(i, text)))
+        .collect();
+    pending
+        .into_iter()
+        .map(|p| p.wait().map(|r| r.seq))
+        .collect()
+}
+
+/// What a subscriber reads from every point: `events_after(after, page)` for each `after` from
+/// 0 to `last`. (Not to `last_seq()`: the watch moves just after the writes are answered.)
+fn reads_from_every_point(store: &Store, last: i64, page: usize) -> Vec<Vec<smppd::store::Event>> {
+    (0..=last)
+        .map(|after| store.events_after(after, page).wait().expect("events"))
+        .collect()
+}
+
+/// Events of every kind (mo, dlr, state), some sharing commits, read while the store runs and
+/// again from the rows after a reopen: the same seqs, kinds, times and bodies, from every point
+/// a subscriber may resume at, in pages.
+fn events_read_live_are_the_rows_read_back_after_a_reopen(fx: &Fx) {
+    let store = fx.open();
+    assert!(mo_burst(&store, 0, 5, "burst").iter().all(Result::is_ok));
+    let a = store.accept(msg("+46700000001", 1)).wait().expect("accept");
+    let b = store.accept(msg("+46700000002", 1)).wait().expect("accept");
+    let parts = claim_all(&store, "default");
+    assert_eq!(parts.len(), 2);
+    ack(&store, parts[0].part, "op-a", "E1", IdRule::Same);
+    let fail = Failure {
+        part: parts[1].part,
+        smsc: None,
+        status: Some(0x0b),
+        disposition: Disposition::Permanent,
+        now_ms: T0 + 30,
+    };
+    let (r, f) = (
+        store.record_receipt(receipt(
+            "op-a",
+            IdRule::Same,
+            &dlr_text("E1", "DELIVRD"),
+            ReceiptTlvs::default(),
+        )),
+        store.failed(fail),
+    );
+    r.wait().expect("receipt");
+    f.wait().expect("failed");
+    assert!(mo_burst(&store, 10, 3, "after").iter().all(Result::is_ok));
+    let live = store.events_after(0, 100).wait().expect("events");
+    let kinds: Vec<&str> = live.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(live.len(), 10, "{kinds:?}");
+    for kind in ["mo", "dlr", "state"] {
+        assert!(kinds.contains(&kind), "{kinds:?}");
+    }
+    let ids = [a.id.to_string(), b.id.to_string()];
+    assert!(
+        live.iter()
+            .any(|e| e.kind == "dlr" && e.fields()["id"] == ids[0])
+    );
+    assert!(
+        live.iter()
+            .any(|e| e.kind == "state" && e.fields()["id"] == ids[1])
+    );
+    let last = live[9].seq;
+    let live_pages = reads_from_every_point(&store, last, 3);
+    drop(store);
+    let store = fx.open();
+    assert_eq!(store.events_after(0, 100).wait().expect("events"), live);
+    assert_eq!(reads_from_every_point(&store, last, 3), live_pages);
+}
+
+/// SQLite options with a small event ring.
+fn open_with_ring(path: &Path, ring: usize, settings: Settings) -> Store {
+    let mut o = SqliteOptions::new(path);
+    o.event_ring = ring;
+    o.settings = settings;
+    Store::open_sqlite(o).expect("store opens").0
+}
+
+/// More events than the ring holds, in commits of different sizes: what a subscriber reads
+/// from any point (inside the ring, or far behind it: from the store) equals the rows read back
+/// after a reopen.
+#[test]
+fn the_event_ring_wraps_and_a_subscriber_far_behind_reads_the_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.db");
+    let store = open_with_ring(&path, 8, Settings::default());
+    let mut n = 0;
+    for burst in [1, 3, 7, 2, 9, 1, 4, 6, 1, 2] {
+        assert!(mo_burst(&store, n, burst, "wrap").iter().all(Result::is_ok));
+        n += burst;
+    }
+    let last = n as i64;
+    let live = reads_from_every_point(&store, last, 5);
+    drop(store);
+    let store = open(&path);
+    assert_eq!(reads_from_every_point(&store, last, 5), live);
+    assert!(live.iter().all(|page| !page.is_empty() || page == &live[n]));
+    drop(store);
+    // No ring at all: every read is the store's, new events included.
+    let store = open_with_ring(&path, 0, Settings::default());
+    assert!(mo_burst(&store, n, 3, "no ring").iter().all(Result::is_ok));
+    let all = reads_from_every_point(&store, last + 3, 5);
+    // Pages that were full then are the same now.
+    assert_eq!(all[..=n - 5], live[..=n - 5]);
+    assert_eq!(all[n].len(), 3);
+    assert_eq!(all[n][2].fields()["text"], "no ring");
+}
+
+/// A batch rolled back (the size cap reached: disk full) publishes none of its events, though
+/// it inserted them and the next commit takes their seqs: the events read live equal the rows.
+#[test]
+fn a_rolled_back_batch_publishes_no_event() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.db");
+    let small = Settings {
+        max_size_bytes: Some(256 * 1024),
+        ..Settings::default()
+    };
+    let store = open_with_ring(&path, 64, small);
+    let big = "x".repeat(3000);
+    let mut refused = 0;
+    let mut n = 0;
+    while refused == 0 {
+        let results = mo_burst(&store, n, 4, &big);
+        n += 4;
+        refused = results.iter().filter(|r| r.is_err()).count();
+        assert!(n < 1000, "the size cap never hit");
+    }
+    store.reload(Settings::default()).wait().expect("reload");
+    assert!(mo_burst(&store, n, 3, "after").iter().all(Result::is_ok));
+    let live = store.events_after(0, 10_000).wait().expect("events");
+    let last = live.last().expect("events").seq;
+    let live_pages = reads_from_every_point(&store, last, 4);
+    drop(store);
+    let store = open(&path);
+    let stored = store.events_after(0, 10_000).wait().expect("events");
+    assert_eq!(live.len(), stored.len());
+    assert_eq!(live, stored);
+    assert_eq!(reads_from_every_point(&store, last, 4), live_pages);
 }

@@ -903,12 +903,21 @@ impl Event {
     pub fn to_line(&self) -> String {
         use std::fmt::Write as _;
         let mut line = String::with_capacity(self.body.len() + 64);
-        let kind = serde_json::Value::from(self.kind.as_str());
-        let _ = write!(
-            line,
-            r#"{{"event":{kind},"seq":{},"at":{}"#,
-            self.seq, self.at
-        );
+        line.push_str(r#"{"event":"#);
+        // The kinds are plain words (`dlr`, `mo`, `state`): written as they are, without a
+        // JSON value built per event; anything else is escaped.
+        if self
+            .kind
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            line.push('"');
+            line.push_str(&self.kind);
+            line.push('"');
+        } else {
+            line.push_str(&serde_json::Value::from(self.kind.as_str()).to_string());
+        }
+        let _ = write!(line, r#","seq":{},"at":{}"#, self.seq, self.at);
         let inner = self
             .body
             .trim()

@@ -17,11 +17,16 @@
 //! Two lanes (`lanes`): writes about work in flight (claims, send results, receipts, MO) are
 //! taken before accepts and housekeeping, so a receipt does not queue behind every pipelined
 //! accept while its SMSC's window waits for the answer.
+//! Events for subscribers: after each COMMIT the writer hands the events it inserted to a ring
+//! in memory (`events`), before anyone hears back and before the sequence watch moves;
+//! `events_after` answers from it when it holds everything after the asked seq (a subscriber
+//! that keeps up: no reader thread, no SQL) and reads the store otherwise.
 //! If a write hits a database error that is not a storage condition (a bug), the batch is rolled
 //! back and replayed one write per transaction so only the faulty write fails. Storage conditions
 //! (disk full, read-only, I/O) fail the whole batch with [`StoreError::Unavailable`]; the next
 //! batch tries again, so the store recovers by itself when space returns.
 
+mod events;
 mod lanes;
 mod lock;
 mod read;
@@ -69,6 +74,9 @@ pub struct SqliteOptions {
     pub readers: usize,
     /// Page cache of the writer connection, in KiB.
     pub cache_kib: u32,
+    /// Committed events kept in memory to answer subscribers without a read (see
+    /// `store/sqlite/events.rs`); 0: every `events_after` reads the store.
+    pub event_ring: usize,
 }
 
 impl SqliteOptions {
@@ -83,6 +91,7 @@ impl SqliteOptions {
             queue_capacity: 32_768,
             readers: 2,
             cache_kib: 16 * 1024,
+            event_ring: events::DEFAULT_CAPACITY,
         }
     }
 }
@@ -227,6 +236,8 @@ pub struct SqliteStore {
     stop_checkpoints: Mutex<Option<mpsc::Sender<()>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     seq: watch::Receiver<i64>,
+    /// Recent committed events: `events_after` of a subscriber that keeps up.
+    events: Arc<events::EventRing>,
     capacity: usize,
     /// Released by [`StoreBackend::close`] once the writer has stopped.
     lock: Mutex<Option<lock::StoreLock>>,
@@ -325,8 +336,10 @@ impl SqliteStore {
         let (wtx, wrx) = mpsc::sync_channel::<Box<dyn Job>>(opts.queue_capacity.max(1));
         let wal = Arc::new(WalState::new());
         let first = Arc::new(lanes::FirstLane::new(opts.queue_capacity));
+        let ring = Arc::new(events::EventRing::new(opts.event_ring, last_seq));
         let inbox = (wrx, Arc::clone(&first));
-        let mut threads = vec![spawn_writer(conn, inbox, seq_tx, &opts, Arc::clone(&wal))?];
+        let writer = spawn_writer(conn, inbox, (seq_tx, Arc::clone(&ring)), &opts, wal.clone())?;
+        let mut threads = vec![writer];
         let (stop_tx, checkpointer) = spawn_checkpointer(&opts, wal)?;
         threads.push(checkpointer);
         let (rtx, readers) = spawn_readers(&opts)?;
@@ -339,6 +352,7 @@ impl SqliteStore {
                 stop_checkpoints: Mutex::new(Some(stop_tx)),
                 threads: Mutex::new(threads),
                 seq: seq_rx,
+                events: ring,
                 capacity: opts.queue_capacity.max(1),
                 lock: Mutex::new(Some(lock)),
             },
@@ -461,11 +475,12 @@ fn recover(conn: &Connection, opts: &SqliteOptions) -> Result<(Recovery, i64), S
     Ok((recovery, writer.last_seq().map_err(|e| classify(&e))?))
 }
 
-/// Starts the writer thread (group commit, see the module docs) on `conn`.
+/// Starts the writer thread (group commit, see the module docs) on `conn`; it publishes the
+/// committed events to the ring and then their highest seq to the watch.
 fn spawn_writer(
     conn: Connection,
     (jobs, first): (Receiver<Box<dyn Job>>, Arc<lanes::FirstLane>),
-    seq: watch::Sender<i64>,
+    (seq, ring): (watch::Sender<i64>, Arc<events::EventRing>),
     opts: &SqliteOptions,
     wal: Arc<WalState>,
 ) -> Result<JoinHandle<()>, StoreError> {
@@ -475,10 +490,15 @@ fn spawn_writer(
         linger: opts.lazy_linger,
     };
     let settings = opts.settings.clone();
+    let keep_events = opts.event_ring > 0;
     std::thread::Builder::new()
         .name("store-writer".into())
         .spawn(move || match write::Writer::new(&conn, settings) {
-            Ok(writer) => {
+            Ok(mut writer) => {
+                // A ring that keeps nothing needs no copies of the events.
+                if keep_events {
+                    writer.publish_events_to(ring);
+                }
                 let inbox = Inbox {
                     rx: jobs,
                     first: &first,
@@ -904,7 +924,12 @@ impl StoreBackend for SqliteStore {
         self.read(move |r| r.message(id))
     }
 
+    /// From memory when the ring holds everything after `after` (no reader thread, no SQL);
+    /// otherwise from the store.
     fn events_after(&self, after: i64, limit: usize) -> Pending<Vec<Event>> {
+        if let Some(events) = self.events.after(after, limit) {
+            return Pending::ready(Ok(events));
+        }
         self.read(move |r| r.events_after(after, limit))
     }
 

@@ -3,24 +3,28 @@
 //! their input before writing anything, so a domain error (unknown part, bad input) leaves no
 //! partial write behind in the shared transaction. The receipt path (recording, matching,
 //! applying, rerouting, held receipts) is in `receipts`; the frequency caps of an accept (checked
-//! before the insert, counted after it, in the same transaction) in `caps`.
+//! before the insert, counted after it, in the same transaction) in `caps`. Each event row
+//! written is also kept in memory until the transaction ends: published to the subscribers'
+//! ring (`events`) when it commits, dropped when it rolls back.
 
 mod caps;
 pub(crate) mod receipts;
 
 use super::JobError;
+use super::events::EventRing;
 use super::sql::{self, sql};
 use crate::receipt;
 use crate::store::id::IdGen;
 use crate::store::{
-    Accepted, Ack, AckResult, Disposition, Expired, Failure, IncomingMo, MessageId, MessageState,
-    MoFragment, MoRecorded, MoSet, NewMessage, NewPart, OptOutChange, PartRef, PartState,
-    QueuedPart, Recovery, Retention, Settings, StoreError, aggregate,
+    Accepted, Ack, AckResult, Disposition, Event, Expired, Failure, IncomingMo, MessageId,
+    MessageState, MoFragment, MoRecorded, MoSet, NewMessage, NewPart, OptOutChange, PartRef,
+    PartState, QueuedPart, Recovery, Retention, Settings, StoreError, aggregate,
 };
 use receipts::HeldFilter;
 use rusqlite::{Connection, OptionalExtension, Statement, params};
 use serde_json::json;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The hot path's statements, prepared once. (rusqlite's statement cache hashes the SQL text at
 /// every use; measured at ~6% of the writer's time.)
@@ -103,6 +107,14 @@ pub(crate) struct Writer<'c> {
     batch_seq: Option<i64>,
     /// Highest event seq committed and not yet published.
     committed_seq: Option<i64>,
+    /// The events written in the current transaction, published to `ring` once it commits.
+    batch_events: Vec<Event>,
+    /// Where committed events go for subscribers (none while the store opens).
+    ring: Option<Arc<EventRing>>,
+    /// The current transaction deleted event rows: the ring forgets what it holds at the commit.
+    events_deleted: bool,
+    /// The last COMMIT failed: it may have been made durable all the same (see `events`).
+    commit_failed: bool,
     /// Settings to apply once the current transaction is committed.
     pending_settings: Option<Settings>,
     held: HeldFilter,
@@ -110,6 +122,10 @@ pub(crate) struct Writer<'c> {
     /// (hot path) needs no read. At most `CLAIMED_MAX` entries; a part not in it is read.
     claimed: HashMap<(i64, u8), (i64, bool)>,
 }
+
+/// Deletes a batch of events older than ?1 (the newest always stays).
+const EVENT_PRUNE: &str = "DELETE FROM event WHERE seq IN (SELECT seq FROM event WHERE at < ?1
+    AND seq < (SELECT max(seq) FROM event) ORDER BY seq LIMIT ?2)";
 
 /// Bound on [`Writer::claimed`] (in-flight parts are bounded by the SMPP windows, far below).
 const CLAIMED_MAX: usize = 65_536;
@@ -160,21 +176,33 @@ impl<'c> Writer<'c> {
             settings,
             batch_seq: None,
             committed_seq: None,
+            batch_events: Vec::new(),
+            ring: None,
+            events_deleted: false,
+            commit_failed: false,
             pending_settings: None,
             held,
             claimed: HashMap::new(),
         })
     }
 
+    /// Committed events go to `ring` from now on (see [`super::events`]).
+    pub(crate) fn publish_events_to(&mut self, ring: Arc<EventRing>) {
+        self.ring = Some(ring);
+    }
+
     pub(crate) fn begin(&mut self) -> rusqlite::Result<()> {
         self.batch_seq = None;
+        self.batch_events.clear();
+        self.events_deleted = false;
         self.st.begin.execute([])?;
         Ok(())
     }
 
     pub(crate) fn commit(&mut self) -> rusqlite::Result<()> {
-        self.st.commit.execute([])?;
-        Ok(())
+        let done = self.st.commit.execute([]);
+        self.commit_failed = done.is_err();
+        done.map(drop)
     }
 
     pub(crate) fn rollback(&mut self) {
@@ -194,10 +222,27 @@ impl<'c> Writer<'c> {
         if let Some(s) = self.batch_seq.take() {
             self.committed_seq = Some(self.committed_seq.map_or(s, |c| c.max(s)));
         }
+        // Before the callers hear back and before the sequence watch moves.
+        let events = std::mem::take(&mut self.batch_events);
+        if let Some(ring) = &self.ring {
+            if std::mem::take(&mut self.events_deleted) {
+                ring.reset();
+            } else {
+                ring.publish(events);
+            }
+        }
     }
 
     pub(crate) fn rolled_back(&mut self) {
         self.batch_seq = None;
+        // Nothing of a rolled-back transaction is published.
+        self.batch_events.clear();
+        self.events_deleted = false;
+        if std::mem::take(&mut self.commit_failed)
+            && let Some(ring) = &self.ring
+        {
+            ring.reset();
+        }
         self.pending_settings = None;
     }
 
@@ -254,6 +299,14 @@ impl<'c> Writer<'c> {
         st.execute(params![now, kind, message.map(MessageId::as_i64), body])?;
         let seq = self.conn.last_insert_rowid();
         self.batch_seq = Some(self.batch_seq.map_or(seq, |s| s.max(seq)));
+        if self.ring.is_some() {
+            self.batch_events.push(Event {
+                seq,
+                kind: kind.to_string(),
+                at: now,
+                body: body.to_string(),
+            });
+        }
         Ok(seq)
     }
 
@@ -999,13 +1052,14 @@ impl<'c> Writer<'c> {
                 "DELETE FROM dlr_log WHERE id IN (SELECT id FROM dlr_log WHERE at < ?1 ORDER BY id LIMIT ?2)",
                 "DELETE FROM mo WHERE id IN (SELECT id FROM mo WHERE at < ?1 ORDER BY id LIMIT ?2)",
                 // The newest event always stays, so sequence numbers never restart.
-                "DELETE FROM event WHERE seq IN (SELECT seq FROM event WHERE at < ?1
-                    AND seq < (SELECT max(seq) FROM event) ORDER BY seq LIMIT ?2)",
+                EVENT_PRUNE,
             ] {
-                total += self
+                let deleted = self
                     .conn
                     .prepare_cached(sql)?
                     .execute(params![cut, batch])?;
+                self.events_deleted |= sql == EVENT_PRUNE && deleted > 0;
+                total += deleted;
             }
         }
         if let Some(age) = r.cap_hits_ms {
