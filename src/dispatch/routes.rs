@@ -18,7 +18,16 @@ use super::outcomes::InFlight;
 use super::{CLAIM_BATCH, Dispatch, IDLE_POLL, RouteState, now_ms, submit_sm, until_ready};
 use crate::config::Route;
 use crate::session::{Job, JobBody, Validity};
-use crate::store::{Disposition, Failure, QueuedPart};
+use crate::store::{Disposition, Failure, Pending, QueuedPart, StoreError};
+
+/// What a route's claim came back with.
+enum Claimed {
+    Parts(Vec<QueuedPart>),
+    /// Nothing to send now: wait for a wake-up.
+    Nothing,
+    /// Gave up waiting on a parked claim (already waited): claim again at once.
+    GaveUp,
+}
 
 impl Dispatch {
     /// Claims and sends the route's parts until `stop` is cancelled or the route is removed.
@@ -35,9 +44,13 @@ impl Dispatch {
             let Some(route) = cfg.routes.iter().find(|r| r.name == name).cloned() else {
                 return; // removed by a reload
             };
-            let Some(parts) = self.claim(&route).await else {
-                self.idle(&state, &stop).await;
-                continue;
+            let parts = match self.claim(&state, &route, &stop).await {
+                Claimed::Parts(parts) => parts,
+                Claimed::Nothing => {
+                    self.idle(&state, &stop).await;
+                    continue;
+                }
+                Claimed::GaveUp => continue,
             };
             // In a cluster the route's rate is shared: parts go out as its budget grants them.
             let mut granted = 0;
@@ -59,9 +72,11 @@ impl Dispatch {
         }
     }
 
-    /// A batch of the route's ready parts; `None` when there is nothing to do now (no SMSC of
-    /// the route can transmit, the store refused, nothing is ready).
-    async fn claim(&self, route: &Route) -> Option<Vec<QueuedPart>> {
+    /// A batch of the route's ready parts; `Nothing` when there is nothing to do now (no SMSC
+    /// of the route can transmit, the store refused, nothing is ready and the store does not
+    /// park claims). On a single node the claim is parked in the store until parts come (see
+    /// [`Self::wait_parked`]).
+    async fn claim(&self, state: &RouteState, route: &Route, stop: &CancellationToken) -> Claimed {
         let batch = route
             .tps
             .map_or(CLAIM_BATCH, |t| (t as usize / 10).clamp(1, CLAIM_BATCH));
@@ -70,7 +85,7 @@ impl Dispatch {
             self.retarget_unusable(route).await;
             let owned = self.owned_usable(route);
             if owned.is_empty() {
-                return None;
+                return Claimed::Nothing;
             }
             let started = Instant::now();
             let claimed = self
@@ -83,27 +98,53 @@ impl Dispatch {
             claimed
         } else {
             if !route.smsc.iter().any(|s| self.can_transmit(s)) {
-                return None;
+                return Claimed::Nothing;
             }
-            self.store
-                .backend()
-                .claim(&route.name, batch, now_ms())
-                .await
+            let parked = (self.store.backend()).claim_parked(&route.name, batch, now_ms());
+            match self.wait_parked(state, stop, parked).await {
+                Some(claimed) => claimed,
+                None => return Claimed::GaveUp,
+            }
         };
         match claimed {
-            Ok(p) if p.is_empty() => None,
-            Ok(p) => Some(p),
+            Ok(p) if p.is_empty() => Claimed::Nothing,
+            Ok(p) => Claimed::Parts(p),
             Err(e) => {
                 tracing::warn!(route = %route.name, error = %e, "cannot claim parts from the store");
-                None
+                Claimed::Nothing
             }
         }
     }
 
+    /// Waits for a parked claim's answer: the store answers it in the commit that readied
+    /// parts of the route (an accept for it, a requeue), so accepts need not wake this task.
+    /// Gives up on the stop, on a rouse (a bind came up, a reload: what can be sent changed)
+    /// and after [`IDLE_POLL`] (parts whose retry or hold time came are found by claiming
+    /// again). Giving up closes the answer's channel and takes an answer already sent: parts
+    /// the store claimed are never dropped unread (see `store/sqlite/write/parked.rs` for the
+    /// store's side of every interleaving). `None`: gave up, nothing was answered.
+    async fn wait_parked(
+        &self,
+        state: &RouteState,
+        stop: &CancellationToken,
+        mut parked: Pending<Vec<QueuedPart>>,
+    ) -> Option<Result<Vec<QueuedPart>, StoreError>> {
+        tokio::select! {
+            answer = &mut parked => return Some(answer),
+            _ = stop.cancelled() => {}
+            _ = state.rouse.notified() => {}
+            _ = tokio::time::sleep(IDLE_POLL) => {}
+        }
+        parked.abandon()
+    }
+
+    /// After an empty claim: until the route is woken (parts accepted or requeued, for a store
+    /// that does not park claims), roused, stopped, or [`IDLE_POLL`] passed.
     async fn idle(&self, state: &RouteState, stop: &CancellationToken) {
         tokio::select! {
             _ = stop.cancelled() => {}
             _ = state.wake.notified() => {}
+            _ = state.rouse.notified() => {}
             _ = tokio::time::sleep(IDLE_POLL) => {}
         }
     }

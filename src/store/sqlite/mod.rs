@@ -145,6 +145,39 @@ where
     }
 }
 
+/// A parked claim's write (see `write/parked.rs`): hands the claim to the writer, which runs
+/// it at the end of this transaction (after the batch's other writes) and at the end of every
+/// later one that may ready parts of its route, and answers it after the first commit in
+/// which it found parts.
+struct ParkJob {
+    route: String,
+    limit: usize,
+    now: i64,
+    tx: Option<write::ClaimTx>,
+}
+
+impl Job for ParkJob {
+    fn run(&mut self, w: &mut write::Writer<'_>) -> Result<(), rusqlite::Error> {
+        // Once parked it belongs to the writer (a replayed batch runs this again: no-op).
+        if let Some(tx) = self.tx.take() {
+            w.park(&self.route, self.limit, self.now, tx);
+        }
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>, failure: Option<StoreError>) {
+        // Still here only when refused before it ran (store closed, queue full, no BEGIN).
+        if let Some(tx) = self.tx {
+            let e = failure.unwrap_or_else(|| StoreError::Internal("claim was not run".into()));
+            let _ = tx.send(Err(e));
+        }
+    }
+
+    fn lazy(&self) -> bool {
+        true
+    }
+}
+
 type ReadJob = Box<dyn FnOnce(&mut Reader) + Send>;
 
 /// The readers' shared queue. A condition variable wakes exactly one idle reader per job (the
@@ -359,17 +392,22 @@ impl SqliteStore {
         F: for<'w> FnMut(&mut write::Writer<'w>, &I) -> Result<O, JobError> + Send + 'static,
     {
         let (tx, pending) = Pending::channel();
-        let job: Box<dyn Job> = Box::new(JobImpl {
+        self.enqueue(Box::new(JobImpl {
             input,
             f,
             out: None,
             tx,
             lazy,
-        });
+        }));
+        pending
+    }
+
+    /// Hands a write to the writer thread, or refuses it at once (closed, queue full).
+    fn enqueue(&self, job: Box<dyn Job>) {
         let guard = self.writes.lock().unwrap_or_else(|p| p.into_inner());
         let Some(sender) = guard.as_ref() else {
             job.finish(Some(StoreError::Closed));
-            return pending;
+            return;
         };
         match sender.try_send(job) {
             Ok(()) => {}
@@ -378,7 +416,6 @@ impl SqliteStore {
             })),
             Err(TrySendError::Disconnected(job)) => job.finish(Some(StoreError::Closed)),
         }
-        pending
     }
 
     fn read<O, F>(&self, f: F) -> Pending<O>
@@ -540,7 +577,9 @@ fn writer_loop(
         }
         maybe_reset_wal(&mut w, wal);
     }
-    // Every sender is gone: checkpoint so the file is self-contained at rest.
+    // Every sender is gone: claimed parts nobody took go back, then a checkpoint so the
+    // file is self-contained at rest.
+    w.close_parked();
     w.checkpoint();
 }
 
@@ -604,6 +643,11 @@ fn fill_and_run(
             Ok(job) => batch.push(job),
             Err(_) => break,
         }
+    }
+    // Last, so the parked claims see every write of the batch (see `write/parked.rs`).
+    if let Err(e) = w.before_commit() {
+        w.rollback();
+        return Err(e);
     }
     let committing = std::time::Instant::now();
     if let Err(e) = w.commit() {
@@ -772,7 +816,7 @@ fn try_batch(w: &mut write::Writer<'_>, jobs: &mut [Box<dyn Job>]) -> Result<(),
             return Err(e);
         }
     }
-    if let Err(e) = w.commit() {
+    if let Err(e) = w.before_commit().and_then(|()| w.commit()) {
         w.rollback();
         return Err(e);
     }
@@ -794,6 +838,18 @@ impl StoreBackend for SqliteStore {
         self.submit_lazy((route.to_string(), limit, now_ms), |w, (r, l, n)| {
             w.claim(r, *l, *n)
         })
+    }
+
+    /// Parked in the writer when nothing is ready (see `write/parked.rs`).
+    fn claim_parked(&self, route: &str, limit: usize, now_ms: i64) -> Pending<Vec<QueuedPart>> {
+        let (tx, pending) = Pending::channel();
+        self.enqueue(Box::new(ParkJob {
+            route: route.to_string(),
+            limit,
+            now: now_ms,
+            tx: Some(tx),
+        }));
+        pending
     }
 
     fn acked(&self, ack: Ack) -> Pending<AckResult> {

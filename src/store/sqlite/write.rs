@@ -6,7 +6,10 @@
 //! before the insert, counted after it, in the same transaction) in `caps`.
 
 mod caps;
+mod parked;
 pub(crate) mod receipts;
+
+pub(crate) use parked::ClaimTx;
 
 use super::JobError;
 use super::sql::{self, sql};
@@ -109,6 +112,8 @@ pub(crate) struct Writer<'c> {
     /// (parts, dlr) of parts handed out by `claim` and not yet answered, so the acknowledgement
     /// (hot path) needs no read. At most `CLAIMED_MAX` entries; a part not in it is read.
     claimed: HashMap<(i64, u8), (i64, bool)>,
+    /// Claims waiting for parts of their route (see `parked`).
+    parked: parked::Parked,
 }
 
 /// Bound on [`Writer::claimed`] (in-flight parts are bounded by the SMPP windows, far below).
@@ -163,6 +168,7 @@ impl<'c> Writer<'c> {
             pending_settings: None,
             held,
             claimed: HashMap::new(),
+            parked: parked::Parked::default(),
         })
     }
 
@@ -186,6 +192,7 @@ impl<'c> Writer<'c> {
     }
 
     pub(crate) fn committed(&mut self) {
+        self.answer_parked();
         if let Some(s) = self.pending_settings.take()
             && let Err(e) = super::apply_settings(self.conn, &s)
         {
@@ -197,6 +204,7 @@ impl<'c> Writer<'c> {
     }
 
     pub(crate) fn rolled_back(&mut self) {
+        self.parked_rolled_back();
         self.batch_seq = None;
         self.pending_settings = None;
     }
@@ -436,6 +444,11 @@ impl<'c> Writer<'c> {
             held_until: m.held_until_ms,
         };
         self.insert_parts(id, fields, &m.parts)?;
+        if m.held_until_ms.is_none() {
+            // Queued now (a held message's parts wait for their time): a parked claim of the
+            // route takes them in this transaction.
+            self.parts_ready(Some(&m.route), m.now_ms);
+        }
         Ok(Accepted {
             id,
             parts,
@@ -497,9 +510,31 @@ impl<'c> Writer<'c> {
         limit: usize,
         now: i64,
     ) -> Result<Vec<QueuedPart>, JobError> {
-        self.conn
+        self.wake_waiting(now)?;
+        self.take_ready(route, limit, now)
+    }
+
+    /// Waiting parts whose time came go back to the queue (at most `WAKE_BATCH`, earliest
+    /// first); returns how many. They may be any route's: every parked claim becomes due.
+    fn wake_waiting(&mut self, now: i64) -> rusqlite::Result<usize> {
+        let woke = self
+            .conn
             .prepare_cached(sql::WAKE_WAITING.get())?
             .execute([now, crate::store::WAKE_BATCH])?;
+        if woke > 0 {
+            self.parts_ready(None, now);
+        }
+        Ok(woke)
+    }
+
+    /// The claim proper, after the wake-up: up to `limit` ready parts of `route` marked in
+    /// flight, those past their validity expired instead.
+    fn take_ready(
+        &mut self,
+        route: &str,
+        limit: usize,
+        now: i64,
+    ) -> Result<Vec<QueuedPart>, JobError> {
         let mut out = Vec::with_capacity(limit.min(4096));
         {
             let st = &mut self.st.claim_select;
@@ -651,6 +686,9 @@ impl<'c> Writer<'c> {
                          WHERE message_id = ?1 AND n = ?2",
                     )?
                     .execute(params![id, f.part.n, state.code(), at_ms, f.status, f.smsc])?;
+                if state == PartState::Queued {
+                    self.parts_ready(None, f.now_ms);
+                }
             }
             // One node owns every SMSC: a failover is a plain requeue here (dispatch keeps
             // the refusals in memory and picks the next SMSC).
@@ -664,6 +702,8 @@ impl<'c> Writer<'c> {
                          WHERE message_id = ?1 AND n = ?2"
                     ))?
                     .execute(params![id, f.part.n, maybe_sent, f.smsc])?;
+                // The part's route is not at hand without a read: every parked claim looks.
+                self.parts_ready(None, f.now_ms);
             }
             Disposition::Permanent => {
                 self.conn

@@ -484,6 +484,7 @@ impl Writer<'_> {
                 r.err,
                 format!("{}:{}", r.log_id, r.fp)
             ])?;
+        self.parts_ready(Some(&route), now);
         let queued = PartInfo {
             state: PartState::Queued,
             ..info

@@ -1,0 +1,226 @@
+//! Parked claims (issue #20): a route's claim that found nothing ready waits in the writer's
+//! memory, runs again at the end of each transaction that may have made parts of its route
+//! ready (an accept for the route whose parts are not held, a requeue or a retry that is due,
+//! a reroute, the waiting parts' wake-up, parts given back below), and is answered after that
+//! commit, together with the write that readied its parts. At light load a message then costs
+//! no trip of its own through the writer to be claimed: the accept's commit answers the claim.
+//! The claim is the plain claim's (`Writer::claim`: same statements, order, expiry and
+//! `claimed` bookkeeping); only when it runs changes.
+//!
+//! Owns the parked claims (at most one per route), the answers waiting for their commit, and
+//! the parts of answers that nobody will read ("orphans"). Must never drop claimed parts
+//! (orphans go back to the queue) and must cost nothing when no claim is parked (the common
+//! case under load: a route task then always finds parts).
+//!
+//! Every interleaving with the route task, which waits on the answer, a wake-up for another
+//! reason (a bind came up, a reload), its idle timeout and the stop, whichever comes first,
+//! and on giving up closes the receiver and takes an answer already sent
+//! (`Pending::abandon`):
+//! 1. The task gives up before the claim runs: the writer finds the receiver closed before
+//!    running it and drops it; nothing was claimed.
+//! 2. The answer was sent before the task closed the receiver: `abandon` returns it and the
+//!    task sends the parts (at a stop it requeues them, as every unsent part).
+//! 3. The writer found the receiver open, claimed, and the task closed it before the answer
+//!    was sent after the commit: the send fails and the parts become orphans. The next
+//!    transaction (the task's own next claim starts one at once) puts them back to `queued`,
+//!    giving back the attempt the claim counted, before the parked claims run, so that a new
+//!    parked claim takes them in the same commit; at close, a last transaction does it. Only a
+//!    crash in between leaves them `sending`, and recovery at the next open requeues them as
+//!    every part in flight at a crash.
+//! 4. The transaction that claimed for a parked claim is rolled back: the claimed rows are
+//!    undone with it; the answers go back to the parked claims, all marked to run again.
+//! 5. A second parked claim for the same route (a reload's new task while the old one ends)
+//!    replaces the first, which is answered empty: its task waits for a wake-up as after an
+//!    empty claim.
+//! 6. The store closes with claims parked: they are dropped unanswered (their receivers see
+//!    `Closed`; the route tasks are stopped before the store closes).
+//!
+//! A parked claim waits for writes only: parts that become ready with time (a retry's or a
+//! held message's `ready_at`) are found by the route task's next claim after its idle timeout,
+//! as before.
+
+use super::{JobError, Writer, sql};
+use crate::store::{PartRef, QueuedPart, StoreError};
+use rusqlite::params;
+use std::collections::HashMap;
+use tokio::sync::oneshot;
+
+/// Where a parked claim's answer goes.
+pub(crate) type ClaimTx = oneshot::Sender<Result<Vec<QueuedPart>, StoreError>>;
+
+struct Claim {
+    limit: usize,
+    /// The claim's clock: its own time, moved on by the writes that readied parts since.
+    now: i64,
+    /// To run at the end of this transaction.
+    due: bool,
+    tx: ClaimTx,
+}
+
+/// The writer's parked claims (see the module docs).
+#[derive(Default)]
+pub(crate) struct Parked {
+    claims: HashMap<String, Claim>,
+    /// Some claim is due: the only check a transaction pays when nothing is parked or due.
+    any_due: bool,
+    /// Claims that found parts in this transaction, answered after its commit.
+    answers: Vec<(String, Claim, Vec<QueuedPart>)>,
+    /// Parts answered to a receiver that was closed: to go back to the queue.
+    orphans: Vec<PartRef>,
+    /// How many of `orphans` this transaction put back (forgotten at its commit).
+    requeued: usize,
+}
+
+impl Writer<'_> {
+    /// Parks a claim of `route`, due at the end of this transaction (after the batch's other
+    /// writes, so it sees them). An older parked claim of the route is answered empty.
+    pub(crate) fn park(&mut self, route: &str, limit: usize, now: i64, tx: ClaimTx) {
+        if tx.is_closed() {
+            return;
+        }
+        let claim = Claim {
+            limit,
+            now,
+            due: true,
+            tx,
+        };
+        if let Some(old) = self.parked.claims.insert(route.to_owned(), claim) {
+            // It claimed nothing; its caller may have given up already.
+            let _ = old.tx.send(Ok(Vec::new()));
+        }
+        self.parked.any_due = true;
+    }
+
+    /// A write in this transaction may have made parts ready: of `route`, or of any route
+    /// (`None`). At `now` (the write's time), which the claims it makes due go on with.
+    pub(crate) fn parts_ready(&mut self, route: Option<&str>, now: i64) {
+        let p = &mut self.parked;
+        if p.claims.is_empty() {
+            return;
+        }
+        let mark = |c: &mut Claim| {
+            c.due = true;
+            c.now = c.now.max(now);
+        };
+        match route {
+            Some(r) => match p.claims.get_mut(r) {
+                Some(c) => mark(c),
+                None => return,
+            },
+            None => p.claims.values_mut().for_each(mark),
+        }
+        p.any_due = true;
+    }
+
+    /// Last in every transaction, before its commit: puts orphans back in the queue, then runs
+    /// the parked claims that are due (the waiting parts' wake-up once, then each claim).
+    pub(crate) fn before_commit(&mut self) -> rusqlite::Result<()> {
+        self.requeue_orphans()?;
+        if !self.parked.any_due {
+            return Ok(());
+        }
+        // A claim nobody waits for any more is dropped before it claims anything.
+        self.parked.claims.retain(|_, c| !c.tx.is_closed());
+        let now = self.parked.claims.values().filter(|c| c.due).map(|c| c.now).max();
+        if let Some(now) = now {
+            self.wake_waiting(now)?;
+        }
+        self.parked.any_due = false;
+        let due: Vec<String> = (self.parked.claims.iter())
+            .filter(|(_, c)| c.due)
+            .map(|(r, _)| r.clone())
+            .collect();
+        for route in due {
+            let Some(c) = self.parked.claims.get_mut(&route) else {
+                continue;
+            };
+            c.due = false;
+            let (limit, now) = (c.limit, c.now);
+            match self.take_ready(&route, limit, now) {
+                Ok(parts) if parts.is_empty() => {}
+                Ok(parts) => {
+                    if let Some(c) = self.parked.claims.remove(&route) {
+                        self.parked.answers.push((route, c, parts));
+                    }
+                }
+                Err(JobError::Db(e)) => return Err(e),
+                Err(JobError::Domain(e)) => {
+                    if let Some(c) = self.parked.claims.remove(&route) {
+                        let _ = c.tx.send(Err(e));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts the orphans back to `queued` (only while still `sending`: nothing else takes a part
+    /// nobody holds), giving back the attempt their claim counted, and makes every parked claim
+    /// due so a waiting route takes them in this transaction.
+    fn requeue_orphans(&mut self) -> rusqlite::Result<()> {
+        if self.parked.orphans.is_empty() {
+            return Ok(());
+        }
+        let mut st = self.conn.prepare_cached(sql!(
+            "UPDATE part SET state = {part:queued}, attempts = max(attempts - 1, 0)
+             WHERE message_id = ?1 AND n = ?2 AND state = {part:sending}"
+        ))?;
+        for p in &self.parked.orphans {
+            st.execute(params![p.message.as_i64(), p.n])?;
+            self.claimed.remove(&(p.message.as_i64(), p.n));
+        }
+        drop(st);
+        self.parked.requeued = self.parked.orphans.len();
+        self.parts_ready(None, i64::MIN);
+        Ok(())
+    }
+
+    /// After the commit: the orphans put back are forgotten and the answers go out; the parts
+    /// of an answer whose receiver was closed meanwhile become orphans (see the module docs).
+    pub(crate) fn answer_parked(&mut self) {
+        let p = &mut self.parked;
+        p.orphans.drain(..p.requeued);
+        p.requeued = 0;
+        for (_, claim, parts) in p.answers.drain(..) {
+            if let Err(Ok(parts)) = claim.tx.send(Ok(parts)) {
+                p.orphans.extend(parts.iter().map(|q| q.part));
+            }
+        }
+    }
+
+    /// After a rollback: what the answers claimed was undone; their claims park again, and
+    /// every parked claim runs again at the next transaction.
+    pub(crate) fn parked_rolled_back(&mut self) {
+        let p = &mut self.parked;
+        p.requeued = 0;
+        for (route, claim, _) in p.answers.drain(..) {
+            if p.claims.contains_key(&route) {
+                // Replaced in the same transaction: the older claim is answered empty.
+                let _ = claim.tx.send(Ok(Vec::new()));
+            } else {
+                p.claims.insert(route, claim);
+            }
+        }
+        p.claims.values_mut().for_each(|c| c.due = true);
+        p.any_due = !p.claims.is_empty();
+    }
+
+    /// At close, after the last write: parked claims are dropped (their receivers see the store
+    /// closed) and orphans go back to the queue in a transaction of their own.
+    pub(crate) fn close_parked(&mut self) {
+        self.parked.claims.clear();
+        self.parked.any_due = false;
+        if self.parked.orphans.is_empty() {
+            return;
+        }
+        let done = self.begin().and_then(|()| self.requeue_orphans());
+        match done.and_then(|()| self.commit()) {
+            Ok(()) => self.committed(),
+            Err(e) => {
+                self.rollback();
+                self.rolled_back();
+                tracing::error!(error = %e, parts = self.parked.orphans.len(), "claimed parts not handed back at close; recovery requeues them at the next open");
+            }
+        }
+    }
+}
