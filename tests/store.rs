@@ -112,6 +112,8 @@ contract_tests!(
     optouts_are_kept_per_scope,
     a_held_message_is_claimed_only_from_its_time,
     held_parts_wake_in_bounded_rounds_earliest_first,
+    a_parked_claim_is_answered_by_the_commit_of_an_accept_for_its_route,
+    an_abandoned_parked_claim_leaves_its_parts_claimable,
 );
 
 fn msg(to: &str, parts: usize) -> NewMessage {
@@ -1872,4 +1874,130 @@ fn held_parts_wake_in_bounded_rounds_earliest_first(fx: &Fx) {
     let second = round(4 * batch);
     assert_eq!(second.len(), 51, "the rest in the next round");
     assert!(round(4 * batch).is_empty());
+}
+
+/// Polls a pending answer once, without blocking: `None` while it is not answered.
+fn answered<T>(p: &mut smppd::store::Pending<T>) -> Option<Result<T, StoreError>> {
+    use futures_util::FutureExt;
+    p.now_or_never()
+}
+
+fn routed(to: &str, route: &str) -> NewMessage {
+    NewMessage {
+        route: route.into(),
+        ..msg(to, 1)
+    }
+}
+
+/// Issue #20: a claim that finds nothing waits in the store (SQLite) and is answered by the
+/// commit of the next accept for its route, before the accept itself is answered; an accept
+/// for another route or a held message leaves it waiting. PostgreSQL does not park: it
+/// answers at once, as `claim`.
+fn a_parked_claim_is_answered_by_the_commit_of_an_accept_for_its_route(fx: &Fx) {
+    let store = fx.open();
+    let parks = store.parks_claims();
+    assert_eq!(parks, matches!(fx, Fx::Sqlite(_)));
+    let mut parked = store.claim_parked("default", 10, T0);
+    store
+        .accept(routed("+46700000009", "other"))
+        .wait()
+        .expect("accept");
+    let mut held = msg("+46700000008", 1);
+    held.held_until_ms = Some(T0 + 60_000);
+    store.accept(held).wait().expect("accept");
+    if !parks {
+        assert_eq!(parked.wait().expect("claim").len(), 0, "nothing ready");
+        let a = store.accept(msg("+46700000001", 1)).wait().expect("accept");
+        let got = store.claim_parked("default", 10, T0).wait().expect("claim");
+        assert_eq!(
+            got.iter().map(|p| p.part.message).collect::<Vec<_>>(),
+            [a.id]
+        );
+        return;
+    }
+    assert!(
+        answered(&mut parked).is_none(),
+        "answered by an accept for another route or a held message"
+    );
+    let a = store.accept(msg("+46700000001", 1)).wait().expect("accept");
+    // The answer went out with the accept's commit, before the accept's own answer.
+    let got = answered(&mut parked)
+        .expect("answered by the accept's commit")
+        .expect("claim");
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(
+        got[0].part,
+        PartRef {
+            message: a.id,
+            n: 1
+        }
+    );
+    assert_eq!(
+        (got[0].attempts, got[0].segment.as_slice()),
+        (1, &b"segment 0"[..])
+    );
+    // The claim's bookkeeping: in flight, not claimable again; acknowledged as usual.
+    assert!(claim_all(&store, "default").is_empty(), "claimed once");
+    assert_eq!(
+        ack(&store, got[0].part, "op-a", "P1", IdRule::Same),
+        MessageState::Submitted
+    );
+    // Parts already ready answer a parked claim in its own commit; the other route's parked
+    // claim takes the message accepted for it.
+    let ready = store.claim_parked("other", 10, T0).wait().expect("claim");
+    assert_eq!(ready.len(), 1, "{ready:?}");
+    assert_eq!(ready[0].to, "+46700000009");
+}
+
+/// Issue #20: a parked claim its caller gave up on claims nothing: the parts accepted after
+/// are claimable; and an answer already sent when the caller gives up is handed to it by
+/// `abandon`, never lost.
+fn an_abandoned_parked_claim_leaves_its_parts_claimable(fx: &Fx) {
+    let store = fx.open();
+    let parks = store.parks_claims();
+    assert_eq!(parks, matches!(fx, Fx::Sqlite(_)));
+    let parked = store.claim_parked("default", 10, T0);
+    // A write after it, awaited: the claim is parked (writes run in order) when given up.
+    store
+        .accept(routed("+46700000009", "other"))
+        .wait()
+        .expect("accept");
+    if parks {
+        assert!(parked.abandon().is_none(), "nothing was ready");
+    } else {
+        assert!(parked.wait().expect("claim").is_empty());
+    }
+    let a = store.accept(msg("+46700000001", 1)).wait().expect("accept");
+    let parts = claim_all(&store, "default");
+    assert_eq!(parts.len(), 1, "{parts:?}");
+    assert_eq!((parts[0].part.message, parts[0].attempts), (a.id, 1));
+    let m = store.message(a.id).wait().expect("read").expect("found");
+    assert_eq!(m.parts[0].state, PartState::Sending, "{m:?}");
+
+    // Given up after the answer was sent (SQLite: by the accept's commit): `abandon` returns it.
+    let parked = store.claim_parked("default", 10, T0);
+    let b = store.accept(msg("+46700000002", 1)).wait().expect("accept");
+    let mut taken: Vec<PartRef> = Vec::new();
+    // A claim that does not park is awaited (see `StoreBackend::claim_parked`).
+    let answer = if parks {
+        parked.abandon()
+    } else {
+        Some(parked.wait())
+    };
+    let answer = answer.expect("the answer sent with the accept's commit is taken");
+    taken.extend(answer.expect("claim").iter().map(|p| p.part));
+    taken.extend(claim_all(&store, "default").iter().map(|p| p.part));
+    assert_eq!(
+        taken,
+        [PartRef {
+            message: b.id,
+            n: 1
+        }],
+        "claimed exactly once"
+    );
+    if parks {
+        // Nothing stuck: every part is in flight under a claim someone holds or queued.
+        let m = store.message(b.id).wait().expect("read").expect("found");
+        assert_eq!(m.parts[0].state, PartState::Sending, "{m:?}");
+    }
 }

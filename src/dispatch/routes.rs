@@ -74,8 +74,8 @@ impl Dispatch {
 
     /// A batch of the route's ready parts; `Nothing` when there is nothing to do now (no SMSC
     /// of the route can transmit, the store refused, nothing is ready and the store does not
-    /// park claims). On a single node the claim is parked in the store until parts come (see
-    /// [`Self::wait_parked`]).
+    /// park claims). Where the store parks claims (SQLite), the claim waits there until parts
+    /// come (see [`Self::wait_parked`]).
     async fn claim(&self, state: &RouteState, route: &Route, stop: &CancellationToken) -> Claimed {
         let batch = route
             .tps
@@ -100,10 +100,15 @@ impl Dispatch {
             if !route.smsc.iter().any(|s| self.can_transmit(s)) {
                 return Claimed::Nothing;
             }
-            let parked = (self.store.backend()).claim_parked(&route.name, batch, now_ms());
-            match self.wait_parked(state, stop, parked).await {
-                Some(claimed) => claimed,
-                None => return Claimed::GaveUp,
+            let store = self.store.backend();
+            if !store.parks_claims() {
+                store.claim(&route.name, batch, now_ms()).await
+            } else {
+                let parked = store.claim_parked(&route.name, batch, now_ms());
+                match self.wait_parked(state, stop, parked).await {
+                    Some(claimed) => claimed,
+                    None => return Claimed::GaveUp,
+                }
             }
         };
         match claimed {

@@ -115,14 +115,21 @@ pub trait StoreBackend: Send + Sync + 'static {
     /// it after that commit, together with the write. So a route that waits for work costs no
     /// trip to the store per message: the accept's commit hands it its parts.
     ///
-    /// Resolves empty when the backend does not park (the default, PostgreSQL: exactly
-    /// [`Self::claim`]) or when a newer parked claim of `route` replaced this one: the caller
-    /// then waits for a wake-up as after an empty claim. One parked claim per route at most.
+    /// Resolves empty when a newer parked claim of `route` replaced this one (one parked claim
+    /// per route at most): the caller then waits for a wake-up as after an empty claim.
     /// A caller that stops waiting (a timeout, a bind came up, a stop) must call
     /// [`Pending::abandon`] and use the parts it returns; parts answered to a claim abandoned
-    /// a moment earlier go back to the queue (see `store/sqlite`).
+    /// a moment earlier go back to the queue (see `store/sqlite/write/parked.rs`).
+    ///
+    /// Only where [`Self::parks_claims`] says so; the default (PostgreSQL) is exactly
+    /// [`Self::claim`], whose answer must be awaited (given up on, its parts would stay in
+    /// flight).
     fn claim_parked(&self, route: &str, limit: usize, now_ms: i64) -> Pending<Vec<QueuedPart>> {
         self.claim(route, limit, now_ms)
+    }
+    /// Whether [`Self::claim_parked`] parks (and its answer may be abandoned). SQLite: yes.
+    fn parks_claims(&self) -> bool {
+        false
     }
     /// An SMSC acknowledged a part (`submit_sm_resp` status 0). On PostgreSQL this and
     /// [`Self::failed`] apply only while the part is in flight under the claim this instance

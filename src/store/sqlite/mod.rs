@@ -852,6 +852,10 @@ impl StoreBackend for SqliteStore {
         pending
     }
 
+    fn parks_claims(&self) -> bool {
+        true
+    }
+
     fn acked(&self, ack: Ack) -> Pending<AckResult> {
         self.submit_lazy(ack, |w, a| w.acked(a))
     }

@@ -121,7 +121,13 @@ impl Writer<'_> {
         }
         // A claim nobody waits for any more is dropped before it claims anything.
         self.parked.claims.retain(|_, c| !c.tx.is_closed());
-        let now = self.parked.claims.values().filter(|c| c.due).map(|c| c.now).max();
+        let now = self
+            .parked
+            .claims
+            .values()
+            .filter(|c| c.due)
+            .map(|c| c.now)
+            .max();
         if let Some(now) = now {
             self.wake_waiting(now)?;
         }
@@ -222,5 +228,135 @@ impl Writer<'_> {
                 tracing::error!(error = %e, parts = self.parked.orphans.len(), "claimed parts not handed back at close; recovery requeues them at the next open");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{NewMessage, NewPart, PartState, Settings};
+    use rusqlite::Connection;
+
+    const T0: i64 = 1_767_225_600_000;
+
+    fn store() -> Connection {
+        let mut conn = Connection::open_in_memory().expect("memory db");
+        crate::store::sqlite::migrate(&mut conn, std::path::Path::new(":memory:"))
+            .expect("migrates");
+        conn
+    }
+
+    fn message() -> NewMessage {
+        NewMessage {
+            to: "+46700000001".into(),
+            from: "ACME".into(),
+            route: "default".into(),
+            encoding: "gsm7".into(),
+            split: "udh8".into(),
+            options: "{}".into(),
+            text: "hello".into(),
+            parts: vec![NewPart {
+                data_coding: 0,
+                esm_class: 0,
+                segment: b"hello".to_vec(),
+                sar_ref: None,
+            }],
+            now_ms: T0,
+            ..NewMessage::default()
+        }
+    }
+
+    fn part_row(conn: &Connection) -> (PartState, i64) {
+        let (state, attempts): (i64, i64) = conn
+            .query_row("SELECT state, attempts FROM part", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .expect("one part");
+        (PartState::from_code(state).expect("state"), attempts)
+    }
+
+    fn transaction(w: &mut Writer<'_>, f: impl FnOnce(&mut Writer<'_>)) {
+        w.begin().expect("begin");
+        f(w);
+        w.before_commit().expect("parked claims run");
+        w.commit().expect("commit");
+        w.committed();
+    }
+
+    /// Interleaving 3 of the module docs: the route task closes its receiver after the writer
+    /// checked it and claimed for it, before the answer is sent. The part must not stay
+    /// `sending`: the next transaction puts it back, with the attempt given back, and a claim
+    /// takes it again as a first attempt.
+    #[test]
+    fn parts_answered_to_a_receiver_closed_after_the_check_go_back_to_the_queue() {
+        let conn = store();
+        let mut w = Writer::new(&conn, Settings::default()).expect("writer");
+        let (tx, mut rx) = oneshot::channel();
+        w.begin().expect("begin");
+        w.park("default", 10, T0, tx);
+        w.accept(&message()).map_err(|_| "accept").expect("accept");
+        w.before_commit().expect("parked claim runs");
+        assert_eq!(
+            part_row(&conn),
+            (PartState::Sending, 1),
+            "claimed for the parked claim"
+        );
+        rx.close(); // the task gives up now
+        w.commit().expect("commit");
+        w.committed();
+        assert!(
+            rx.try_recv().is_err(),
+            "nothing to read: the receiver was closed"
+        );
+        transaction(&mut w, |_| {});
+        assert_eq!(part_row(&conn), (PartState::Queued, 0), "back in the queue");
+        w.begin().expect("begin");
+        let again = w
+            .claim("default", 10, T0)
+            .map_err(|_| "claim")
+            .expect("claim");
+        w.commit().expect("commit");
+        w.committed();
+        assert_eq!((again.len(), again[0].attempts), (1, 1));
+    }
+
+    /// Interleaving 1: a receiver closed before the claim runs claims nothing.
+    #[test]
+    fn a_claim_given_up_before_it_runs_claims_nothing() {
+        let conn = store();
+        let mut w = Writer::new(&conn, Settings::default()).expect("writer");
+        let (tx, rx) = oneshot::channel();
+        transaction(&mut w, |w| w.park("default", 10, T0, tx));
+        drop(rx);
+        transaction(&mut w, |w| {
+            w.accept(&message()).map_err(|_| "accept").expect("accept");
+        });
+        assert_eq!(part_row(&conn), (PartState::Queued, 0));
+    }
+
+    /// Interleaving 4: a rolled-back transaction undoes the claim; the claim parks again and
+    /// takes the part at the next commit.
+    #[test]
+    fn a_rolled_back_answer_parks_again() {
+        let conn = store();
+        let mut w = Writer::new(&conn, Settings::default()).expect("writer");
+        transaction(&mut w, |w| {
+            w.accept(&message()).map_err(|_| "accept").expect("accept");
+        });
+        let (tx, mut rx) = oneshot::channel();
+        w.begin().expect("begin");
+        w.park("default", 10, T0, tx);
+        w.before_commit().expect("parked claim runs");
+        w.rollback();
+        w.rolled_back();
+        assert!(
+            rx.try_recv().is_err(),
+            "not answered by a rolled-back transaction"
+        );
+        assert_eq!(part_row(&conn), (PartState::Queued, 0));
+        transaction(&mut w, |_| {});
+        let got = rx.try_recv().expect("answered").expect("claim");
+        assert_eq!(got.len(), 1);
+        assert_eq!(part_row(&conn), (PartState::Sending, 1));
     }
 }
