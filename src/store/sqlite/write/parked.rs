@@ -43,6 +43,7 @@ use super::{JobError, Writer, sql};
 use crate::store::{PartRef, QueuedPart, StoreError};
 use rusqlite::params;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use tokio::sync::oneshot;
 
 /// Where a parked claim's answer goes.
@@ -200,11 +201,14 @@ impl Writer<'_> {
         let p = &mut self.parked;
         p.requeued = 0;
         for (route, claim, _) in p.answers.drain(..) {
-            if p.claims.contains_key(&route) {
+            match p.claims.entry(route) {
                 // Replaced in the same transaction: the older claim is answered empty.
-                let _ = claim.tx.send(Ok(Vec::new()));
-            } else {
-                p.claims.insert(route, claim);
+                Entry::Occupied(_) => {
+                    let _ = claim.tx.send(Ok(Vec::new()));
+                }
+                Entry::Vacant(v) => {
+                    v.insert(claim);
+                }
             }
         }
         p.claims.values_mut().for_each(|c| c.due = true);
