@@ -1942,6 +1942,18 @@ fn a_parked_claim_is_answered_by_the_commit_of_an_accept_for_its_route(fx: &Fx) 
         ack(&store, got[0].part, "op-a", "P1", IdRule::Same),
         MessageState::Submitted
     );
+    // Parked again right after: the writer said the route has nothing more ready, so the
+    // claim waits without a trip through the writer, and the next accept still answers it.
+    let mut again = store.claim_parked("default", 10, T0 + 1);
+    assert!(answered(&mut again).is_none(), "nothing ready");
+    let c = store.accept(msg("+46700000003", 1)).wait().expect("accept");
+    let got = answered(&mut again)
+        .expect("answered by the accept's commit")
+        .expect("claim");
+    assert_eq!(
+        got.iter().map(|p| p.part.message).collect::<Vec<_>>(),
+        [c.id]
+    );
     // Parts already ready answer a parked claim in its own commit; the other route's parked
     // claim takes the message accepted for it.
     let ready = store.claim_parked("other", 10, T0).wait().expect("claim");

@@ -250,6 +250,9 @@ pub struct SqliteStore {
     threads: Mutex<Vec<JoinHandle<()>>>,
     seq: watch::Receiver<i64>,
     capacity: usize,
+    /// The writer's parked claims: a claim parks here directly when the writer said its route
+    /// has nothing ready (see `write/parked.rs`).
+    parked: write::SharedBoard,
     /// Released by [`StoreBackend::close`] once the writer has stopped.
     lock: Mutex<Option<lock::StoreLock>>,
 }
@@ -346,7 +349,9 @@ impl SqliteStore {
         let (seq_tx, seq_rx) = watch::channel(last_seq);
         let (wtx, wrx) = mpsc::sync_channel::<Box<dyn Job>>(opts.queue_capacity.max(1));
         let wal = Arc::new(WalState::new());
-        let mut threads = vec![spawn_writer(conn, wrx, seq_tx, &opts, Arc::clone(&wal))?];
+        let parked = write::SharedBoard::default();
+        let writer = spawn_writer(conn, wrx, seq_tx, &opts, (Arc::clone(&wal), parked.clone()))?;
+        let mut threads = vec![writer];
         let (stop_tx, checkpointer) = spawn_checkpointer(&opts, wal)?;
         threads.push(checkpointer);
         let (rtx, readers) = spawn_readers(&opts)?;
@@ -359,6 +364,7 @@ impl SqliteStore {
                 threads: Mutex::new(threads),
                 seq: seq_rx,
                 capacity: opts.queue_capacity.max(1),
+                parked,
                 lock: Mutex::new(Some(lock)),
             },
             recovery,
@@ -475,7 +481,7 @@ fn spawn_writer(
     jobs: Receiver<Box<dyn Job>>,
     seq: watch::Sender<i64>,
     opts: &SqliteOptions,
-    wal: Arc<WalState>,
+    (wal, parked): (Arc<WalState>, write::SharedBoard),
 ) -> Result<JoinHandle<()>, StoreError> {
     let limits = BatchLimits {
         max_writes: opts.max_batch.max(1),
@@ -486,7 +492,10 @@ fn spawn_writer(
     std::thread::Builder::new()
         .name("store-writer".into())
         .spawn(move || match write::Writer::new(&conn, settings) {
-            Ok(writer) => writer_loop(writer, jobs, limits, seq, &wal),
+            Ok(mut writer) => {
+                writer.share_parked(parked);
+                writer_loop(writer, jobs, limits, seq, &wal)
+            }
             // Prepared fine a moment ago on the same connection; if it fails now, the
             // writes fail with `Closed` and the error is logged.
             Err(e) => tracing::error!(error = %e, "store writer could not start"),
@@ -843,6 +852,9 @@ impl StoreBackend for SqliteStore {
     /// Parked in the writer when nothing is ready (see `write/parked.rs`).
     fn claim_parked(&self, route: &str, limit: usize, now_ms: i64) -> Pending<Vec<QueuedPart>> {
         let (tx, pending) = Pending::channel();
+        let Some(tx) = write::park_idle(&self.parked, route, limit, now_ms, tx) else {
+            return pending;
+        };
         self.enqueue(Box::new(ParkJob {
             route: route.to_string(),
             limit,

@@ -9,7 +9,7 @@ mod caps;
 mod parked;
 pub(crate) mod receipts;
 
-pub(crate) use parked::ClaimTx;
+pub(crate) use parked::{ClaimTx, SharedBoard, park_idle};
 
 use super::JobError;
 use super::sql::{self, sql};
@@ -511,7 +511,7 @@ impl<'c> Writer<'c> {
         now: i64,
     ) -> Result<Vec<QueuedPart>, JobError> {
         self.wake_waiting(now)?;
-        self.take_ready(route, limit, now)
+        Ok(self.take_ready(route, limit, now)?.0)
     }
 
     /// Waiting parts whose time came go back to the queue (at most `WAKE_BATCH`, earliest
@@ -528,13 +528,14 @@ impl<'c> Writer<'c> {
     }
 
     /// The claim proper, after the wake-up: up to `limit` ready parts of `route` marked in
-    /// flight, those past their validity expired instead.
+    /// flight, those past their validity expired instead; and whether the route's queue may
+    /// hold more (the limit was reached).
     fn take_ready(
         &mut self,
         route: &str,
         limit: usize,
         now: i64,
-    ) -> Result<Vec<QueuedPart>, JobError> {
+    ) -> Result<(Vec<QueuedPart>, bool), JobError> {
         let mut out = Vec::with_capacity(limit.min(4096));
         {
             let st = &mut self.st.claim_select;
@@ -565,6 +566,7 @@ impl<'c> Writer<'c> {
                 });
             }
         }
+        let more = out.len() >= limit;
         let mut expired = Vec::new();
         {
             let send = &mut self.st.claim_send;
@@ -594,7 +596,7 @@ impl<'c> Writer<'c> {
                 self.state_event(id, change, now)?;
             }
         }
-        Ok(out)
+        Ok((out, more))
     }
 
     fn part_row(&mut self, p: PartRef) -> Result<PartState, JobError> {
@@ -999,6 +1001,7 @@ impl<'c> Writer<'c> {
         self.conn
             .prepare_cached("UPDATE message SET split = ?2, parts = ?3 WHERE id = ?1")?
             .execute(params![id.as_i64(), split, parts.len() as i64])?;
+        self.parts_ready(Some(&route), i64::MIN);
         Ok(())
     }
 

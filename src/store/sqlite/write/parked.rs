@@ -44,10 +44,17 @@ use crate::store::{PartRef, QueuedPart, StoreError};
 use rusqlite::params;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::oneshot;
 
 /// Where a parked claim's answer goes.
 pub(crate) type ClaimTx = oneshot::Sender<Result<Vec<QueuedPart>, StoreError>>;
+
+/// How recent (on the callers' clock, ms) the writer's word that a route has nothing ready
+/// must be for a claim to park without a trip through the writer: a parked claim waits for
+/// writes only, so parts readied by time (retries, held messages) are found by a claim that
+/// makes the trip; a route task gives up waiting after 100 ms, so its next claim makes it.
+pub(crate) const PARK_FRESH_MS: i64 = 50;
 
 struct Claim {
     limit: usize,
@@ -58,12 +65,58 @@ struct Claim {
     tx: ClaimTx,
 }
 
-/// The writer's parked claims (see the module docs).
+/// The parked claims, shared by the writer and the store's handle (see [`park_idle`]).
 #[derive(Default)]
-pub(crate) struct Parked {
+pub(crate) struct Board {
     claims: HashMap<String, Claim>,
+    /// Per route: the clock of the last parked claim that left nothing of the route ready,
+    /// removed by any write that may have readied parts of it since.
+    idle_since: HashMap<String, i64>,
     /// Some claim is due: the only check a transaction pays when nothing is parked or due.
     any_due: bool,
+}
+
+pub(crate) type SharedBoard = Arc<Mutex<Board>>;
+
+fn lock(board: &SharedBoard) -> MutexGuard<'_, Board> {
+    // A panic elsewhere while holding it leaves maps that are still consistent.
+    board.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The caller's side: parks a claim of `route` at once, without waking the writer, when the
+/// writer found nothing of the route ready less than [`PARK_FRESH_MS`] ago and no write
+/// readied parts of it since (the route task's claim right after sending what it got: at
+/// light load, the trip it saves is the one a parked claim would otherwise cost per message).
+/// Otherwise hands `tx` back: the claim must go to the writer as a write.
+pub(crate) fn park_idle(
+    board: &SharedBoard,
+    route: &str,
+    limit: usize,
+    now: i64,
+    tx: ClaimTx,
+) -> Option<ClaimTx> {
+    let mut b = lock(board);
+    match b.idle_since.get(route) {
+        Some(&at) if now.saturating_sub(at) < PARK_FRESH_MS => {}
+        _ => return Some(tx),
+    }
+    let claim = Claim {
+        limit,
+        now,
+        due: false,
+        tx,
+    };
+    if let Some(old) = b.claims.insert(route.to_owned(), claim) {
+        // It claimed nothing; its caller may have given up already.
+        let _ = old.tx.send(Ok(Vec::new()));
+    }
+    None
+}
+
+/// The writer's side of the parked claims (see the module docs).
+#[derive(Default)]
+pub(crate) struct Parked {
+    board: SharedBoard,
     /// Claims that found parts in this transaction, answered after its commit.
     answers: Vec<(String, Claim, Vec<QueuedPart>)>,
     /// Parts answered to a receiver that was closed: to go back to the queue.
@@ -73,6 +126,11 @@ pub(crate) struct Parked {
 }
 
 impl Writer<'_> {
+    /// Shares the parked claims with the store's handle (before the first write).
+    pub(crate) fn share_parked(&mut self, board: SharedBoard) {
+        self.parked.board = board;
+    }
+
     /// Parks a claim of `route`, due at the end of this transaction (after the batch's other
     /// writes, so it sees them). An older parked claim of the route is answered empty.
     pub(crate) fn park(&mut self, route: &str, limit: usize, now: i64, tx: ClaimTx) {
@@ -85,77 +143,88 @@ impl Writer<'_> {
             due: true,
             tx,
         };
-        if let Some(old) = self.parked.claims.insert(route.to_owned(), claim) {
-            // It claimed nothing; its caller may have given up already.
+        let mut b = lock(&self.parked.board);
+        if let Some(old) = b.claims.insert(route.to_owned(), claim) {
             let _ = old.tx.send(Ok(Vec::new()));
         }
-        self.parked.any_due = true;
+        b.any_due = true;
     }
 
     /// A write in this transaction may have made parts ready: of `route`, or of any route
     /// (`None`). At `now` (the write's time), which the claims it makes due go on with.
     pub(crate) fn parts_ready(&mut self, route: Option<&str>, now: i64) {
-        let p = &mut self.parked;
-        if p.claims.is_empty() {
-            return;
-        }
+        let mut b = lock(&self.parked.board);
+        let b = &mut *b;
         let mark = |c: &mut Claim| {
             c.due = true;
             c.now = c.now.max(now);
         };
         match route {
-            Some(r) => match p.claims.get_mut(r) {
-                Some(c) => mark(c),
-                None => return,
-            },
-            None => p.claims.values_mut().for_each(mark),
+            Some(r) => {
+                if !b.idle_since.is_empty() {
+                    b.idle_since.remove(r);
+                }
+                match b.claims.get_mut(r) {
+                    Some(c) => mark(c),
+                    None => return,
+                }
+            }
+            None => {
+                b.idle_since.clear();
+                b.claims.values_mut().for_each(mark);
+            }
         }
-        p.any_due = true;
+        b.any_due |= !b.claims.is_empty();
     }
 
     /// Last in every transaction, before its commit: puts orphans back in the queue, then runs
     /// the parked claims that are due (the waiting parts' wake-up once, then each claim).
     pub(crate) fn before_commit(&mut self) -> rusqlite::Result<()> {
         self.requeue_orphans()?;
-        if !self.parked.any_due {
-            return Ok(());
-        }
-        // A claim nobody waits for any more is dropped before it claims anything.
-        self.parked.claims.retain(|_, c| !c.tx.is_closed());
-        let now = self
-            .parked
-            .claims
-            .values()
-            .filter(|c| c.due)
-            .map(|c| c.now)
-            .max();
+        let board = Arc::clone(&self.parked.board);
+        let now = {
+            let mut b = lock(&board);
+            if !b.any_due {
+                return Ok(());
+            }
+            // A claim nobody waits for any more is dropped before it claims anything.
+            b.claims.retain(|_, c| !c.tx.is_closed());
+            b.claims.values().filter(|c| c.due).map(|c| c.now).max()
+        };
         if let Some(now) = now {
             self.wake_waiting(now)?;
         }
-        self.parked.any_due = false;
-        let due: Vec<String> = (self.parked.claims.iter())
+        let mut b = lock(&board);
+        b.any_due = false;
+        let due: Vec<String> = (b.claims.iter())
             .filter(|(_, c)| c.due)
             .map(|(r, _)| r.clone())
             .collect();
         for route in due {
-            let Some(c) = self.parked.claims.get_mut(&route) else {
+            let Some(c) = b.claims.get_mut(&route) else {
                 continue;
             };
             c.due = false;
             let (limit, now) = (c.limit, c.now);
-            match self.take_ready(&route, limit, now) {
-                Ok(parts) if parts.is_empty() => {}
-                Ok(parts) => {
-                    if let Some(c) = self.parked.claims.remove(&route) {
-                        self.parked.answers.push((route, c, parts));
-                    }
-                }
+            let (parts, more) = match self.take_ready(&route, limit, now) {
+                Ok(taken) => taken,
                 Err(JobError::Db(e)) => return Err(e),
                 Err(JobError::Domain(e)) => {
-                    if let Some(c) = self.parked.claims.remove(&route) {
+                    if let Some(c) = b.claims.remove(&route) {
                         let _ = c.tx.send(Err(e));
                     }
+                    continue;
                 }
+            };
+            if more {
+                b.idle_since.remove(&route);
+            } else {
+                b.idle_since.insert(route.clone(), now);
+            }
+            if !parts.is_empty()
+                && let Some(c) = b.claims.remove(&route)
+            {
+                self.parked.answers.push((route, c, parts));
             }
         }
         Ok(())
@@ -195,13 +264,14 @@ impl Writer<'_> {
         }
     }
 
-    /// After a rollback: what the answers claimed was undone; their claims park again, and
-    /// every parked claim runs again at the next transaction.
+    /// After a rollback: what the answers claimed was undone; their claims park again, every
+    /// parked claim runs again at the next transaction, and no route is known to be idle.
     pub(crate) fn parked_rolled_back(&mut self) {
         let p = &mut self.parked;
         p.requeued = 0;
+        let mut b = lock(&p.board);
         for (route, claim, _) in p.answers.drain(..) {
-            match p.claims.entry(route) {
+            match b.claims.entry(route) {
                 // Replaced in the same transaction: the older claim is answered empty.
                 Entry::Occupied(_) => {
                     let _ = claim.tx.send(Ok(Vec::new()));
@@ -211,15 +281,20 @@ impl Writer<'_> {
                 }
             }
         }
-        p.claims.values_mut().for_each(|c| c.due = true);
-        p.any_due = !p.claims.is_empty();
+        b.claims.values_mut().for_each(|c| c.due = true);
+        b.any_due = !b.claims.is_empty();
+        b.idle_since.clear();
     }
 
     /// At close, after the last write: parked claims are dropped (their receivers see the store
     /// closed) and orphans go back to the queue in a transaction of their own.
     pub(crate) fn close_parked(&mut self) {
-        self.parked.claims.clear();
-        self.parked.any_due = false;
+        {
+            let mut b = lock(&self.parked.board);
+            b.claims.clear();
+            b.idle_since.clear();
+            b.any_due = false;
+        }
         if self.parked.orphans.is_empty() {
             return;
         }
