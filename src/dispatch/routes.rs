@@ -5,7 +5,10 @@
 //! route's failover order, skipping SMSCs that refused the part or whose circuit is open) and
 //! handing the `submit_sm` to that SMSC's sessions. What happens after that is in
 //! [`outcomes`](super::outcomes). Must never hold more than one claim batch, and never drop a
-//! claimed part: it is sent, or its result (re-queued, failed for good) is written.
+//! claimed part: it is sent, or its result (re-queued, failed for good) is written. Where the
+//! store parks claims (SQLite), the task waits on its parked claim rather than on accepts'
+//! wake-ups, and a claim it gives up is abandoned, never dropped unread (see
+//! [`Dispatch::wait_parked`]).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -14,6 +14,9 @@
 //! messages/s this turns about four commits per message (each a WAL append of every page it
 //! touched, a file lock and two thread wake-ups) into about one; under load the queue is never
 //! empty and nothing lingers. Every write is still answered only after its commit.
+//! Parked claims: a route's claim that finds nothing ready waits in the writer's memory and runs
+//! again at the end of each transaction that may have readied parts of its route, answered after
+//! that commit (see `write/parked.rs`, which also lists every interleaving with its caller).
 //! If a write hits a database error that is not a storage condition (a bug), the batch is rolled
 //! back and replayed one write per transaction so only the faulty write fails. Storage conditions
 //! (disk full, read-only, I/O) fail the whole batch with [`StoreError::Unavailable`]; the next

@@ -7,7 +7,8 @@
 //! The claim is the plain claim's (`Writer::claim`: same statements, order, expiry and
 //! `claimed` bookkeeping); only when it runs changes.
 //!
-//! Owns the parked claims (at most one per route), the answers waiting for their commit, and
+//! Owns the parked claims (at most one per route; a board shared with the store's handle), the
+//! routes known to have nothing ready, the answers waiting for their commit, and
 //! the parts of answers that nobody will read ("orphans"). Must never drop claimed parts
 //! (orphans go back to the queue) and must cost nothing when no claim is parked (the common
 //! case under load: a route task then always finds parts).
@@ -35,9 +36,17 @@
 //! 6. The store closes with claims parked: they are dropped unanswered (their receivers see
 //!    `Closed`; the route tasks are stopped before the store closes).
 //!
+//! 7. The claim parks without a trip through the writer ([`park_idle`], the route task's claim
+//!    right after it sent what it got): only when the writer found nothing of the route ready
+//!    less than [`PARK_FRESH_MS`] ago and no write readied parts of it since. Both sides hold
+//!    the board's mutex: a write that readies parts of the route clears that mark before the
+//!    caller looks (the caller then makes the trip) or finds the claim parked and makes it due
+//!    (this transaction runs it). A rollback clears every mark.
+//!
 //! A parked claim waits for writes only: parts that become ready with time (a retry's or a
-//! held message's `ready_at`) are found by the route task's next claim after its idle timeout,
-//! as before.
+//! held message's `ready_at`) are found by the waiting parts' wake-up of any transaction that
+//! runs a parked claim, or by the route task's next claim after its idle timeout (by then the
+//! mark of 7. is stale, so that claim makes the trip and runs the wake-up).
 
 use super::{JobError, Writer, sql};
 use crate::store::{PartRef, QueuedPart, StoreError};
