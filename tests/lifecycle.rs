@@ -8,8 +8,6 @@
 //!   `smppd_dispatch_side_state` returns to 0.
 //! - Parts still waiting in a bind's queue at a graceful stop never left: after a restart they
 //!   are not marked as possible duplicates; those that reached the SMSC are.
-//! - Parked claims (issue #20): messages sent one at a time reach an SMSC at once, also after
-//!   the binds came back, and a stop with a claim parked requeues nothing.
 //! - The parts of a concatenated MO are durable before their `deliver_sm_resp`: a SIGKILL
 //!   between the parts loses nothing; a set given up is recorded as `incomplete`.
 
@@ -297,107 +295,6 @@ async fn parts_still_queued_for_a_bind_at_a_stop_are_not_marked_as_possible_dupl
         unmarked_wrongly.is_empty(),
         "in flight at the stop, yet not marked: {unmarked_wrongly:?}"
     );
-}
-
-/// Parts the two SMSCs received so far.
-fn submits(smscs: &Smscs) -> u64 {
-    smscs.a.sim.stats().submits + smscs.b.sim.stats().submits
-}
-
-/// Whether no bind of any SMSC is up (status op).
-async fn all_binds_down(d: &Daemon) -> bool {
-    let v = d.call(json!({"op":"status"})).await;
-    v["smscs"].as_array().is_some_and(|list| {
-        list.iter().all(|s| {
-            s["binds"]
-                .as_array()
-                .is_some_and(|b| b.iter().all(|b| b["state"] != "Bound"))
-        })
-    })
-}
-
-/// Issue #20, parked claims: at light load a route task waits on a claim parked in the store,
-/// which the accept's commit answers. Messages sent one at a time reach an SMSC at once (not
-/// at the route's idle poll of 100 ms, which is when a parked claim nobody answered would be
-/// given up and claimed again); a message accepted while no bind is up goes when one comes
-/// up; a graceful stop with the claim parked leaves nothing to requeue: after a restart no
-/// message is sent again and none is marked a possible duplicate.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn parked_claims_send_at_once_survive_binds_coming_late_and_a_stop() {
-    let smscs = Smscs::start().await;
-    smscs.command("receipts off");
-    let mut d = smscs.daemon("", "").start().await;
-    d.wait_bound().await;
-    let mut ids = Vec::new();
-    let mut prompt = 0;
-    for i in 0..20 {
-        let before = submits(&smscs);
-        ids.push(submit(&d, "+46701230007", &format!("light {i:02}"), json!({})).await);
-        let sent = Instant::now();
-        until("the part at an SMSC", Duration::from_secs(5), || {
-            submits(&smscs) > before
-        })
-        .await;
-        if sent.elapsed() < Duration::from_millis(30) {
-            prompt += 1;
-        }
-        // Apart, so that the route waits (parked) between messages.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(
-        prompt >= 14,
-        "only {prompt} of 20 messages reached an SMSC within 30 ms of their accept"
-    );
-
-    // Every bind down; a message accepted now goes when a bind comes back.
-    for s in smscs.all() {
-        s.sim
-            .update_faults(|f| f.reject_binds = Some(smppd::pdu::CommandStatus::ESME_RBINDFAIL));
-        s.sim.drop_connections();
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !all_binds_down(&d).await {
-        assert!(Instant::now() < deadline, "binds still up");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let before = submits(&smscs);
-    ids.push(submit(&d, "+46701230007", "late bind", json!({})).await);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(submits(&smscs), before, "sent with no bind up");
-    for s in smscs.all() {
-        s.sim.update_faults(|f| f.reject_binds = None);
-    }
-    until("the late part at an SMSC", Duration::from_secs(10), || {
-        submits(&smscs) > before
-    })
-    .await;
-    for id in &ids {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let v = d.call(json!({"op":"query","id":id})).await;
-            if v["message"]["state"] == "submitted" {
-                break;
-            }
-            assert!(Instant::now() < deadline, "not acknowledged: {v}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    // Stopped while the route waits on a parked claim, restarted: nothing goes again.
-    tokio::time::sleep(Duration::from_millis(250)).await;
-    let sent = submits(&smscs);
-    d.terminate();
-    d.spawn().await;
-    d.wait_bound().await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(submits(&smscs), sent, "a part went again after the restart");
-    let reported = reports_json(&d.db, &["--limit", "1000"]);
-    assert_eq!(reported.len(), ids.len());
-    for m in reported {
-        assert_eq!(m["state"], "submitted", "{m}");
-        assert_eq!(m["parts"][0]["maybe_duplicate"], false, "{m}");
-        assert_eq!(m["parts"][0]["attempts"], 1, "{m}");
-    }
 }
 
 /// Subscribes from the start and collects `mo` events until `n` came (or panics after 10 s).

@@ -64,7 +64,7 @@ use outcomes::InFlight;
 /// Parts claimed from the store at once per route (fewer when the route is rate-limited).
 const CLAIM_BATCH: usize = 256;
 /// How long an idle route waits before looking at the store again (retries become due, parts
-/// accepted by another path); new accepts wake it at once (or answer its parked claim).
+/// accepted by another path); new accepts wake it at once.
 const IDLE_POLL: Duration = Duration::from_millis(100);
 /// First retry delay after a temporary SMSC error; doubles per attempt up to [`RETRY_MAX`].
 const RETRY_MIN: Duration = Duration::from_secs(1);
@@ -120,16 +120,11 @@ pub struct Dispatch {
     route_budget: RwLock<Option<Arc<crate::cluster::budget::RouteBudget>>>,
 }
 
-/// Per-route pacing and wake-ups.
+/// Per-route pacing and wake-up.
 pub struct RouteState {
     pub name: Arc<str>,
     bucket: Option<DefaultDirectRateLimiter>,
-    /// Parts of the route became ready (accepted, requeued): heard by an idle task only; one
-    /// waiting on a parked claim hears it from the store, in the commit that readied them.
     wake: Notify,
-    /// What the task can send changed (a bind came up, a reload): heard by a task waiting on a
-    /// parked claim too, which then claims again.
-    rouse: Notify,
 }
 
 fn limiter(tps: u32, burst: u32) -> Option<DefaultDirectRateLimiter> {
@@ -261,12 +256,11 @@ impl Dispatch {
         }
     }
 
-    /// Rouses every route's task (a bind came up, a reload changed rates or SMSC lists), also
-    /// one waiting on a parked claim.
+    /// Wakes every route's task (a bind came up, a reload changed rates or SMSC lists).
     fn wake_all(&self) {
         let all: Vec<Arc<RouteState>> = lock(&self.routes, "routes").values().cloned().collect();
         for r in all {
-            r.rouse.notify_one();
+            r.wake.notify_one();
         }
     }
 
@@ -311,7 +305,6 @@ impl RouteState {
             name: Arc::from(route.name.as_str()),
             bucket: route.tps.and_then(|t| limiter(t, route.burst)),
             wake: Notify::new(),
-            rouse: Notify::new(),
         }
     }
 }

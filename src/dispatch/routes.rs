@@ -5,10 +5,7 @@
 //! route's failover order, skipping SMSCs that refused the part or whose circuit is open) and
 //! handing the `submit_sm` to that SMSC's sessions. What happens after that is in
 //! [`outcomes`](super::outcomes). Must never hold more than one claim batch, and never drop a
-//! claimed part: it is sent, or its result (re-queued, failed for good) is written. Where the
-//! store parks claims (SQLite), the task waits on its parked claim rather than on accepts'
-//! wake-ups, and a claim it gives up is abandoned, never dropped unread (see
-//! [`Dispatch::wait_parked`]).
+//! claimed part: it is sent, or its result (re-queued, failed for good) is written.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -21,16 +18,7 @@ use super::outcomes::InFlight;
 use super::{CLAIM_BATCH, Dispatch, IDLE_POLL, RouteState, now_ms, submit_sm, until_ready};
 use crate::config::Route;
 use crate::session::{Job, JobBody, Validity};
-use crate::store::{Disposition, Failure, Pending, QueuedPart, StoreError};
-
-/// What a route's claim came back with.
-enum Claimed {
-    Parts(Vec<QueuedPart>),
-    /// Nothing to send now: wait for a wake-up.
-    Nothing,
-    /// Gave up waiting on a parked claim (already waited): claim again at once.
-    GaveUp,
-}
+use crate::store::{Disposition, Failure, QueuedPart};
 
 impl Dispatch {
     /// Claims and sends the route's parts until `stop` is cancelled or the route is removed.
@@ -47,13 +35,9 @@ impl Dispatch {
             let Some(route) = cfg.routes.iter().find(|r| r.name == name).cloned() else {
                 return; // removed by a reload
             };
-            let parts = match self.claim(&state, &route, &stop).await {
-                Claimed::Parts(parts) => parts,
-                Claimed::Nothing => {
-                    self.idle(&state, &stop).await;
-                    continue;
-                }
-                Claimed::GaveUp => continue,
+            let Some(parts) = self.claim(&route).await else {
+                self.idle(&state, &stop).await;
+                continue;
             };
             // In a cluster the route's rate is shared: parts go out as its budget grants them.
             let mut granted = 0;
@@ -75,11 +59,9 @@ impl Dispatch {
         }
     }
 
-    /// A batch of the route's ready parts; `Nothing` when there is nothing to do now (no SMSC
-    /// of the route can transmit, the store refused, nothing is ready and the store does not
-    /// park claims). Where the store parks claims (SQLite), the claim waits there until parts
-    /// come (see [`Self::wait_parked`]).
-    async fn claim(&self, state: &RouteState, route: &Route, stop: &CancellationToken) -> Claimed {
+    /// A batch of the route's ready parts; `None` when there is nothing to do now (no SMSC of
+    /// the route can transmit, the store refused, nothing is ready).
+    async fn claim(&self, route: &Route) -> Option<Vec<QueuedPart>> {
         let batch = route
             .tps
             .map_or(CLAIM_BATCH, |t| (t as usize / 10).clamp(1, CLAIM_BATCH));
@@ -88,7 +70,7 @@ impl Dispatch {
             self.retarget_unusable(route).await;
             let owned = self.owned_usable(route);
             if owned.is_empty() {
-                return Claimed::Nothing;
+                return None;
             }
             let started = Instant::now();
             let claimed = self
@@ -101,58 +83,27 @@ impl Dispatch {
             claimed
         } else {
             if !route.smsc.iter().any(|s| self.can_transmit(s)) {
-                return Claimed::Nothing;
+                return None;
             }
-            let store = self.store.backend();
-            if !store.parks_claims() {
-                store.claim(&route.name, batch, now_ms()).await
-            } else {
-                let parked = store.claim_parked(&route.name, batch, now_ms());
-                match self.wait_parked(state, stop, parked).await {
-                    Some(claimed) => claimed,
-                    None => return Claimed::GaveUp,
-                }
-            }
+            self.store
+                .backend()
+                .claim(&route.name, batch, now_ms())
+                .await
         };
         match claimed {
-            Ok(p) if p.is_empty() => Claimed::Nothing,
-            Ok(p) => Claimed::Parts(p),
+            Ok(p) if p.is_empty() => None,
+            Ok(p) => Some(p),
             Err(e) => {
                 tracing::warn!(route = %route.name, error = %e, "cannot claim parts from the store");
-                Claimed::Nothing
+                None
             }
         }
     }
 
-    /// Waits for a parked claim's answer: the store answers it in the commit that readied
-    /// parts of the route (an accept for it, a requeue), so accepts need not wake this task.
-    /// Gives up on the stop, on a rouse (a bind came up, a reload: what can be sent changed)
-    /// and after [`IDLE_POLL`] (parts whose retry or hold time came are found by claiming
-    /// again). Giving up closes the answer's channel and takes an answer already sent: parts
-    /// the store claimed are never dropped unread (see `store/sqlite/write/parked.rs` for the
-    /// store's side of every interleaving). `None`: gave up, nothing was answered.
-    async fn wait_parked(
-        &self,
-        state: &RouteState,
-        stop: &CancellationToken,
-        mut parked: Pending<Vec<QueuedPart>>,
-    ) -> Option<Result<Vec<QueuedPart>, StoreError>> {
-        tokio::select! {
-            answer = &mut parked => return Some(answer),
-            _ = stop.cancelled() => {}
-            _ = state.rouse.notified() => {}
-            _ = tokio::time::sleep(IDLE_POLL) => {}
-        }
-        parked.abandon()
-    }
-
-    /// After an empty claim: until the route is woken (parts accepted or requeued, for a store
-    /// that does not park claims), roused, stopped, or [`IDLE_POLL`] passed.
     async fn idle(&self, state: &RouteState, stop: &CancellationToken) {
         tokio::select! {
             _ = stop.cancelled() => {}
             _ = state.wake.notified() => {}
-            _ = state.rouse.notified() => {}
             _ = tokio::time::sleep(IDLE_POLL) => {}
         }
     }

@@ -69,15 +69,6 @@ impl<T> Pending<T> {
     pub fn wait(self) -> Result<T, StoreError> {
         self.rx.blocking_recv().unwrap_or(Err(StoreError::Closed))
     }
-
-    /// Gives up waiting: closes the channel, so the backend sees nobody will read an answer
-    /// sent from now on, and returns the answer if it was sent before the close. A caller
-    /// that stops waiting on a [`StoreBackend::claim_parked`] must take that answer (claimed
-    /// parts are in flight: they must be sent or handed back), never drop it unread.
-    pub fn abandon(mut self) -> Option<Result<T, StoreError>> {
-        self.rx.close();
-        self.rx.try_recv().ok()
-    }
 }
 
 impl<T> Future for Pending<T> {
@@ -108,29 +99,6 @@ pub trait StoreBackend: Send + Sync + 'static {
     /// PostgreSQL's plain `claim` ignores the parts' targets: the cluster uses
     /// [`Self::claim_owned`].
     fn claim(&self, route: &str, limit: usize, now_ms: i64) -> Pending<Vec<QueuedPart>>;
-    /// A claim that waits in the store when nothing is ready: like [`Self::claim`] (same parts,
-    /// order, expiry and bookkeeping), but when it finds nothing ready it is *parked*, and the
-    /// backend runs it again in the transaction of each later write that may have made parts
-    /// of `route` ready (an accept for the route, a requeue, a retry that is due) and answers
-    /// it after that commit, together with the write. So a route that waits for work costs no
-    /// trip to the store per message: the accept's commit hands it its parts.
-    ///
-    /// Resolves empty when a newer parked claim of `route` replaced this one (one parked claim
-    /// per route at most): the caller then waits for a wake-up as after an empty claim.
-    /// A caller that stops waiting (a timeout, a bind came up, a stop) must call
-    /// [`Pending::abandon`] and use the parts it returns; parts answered to a claim abandoned
-    /// a moment earlier go back to the queue (see `store/sqlite/write/parked.rs`).
-    ///
-    /// Only where [`Self::parks_claims`] says so; the default (PostgreSQL) is exactly
-    /// [`Self::claim`], whose answer must be awaited (given up on, its parts would stay in
-    /// flight).
-    fn claim_parked(&self, route: &str, limit: usize, now_ms: i64) -> Pending<Vec<QueuedPart>> {
-        self.claim(route, limit, now_ms)
-    }
-    /// Whether [`Self::claim_parked`] parks (and its answer may be abandoned). SQLite: yes.
-    fn parks_claims(&self) -> bool {
-        false
-    }
     /// An SMSC acknowledged a part (`submit_sm_resp` status 0). On PostgreSQL this and
     /// [`Self::failed`] apply only while the part is in flight under the claim this instance
     /// made (name and lease epoch); a stale answer changes nothing, is logged at warn, and

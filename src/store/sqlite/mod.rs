@@ -14,9 +14,6 @@
 //! messages/s this turns about four commits per message (each a WAL append of every page it
 //! touched, a file lock and two thread wake-ups) into about one; under load the queue is never
 //! empty and nothing lingers. Every write is still answered only after its commit.
-//! Parked claims: a route's claim that finds nothing ready waits in the writer's memory and runs
-//! again at the end of each transaction that may have readied parts of its route, answered after
-//! that commit (see `write/parked.rs`, which also lists every interleaving with its caller).
 //! If a write hits a database error that is not a storage condition (a bug), the batch is rolled
 //! back and replayed one write per transaction so only the faulty write fails. Storage conditions
 //! (disk full, read-only, I/O) fail the whole batch with [`StoreError::Unavailable`]; the next
@@ -148,39 +145,6 @@ where
     }
 }
 
-/// A parked claim's write (see `write/parked.rs`): hands the claim to the writer, which runs
-/// it at the end of this transaction (after the batch's other writes) and at the end of every
-/// later one that may ready parts of its route, and answers it after the first commit in
-/// which it found parts.
-struct ParkJob {
-    route: String,
-    limit: usize,
-    now: i64,
-    tx: Option<write::ClaimTx>,
-}
-
-impl Job for ParkJob {
-    fn run(&mut self, w: &mut write::Writer<'_>) -> Result<(), rusqlite::Error> {
-        // Once parked it belongs to the writer (a replayed batch runs this again: no-op).
-        if let Some(tx) = self.tx.take() {
-            w.park(&self.route, self.limit, self.now, tx);
-        }
-        Ok(())
-    }
-
-    fn finish(self: Box<Self>, failure: Option<StoreError>) {
-        // Still here only when refused before it ran (store closed, queue full, no BEGIN).
-        if let Some(tx) = self.tx {
-            let e = failure.unwrap_or_else(|| StoreError::Internal("claim was not run".into()));
-            let _ = tx.send(Err(e));
-        }
-    }
-
-    fn lazy(&self) -> bool {
-        true
-    }
-}
-
 type ReadJob = Box<dyn FnOnce(&mut Reader) + Send>;
 
 /// The readers' shared queue. A condition variable wakes exactly one idle reader per job (the
@@ -253,9 +217,6 @@ pub struct SqliteStore {
     threads: Mutex<Vec<JoinHandle<()>>>,
     seq: watch::Receiver<i64>,
     capacity: usize,
-    /// The writer's parked claims: a claim parks here directly when the writer said its route
-    /// has nothing ready (see `write/parked.rs`).
-    parked: write::SharedBoard,
     /// Released by [`StoreBackend::close`] once the writer has stopped.
     lock: Mutex<Option<lock::StoreLock>>,
 }
@@ -352,9 +313,7 @@ impl SqliteStore {
         let (seq_tx, seq_rx) = watch::channel(last_seq);
         let (wtx, wrx) = mpsc::sync_channel::<Box<dyn Job>>(opts.queue_capacity.max(1));
         let wal = Arc::new(WalState::new());
-        let parked = write::SharedBoard::default();
-        let writer = spawn_writer(conn, wrx, seq_tx, &opts, (Arc::clone(&wal), parked.clone()))?;
-        let mut threads = vec![writer];
+        let mut threads = vec![spawn_writer(conn, wrx, seq_tx, &opts, Arc::clone(&wal))?];
         let (stop_tx, checkpointer) = spawn_checkpointer(&opts, wal)?;
         threads.push(checkpointer);
         let (rtx, readers) = spawn_readers(&opts)?;
@@ -367,7 +326,6 @@ impl SqliteStore {
                 threads: Mutex::new(threads),
                 seq: seq_rx,
                 capacity: opts.queue_capacity.max(1),
-                parked,
                 lock: Mutex::new(Some(lock)),
             },
             recovery,
@@ -401,22 +359,17 @@ impl SqliteStore {
         F: for<'w> FnMut(&mut write::Writer<'w>, &I) -> Result<O, JobError> + Send + 'static,
     {
         let (tx, pending) = Pending::channel();
-        self.enqueue(Box::new(JobImpl {
+        let job: Box<dyn Job> = Box::new(JobImpl {
             input,
             f,
             out: None,
             tx,
             lazy,
-        }));
-        pending
-    }
-
-    /// Hands a write to the writer thread, or refuses it at once (closed, queue full).
-    fn enqueue(&self, job: Box<dyn Job>) {
+        });
         let guard = self.writes.lock().unwrap_or_else(|p| p.into_inner());
         let Some(sender) = guard.as_ref() else {
             job.finish(Some(StoreError::Closed));
-            return;
+            return pending;
         };
         match sender.try_send(job) {
             Ok(()) => {}
@@ -425,6 +378,7 @@ impl SqliteStore {
             })),
             Err(TrySendError::Disconnected(job)) => job.finish(Some(StoreError::Closed)),
         }
+        pending
     }
 
     fn read<O, F>(&self, f: F) -> Pending<O>
@@ -484,7 +438,7 @@ fn spawn_writer(
     jobs: Receiver<Box<dyn Job>>,
     seq: watch::Sender<i64>,
     opts: &SqliteOptions,
-    (wal, parked): (Arc<WalState>, write::SharedBoard),
+    wal: Arc<WalState>,
 ) -> Result<JoinHandle<()>, StoreError> {
     let limits = BatchLimits {
         max_writes: opts.max_batch.max(1),
@@ -495,10 +449,7 @@ fn spawn_writer(
     std::thread::Builder::new()
         .name("store-writer".into())
         .spawn(move || match write::Writer::new(&conn, settings) {
-            Ok(mut writer) => {
-                writer.share_parked(parked);
-                writer_loop(writer, jobs, limits, seq, &wal)
-            }
+            Ok(writer) => writer_loop(writer, jobs, limits, seq, &wal),
             // Prepared fine a moment ago on the same connection; if it fails now, the
             // writes fail with `Closed` and the error is logged.
             Err(e) => tracing::error!(error = %e, "store writer could not start"),
@@ -589,9 +540,7 @@ fn writer_loop(
         }
         maybe_reset_wal(&mut w, wal);
     }
-    // Every sender is gone: claimed parts nobody took go back, then a checkpoint so the
-    // file is self-contained at rest.
-    w.close_parked();
+    // Every sender is gone: checkpoint so the file is self-contained at rest.
     w.checkpoint();
 }
 
@@ -655,11 +604,6 @@ fn fill_and_run(
             Ok(job) => batch.push(job),
             Err(_) => break,
         }
-    }
-    // Last, so the parked claims see every write of the batch (see `write/parked.rs`).
-    if let Err(e) = w.before_commit() {
-        w.rollback();
-        return Err(e);
     }
     let committing = std::time::Instant::now();
     if let Err(e) = w.commit() {
@@ -828,7 +772,7 @@ fn try_batch(w: &mut write::Writer<'_>, jobs: &mut [Box<dyn Job>]) -> Result<(),
             return Err(e);
         }
     }
-    if let Err(e) = w.before_commit().and_then(|()| w.commit()) {
+    if let Err(e) = w.commit() {
         w.rollback();
         return Err(e);
     }
@@ -850,25 +794,6 @@ impl StoreBackend for SqliteStore {
         self.submit_lazy((route.to_string(), limit, now_ms), |w, (r, l, n)| {
             w.claim(r, *l, *n)
         })
-    }
-
-    /// Parked in the writer when nothing is ready (see `write/parked.rs`).
-    fn claim_parked(&self, route: &str, limit: usize, now_ms: i64) -> Pending<Vec<QueuedPart>> {
-        let (tx, pending) = Pending::channel();
-        let Some(tx) = write::park_idle(&self.parked, route, limit, now_ms, tx) else {
-            return pending;
-        };
-        self.enqueue(Box::new(ParkJob {
-            route: route.to_string(),
-            limit,
-            now: now_ms,
-            tx: Some(tx),
-        }));
-        pending
-    }
-
-    fn parks_claims(&self) -> bool {
-        true
     }
 
     fn acked(&self, ack: Ack) -> Pending<AckResult> {

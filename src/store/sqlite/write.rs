@@ -6,10 +6,7 @@
 //! before the insert, counted after it, in the same transaction) in `caps`.
 
 mod caps;
-mod parked;
 pub(crate) mod receipts;
-
-pub(crate) use parked::{ClaimTx, SharedBoard, park_idle};
 
 use super::JobError;
 use super::sql::{self, sql};
@@ -112,8 +109,6 @@ pub(crate) struct Writer<'c> {
     /// (parts, dlr) of parts handed out by `claim` and not yet answered, so the acknowledgement
     /// (hot path) needs no read. At most `CLAIMED_MAX` entries; a part not in it is read.
     claimed: HashMap<(i64, u8), (i64, bool)>,
-    /// Claims waiting for parts of their route (see `parked`).
-    parked: parked::Parked,
 }
 
 /// Bound on [`Writer::claimed`] (in-flight parts are bounded by the SMPP windows, far below).
@@ -168,7 +163,6 @@ impl<'c> Writer<'c> {
             pending_settings: None,
             held,
             claimed: HashMap::new(),
-            parked: parked::Parked::default(),
         })
     }
 
@@ -192,7 +186,6 @@ impl<'c> Writer<'c> {
     }
 
     pub(crate) fn committed(&mut self) {
-        self.answer_parked();
         if let Some(s) = self.pending_settings.take()
             && let Err(e) = super::apply_settings(self.conn, &s)
         {
@@ -204,7 +197,6 @@ impl<'c> Writer<'c> {
     }
 
     pub(crate) fn rolled_back(&mut self) {
-        self.parked_rolled_back();
         self.batch_seq = None;
         self.pending_settings = None;
     }
@@ -444,11 +436,6 @@ impl<'c> Writer<'c> {
             held_until: m.held_until_ms,
         };
         self.insert_parts(id, fields, &m.parts)?;
-        if m.held_until_ms.is_none() {
-            // Queued now (a held message's parts wait for their time): a parked claim of the
-            // route takes them in this transaction.
-            self.parts_ready(Some(&m.route), m.now_ms);
-        }
         Ok(Accepted {
             id,
             parts,
@@ -510,32 +497,9 @@ impl<'c> Writer<'c> {
         limit: usize,
         now: i64,
     ) -> Result<Vec<QueuedPart>, JobError> {
-        self.wake_waiting(now)?;
-        Ok(self.take_ready(route, limit, now)?.0)
-    }
-
-    /// Waiting parts whose time came go back to the queue (at most `WAKE_BATCH`, earliest
-    /// first); returns how many. They may be any route's: every parked claim becomes due.
-    fn wake_waiting(&mut self, now: i64) -> rusqlite::Result<usize> {
-        let woke = self
-            .conn
+        self.conn
             .prepare_cached(sql::WAKE_WAITING.get())?
             .execute([now, crate::store::WAKE_BATCH])?;
-        if woke > 0 {
-            self.parts_ready(None, now);
-        }
-        Ok(woke)
-    }
-
-    /// The claim proper, after the wake-up: up to `limit` ready parts of `route` marked in
-    /// flight, those past their validity expired instead; and whether the route's queue may
-    /// hold more (the limit was reached).
-    fn take_ready(
-        &mut self,
-        route: &str,
-        limit: usize,
-        now: i64,
-    ) -> Result<(Vec<QueuedPart>, bool), JobError> {
         let mut out = Vec::with_capacity(limit.min(4096));
         {
             let st = &mut self.st.claim_select;
@@ -566,7 +530,6 @@ impl<'c> Writer<'c> {
                 });
             }
         }
-        let more = out.len() >= limit;
         let mut expired = Vec::new();
         {
             let send = &mut self.st.claim_send;
@@ -596,7 +559,7 @@ impl<'c> Writer<'c> {
                 self.state_event(id, change, now)?;
             }
         }
-        Ok((out, more))
+        Ok(out)
     }
 
     fn part_row(&mut self, p: PartRef) -> Result<PartState, JobError> {
@@ -688,9 +651,6 @@ impl<'c> Writer<'c> {
                          WHERE message_id = ?1 AND n = ?2",
                     )?
                     .execute(params![id, f.part.n, state.code(), at_ms, f.status, f.smsc])?;
-                if state == PartState::Queued {
-                    self.parts_ready(None, f.now_ms);
-                }
             }
             // One node owns every SMSC: a failover is a plain requeue here (dispatch keeps
             // the refusals in memory and picks the next SMSC).
@@ -704,8 +664,6 @@ impl<'c> Writer<'c> {
                          WHERE message_id = ?1 AND n = ?2"
                     ))?
                     .execute(params![id, f.part.n, maybe_sent, f.smsc])?;
-                // The part's route is not at hand without a read: every parked claim looks.
-                self.parts_ready(None, f.now_ms);
             }
             Disposition::Permanent => {
                 self.conn
@@ -1001,7 +959,6 @@ impl<'c> Writer<'c> {
         self.conn
             .prepare_cached("UPDATE message SET split = ?2, parts = ?3 WHERE id = ?1")?
             .execute(params![id.as_i64(), split, parts.len() as i64])?;
-        self.parts_ready(Some(&route), i64::MIN);
         Ok(())
     }
 

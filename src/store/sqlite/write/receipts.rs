@@ -484,7 +484,6 @@ impl Writer<'_> {
                 r.err,
                 format!("{}:{}", r.log_id, r.fp)
             ])?;
-        self.parts_ready(Some(&route), now);
         let queued = PartInfo {
             state: PartState::Queued,
             ..info
