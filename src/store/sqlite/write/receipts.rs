@@ -6,7 +6,7 @@
 
 use super::{JobError, PartInfo, Writer, part_state, sql};
 use crate::fnv::Fnv1a;
-use crate::receipt::{self, Outcome};
+use crate::receipt::{self, IdRule, Outcome};
 use crate::store::{
     Ack, AckResult, IncomingReceipt, MessageId, MessageState, PartRef, PartState, ReceiptApplied,
     ReceiptRecorded, Reroute, RerouteRule,
@@ -49,6 +49,16 @@ pub(crate) fn fingerprint(r: &IncomingReceipt) -> i64 {
         .finish() as i64
 }
 
+/// The hash a part is found by when a receipt comes (`part.smsc_hash`): FNV-1a of the SMSC's name
+/// and the normalized id. Stored, so its value must never change. Different (SMSC, key) pairs
+/// may share a hash: the match compares the part's SMSC and key too (see `part_by_keys`).
+pub(crate) fn receipt_hash(smsc: &str, key: &str) -> i64 {
+    Fnv1a::new()
+        .field(smsc.as_bytes())
+        .write(key.as_bytes())
+        .finish() as i64
+}
+
 /// A Bloom filter over the (SMSC, key) of receipts held unmatched, so that an acknowledgement
 /// (the hot path) queries the held receipts only when one may be waiting for it. 2^20 bits
 /// (128 KiB); entries are never removed (a matched receipt leaves a false positive, which only
@@ -78,10 +88,7 @@ impl HeldFilter {
     }
 
     fn positions(smsc: &str, key: &str) -> [u64; 3] {
-        let h = Fnv1a::new()
-            .field(smsc.as_bytes())
-            .write(key.as_bytes())
-            .finish();
+        let h = receipt_hash(smsc, key) as u64;
         let h2 = h.rotate_left(31).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
         [0, 1, 2].map(|i| h.wrapping_add(h2.wrapping_mul(i)) % Self::BITS)
     }
@@ -344,15 +351,33 @@ impl Writer<'_> {
     }
 
     /// The newest part of `smsc` under the first of `keys` that has one (SMSCs recycle ids),
-    /// with what settling it needs and its receipts list.
-    fn part_by_keys(&mut self, keys: &[String], smsc: &str) -> Result<Option<Matched>, JobError> {
+    /// with what settling it needs and its receipts list. Parts are looked up by
+    /// [`receipt_hash`]; a part whose hash is the same but whose key is not (a collision) is
+    /// skipped. Its key is the one stored before migration 9, else derived from its SMSC id as
+    /// the acknowledgement derived it (`submit_key`).
+    fn part_by_keys(
+        &mut self,
+        keys: &[String],
+        smsc: &str,
+        rule: IdRule,
+    ) -> Result<Option<Matched>, JobError> {
         let mut matched: Option<Matched> = None;
         // Picked here rather than with ORDER BY, which SQLite would re-prepare at every
         // execution (see `held_receipts`).
         let st = &mut self.st.match_key;
         for key in keys {
-            let mut rows = st.query(params![key, smsc])?;
+            let mut rows = st.query(params![receipt_hash(smsc, key), smsc])?;
             while let Some(row) = rows.next()? {
+                let stored: Option<String> = row.get(8)?;
+                let same_key = match stored {
+                    Some(k) => k == *key,
+                    None => row
+                        .get::<_, Option<String>>(7)?
+                        .is_some_and(|id| receipt::submit_key(rule, &id) == *key),
+                };
+                if !same_key {
+                    continue;
+                }
                 let p = PartRef {
                     message: MessageId::from_i64(row.get(0)?),
                     n: row.get(1)?,
@@ -380,7 +405,7 @@ impl Writer<'_> {
     ) -> Result<ReceiptRecorded, JobError> {
         let keys = Self::receipt_keys(r);
         let fp = fingerprint(r);
-        let matched = self.part_by_keys(&keys, &r.smsc)?;
+        let matched = self.part_by_keys(&keys, &r.smsc, r.rule)?;
         let primary_key = keys.first().map_or(NO_ID_KEY, String::as_str);
         if let Some(log_id) = self.earlier_copy(matched.as_ref(), primary_key, fp)? {
             return Ok(ReceiptRecorded::Duplicate { log_id });
