@@ -1343,8 +1343,16 @@ fn a_receipt_hash_collision_never_matches_the_wrong_part() {
         matches!(r, ReceiptRecorded::Matched(ref m) if m.part.message == first.id),
         "{r:?}"
     );
-    let m = store.message(second.id).wait().expect("read").expect("found");
-    assert_eq!(m.state, MessageState::Submitted, "the other part is untouched");
+    let m = store
+        .message(second.id)
+        .wait()
+        .expect("read")
+        .expect("found");
+    assert_eq!(
+        m.state,
+        MessageState::Submitted,
+        "the other part is untouched"
+    );
 }
 
 /// A receipt recorded under a reroute rule.

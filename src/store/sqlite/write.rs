@@ -82,10 +82,7 @@ impl<'c> Stmts<'c> {
                     done_at = CASE WHEN ?6 THEN ?7 ELSE done_at END,
                     receipts = coalesce(receipts || ',', '') || ?8
                  WHERE message_id = ?1 AND n = ?2")?,
-            // By hash (`receipts::receipt_hash`); the caller compares the key (columns 7, 8).
-            match_key: conn.prepare("SELECT message_id, n, state, parts, dlr, receipts, acked_at, smsc_id,
-                    smsc_key FROM part
-                 WHERE smsc_hash = ?1 AND smsc = ?2 LIMIT 64")?,
+            match_key: conn.prepare(sql::RECEIPT_PART.get())?,
             insert_log: conn.prepare("INSERT INTO dlr_log (at, smsc, smsc_id, smsc_key, fp, raw, tlv_state, tlv_err,
                     stat, err, submit_ts, done_ts, outcome, message_id, part_n)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)")?,

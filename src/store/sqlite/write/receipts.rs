@@ -589,9 +589,11 @@ mod tests {
 
     /// Fingerprints are stored (`dlr_log.fp`, `part.receipts`): a re-sent receipt is recognised
     /// only if this build hashes it as the build that stored it did. Values from the first
-    /// release's hand-written FNV-1a.
+    /// release's hand-written FNV-1a. So is `part.smsc_hash` (migration 9): a part acknowledged
+    /// by one build is found by the receipt another build records.
     #[test]
     fn fingerprints_and_filter_positions_never_change() {
+        assert_eq!(receipt_hash("op-a", "abc1"), -2_857_212_647_244_960_750);
         let plain = incoming(&ReceiptTlvs::default());
         let tlv = incoming(&ReceiptTlvs {
             receipted_message_id: Some("ABC1"),
