@@ -106,6 +106,13 @@ impl HeldFilter {
     }
 }
 
+/// The text in column `i` of `row` (NULL: `None`), borrowed from the row.
+fn text_at<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<&'r str>> {
+    row.get_ref(i)?.as_str_or_null().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+    })
+}
+
 /// A part a receipt matched: the part, what settling it needs, its receipts list.
 type Matched = (PartRef, PartInfo, Option<String>);
 
@@ -368,12 +375,11 @@ impl Writer<'_> {
         for key in keys {
             let mut rows = st.query(params![receipt_hash(smsc, key), smsc])?;
             while let Some(row) = rows.next()? {
-                let stored: Option<String> = row.get(8)?;
-                let same_key = match stored {
-                    Some(k) => k == *key,
-                    None => row
-                        .get::<_, Option<String>>(7)?
-                        .is_some_and(|id| receipt::submit_key(rule, &id) == *key),
+                // Read in place: this runs for every receipt.
+                let same_key = match (text_at(row, 8)?, text_at(row, 7)?) {
+                    (Some(stored), _) => stored == key,
+                    (None, Some(id)) => receipt::is_submit_key(rule, id, key),
+                    (None, None) => false,
                 };
                 if !same_key {
                     continue;
