@@ -160,25 +160,48 @@ pub(crate) fn stat_text(r: &crate::receipt::Receipt) -> &str {
     r.stat_text.as_deref().unwrap_or(r.stat.as_str())
 }
 
-/// The `dlr` event's body. Written by hand: this runs once per receipt and `json!` costs a map
-/// of allocations.
+/// The `dlr` event's body. Written by hand into one buffer: this runs once per receipt, and
+/// `json!` (or a `String` per quoted field) cost about 6,000 instructions per receipt, 3 % of
+/// the writer's (callgrind, `benches/store.rs`).
 pub(crate) fn dlr_body(
     part: PartRef,
     state: MessageState,
     next: PartState,
     r: &Logged<'_>,
 ) -> String {
-    format!(
-        r#"{{"id":"{}","part":{},"state":"{}","part_state":"{}","stat":{},"err":{},"smsc":{},"smsc_id":{}}}"#,
+    use std::io::Write as _;
+    let mut b = Vec::with_capacity(128 + r.stat.len() + r.smsc.len() + r.smsc_id.len());
+    // Writing to a Vec cannot fail.
+    let _ = write!(
+        b,
+        r#"{{"id":"{}","part":{},"state":"{}","part_state":"{}","stat":"#,
         part.message,
         part.n,
         state.as_str(),
         next.as_str(),
-        json_str(r.stat),
-        r.err.map_or_else(|| "null".to_string(), json_str),
-        json_str(r.smsc),
-        json_str(r.smsc_id),
-    )
+    );
+    push_json_str(&mut b, r.stat);
+    b.extend_from_slice(br#","err":"#);
+    match r.err {
+        Some(err) => push_json_str(&mut b, err),
+        None => b.extend_from_slice(b"null"),
+    }
+    b.extend_from_slice(br#","smsc":"#);
+    push_json_str(&mut b, r.smsc);
+    b.extend_from_slice(br#","smsc_id":"#);
+    push_json_str(&mut b, r.smsc_id);
+    b.push(b'}');
+    // Every piece is UTF-8 (text and serde_json's escaping of it): the lossy branch is never
+    // taken.
+    String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// Appends `s` as a JSON string literal, escaped by serde_json, without an intermediate value.
+fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    if serde_json::to_writer(&mut *out, s).is_err() {
+        // Serializing a &str into a Vec cannot fail; keep the body valid JSON regardless.
+        out.extend_from_slice(b"\"\"");
+    }
 }
 
 /// The `dlr` event's body for a part a receipt sent back to the queue (reroute): the `dlr` body
@@ -597,6 +620,52 @@ mod tests {
     /// only if this build hashes it as the build that stored it did. Values from the first
     /// release's hand-written FNV-1a. So is `part.smsc_hash` (migration 9): a part acknowledged
     /// by one build is found by the receipt another build records.
+    /// The `dlr` body written by hand is exactly what serde_json writes for the same fields, for
+    /// text that needs escaping too (quotes, backslashes, control characters, non-ASCII).
+    #[test]
+    fn dlr_body_is_the_json_of_its_fields() {
+        for (stat, err, smsc_id) in [
+            ("DELIVRD", Some("000"), "a1b2"),
+            ("UNDELIV", None, "x"),
+            ("q\"uo\\te", Some("\n\t\u{1}\u{7f}"), "é–😀\r"),
+            ("", Some(""), ""),
+        ] {
+            let part = PartRef {
+                message: MessageId::from_i64(42 << 20 | 7),
+                n: 2,
+            };
+            let logged = Logged {
+                log_id: 1,
+                fp: 2,
+                stat,
+                err,
+                outcome: None,
+                smsc: "op-\"a\"",
+                smsc_id,
+            };
+            let body = dlr_body(part, MessageState::Delivered, PartState::Delivered, &logged);
+            let fields = [
+                ("id", serde_json::json!(part.message.to_string())),
+                ("part", serde_json::json!(2)),
+                ("state", serde_json::json!("delivered")),
+                ("part_state", serde_json::json!("delivered")),
+                ("stat", serde_json::json!(stat)),
+                ("err", serde_json::json!(err)),
+                ("smsc", serde_json::json!("op-\"a\"")),
+                ("smsc_id", serde_json::json!(smsc_id)),
+            ];
+            let literal = format!(
+                "{{{}}}",
+                fields
+                    .iter()
+                    .map(|(k, v)| format!("\"{k}\":{v}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            assert_eq!(body, literal, "byte for byte, in field order");
+        }
+    }
+
     #[test]
     fn fingerprints_and_filter_positions_never_change() {
         assert_eq!(receipt_hash("op-a", "abc1"), -2_857_212_647_244_960_750);
