@@ -230,5 +230,11 @@ mod tests {
                 );
             }
         }
+        // A receipt seeks its hash: a scan of the whole index would also name it.
+        let plan = plan(&conn, RECEIPT_PART.get());
+        assert!(
+            plan.contains("SEARCH part USING INDEX part_smsc_hash (smsc_hash=?)"),
+            "{plan}"
+        );
     }
 }
