@@ -1,9 +1,9 @@
 //! FNV-1a (64-bit): the crate's one hand-written hash, for values that must be the same in every
 //! build and on every platform (std's `DefaultHasher` promises neither): receipt fingerprints
-//! kept in the store, the store's held-receipt filter, the per-destination concatenation
-//! reference slots. Owns only the function; it must never key a map over input a peer chooses
-//! to collide (those keep std's SipHash): a collision here costs at most a query or a shared
-//! counter.
+//! and the parts' receipt-lookup hash kept in the store, the store's held-receipt filter, the
+//! per-destination concatenation reference slots. Owns only the function; it must never key a
+//! map over input a peer chooses to collide (those keep std's SipHash): a collision here costs
+//! at most a query or a shared counter.
 
 /// FNV-1a's 64-bit offset basis and prime.
 const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;

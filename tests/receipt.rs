@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 use smppd::receipt::{
     AcceptedIs, IdRule, NetworkError, Outcome, ReceiptDate, ReceiptError, ReceiptTlvs, Stat,
-    canonical_id, final_outcome, parse_receipt, receipt_keys, submit_key,
+    canonical_id, final_outcome, is_submit_key, parse_receipt, receipt_keys, submit_key,
 };
 
 fn text(s: &str) -> smppd::receipt::Receipt {
@@ -967,6 +967,16 @@ proptest! {
             let r = r.expect("an id is present");
             prop_assert_eq!(r.text_id.as_deref(), Some(id.as_str()));
         }
+    }
+
+    /// The store's receipt match compares keys with `is_submit_key` instead of building them.
+    #[test]
+    fn is_submit_key_agrees_with_submit_key(id in "[ \\t\\x{0}0-9a-fA-FzZé]{0,70}", other in "[0-9a-fé]{0,8}") {
+        let key = submit_key(IdRule::Same, &id);
+        prop_assert!(is_submit_key(IdRule::Same, &id, &key));
+        prop_assert_eq!(is_submit_key(IdRule::Same, &id, &other), key == other);
+        let longer = format!("{key}0");
+        prop_assert!(!is_submit_key(IdRule::Same, &id, &longer));
     }
 
     #[test]

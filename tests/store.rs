@@ -1173,8 +1173,8 @@ fn a_version_1_store_is_migrated() {
     let (store, rec) = open_with(&path, Settings::default());
     // 2 (receipt columns), 3 (rerouted_from), 4 (the done_at index for status), 5 (the parts'
     // validity and the expiry indexes), 6 (kept parts of concatenated MO), 7 (opt-out
-    // scopes, cap counts) and 8 (held_until).
-    assert_eq!(rec.migrations_applied, 7, "migrations 2 to 8");
+    // scopes, cap counts), 8 (held_until) and 9 (receipt hashes).
+    assert_eq!(rec.migrations_applied, 8, "migrations 2 to 9");
     // An opt-out from before scopes is global: every sender's marketing is refused.
     let scope = store
         .is_opted_out("+46700000009", "72000")
@@ -1227,6 +1227,133 @@ fn a_version_1_store_is_migrated() {
         .expect("read")
         .expect("found");
     assert_eq!(m.state, MessageState::Expired);
+}
+
+/// A store file at schema version `v`: the first `v` migrations as shipped, taken from the
+/// source and applied by hand.
+fn store_at_version(path: &Path, v: usize) -> rusqlite::Connection {
+    let schema = include_str!("../src/store/sqlite/schema.rs");
+    let conn = rusqlite::Connection::open(path).expect("open");
+    for sql in schema.split("r#\"").skip(1).take(v) {
+        let sql = sql.split("\"#").next().expect("migration end");
+        conn.execute_batch(sql).expect("migration");
+    }
+    conn.pragma_update(None, "user_version", v as i64)
+        .expect("version");
+    conn
+}
+
+#[test]
+fn a_version_8_store_finds_acknowledged_parts_by_receipt_hash() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("v8.db");
+    let conn = store_at_version(&path, 8);
+    let id = MessageId::first_at(T0).as_i64();
+    // Two single-part messages as version 8 left them: one acknowledged and waiting for its
+    // receipt (its key stored as text), one sent back to the queue after an acknowledgement
+    // whose key it still holds.
+    conn.execute_batch(&format!(
+        "INSERT INTO message (id, dest, sender, route, class, priority, encoding, split, options,
+            dlr, text, parts, state, accepted_at)
+         VALUES ({id}, '+46700000001', 'ACME', 'default', 0, 0, 'gsm7', 'udh8', '{{}}', 1, 'hi',
+            1, 0, {T0}),
+                ({requeued}, '+46700000002', 'ACME', 'default', 0, 0, 'gsm7', 'udh8', '{{}}', 1,
+            'hi', 1, 0, {T0});
+         INSERT INTO part (message_id, n, route, priority, state, data_coding, esm_class, segment,
+            smsc, smsc_id, smsc_key, attempts, acked_at)
+         VALUES ({id}, 1, 'default', 0, 3, 0, 0, x'00', 'op-a', '00A1', 'a1', 1, {T0}),
+                ({requeued}, 1, 'default', 0, 0, 0, 0, x'00', 'op-a', 'C1', 'c1', 1, NULL);",
+        requeued = id + 1
+    ))
+    .expect("v8 rows");
+    drop(conn);
+
+    let (store, rec) = open_with(&path, Settings::default());
+    assert_eq!(rec.migrations_applied, 1, "migration 9");
+    // The migration gave the acknowledged part its hash: its receipt finds it.
+    let r = record(
+        &store,
+        receipt(
+            "op-a",
+            IdRule::Same,
+            &dlr_text("A1", "DELIVRD"),
+            ReceiptTlvs::default(),
+        ),
+    );
+    assert!(
+        matches!(r, ReceiptRecorded::Matched(ref m) if m.part.message.as_i64() == id
+            && m.state == MessageState::Delivered),
+        "{r:?}"
+    );
+    // The requeued part is acknowledged again under a new id: the key stored by version 8
+    // must not hide it from the new id's receipt.
+    let parts = claim_all(&store, "default");
+    assert_eq!(parts.len(), 1);
+    ack(&store, parts[0].part, "op-a", "D1", IdRule::Same);
+    let r = record(
+        &store,
+        receipt(
+            "op-a",
+            IdRule::Same,
+            &dlr_text("D1", "DELIVRD"),
+            ReceiptTlvs::default(),
+        ),
+    );
+    assert!(
+        matches!(r, ReceiptRecorded::Matched(ref m) if m.part == parts[0].part),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn a_receipt_hash_collision_never_matches_the_wrong_part() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.db");
+    let store = open(&path);
+    let first = store.accept(msg("+46700000001", 1)).wait().expect("accept");
+    let second = store.accept(msg("+46700000002", 1)).wait().expect("accept");
+    let parts = claim_all(&store, "default");
+    assert_eq!(parts.len(), 2);
+    ack(&store, parts[0].part, "op-a", "A1", IdRule::Same);
+    ack(&store, parts[1].part, "op-a", "B1", IdRule::Same);
+    drop(store);
+    // FNV-1a collisions exist but none is at hand: give the newer part the older one's hash,
+    // as a colliding id would have. Of two parts under one hash the newest is taken first.
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    let n = conn
+        .execute(
+            "UPDATE part SET smsc_hash = (SELECT smsc_hash FROM part WHERE message_id = ?1)
+             WHERE message_id = ?2",
+            [first.id.as_i64(), second.id.as_i64()],
+        )
+        .expect("collide");
+    assert_eq!(n, 1);
+    drop(conn);
+
+    let store = open(&path);
+    let r = record(
+        &store,
+        receipt(
+            "op-a",
+            IdRule::Same,
+            &dlr_text("A1", "DELIVRD"),
+            ReceiptTlvs::default(),
+        ),
+    );
+    assert!(
+        matches!(r, ReceiptRecorded::Matched(ref m) if m.part.message == first.id),
+        "{r:?}"
+    );
+    let m = store
+        .message(second.id)
+        .wait()
+        .expect("read")
+        .expect("found");
+    assert_eq!(
+        m.state,
+        MessageState::Submitted,
+        "the other part is untouched"
+    );
 }
 
 /// A receipt recorded under a reroute rule.

@@ -45,6 +45,12 @@ impl IdRule {
 /// [`MAX_ID_LEN`] characters. A fixed point: `canonical_id(&canonical_id(x)) == canonical_id(x)`,
 /// so a stored key and a key computed again from it always match.
 pub fn canonical_id(id: &str) -> String {
+    canonical_span(id).to_ascii_lowercase()
+}
+
+/// The part of `id` its canonical form is made of (before lowercasing, which changes no
+/// length and no padding): shared by [`canonical_id`] and [`is_submit_key`] so they agree.
+fn canonical_span(id: &str) -> &str {
     let pad = |c: char| c == '\0' || c.is_whitespace();
     let trimmed = id.trim_matches(pad);
     // Zeros and padding may interleave ("0 7"): strip both, or the result would start with
@@ -55,21 +61,31 @@ pub fn canonical_id(id: &str) -> String {
     } else {
         stripped
     };
-    let mut key: String = stripped
-        .chars()
-        .take(MAX_ID_LEN)
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
+    let cut = match stripped.char_indices().nth(MAX_ID_LEN) {
+        Some((end, _)) => &stripped[..end],
+        None => stripped,
+    };
     // The cut at MAX_ID_LEN may end in padding.
-    let end = key.trim_end_matches(pad).len();
-    key.truncate(end);
-    key
+    cut.trim_end_matches(pad)
 }
 
 /// The key for the id an SMSC returned in `submit_sm_resp`.
 pub fn submit_key(_rule: IdRule, smsc_id: &str) -> String {
     // The key *is* the submit form; the rule only tells how receipt text differs from it.
     canonical_id(smsc_id)
+}
+
+/// Whether `key` is `submit_key(rule, smsc_id)`, without building that key: the store's
+/// receipt match asks it of every part the key's hash finds.
+pub fn is_submit_key(_rule: IdRule, smsc_id: &str, key: &str) -> bool {
+    let span = canonical_span(smsc_id);
+    // ASCII lowercasing maps bytes one to one (UTF-8 bytes of other characters are >= 0x80
+    // and unchanged), so comparing byte by byte is comparing with `canonical_id`.
+    span.len() == key.len()
+        && span
+            .bytes()
+            .zip(key.bytes())
+            .all(|(a, b)| a.to_ascii_lowercase() == b)
 }
 
 fn dec_to_hex(s: &str) -> Option<String> {

@@ -54,7 +54,7 @@ mod id;
 mod parse;
 
 pub use coding::{ReceiptCoding, receipt_text};
-pub use id::{IdRule, canonical_id, receipt_keys, submit_key};
+pub use id::{IdRule, canonical_id, is_submit_key, receipt_keys, submit_key};
 pub use parse::{ReceiptDate, ReceiptError, parse_receipt, parse_receipt_fields};
 
 use std::fmt;

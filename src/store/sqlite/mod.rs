@@ -301,6 +301,9 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<u32, StoreError> {
             supported,
         });
     }
+    if found < supported {
+        migration_functions(conn).map_err(|e| open_error(path, e))?;
+    }
     let mut applied = 0;
     for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(found as usize) {
         let tx = conn.transaction().map_err(|e| classify(&e))?;
@@ -312,6 +315,22 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<u32, StoreError> {
         applied += 1;
     }
     Ok(applied)
+}
+
+/// Registers the SQL functions the migrations call (see `schema`), computed by the writer's own
+/// code so that a migrated row holds exactly what the writer would have written.
+fn migration_functions(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function(
+        "smppd_receipt_hash",
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let smsc: String = ctx.get(0)?;
+            let key: String = ctx.get(1)?;
+            Ok(write::receipts::receipt_hash(&smsc, &key))
+        },
+    )
 }
 
 impl SqliteStore {

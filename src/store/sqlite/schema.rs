@@ -208,6 +208,19 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE message ADD COLUMN held_until INTEGER;
     "#,
+    // 9 (issue #20): receipts find their part through an integer hash of (SMSC, key) instead of
+    // a text index on the key: a smaller index, integer comparisons, and no key text written
+    // per acknowledgement (the key is `submit_key(smsc_id)`, derived again when a receipt is
+    // matched). Rows acknowledged before keep their stored `smsc_key`, which the match compares
+    // when present; their hash is filled here by `smppd_receipt_hash`, the SQL function
+    // `migrate` registers (the writer's own `receipt_hash`: SQLite has no FNV).
+    r#"
+    ALTER TABLE part ADD COLUMN smsc_hash INTEGER;
+    UPDATE part SET smsc_hash = smppd_receipt_hash(smsc, smsc_key)
+        WHERE smsc_key IS NOT NULL AND smsc IS NOT NULL;
+    DROP INDEX part_smsc_key;
+    CREATE INDEX part_smsc_hash ON part(smsc_hash) WHERE smsc_hash IS NOT NULL;
+    "#,
 ];
 
 /// The schema version this build writes.

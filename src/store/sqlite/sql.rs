@@ -141,6 +141,14 @@ pub(crate) static QUEUE_DEPTH: Sql = Sql::new(
      FROM part WHERE state = {part:waiting} GROUP BY route",
 );
 
+/// The parts a receipt may be for: by the hash of its SMSC and key (`receipts::receipt_hash`),
+/// through the partial index `part_smsc_hash` (`= ?1` proves `IS NOT NULL`); the caller compares
+/// the key (`smsc_id`, `smsc_key`: columns 7 and 8), since hashes collide.
+pub(crate) static RECEIPT_PART: Sql = Sql::new(
+    "SELECT message_id, n, state, parts, dlr, receipts, acked_at, smsc_id, smsc_key FROM part
+     WHERE smsc_hash = ?1 AND smsc = ?2 LIMIT 64",
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,16 +207,18 @@ mod tests {
     #[test]
     fn the_sweeps_and_the_queue_use_their_partial_indexes() {
         let conn = Connection::open_in_memory().expect("memory db");
+        super::super::migration_functions(&conn).expect("functions");
         for m in super::super::schema::MIGRATIONS {
             conn.execute_batch(m).expect("migration");
         }
-        let cases: [(&Sql, &[&str]); 6] = [
+        let cases: [(&Sql, &[&str]); 7] = [
             (&QUEUE_HEAD, &["part_queue"]),
             (&WAKE_WAITING, &["part_waiting"]),
             (&DUE_VALIDITY, &["part_validity"]),
             (&DUE_RECEIPT, &["part_awaiting"]),
             (&QUEUED_COUNT, &["part_queue", "part_waiting"]),
             (&QUEUE_DEPTH, &["part_queue", "part_waiting"]),
+            (&RECEIPT_PART, &["part_smsc_hash"]),
         ];
         for (sql, indexes) in cases {
             let plan = plan(&conn, sql.get());
@@ -220,5 +230,11 @@ mod tests {
                 );
             }
         }
+        // A receipt seeks its hash: a scan of the whole index would also name it.
+        let plan = plan(&conn, RECEIPT_PART.get());
+        assert!(
+            plan.contains("SEARCH part USING INDEX part_smsc_hash (smsc_hash=?)"),
+            "{plan}"
+        );
     }
 }

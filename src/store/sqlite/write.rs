@@ -75,7 +75,10 @@ impl<'c> Stmts<'c> {
             part_info: conn.prepare("SELECT state, parts, dlr, acked_at FROM part WHERE message_id = ?1 AND n = ?2")?,
             // `state <= waiting`: the pending states (queued, sending, waiting). A range rather
             // than `IN (…)`, which builds an ephemeral table at every execution.
-            ack: conn.prepare(sql!("UPDATE part SET state = {part:submitted}, smsc = ?3, smsc_id = ?4, smsc_key = ?5,
+            // `smsc_key` is cleared: the key is derived from `smsc_id` (only rows acknowledged
+            // before migration 9 store it), and a stale one would hide the part from its receipt.
+            ack: conn.prepare(sql!("UPDATE part SET state = {part:submitted}, smsc = ?3, smsc_id = ?4,
+                    smsc_hash = ?5, smsc_key = NULL,
                     last_status = 0, acked_at = ?6
                  WHERE message_id = ?1 AND n = ?2 AND state <= {part:waiting}"))?,
             receipt_part: conn.prepare("UPDATE part SET state = ?3,
@@ -83,8 +86,7 @@ impl<'c> Stmts<'c> {
                     done_at = CASE WHEN ?6 THEN ?7 ELSE done_at END,
                     receipts = coalesce(receipts || ',', '') || ?8
                  WHERE message_id = ?1 AND n = ?2")?,
-            match_key: conn.prepare("SELECT message_id, n, state, parts, dlr, receipts, acked_at FROM part
-                 WHERE smsc_key = ?1 AND smsc = ?2 LIMIT 64")?,
+            match_key: conn.prepare(sql::RECEIPT_PART.get())?,
             insert_log: conn.prepare("INSERT INTO dlr_log (at, smsc, smsc_id, smsc_key, fp, raw, tlv_state, tlv_err,
                     stat, err, submit_ts, done_ts, outcome, message_id, part_n)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)")?,
@@ -666,7 +668,7 @@ impl<'c> Writer<'c> {
             a.part.n,
             a.smsc,
             a.smsc_id,
-            key,
+            receipts::receipt_hash(&a.smsc, key),
             a.now_ms
         ];
         let remembered = self.claimed.remove(&(a.part.message.as_i64(), a.part.n));
