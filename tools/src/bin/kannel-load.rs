@@ -107,6 +107,11 @@ struct Args {
     /// The smppd binary (default: $SMPPD_BIN, else $CARGO_TARGET_DIR/release/smppd).
     #[arg(long)]
     smppd: Option<PathBuf>,
+    /// Another smppd binary to measure as the gateway (`smppd run` only), while `--smppd` still
+    /// runs the simulator and the load tool: two daemon builds compared against the same SMSC
+    /// and the same client.
+    #[arg(long)]
+    daemon: Option<PathBuf>,
     #[arg(long, default_value = "/usr/sbin/bearerbox")]
     bearerbox: PathBuf,
     #[arg(long, default_value = "/usr/sbin/smsbox")]
@@ -698,7 +703,12 @@ fn smppd_round(
         route_tps: load.rate.map(|r| (r, PACED_BURST)),
         ..DaemonSpec::default()
     };
-    let daemon = Daemon::start(smppd, &spec, &sim.addr, dir)?;
+    let daemon = Daemon::start(
+        args.daemon.as_deref().unwrap_or(smppd),
+        &spec,
+        &sim.addr,
+        dir,
+    )?;
     sim.wait_bound(1, Duration::from_secs(60))
         .context("smppd did not bind to the simulator")?;
     let sim_before = cpu_of(&[&sim.proc]);
@@ -907,6 +917,7 @@ fn write_results(
             "count": args.count, "rounds": args.rounds, "mix": args.mix, "window": args.window,
             "kannel_connections": args.kannel_connections,
             "smppd_connections": args.smppd_connections, "smppd_pipeline": args.pipeline,
+            "smppd": args.smppd, "daemon": args.daemon,
             "simulator": format!("smppd sim, receipt delay {}, deliver window {}, DELIVRD only", args.receipt_delay, args.deliver_window),
             "pacing_rates": args.pacing_rates, "pacing_secs": args.pacing_secs,
             "pacing_rounds": args.pacing_rounds,
