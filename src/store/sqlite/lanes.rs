@@ -8,7 +8,13 @@
 //! of the accept queue (measured: 100 receipts per ~4–5 ms, about 22,000 a second, while accepts
 //! ran at 35,000; with the simulator's window at 1,000 the same build delivered 31,000–35,000
 //! a second). Writes of the first lane are bounded by what is in flight (SMPP windows, one claim
-//! per route), so they cannot starve the second; accepts still share every commit.
+//! per route), so they cannot starve the second; accepts still share every commit. And a batch
+//! that has run 0.4 ms commits as soon as a first-lane write waits (`fill_and_run`), so a receipt
+//! waits for a short batch, not a 2 ms one: at saturation delivery then keeps pace with the
+//! accepts (submit → delivered p50 34–107 ms instead of about 300, end to end +9–17 %).
+//!
+//! Together: with `kannel-load --only smppd --count 20000 --rounds 3`, a first-lane-only build
+//! gave 21,474 and 22,392 msg/s end to end, this one 23,399 and 26,205 (interleaved).
 //!
 //! Owns the first lane's queue and the wake-up that tells the writer it is not empty. Must never
 //! let a first-lane write bypass the queue's capacity, or reorder writes within a lane.
@@ -71,6 +77,15 @@ impl FirstLane {
         }
     }
 
+    /// Whether a write waits in this lane.
+    pub(super) fn waiting(&self) -> bool {
+        !self
+            .jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
     fn pop(&self) -> Option<Box<dyn Job>> {
         self.jobs
             .lock()
@@ -122,6 +137,11 @@ impl Inbox<'_> {
                 Err(_) => return self.first.pop(),
             }
         }
+    }
+
+    /// Whether a write about work in flight waits (the batch running should commit soon).
+    pub(super) fn in_flight_waiting(&self) -> bool {
+        self.first.waiting()
     }
 
     /// The next write if one is queued now.

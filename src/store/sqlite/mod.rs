@@ -626,6 +626,10 @@ struct BatchLimits {
     linger: std::time::Duration,
 }
 
+/// How long a batch runs before a waiting write about work in flight makes it commit (see
+/// [`fill_and_run`]).
+const IN_FLIGHT_CUT: std::time::Duration = std::time::Duration::from_micros(400);
+
 /// The largest previous batch after which a lazy write still lingers (see [`writer_loop`]).
 const LINGER_AFTER_BATCH: usize = 8;
 
@@ -668,6 +672,12 @@ fn fill_and_run(
             next += 1;
         }
         if batch.len() >= limits.max_writes || started.elapsed() >= limits.max_time {
+            break;
+        }
+        // A write about work in flight (a receipt whose SMSC's window waits for the answer)
+        // arrived while this batch ran: commit what ran so far, so it waits for a short batch
+        // rather than a full one (see `lanes`).
+        if started.elapsed() >= IN_FLIGHT_CUT && rx.in_flight_waiting() {
             break;
         }
         match rx.try_recv() {
