@@ -425,6 +425,13 @@ async fn metrics_and_healthz_after_traffic() {
         Some(1.0),
         "{body}"
     );
+    // Every submit that reached the accept is timed on the daemon's side (the one refused
+    // while its line was parsed is answered at once and not counted).
+    assert_eq!(
+        sample(&body, "smppd_api_submit_seconds_count", &[]),
+        Some(5.0),
+        "{body}"
+    );
     assert!(
         body.contains("# HELP smppd_parts_submitted_total"),
         "{body}"

@@ -327,6 +327,8 @@ struct Connection<H> {
     running: FuturesUnordered<Running>,
     /// Sum of the lines of `running`, kept under [`PIPELINE_BYTES`].
     charged: usize,
+    /// The daemon's share of each submit's latency (taken once per connection, not per line).
+    submit_seconds: metrics::Histogram,
 }
 
 async fn connection<H: Handler>(reader: BoxRead, writer: BoxWrite, peer: Peer, cx: ConnContext<H>) {
@@ -347,6 +349,7 @@ async fn connection<H: Handler>(reader: BoxRead, writer: BoxWrite, peer: Peer, c
         closed,
         running: FuturesUnordered::new(),
         charged: 0,
+        submit_seconds: metrics::histogram!(crate::metrics::API_SUBMIT_SECONDS),
     };
     conn.read_requests(FramedRead::with_capacity(
         reader,
@@ -514,10 +517,15 @@ impl<H: Handler> Connection<H> {
         let tx = self.tx.clone();
         let stop = [self.closed.clone(), self.cx.close.clone()];
         self.charged += charge;
+        let timed = matches!(request, Request::Submit(_))
+            .then(|| (std::time::Instant::now(), self.submit_seconds.clone()));
         self.running.push(Box::pin(async move {
             match handler.handle(request, reference, &peer).await {
                 Outcome::Line(l) => {
                     let _ = tx.send(l).await;
+                    if let Some((started, h)) = timed {
+                        h.record(started.elapsed().as_secs_f64());
+                    }
                 }
                 Outcome::Stream(first, events) => {
                     if tx.send(first).await.is_ok() {

@@ -13,8 +13,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 /// Histogram buckets (seconds) for latencies, from a millisecond to an hour: wide enough for
 /// store commits and for receipts that take minutes.
 const SECONDS_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-    60.0, 300.0, 900.0, 3600.0,
+    0.00025, 0.0005, 0.001, 0.002, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
 ];
 
 /// Installs the Prometheus recorder as the process's metrics recorder and describes every
@@ -150,6 +150,9 @@ pub const QUEUE_OLDEST_SECONDS: &str = "smppd_queue_oldest_seconds";
 pub const ACCEPT_TO_SUBMIT_SECONDS: &str = "smppd_accept_to_submit_seconds";
 /// From durable accept to the final receipt of a part. Labels: smsc.
 pub const ACCEPT_TO_RECEIPT_SECONDS: &str = "smppd_accept_to_receipt_seconds";
+/// From a submit request read to its answer handed to the connection's writer: the daemon's
+/// share of the accept latency a client sees (routing, encoding, the durable commit).
+pub const API_SUBMIT_SECONDS: &str = "smppd_api_submit_seconds";
 /// Duration of one store group commit.
 pub const STORE_COMMIT_SECONDS: &str = "smppd_store_commit_seconds";
 /// Writes per store group commit.
@@ -352,6 +355,12 @@ const DESCRIPTIONS: &[(&str, Kind, Unit, &str)] = &[
         "From durable accept to the final delivery receipt of a part, by smsc.",
     ),
     (
+        API_SUBMIT_SECONDS,
+        Kind::Histogram,
+        Unit::Seconds,
+        "From a submit request read to its answer queued for the client (routing, encoding, the durable commit): the daemon's share of the accept latency.",
+    ),
+    (
         STORE_COMMIT_SECONDS,
         Kind::Histogram,
         Unit::Seconds,
@@ -439,6 +448,7 @@ pub const ALL: &[&str] = &[
     QUEUE_OLDEST_SECONDS,
     ACCEPT_TO_SUBMIT_SECONDS,
     ACCEPT_TO_RECEIPT_SECONDS,
+    API_SUBMIT_SECONDS,
     STORE_COMMIT_SECONDS,
     STORE_BATCH_SIZE,
     MO_RECEIVED,
