@@ -1019,6 +1019,11 @@ async fn the_load_tool_reports_what_it_measured() {
         r["daemon_peak_rss_mib"].as_f64().is_some_and(|x| x > 1.0),
         "{r}"
     );
+    // The load tool's own CPU over the run (a reading from /proc, so whole ticks: it may be 0).
+    assert!(
+        r["load_cpu_seconds"].as_f64().is_some_and(|x| x >= 0.0),
+        "{r}"
+    );
     // The simulators saw every part: 60 messages of the default mix (1, 3 or 2 parts each), and
     // the tool reports the same count from their control ports.
     let parts = a.stats().submits + b.stats().submits;

@@ -95,6 +95,22 @@ fn usage(pids: &[u32]) -> Option<(f64, u64)> {
     })
 }
 
+/// What the simulators counted since `before` (none without `--sim-control`).
+async fn sims_since(control: &[String], before: &[Value]) -> anyhow::Result<Option<Value>> {
+    if control.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(sim_report(before, &sim_stats(control).await?)))
+}
+
+/// CPU seconds between two readings, with the later peak RSS.
+fn since(before: Option<(f64, u64)>, after: Option<(f64, u64)>) -> Option<(f64, u64)> {
+    match (before, after) {
+        (Some((c0, _)), Some((c1, hwm))) => Some((c1 - c0, hwm)),
+        _ => None,
+    }
+}
+
 /// One line to a simulator's control port, one line back.
 async fn sim_command(addr: &str, line: &str) -> anyhow::Result<String> {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -296,24 +312,11 @@ async fn run(args: BenchArgs, mix: Mix) -> anyhow::Result<()> {
     let accept_elapsed = start.elapsed();
     wait_settled(&shared, &finals, Duration::from_secs(args.settle)).await;
     subscriber.abort();
-    let usage = match (usage_before, usage(&args.pid)) {
-        (Some((c0, _)), Some((c1, hwm))) => Some((c1 - c0, hwm)),
-        _ => None,
-    };
+    let usage = since(usage_before, usage(&args.pid));
     // This load tool's own CPU over the same span: part of what the machine spends per message
     // besides the daemon (the ceiling of a 2-core machine depends on it).
-    let load_cpu = match (own_before, proc_usage(std::process::id())) {
-        (Some((c0, _)), Some((c1, _))) => Some(c1 - c0),
-        _ => None,
-    };
-    let sims = if args.sim_control.is_empty() {
-        None
-    } else {
-        Some(sim_report(
-            &sims_before,
-            &sim_stats(&args.sim_control).await?,
-        ))
-    };
+    let load_cpu = since(own_before, proc_usage(std::process::id())).map(|u| u.0);
+    let sims = sims_since(&args.sim_control, &sims_before).await?;
     let measured = Measured {
         start,
         accept_elapsed,
