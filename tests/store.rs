@@ -2164,3 +2164,54 @@ fn a_rolled_back_batch_publishes_no_event() {
     assert_eq!(live, stored);
     assert_eq!(reads_from_every_point(&store, last, 4), live_pages);
 }
+
+/// SQLite's first lane: a write about work in flight (here an acknowledgement) queued behind
+/// thousands of accepts is taken before them, so its SMSC is not kept waiting by the depth of the
+/// accept queue. Another connection holds the write lock while the writes are queued, so the
+/// queue is deep whatever the machine's speed; then the acknowledgement must be durable before
+/// the 2,500th accept queued ahead of it (a batch holds at most 2,048 writes: in one queue that
+/// accept's batch commits before the acknowledgement's).
+#[test]
+fn an_acknowledgement_does_not_wait_behind_queued_accepts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.db");
+    let store = open(&path);
+    store.accept(msg("+46700000001", 1)).wait().expect("accept");
+    let part = claim_all(&store, "default")[0].part;
+    let blocker = rusqlite::Connection::open(&path).expect("second connection");
+    blocker
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("write lock");
+    let mut accepts: Vec<_> = (0..6000)
+        .map(|i| store.accept(msg(&format!("+4671{i:07}"), 1)))
+        .collect();
+    let acked = store.acked(Ack {
+        part,
+        smsc: "op-a".into(),
+        smsc_id: "abc1".into(),
+        rule: IdRule::Same,
+        now_ms: T0 + 10,
+        reroute: RerouteRule::none(),
+    });
+    blocker.execute_batch("ROLLBACK").expect("lock released");
+    let later = accepts.remove(2500);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let first = rt.block_on(async {
+        tokio::select! {
+            // Both done by the time this looks: the acknowledgement counts as first.
+            biased;
+            a = acked => {
+                assert_eq!(a.expect("ack durable").state, MessageState::Submitted);
+                "the acknowledgement"
+            }
+            _ = later => "the 2,500th accept",
+        }
+    });
+    assert_eq!(first, "the acknowledgement");
+    for p in accepts {
+        p.wait().expect("accept durable");
+    }
+}

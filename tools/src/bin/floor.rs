@@ -202,10 +202,13 @@ fn wakeup_step(rate: u64, count: u64) -> Result<u64> {
     Ok(thread_cpu_ns()? - before)
 }
 
+/// One measured step: returns the CPU nanoseconds it cost over `count` repetitions.
+type Step = Box<dyn Fn() -> Result<u64>>;
+
 fn main() -> Result<()> {
     let args = Args::parse();
     let (rate, count) = (args.rate, args.count);
-    let steps: [(&str, Box<dyn Fn() -> Result<u64>>); 5] = [
+    let steps: [(&str, Step); 5] = [
         ("timer-wakeup", Box::new(move || wakeup_step(rate, count))),
         (
             "tcp-blocking",
