@@ -616,10 +616,6 @@ mod tests {
         }
     }
 
-    /// Fingerprints are stored (`dlr_log.fp`, `part.receipts`): a re-sent receipt is recognised
-    /// only if this build hashes it as the build that stored it did. Values from the first
-    /// release's hand-written FNV-1a. So is `part.smsc_hash` (migration 9): a part acknowledged
-    /// by one build is found by the receipt another build records.
     /// The `dlr` body written by hand is exactly what serde_json writes for the same fields, for
     /// text that needs escaping too (quotes, backslashes, control characters, non-ASCII).
     #[test]
@@ -666,6 +662,10 @@ mod tests {
         }
     }
 
+    /// Fingerprints are stored (`dlr_log.fp`, `part.receipts`): a re-sent receipt is recognised
+    /// only if this build hashes it as the build that stored it did. Values from the first
+    /// release's hand-written FNV-1a. So is `part.smsc_hash` (migration 9): a part acknowledged
+    /// by one build is found by the receipt another build records.
     #[test]
     fn fingerprints_and_filter_positions_never_change() {
         assert_eq!(receipt_hash("op-a", "abc1"), -2_857_212_647_244_960_750);
