@@ -196,6 +196,25 @@ pub struct DeliveryTally {
 }
 
 impl DeliveryTally {
+    /// Counts one row whose column for `by` holds `text`: the value itself for a route or an
+    /// SMSC, the named tag found in the tags' JSON text for `tag:NAME`.
+    pub fn add_by(
+        &mut self,
+        by: &ReportBy,
+        text: Option<&str>,
+        state: i64,
+        accepted_at: i64,
+        done_at: Option<i64>,
+    ) {
+        match by {
+            ReportBy::Tag(name) => {
+                let value = text.and_then(|t| tag_value(t, name));
+                self.add(value.as_deref(), state, accepted_at, done_at);
+            }
+            _ => self.add(text, state, accepted_at, done_at),
+        }
+    }
+
     /// Counts one message: its group's value, stored state code, accept and final times.
     pub fn add(&mut self, value: Option<&str>, state: i64, accepted_at: i64, done_at: Option<i64>) {
         let group = match value {

@@ -480,3 +480,26 @@ pub fn machine() -> Value {
         "loadavg_at_start": load.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
     })
 }
+
+/// Registers a sans-serif font for a plot's text (plotters draws text only with a font): `font`,
+/// or DejaVu Sans from the system's fonts.
+pub fn register_font(font: Option<&Path>) -> Result<()> {
+    let candidates = [
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+        "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    ];
+    let path = match font {
+        Some(p) => p.to_path_buf(),
+        None => candidates
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+            .context("no DejaVu Sans font found: apt-get install -y fonts-dejavu-core, or --font FILE.ttf")?,
+    };
+    let bytes = std::fs::read(&path).with_context(|| format!("{}", path.display()))?;
+    // plotters keeps fonts for the life of the program.
+    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+    plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, bytes)
+        .map_err(|_| anyhow::anyhow!("{}: not a usable font", path.display()))
+}

@@ -4,7 +4,7 @@
 
 use super::Client;
 use crate::receipt::ReceiptDate;
-use crate::store::report::{self, DeliveryRow, DeliveryTally, ReportBy};
+use crate::store::report::{DeliveryRow, DeliveryTally, ReportBy};
 use crate::store::{
     Event, GLOBAL_SCOPE, MessageClass, MessageId, MessageState, MessageView, MoFragment, MoSet,
     OptOutEntry, PartState, PartView, QueueDepth, ReceiptView, StoreStats, aggregate,
@@ -453,13 +453,7 @@ pub(super) async fn delivery(
     while let Some(r) = rows.try_next().await? {
         let (state, accepted, done) = outcome_columns(&r, 0)?;
         let text: Option<&str> = r.try_get(3)?;
-        match by {
-            ReportBy::Tag(name) => {
-                let value = text.and_then(|t| report::tag_value(t, name));
-                tally.add(value.as_deref(), state, accepted, done);
-            }
-            _ => tally.add(text, state, accepted, done),
-        }
+        tally.add_by(by, text, state, accepted, done);
     }
     Ok(tally.rows())
 }

@@ -5,7 +5,7 @@
 use super::schema;
 use super::sql::{self, Sql, sql};
 use crate::store::error::classify;
-use crate::store::report::{self, DeliveryRow, DeliveryTally, ReportBy};
+use crate::store::report::{DeliveryRow, DeliveryTally, ReportBy};
 use crate::store::{
     Event, GLOBAL_SCOPE, MessageClass, MessageFilter, MessageId, MessageState, MessageView,
     MoFragment, MoSet, OptOutEntry, PartState, PartView, QueueDepth, ReceiptView, StoreError,
@@ -481,13 +481,7 @@ impl Reader {
         while let Some(r) = rows.next().map_err(db)? {
             let (state, accepted, done) = outcome_columns(r)?;
             let text = text_ref(r, 3)?;
-            match by {
-                ReportBy::Tag(name) => {
-                    let value = text.and_then(|t| report::tag_value(t, name));
-                    tally.add(value.as_deref(), state, accepted, done);
-                }
-                _ => tally.add(text, state, accepted, done),
-            }
+            tally.add_by(by, text, state, accepted, done);
         }
         Ok(tally.rows())
     }

@@ -89,26 +89,6 @@ fn medians(points: &Points) -> BTreeMap<String, Vec<(String, f64, f64)>> {
     out
 }
 
-fn register_font(font: Option<&PathBuf>) -> Result<()> {
-    let candidates = [
-        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-        "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-        "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    ];
-    let path = match font {
-        Some(p) => p.clone(),
-        None => candidates
-            .iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists())
-            .context("no DejaVu Sans font found: apt-get install -y fonts-dejavu-core, or --font FILE.ttf")?,
-    };
-    let bytes = std::fs::read(&path).with_context(|| format!("{}", path.display()))?;
-    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-    plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
-        .map_err(|_| anyhow::anyhow!("{}: not a usable font", path.display()))
-}
-
 /// The goal at each of Kannel's points: a fifth of its CPU when paced, a twelfth saturated.
 fn goals(kannel: &[(String, f64, f64)]) -> Vec<(f64, f64)> {
     kannel
@@ -188,7 +168,7 @@ fn main() -> Result<()> {
         bail!("no CPU figures in the files given");
     }
     let m = medians(&points);
-    register_font(args.font.as_ref())?;
+    common::register_font(args.font.as_deref())?;
     draw(&args, &m).map_err(|e| anyhow::anyhow!("{e}"))?;
     for (sys, v) in &m {
         for (what, rate, cpu) in v {

@@ -663,29 +663,6 @@ fn print_point(p: &Point) {
     );
 }
 
-/// Registers a sans-serif font for the plot's text (plotters draws text only with a font).
-fn register_font(args: &Args) -> Result<()> {
-    let candidates = [
-        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-        "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-        "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    ];
-    let path = match &args.font {
-        Some(p) => p.clone(),
-        None => candidates
-            .iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists())
-            .context("no DejaVu Sans font found: apt-get install -y fonts-dejavu-core, or --font FILE.ttf")?,
-    };
-    let bytes = std::fs::read(&path).with_context(|| format!("{}", path.display()))?;
-    // plotters keeps fonts for the life of the program.
-    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-    plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
-        .map_err(|_| anyhow::anyhow!("{}: not a usable font", path.display()))?;
-    Ok(())
-}
-
 type DrawResult<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 fn plot(
@@ -695,7 +672,7 @@ fn plot(
     drain: Option<&[DrainSample]>,
     pacing: &[Pacing],
 ) -> Result<()> {
-    register_font(args)?;
+    common::register_font(args.font.as_deref())?;
     draw(png, table, drain, pacing).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(())
 }
