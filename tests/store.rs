@@ -1271,15 +1271,7 @@ fn a_version_8_store_finds_acknowledged_parts_by_receipt_hash() {
     let (store, rec) = open_with(&path, Settings::default());
     assert_eq!(rec.migrations_applied, 1, "migration 9");
     // The migration gave the acknowledged part its hash: its receipt finds it.
-    let r = record(
-        &store,
-        receipt(
-            "op-a",
-            IdRule::Same,
-            &dlr_text("A1", "DELIVRD"),
-            ReceiptTlvs::default(),
-        ),
-    );
+    let r = delivrd(&store, "op-a", "A1");
     assert!(
         matches!(r, ReceiptRecorded::Matched(ref m) if m.part.message.as_i64() == id
             && m.state == MessageState::Delivered),
@@ -1290,15 +1282,7 @@ fn a_version_8_store_finds_acknowledged_parts_by_receipt_hash() {
     let parts = claim_all(&store, "default");
     assert_eq!(parts.len(), 1);
     ack(&store, parts[0].part, "op-a", "D1", IdRule::Same);
-    let r = record(
-        &store,
-        receipt(
-            "op-a",
-            IdRule::Same,
-            &dlr_text("D1", "DELIVRD"),
-            ReceiptTlvs::default(),
-        ),
-    );
+    let r = delivrd(&store, "op-a", "D1");
     assert!(
         matches!(r, ReceiptRecorded::Matched(ref m) if m.part == parts[0].part),
         "{r:?}"
@@ -1331,15 +1315,7 @@ fn a_receipt_hash_collision_never_matches_the_wrong_part() {
     drop(conn);
 
     let store = open(&path);
-    let r = record(
-        &store,
-        receipt(
-            "op-a",
-            IdRule::Same,
-            &dlr_text("A1", "DELIVRD"),
-            ReceiptTlvs::default(),
-        ),
-    );
+    let r = delivrd(&store, "op-a", "A1");
     assert!(
         matches!(r, ReceiptRecorded::Matched(ref m) if m.part.message == first.id),
         "{r:?}"
@@ -1370,6 +1346,19 @@ fn receipt_rr(smsc: &str, id: &str, stat: &str, rule: &RerouteRule) -> IncomingR
 
 fn record(store: &Store, r: IncomingReceipt) -> ReceiptRecorded {
     store.record_receipt(r).wait().expect("receipt durable")
+}
+
+/// Records a DELIVRD receipt from `smsc` for id `id` (ids as the SMSC sent them: `IdRule::Same`).
+fn delivrd(store: &Store, smsc: &str, id: &str) -> ReceiptRecorded {
+    record(
+        store,
+        receipt(
+            smsc,
+            IdRule::Same,
+            &dlr_text(id, "DELIVRD"),
+            ReceiptTlvs::default(),
+        ),
+    )
 }
 
 fn reroute_undelivered_resends_once_through_the_next_smsc(fx: &Fx) {
