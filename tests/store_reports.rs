@@ -35,15 +35,12 @@ fn reports(db: &std::path::Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
-#[test]
-fn reports_reads_while_the_writer_runs() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("r.db");
-    let (store, _) = Store::open_sqlite(SqliteOptions::new(&db)).expect("open");
-    let msg = |to: &str, parts: usize| NewMessage {
+/// A message of `parts` parts saying "hi", accepted at `at` on `route`.
+fn short_message(to: &str, route: &str, parts: usize, at: i64) -> NewMessage {
+    NewMessage {
         to: to.into(),
         from: "ACME".into(),
-        route: "nordics".into(),
+        route: route.into(),
         encoding: "gsm7".into(),
         split: "udh8".into(),
         options: "{}".into(),
@@ -58,9 +55,17 @@ fn reports_reads_while_the_writer_runs() {
             };
             parts
         ],
-        now_ms: now_ms(),
+        now_ms: at,
         ..NewMessage::default()
-    };
+    }
+}
+
+#[test]
+fn reports_reads_while_the_writer_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("r.db");
+    let (store, _) = Store::open_sqlite(SqliteOptions::new(&db)).expect("open");
+    let msg = |to: &str, parts: usize| short_message(to, "nordics", parts, now_ms());
     let delivered = store.accept(msg("+46701234567", 2)).wait().expect("accept");
     let queued = store.accept(msg("+4550000000", 1)).wait().expect("accept");
     let parts = store.claim("nordics", 2, now_ms()).wait().expect("claim");
@@ -288,26 +293,9 @@ fn write_known(store: &Store, i: usize, m: &Known) {
         None => r#"{"kind":"otp"}"#.to_owned(),
     };
     let new = NewMessage {
-        to: "+46701234567".into(),
-        from: "ACME".into(),
-        route: m.route.into(),
-        encoding: "gsm7".into(),
-        split: "udh8".into(),
-        options: "{}".into(),
         dlr: !matches!(m.fate, Fate::NoDlr),
         tags: Some(tags),
-        text: "hi".into(),
-        parts: vec![
-            NewPart {
-                data_coding: 0,
-                esm_class: 0,
-                segment: b"hi".to_vec(),
-                sar_ref: None,
-            };
-            parts
-        ],
-        now_ms: m.at,
-        ..NewMessage::default()
+        ..short_message("+46701234567", m.route, parts, m.at)
     };
     store.accept(new).wait().expect("accept");
     if let Fate::Queued = m.fate {

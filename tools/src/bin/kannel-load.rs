@@ -654,11 +654,7 @@ fn kannel_round(args: &Args, sim: &Sim, dir: &Path, round: usize, load: &Load) -
             delivered_p99_ms: common::percentile(&e2e, 0.99),
             delivered_p999_ms: common::percentile(&e2e, 0.999),
             cpu_seconds: cpu,
-            cpu_us_per_message: if accepted > 0 {
-                cpu * 1e6 / accepted as f64
-            } else {
-                f64::NAN
-            },
+            cpu_us_per_message: per_message(cpu, accepted),
             peak_rss_mib: rss as f64 / 1024.0,
             harness_cpu_us_per_message: per_message(harness, accepted),
             sim_submits: d("submits"),
