@@ -7,8 +7,10 @@
 //! commit: with one queue, the receipt rate of a bind was the SMSC's window divided by the depth
 //! of the accept queue (measured: 100 receipts per ~4–5 ms, about 22,000 a second, while accepts
 //! ran at 35,000; with the simulator's window at 1,000 the same build delivered 31,000–35,000
-//! a second). Writes of the first lane are bounded by what is in flight (SMPP windows, one claim
-//! per route), so they cannot starve the second; accepts still share every commit. And a batch
+//! a second). Writes of the first lane are bounded in number by what is in flight (SMPP windows,
+//! one claim per route) but not in rate: writes that fail come back at once (a full disk:
+//! receipts redelivered, results retried), so after `FIRST_LANE_RUN` first-lane writes in a row
+//! the writer takes one from the channel if it holds any; accepts still share every commit. And a batch
 //! that has run 0.4 ms commits as soon as a first-lane write waits (`fill_and_run`), so a receipt
 //! waits for a short batch, not a 2 ms one: at saturation delivery then keeps pace with the
 //! accepts (submit → delivered p50 34–107 ms instead of about 300, end to end +9–17 %).
@@ -117,23 +119,60 @@ impl Job for Wake {
     }
 }
 
+/// First-lane writes taken in a row, at most, while the channel holds a write: then one of the
+/// channel's. Bounded in number is not bounded in rate: writes that fail (a full disk) come back
+/// at once (receipts redelivered, results retried), and without this the reload that frees
+/// space, and every accept, would wait behind them for as long as they kept coming.
+const FIRST_LANE_RUN: u32 = 32;
+
 /// The writer's view of both lanes: every way of taking a write looks at the first lane first
-/// and skips wake-up tokens.
+/// (but see [`FIRST_LANE_RUN`]) and skips wake-up tokens.
 pub(super) struct Inbox<'a> {
     pub(super) rx: Receiver<Box<dyn Job>>,
     pub(super) first: &'a FirstLane,
+    /// First-lane writes taken since the last write from the channel.
+    pub(super) run: std::cell::Cell<u32>,
 }
 
 impl Inbox<'_> {
+    /// A first-lane write, unless [`FIRST_LANE_RUN`] of them were taken in a row and the channel
+    /// holds a write: then that one.
+    fn take_first(&self) -> Option<Box<dyn Job>> {
+        if self.run.get() >= FIRST_LANE_RUN
+            && let Some(job) = self.channel_now()
+        {
+            return Some(job);
+        }
+        let job = self.first.pop()?;
+        self.run.set(self.run.get() + 1);
+        Some(job)
+    }
+
+    /// A write from the channel if one is queued now (wake-up tokens skipped).
+    fn channel_now(&self) -> Option<Box<dyn Job>> {
+        loop {
+            match self.rx.try_recv() {
+                Ok(job) if job.is_wake() => continue,
+                Ok(job) => return Some(self.taken_from_channel(job)),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => return None,
+            }
+        }
+    }
+
+    fn taken_from_channel(&self, job: Box<dyn Job>) -> Box<dyn Job> {
+        self.run.set(0);
+        job
+    }
+
     /// Blocks until a write comes; `None` when every sender is gone and both lanes are empty.
     pub(super) fn recv(&self) -> Option<Box<dyn Job>> {
         loop {
-            if let Some(job) = self.first.pop() {
+            if let Some(job) = self.take_first() {
                 return Some(job);
             }
             match self.rx.recv() {
                 Ok(job) if job.is_wake() => continue,
-                Ok(job) => return Some(job),
+                Ok(job) => return Some(self.taken_from_channel(job)),
                 Err(_) => return self.first.pop(),
             }
         }
@@ -146,22 +185,13 @@ impl Inbox<'_> {
 
     /// The next write if one is queued now.
     pub(super) fn try_recv(&self) -> Option<Box<dyn Job>> {
-        loop {
-            if let Some(job) = self.first.pop() {
-                return Some(job);
-            }
-            match self.rx.try_recv() {
-                Ok(job) if job.is_wake() => continue,
-                Ok(job) => return Some(job),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => return None,
-            }
-        }
+        self.take_first().or_else(|| self.channel_now())
     }
 
     /// The next write that comes before `until`.
     pub(super) fn recv_until(&self, until: Instant) -> Option<Box<dyn Job>> {
         loop {
-            if let Some(job) = self.first.pop() {
+            if let Some(job) = self.take_first() {
                 return Some(job);
             }
             let left = until.saturating_duration_since(Instant::now());
@@ -170,7 +200,7 @@ impl Inbox<'_> {
             }
             match self.rx.recv_timeout(left) {
                 Ok(job) if job.is_wake() => continue,
-                Ok(job) => return Some(job),
+                Ok(job) => return Some(self.taken_from_channel(job)),
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
                     return self.first.pop();
                 }

@@ -521,6 +521,7 @@ fn spawn_writer(
                 let inbox = Inbox {
                     rx: jobs,
                     first: &first,
+                    run: std::cell::Cell::new(0),
                 };
                 writer_loop(writer, &inbox, limits, seq, &wal);
             }
