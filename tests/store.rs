@@ -2204,3 +2204,43 @@ fn an_acknowledgement_does_not_wait_behind_queued_accepts() {
         p.wait().expect("accept durable");
     }
 }
+
+/// The first lane does not starve the channel either: writes about work in flight can come
+/// back as fast as they fail (a full disk), so while thousands of them wait (here MO records,
+/// queued while another connection holds the write lock), an accept queued among them still
+/// gets its turn long before them: before the 4,500th, which no batch of at most 2,048 writes
+/// starting with the first can hold (the writer takes a write from the channel after a run of
+/// first-lane writes).
+#[test]
+fn an_accept_is_not_starved_by_writes_about_work_in_flight() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.db");
+    let store = open(&path);
+    let blocker = rusqlite::Connection::open(&path).expect("second connection");
+    blocker
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("write lock");
+    let mut mos: Vec<_> = (0..3000).map(|i| store.record_mo(mo_n(i, "hi"))).collect();
+    let accepted = store.accept(msg("+46700000001", 1));
+    mos.extend((3000..6000).map(|i| store.record_mo(mo_n(i, "hi"))));
+    blocker.execute_batch("ROLLBACK").expect("lock released");
+    let later = mos.remove(4500);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let first = rt.block_on(async {
+        tokio::select! {
+            biased;
+            a = accepted => {
+                a.expect("accept durable");
+                "the accept"
+            }
+            _ = later => "the 4,500th write about work in flight",
+        }
+    });
+    assert_eq!(first, "the accept");
+    for p in mos {
+        p.wait().expect("mo durable");
+    }
+}
