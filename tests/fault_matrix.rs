@@ -493,7 +493,8 @@ async fn store_full_then_space_returns() -> Row {
     while env.load.accepted() <= accepted_at_raise {
         assert!(
             Instant::now() < deadline,
-            "no accept after the space returned"
+            "no accept after the space returned; the daemon's log ends:\n{}",
+            env.daemon.log_tail(40)
         );
         sleep_ms(100).await;
     }

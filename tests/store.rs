@@ -970,6 +970,62 @@ fn disk_full_is_overload_and_recovers() {
     }
 }
 
+/// A reload that raises the size cap ends a full store even when it is queued behind writes
+/// that fail for want of space: receipts, which an SMSC redelivers at once, so under traffic
+/// they are always there. A regression: the reload shared a transaction with such a receipt,
+/// failed with it, the cap stayed where it was and the store stayed full for good.
+#[test]
+fn a_reload_raising_the_size_cap_is_not_failed_by_the_writes_queued_with_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.db");
+    let small = Settings {
+        max_size_bytes: Some(256 * 1024),
+        ..Settings::default()
+    };
+    let (store, _) = open_with(&path, small);
+    let unknown = |i: usize| {
+        let text = dlr_text(&format!("{i:08x}"), "DELIVRD");
+        receipt("op-a", IdRule::Same, &text, ReceiptTlvs::default())
+    };
+    // Fill the store with receipts nobody sent (each logged) until one is refused.
+    let mut n = 0;
+    let full = loop {
+        match store.record_receipt(unknown(n)).wait() {
+            Ok(_) => n += 1,
+            Err(e) => break e,
+        }
+        assert!(n < 100_000, "the size cap never hit");
+    };
+    assert!(full.is_overload(), "{full}");
+    // More than the whole cap: refused whatever space is left.
+    let mut big = msg("+46700000001", 1);
+    big.text = "x".repeat(300 * 1024);
+    // The writer takes a write that fails and waits for the lock; meanwhile receipts that
+    // fail and the reload queue up, and the writer, once free, lingers with the lazy receipts
+    // and takes the reload into their batch.
+    let blocker = rusqlite::Connection::open(&path).expect("second connection");
+    blocker
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("write lock");
+    let refused = store.accept(big.clone());
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let receipts: Vec<_> = (n..n + 2)
+        .map(|i| store.record_receipt(unknown(i)))
+        .collect();
+    let reload = store.reload(Settings::default());
+    blocker.execute_batch("ROLLBACK").expect("lock released");
+    assert!(refused.wait().is_err(), "the store was full");
+    for r in receipts {
+        let e = r.wait().expect_err("the store was full");
+        assert!(e.is_overload(), "{e}");
+    }
+    reload.wait().expect("the reload is its own transaction");
+    store
+        .accept(big)
+        .wait()
+        .expect("an accept once the cap is raised");
+}
+
 #[test]
 fn newer_schema_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -60,8 +60,15 @@ impl Reloader {
             .dispatch
             .apply(new, channels, &self.config_tx)
             .map_err(|e| with_causes(&e))?;
+        // The rest of the file is in force by now; a store that refuses its settings (a write
+        // error) is said, not hidden: a raised size cap that did not take leaves a full store
+        // refusing every submit.
         if let Err(e) = self.store.backend().reload(settings).await {
-            tracing::warn!(error = %e, "store settings not reloaded");
+            tracing::error!(error = %e, changes = %summary, "store settings not reloaded");
+            return Err(format!(
+                "applied ({summary}) except the [store] settings, which the store refused: {e}; \
+                 reload again"
+            ));
         }
         tracing::info!(path = %path.display(), changes = %summary, "configuration reloaded");
         Ok(summary)

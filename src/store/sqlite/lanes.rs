@@ -132,6 +132,9 @@ pub(super) struct Inbox<'a> {
     pub(super) first: &'a FirstLane,
     /// First-lane writes taken since the last write from the channel.
     pub(super) run: std::cell::Cell<u32>,
+    /// A write taken while a batch was filling that must start a transaction of its own
+    /// (`Commit::Alone`): [`Inbox::recv`] gives it before anything else.
+    pub(super) held: std::cell::Cell<Option<Box<dyn Job>>>,
 }
 
 impl Inbox<'_> {
@@ -164,8 +167,27 @@ impl Inbox<'_> {
         job
     }
 
-    /// Blocks until a write comes; `None` when every sender is gone and both lanes are empty.
+    /// Keeps `job` for the next [`Inbox::recv`], which starts the next batch with it.
+    pub(super) fn hold(&self, job: Box<dyn Job>) {
+        debug_assert!(!self.holding(), "one write held at a time");
+        self.held.set(Some(job));
+    }
+
+    /// Whether a write is held: then nothing more joins the batch being filled (the held write
+    /// comes next, in its lane's order).
+    fn holding(&self) -> bool {
+        let job = self.held.take();
+        let holding = job.is_some();
+        self.held.set(job);
+        holding
+    }
+
+    /// Blocks until a write comes (a held write first); `None` when every sender is gone and
+    /// both lanes are empty.
     pub(super) fn recv(&self) -> Option<Box<dyn Job>> {
+        if let Some(job) = self.held.take() {
+            return Some(job);
+        }
         loop {
             if let Some(job) = self.take_first() {
                 return Some(job);
@@ -183,13 +205,19 @@ impl Inbox<'_> {
         self.first.waiting()
     }
 
-    /// The next write if one is queued now.
+    /// The next write if one is queued now (none while a write is held).
     pub(super) fn try_recv(&self) -> Option<Box<dyn Job>> {
+        if self.holding() {
+            return None;
+        }
         self.take_first().or_else(|| self.channel_now())
     }
 
-    /// The next write that comes before `until`.
+    /// The next write that comes before `until` (none while a write is held).
     pub(super) fn recv_until(&self, until: Instant) -> Option<Box<dyn Job>> {
+        if self.holding() {
+            return None;
+        }
         loop {
             if let Some(job) = self.take_first() {
                 return Some(job);

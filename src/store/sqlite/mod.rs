@@ -103,6 +103,11 @@ trait Job: Send {
     fn finish(self: Box<Self>, failure: Option<StoreError>);
     /// Whether the write may wait for company before its commit (see the module docs).
     fn lazy(&self) -> bool;
+    /// Whether the write runs in a transaction of its own: one whose outcome must not be
+    /// another write's (see [`Commit::Alone`]).
+    fn alone(&self) -> bool {
+        false
+    }
     /// The first lane's wake-up token (`lanes`), which is never run.
     fn is_wake(&self) -> bool {
         false
@@ -121,12 +126,26 @@ impl From<rusqlite::Error> for JobError {
     }
 }
 
+/// How a write shares its commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Commit {
+    /// Commits with whatever the writer has queued, at once.
+    Urgent,
+    /// May wait up to `lazy_linger` for company (see the module docs).
+    Lazy,
+    /// In a transaction of its own. A batch fails as one (a full disk fails every write in it),
+    /// and a write whose caller does not retry must not fail for another's sake: the reload that
+    /// raises the size cap is what ends a full store, and it failed with the receipts it was
+    /// batched with (which fail again at once, redelivered), so the store stayed full.
+    Alone,
+}
+
 struct JobImpl<I, O, F> {
     input: I,
     f: F,
     out: Option<Result<O, StoreError>>,
     tx: oneshot::Sender<Result<O, StoreError>>,
-    lazy: bool,
+    commit: Commit,
 }
 
 impl<I, O, F> Job for JobImpl<I, O, F>
@@ -159,7 +178,11 @@ where
     }
 
     fn lazy(&self) -> bool {
-        self.lazy
+        self.commit == Commit::Lazy
+    }
+
+    fn alone(&self) -> bool {
+        self.commit == Commit::Alone
     }
 }
 
@@ -386,7 +409,7 @@ impl SqliteStore {
         O: Send + 'static,
         F: for<'w> FnMut(&mut write::Writer<'w>, &I) -> Result<O, JobError> + Send + 'static,
     {
-        self.queue_write(input, f, false, Lane::New)
+        self.queue_write(input, f, Commit::Urgent, Lane::New)
     }
 
     /// Queues a lazy write: it may wait up to `lazy_linger` to share a commit.
@@ -396,7 +419,17 @@ impl SqliteStore {
         O: Send + 'static,
         F: for<'w> FnMut(&mut write::Writer<'w>, &I) -> Result<O, JobError> + Send + 'static,
     {
-        self.queue_write(input, f, true, Lane::New)
+        self.queue_write(input, f, Commit::Lazy, Lane::New)
+    }
+
+    /// Queues a write that runs in a transaction of its own (see [`Commit::Alone`]).
+    fn submit_alone<I, O, F>(&self, input: I, f: F) -> Pending<O>
+    where
+        I: Send + 'static,
+        O: Send + 'static,
+        F: for<'w> FnMut(&mut write::Writer<'w>, &I) -> Result<O, JobError> + Send + 'static,
+    {
+        self.queue_write(input, f, Commit::Alone, Lane::New)
     }
 
     /// Queues a write about work in flight (a claim, a send's result, a receipt, an MO) in the
@@ -407,10 +440,11 @@ impl SqliteStore {
         O: Send + 'static,
         F: for<'w> FnMut(&mut write::Writer<'w>, &I) -> Result<O, JobError> + Send + 'static,
     {
-        self.queue_write(input, f, lazy, Lane::InFlight)
+        let commit = if lazy { Commit::Lazy } else { Commit::Urgent };
+        self.queue_write(input, f, commit, Lane::InFlight)
     }
 
-    fn queue_write<I, O, F>(&self, input: I, f: F, lazy: bool, lane: Lane) -> Pending<O>
+    fn queue_write<I, O, F>(&self, input: I, f: F, commit: Commit, lane: Lane) -> Pending<O>
     where
         I: Send + 'static,
         O: Send + 'static,
@@ -422,7 +456,7 @@ impl SqliteStore {
             f,
             out: None,
             tx,
-            lazy,
+            commit,
         });
         let guard = self.writes.lock().unwrap_or_else(|p| p.into_inner());
         let Some(sender) = guard.as_ref() else {
@@ -522,6 +556,7 @@ fn spawn_writer(
                     rx: jobs,
                     first: &first,
                     run: std::cell::Cell::new(0),
+                    held: std::cell::Cell::new(None),
                 };
                 writer_loop(writer, &inbox, limits, seq, &wal);
             }
@@ -602,11 +637,16 @@ fn writer_loop(
         // write that gates the next (a route's claim loop, an SMSC's receipt window) must not
         // be held back while the gateway is busy.
         let lazy = first.lazy() && last_batch <= LINGER_AFTER_BATCH;
+        let alone = first.alone();
         batch.push(first);
         if lazy {
             linger(rx, &mut batch, limits);
         }
-        let result = fill_and_run(&mut w, rx, &mut batch, limits);
+        let result = if alone {
+            try_batch(&mut w, &mut batch)
+        } else {
+            fill_and_run(&mut w, rx, &mut batch, limits)
+        };
         last_batch = batch.len();
         run_batch(&mut w, &mut batch, result);
         wal.commits.fetch_add(1, Ordering::Release);
@@ -643,6 +683,10 @@ fn linger(rx: &Inbox<'_>, batch: &mut Vec<Box<dyn Job>>, limits: BatchLimits) {
         let Some(job) = rx.recv_until(until) else {
             return;
         };
+        if job.alone() {
+            rx.hold(job);
+            return;
+        }
         let urgent = !job.lazy();
         batch.push(job);
         if urgent {
@@ -682,6 +726,10 @@ fn fill_and_run(
             break;
         }
         match rx.try_recv() {
+            Some(job) if job.alone() => {
+                rx.hold(job);
+                break;
+            }
             Some(job) => batch.push(job),
             None => break,
         }
@@ -937,7 +985,7 @@ impl StoreBackend for SqliteStore {
     }
 
     fn reload(&self, settings: Settings) -> Pending<()> {
-        self.submit(settings, |w, s| w.reload(s))
+        self.submit_alone(settings, |w, s| w.reload(s))
     }
 
     fn optout_add(&self, number: String, scope: String, now_ms: i64) -> Pending<bool> {
