@@ -13,9 +13,12 @@
 //! apart) or `NotMobile` (fixed line, toll-free, premium, VoIP…, or a range that is not
 //! assigned at all).
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{LazyLock, OnceLock};
 
 use phonenumber::metadata::{DATABASE, Descriptor, Metadata};
+use regex::{Regex, RegexBuilder};
 
 use super::zones::country_name;
 
@@ -153,17 +156,16 @@ pub fn check(e164: &str) -> Result<NumberInfo, NumberProblem> {
     let Some((code, national)) = split_country_code(digits) else {
         return Err(problem(None, Reason::InvalidCountryCode));
     };
-    let Some(meta) = metadata_for(code, national) else {
+    let Some(country) = country_for(code, national) else {
         return Err(problem(None, Reason::InvalidCountryCode));
     };
-    let region = region_id(meta);
-    if let Some(reason) = length_problem(meta, national.len()) {
-        return Err(problem(Some(region), reason));
+    if let Some(reason) = length_problem(&country.lengths, national.len()) {
+        return Err(problem(Some(country.region), reason));
     }
     Ok(NumberInfo {
-        region,
+        region: country.region,
         country_code: code,
-        kind: kind_of(meta, national),
+        kind: country.patterns().kind_of(national),
     })
 }
 
@@ -172,43 +174,172 @@ pub fn check(e164: &str) -> Result<NumberInfo, NumberProblem> {
 pub fn region_of(e164: &str) -> Option<&'static str> {
     let digits = e164.strip_prefix('+').unwrap_or(e164);
     let (code, national) = split_country_code(digits)?;
-    Some(region_id(metadata_for(code, national)?)).filter(|r| *r != "001")
+    Some(country_for(code, national)?.region).filter(|r| *r != "001")
 }
+
+/// libphonenumber's metadata in the shape [`check`] reads it, built on first use: per calling
+/// code its countries, each with its possible lengths and, compiled when a number of that
+/// country is first checked, its number patterns. Why not the crate's own matching: it looks
+/// each pattern up in one global, mutex-guarded LRU of 100 (hashing the pattern's whole text
+/// twice per match, and compiling it again when evicted) and then searches the number
+/// unanchored; a submit ran up to eleven of those, 17 % of the runtime thread at saturation.
+struct Table {
+    by_code: HashMap<u16, Vec<Country>>,
+}
+
+/// One country (region) of the metadata.
+struct Country {
+    meta: &'static Metadata,
+    region: &'static str,
+    /// The lengths its national numbers can have (see [`possible_lengths`]).
+    lengths: Vec<u16>,
+    patterns: OnceLock<Patterns>,
+}
+
+static TABLE: LazyLock<Table> = LazyLock::new(|| {
+    let by_code = (1..=999u16)
+        .filter_map(|code| {
+            let metas = DATABASE.by_code(&code)?;
+            let countries = metas
+                .into_iter()
+                .map(|meta| Country {
+                    meta,
+                    region: meta.id(),
+                    lengths: possible_lengths(meta),
+                    patterns: OnceLock::new(),
+                })
+                .collect();
+            Some((code, countries))
+        })
+        .collect();
+    Table { by_code }
+});
 
 /// The calling code (1-3 digits; E.164 codes are prefix-free) and the national number.
 fn split_country_code(digits: &str) -> Option<(u16, &str)> {
     (1..=3.min(digits.len())).find_map(|n| {
         let code: u16 = digits.get(..n)?.parse().ok()?;
-        DATABASE.region(&code).map(|_| (code, &digits[n..]))
+        TABLE
+            .by_code
+            .contains_key(&code)
+            .then(|| (code, &digits[n..]))
     })
 }
 
-/// The metadata of the region the number belongs to. A calling code shared by several
-/// regions (+1, +7, +44…) is resolved like libphonenumber does: the region whose leading
-/// digits match, else the first whose number patterns match, else the code's main country.
-fn metadata_for(code: u16, national: &str) -> Option<&'static Metadata> {
-    let metas = DATABASE.by_code(&code)?;
-    let leading = |m: &&Metadata| {
-        m.leading_digits()
-            .is_some_and(|re| re.find(national).is_some_and(|f| f.start() == 0))
-    };
-    let typed = |m: &&Metadata| {
-        m.leading_digits().is_none()
-            && !matches!(
-                kind_of(m, national),
+/// The country the number belongs to. A calling code shared by several countries (+1, +7,
+/// +44…) is resolved like libphonenumber does: the country whose leading digits match, else
+/// the first whose number patterns match, else the code's main country.
+fn country_for(code: u16, national: &str) -> Option<&'static Country> {
+    let countries = TABLE.by_code.get(&code)?;
+    let fits = |c: &&Country| {
+        let p = c.patterns();
+        match &p.leading {
+            Some(re) => re.is_match(national),
+            None => !matches!(
+                p.kind_of(national),
                 NumberKind::NotMobile(LineType::Unassigned)
-            )
+            ),
+        }
     };
-    metas
+    countries
         .iter()
-        .find(|m| metas.len() == 1 || leading(m) || typed(m))
-        .or_else(|| metas.iter().find(|m| m.is_main_country_for_code()))
-        .or(metas.first())
-        .copied()
+        .find(|c| countries.len() == 1 || fits(c))
+        .or_else(|| countries.iter().find(|c| c.meta.is_main_country_for_code()))
+        .or(countries.first())
 }
 
-fn region_id(meta: &'static Metadata) -> &'static str {
-    meta.id()
+impl Country {
+    fn patterns(&self) -> &Patterns {
+        self.patterns.get_or_init(|| Patterns::of(self.meta))
+    }
+}
+
+/// A country's number patterns, compiled once, anchored at the start: a descriptor matches a
+/// national number when its pattern matches from the first digit (what the crate's
+/// `Descriptor::is_match` asks of its unanchored search).
+struct Patterns {
+    leading: Option<Regex>,
+    general: Option<Pattern>,
+    /// Premium rate, toll free, …: libphonenumber's order.
+    other: Vec<(Pattern, LineType)>,
+    fixed: Option<Pattern>,
+    mobile: Option<Pattern>,
+}
+
+/// One descriptor: its lengths (none: any) and its pattern.
+struct Pattern {
+    lengths: Vec<u16>,
+    re: Regex,
+}
+
+impl Patterns {
+    fn of(meta: &Metadata) -> Patterns {
+        let d = meta.descriptors();
+        let other = [
+            (d.premium_rate(), LineType::PremiumRate),
+            (d.toll_free(), LineType::TollFree),
+            (d.shared_cost(), LineType::SharedCost),
+            (d.voip(), LineType::Voip),
+            (d.personal_number(), LineType::PersonalNumber),
+            (d.pager(), LineType::Pager),
+            (d.uan(), LineType::Uan),
+            (d.voicemail(), LineType::Voicemail),
+        ];
+        Patterns {
+            leading: meta.leading_digits().and_then(|re| anchored(re.as_str())),
+            general: Pattern::of(Some(d.general())),
+            other: other
+                .into_iter()
+                .filter_map(|(desc, t)| Some((Pattern::of(desc)?, t)))
+                .collect(),
+            fixed: Pattern::of(d.fixed_line()),
+            mobile: Pattern::of(d.mobile()),
+        }
+    }
+
+    /// The number type by the country's patterns, in libphonenumber's order (a number matching
+    /// both the fixed and the mobile pattern is `FixedOrMobile`).
+    fn kind_of(&self, national: &str) -> NumberKind {
+        let is = |p: &Option<Pattern>| p.as_ref().is_some_and(|p| p.is_match(national));
+        if !is(&self.general) {
+            return NumberKind::NotMobile(LineType::Unassigned);
+        }
+        if let Some((_, t)) = self.other.iter().find(|(p, _)| p.is_match(national)) {
+            return NumberKind::NotMobile(*t);
+        }
+        match (is(&self.fixed), is(&self.mobile)) {
+            (true, true) => NumberKind::FixedOrMobile,
+            (true, false) => NumberKind::NotMobile(LineType::FixedLine),
+            (false, true) => NumberKind::Mobile,
+            (false, false) => NumberKind::NotMobile(LineType::Unassigned),
+        }
+    }
+}
+
+impl Pattern {
+    /// `None` when the descriptor is absent or its pattern does not compile (the crate would
+    /// then never match it either).
+    fn of(desc: Option<&Descriptor>) -> Option<Pattern> {
+        let desc = desc?;
+        Some(Pattern {
+            lengths: desc.possible_length().to_vec(),
+            re: anchored(desc.national_number().as_str())?,
+        })
+    }
+
+    fn is_match(&self, national: &str) -> bool {
+        let n = u16::try_from(national.len()).unwrap_or(u16::MAX);
+        (self.lengths.is_empty() || self.lengths.contains(&n)) && self.re.is_match(national)
+    }
+}
+
+/// A metadata pattern (written for extended mode, as the crate compiles it) anchored at the
+/// start of the text.
+fn anchored(pattern: &str) -> Option<Regex> {
+    RegexBuilder::new(&format!("^(?:{pattern}\n)"))
+        .ignore_whitespace(true)
+        .build()
+        .ok()
 }
 
 /// The lengths numbers of the country can have, sorted: the union over its number types
@@ -237,8 +368,7 @@ fn possible_lengths(meta: &Metadata) -> Vec<u16> {
 
 /// Compares the national number's length with the country's possible lengths; `None` when it
 /// is one of them (or the metadata lists none).
-fn length_problem(meta: &Metadata, digits: usize) -> Option<Reason> {
-    let lengths = possible_lengths(meta);
+fn length_problem(lengths: &[u16], digits: usize) -> Option<Reason> {
     let (&min, &max) = (lengths.first()?, lengths.last()?);
     let n = u16::try_from(digits).unwrap_or(u16::MAX);
     if n < min {
@@ -246,38 +376,12 @@ fn length_problem(meta: &Metadata, digits: usize) -> Option<Reason> {
     } else if n > max {
         Some(Reason::TooLong { digits, max })
     } else if !lengths.contains(&n) {
-        Some(Reason::InvalidLength { digits, lengths })
+        Some(Reason::InvalidLength {
+            digits,
+            lengths: lengths.to_vec(),
+        })
     } else {
         None
-    }
-}
-
-/// The number type by the country's patterns, in libphonenumber's order (a number matching
-/// both the fixed and the mobile pattern is `FixedOrMobile`).
-fn kind_of(meta: &Metadata, national: &str) -> NumberKind {
-    let d = meta.descriptors();
-    let is = |desc: Option<&Descriptor>| desc.is_some_and(|d| d.is_match(national));
-    if !d.general().is_match(national) {
-        return NumberKind::NotMobile(LineType::Unassigned);
-    }
-    let other = [
-        (d.premium_rate(), LineType::PremiumRate),
-        (d.toll_free(), LineType::TollFree),
-        (d.shared_cost(), LineType::SharedCost),
-        (d.voip(), LineType::Voip),
-        (d.personal_number(), LineType::PersonalNumber),
-        (d.pager(), LineType::Pager),
-        (d.uan(), LineType::Uan),
-        (d.voicemail(), LineType::Voicemail),
-    ];
-    if let Some((_, t)) = other.iter().find(|(desc, _)| is(*desc)) {
-        return NumberKind::NotMobile(*t);
-    }
-    match (is(d.fixed_line()), is(d.mobile())) {
-        (true, true) => NumberKind::FixedOrMobile,
-        (true, false) => NumberKind::NotMobile(LineType::FixedLine),
-        (false, true) => NumberKind::Mobile,
-        (false, false) => NumberKind::NotMobile(LineType::Unassigned),
     }
 }
 
@@ -401,5 +505,111 @@ mod tests {
         assert_eq!(info.kind, NumberKind::NotMobile(LineType::TollFree));
         assert_eq!(region_of("+80012345678"), None);
         assert_eq!(region_of("+46701234567"), Some("SE"));
+    }
+
+    /// The check as it was, on the crate's own matching: the oracle the compiled patterns must
+    /// agree with.
+    mod oracle {
+        use super::super::{DATABASE, Descriptor, LineType, Metadata, NumberKind};
+
+        pub fn country(digits: &str) -> Option<(u16, &'static str, NumberKind)> {
+            let (code, national) = (1..=3.min(digits.len())).find_map(|n| {
+                let code: u16 = digits.get(..n)?.parse().ok()?;
+                DATABASE.region(&code).map(|_| (code, &digits[n..]))
+            })?;
+            let metas = DATABASE.by_code(&code)?;
+            let leading = |m: &&Metadata| {
+                m.leading_digits()
+                    .is_some_and(|re| re.find(national).is_some_and(|f| f.start() == 0))
+            };
+            let typed = |m: &&Metadata| {
+                m.leading_digits().is_none()
+                    && !matches!(
+                        kind_of(m, national),
+                        NumberKind::NotMobile(LineType::Unassigned)
+                    )
+            };
+            let meta = metas
+                .iter()
+                .find(|m| metas.len() == 1 || leading(m) || typed(m))
+                .or_else(|| metas.iter().find(|m| m.is_main_country_for_code()))
+                .or(metas.first())
+                .copied()?;
+            Some((code, meta.id(), kind_of(meta, national)))
+        }
+
+        /// The number type by the country's patterns, in libphonenumber's order (a number matching
+        /// both the fixed and the mobile pattern is `FixedOrMobile`).
+        pub fn kind_of(meta: &Metadata, national: &str) -> NumberKind {
+            let d = meta.descriptors();
+            let is = |desc: Option<&Descriptor>| desc.is_some_and(|d| d.is_match(national));
+            if !d.general().is_match(national) {
+                return NumberKind::NotMobile(LineType::Unassigned);
+            }
+            let other = [
+                (d.premium_rate(), LineType::PremiumRate),
+                (d.toll_free(), LineType::TollFree),
+                (d.shared_cost(), LineType::SharedCost),
+                (d.voip(), LineType::Voip),
+                (d.personal_number(), LineType::PersonalNumber),
+                (d.pager(), LineType::Pager),
+                (d.uan(), LineType::Uan),
+                (d.voicemail(), LineType::Voicemail),
+            ];
+            if let Some((_, t)) = other.iter().find(|(desc, _)| is(*desc)) {
+                return NumberKind::NotMobile(*t);
+            }
+            match (is(d.fixed_line()), is(d.mobile())) {
+                (true, true) => NumberKind::FixedOrMobile,
+                (true, false) => NumberKind::NotMobile(LineType::FixedLine),
+                (false, true) => NumberKind::Mobile,
+                (false, false) => NumberKind::NotMobile(LineType::Unassigned),
+            }
+        }
+    }
+
+    /// Every country's numbers of every length, with digits that walk its ranges: the compiled
+    /// patterns give the country and the type the crate's matching gives.
+    #[test]
+    fn compiled_patterns_agree_with_the_crate() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut checked = 0;
+        for code in 1..=999u16 {
+            if DATABASE.by_code(&code).is_none() {
+                continue;
+            }
+            for len in 4..=(15 - code.to_string().len()) {
+                for _ in 0..12 {
+                    let national: String = (0..len)
+                        .map(|_| char::from(b'0' + (next() % 10) as u8))
+                        .collect();
+                    let digits = format!("{code}{national}");
+                    let ours = check(&digits)
+                        .ok()
+                        .map(|i| (i.country_code, i.region, i.kind));
+                    let theirs = oracle::country(&digits);
+                    match (ours, theirs) {
+                        // A length problem is refused before the type is asked.
+                        (None, Some((c, r, _))) => {
+                            let lengths = &TABLE.by_code[&c]
+                                .iter()
+                                .find(|k| k.region == r)
+                                .unwrap()
+                                .lengths;
+                            assert!(length_problem(lengths, len).is_some(), "{digits}");
+                        }
+                        (ours, theirs) => assert_eq!(ours, theirs, "+{digits}"),
+                    }
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 20_000, "{checked}");
     }
 }
