@@ -317,8 +317,8 @@ impl Patterns {
 }
 
 impl Pattern {
-    /// `None` when the descriptor is absent or its pattern does not compile (the crate would
-    /// then never match it either).
+    /// `None` when the descriptor is absent or its pattern does not compile (none of the
+    /// embedded metadata's fails; the crate would panic on one, here that type is never matched).
     fn of(desc: Option<&Descriptor>) -> Option<Pattern> {
         let desc = desc?;
         Some(Pattern {
