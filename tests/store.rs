@@ -1003,17 +1003,14 @@ fn a_reload_raising_the_size_cap_is_not_failed_by_the_writes_queued_with_it() {
     // The writer takes a write that fails and waits for the lock; meanwhile receipts that
     // fail and the reload queue up, and the writer, once free, lingers with the lazy receipts
     // and takes the reload into their batch.
-    let blocker = rusqlite::Connection::open(&path).expect("second connection");
-    blocker
-        .execute_batch("BEGIN IMMEDIATE")
-        .expect("write lock");
+    let lock = WriteLock::take(&path);
     let refused = store.accept(big.clone());
     std::thread::sleep(std::time::Duration::from_millis(200));
     let receipts: Vec<_> = (n..n + 2)
         .map(|i| store.record_receipt(unknown(i)))
         .collect();
     let reload = store.reload(Settings::default());
-    blocker.execute_batch("ROLLBACK").expect("lock released");
+    lock.release();
     assert!(refused.wait().is_err(), "the store was full");
     for r in receipts {
         let e = r.wait().expect_err("the store was full");
@@ -2210,6 +2207,45 @@ fn a_rolled_back_batch_publishes_no_event() {
     assert_eq!(reads_from_every_point(&store, last, 4), live_pages);
 }
 
+/// Another connection holding the store's write lock: the writer waits for it, so writes queue
+/// up in a known order however fast the machine is, until [`WriteLock::release`].
+struct WriteLock(rusqlite::Connection);
+
+impl WriteLock {
+    fn take(path: &Path) -> WriteLock {
+        let conn = rusqlite::Connection::open(path).expect("second connection");
+        conn.execute_batch("BEGIN IMMEDIATE").expect("write lock");
+        WriteLock(conn)
+    }
+
+    fn release(self) {
+        self.0.execute_batch("ROLLBACK").expect("lock released");
+    }
+}
+
+/// Whether `a` is durable before `b` (both done by the time this looks counts as `a` first);
+/// `a`'s result is checked by `check`.
+fn durable_first<A, B>(
+    a: smppd::store::Pending<A>,
+    b: smppd::store::Pending<B>,
+    check: impl FnOnce(A),
+) -> bool {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        tokio::select! {
+            biased;
+            a = a => {
+                check(a.expect("durable"));
+                true
+            }
+            _ = b => false,
+        }
+    })
+}
+
 /// SQLite's first lane: a write about work in flight (here an acknowledgement) queued behind
 /// thousands of accepts is taken before them, so its SMSC is not kept waiting by the depth of the
 /// accept queue. Another connection holds the write lock while the writes are queued, so the
@@ -2223,10 +2259,7 @@ fn an_acknowledgement_does_not_wait_behind_queued_accepts() {
     let store = open(&path);
     store.accept(msg("+46700000001", 1)).wait().expect("accept");
     let part = claim_all(&store, "default")[0].part;
-    let blocker = rusqlite::Connection::open(&path).expect("second connection");
-    blocker
-        .execute_batch("BEGIN IMMEDIATE")
-        .expect("write lock");
+    let lock = WriteLock::take(&path);
     let mut accepts: Vec<_> = (0..6000)
         .map(|i| store.accept(msg(&format!("+4671{i:07}"), 1)))
         .collect();
@@ -2238,24 +2271,15 @@ fn an_acknowledgement_does_not_wait_behind_queued_accepts() {
         now_ms: T0 + 10,
         reroute: RerouteRule::none(),
     });
-    blocker.execute_batch("ROLLBACK").expect("lock released");
+    lock.release();
     let later = accepts.remove(2500);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let first = rt.block_on(async {
-        tokio::select! {
-            // Both done by the time this looks: the acknowledgement counts as first.
-            biased;
-            a = acked => {
-                assert_eq!(a.expect("ack durable").state, MessageState::Submitted);
-                "the acknowledgement"
-            }
-            _ = later => "the 2,500th accept",
-        }
-    });
-    assert_eq!(first, "the acknowledgement");
+    assert!(
+        durable_first(acked, later, |a| assert_eq!(
+            a.state,
+            MessageState::Submitted
+        )),
+        "the 2,500th accept was durable before the acknowledgement"
+    );
     for p in accepts {
         p.wait().expect("accept durable");
     }
@@ -2272,30 +2296,16 @@ fn an_accept_is_not_starved_by_writes_about_work_in_flight() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("s.db");
     let store = open(&path);
-    let blocker = rusqlite::Connection::open(&path).expect("second connection");
-    blocker
-        .execute_batch("BEGIN IMMEDIATE")
-        .expect("write lock");
+    let lock = WriteLock::take(&path);
     let mut mos: Vec<_> = (0..3000).map(|i| store.record_mo(mo_n(i, "hi"))).collect();
     let accepted = store.accept(msg("+46700000001", 1));
     mos.extend((3000..6000).map(|i| store.record_mo(mo_n(i, "hi"))));
-    blocker.execute_batch("ROLLBACK").expect("lock released");
+    lock.release();
     let later = mos.remove(4500);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let first = rt.block_on(async {
-        tokio::select! {
-            biased;
-            a = accepted => {
-                a.expect("accept durable");
-                "the accept"
-            }
-            _ = later => "the 4,500th write about work in flight",
-        }
-    });
-    assert_eq!(first, "the accept");
+    assert!(
+        durable_first(accepted, later, drop),
+        "the 4,500th write about work in flight was durable before the accept"
+    );
     for p in mos {
         p.wait().expect("mo durable");
     }
