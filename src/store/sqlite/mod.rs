@@ -412,35 +412,14 @@ impl SqliteStore {
         self.queue_write(input, f, Commit::Urgent, Lane::New)
     }
 
-    /// Queues a lazy write: it may wait up to `lazy_linger` to share a commit.
-    fn submit_lazy<I, O, F>(&self, input: I, f: F) -> Pending<O>
-    where
-        I: Send + 'static,
-        O: Send + 'static,
-        F: for<'w> FnMut(&mut write::Writer<'w>, &I) -> Result<O, JobError> + Send + 'static,
-    {
-        self.queue_write(input, f, Commit::Lazy, Lane::New)
-    }
-
-    /// Queues a write that runs in a transaction of its own (see [`Commit::Alone`]).
-    fn submit_alone<I, O, F>(&self, input: I, f: F) -> Pending<O>
-    where
-        I: Send + 'static,
-        O: Send + 'static,
-        F: for<'w> FnMut(&mut write::Writer<'w>, &I) -> Result<O, JobError> + Send + 'static,
-    {
-        self.queue_write(input, f, Commit::Alone, Lane::New)
-    }
-
     /// Queues a write about work in flight (a claim, a send's result, a receipt, an MO) in the
-    /// first lane (see `lanes`); `lazy` as for [`Self::submit_lazy`].
-    fn submit_in_flight<I, O, F>(&self, input: I, f: F, lazy: bool) -> Pending<O>
+    /// first lane (see `lanes`).
+    fn submit_in_flight<I, O, F>(&self, input: I, f: F, commit: Commit) -> Pending<O>
     where
         I: Send + 'static,
         O: Send + 'static,
         F: for<'w> FnMut(&mut write::Writer<'w>, &I) -> Result<O, JobError> + Send + 'static,
     {
-        let commit = if lazy { Commit::Lazy } else { Commit::Urgent };
         self.queue_write(input, f, commit, Lane::InFlight)
     }
 
@@ -923,28 +902,28 @@ impl StoreBackend for SqliteStore {
         self.submit_in_flight(
             (route.to_string(), limit, now_ms),
             |w, (r, l, n)| w.claim(r, *l, *n),
-            true,
+            Commit::Lazy,
         )
     }
 
     fn acked(&self, ack: Ack) -> Pending<AckResult> {
-        self.submit_in_flight(ack, |w, a| w.acked(a), true)
+        self.submit_in_flight(ack, |w, a| w.acked(a), Commit::Lazy)
     }
 
     fn failed(&self, failure: Failure) -> Pending<MessageState> {
-        self.submit_in_flight(failure, |w, f| w.failed(f), true)
+        self.submit_in_flight(failure, |w, f| w.failed(f), Commit::Lazy)
     }
 
     fn record_receipt(&self, receipt: IncomingReceipt) -> Pending<ReceiptRecorded> {
-        self.submit_in_flight(receipt, |w, r| w.record_receipt(r), true)
+        self.submit_in_flight(receipt, |w, r| w.record_receipt(r), Commit::Lazy)
     }
 
     fn record_mo(&self, mo: IncomingMo) -> Pending<MoRecorded> {
-        self.submit_in_flight(mo, |w, m| w.record_mo(m), false)
+        self.submit_in_flight(mo, |w, m| w.record_mo(m), Commit::Urgent)
     }
 
     fn record_mo_fragment(&self, fragment: MoFragment) -> Pending<()> {
-        self.submit_in_flight(fragment, |w, f| w.record_mo_fragment(f), false)
+        self.submit_in_flight(fragment, |w, f| w.record_mo_fragment(f), Commit::Urgent)
     }
 
     fn record_mo_set(
@@ -956,7 +935,7 @@ impl StoreBackend for SqliteStore {
         self.submit_in_flight(
             (mo, set, incomplete),
             |w, (m, s, i)| w.record_mo_set(m, s, *i),
-            false,
+            Commit::Urgent,
         )
     }
 
@@ -965,27 +944,35 @@ impl StoreBackend for SqliteStore {
     }
 
     fn expire(&self, now_ms: i64, receipt_wait_ms: i64, limit: usize) -> Pending<Expired> {
-        self.submit_lazy((now_ms, receipt_wait_ms, limit), |w, (n, r, l)| {
-            w.expire(*n, *r, *l)
-        })
+        let input = (now_ms, receipt_wait_ms, limit);
+        self.queue_write(
+            input,
+            |w, (n, r, l)| w.expire(*n, *r, *l),
+            Commit::Lazy,
+            Lane::New,
+        )
     }
 
     fn resplit(&self, id: MessageId, split: String, parts: Vec<NewPart>) -> Pending<()> {
         self.submit_in_flight(
             (id, split, parts),
             |w, (i, s, p)| w.resplit(*i, s, p),
-            false,
+            Commit::Urgent,
         )
     }
 
     fn prune(&self, retention: Retention, now_ms: i64, batch: usize) -> Pending<usize> {
-        self.submit_lazy((retention, now_ms, batch), |w, (r, n, b)| {
-            w.prune(r, *n, *b)
-        })
+        let input = (retention, now_ms, batch);
+        self.queue_write(
+            input,
+            |w, (r, n, b)| w.prune(r, *n, *b),
+            Commit::Lazy,
+            Lane::New,
+        )
     }
 
     fn reload(&self, settings: Settings) -> Pending<()> {
-        self.submit_alone(settings, |w, s| w.reload(s))
+        self.queue_write(settings, |w, s| w.reload(s), Commit::Alone, Lane::New)
     }
 
     fn optout_add(&self, number: String, scope: String, now_ms: i64) -> Pending<bool> {
